@@ -1,0 +1,39 @@
+/* io-util.h: file descriptor and clock helpers (libc only). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define USEC_PER_SEC 1000000ull
+#define USEC_PER_MSEC 1000ull
+#define USEC_INFINITY UINT64_MAX
+
+/* CLOCK_MONOTONIC and CLOCK_REALTIME in microseconds / nanoseconds. */
+uint64_t now_usec(void);
+uint64_t realtime_nsec(void);
+
+/* Deadline helpers: a deadline is an absolute now_usec() value; USEC_INFINITY
+ * means none. deadline_after_ms(<0) gives USEC_INFINITY. */
+uint64_t deadline_after_ms(int timeout_ms);
+/* Milliseconds left for poll(): -1 for no deadline, 0 when expired. */
+int deadline_poll_ms(uint64_t deadline);
+
+int fd_set_nonblock(int fd, bool nonblock);
+int fd_set_cloexec(int fd, bool cloexec);
+
+/* Writes all of buf, polling a non-blocking fd as needed until deadline.
+ * Returns 0, -ETIMEDOUT, -EPIPE or another negative errno. */
+int write_all_deadline(int fd, const void *buf, size_t len, uint64_t deadline);
+
+/* Reads exactly len bytes (blocking fd). Returns 0, -EPIPE on early EOF, or a
+ * negative errno. */
+int read_exact(int fd, void *buf, size_t len);
+
+/* Writes all of buf to a blocking fd, retrying on EINTR. */
+int write_all(int fd, const void *buf, size_t len);
+
+/* Fills buf with random bytes from getrandom(), falling back to the clock
+ * (only for nonces, never for secrets). */
+void random_bytes(void *buf, size_t len);

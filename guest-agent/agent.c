@@ -1,0 +1,310 @@
+/* agent.c: the agent's event loop.
+ *
+ * One poll() over: a signalfd (SIGCHLD reaps; SIGTERM/SIGINT shut down in
+ * host mode), the listeners, the current session, and every process stream
+ * that can make progress (output only while its channel has credit and the
+ * outbound queue is short; stdin only while bytes wait). After each round,
+ * finished processes are completed (waiters answered, history trimmed) and the
+ * outbound queue is flushed. A new connection replaces the current session:
+ * one host at a time, and processes survive the switch. */
+#include "guest-agent/agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/io-util.h"
+#include "common/log.h"
+
+#define SERIAL_RETRY_USEC (200u * USEC_PER_MSEC)
+
+static int agent_setup_signals(Agent *a, Error **err) {
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        if (!a->config.pid1) {
+                sigaddset(&mask, SIGTERM);
+                sigaddset(&mask, SIGINT);
+        }
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return error_set_errno(err, errno, "block signals");
+        a->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (a->signal_fd < 0)
+                return error_set_errno(err, errno, "signalfd");
+        signal(SIGPIPE, SIG_IGN);
+        /* Orphaned grandchildren come to us, so every process is reaped. */
+        if (!a->config.pid1)
+                (void) prctl(PR_SET_CHILD_SUBREAPER, 1);
+        return 0;
+}
+
+static int agent_setup_transports(Agent *a, Error **err) {
+        const AgentConfig *c = &a->config;
+        if (!c->unix_path && !c->serial_path && !c->vsock_port)
+                return error_set(err, EINVAL, "no transport: give a Unix socket, a virtio-serial port or a vsock port");
+        if (c->unix_path && (a->listen_fd[TRANSPORT_UNIX] = transport_listen_unix(c->unix_path, err)) < 0)
+                return a->listen_fd[TRANSPORT_UNIX];
+        if (c->vsock_port && (a->listen_fd[TRANSPORT_VSOCK] = transport_listen_vsock(c->vsock_port, err)) < 0)
+                return a->listen_fd[TRANSPORT_VSOCK];
+        if (c->serial_path) {
+                if ((a->serial_fd = transport_open_serial(c->serial_path, err)) < 0)
+                        return a->serial_fd;
+                int r = session_new(&a->session, a, a->serial_fd, TRANSPORT_SERIAL);
+                if (r < 0)
+                        return error_set_errno(err, -r, "session");
+        }
+        return 0;
+}
+
+int agent_new(Agent **ret, const AgentConfig *config, Error **err) {
+        Agent *a = calloc(1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        a->config = *config;
+        a->signal_fd = a->serial_fd = -1;
+        for (int i = 0; i < _TRANSPORT_KIND_MAX; i++)
+                a->listen_fd[i] = -1;
+        random_bytes(&a->instance, sizeof a->instance);
+
+        const char *root = config->root ? config->root : "/";
+        int r;
+        a->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (a->root_fd < 0)
+                r = error_set_errno(err, errno, "open root directory '%s'", root);
+        else if ((r = agent_setup_signals(a, err)) >= 0)
+                r = agent_setup_transports(a, err);
+        if (r < 0) {
+                agent_free(a);
+                return r;
+        }
+        *ret = a;
+        return 0;
+}
+
+Agent *agent_free(Agent *a) {
+        if (!a)
+                return NULL;
+        a->session = session_free(a->session);
+        process_free_all(a);
+        for (int i = 0; i < _TRANSPORT_KIND_MAX; i++)
+                safe_close(a->listen_fd[i]);
+        if (a->config.unix_path && a->listen_fd[TRANSPORT_UNIX] >= 0)
+                (void) unlink(a->config.unix_path);
+        safe_close(a->serial_fd);
+        safe_close(a->signal_fd);
+        safe_close(a->root_fd);
+        free(a);
+        return NULL;
+}
+
+void agent_begin_shutdown(Agent *a, uint32_t grace_ms) {
+        if (a->shutting_down)
+                return;
+        a->shutting_down = true;
+        a->shutdown_deadline = now_usec() + (uint64_t) (grace_ms ? grace_ms : AGENT_DEFAULT_GRACE_MS) * USEC_PER_MSEC;
+        log_info("shutting down: SIGTERM to every process, SIGKILL after %u ms",
+                 grace_ms ? grace_ms : AGENT_DEFAULT_GRACE_MS);
+        (void) process_signal_all(a, SIGTERM);
+}
+
+/* Drops the current session (its channels detach; processes keep running).
+ * The serial port is never closed: when no socket session holds the agent, a
+ * session on the port hunts for the next sync marker. The port is polled again
+ * only after a pause, as one with no host attached reads EOF at once, forever. */
+static void agent_end_session(Agent *a) {
+        if (!a->session)
+                return;
+        process_detach_all(a);
+        bool was_serial = session_fd(a->session) == a->serial_fd;
+        a->session = session_free(a->session);
+        if (a->serial_fd >= 0 && !a->shutting_down && session_new(&a->session, a, a->serial_fd, TRANSPORT_SERIAL) >= 0 &&
+            was_serial)
+                a->serial_retry_usec = now_usec() + SERIAL_RETRY_USEC;
+}
+
+/* One host at a time: a new connection replaces the current session. */
+static void agent_accept(Agent *a, TransportKind kind) {
+        int fd = accept4(a->listen_fd[kind], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+                return;
+        if (a->session) {
+                log_info("new %s connection replaces the current session", transport_kind_to_string(kind));
+                process_detach_all(a);
+                a->session = session_free(a->session);
+        }
+        if (session_new(&a->session, a, fd, kind) < 0)
+                safe_close(fd);
+}
+
+static void agent_on_signal(Agent *a) {
+        struct signalfd_siginfo si;
+        while (read(a->signal_fd, &si, sizeof si) == (ssize_t) sizeof si) {
+                if (si.ssi_signo == SIGCHLD)
+                        process_reap(a);
+                else if (!a->shutting_down) {
+                        log_info("received signal %u", si.ssi_signo);
+                        agent_begin_shutdown(a, 0);
+                }
+        }
+        process_reap(a); /* signals coalesce: reap whatever is left */
+}
+
+static bool agent_shutdown_progress(Agent *a) {
+        if (!a->shutting_down)
+                return false;
+        bool busy = false;
+        for (Process *p = a->processes; p; p = p->next)
+                busy |= !p->exited;
+        if (busy && !a->killed_all && now_usec() >= a->shutdown_deadline) {
+                log_warning("processes still running after the grace period: SIGKILL");
+                (void) process_signal_all(a, SIGKILL);
+                a->killed_all = true;
+        }
+        if (busy || (a->session && session_wants_write(a->session)))
+                return false;
+        if (a->config.pid1) {
+                sync();
+                (void) reboot(RB_POWER_OFF);
+        }
+        return a->config.exit_on_shutdown;
+}
+
+typedef struct PollSlot {
+        Process *process; /* NULL: not a stream */
+        int stream;       /* StreamIndex, or -1 for the status pipe */
+} PollSlot;
+
+typedef struct PollSet {
+        struct pollfd *fds;
+        PollSlot *slots;
+        size_t n, cap;
+} PollSet;
+
+static int pollset_add(PollSet *ps, int fd, short events, Process *p, int stream) {
+        if (ps->n == ps->cap) {
+                size_t cap = MAX(ps->cap * 2, (size_t) 32);
+                struct pollfd *f = realloc(ps->fds, cap * sizeof(*f));
+                if (!f)
+                        return -ENOMEM;
+                ps->fds = f;
+                PollSlot *s = realloc(ps->slots, cap * sizeof(*s));
+                if (!s)
+                        return -ENOMEM;
+                ps->slots = s;
+                ps->cap = cap;
+        }
+        ps->fds[ps->n] = (struct pollfd){.fd = fd, .events = events};
+        ps->slots[ps->n] = (PollSlot){.process = p, .stream = stream};
+        ps->n++;
+        return 0;
+}
+
+static bool stream_wants_read(Agent *a, const Stream *st) {
+        if (!st->open)
+                return false;
+        return st->discard || (st->channel && st->send_credit > 0 && session_can_take_output(a->session));
+}
+
+static void pollset_add_processes(Agent *a, PollSet *ps) {
+        for (Process *p = a->processes; p; p = p->next) {
+                Stream *in = &p->streams[STREAM_STDIN];
+                if (in->open && in->buf_len > 0)
+                        (void) pollset_add(ps, in->fd, POLLOUT, p, STREAM_STDIN);
+                for (int i = STREAM_STDOUT; i < _STREAM_MAX; i++)
+                        if (stream_wants_read(a, &p->streams[i]))
+                                (void) pollset_add(ps, p->streams[i].fd, POLLIN, p, i);
+                if (p->status_fd >= 0)
+                        (void) pollset_add(ps, p->status_fd, POLLIN, p, -1);
+        }
+}
+
+/* Builds the poll set; slots with a NULL process are, in order: signalfd,
+ * listeners, the session. */
+static int agent_build_pollset(Agent *a, PollSet *ps, int *ret_session_slot) {
+        ps->n = 0;
+        *ret_session_slot = -1;
+        int r = pollset_add(ps, a->signal_fd, POLLIN, NULL, 0);
+        for (int k = 0; k < _TRANSPORT_KIND_MAX && r >= 0; k++)
+                if (a->listen_fd[k] >= 0)
+                        r = pollset_add(ps, a->listen_fd[k], POLLIN, NULL, 1 + k);
+        bool serial_paused = a->session && session_fd(a->session) == a->serial_fd && now_usec() < a->serial_retry_usec;
+        if (r >= 0 && a->session && !serial_paused) {
+                *ret_session_slot = (int) ps->n;
+                r = pollset_add(ps, session_fd(a->session),
+                                (short) (POLLIN | (session_wants_write(a->session) ? POLLOUT : 0)), NULL, -1);
+        }
+        if (r >= 0)
+                pollset_add_processes(a, ps);
+        return r;
+}
+
+static int agent_poll_timeout(Agent *a) {
+        uint64_t deadline = USEC_INFINITY;
+        if (a->shutting_down && !a->killed_all)
+                deadline = a->shutdown_deadline;
+        if (a->session && session_fd(a->session) == a->serial_fd && a->serial_retry_usec > now_usec())
+                deadline = MIN(deadline, a->serial_retry_usec);
+        if (a->shutting_down && a->killed_all)
+                deadline = MIN(deadline, now_usec() + 100 * USEC_PER_MSEC);
+        return deadline_poll_ms(deadline);
+}
+
+static void agent_dispatch(Agent *a, PollSet *ps, int session_slot) {
+        for (size_t i = 0; i < ps->n; i++) {
+                short re = ps->fds[i].revents;
+                if (!re)
+                        continue;
+                PollSlot *slot = &ps->slots[i];
+                if (slot->process) {
+                        if (slot->stream == STREAM_STDIN)
+                                process_on_input_writable(a, slot->process);
+                        else if (slot->stream > 0)
+                                process_on_output(a, slot->process, (StreamIndex) slot->stream);
+                        continue; /* the status pipe is read in process_complete() */
+                }
+                if ((int) i == session_slot) {
+                        int r = 0;
+                        if (re & (POLLIN | POLLHUP | POLLERR))
+                                r = session_on_readable(a->session);
+                        if (r >= 0 && (re & POLLOUT))
+                                r = session_on_writable(a->session);
+                        if (r < 0)
+                                agent_end_session(a);
+                } else if (i == 0)
+                        agent_on_signal(a);
+                else if (slot->stream >= 1)
+                        agent_accept(a, (TransportKind) (slot->stream - 1));
+        }
+}
+
+int agent_run(Agent *a) {
+        PollSet ps = {0};
+        int r = 0;
+        while (!a->done) {
+                int session_slot;
+                if ((r = agent_build_pollset(a, &ps, &session_slot)) < 0)
+                        break;
+                int k = poll(ps.fds, ps.n, agent_poll_timeout(a));
+                if (k < 0 && errno != EINTR) {
+                        r = log_error_errno(errno, "poll: %m");
+                        break;
+                }
+                if (k > 0)
+                        agent_dispatch(a, &ps, session_slot);
+                process_complete(a);
+                if (a->session && session_wants_write(a->session) && session_on_writable(a->session) < 0)
+                        agent_end_session(a);
+                a->done = agent_shutdown_progress(a);
+        }
+        free(ps.fds);
+        free(ps.slots);
+        return r;
+}

@@ -1,0 +1,196 @@
+/* agent.h: the guest agent's internal objects, shared by its modules.
+ *
+ * The agent is one single-threaded poll() loop (agent.c) that owns:
+ * - the listeners and at most one Session (session.c): the current host
+ *   connection, its FrameReader, its outbound queue and request dispatch;
+ * - the Process table (process.c): supervised processes and the internal
+ *   copy helpers, each with up to three Streams bound to data channels.
+ * Processes belong to the agent, not to a session: a session that ends
+ * detaches their streams (output is drained and discarded, stdin closed).
+ * Nothing here blocks for long: the only blocking work (tar extraction and
+ * creation) runs in forked helper processes behind pipes. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/agent.pb-c.h"
+#include "common/error.h"
+#include "common/frame.h"
+
+#define AGENT_VERSION "0.1.0"
+#define AGENT_MAX_PROCESSES 1024u     /* running at once */
+#define AGENT_KEEP_EXITED 256u        /* exited processes remembered for wait/list */
+#define AGENT_OUTQ_HIGH (256u * 1024u) /* stop reading process output above this */
+#define AGENT_OUTQ_MAX (16u * 1024u * 1024u) /* a host that never reads is dropped */
+#define AGENT_MAX_ARGS 4096u
+#define AGENT_DEFAULT_GRACE_MS 5000u
+
+typedef struct Agent Agent;
+typedef struct Session Session;
+typedef struct Process Process;
+
+typedef enum TransportKind {
+        TRANSPORT_UNIX,   /* listening Unix socket (host mode, tests) */
+        TRANSPORT_VSOCK,  /* listening AF_VSOCK socket (inside a guest only) */
+        TRANSPORT_SERIAL, /* a virtio-serial port device: one long-lived stream */
+        _TRANSPORT_KIND_MAX,
+} TransportKind;
+
+typedef struct AgentConfig {
+        const char *root;        /* the container root; "/" when NULL */
+        bool chroot;             /* run processes chrooted into root (guest mode) */
+        bool pid1;               /* we are init: power off on shutdown, reap orphans */
+        const char *unix_path;   /* listen on this Unix socket */
+        const char *serial_path; /* serve this virtio-serial port device */
+        unsigned vsock_port;     /* listen on this vsock port (0 = no) */
+        bool exit_on_shutdown;   /* host mode: exit after a shutdown request */
+} AgentConfig;
+
+typedef enum ProcessKind {
+        PROCESS_EXEC,     /* a container process */
+        PROCESS_COPY_IN,  /* internal helper extracting a tar stream */
+        PROCESS_COPY_OUT, /* internal helper writing a tar stream */
+} ProcessKind;
+
+typedef enum StreamIndex {
+        STREAM_STDIN,
+        STREAM_STDOUT,
+        STREAM_STDERR,
+        _STREAM_MAX,
+} StreamIndex;
+
+/* One direction of a process's stdio, bound to a data channel of the session. */
+typedef struct Stream {
+        int fd;               /* pipe end or pty master (shared by stdin and stdout with a tty) */
+        uint32_t channel;     /* 0 = not bound (never was, or detached) */
+        bool open;            /* fd still in use for this direction */
+        bool discard;         /* output: no reader, drain and drop */
+        /* output */
+        uint64_t send_credit; /* bytes the host still accepts */
+        bool eof_sent;
+        /* input */
+        uint8_t *buf;         /* bytes received, not yet written to fd */
+        size_t buf_len;
+        uint32_t credit_owed; /* consumed bytes not yet returned as CREDIT */
+        bool eof_received;
+} Stream;
+
+typedef struct Waiter {
+        uint32_t request_id;
+        struct Waiter *next;
+} Waiter;
+
+struct Process {
+        Process *next;
+        ProcessKind kind;
+        uint32_t id;
+        pid_t pid;
+        bool tty;
+        char *command;
+        bool exited;
+        int exit_code;
+        int term_signal;
+        uint64_t started_ns, finished_ns;
+        Stream streams[_STREAM_MAX];
+        Waiter *waiters;        /* wait requests, answered when done */
+        /* copy helpers */
+        uint32_t copy_request;  /* request answered when the helper is done */
+        int status_fd;          /* helper writes "code bytes entries message" here */
+        char status[1024];
+        size_t status_len;
+};
+
+struct Agent {
+        AgentConfig config;
+        int root_fd;
+        int signal_fd;
+        int listen_fd[_TRANSPORT_KIND_MAX];
+        int serial_fd;
+        uint64_t serial_retry_usec; /* host detached from the port: look again then */
+        Session *session;
+        Process *processes;
+        uint32_t next_process_id;
+        uint64_t instance;
+        bool shutting_down;
+        uint64_t shutdown_deadline; /* SIGKILL everything after this */
+        bool killed_all;
+        bool done;                  /* leave the loop */
+};
+
+/* agent.c */
+int agent_new(Agent **ret, const AgentConfig *config, Error **err);
+Agent *agent_free(Agent *a);
+/* Runs until a shutdown finished (host mode) or forever (pid1 powers off). */
+int agent_run(Agent *a);
+void agent_begin_shutdown(Agent *a, uint32_t grace_ms);
+
+/* transport.c */
+int transport_listen_unix(const char *path, Error **err);
+int transport_listen_vsock(unsigned port, Error **err);
+int transport_open_serial(const char *path, Error **err);
+const char *transport_kind_to_string(TransportKind k);
+
+/* session.c */
+int session_new(Session **ret, Agent *a, int fd, TransportKind kind);
+Session *session_free(Session *s);
+int session_fd(Session *s);
+bool session_wants_write(Session *s);
+bool session_can_take_output(Session *s); /* outbound queue below the high mark */
+/* Handles readable / writable; returns 0, or -ECONNRESET when the session ended. */
+int session_on_readable(Session *s);
+int session_on_writable(Session *s);
+/* Queue frames. */
+int session_send_data(Session *s, uint32_t channel, const void *buf, size_t len, bool eof);
+int session_send_credit(Session *s, uint32_t channel, uint32_t bytes);
+int session_send_response(Session *s, uint32_t request_id, Plagent__Response *resp);
+int session_send_error(Session *s, uint32_t request_id, int code, const char *fmt, ...) _printf_(4, 5);
+int session_send_reset(Session *s, uint32_t channel, int code, const char *fmt, ...) _printf_(4, 5);
+uint32_t session_peer_window(Session *s);
+uint32_t session_local_window(Session *s);
+
+/* process.c */
+typedef struct ExecSpec {
+        char **argv;
+        char **env;
+        const char *workdir;
+        const char *user;
+        bool tty;
+        unsigned rows, cols;
+        uint32_t stdin_channel, stdout_channel, stderr_channel;
+} ExecSpec;
+
+int process_exec(Agent *a, const ExecSpec *spec, Process **ret, Error **err);
+int process_copy_in(Agent *a, const char *path, uint32_t channel, uint32_t request_id, Error **err);
+int process_copy_out(Agent *a, const char *path, uint32_t channel, uint32_t request_id, Error **err);
+Process *process_find(Agent *a, uint32_t id);
+/* Finds the stream bound to channel in the current session. */
+Stream *process_find_stream(Agent *a, uint32_t channel, Process **ret_process, StreamIndex *ret_index);
+bool process_channel_in_use(Agent *a, uint32_t channel);
+void process_reap(Agent *a);
+/* Output or stdin made progress possible; moves bytes, sends EOF, completes. */
+void process_on_output(Agent *a, Process *p, StreamIndex idx);
+void process_on_input_writable(Agent *a, Process *p);
+/* Host sent DATA for a stdin stream (already checked against credit). */
+void process_on_stdin_data(Agent *a, Process *p, const uint8_t *data, size_t len, bool eof);
+/* Every stream of every process loses its channel (session gone). */
+void process_detach_all(Agent *a);
+/* Answers waiters / copy requests of finished processes; trims history. */
+void process_complete(Agent *a);
+int process_signal(Agent *a, Process *p, int sig);
+int process_signal_all(Agent *a, int sig);
+unsigned process_count_running(Agent *a);
+void process_fill_info(const Process *p, Plagent__ProcessInfo *info);
+void process_free_all(Agent *a);
+
+/* user.c */
+/* Resolves "uid[:gid]" or "name[:group]" against the root's /etc/passwd and
+ * /etc/group. Supplementary groups are those listing the user in /etc/group. */
+typedef struct UserIds {
+        uid_t uid;
+        gid_t gid;
+        gid_t groups[64];
+        size_t n_groups;
+} UserIds;
+int user_resolve(int root_fd, const char *spec, UserIds *ret, Error **err);

@@ -1,0 +1,96 @@
+/* main.c: the pl-agent command line.
+ *
+ * Host mode (tests, development):  pl-agent --unix PATH --root DIR
+ * Inside a guest the same binary serves a virtio-serial port and/or vsock;
+ * running as PID 1 (init stages: mounts, modules, root disk) arrives with the
+ * guest boot work and is refused here until then. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "guest-agent/agent.h"
+
+static void usage(FILE *f) {
+        fprintf(f,
+                "usage: pl-agent [options]\n"
+                "  --unix PATH        serve on a Unix socket (host mode)\n"
+                "  --serial DEVICE    serve on a virtio-serial port device\n"
+                "  --vsock PORT       serve on a vsock port (inside a guest only)\n"
+                "  --root DIR         container root (default /)\n"
+                "  --chroot           run processes chrooted into the root\n"
+                "  --log-level LEVEL  error, warning, info (default) or debug\n"
+                "  --version          print the version\n");
+}
+
+/* Makes sure fds 0, 1 and 2 are open, so that no pipe we create lands there. */
+static void ensure_std_fds(void) {
+        for (int fd = 0; fd < 3; fd++)
+                if (fcntl(fd, F_GETFD) < 0)
+                        (void) open("/dev/null", O_RDWR);
+}
+
+static int parse_args(int argc, char **argv, AgentConfig *c) {
+        static const struct option opts[] = {
+                {"unix", required_argument, NULL, 'u'},   {"serial", required_argument, NULL, 's'},
+                {"vsock", required_argument, NULL, 'v'},  {"root", required_argument, NULL, 'r'},
+                {"chroot", no_argument, NULL, 'c'},       {"log-level", required_argument, NULL, 'l'},
+                {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+                {},
+        };
+        int o, level;
+        char *end;
+        while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
+                switch (o) {
+                case 'u': c->unix_path = optarg; break;
+                case 's': c->serial_path = optarg; break;
+                case 'r': c->root = optarg; break;
+                case 'c': c->chroot = true; break;
+                case 'v':
+                        errno = 0;
+                        c->vsock_port = (unsigned) strtoul(optarg, &end, 10);
+                        if (errno || *end || c->vsock_port == 0)
+                                return log_error_errno(EINVAL, "invalid vsock port '%s'", optarg);
+                        break;
+                case 'l':
+                        if ((level = log_level_from_string(optarg)) < 0)
+                                return log_error_errno(EINVAL, "invalid log level '%s'", optarg);
+                        log_set_level((LogLevel) level);
+                        break;
+                case 'h': usage(stdout); exit(EXIT_SUCCESS);
+                case 'V': puts("pl-agent " AGENT_VERSION); exit(EXIT_SUCCESS);
+                default: usage(stderr); return -EINVAL;
+                }
+        if (optind < argc)
+                return log_error_errno(EINVAL, "unexpected argument '%s'", argv[optind]);
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        ensure_std_fds();
+        log_setup("pl-agent", LOG_LEVEL_INFO, STDERR_FILENO);
+        AgentConfig config = {.exit_on_shutdown = true};
+        if (parse_args(argc, argv, &config) < 0)
+                return EXIT_FAILURE;
+        if (getpid() == 1) {
+                log_error("running as PID 1 needs the init stages, which this build does not have yet");
+                return EXIT_FAILURE;
+        }
+
+        _cleanup_error_ Error *e = NULL;
+        Agent *a = NULL;
+        if (agent_new(&a, &config, &e) < 0) {
+                log_error("%s", error_message(e));
+                return EXIT_FAILURE;
+        }
+        log_info("pl-agent %s serving%s%s%s%s root %s", AGENT_VERSION, config.unix_path ? " unix:" : "",
+                 config.unix_path ? config.unix_path : "", config.serial_path ? " serial:" : "",
+                 config.serial_path ? config.serial_path : "", config.root ? config.root : "/");
+        int r = agent_run(a);
+        agent_free(a);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

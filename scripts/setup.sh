@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every Debian package the build, the tests and the benchmarks need.
+# Safe to run twice: apt-get skips what is already installed, and the package
+# lists are refreshed only when they are missing or older than a day.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake pkg-config clang llvm libclang-rt-14-dev git
+  # agent protocol and static agent
+  libprotobuf-c-dev protobuf-c-compiler
+  # copy streams (tar) and the static libraries libarchive pulls into the static agent
+  libarchive-dev zlib1g-dev liblzma-dev libzstd-dev libbz2-dev liblz4-dev libacl1-dev nettle-dev
+  # daemon-side libraries (product card)
+  libjansson-dev libcurl4-openssl-dev libssl-dev libxml2-dev
+  # tests and benchmarks
+  libcmocka-dev hyperfine procps
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: must run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup.sh: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+stamp=/var/lib/apt/periodic/update-success-stamp
+lists=$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -n1)
+if [ -z "$lists" ]; then
+  echo "setup.sh: refreshing package lists"
+  apt-get update -q
+fi
+echo "setup.sh: installing ${missing[*]}"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds and runs the whole test suite:
+#   1. a -Werror build, every ctest label (unit, integration, ...);
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build, unit and integration;
+#   3. a clang libFuzzer build whose targets each run for a short, bounded time.
+# Usage: scripts/test.sh [--quick]   (--quick skips the sanitizer and fuzz builds)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+jobs=$(nproc)
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+bash scripts/setup.sh
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+configure_build() { # dir, cmake args...
+        local dir=$1
+        shift
+        cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPL_WERROR=ON "$@" >"$dir.configure.log" 2>&1 ||
+                { cat "$dir.configure.log"; return 1; }
+        cmake --build "$dir" -j"$jobs"
+}
+
+failed=0
+run_ctest() { # dir, ctest args...
+        local dir=$1
+        shift
+        (cd "$dir" && ctest --output-on-failure --timeout 900 "$@") || failed=1
+}
+
+mkdir -p build
+step "build (-Werror)"
+configure_build build/ci
+step "tests: all labels"
+run_ctest build/ci -j2
+
+if [ $quick -eq 0 ]; then
+        step "build (ASan + UBSan)"
+        configure_build build/asan -DPL_SANITIZE=ON
+        step "tests under ASan + UBSan: unit, integration"
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+                run_ctest build/asan -L 'unit|integration' -j2
+
+        step "fuzz targets (clang, libFuzzer), bounded runs"
+        configure_build build/fuzz -DCMAKE_C_COMPILER=clang -DPL_FUZZ=ON
+        run_ctest build/fuzz -L fuzz
+fi
+
+if [ $failed -ne 0 ]; then
+        echo "test.sh: FAILED" >&2
+        exit 1
+fi
+echo "test.sh: all suites passed"

@@ -1,0 +1,175 @@
+/* agent-harness.c: the real agent binary as a test fixture (see agent-harness.h). */
+#include "integration/agent-harness.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int harness_sh(const char *fmt, ...) {
+        char *cmd = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vasprintf(&cmd, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return -1;
+        int st = system(cmd);
+        free(cmd);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+int harness_start(AgentHarness *h) {
+        const char *bin = getenv("PL_AGENT_BIN");
+        memset(h, 0, sizeof *h);
+        h->pid = -1;
+        if (!bin) {
+                fprintf(stderr, "harness: PL_AGENT_BIN is not set (run through ctest)\n");
+                return -ENOENT;
+        }
+        snprintf(h->dir, sizeof h->dir, "/tmp/pl-agent-test.XXXXXX");
+        if (!mkdtemp(h->dir))
+                return -errno;
+        snprintf(h->socket, sizeof h->socket, "%s/agent.sock", h->dir);
+        snprintf(h->root, sizeof h->root, "%s/root", h->dir);
+        snprintf(h->log, sizeof h->log, "%s/agent.log", h->dir);
+        if (mkdir(h->root, 0755) < 0)
+                return -errno;
+
+        h->pid = fork();
+        if (h->pid < 0)
+                return -errno;
+        if (h->pid == 0) {
+                FILE *f = freopen(h->log, "w", stderr);
+                (void) f;
+                execl(bin, bin, "--unix", h->socket, "--root", h->root, "--log-level", "debug", (char *) NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 500; i++) { /* up to 5 s */
+                struct stat st;
+                if (stat(h->socket, &st) == 0)
+                        return 0;
+                if (waitpid(h->pid, NULL, WNOHANG) == h->pid) {
+                        fprintf(stderr, "harness: agent exited at start; log %s\n", h->log);
+                        h->pid = -1;
+                        return -ECHILD;
+                }
+                nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+        }
+        fprintf(stderr, "harness: agent socket %s did not appear\n", h->socket);
+        return -ETIMEDOUT;
+}
+
+AgentClient *harness_connect(AgentHarness *h) {
+        AgentClient *c = NULL;
+        Error *e = NULL;
+        AgentClientOptions o = {.handshake_timeout_ms = 5000, .request_timeout_ms = 30000};
+        if (agent_client_connect_unix(&c, h->socket, &o, &e) < 0) {
+                fprintf(stderr, "harness: connect: %s\n", error_message(e));
+                error_free(e);
+                return NULL;
+        }
+        return c;
+}
+
+void harness_stop(AgentHarness *h) {
+        if (h->pid > 0) {
+                kill(h->pid, SIGCONT);
+                kill(h->pid, SIGTERM);
+                int waited = 0;
+                while (waitpid(h->pid, NULL, WNOHANG) == 0 && waited < 300) {
+                        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+                        waited++;
+                }
+                if (waited == 300) {
+                        kill(h->pid, SIGKILL);
+                        waitpid(h->pid, NULL, 0);
+                }
+                h->pid = -1;
+        }
+        if (h->dir[0] && !getenv("PL_KEEP_TEST_DIRS"))
+                harness_sh("rm -rf '%s'", h->dir);
+}
+
+typedef struct Collector {
+        AgentProcess *p;
+        AgentStream stream;
+        char *buf;
+        size_t len;
+        int r;
+} Collector;
+
+static void *collect(void *arg) {
+        Collector *c = arg;
+        char chunk[65536];
+        for (;;) {
+                ssize_t n = agent_process_read(c->p, c->stream, chunk, sizeof chunk, 60000, NULL);
+                if (n <= 0) {
+                        c->r = (int) n;
+                        break;
+                }
+                char *nb = realloc(c->buf, c->len + (size_t) n + 1);
+                if (!nb) {
+                        c->r = -ENOMEM;
+                        break;
+                }
+                c->buf = nb;
+                memcpy(c->buf + c->len, chunk, (size_t) n);
+                c->len += (size_t) n;
+        }
+        if (!c->buf)
+                c->buf = calloc(1, 1);
+        else
+                c->buf[c->len] = 0;
+        return NULL;
+}
+
+int harness_run(AgentClient *c, const char *const *argv, const char *stdin_data, char **ret_out, char **ret_err,
+                int *ret_exit) {
+        AgentExecSpec spec = {.argv = argv, .open_stdin = stdin_data != NULL, .capture_stdout = true,
+                              .capture_stderr = true};
+        AgentProcess *p = NULL;
+        Error *e = NULL;
+        int r = agent_client_exec(c, &spec, &p, 10000, &e);
+        if (r < 0) {
+                fprintf(stderr, "harness: exec %s: %s\n", argv[0], error_message(e));
+                error_free(e);
+                return r;
+        }
+        Collector out = {.p = p, .stream = AGENT_STREAM_STDOUT}, err = {.p = p, .stream = AGENT_STREAM_STDERR};
+        pthread_t t1, t2;
+        pthread_create(&t1, NULL, collect, &out);
+        pthread_create(&t2, NULL, collect, &err);
+        if (stdin_data) {
+                r = agent_process_write_stdin(p, stdin_data, strlen(stdin_data), 10000, NULL);
+                if (r >= 0)
+                        r = agent_process_close_stdin(p, NULL);
+        }
+        AgentProcessInfo info;
+        int w = agent_process_wait(p, &info, 60000, NULL);
+        pthread_join(t1, NULL);
+        pthread_join(t2, NULL);
+        agent_process_free(p);
+        if (r >= 0)
+                r = w;
+        if (r >= 0)
+                r = out.r < 0 ? out.r : err.r;
+        if (ret_out)
+                *ret_out = out.buf;
+        else
+                free(out.buf);
+        if (ret_err)
+                *ret_err = err.buf;
+        else
+                free(err.buf);
+        if (ret_exit && w >= 0)
+                *ret_exit = info.exit_code;
+        return r;
+}
