@@ -362,7 +362,8 @@ static int exec_build_spec(Plagent__ExecRequest *x, ExecSpec *spec, Error **err)
                 return -ENOMEM;
         }
         memcpy(argv, x->argv, x->n_argv * sizeof(char *));
-        memcpy(env, x->env, x->n_env * sizeof(char *));
+        if (x->n_env > 0) /* protobuf-c leaves an empty list NULL */
+                memcpy(env, x->env, x->n_env * sizeof(char *));
         size_t n = x->n_env;
         if (!env_has(env, n, "PATH="))
                 env[n++] = (char *) DEFAULT_PATH;

@@ -103,7 +103,8 @@ typedef enum AgentStream {
 /* Writes all of buf to the process's stdin, waiting for credit as needed.
  * Returns 0, -EPIPE when stdin is closed or was not opened, -ETIMEDOUT. */
 int agent_process_write_stdin(AgentProcess *p, const void *buf, size_t len, int timeout_ms, Error **err);
-/* Half-closes stdin: the process reads end of input; output keeps flowing. */
+/* Half-closes stdin: the process reads end of input; output keeps flowing.
+ * A write_stdin() still waiting for credit in another thread fails (-EPIPE). */
 int agent_process_close_stdin(AgentProcess *p, Error **err);
 
 /* Reads up to len bytes of one output stream. Returns bytes read (> 0), 0 at

@@ -79,23 +79,37 @@ AgentClient *harness_connect(AgentHarness *h) {
         return c;
 }
 
-void harness_stop(AgentHarness *h) {
+int harness_stop(AgentHarness *h) {
+        int status = 0, bad = 0;
         if (h->pid > 0) {
                 kill(h->pid, SIGCONT);
                 kill(h->pid, SIGTERM);
                 int waited = 0;
-                while (waitpid(h->pid, NULL, WNOHANG) == 0 && waited < 300) {
+                pid_t w;
+                while ((w = waitpid(h->pid, &status, WNOHANG)) == 0 && waited < 500) {
                         nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
                         waited++;
                 }
-                if (waited == 300) {
+                if (w == 0) {
+                        fprintf(stderr, "harness: agent ignored SIGTERM for 5 s: SIGKILL\n");
                         kill(h->pid, SIGKILL);
-                        waitpid(h->pid, NULL, 0);
+                        waitpid(h->pid, &status, 0);
+                        bad = 1;
+                } else if (WIFSIGNALED(status)) {
+                        fprintf(stderr, "harness: agent died of signal %d\n", WTERMSIG(status));
+                        bad = 1;
                 }
                 h->pid = -1;
         }
+        if (h->log[0] && harness_sh("grep -qE 'runtime error|Sanitizer|SUMMARY:' '%s' 2>/dev/null", h->log) == 0) {
+                fprintf(stderr, "harness: sanitizer report in the agent's log:\n");
+                harness_sh("grep -vE ' (debug|info): ' '%s' >&2", h->log);
+                bad = 1;
+        }
         if (h->dir[0] && !getenv("PL_KEEP_TEST_DIRS"))
                 harness_sh("rm -rf '%s'", h->dir);
+        h->dir[0] = h->log[0] = 0;
+        return bad ? -1 : 0;
 }
 
 typedef struct Collector {

@@ -24,7 +24,10 @@ typedef struct AgentHarness {
 int harness_start(AgentHarness *h);
 /* Connects a client with default options (fails the test on error). */
 AgentClient *harness_connect(AgentHarness *h);
-void harness_stop(AgentHarness *h);
+/* Stops the agent and removes its directory. Returns -1 (after printing the
+ * log) when the agent's log holds a sanitizer report or it died of a signal,
+ * so a teardown can fail the test; else 0. */
+int harness_stop(AgentHarness *h);
 
 /* Runs a shell command (for preparing files); returns its exit status. */
 int harness_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

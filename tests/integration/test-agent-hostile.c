@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,12 +79,20 @@ static RawFrame raw_next(Raw *r) {
         }
 }
 
-static Raw raw_connect(AgentHarness *h, uint64_t nonce) {
+/* Connects to the agent's socket without saying anything yet. */
+static Raw raw_open(AgentHarness *h) {
         Raw r = {.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", h->socket);
+        size_t len = strlen(h->socket);
+        assert_true(len < sizeof sa.sun_path);
+        memcpy(sa.sun_path, h->socket, len + 1);
         assert_int_equal(connect(r.fd, (struct sockaddr *) &sa, sizeof sa), 0);
         assert_int_equal(frame_reader_new(&r.reader, true), 0);
+        return r;
+}
+
+static Raw raw_connect(AgentHarness *h, uint64_t nonce) {
+        Raw r = raw_open(h);
         raw_hello(&r, nonce);
         RawFrame f = raw_next(&r);
         assert_int_equal(f.h.type, FRAME_HELLO);
@@ -261,11 +270,7 @@ static void test_malformed_frames_keep_other_channels_alive(void **state) {
 /* Stale bytes and an old HELLO ahead of a session: the agent skips them. */
 static void test_stale_bytes_before_sync(void **state) {
         AgentHarness *h = *state;
-        Raw r = {.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", h->socket);
-        assert_int_equal(connect(r.fd, (struct sockaddr *) &sa, sizeof sa), 0);
-        assert_int_equal(frame_reader_new(&r.reader, true), 0);
+        Raw r = raw_open(h);
         const char stale[] = "\xff\xff stale bytes from an earlier host \xffPLS";
         assert_int_equal(write_all(r.fd, stale, sizeof stale - 1), 0);
         raw_hello(&r, 0x3333);
@@ -285,12 +290,13 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-        harness_stop(*state);
+        int r = harness_stop(*state);
         free(*state);
-        return 0;
+        return r;
 }
 
 int main(void) {
+        signal(SIGPIPE, SIG_IGN); /* a dead agent must fail an assertion, not kill the test */
         if (!getenv("PL_AGENT_BIN")) {
                 fprintf(stderr, "skip: PL_AGENT_BIN not set (run through ctest)\n");
                 return 77;

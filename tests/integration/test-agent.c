@@ -44,9 +44,9 @@ static int teardown(void **state) {
         if (!f)
                 return 0;
         agent_client_free(f->c);
-        harness_stop(&f->h);
+        int r = harness_stop(&f->h);
         free(f);
-        return 0;
+        return r;
 }
 
 #define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -342,7 +342,7 @@ static void tar_put(uint8_t *buf, size_t *off, const char *name, char type, cons
         snprintf((char *) h + 100, 8, "%07o", type == '5' ? 0755 : 0644);
         snprintf((char *) h + 108, 8, "%07o", 0);
         snprintf((char *) h + 116, 8, "%07o", 0);
-        snprintf((char *) h + 124, 12, "%011zo", len);
+        snprintf((char *) h + 124, 12, "%011o", (unsigned) (len & 07777777777));
         snprintf((char *) h + 136, 12, "%011o", 0);
         h[156] = (uint8_t) type;
         if (link)
