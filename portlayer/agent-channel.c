@@ -373,9 +373,20 @@ ssize_t agent_process_read(AgentProcess *p, AgentStream stream, void *buf, size_
 AgentProcess *agent_process_free(AgentProcess *p) {
         if (!p)
                 return NULL;
-        /* The agent drains what we no longer read; only stdin needs its end. */
+        /* stdin gets its end; output nobody will read is reset, so the agent
+         * drains and drops it instead of leaving the process blocked on a pipe. */
         if (p->in)
                 (void) channel_send_eof(p->client, p->in, deadline_after_ms(PROCESS_FREE_EOF_MS), NULL);
+        Channel *outputs[] = {p->out, p->err};
+        for (size_t i = 0; i < ELEMENTSOF(outputs); i++) {
+                if (!outputs[i])
+                        continue;
+                pthread_mutex_lock(&p->client->lock);
+                bool open = !outputs[i]->eof && !outputs[i]->reset_code && !p->client->broken;
+                pthread_mutex_unlock(&p->client->lock);
+                if (open)
+                        channel_send_reset(p->client, outputs[i], ECANCELED, "the host no longer reads this stream");
+        }
         channel_retire(p->client, p->in);
         channel_retire(p->client, p->out);
         channel_retire(p->client, p->err);

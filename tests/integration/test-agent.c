@@ -241,6 +241,21 @@ static void test_exit_status_only_after_output(void **state) {
         agent_process_free(p);
 }
 
+/* Freeing a handle without reading its output must not leave the process
+ * blocked on a full pipe: the agent drains and drops that output. */
+static void test_freed_handle_output_is_drained(void **state) {
+        Fixture *f = *state;
+        AgentExecSpec spec = {.argv = ARGV("head", "-c", "10485760", "/dev/zero"), .capture_stdout = true};
+        AgentProcess *p = NULL;
+        assert_int_equal(agent_client_exec(f->c, &spec, &p, 5000, NULL), 0);
+        uint32_t id = agent_process_id(p);
+        agent_process_free(p);
+        AgentProcessInfo info;
+        assert_int_equal(agent_client_wait(f->c, id, &info, 10000, NULL), 0);
+        assert_int_equal(info.exit_code, 0);
+        assert_int_equal(agent_client_ping(f->c, 5000, NULL), 0); /* no late frame broke the connection */
+}
+
 /* Reads the tty output until it contains needle (or fails after 10 s). */
 static void read_until(AgentProcess *p, char *acc, size_t cap, const char *needle) {
         size_t len = strlen(acc);
@@ -555,6 +570,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_concurrent_streams_with_stalled_reader, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stdin_eof_reaches_cat, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_exit_status_only_after_output, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_freed_handle_output_is_drained, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tty_and_resize, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_copy_roundtrip, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_escape_attempts, setup, teardown),
