@@ -1,6 +1,9 @@
-/* fuzz-messages.c: every protocol message through the budgeted unpack, then
- * packed again and unpacked again: the second unpack must succeed and give a
- * message of the same packed size. The first input byte picks the message. */
+/* fuzz-messages.c: every protocol message through the budgeted unpack, and
+ * what unpacks is packed again, under ASan/UBSan: decoding, the budget
+ * allocator's bookkeeping and freeing must be memory-safe for any bytes.
+ * (No re-encoding invariant: protobuf-c keeps unknown fields verbatim, even
+ * malformed ones, and we never re-send a received message.) The first input
+ * byte picks the message type. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,11 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint8_t *buf = malloc(n + 1);
         if (!buf)
                 abort();
-        protobuf_c_message_pack(m, buf);
-        ProtobufCMessage *again = wire_unpack(d, buf, n, NULL);
-        if (!again || protobuf_c_message_get_packed_size(again) != n)
+        if (protobuf_c_message_pack(m, buf) != n)
                 abort();
-        wire_message_free(again);
         wire_message_free(m);
         free(buf);
         return 0;
