@@ -92,7 +92,9 @@ uint32_t session_local_window(Session *s) {
 
 /* ---- outbound queue ------------------------------------------------------ */
 
-static int session_queue(Session *s, const void *buf, size_t len) {
+/* Appends a then b (either may be empty) to the outbound queue as one unit. */
+static int session_queue(Session *s, const void *a, size_t alen, const void *b, size_t blen) {
+        size_t len = alen + blen;
         if (s->out_off > 0 && s->out_off == s->out_len)
                 s->out_off = s->out_len = 0;
         if (s->out_len - s->out_off + len > AGENT_OUTQ_MAX) {
@@ -106,14 +108,17 @@ static int session_queue(Session *s, const void *buf, size_t len) {
                         s->out_len -= s->out_off;
                         s->out_off = 0;
                 }
-                size_t cap = MAX(s->out_cap * 2, s->out_len + len);
-                uint8_t *n = realloc(s->out, MAX(cap, (size_t) 64 * 1024));
+                size_t cap = MAX(MAX(s->out_cap * 2, s->out_len + len), (size_t) 64 * 1024);
+                uint8_t *n = realloc(s->out, cap);
                 if (!n)
                         return -ENOMEM;
                 s->out = n;
-                s->out_cap = MAX(cap, (size_t) 64 * 1024);
+                s->out_cap = cap;
         }
-        memcpy(s->out + s->out_len, buf, len);
+        if (alen)
+                memcpy(s->out + s->out_len, a, alen);
+        if (blen)
+                memcpy(s->out + s->out_len + alen, b, blen);
         s->out_len += len;
         return 0;
 }
@@ -122,12 +127,21 @@ static int session_queue_frame(Session *s, FrameType type, uint32_t channel, uin
                                const ProtobufCMessage *msg, const void *data, size_t len) {
         if (!s || !s->hello_done)
                 return -ENOTCONN;
+        if (!msg) { /* raw payload: copied once, straight into the queue */
+                if (len > PL_FRAME_MAX_PAYLOAD)
+                        return -EMSGSIZE;
+                uint8_t hdr[PL_FRAME_HEADER_SIZE];
+                frame_header_encode(&(FrameHeader){.length = (uint32_t) len, .channel = channel, .type = (uint8_t) type,
+                                                   .flags = flags},
+                                    hdr);
+                return session_queue(s, hdr, sizeof hdr, data, len);
+        }
         _cleanup_free_ uint8_t *frame = NULL;
         size_t frame_len;
-        int r = wire_frame_build(&frame, &frame_len, type, channel, flags, msg, data, len);
+        int r = wire_frame_build(&frame, &frame_len, type, channel, flags, msg, NULL, 0);
         if (r < 0)
                 return r;
-        return session_queue(s, frame, frame_len);
+        return session_queue(s, frame, frame_len, NULL, 0);
 }
 
 int session_send_data(Session *s, uint32_t channel, const void *buf, size_t len, bool eof) {
@@ -217,7 +231,7 @@ static void session_on_hello(Session *s, const FrameEvent *ev) {
         reply.window = s->local_window;
         reply.max_frame = PL_FRAME_MAX_PAYLOAD;
         s->hello_done = true; /* lets session_queue_frame accept the reply */
-        if (session_queue(s, pl_sync_marker, PL_SYNC_SIZE) < 0 ||
+        if (session_queue(s, pl_sync_marker, PL_SYNC_SIZE, NULL, 0) < 0 ||
             session_queue_frame(s, FRAME_HELLO, 0, 0, &reply.base, NULL, 0) < 0)
                 s->broken = true;
         if (!compatible) {
