@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "common/macro.h"
@@ -61,8 +62,16 @@ int transport_listen_vsock(unsigned port, Error **err) {
 }
 
 int transport_open_serial(const char *path, Error **err) {
-        int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        _cleanup_close_ int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return error_set_errno(err, errno, "open virtio-serial port '%s'", path);
-        return fd;
+        /* A terminal-like port (hvc console, a pty in tests) must pass bytes
+         * untouched: no echo, no line editing, no CR/LF translation. */
+        struct termios t;
+        if (isatty(fd) && tcgetattr(fd, &t) == 0) {
+                cfmakeraw(&t);
+                if (tcsetattr(fd, TCSANOW, &t) < 0)
+                        return error_set_errno(err, errno, "set '%s' to raw mode", path);
+        }
+        return TAKE_FD(fd);
 }

@@ -26,7 +26,7 @@ int harness_sh(const char *fmt, ...) {
         return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 
-int harness_start(AgentHarness *h) {
+static int harness_launch(AgentHarness *h, const char *port) {
         const char *bin = getenv("PL_AGENT_BIN");
         memset(h, 0, sizeof *h);
         h->pid = -1;
@@ -49,12 +49,17 @@ int harness_start(AgentHarness *h) {
         if (h->pid == 0) {
                 FILE *f = freopen(h->log, "w", stderr);
                 (void) f;
-                execl(bin, bin, "--unix", h->socket, "--root", h->root, "--log-level", "debug", (char *) NULL);
+                execl(bin, bin, port ? "--serial" : "--unix", port ? port : h->socket, "--root", h->root,
+                      "--log-level", "debug", (char *) NULL);
                 _exit(127);
         }
-        for (int i = 0; i < 500; i++) { /* up to 5 s */
-                struct stat st;
-                if (stat(h->socket, &st) == 0)
+        return 0;
+}
+
+/* Waits up to 5 s for ready() to hold while the agent is alive. */
+static int harness_wait_ready(AgentHarness *h, bool (*ready)(AgentHarness *h)) {
+        for (int i = 0; i < 500; i++) {
+                if (ready(h))
                         return 0;
                 if (waitpid(h->pid, NULL, WNOHANG) == h->pid) {
                         fprintf(stderr, "harness: agent exited at start; log %s\n", h->log);
@@ -63,8 +68,27 @@ int harness_start(AgentHarness *h) {
                 }
                 nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
         }
-        fprintf(stderr, "harness: agent socket %s did not appear\n", h->socket);
+        fprintf(stderr, "harness: agent did not become ready; log %s\n", h->log);
         return -ETIMEDOUT;
+}
+
+static bool socket_exists(AgentHarness *h) {
+        struct stat st;
+        return stat(h->socket, &st) == 0;
+}
+
+static bool log_says_serving(AgentHarness *h) {
+        return harness_sh("grep -q ' serving' '%s'", h->log) == 0;
+}
+
+int harness_start(AgentHarness *h) {
+        int r = harness_launch(h, NULL);
+        return r < 0 ? r : harness_wait_ready(h, socket_exists);
+}
+
+int harness_start_serial(AgentHarness *h, const char *port) {
+        int r = harness_launch(h, port);
+        return r < 0 ? r : harness_wait_ready(h, log_says_serving);
 }
 
 AgentClient *harness_connect(AgentHarness *h) {

@@ -22,6 +22,10 @@ typedef struct AgentHarness {
 /* Starts the agent binary named by $PL_AGENT_BIN; waits for its socket.
  * Returns 0 or a negative errno (and prints why). */
 int harness_start(AgentHarness *h);
+/* Like harness_start(), but the agent serves the stream device at port (for
+ * example a pty slave standing in for a virtio-serial port) instead of a
+ * socket; returns once the agent says it is serving. */
+int harness_start_serial(AgentHarness *h, const char *port);
 /* Connects a client with default options (fails the test on error). */
 AgentClient *harness_connect(AgentHarness *h);
 /* Stops the agent and removes its directory. Returns -1 (after printing the
