@@ -491,30 +491,42 @@ static void copy_stats_from(AgentCopyStats *ret, const Plagent__Response *resp) 
         }
 }
 
-int agent_client_copy_in(AgentClient *c, const char *path, int tar_fd, AgentCopyStats *ret, int timeout_ms,
-                         Error **err) {
+/* One copy operation: a request naming a fresh channel, the stream in the
+ * given direction, then the agent's answer. */
+static int copy_run(AgentClient *c, bool in, const char *path, int fd, AgentCopyStats *ret, int timeout_ms,
+                    Error **err) {
+        const char *name = in ? "copy-in" : "copy-out";
         uint64_t deadline = deadline_after_ms(timeout_ms);
         Channel *ch = NULL;
-        int r = channel_open(c, false, "copy-in", &ch, err);
+        int r = channel_open(c, !in, name, &ch, err);
         if (r < 0)
                 return r;
 
-        Plagent__CopyInRequest op = PLAGENT__COPY_IN_REQUEST__INIT;
-        op.path = (char *) path;
-        op.channel = ch->id;
+        Plagent__CopyInRequest op_in = PLAGENT__COPY_IN_REQUEST__INIT;
+        Plagent__CopyOutRequest op_out = PLAGENT__COPY_OUT_REQUEST__INIT;
         Plagent__Request req = PLAGENT__REQUEST__INIT;
-        req.op_case = PLAGENT__REQUEST__OP_COPY_IN;
-        req.copy_in = &op;
+        if (in) {
+                op_in.path = (char *) path;
+                op_in.channel = ch->id;
+                req.op_case = PLAGENT__REQUEST__OP_COPY_IN;
+                req.copy_in = &op_in;
+        } else {
+                op_out.path = (char *) path;
+                op_out.channel = ch->id;
+                req.op_case = PLAGENT__REQUEST__OP_COPY_OUT;
+                req.copy_out = &op_out;
+        }
 
         Pending p;
-        r = request_begin(c, &p, "copy-in", &req, &ch->cond, timeout_ms, deadline, err);
+        r = request_begin(c, &p, name, &req, &ch->cond, timeout_ms, deadline, err);
         if (r < 0) {
                 channel_retire(c, ch);
                 return r;
         }
         _cleanup_error_ Error *stream_err = NULL;
         _cleanup_response_ Plagent__Response *resp = NULL;
-        int sr = copy_in_stream(c, ch, tar_fd, deadline, timeout_ms, &p, &stream_err);
+        int sr = in ? copy_in_stream(c, ch, fd, deadline, timeout_ms, &p, &stream_err)
+                    : copy_out_stream(c, ch, fd, deadline, timeout_ms, &p, &stream_err);
         r = stream_finish(c, ch, &p, sr, &stream_err, deadline, &resp, err);
         channel_retire(c, ch);
         if (r < 0)
@@ -523,34 +535,12 @@ int agent_client_copy_in(AgentClient *c, const char *path, int tar_fd, AgentCopy
         return 0;
 }
 
+int agent_client_copy_in(AgentClient *c, const char *path, int tar_fd, AgentCopyStats *ret, int timeout_ms,
+                         Error **err) {
+        return copy_run(c, true, path, tar_fd, ret, timeout_ms, err);
+}
+
 int agent_client_copy_out(AgentClient *c, const char *path, int out_fd, AgentCopyStats *ret, int timeout_ms,
                           Error **err) {
-        uint64_t deadline = deadline_after_ms(timeout_ms);
-        Channel *ch = NULL;
-        int r = channel_open(c, true, "copy-out", &ch, err);
-        if (r < 0)
-                return r;
-
-        Plagent__CopyOutRequest op = PLAGENT__COPY_OUT_REQUEST__INIT;
-        op.path = (char *) path;
-        op.channel = ch->id;
-        Plagent__Request req = PLAGENT__REQUEST__INIT;
-        req.op_case = PLAGENT__REQUEST__OP_COPY_OUT;
-        req.copy_out = &op;
-
-        Pending p;
-        r = request_begin(c, &p, "copy-out", &req, &ch->cond, timeout_ms, deadline, err);
-        if (r < 0) {
-                channel_retire(c, ch);
-                return r;
-        }
-        _cleanup_error_ Error *stream_err = NULL;
-        _cleanup_response_ Plagent__Response *resp = NULL;
-        int sr = copy_out_stream(c, ch, out_fd, deadline, timeout_ms, &p, &stream_err);
-        r = stream_finish(c, ch, &p, sr, &stream_err, deadline, &resp, err);
-        channel_retire(c, ch);
-        if (r < 0)
-                return r;
-        copy_stats_from(ret, resp);
-        return 0;
+        return copy_run(c, false, path, out_fd, ret, timeout_ms, err);
 }
