@@ -16,13 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/io-util.h"
 #include "common/log.h"
+#include "guest-agent/init.h"
 
 #define SERIAL_RETRY_USEC (200u * USEC_PER_MSEC)
 
@@ -170,10 +170,8 @@ static bool agent_shutdown_progress(Agent *a) {
         }
         if (busy || (a->session && session_wants_write(a->session)))
                 return false;
-        if (a->config.pid1) {
-                sync();
-                (void) reboot(RB_POWER_OFF);
-        }
+        if (a->config.pid1)
+                init_poweroff(); /* stage 3 */
         return a->config.exit_on_shutdown;
 }
 
@@ -254,6 +252,8 @@ static int agent_poll_timeout(Agent *a) {
                 deadline = MIN(deadline, a->serial_retry_usec);
         if (a->shutting_down && a->killed_all)
                 deadline = MIN(deadline, now_usec() + 100 * USEC_PER_MSEC);
+        if (a->main_linger_deadline)
+                deadline = MIN(deadline, a->main_linger_deadline);
         return deadline_poll_ms(deadline);
 }
 

@@ -26,6 +26,7 @@
 #define AGENT_OUTQ_MAX (16u * 1024u * 1024u) /* a host that never reads is dropped */
 #define AGENT_MAX_ARGS 4096u
 #define AGENT_DEFAULT_GRACE_MS 5000u
+#define AGENT_MAIN_LINGER_MS 10000u   /* main process done, nobody waited: shut down after this */
 
 typedef struct Agent Agent;
 typedef struct Session Session;
@@ -46,6 +47,7 @@ typedef struct AgentConfig {
         const char *serial_path; /* serve this virtio-serial port device */
         unsigned vsock_port;     /* listen on this vsock port (0 = no) */
         bool exit_on_shutdown;   /* host mode: exit after a shutdown request */
+        const char *boot_error;  /* PID 1: why stage 1 failed, reported in guest info */
 } AgentConfig;
 
 typedef enum ProcessKind {
@@ -88,6 +90,7 @@ struct Process {
         uint32_t id;
         pid_t pid;
         bool tty;
+        bool main;              /* the container's main process: the agent shuts down after it */
         char *command;
         bool exited;
         int exit_code;
@@ -116,6 +119,7 @@ struct Agent {
         bool shutting_down;
         uint64_t shutdown_deadline; /* SIGKILL everything after this */
         bool killed_all;
+        uint64_t main_linger_deadline; /* main process done but its status not yet delivered */
         bool done;                  /* leave the loop */
 };
 
@@ -157,6 +161,7 @@ typedef struct ExecSpec {
         const char *workdir;
         const char *user;
         bool tty;
+        bool main;
         unsigned rows, cols;
         uint32_t stdin_channel, stdout_channel, stderr_channel;
 } ExecSpec;

@@ -1,9 +1,10 @@
 /* main.c: the pl-agent command line.
  *
  * Host mode (tests, development):  pl-agent --unix PATH --root DIR
- * Inside a guest the same binary serves a virtio-serial port and/or vsock;
- * running as PID 1 (init stages: mounts, modules, root disk) arrives with the
- * guest boot work and is refused here until then. */
+ * As PID 1 in a guest it takes no arguments: settings come from the kernel
+ * command line (see init.h), stage 1 prepares the guest, and the agent serves
+ * the virtio-serial port (and vsock when present) chrooted into the
+ * container's root. PID 1 never returns: on a fatal error it powers off. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -14,6 +15,7 @@
 
 #include "common/log.h"
 #include "guest-agent/agent.h"
+#include "guest-agent/init.h"
 
 static void usage(FILE *f) {
         fprintf(f,
@@ -70,16 +72,67 @@ static int parse_args(int argc, char **argv, AgentConfig *c) {
         return 0;
 }
 
+/* Builds the agent configuration from stage 1; boot_error keeps what failed
+ * for guest info (stage 1 errors short of "no port" still let us serve). */
+static int pid1_configure(AgentConfig *config, char **ret_port, char **ret_boot_error) {
+        _cleanup_free_ char *cmdline = NULL;
+        _cleanup_error_ Error *e = NULL;
+        InitConfig ic;
+        int r = init_early(&cmdline, &e);
+        if (r >= 0)
+                r = init_config_parse(cmdline, &ic, &e);
+        if (r < 0) {
+                log_error("stage 1: %s", error_message(e));
+                return r;
+        }
+        if (ic.debug)
+                log_set_level(LOG_LEVEL_DEBUG);
+        r = init_stage1(&ic, ret_port, &e);
+        if (r < 0) {
+                log_error("stage 1: %s", error_message(e));
+                if (!*ret_port)
+                        return r;
+                *ret_boot_error = strdup(error_message(e));
+        }
+        *config = (AgentConfig){.root = r < 0 ? "/" : INIT_ROOT_MOUNT, .chroot = r >= 0, .pid1 = true,
+                                .serial_path = *ret_port, .boot_error = *ret_boot_error,
+                                .vsock_port = access("/dev/vsock", F_OK) == 0 ? ic.vsock_port : 0};
+        return 0;
+}
+
+_noreturn_ static void pid1_main(void) {
+        log_setup("pl-agent", LOG_LEVEL_INFO, STDERR_FILENO);
+        AgentConfig config;
+        char *port = NULL, *boot_error = NULL;
+        _cleanup_error_ Error *e = NULL;
+        Agent *a = NULL;
+        if (pid1_configure(&config, &port, &boot_error) >= 0) {
+                if (agent_new(&a, &config, &e) < 0 && config.vsock_port) {
+                        /* vsock is a bonus: retry without it before giving up. */
+                        log_warning("%s; serving without vsock", error_message(e));
+                        e = error_free(e);
+                        config.vsock_port = 0;
+                        (void) agent_new(&a, &config, &e);
+                }
+                if (a) {
+                        log_info("pl-agent %s as PID 1: serving %s%s", AGENT_VERSION, port,
+                                 config.vsock_port ? " and vsock" : "");
+                        agent_run(a);
+                } else
+                        log_error("%s", error_message(e));
+        }
+        log_error("PID 1 cannot reach the host: powering off");
+        init_poweroff();
+}
+
 int main(int argc, char **argv) {
         ensure_std_fds();
         log_setup("pl-agent", LOG_LEVEL_INFO, STDERR_FILENO);
         AgentConfig config = {.exit_on_shutdown = true};
         if (parse_args(argc, argv, &config) < 0)
                 return EXIT_FAILURE;
-        if (getpid() == 1) {
-                log_error("running as PID 1 needs the init stages, which this build does not have yet");
-                return EXIT_FAILURE;
-        }
+        if (getpid() == 1)
+                pid1_main();
 
         _cleanup_error_ Error *e = NULL;
         Agent *a = NULL;

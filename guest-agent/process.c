@@ -203,8 +203,13 @@ _noreturn_ static void child_exec(const ChildSetup *c) {
 
 /* ---- exec ---------------------------------------------------------------- */
 
-static int open_pty(unsigned rows, unsigned cols, int *ret_master, int *ret_slave) {
-        _cleanup_close_ int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+/* Opens a pty pair in the container's own devpts when it has one (so the
+ * process sees its terminal under its /dev/pts), else in the agent's. */
+static int open_pty(Agent *a, unsigned rows, unsigned cols, int *ret_master, int *ret_slave) {
+        int flags = O_RDWR | O_NOCTTY | O_NONBLOCK;
+        _cleanup_close_ int master = root_open(a->root_fd, "/dev/ptmx", flags, 0);
+        if (master < 0)
+                master = open("/dev/ptmx", flags | O_CLOEXEC);
         if (master < 0)
                 return negative_errno();
         int unlock = 0;
@@ -241,7 +246,7 @@ static int exec_make_stdio(Agent *a, const ExecSpec *spec, Process *p, int child
         uint32_t channels[3] = {spec->stdin_channel, spec->stdout_channel, spec->stderr_channel};
         if (spec->tty) {
                 int master, slave;
-                int r = open_pty(spec->rows, spec->cols, &master, &slave);
+                int r = open_pty(a, spec->rows, spec->cols, &master, &slave);
                 if (r < 0)
                         return r;
                 child_fds[0] = slave;
@@ -314,6 +319,7 @@ int process_exec(Agent *a, const ExecSpec *spec, Process **ret, Error **err) {
         if (!p)
                 return -ENOMEM;
         p->tty = spec->tty;
+        p->main = spec->main;
         p->command = strdup(spec->argv[0]);
         int child_fds[3] = {-1, -1, -1};
         int r = exec_make_stdio(a, spec, p, child_fds);
@@ -594,18 +600,36 @@ static void answer_copy(Agent *a, Process *p) {
         (void) session_send_response(a->session, p->copy_request, &resp);
 }
 
-static void answer_waiters(Agent *a, Process *p) {
+/* Answers every wait on p; returns how many were answered. */
+static unsigned answer_waiters(Agent *a, Process *p) {
         Plagent__ProcessInfo info;
         process_fill_info(p, &info);
         Plagent__Response resp = PLAGENT__RESPONSE__INIT;
         resp.result_case = PLAGENT__RESPONSE__RESULT_PROCESS;
         resp.process = &info;
+        unsigned n = 0;
         while (p->waiters) {
                 Waiter *w = p->waiters;
                 p->waiters = w->next;
-                (void) session_send_response(a->session, w->request_id, &resp);
+                n += session_send_response(a->session, w->request_id, &resp) >= 0;
                 free(w);
         }
+        return n;
+}
+
+/* The main process is done: the container is over once its exit status
+ * reached the host (or nobody asked for it within AGENT_MAIN_LINGER_MS). */
+static void main_process_done(Agent *a, Process *p, bool delivered) {
+        if (!delivered && !a->main_linger_deadline) {
+                a->main_linger_deadline = now_usec() + AGENT_MAIN_LINGER_MS * USEC_PER_MSEC;
+                return;
+        }
+        if (!delivered && now_usec() < a->main_linger_deadline)
+                return;
+        log_info("main process %u exited with %d: shutting down", p->id, p->exit_code);
+        p->main = false;
+        a->main_linger_deadline = 0;
+        agent_begin_shutdown(a, 0);
 }
 
 void process_complete(Agent *a) {
@@ -617,7 +641,9 @@ void process_complete(Agent *a) {
                         continue;
                 }
                 if (p->kind == PROCESS_EXEC) {
-                        answer_waiters(a, p);
+                        unsigned answered = answer_waiters(a, p);
+                        if (p->main && !a->shutting_down)
+                                main_process_done(a, p, answered > 0);
                         /* The list is newest first: keep the most recent exited ones. */
                         if (++kept <= AGENT_KEEP_EXITED) {
                                 pp = &p->next;

@@ -332,6 +332,7 @@ static int handle_guest_info_request(Session *s, uint32_t id, Plagent__Request *
         gi.cpus = (uint32_t) sysconf(_SC_NPROCESSORS_ONLN);
         gi.processes = process_count_running(s->agent);
         gi.root = (char *) (s->agent->config.root ? s->agent->config.root : "/");
+        gi.boot_error = (char *) (s->agent->config.boot_error ? s->agent->config.boot_error : "");
         Plagent__Response resp = PLAGENT__RESPONSE__INIT;
         resp.result_case = PLAGENT__RESPONSE__RESULT_GUEST_INFO;
         resp.guest_info = &gi;
@@ -383,7 +384,7 @@ static int exec_build_spec(Plagent__ExecRequest *x, ExecSpec *spec, Error **err)
                 env[n++] = (char *) DEFAULT_PATH;
         if (x->tty && !env_has(env, n, "TERM="))
                 env[n++] = (char *) "TERM=xterm";
-        *spec = (ExecSpec){.argv = argv, .env = env, .workdir = x->workdir, .user = x->user, .tty = x->tty,
+        *spec = (ExecSpec){.argv = argv, .env = env, .workdir = x->workdir, .user = x->user, .tty = x->tty, .main = x->main,
                            .rows = x->rows, .cols = x->cols, .stdin_channel = x->stdin_channel,
                            .stdout_channel = x->stdout_channel, .stderr_channel = x->stderr_channel};
         return 0;

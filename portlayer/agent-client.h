@@ -63,6 +63,7 @@ typedef struct AgentGuestInfo {
         char hostname[256];
         char machine[64];
         char root[4096];
+        char boot_error[1024]; /* PID 1: why stage 1 failed (the agent serves anyway); "" when fine */
         uint64_t uptime_ms;
         uint64_t mem_total_kib;
         uint64_t mem_available_kib;
@@ -82,6 +83,7 @@ typedef struct AgentExecSpec {
         bool open_stdin;         /* false: stdin is /dev/null */
         bool capture_stdout;     /* false: discarded by the agent */
         bool capture_stderr;     /* ignored with tty (one output stream) */
+        bool main;               /* the container's main process: the agent shuts down once it is done */
 } AgentExecSpec;
 
 /* Starts a process. On success *ret is a handle whose streams can be read and

@@ -75,6 +75,7 @@ int agent_client_guest_info(AgentClient *c, AgentGuestInfo *ret, int timeout_ms,
         agent_copy_string(ret->hostname, sizeof ret->hostname, g->hostname, true);
         agent_copy_string(ret->machine, sizeof ret->machine, g->machine, true);
         agent_copy_string(ret->root, sizeof ret->root, g->root, false);
+        agent_copy_string(ret->boot_error, sizeof ret->boot_error, g->boot_error, true);
         return 0;
 }
 
@@ -125,6 +126,7 @@ static void exec_request_fill(Plagent__ExecRequest *op, const AgentExecSpec *spe
         op->stdin_channel = p->in ? p->in->id : 0;
         op->stdout_channel = p->out ? p->out->id : 0;
         op->stderr_channel = p->err ? p->err->id : 0;
+        op->main = spec->main;
 }
 
 int agent_client_exec(AgentClient *c, const AgentExecSpec *spec, AgentProcess **ret, int timeout_ms, Error **err) {

@@ -558,6 +558,36 @@ static void test_shutdown_stops_everything(void **state) {
         assert_int_equal(kill(pid, 0), -1); /* the sleep is gone too */
 }
 
+/* When the main process is done (exit status delivered), the agent shuts
+ * down by itself, stopping the other processes: the container is over. */
+static void test_main_process_exit_shuts_down(void **state) {
+        Fixture *f = *state;
+        AgentProcess *side = NULL, *p = NULL;
+        AgentExecSpec sleeper = {.argv = ARGV("sleep", "60")};
+        assert_int_equal(agent_client_exec(f->c, &sleeper, &side, 5000, NULL), 0);
+        int side_pid = agent_process_pid(side);
+        agent_process_free(side);
+        AgentExecSpec spec = {.argv = ARGV("sh", "-c", "echo main-out; exit 5"), .capture_stdout = true, .main = true};
+        assert_int_equal(agent_client_exec(f->c, &spec, &p, 5000, NULL), 0);
+        char buf[64] = "";
+        assert_int_equal(agent_process_read(p, AGENT_STREAM_STDOUT, buf, sizeof buf - 1, 5000, NULL), 9);
+        assert_string_equal(buf, "main-out\n");
+        AgentProcessInfo info;
+        assert_int_equal(agent_process_wait(p, &info, 5000, NULL), 0);
+        assert_int_equal(info.exit_code, 5);
+        agent_process_free(p);
+
+        int status = 0;
+        pid_t w = 0;
+        uint64_t deadline = deadline_after_ms(10000);
+        while ((w = waitpid(f->h.pid, &status, WNOHANG)) == 0 && deadline_poll_ms(deadline) > 0)
+                usleep(20000);
+        assert_int_equal(w, f->h.pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        f->h.pid = -1;
+        assert_int_equal(kill(side_pid, 0), -1);
+}
+
 int main(void) {
         if (!getenv("PL_AGENT_BIN")) {
                 fprintf(stderr, "skip: PL_AGENT_BIN not set (run through ctest)\n");
@@ -579,6 +609,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_reconnect_keeps_processes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unresponsive_agent_times_out, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_shutdown_stops_everything, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_main_process_exit_shuts_down, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,52 @@
+/* init.h: the agent as PID 1 inside a guest.
+ *
+ * Stage 1 (init_stage1) prepares the guest: kernel filesystems, modules from
+ * the initramfs, entropy, the container's root disk found by its virtio
+ * serial and mounted with the standard mounts inside it, hostname, hosts and
+ * resolv.conf; and it finds the agent's virtio-serial port by name. Stage 2 is
+ * the ordinary agent loop, chrooted into the root. Stage 3 (init_poweroff)
+ * syncs, unmounts and powers off. PID 1 never exits: a failed stage 1 is
+ * logged to the console and reported to the host through guest info; only a
+ * guest with no way to reach the host powers off at once.
+ *
+ * Settings come from the kernel command line (pl.* keys, see InitConfig). */
+#pragma once
+
+#include <stdbool.h>
+
+#include "common/error.h"
+
+#define INIT_ROOT_MOUNT "/mnt/root"
+#define INIT_DEFAULT_PORT "org.portlayer.agent.0"
+#define INIT_DEFAULT_ROOT_SERIAL "pl-root"
+#define INIT_DEFAULT_VSOCK_PORT 1024u
+
+typedef struct InitConfig {
+        char port_name[64];    /* pl.port=   virtio-serial port name */
+        char root_serial[21];  /* pl.root=   virtio-blk serial of the root disk (20 chars max) */
+        char fstype[16];       /* pl.fstype= ext4 */
+        bool root_ro;          /* pl.ro=1    mount the root read-only */
+        char hostname[65];     /* pl.hostname= */
+        char dns[256];         /* pl.dns=    comma-separated nameservers */
+        unsigned vsock_port;   /* pl.vsock=  0 disables */
+        bool debug;            /* pl.debug=1 */
+        int wait_ms;           /* pl.wait=   how long to wait for devices (default 10000) */
+} InitConfig;
+
+/* Fills c with defaults, then applies every pl.* key of cmdline. Unknown
+ * pl.* keys and values that do not fit are errors (-EINVAL with *err), other
+ * words are ignored. */
+int init_config_parse(const char *cmdline, InitConfig *c, Error **err);
+
+/* Mounts /proc, /sys, /dev (devtmpfs), /dev/pts, /dev/shm and /run, attaches
+ * the console to fds 0-2, and returns the kernel command line (malloc'd). */
+int init_early(char **ret_cmdline, Error **err);
+
+/* Stage 1, after init_early(). On success *ret_port is the /dev path of the agent's port (malloc'd)
+ * and the root is mounted at INIT_ROOT_MOUNT. Errors that leave the host
+ * unreachable return -ENODEV with no port; others still return the port when
+ * found, so the agent can serve and report (*err says what failed). */
+int init_stage1(const InitConfig *c, char **ret_port, Error **err);
+
+/* Stage 3: sync, unmount everything below and at the root, power off. */
+_noreturn_ void init_poweroff(void);
