@@ -30,7 +30,8 @@
  * file over KERNEL_MODULES_MAX_FILE, -EINVAL for a malformed modules.dep (line
  * without ':', line over KERNEL_MODULES_MAX_LINE, absolute or ".." path,
  * duplicate entry, dependency without its own line, invalid name), -ELOOP for
- * a dependency cycle or a chain deeper than 64. */
+ * a dependency cycle or a chain deeper than 64, -EBUSY when a file changes
+ * size while read. */
 int kernel_modules_resolve(const char *modules_dir, const char *const *names, char ***ret_paths, size_t *ret_n,
                            Error **err);
 

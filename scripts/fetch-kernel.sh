@@ -25,6 +25,8 @@ meta=${PL_KERNEL_PKG:-linux-image-cloud-amd64}
 kernels=$cache/kernel
 PATH=$PATH:/usr/sbin:/sbin # depmod lives there; not on every user's PATH
 
+work= # the temporary directory of a fetch in progress, removed on exit
+
 log() { echo "fetch-kernel: $*" >&2; }
 die() { log "$*"; exit 1; }
 
@@ -54,9 +56,9 @@ set_current() {
 
 # Downloads and unpacks package $1 (release $2) into $kernels/$2.
 fetch() {
-        local pkg=$1 release=$2 work deb
+        local pkg=$1 release=$2 deb
         work=$(mktemp -d "$kernels/.fetch-$release.XXXXXX")
-        trap 'rm -rf "$work"' EXIT
+        trap '[ -z "$work" ] || rm -rf "$work"' EXIT
         # apt drops privileges to _apt for the download; let it write here.
         if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then
                 chown _apt "$work"
@@ -88,7 +90,7 @@ fetch() {
                 log "another run installed $release meanwhile"
         fi
         rm -rf "$work"
-        trap - EXIT
+        work=
 }
 
 main() {

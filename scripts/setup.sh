@@ -15,7 +15,7 @@ packages=(
   libjansson-dev libcurl4-openssl-dev libssl-dev libxml2-dev
   # guest boot: VMs through libvirt's embedded QEMU driver, test root disks
   libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
-  busybox-static e2fsprogs cpio
+  busybox-static e2fsprogs cpio kmod
   # tests and benchmarks
   libcmocka-dev hyperfine procps
 )
