@@ -2,11 +2,11 @@
  *
  * One poll() over: a signalfd (SIGCHLD reaps; SIGTERM/SIGINT shut down in
  * host mode), the listeners, the current session, and every process stream
- * that can make progress (output only while its channel has credit and the
- * outbound queue is short; stdin only while bytes wait). After each round,
- * finished processes are completed (waiters answered, history trimmed) and the
- * outbound queue is flushed. A new connection replaces the current session:
- * one host at a time, and processes survive the switch. */
+ * that can make progress (output only while its channel has credit and its
+ * session's outbound queue is short; stdin only while bytes wait). After each
+ * round, finished processes are completed (waiters answered, history trimmed)
+ * and the outbound queues are flushed. Sessions are independent: a new
+ * connection adds one (up to AGENT_MAX_SESSIONS) and processes outlive them. */
 #include "guest-agent/agent.h"
 
 #include <errno.h>
@@ -46,6 +46,17 @@ static int agent_setup_signals(Agent *a, Error **err) {
         return 0;
 }
 
+static int agent_add_session(Agent *a, int fd, TransportKind kind) {
+        if (a->n_sessions >= AGENT_MAX_SESSIONS)
+                return -EMFILE;
+        Session *s;
+        int r = session_new(&s, a, fd, kind);
+        if (r < 0)
+                return r;
+        a->sessions[a->n_sessions++] = s;
+        return 0;
+}
+
 static int agent_setup_transports(Agent *a, Error **err) {
         const AgentConfig *c = &a->config;
         if (!c->unix_path && !c->serial_path && !c->vsock_port)
@@ -57,7 +68,7 @@ static int agent_setup_transports(Agent *a, Error **err) {
         if (c->serial_path) {
                 if ((a->serial_fd = transport_open_serial(c->serial_path, err)) < 0)
                         return a->serial_fd;
-                int r = session_new(&a->session, a, a->serial_fd, TRANSPORT_SERIAL);
+                int r = agent_add_session(a, a->serial_fd, TRANSPORT_SERIAL);
                 if (r < 0)
                         return error_set_errno(err, -r, "session");
         }
@@ -92,7 +103,9 @@ int agent_new(Agent **ret, const AgentConfig *config, Error **err) {
 Agent *agent_free(Agent *a) {
         if (!a)
                 return NULL;
-        a->session = session_free(a->session);
+        for (size_t i = 0; i < a->n_sessions; i++)
+                session_free(a->sessions[i]);
+        a->n_sessions = 0;
         process_free_all(a);
         for (int i = 0; i < _TRANSPORT_KIND_MAX; i++)
                 safe_close(a->listen_fd[i]);
@@ -115,33 +128,41 @@ void agent_begin_shutdown(Agent *a, uint32_t grace_ms) {
         (void) process_signal_all(a, SIGTERM);
 }
 
-/* Drops the current session (its channels detach; processes keep running).
- * The serial port is never closed: when no socket session holds the agent, a
- * session on the port hunts for the next sync marker. The port is polled again
- * only after a pause, as one with no host attached reads EOF at once, forever. */
-static void agent_end_session(Agent *a) {
-        if (!a->session)
+/* Ends session s: the streams and waits it owned detach (processes keep
+ * running). The serial port is never closed: its session restarts at once,
+ * hunting for the next sync marker, and the port is polled again only after
+ * a pause, as one with no host attached reads EOF at once, forever. */
+static void agent_end_session(Agent *a, Session *s) {
+        size_t i = 0;
+        while (i < a->n_sessions && a->sessions[i] != s)
+                i++;
+        if (i == a->n_sessions)
                 return;
-        process_detach_all(a);
-        bool was_serial = session_fd(a->session) == a->serial_fd;
-        a->session = session_free(a->session);
-        if (a->serial_fd >= 0 && !a->shutting_down && session_new(&a->session, a, a->serial_fd, TRANSPORT_SERIAL) >= 0 &&
-            was_serial)
+        bool serial = session_kind(s) == TRANSPORT_SERIAL;
+        process_detach_session(a, s);
+        session_free(s);
+        a->sessions[i] = a->sessions[--a->n_sessions];
+        if (serial && !a->shutting_down && agent_add_session(a, a->serial_fd, TRANSPORT_SERIAL) >= 0)
                 a->serial_retry_usec = now_usec() + SERIAL_RETRY_USEC;
 }
 
-/* One host at a time: a new connection replaces the current session. */
 static void agent_accept(Agent *a, TransportKind kind) {
         int fd = accept4(a->listen_fd[kind], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
                 return;
-        if (a->session) {
-                log_info("new %s connection replaces the current session", transport_kind_to_string(kind));
-                process_detach_all(a);
-                a->session = session_free(a->session);
-        }
-        if (session_new(&a->session, a, fd, kind) < 0)
+        int r = agent_add_session(a, fd, kind);
+        if (r < 0) {
+                log_warning("refusing a %s connection: %s", transport_kind_to_string(kind),
+                            r == -EMFILE ? "too many sessions" : strerror(-r));
                 safe_close(fd);
+        }
+}
+
+static bool agent_sessions_flushed(Agent *a) {
+        for (size_t i = 0; i < a->n_sessions; i++)
+                if (session_wants_write(a->sessions[i]))
+                        return false;
+        return true;
 }
 
 static void agent_on_signal(Agent *a) {
@@ -168,7 +189,7 @@ static bool agent_shutdown_progress(Agent *a) {
                 (void) process_signal_all(a, SIGKILL);
                 a->killed_all = true;
         }
-        if (busy || (a->session && session_wants_write(a->session)))
+        if (busy || !agent_sessions_flushed(a))
                 return false;
         if (a->config.pid1)
                 init_poweroff(); /* stage 3 */
@@ -176,8 +197,9 @@ static bool agent_shutdown_progress(Agent *a) {
 }
 
 typedef struct PollSlot {
-        Process *process; /* NULL: not a stream */
-        int stream;       /* StreamIndex, or -1 for the status pipe */
+        Process *process; /* a stream or status pipe of this process, or NULL */
+        Session *session; /* this session's connection, or NULL */
+        int stream;       /* StreamIndex, -1 for the status pipe; for the rest: 0 signalfd, 1 + listener kind */
 } PollSlot;
 
 typedef struct PollSet {
@@ -186,7 +208,7 @@ typedef struct PollSet {
         size_t n, cap;
 } PollSet;
 
-static int pollset_add(PollSet *ps, int fd, short events, Process *p, int stream) {
+static int pollset_add(PollSet *ps, int fd, short events, Process *p, Session *session, int stream) {
         if (ps->n == ps->cap) {
                 size_t cap = MAX(ps->cap * 2, (size_t) 32);
                 struct pollfd *f = realloc(ps->fds, cap * sizeof(*f));
@@ -200,7 +222,7 @@ static int pollset_add(PollSet *ps, int fd, short events, Process *p, int stream
                 ps->cap = cap;
         }
         ps->fds[ps->n] = (struct pollfd){.fd = fd, .events = events};
-        ps->slots[ps->n] = (PollSlot){.process = p, .stream = stream};
+        ps->slots[ps->n] = (PollSlot){.process = p, .session = session, .stream = stream};
         ps->n++;
         return 0;
 }
@@ -208,36 +230,37 @@ static int pollset_add(PollSet *ps, int fd, short events, Process *p, int stream
 static bool stream_wants_read(Agent *a, const Stream *st) {
         if (!st->open)
                 return false;
-        return st->discard || (st->channel && st->send_credit > 0 && session_can_take_output(a->session));
+        return st->discard || (st->channel && st->send_credit > 0 && session_can_take_output(st->session));
 }
 
 static void pollset_add_processes(Agent *a, PollSet *ps) {
         for (Process *p = a->processes; p; p = p->next) {
                 Stream *in = &p->streams[STREAM_STDIN];
                 if (in->open && in->buf_len > 0)
-                        (void) pollset_add(ps, in->fd, POLLOUT, p, STREAM_STDIN);
+                        (void) pollset_add(ps, in->fd, POLLOUT, p, NULL, STREAM_STDIN);
                 for (int i = STREAM_STDOUT; i < _STREAM_MAX; i++)
                         if (stream_wants_read(a, &p->streams[i]))
-                                (void) pollset_add(ps, p->streams[i].fd, POLLIN, p, i);
+                                (void) pollset_add(ps, p->streams[i].fd, POLLIN, p, NULL, i);
                 if (p->status_fd >= 0)
-                        (void) pollset_add(ps, p->status_fd, POLLIN, p, -1);
+                        (void) pollset_add(ps, p->status_fd, POLLIN, p, NULL, -1);
         }
 }
 
-/* Builds the poll set; slots with a NULL process are, in order: signalfd,
- * listeners, the session. */
-static int agent_build_pollset(Agent *a, PollSet *ps, int *ret_session_slot) {
+static bool session_paused(Agent *a, Session *s) {
+        return session_kind(s) == TRANSPORT_SERIAL && now_usec() < a->serial_retry_usec;
+}
+
+static int agent_build_pollset(Agent *a, PollSet *ps) {
         ps->n = 0;
-        *ret_session_slot = -1;
-        int r = pollset_add(ps, a->signal_fd, POLLIN, NULL, 0);
+        int r = pollset_add(ps, a->signal_fd, POLLIN, NULL, NULL, 0);
         for (int k = 0; k < _TRANSPORT_KIND_MAX && r >= 0; k++)
                 if (a->listen_fd[k] >= 0)
-                        r = pollset_add(ps, a->listen_fd[k], POLLIN, NULL, 1 + k);
-        bool serial_paused = a->session && session_fd(a->session) == a->serial_fd && now_usec() < a->serial_retry_usec;
-        if (r >= 0 && a->session && !serial_paused) {
-                *ret_session_slot = (int) ps->n;
-                r = pollset_add(ps, session_fd(a->session),
-                                (short) (POLLIN | (session_wants_write(a->session) ? POLLOUT : 0)), NULL, -1);
+                        r = pollset_add(ps, a->listen_fd[k], POLLIN, NULL, NULL, 1 + k);
+        for (size_t i = 0; i < a->n_sessions && r >= 0; i++) {
+                Session *s = a->sessions[i];
+                if (!session_paused(a, s))
+                        r = pollset_add(ps, session_fd(s), (short) (POLLIN | (session_wants_write(s) ? POLLOUT : 0)),
+                                        NULL, s, 0);
         }
         if (r >= 0)
                 pollset_add_processes(a, ps);
@@ -248,7 +271,7 @@ static int agent_poll_timeout(Agent *a) {
         uint64_t deadline = USEC_INFINITY;
         if (a->shutting_down && !a->killed_all)
                 deadline = a->shutdown_deadline;
-        if (a->session && session_fd(a->session) == a->serial_fd && a->serial_retry_usec > now_usec())
+        if (a->serial_retry_usec > now_usec())
                 deadline = MIN(deadline, a->serial_retry_usec);
         if (a->shutting_down && a->killed_all)
                 deadline = MIN(deadline, now_usec() + 100 * USEC_PER_MSEC);
@@ -257,7 +280,15 @@ static int agent_poll_timeout(Agent *a) {
         return deadline_poll_ms(deadline);
 }
 
-static void agent_dispatch(Agent *a, PollSet *ps, int session_slot) {
+/* A session slot may refer to a session ended earlier in the same round. */
+static bool agent_has_session(Agent *a, Session *s) {
+        for (size_t i = 0; i < a->n_sessions; i++)
+                if (a->sessions[i] == s)
+                        return true;
+        return false;
+}
+
+static void agent_dispatch(Agent *a, PollSet *ps) {
         for (size_t i = 0; i < ps->n; i++) {
                 short re = ps->fds[i].revents;
                 if (!re)
@@ -270,18 +301,30 @@ static void agent_dispatch(Agent *a, PollSet *ps, int session_slot) {
                                 process_on_output(a, slot->process, (StreamIndex) slot->stream);
                         continue; /* the status pipe is read in process_complete() */
                 }
-                if ((int) i == session_slot) {
+                if (slot->session) {
+                        Session *s = slot->session;
+                        if (!agent_has_session(a, s))
+                                continue;
                         int r = 0;
                         if (re & (POLLIN | POLLHUP | POLLERR))
-                                r = session_on_readable(a->session);
+                                r = session_on_readable(s);
                         if (r >= 0 && (re & POLLOUT))
-                                r = session_on_writable(a->session);
+                                r = session_on_writable(s);
                         if (r < 0)
-                                agent_end_session(a);
-                } else if (i == 0)
+                                agent_end_session(a, s);
+                } else if (slot->stream == 0)
                         agent_on_signal(a);
-                else if (slot->stream >= 1)
+                else
                         agent_accept(a, (TransportKind) (slot->stream - 1));
+        }
+}
+
+/* Writes what each session has queued; ends the sessions whose peer is gone. */
+static void agent_flush_sessions(Agent *a) {
+        for (size_t i = a->n_sessions; i-- > 0;) {
+                Session *s = a->sessions[i];
+                if (session_wants_write(s) && session_on_writable(s) < 0)
+                        agent_end_session(a, s);
         }
 }
 
@@ -289,8 +332,7 @@ int agent_run(Agent *a) {
         PollSet ps = {0};
         int r = 0;
         while (!a->done) {
-                int session_slot;
-                if ((r = agent_build_pollset(a, &ps, &session_slot)) < 0)
+                if ((r = agent_build_pollset(a, &ps)) < 0)
                         break;
                 int k = poll(ps.fds, ps.n, agent_poll_timeout(a));
                 if (k < 0 && errno != EINTR) {
@@ -298,10 +340,9 @@ int agent_run(Agent *a) {
                         break;
                 }
                 if (k > 0)
-                        agent_dispatch(a, &ps, session_slot);
+                        agent_dispatch(a, &ps);
                 process_complete(a);
-                if (a->session && session_wants_write(a->session) && session_on_writable(a->session) < 0)
-                        agent_end_session(a);
+                agent_flush_sessions(a);
                 a->done = agent_shutdown_progress(a);
         }
         free(ps.fds);

@@ -1,12 +1,14 @@
 /* agent.h: the guest agent's internal objects, shared by its modules.
  *
  * The agent is one single-threaded poll() loop (agent.c) that owns:
- * - the listeners and at most one Session (session.c): the current host
- *   connection, its FrameReader, its outbound queue and request dispatch;
+ * - the listeners and the Sessions (session.c): one per host connection (the
+ *   virtio-serial port is one long-lived session), each with its FrameReader,
+ *   outbound queue, request dispatch and its own channel number space;
  * - the Process table (process.c): supervised processes and the internal
- *   copy helpers, each with up to three Streams bound to data channels.
- * Processes belong to the agent, not to a session: a session that ends
- * detaches their streams (output is drained and discarded, stdin closed).
+ *   copy helpers, each with up to three Streams bound to a session's channel.
+ * Processes belong to the agent, not to a session: every session sees and
+ * controls all of them, and a session that ends only detaches the streams and
+ * waits it owned (output is drained and discarded, stdin closed).
  * Nothing here blocks for long: the only blocking work (tar extraction and
  * creation) runs in forked helper processes behind pipes. */
 #pragma once
@@ -25,6 +27,7 @@
 #define AGENT_OUTQ_HIGH (256u * 1024u) /* stop reading process output above this */
 #define AGENT_OUTQ_MAX (16u * 1024u * 1024u) /* a host that never reads is dropped */
 #define AGENT_MAX_ARGS 4096u
+#define AGENT_MAX_SESSIONS 16u
 #define AGENT_DEFAULT_GRACE_MS 5000u
 #define AGENT_MAIN_LINGER_MS 10000u   /* main process done, nobody waited: shut down after this */
 
@@ -66,6 +69,7 @@ typedef enum StreamIndex {
 /* One direction of a process's stdio, bound to a data channel of the session. */
 typedef struct Stream {
         int fd;               /* pipe end or pty master (shared by stdin and stdout with a tty) */
+        Session *session;     /* the session the channel belongs to; NULL = not bound */
         uint32_t channel;     /* 0 = not bound (never was, or detached) */
         bool open;            /* fd still in use for this direction */
         bool discard;         /* output: no reader, drain and drop */
@@ -80,6 +84,7 @@ typedef struct Stream {
 } Stream;
 
 typedef struct Waiter {
+        Session *session;
         uint32_t request_id;
         struct Waiter *next;
 } Waiter;
@@ -99,6 +104,7 @@ struct Process {
         Stream streams[_STREAM_MAX];
         Waiter *waiters;        /* wait requests, answered when done */
         /* copy helpers */
+        Session *copy_session;  /* where the copy request came from; NULL once it is gone */
         uint32_t copy_request;  /* request answered when the helper is done */
         int status_fd;          /* helper writes "code bytes entries message" here */
         char status[1024];
@@ -112,7 +118,8 @@ struct Agent {
         int listen_fd[_TRANSPORT_KIND_MAX];
         int serial_fd;
         uint64_t serial_retry_usec; /* host detached from the port: look again then */
-        Session *session;
+        Session *sessions[AGENT_MAX_SESSIONS];
+        size_t n_sessions;
         Process *processes;
         uint32_t next_process_id;
         uint64_t instance;
@@ -140,6 +147,7 @@ const char *transport_kind_to_string(TransportKind k);
 int session_new(Session **ret, Agent *a, int fd, TransportKind kind);
 Session *session_free(Session *s);
 int session_fd(Session *s);
+TransportKind session_kind(Session *s);
 bool session_wants_write(Session *s);
 bool session_can_take_output(Session *s); /* outbound queue below the high mark */
 /* Handles readable / writable; returns 0, or -ECONNRESET when the session ended. */
@@ -166,21 +174,23 @@ typedef struct ExecSpec {
         uint32_t stdin_channel, stdout_channel, stderr_channel;
 } ExecSpec;
 
-int process_exec(Agent *a, const ExecSpec *spec, Process **ret, Error **err);
-int process_copy_in(Agent *a, const char *path, uint32_t channel, uint32_t request_id, Error **err);
-int process_copy_out(Agent *a, const char *path, uint32_t channel, uint32_t request_id, Error **err);
+/* Starts a process whose channels belong to session s. */
+int process_exec(Agent *a, Session *s, const ExecSpec *spec, Process **ret, Error **err);
+int process_copy_in(Agent *a, Session *s, const char *path, uint32_t channel, uint32_t request_id, Error **err);
+int process_copy_out(Agent *a, Session *s, const char *path, uint32_t channel, uint32_t request_id, Error **err);
 Process *process_find(Agent *a, uint32_t id);
-/* Finds the stream bound to channel in the current session. */
-Stream *process_find_stream(Agent *a, uint32_t channel, Process **ret_process, StreamIndex *ret_index);
-bool process_channel_in_use(Agent *a, uint32_t channel);
+/* Finds the stream bound to channel of session s. */
+Stream *process_find_stream(Agent *a, Session *s, uint32_t channel, Process **ret_process, StreamIndex *ret_index);
+bool process_channel_in_use(Agent *a, Session *s, uint32_t channel);
 void process_reap(Agent *a);
 /* Output or stdin made progress possible; moves bytes, sends EOF, completes. */
 void process_on_output(Agent *a, Process *p, StreamIndex idx);
 void process_on_input_writable(Agent *a, Process *p);
 /* Host sent DATA for a stdin stream (already checked against credit). */
 void process_on_stdin_data(Agent *a, Process *p, const uint8_t *data, size_t len, bool eof);
-/* Every stream of every process loses its channel (session gone). */
-void process_detach_all(Agent *a);
+/* Session s is gone or restarting: the streams, waits and copies it owned
+ * are detached (output drained and dropped, stdin closed, copies aborted). */
+void process_detach_session(Agent *a, Session *s);
 /* Answers waiters / copy requests of finished processes; trims history. */
 void process_complete(Agent *a);
 int process_signal(Agent *a, Process *p, int sig);

@@ -94,12 +94,12 @@ Process *process_find(Agent *a, uint32_t id) {
         return NULL;
 }
 
-Stream *process_find_stream(Agent *a, uint32_t channel, Process **ret_process, StreamIndex *ret_index) {
-        if (channel == 0)
+Stream *process_find_stream(Agent *a, Session *s, uint32_t channel, Process **ret_process, StreamIndex *ret_index) {
+        if (channel == 0 || !s)
                 return NULL;
         for (Process *p = a->processes; p; p = p->next)
                 for (int i = 0; i < _STREAM_MAX; i++)
-                        if (p->streams[i].channel == channel) {
+                        if (p->streams[i].channel == channel && p->streams[i].session == s) {
                                 *ret_process = p;
                                 *ret_index = (StreamIndex) i;
                                 return &p->streams[i];
@@ -107,10 +107,10 @@ Stream *process_find_stream(Agent *a, uint32_t channel, Process **ret_process, S
         return NULL;
 }
 
-bool process_channel_in_use(Agent *a, uint32_t channel) {
+bool process_channel_in_use(Agent *a, Session *s, uint32_t channel) {
         Process *p;
         StreamIndex i;
-        return process_find_stream(a, channel, &p, &i) != NULL;
+        return process_find_stream(a, s, channel, &p, &i) != NULL;
 }
 
 unsigned process_count_running(Agent *a) {
@@ -242,7 +242,7 @@ static void close_fds(int *fds, size_t n) {
 }
 
 /* Creates the agent and child ends of stdio for spec into p and child_fds. */
-static int exec_make_stdio(Agent *a, const ExecSpec *spec, Process *p, int child_fds[3]) {
+static int exec_make_stdio(Agent *a, Session *s, const ExecSpec *spec, Process *p, int child_fds[3]) {
         uint32_t channels[3] = {spec->stdin_channel, spec->stdout_channel, spec->stderr_channel};
         if (spec->tty) {
                 int master, slave;
@@ -253,10 +253,12 @@ static int exec_make_stdio(Agent *a, const ExecSpec *spec, Process *p, int child
                 child_fds[1] = fcntl(slave, F_DUPFD_CLOEXEC, 3);
                 child_fds[2] = fcntl(slave, F_DUPFD_CLOEXEC, 3);
                 p->streams[STREAM_STDIN] = (Stream){.fd = spec->stdin_channel ? master : -1,
+                                                    .session = spec->stdin_channel ? s : NULL,
                                                     .channel = spec->stdin_channel,
                                                     .open = spec->stdin_channel != 0};
                 /* The master is always drained, or a process writing to the terminal would block. */
-                p->streams[STREAM_STDOUT] = (Stream){.fd = master, .channel = spec->stdout_channel, .open = true,
+                p->streams[STREAM_STDOUT] = (Stream){.fd = master, .session = spec->stdout_channel ? s : NULL,
+                                                     .channel = spec->stdout_channel, .open = true,
                                                      .discard = spec->stdout_channel == 0};
                 return 0;
         }
@@ -267,7 +269,7 @@ static int exec_make_stdio(Agent *a, const ExecSpec *spec, Process *p, int child
                 int r = make_pipe(i != STREAM_STDIN, &mine, &child_fds[i]);
                 if (r < 0)
                         return r;
-                p->streams[i] = (Stream){.fd = mine, .channel = channels[i], .open = true};
+                p->streams[i] = (Stream){.fd = mine, .session = s, .channel = channels[i], .open = true};
         }
         return 0;
 }
@@ -303,7 +305,7 @@ static int fork_and_exec(Agent *a, const ExecSpec *spec, const UserIds *ids, Pro
                          strerror(ce.error ? ce.error : EIO));
 }
 
-int process_exec(Agent *a, const ExecSpec *spec, Process **ret, Error **err) {
+int process_exec(Agent *a, Session *s, const ExecSpec *spec, Process **ret, Error **err) {
         if (process_count_running(a) >= AGENT_MAX_PROCESSES)
                 return error_set(err, EAGAIN, "too many processes (limit %u)", AGENT_MAX_PROCESSES);
 
@@ -322,13 +324,13 @@ int process_exec(Agent *a, const ExecSpec *spec, Process **ret, Error **err) {
         p->main = spec->main;
         p->command = strdup(spec->argv[0]);
         int child_fds[3] = {-1, -1, -1};
-        int r = exec_make_stdio(a, spec, p, child_fds);
+        int r = exec_make_stdio(a, s, spec, p, child_fds);
         if (r < 0) {
                 error_set_errno(err, -r, "exec '%s': create stdio", spec->argv[0]);
                 goto fail;
         }
         for (int i = STREAM_STDOUT; i < _STREAM_MAX; i++)
-                p->streams[i].send_credit = session_peer_window(a->session);
+                p->streams[i].send_credit = session_peer_window(s);
         p->started_ns = realtime_nsec();
         r = fork_and_exec(a, spec, idsp, p, child_fds, err);
         close_fds(child_fds, 3);
@@ -378,13 +380,14 @@ _noreturn_ static void helper_main(ProcessKind kind, const char *path, int data_
         _exit(r < 0 ? 1 : 0);
 }
 
-static int process_copy(Agent *a, ProcessKind kind, const char *path, uint32_t channel, uint32_t request_id,
-                        Error **err) {
+static int process_copy(Agent *a, Session *s, ProcessKind kind, const char *path, uint32_t channel,
+                        uint32_t request_id, Error **err) {
         const char *what = kind == PROCESS_COPY_IN ? "copy-in" : "copy-out";
         Process *p = process_alloc(a, kind);
         if (!p)
                 return -ENOMEM;
         p->command = strdup(what);
+        p->copy_session = s;
         p->copy_request = request_id;
         StreamIndex idx = kind == PROCESS_COPY_IN ? STREAM_STDIN : STREAM_STDOUT;
         int child_data = -1, child_status = -1, r;
@@ -394,9 +397,10 @@ static int process_copy(Agent *a, ProcessKind kind, const char *path, uint32_t c
                 process_free(p);
                 return error_set_errno(err, -r, "%s '%s': pipe", what, path);
         }
+        p->streams[idx].session = s;
         p->streams[idx].channel = channel;
         p->streams[idx].open = true;
-        p->streams[idx].send_credit = session_peer_window(a->session);
+        p->streams[idx].send_credit = session_peer_window(s);
         p->started_ns = realtime_nsec();
 
         pid_t pid = fork();
@@ -414,12 +418,12 @@ static int process_copy(Agent *a, ProcessKind kind, const char *path, uint32_t c
         return 0;
 }
 
-int process_copy_in(Agent *a, const char *path, uint32_t channel, uint32_t request_id, Error **err) {
-        return process_copy(a, PROCESS_COPY_IN, path, channel, request_id, err);
+int process_copy_in(Agent *a, Session *s, const char *path, uint32_t channel, uint32_t request_id, Error **err) {
+        return process_copy(a, s, PROCESS_COPY_IN, path, channel, request_id, err);
 }
 
-int process_copy_out(Agent *a, const char *path, uint32_t channel, uint32_t request_id, Error **err) {
-        return process_copy(a, PROCESS_COPY_OUT, path, channel, request_id, err);
+int process_copy_out(Agent *a, Session *s, const char *path, uint32_t channel, uint32_t request_id, Error **err) {
+        return process_copy(a, s, PROCESS_COPY_OUT, path, channel, request_id, err);
 }
 
 /* ---- I/O ----------------------------------------------------------------- */
@@ -437,13 +441,13 @@ void process_on_output(Agent *a, Process *p, StreamIndex idx) {
         if (n > 0) {
                 if (!st->discard) {
                         st->send_credit -= (uint64_t) n;
-                        (void) session_send_data(a->session, st->channel, scratch, (size_t) n, false);
+                        (void) session_send_data(st->session, st->channel, scratch, (size_t) n, false);
                 }
                 return;
         }
         /* EOF, or EIO from a pty master whose last slave closed. */
-        if (!st->discard && st->channel && a->session)
-                (void) session_send_data(a->session, st->channel, NULL, 0, true);
+        if (!st->discard && st->channel && st->session)
+                (void) session_send_data(st->session, st->channel, NULL, 0, true);
         st->eof_sent = true;
         stream_close(p, idx);
         if (p->tty && idx == STREAM_STDOUT)
@@ -451,9 +455,9 @@ void process_on_output(Agent *a, Process *p, StreamIndex idx) {
 }
 
 static void stdin_return_credit(Agent *a, Stream *st, bool force) {
-        uint32_t quarter = session_local_window(a->session) / 4;
+        uint32_t quarter = session_local_window(st->session) / 4;
         if (st->credit_owed > 0 && (force || st->credit_owed >= quarter || st->buf_len == 0)) {
-                (void) session_send_credit(a->session, st->channel, st->credit_owed);
+                (void) session_send_credit(st->session, st->channel, st->credit_owed);
                 st->credit_owed = 0;
         }
 }
@@ -478,9 +482,10 @@ void process_on_input_writable(Agent *a, Process *p) {
                 if (n < 0 && errno == EAGAIN)
                         break;
                 if (n < 0) { /* EPIPE: the process closed its stdin */
-                        (void) session_send_reset(a->session, st->channel, errno, "stdin of process %u: %s", p->id,
+                        (void) session_send_reset(st->session, st->channel, errno, "stdin of process %u: %s", p->id,
                                                   strerror(errno));
                         st->channel = 0;
+                        st->session = NULL;
                         stream_close(p, STREAM_STDIN);
                         return;
                 }
@@ -499,9 +504,9 @@ void process_on_stdin_data(Agent *a, Process *p, const uint8_t *data, size_t len
         Stream *st = &p->streams[STREAM_STDIN];
         if (len > 0) {
                 if (!st->buf)
-                        st->buf = malloc(session_local_window(a->session));
+                        st->buf = malloc(session_local_window(st->session));
                 if (!st->buf) {
-                        (void) session_send_reset(a->session, st->channel, ENOMEM, "stdin of process %u: out of memory",
+                        (void) session_send_reset(st->session, st->channel, ENOMEM, "stdin of process %u: out of memory",
                                                   p->id);
                         return;
                 }
@@ -583,12 +588,12 @@ static void answer_copy(Agent *a, Process *p) {
                 code = -1;
         const char *what = p->kind == PROCESS_COPY_IN ? "copy-in" : "copy-out";
         if (code < 0 || (code == 0 && p->exit_code != 0)) {
-                (void) session_send_error(a->session, p->copy_request, EIO, "%s helper died (exit status %d)", what,
+                (void) session_send_error(p->copy_session, p->copy_request, EIO, "%s helper died (exit status %d)", what,
                                           p->exit_code);
                 return;
         }
         if (code > 0) {
-                (void) session_send_error(a->session, p->copy_request, code, "%s", p->status + msg_at);
+                (void) session_send_error(p->copy_session, p->copy_request, code, "%s", p->status + msg_at);
                 return;
         }
         Plagent__CopyResponse cr = PLAGENT__COPY_RESPONSE__INIT;
@@ -597,7 +602,7 @@ static void answer_copy(Agent *a, Process *p) {
         Plagent__Response resp = PLAGENT__RESPONSE__INIT;
         resp.result_case = PLAGENT__RESPONSE__RESULT_COPY;
         resp.copy = &cr;
-        (void) session_send_response(a->session, p->copy_request, &resp);
+        (void) session_send_response(p->copy_session, p->copy_request, &resp);
 }
 
 /* Answers every wait on p; returns how many were answered. */
@@ -611,7 +616,7 @@ static unsigned answer_waiters(Agent *a, Process *p) {
         while (p->waiters) {
                 Waiter *w = p->waiters;
                 p->waiters = w->next;
-                n += session_send_response(a->session, w->request_id, &resp) >= 0;
+                n += session_send_response(w->session, w->request_id, &resp) >= 0;
                 free(w);
         }
         return n;
@@ -649,33 +654,45 @@ void process_complete(Agent *a) {
                                 pp = &p->next;
                                 continue;
                         }
-                } else if (a->session && p->copy_request)
+                } else if (p->copy_session && p->copy_request)
                         answer_copy(a, p);
                 *pp = p->next;
                 process_free(p);
         }
 }
 
-void process_detach_all(Agent *a) {
+static void waiters_drop_session(Process *p, Session *s) {
+        for (Waiter **pw = &p->waiters; *pw;) {
+                Waiter *w = *pw;
+                if (w->session != s) {
+                        pw = &w->next;
+                        continue;
+                }
+                *pw = w->next;
+                free(w);
+        }
+}
+
+void process_detach_session(Agent *a, Session *s) {
         for (Process *p = a->processes; p; p = p->next) {
                 Stream *in = &p->streams[STREAM_STDIN];
-                if (in->channel) {
+                if (in->session == s && in->channel) {
                         in->channel = 0;
+                        in->session = NULL;
                         stdin_finish(p);
                 }
                 for (int i = STREAM_STDOUT; i < _STREAM_MAX; i++)
-                        if (p->streams[i].channel) {
+                        if (p->streams[i].session == s) {
                                 p->streams[i].channel = 0;
+                                p->streams[i].session = NULL;
                                 p->streams[i].discard = true;
                         }
-                while (p->waiters) {
-                        Waiter *w = p->waiters;
-                        p->waiters = w->next;
-                        free(w);
-                }
-                if (p->kind != PROCESS_EXEC && !p->exited) {
-                        p->copy_request = 0; /* nobody to answer: abort the copy */
-                        (void) kill(p->pid, SIGKILL);
+                waiters_drop_session(p, s);
+                if (p->kind != PROCESS_EXEC && p->copy_session == s) {
+                        p->copy_session = NULL; /* nobody to answer: abort the copy */
+                        p->copy_request = 0;
+                        if (!p->exited)
+                                (void) kill(p->pid, SIGKILL);
                 }
         }
 }

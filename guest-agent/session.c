@@ -74,6 +74,10 @@ int session_fd(Session *s) {
         return s->fd;
 }
 
+TransportKind session_kind(Session *s) {
+        return s->kind;
+}
+
 bool session_wants_write(Session *s) {
         return s->out_len > s->out_off;
 }
@@ -248,7 +252,7 @@ static void session_on_data(Session *s, const FrameEvent *ev) {
         Process *p;
         StreamIndex idx;
         uint32_t ch = ev->header.channel;
-        Stream *st = process_find_stream(s->agent, ch, &p, &idx);
+        Stream *st = process_find_stream(s->agent, s, ch, &p, &idx);
         if (!st || idx != STREAM_STDIN || !st->open) {
                 (void) session_send_reset(s, ch, EBADR, "DATA on channel %u, which is not an open input channel", ch);
                 return;
@@ -260,6 +264,7 @@ static void session_on_data(Session *s, const FrameEvent *ev) {
                 (void) session_send_reset(s, ch, EPROTO, "DATA on channel %u exceeds its credit (%llu + %u > %u)", ch,
                                           (unsigned long long) outstanding, ev->header.length, s->local_window);
                 st->channel = 0;
+                st->session = NULL;
                 process_on_stdin_data(s->agent, p, NULL, 0, true);
                 return;
         }
@@ -271,7 +276,7 @@ static void session_on_credit(Session *s, const FrameEvent *ev) {
         Process *p;
         StreamIndex idx;
         uint32_t ch = ev->header.channel, bytes;
-        Stream *st = process_find_stream(s->agent, ch, &p, &idx);
+        Stream *st = process_find_stream(s->agent, s, ch, &p, &idx);
         if (!st || idx == STREAM_STDIN) {
                 (void) session_send_reset(s, ch, EBADR, "CREDIT on channel %u, which is not an output channel", ch);
                 return;
@@ -286,10 +291,11 @@ static void session_on_credit(Session *s, const FrameEvent *ev) {
 static void session_on_reset(Session *s, const FrameEvent *ev) {
         Process *p;
         StreamIndex idx;
-        Stream *st = process_find_stream(s->agent, ev->header.channel, &p, &idx);
+        Stream *st = process_find_stream(s->agent, s, ev->header.channel, &p, &idx);
         if (!st)
                 return; /* never answer a RESET with a RESET */
         st->channel = 0;
+        st->session = NULL;
         if (idx == STREAM_STDIN)
                 process_on_stdin_data(s->agent, p, NULL, 0, true);
         else
@@ -341,7 +347,7 @@ static int handle_guest_info_request(Session *s, uint32_t id, Plagent__Request *
 
 /* A host-chosen channel must be new: non-zero and not bound to any stream. */
 static int check_new_channel(Session *s, uint32_t ch, const char *what, Error **err) {
-        if (ch && process_channel_in_use(s->agent, ch))
+        if (ch && process_channel_in_use(s->agent, s, ch))
                 return error_set(err, EADDRINUSE, "%s channel %u is already in use", what, ch);
         return 0;
 }
@@ -403,7 +409,7 @@ static int handle_exec_request(Session *s, uint32_t id, Plagent__Request *req, E
         if ((r = exec_build_spec(x, &spec, err)) < 0)
                 return r;
         Process *p;
-        r = process_exec(s->agent, &spec, &p, err);
+        r = process_exec(s->agent, s, &spec, &p, err);
         free(spec.argv);
         free(spec.env);
         if (r < 0)
@@ -450,6 +456,7 @@ static int handle_wait_request(Session *s, uint32_t id, Plagent__Request *req, E
         Waiter *w = calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;
+        w->session = s;
         w->request_id = id;
         w->next = p->waiters;
         p->waiters = w;
@@ -515,8 +522,8 @@ static int handle_copy(Session *s, uint32_t id, const char *path, uint32_t chann
                 return error_set(err, EINVAL, "%s: no data channel", what);
         if ((r = check_new_channel(s, channel, what, err)) < 0)
                 return r;
-        return in ? process_copy_in(s->agent, path, channel, id, err)
-                  : process_copy_out(s->agent, path, channel, id, err);
+        return in ? process_copy_in(s->agent, s, path, channel, id, err)
+                  : process_copy_out(s->agent, s, path, channel, id, err);
 }
 
 static int handle_copy_in_request(Session *s, uint32_t id, Plagent__Request *req, Error **err) {
@@ -640,7 +647,7 @@ static void session_on_event(Session *s, const FrameEvent *ev) {
                 if (s->hello_done) {
                         log_info("host resynchronised: starting a new session");
                         s->hello_done = false;
-                        process_detach_all(s->agent);
+                        process_detach_session(s->agent, s);
                 }
                 break;
         case FRAME_EVENT_FRAME:

@@ -34,6 +34,7 @@
 
 typedef struct Cli {
         const char *socket_path;
+        unsigned vsock_cid, vsock_port; /* --vsock CID:PORT instead of --socket */
         int connect_timeout_ms;
         int timeout_ms;       /* per request */
         int long_timeout_ms;  /* exec's wait and copies: -1 unless --timeout */
@@ -78,7 +79,9 @@ static int cli_connect(Cli *cli, int fail_code) {
                 .handshake_timeout_ms = cli->connect_timeout_ms,
                 .request_timeout_ms = cli->timeout_ms,
         };
-        if (agent_client_connect_unix(&cli->client, cli->socket_path, &opts, &e) < 0)
+        int r = cli->vsock_port ? agent_client_connect_vsock(&cli->client, cli->vsock_cid, cli->vsock_port, &opts, &e)
+                                : agent_client_connect_unix(&cli->client, cli->socket_path, &opts, &e);
+        if (r < 0)
                 return fail(e, fail_code);
         return 0;
 }
@@ -463,6 +466,7 @@ static void help(void) {
                "Talks to a portlayer guest agent over its Unix socket.\n\n"
                "Options:\n"
                "  -s, --socket PATH          the agent's socket (or QEMU's virtio-serial socket)\n"
+               "      --vsock CID:PORT       the agent over vsock (hosts with vhost-vsock; 1:1024 inside a guest)\n"
                "  -t, --timeout MS           per-request timeout (default 30000); also bounds\n"
                "                             exec's wait and copies, which otherwise have none\n"
                "  -c, --connect-timeout MS   handshake deadline, retried until then (default 10000)\n"
@@ -483,6 +487,7 @@ static void help(void) {
 static int parse_global(int argc, char **argv, Cli *cli) {
         static const struct option options[] = {
                 {"socket", required_argument, NULL, 's'},  {"timeout", required_argument, NULL, 't'},
+                {"vsock", required_argument, NULL, 'V'},
                 {"connect-timeout", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
                 {"help", no_argument, NULL, 'h'},          {},
         };
@@ -490,6 +495,10 @@ static int parse_global(int argc, char **argv, Cli *cli) {
         while ((opt = getopt_long(argc, argv, "+s:t:c:vh", options, NULL)) >= 0)
                 switch (opt) {
                 case 's': cli->socket_path = optarg; break;
+                case 'V':
+                        if (sscanf(optarg, "%u:%u", &cli->vsock_cid, &cli->vsock_port) != 2 || !cli->vsock_port)
+                                return usage_error("bad --vsock (want CID:PORT): %s", optarg);
+                        break;
                 case 't':
                         if (parse_int(optarg, 1, INT32_MAX, &cli->timeout_ms) < 0)
                                 return usage_error("bad --timeout: %s", optarg);
@@ -503,8 +512,8 @@ static int parse_global(int argc, char **argv, Cli *cli) {
                 case 'h': help(); exit(0);
                 default: return usage_error("unknown option or missing argument: %s", argv[optind - 1]);
                 }
-        if (!cli->socket_path)
-                return usage_error("--socket is required");
+        if (!cli->socket_path == !cli->vsock_port)
+                return usage_error("give exactly one of --socket or --vsock");
         if (optind >= argc)
                 return usage_error("no command given");
         return 0;

@@ -26,6 +26,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <linux/vm_sockets.h>
 #include <time.h>
 
 #include "common/io-util.h"
@@ -784,20 +785,40 @@ int agent_client_new_fd(AgentClient **ret, int fd, const AgentClientOptions *opt
                            err);
 }
 
-static int connect_attempt(AgentClient **ret, const char *path, const ClientConfig *cfg, int attempt_ms,
-                           Error **err) {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        if (strlen(path) >= sizeof sa.sun_path)
-                return error_set(err, ENAMETOOLONG, "socket path too long: %s", path);
-        memcpy(sa.sun_path, path, strlen(path) + 1);
+typedef struct Endpoint {
+        struct sockaddr_storage addr;
+        socklen_t len;
+        int family;
+        char name[160]; /* "/path/agent.sock", "vsock 3:1024" */
+} Endpoint;
 
+/* Waits for a non-blocking connect (vsock answers EINPROGRESS). */
+static int connect_finish(int fd, int attempt_ms) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int k = poll(&pfd, 1, attempt_ms);
+        if (k < 0)
+                return negative_errno();
+        if (k == 0)
+                return -ETIMEDOUT;
+        int so_error = 0;
+        socklen_t len = sizeof so_error;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) < 0)
+                return negative_errno();
+        return so_error ? -so_error : 0;
+}
+
+static int connect_attempt(AgentClient **ret, const Endpoint *ep, const ClientConfig *cfg, int attempt_ms,
+                           Error **err) {
         /* Non-blocking before connect(): a full listen backlog gives EAGAIN
          * instead of blocking past our deadline. */
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        _cleanup_close_ int fd = socket(ep->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
-                return error_set_errno(err, errno, "cannot create a socket");
-        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
-                return error_set_errno(err, errno, "cannot connect to %s", path);
+                return error_set_errno(err, errno, "cannot create a socket for %s", ep->name);
+        int r = connect(fd, (const struct sockaddr *) &ep->addr, ep->len) < 0 ? negative_errno() : 0;
+        if (r == -EINPROGRESS)
+                r = connect_finish(fd, attempt_ms);
+        if (r < 0)
+                return error_set_errno(err, -r, "cannot connect to %s", ep->name);
         return client_open(ret, TAKE_FD(fd), cfg, deadline_after_ms(attempt_ms), attempt_ms, err);
 }
 
@@ -806,7 +827,9 @@ static bool connect_retryable(int r) {
                r == -EPIPE;
 }
 
-int agent_client_connect_unix(AgentClient **ret, const char *path, const AgentClientOptions *opts, Error **err) {
+/* Connects and shakes hands, attempt after attempt, until the handshake
+ * deadline: a guest's agent may not listen yet. */
+static int connect_retrying(AgentClient **ret, const Endpoint *ep, const AgentClientOptions *opts, Error **err) {
         ClientConfig cfg = config_resolve(opts);
         uint64_t deadline = deadline_after_ms(cfg.handshake_timeout_ms);
         int attempt_ms = CONNECT_ATTEMPT_MS_MIN, backoff_ms = CONNECT_BACKOFF_MS_MIN;
@@ -817,22 +840,44 @@ int agent_client_connect_unix(AgentClient **ret, const char *path, const AgentCl
                 int left = deadline_poll_ms(deadline);
                 int ms = left < 0 ? attempt_ms : MIN(attempt_ms, MAX(left, 1));
                 attempts++;
-                int r = connect_attempt(ret, path, &cfg, ms, &e);
+                int r = connect_attempt(ret, ep, &cfg, ms, &e);
                 if (r >= 0)
                         return 0;
                 left = deadline_poll_ms(deadline);
                 if (!connect_retryable(r))
-                        return error_set(err, -r, "agent at %s: %s", path, error_message(e));
+                        return error_set(err, -r, "agent at %s: %s", ep->name, error_message(e));
                 if (left >= 0 && left <= backoff_ms)
-                        return error_set(err, -r, "cannot reach the agent at %s within %d ms (%u attempts): %s", path,
-                                         cfg.handshake_timeout_ms, attempts, error_message(e));
-                log_debug("agent at %s: attempt %u failed: %s", path, attempts, error_message(e));
+                        return error_set(err, -r, "cannot reach the agent at %s within %d ms (%u attempts): %s",
+                                         ep->name, cfg.handshake_timeout_ms, attempts, error_message(e));
+                log_debug("agent at %s: attempt %u failed: %s", ep->name, attempts, error_message(e));
                 usleep((useconds_t) backoff_ms * 1000u);
                 backoff_ms = MIN(backoff_ms * 2, CONNECT_BACKOFF_MS_MAX);
                 /* A silent peer may only be slow: give the next answer longer. */
                 if (r == -ETIMEDOUT)
                         attempt_ms = MIN(attempt_ms * 2, CONNECT_ATTEMPT_MS_MAX);
         }
+}
+
+int agent_client_connect_unix(AgentClient **ret, const char *path, const AgentClientOptions *opts, Error **err) {
+        Endpoint ep = {.family = AF_UNIX, .len = sizeof(struct sockaddr_un)};
+        struct sockaddr_un *sa = (struct sockaddr_un *) &ep.addr;
+        sa->sun_family = AF_UNIX;
+        if (strlen(path) >= sizeof sa->sun_path)
+                return error_set(err, ENAMETOOLONG, "socket path too long: %s", path);
+        memcpy(sa->sun_path, path, strlen(path) + 1);
+        snprintf(ep.name, sizeof ep.name, "%s", path);
+        return connect_retrying(ret, &ep, opts, err);
+}
+
+int agent_client_connect_vsock(AgentClient **ret, unsigned cid, unsigned port, const AgentClientOptions *opts,
+                               Error **err) {
+        Endpoint ep = {.family = AF_VSOCK, .len = sizeof(struct sockaddr_vm)};
+        struct sockaddr_vm *sa = (struct sockaddr_vm *) &ep.addr;
+        sa->svm_family = AF_VSOCK;
+        sa->svm_cid = cid;
+        sa->svm_port = port;
+        snprintf(ep.name, sizeof ep.name, "vsock %u:%u", cid, port);
+        return connect_retrying(ret, &ep, opts, err);
 }
 
 AgentClient *agent_client_free(AgentClient *c) {

@@ -36,6 +36,13 @@ typedef struct AgentClientOptions {
  * is retried until handshake_timeout_ms, since the guest may not listen yet. */
 int agent_client_connect_unix(AgentClient **ret, const char *path, const AgentClientOptions *opts, Error **err);
 
+/* Connects over AF_VSOCK to cid:port (the agent listens on 1024 in guests)
+ * and performs the handshake, retried until handshake_timeout_ms like
+ * agent_client_connect_unix(). Only for hosts with vhost-vsock, and for
+ * clients inside a guest (cid 1 is the guest's own loopback). */
+int agent_client_connect_vsock(AgentClient **ret, unsigned cid, unsigned port, const AgentClientOptions *opts,
+                               Error **err);
+
 /* Takes ownership of a connected stream fd and performs the handshake. */
 int agent_client_new_fd(AgentClient **ret, int fd, const AgentClientOptions *opts, Error **err);
 

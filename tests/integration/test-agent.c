@@ -499,28 +499,49 @@ static void test_signal_and_list(void **state) {
         agent_process_free(q);
 }
 
-/* A second connection takes over; processes survive; the old client fails cleanly. */
-static void test_reconnect_keeps_processes(void **state) {
+/* Sessions are independent: a second client does not disturb the first,
+ * both see and control the same processes, and each keeps its own streams;
+ * when one goes away, the other's streaming process is unaffected. */
+static void test_sessions_are_independent(void **state) {
         Fixture *f = *state;
         AgentProcess *p = NULL;
-        AgentExecSpec spec = {.argv = ARGV("sleep", "60")};
+        AgentExecSpec spec = {.argv = ARGV("sh", "-c", "read x; echo got-$x"), .open_stdin = true,
+                              .capture_stdout = true};
         assert_int_equal(agent_client_exec(f->c, &spec, &p, 5000, NULL), 0);
         uint32_t id = agent_process_id(p);
-        agent_process_free(p);
 
         AgentClient *c2 = harness_connect(&f->h);
         assert_non_null(c2);
         assert_int_equal(agent_client_peer_instance(c2), agent_client_peer_instance(f->c));
-        Error *e = NULL;
-        assert_true(agent_client_ping(f->c, 3000, &e) < 0);
-        e = error_free(e);
+        assert_int_equal(agent_client_ping(f->c, 3000, NULL), 0); /* the first still works */
+        AgentProcess *q = NULL;
+        AgentExecSpec sleeper = {.argv = ARGV("sleep", "60")};
+        assert_int_equal(agent_client_exec(c2, &sleeper, &q, 5000, NULL), 0);
 
+        AgentProcessInfo *list = NULL;
+        size_t n = 0;
+        int seen = 0;
+        assert_int_equal(agent_client_list_processes(f->c, &list, &n, 5000, NULL), 0);
+        for (size_t i = 0; i < n; i++)
+                seen += list[i].process_id == id || list[i].process_id == agent_process_id(q);
+        free(list);
+        assert_int_equal(seen, 2);
+
+        /* The second client ends; the first one's process streams on. */
+        uint32_t qid = agent_process_id(q);
+        agent_process_free(q);
+        agent_client_free(c2);
+        assert_int_equal(agent_process_write_stdin(p, "yes\n", 4, 5000, NULL), 0);
+        char buf[64] = "";
+        assert_int_equal(agent_process_read(p, AGENT_STREAM_STDOUT, buf, sizeof buf - 1, 5000, NULL), 8);
+        assert_string_equal(buf, "got-yes\n");
         AgentProcessInfo info;
-        assert_int_equal(agent_client_signal(c2, id, SIGKILL, false, NULL), 0);
-        assert_int_equal(agent_client_wait(c2, id, &info, 5000, NULL), 0);
+        assert_int_equal(agent_process_wait(p, &info, 5000, NULL), 0);
+        assert_int_equal(info.exit_code, 0);
+        agent_process_free(p);
+        assert_int_equal(agent_client_signal(f->c, qid, SIGKILL, false, NULL), 0);
+        assert_int_equal(agent_client_wait(f->c, qid, &info, 5000, NULL), 0);
         assert_int_equal(info.exit_code, 137);
-        agent_client_free(f->c);
-        f->c = c2;
 }
 
 /* An agent that stops answering (SIGSTOP) makes calls time out in bounded
@@ -606,7 +627,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_escape_attempts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stat_and_remove, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_signal_and_list, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_reconnect_keeps_processes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sessions_are_independent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unresponsive_agent_times_out, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_shutdown_stops_everything, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_main_process_exit_shuts_down, setup, teardown),
