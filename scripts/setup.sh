@@ -25,12 +25,23 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+# libvirt's embedded QEMU driver looks up its built-in user before it reads
+# our qemu.conf (which runs QEMU as root): without it, opening fails with
+# "Failed to parse user 'libvirt-qemu'". libvirt-daemon-system would create it
+# but also brings services and AppArmor profiles we do not want.
+ensure_libvirt_user() {
+  getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu
+  getent passwd libvirt-qemu >/dev/null || useradd --system --gid libvirt-qemu --no-create-home \
+    --home-dir /var/lib/libvirt --shell /usr/sbin/nologin libvirt-qemu
+}
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
+  ensure_libvirt_user
   echo "setup.sh: all ${#packages[@]} packages present"
   exit 0
 fi
@@ -43,3 +54,4 @@ if [ -z "$lists" ]; then
 fi
 echo "setup.sh: installing ${missing[*]}"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+ensure_libvirt_user

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds and runs the whole test suite:
-#   1. a -Werror build, every ctest label (unit, integration, ...);
+#   1. a -Werror build, every ctest label (unit, integration, and e2e: real
+#      guests under QEMU through libvirt's embedded driver, with Debian's
+#      cloud kernel fetched by scripts/fetch-kernel.sh);
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build, unit and integration;
 #   3. a clang libFuzzer build whose targets each run for a short, bounded time.
 # Usage: scripts/test.sh [--quick]   (--quick skips the sanitizer and fuzz builds)
@@ -29,6 +31,12 @@ run_ctest() { # dir, ctest args...
         shift
         (cd "$dir" && ctest --output-on-failure --timeout 900 "$@") || failed=1
 }
+
+step "guest kernel"
+kernel_dir=$(bash scripts/fetch-kernel.sh | tail -n 1)
+[ -f "$kernel_dir/vmlinuz" ] || { echo "test.sh: no kernel in '$kernel_dir'" >&2; exit 1; }
+# e2e tests must run, not skip, here.
+export PL_KERNEL_DIR=$kernel_dir PL_E2E_REQUIRED=1
 
 mkdir -p build
 step "build (-Werror)"

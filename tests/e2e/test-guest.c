@@ -1,0 +1,357 @@
+/* test-guest.c: real guests under QEMU (TCG here), through the libvirt
+ * embedded driver, the initramfs builder and the agent as PID 1.
+ *
+ * Once per run: the initramfs is built from $PL_AGENT_BIN and the kernel in
+ * $PL_KERNEL_DIR (scripts/fetch-kernel.sh), the busybox root disk with
+ * scripts/make-test-rootfs.sh, and one embedded libvirt root is opened in a
+ * temporary directory. Each test boots its own guest on a qcow2 overlay of that
+ * disk and destroys it in teardown, also when an assertion failed; the group
+ * teardown destroys whatever domain of ours is left and checks that no QEMU
+ * process remains.
+ *
+ * Without $PL_KERNEL_DIR the test skips (exit 77), unless $PL_E2E_REQUIRED is
+ * set (CI), where a missing kernel is a failure. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/io-util.h"
+#include "images/initramfs.h"
+#include "images/kernel-modules.h"
+#include "integration/agent-harness.h"
+#include "portlayer/guest.h"
+
+static const char *const guest_modules[] = {"virtio_pci",  "virtio_blk",     "virtio_console",
+                                             "virtio_rng",  "vmw_vsock_virtio_transport",
+                                             "vsock_loopback", NULL};
+
+typedef struct World {
+        char dir[128];
+        char kernel[4096];
+        char release[128];
+        char *initrd;
+        char base[300];
+        VmDriver *driver;
+        pthread_mutex_t lock;
+        char events[4096]; /* "name:state " for every lifecycle event seen */
+        unsigned seq;
+} World;
+
+static World world = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+typedef struct Fixture {
+        Guest *guest;
+        char name[64];
+        char run_dir[300];
+} Fixture;
+
+static void on_event(const VmEvent *ev, void *userdata) {
+        World *w = userdata;
+        pthread_mutex_lock(&w->lock);
+        size_t n = strlen(w->events);
+        snprintf(w->events + n, sizeof w->events - n, "%s:%s ", ev->name, vm_state_to_string(ev->state));
+        pthread_mutex_unlock(&w->lock);
+}
+
+static int read_line(const char *path, char *buf, size_t size) {
+        FILE *f = fopen(path, "re");
+        if (!f || !fgets(buf, (int) size, f)) {
+                if (f)
+                        fclose(f);
+                return -1;
+        }
+        fclose(f);
+        buf[strcspn(buf, "\n")] = 0;
+        return 0;
+}
+
+static int world_setup(void **state) {
+        const char *kdir = getenv("PL_KERNEL_DIR"), *agent = getenv("PL_AGENT_BIN"), *src = getenv("PL_SOURCE_DIR");
+        if (!kdir || !agent || !src) {
+                fprintf(stderr, "e2e: PL_KERNEL_DIR, PL_AGENT_BIN and PL_SOURCE_DIR are needed "
+                                "(scripts/test.sh sets them)\n");
+                return -1;
+        }
+        snprintf(world.kernel, sizeof world.kernel, "%s/vmlinuz", kdir);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/release", kdir);
+        if (read_line(path, world.release, sizeof world.release) < 0)
+                return -1;
+        snprintf(world.dir, sizeof world.dir, "/tmp/pl-e2e.XXXXXX");
+        if (!mkdtemp(world.dir))
+                return -1;
+
+        Error *e = NULL;
+        char *modules_dir = NULL;
+        if (kernel_modules_find_dir(kdir, &modules_dir, &e) < 0)
+                goto fail;
+        InitramfsSpec spec = {.agent_path = agent, .modules_dir = modules_dir, .modules = guest_modules};
+        snprintf(path, sizeof path, "%s/initramfs", world.dir);
+        int r = initramfs_build(&spec, path, &world.initrd, &e);
+        free(modules_dir);
+        if (r < 0)
+                goto fail;
+
+        snprintf(world.base, sizeof world.base, "%s/base.ext4", world.dir);
+        if (harness_sh("bash '%s/scripts/make-test-rootfs.sh' '%s' >/dev/null", src, world.base) != 0)
+                return -1;
+        snprintf(path, sizeof path, "%s/state", world.dir);
+        if (vm_driver_open(&vm_driver_libvirt, &world.driver, NULL, path, on_event, &world, &e) < 0)
+                goto fail;
+        return 0;
+fail:
+        fprintf(stderr, "e2e setup: %s\n", error_message(e));
+        error_free(e);
+        return -1;
+}
+
+static int world_teardown(void **state) {
+        int bad = 0;
+        if (world.driver) {
+                char **names = NULL;
+                size_t n = 0;
+                if (vm_driver_list_ours(world.driver, &names, &n, NULL) >= 0) {
+                        for (size_t i = 0; i < n; i++) {
+                                fprintf(stderr, "e2e: domain %s left behind: destroying it\n", names[i]);
+                                (void) vm_driver_destroy(world.driver, names[i], NULL);
+                                bad = 1;
+                        }
+                        vm_names_free(names, n);
+                }
+                world.driver = vm_driver_close(world.driver);
+        }
+        /* Only QEMU processes of this run name our directory ("[q]" keeps the
+         * shell running pgrep from matching itself). */
+        if (harness_sh("pgrep -f '[q]emu-system.*%s' >/dev/null", world.dir) == 0) {
+                fprintf(stderr, "e2e: QEMU processes of this run are still alive\n");
+                harness_sh("pgrep -af '[q]emu-system.*%s' >&2; pkill -KILL -f '[q]emu-system.*%s'", world.dir, world.dir);
+                bad = 1;
+        }
+        free(world.initrd);
+        if (world.dir[0] && !getenv("PL_KEEP_TEST_DIRS"))
+                harness_sh("rm -rf '%s'", world.dir);
+        return bad ? -1 : 0;
+}
+
+/* Boots a guest on a fresh overlay of the base disk. */
+static int boot(Fixture *f, const char *extra_cmdline, Error **err) {
+        snprintf(f->name, sizeof f->name, "pl-e2e-%d-%u", (int) getpid(), ++world.seq);
+        snprintf(f->run_dir, sizeof f->run_dir, "%s/%s", world.dir, f->name);
+        mkdir(f->run_dir, 0700);
+        char disk[400];
+        snprintf(disk, sizeof disk, "%s/root.qcow2", f->run_dir);
+        if (harness_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 256M", world.base, disk) != 0)
+                return error_set(err, EIO, "qemu-img create failed");
+        GuestConfig c = {.name = f->name, .kernel = world.kernel, .initrd = world.initrd, .root_disk = disk,
+                         .root_format = VM_DISK_QCOW2, .run_dir = f->run_dir, .hostname = "e2e-host",
+                         .boot_timeout_ms = 90000, .extra_cmdline = extra_cmdline};
+        return guest_start(world.driver, &c, &f->guest, err);
+}
+
+static int setup(void **state) {
+        Fixture *f = calloc(1, sizeof *f);
+        *state = f;
+        return f ? 0 : -1;
+}
+
+static int teardown(void **state) {
+        Fixture *f = *state;
+        if (f->name[0])
+                (void) vm_driver_destroy(world.driver, f->name, NULL);
+        guest_free(f->guest);
+        free(f);
+        return 0;
+}
+
+static Guest *boot_ok(Fixture *f) {
+        Error *e = NULL;
+        if (boot(f, NULL, &e) < 0)
+                fail_msg("boot: %s", error_message(e));
+        fprintf(stderr, "e2e: %s: agent answered %.2f s after create\n", f->name, f->guest->boot_usec / 1e6);
+        return f->guest;
+}
+
+#define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static void run_ok(Guest *g, const char *const *argv, char **out) {
+        int code = -1;
+        assert_int_equal(harness_run(g->agent, argv, NULL, out, NULL, &code), 0);
+        assert_int_equal(code, 0);
+}
+
+static void test_boot_and_exec(void **state) {
+        Guest *g = boot_ok(*state);
+        char *out = NULL, expect[200];
+        run_ok(g, ARGV("uname", "-r"), &out);
+        snprintf(expect, sizeof expect, "%s\n", world.release);
+        assert_string_equal(out, expect);
+        free(out);
+        run_ok(g, ARGV("cat", "/etc/hostname"), &out);
+        assert_string_equal(out, "e2e-host\n");
+        free(out);
+        run_ok(g, ARGV("ls", "/"), &out);
+        assert_non_null(strstr(out, "bin\n"));
+        assert_non_null(strstr(out, "etc\n"));
+        free(out);
+        run_ok(g, ARGV("cat", "/etc/pl-test-marker"), &out); /* the root is our disk, not the initramfs */
+        assert_string_equal(out, "pl-test-rootfs\n");
+        free(out);
+        run_ok(g, ARGV("sh", "-c", "id -u; test -e /dev/vda && echo raw-disk-visible || echo no-raw-disk"), &out);
+        assert_string_equal(out, "0\nno-raw-disk\n");
+        free(out);
+}
+
+static void test_copy_20mib(void **state) {
+        Fixture *f = *state;
+        Guest *g = boot_ok(f);
+        assert_int_equal(harness_sh("set -e; cd '%s'; mkdir -p in out; head -c 20971520 /dev/urandom > in/blob;"
+                                    "tar -C in -cf in.tar blob; sha256sum < in/blob | cut -d' ' -f1 > in.sha",
+                                    f->run_dir), 0);
+        char path[400];
+        snprintf(path, sizeof path, "%s/in.tar", f->run_dir);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        AgentCopyStats st;
+        Error *e = NULL;
+        uint64_t t0 = now_usec();
+        if (agent_client_copy_in(g->agent, "/data", fd, &st, 120000, &e) < 0)
+                fail_msg("copy-in: %s", error_message(e));
+        double in_s = (now_usec() - t0) / 1e6;
+        close(fd);
+
+        char *out = NULL;
+        run_ok(g, ARGV("sh", "-c", "sha256sum < /data/blob | cut -d' ' -f1"), &out);
+        snprintf(path, sizeof path, "%s/in.sha", f->run_dir);
+        char host_sha[128];
+        assert_int_equal(read_line(path, host_sha, sizeof host_sha), 0);
+        out[strcspn(out, "\n")] = 0;
+        assert_string_equal(out, host_sha);
+        free(out);
+
+        snprintf(path, sizeof path, "%s/out.tar", f->run_dir);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        t0 = now_usec();
+        if (agent_client_copy_out(g->agent, "/data/blob", fd, &st, 120000, &e) < 0)
+                fail_msg("copy-out: %s", error_message(e));
+        double out_s = (now_usec() - t0) / 1e6;
+        close(fd);
+        assert_int_equal(harness_sh("cd '%s' && tar -C out -xf out.tar && cmp in/blob out/blob", f->run_dir), 0);
+        fprintf(stderr, "e2e: 20 MiB copy-in %.2f s (%.1f MiB/s), copy-out %.2f s (%.1f MiB/s)\n", in_s, 20 / in_s,
+                out_s, 20 / out_s);
+}
+
+static void test_signal_sleep(void **state) {
+        Guest *g = boot_ok(*state);
+        AgentProcess *p = NULL;
+        AgentExecSpec spec = {.argv = ARGV("sleep", "600")};
+        assert_int_equal(agent_client_exec(g->agent, &spec, &p, 10000, NULL), 0);
+        AgentProcessInfo info;
+        assert_int_equal(agent_process_signal(p, SIGTERM, NULL), 0);
+        assert_int_equal(agent_process_wait(p, &info, 10000, NULL), 0);
+        assert_int_equal(info.exit_code, 128 + SIGTERM);
+        agent_process_free(p);
+}
+
+static void test_shutdown_powers_off(void **state) {
+        Fixture *f = *state;
+        Guest *g = boot_ok(f);
+        Error *e = NULL;
+        if (guest_shutdown(g, 2000, 30000, &e) < 0)
+                fail_msg("shutdown: %s", error_message(e));
+        VmState st;
+        assert_int_equal(vm_driver_state(world.driver, f->name, &st, NULL), 0);
+        assert_int_equal(st, VM_STATE_MISSING);
+        char needle[100];
+        snprintf(needle, sizeof needle, "%s:shutoff", f->name);
+        pthread_mutex_lock(&world.lock);
+        bool seen = strstr(world.events, needle) != NULL;
+        pthread_mutex_unlock(&world.lock);
+        assert_true(seen); /* the power-off came through libvirt's event loop */
+        assert_non_null(strstr(guest_console_tail(g, 4000), "powering off"));
+}
+
+/* No init and no root: the kernel panics, panic=-1 reboots, libvirt destroys
+ * the domain; the start must fail at once with the console's words, not wait
+ * for its 90 s boot timeout, and leave no domain. */
+static void test_panicking_guest_fails_fast(void **state) {
+        Fixture *f = *state;
+        Error *e = NULL;
+        uint64_t t0 = now_usec();
+        assert_int_equal(boot(f, "rdinit=/no-such-init", &e), -ECHILD);
+        double s = (now_usec() - t0) / 1e6;
+        assert_non_null(strstr(error_message(e), "Kernel panic"));
+        assert_true(s < 45);
+        error_free(e);
+        VmState st;
+        assert_int_equal(vm_driver_state(world.driver, f->name, &st, NULL), 0);
+        assert_int_equal(st, VM_STATE_MISSING);
+}
+
+/* The root disk is not there: the agent serves anyway and says why. */
+static void test_boot_error_is_reported(void **state) {
+        Fixture *f = *state;
+        Error *e = NULL;
+        assert_int_equal(boot(f, "pl.root=nosuchdisk pl.wait=1000", &e), -EIO);
+        assert_non_null(strstr(error_message(e), "no virtio disk with serial 'nosuchdisk'"));
+        error_free(e);
+        VmState st;
+        assert_int_equal(vm_driver_state(world.driver, f->name, &st, NULL), 0);
+        assert_int_equal(st, VM_STATE_MISSING);
+}
+
+/* Inside the guest, a client reaches the agent's vsock listener over vsock
+ * loopback (CID 1), as a second session beside the host's. */
+static void test_vsock_loopback_in_guest(void **state) {
+        Fixture *f = *state;
+        Guest *g = boot_ok(f);
+        const char *cli = getenv("PL_AGENT_CLI_STATIC");
+        assert_non_null(cli);
+        assert_int_equal(harness_sh("set -e; cd '%s'; mkdir -p cli/usr/bin; cp '%s' cli/usr/bin/pl-agent-cli;"
+                                    "tar -C cli -cf cli.tar usr", f->run_dir, cli), 0);
+        char path[400];
+        snprintf(path, sizeof path, "%s/cli.tar", f->run_dir);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        AgentCopyStats st;
+        assert_int_equal(agent_client_copy_in(g->agent, "/", fd, &st, 60000, NULL), 0);
+        close(fd);
+
+        char *out = NULL;
+        int code = -1;
+        assert_int_equal(harness_run(g->agent, ARGV("pl-agent-cli", "--vsock", "1:1024", "--connect-timeout", "20000",
+                                                    "exec", "--", "cat", "/etc/hostname"),
+                                     NULL, &out, NULL, &code), 0);
+        fprintf(stderr, "e2e: in-guest vsock client: exit %d, output %s", code, out);
+        assert_int_equal(code, 0);
+        assert_string_equal(out, "e2e-host\n");
+        free(out);
+        assert_int_equal(agent_client_ping(g->agent, 5000, NULL), 0); /* the host's session was not disturbed */
+}
+
+int main(void) {
+        if (!getenv("PL_KERNEL_DIR") && !getenv("PL_E2E_REQUIRED")) {
+                fprintf(stderr, "skip: PL_KERNEL_DIR is not set (scripts/fetch-kernel.sh, or run scripts/test.sh)\n");
+                return 77;
+        }
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_boot_and_exec, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_copy_20mib, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_signal_sleep, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_shutdown_powers_off, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_panicking_guest_fails_fast, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_boot_error_is_reported, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_vsock_loopback_in_guest, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, world_setup, world_teardown);
+}
