@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Guest boot and virtio-serial benchmarks, each beside a baseline measured in
+# the same run (docs/benchmarks.md):
+#   raw QEMU boot of the same kernel + initramfs to "Run /init"   (baseline)
+#   raw QEMU boot to the agent's answer (no libvirt)               (libvirt's share)
+#   our path: domain create -> agent HELLO, through libvirt        (bench-guest)
+#   raw virtio-serial throughput: dd into a second port            (baseline)
+#   exec round trip, copy-out/in over the agent channel            (bench-guest)
+# Usage: scripts/bench-boot.sh [boots] [copy-MiB] [kernel-dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+boots=${1:-5}
+mib=${2:-64}
+bash scripts/setup.sh >/dev/null
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/release -j"$(nproc)" --target pl-agent pl-initramfs pl-agent-cli bench-guest >/dev/null
+kdir=${3:-$(bash scripts/fetch-kernel.sh | tail -n 1)}
+B=build/release
+dir=$(mktemp -d /tmp/pl-bench-boot.XXXXXX)
+qpid=
+cleanup() {
+        [ -n "$qpid" ] && kill "$qpid" 2>/dev/null && wait "$qpid" 2>/dev/null
+        rm -rf "$dir"
+}
+trap cleanup EXIT
+
+modules=()
+[ -d "$kdir/lib/modules" ] && modules=(--module virtio_pci --module virtio_blk --module virtio_console --module virtio_rng)
+initrd=$("$B/images/pl-initramfs" --agent "$B/guest-agent/pl-agent" --kernel-dir "$kdir" --cache "$dir/initramfs" \
+        "${modules[@]}" $([ ${#modules[@]} -eq 0 ] && echo --no-modules) | tail -n 1)
+rootfs=$(bash scripts/make-test-rootfs.sh "$dir/base.ext4" $((mib * 3 + 64)) 2>/dev/null | tail -n 1)
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, host $(uname -r), guest kernel $(cat "$kdir/release"), TCG"
+
+now() { date +%s.%N; }
+ms_since() { echo "($(now) - $1) * 1000" | bc; }
+median() { sort -n | awk '{a[NR]=$1} END {printf "%.0f", a[int((NR+1)/2)]}'; }
+
+# Starts QEMU on a copy of the root disk with the agent port and a bench port
+# (QEMU writes what the guest sends there to /dev/null).
+start_qemu() {
+        cp --sparse=always "$rootfs" "$dir/run.ext4"
+        rm -f "$dir/agent.sock" "$dir/console.log"
+        qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m 256 -smp 1 -nographic -nodefaults -no-user-config \
+                -kernel "$kdir/vmlinuz" -initrd "$initrd" -no-reboot \
+                -append "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 pl.hostname=bench" \
+                -serial "file:$dir/console.log" \
+                -drive "file=$dir/run.ext4,if=none,id=root,format=raw" -device virtio-blk-pci,drive=root,serial=pl-root \
+                -device virtio-serial-pci \
+                -chardev "socket,id=agent,path=$dir/agent.sock,server=on,wait=off" \
+                -device virtserialport,chardev=agent,name=org.portlayer.agent.0 \
+                -chardev file,id=bench,path=/dev/null -device virtserialport,chardev=bench,name=org.portlayer.bench.0 \
+                -device virtio-rng-pci &
+        qpid=$!
+}
+stop_qemu() { kill "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null || true; qpid=; }
+
+to_init=() to_agent=()
+for _ in $(seq "$boots"); do
+        t0=$(now)
+        start_qemu
+        until grep -q "Run /init" "$dir/console.log" 2>/dev/null; do sleep 0.01; done
+        to_init+=("$(ms_since "$t0")")
+        "$B/portlayer/pl-agent-cli" --socket "$dir/agent.sock" --connect-timeout 120000 ping >/dev/null
+        to_agent+=("$(ms_since "$t0")")
+        stop_qemu
+done
+printf '%-34s n=%-3d median %8s ms\n' "raw QEMU start -> Run /init" "$boots" "$(printf '%s\n' "${to_init[@]}" | median)"
+printf '%-34s n=%-3d median %8s ms\n' "raw QEMU start -> agent answers" "$boots" "$(printf '%s\n' "${to_agent[@]}" | median)"
+
+# Raw channel throughput: a root process in the guest makes a device node for
+# the bench port (major:minor from sysfs) and dd's zeros into it.
+start_qemu
+cli=("$B/portlayer/pl-agent-cli" --socket "$dir/agent.sock" --connect-timeout 120000 --timeout 600000)
+"${cli[@]}" ping >/dev/null
+raw=$("${cli[@]}" exec -- sh -c 'for p in /sys/class/virtio-ports/*; do
+        [ "$(cat "$p/name")" = org.portlayer.bench.0 ] && dev=$(cat "$p/dev"); done
+        mknod /dev/benchport c "${dev%:*}" "${dev#*:}"
+        dd if=/dev/zero of=/dev/benchport bs=65536 count='"$((mib * 16))"' 2>&1 | tail -n 1')
+stop_qemu
+printf '%-34s %s\n' "raw virtio-serial (dd in guest)" "$raw"
+
+"$B/tests/bench-guest" "$kdir/vmlinuz" "$initrd" "$rootfs" "$dir" "$boots" 50 "$mib"
