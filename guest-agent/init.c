@@ -50,7 +50,7 @@ static int set_number(unsigned *dst, unsigned max, const char *key, const char *
 }
 
 static int init_config_apply(InitConfig *c, const char *key, const char *value, Error **err) {
-        unsigned n;
+        unsigned n = 0;
         int r;
         if (strcmp(key, "pl.port") == 0)
                 return set_string(c->port_name, sizeof c->port_name, key, value, err);
@@ -364,6 +364,8 @@ static void attach_console(void) {
 int init_early(char **ret_cmdline, Error **err) {
         int r = mount_kernel_filesystems(err);
         attach_console();
+        /* The first line on the console: benchmarks take it as "/init runs". */
+        log_info("PID 1 started");
         if (r < 0)
                 return r;
         char buf[4096];

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Guest boot and virtio-serial benchmarks, each beside a baseline measured in
 # the same run (docs/benchmarks.md):
-#   raw QEMU boot of the same kernel + initramfs to "Run /init"   (baseline)
+#   raw QEMU boot of the same kernel + initramfs to /init running (baseline;
+#   marked by the agent's first console line, "PID 1 started")
 #   raw QEMU boot to the agent's answer (no libvirt)               (libvirt's share)
 #   our path: domain create -> agent HELLO, through libvirt        (bench-guest)
 #   raw virtio-serial throughput: dd into a second port            (baseline)
@@ -58,13 +59,16 @@ to_init=() to_agent=()
 for _ in $(seq "$boots"); do
         t0=$(now)
         start_qemu
-        until grep -q "Run /init" "$dir/console.log" 2>/dev/null; do sleep 0.01; done
+        until grep -q "PID 1 started" "$dir/console.log" 2>/dev/null; do
+                kill -0 "$qpid" 2>/dev/null || { echo "bench-boot: QEMU exited; console:" >&2; tail "$dir/console.log" >&2; exit 1; }
+                sleep 0.01
+        done
         to_init+=("$(ms_since "$t0")")
         "$B/portlayer/pl-agent-cli" --socket "$dir/agent.sock" --connect-timeout 120000 ping >/dev/null
         to_agent+=("$(ms_since "$t0")")
         stop_qemu
 done
-printf '%-34s n=%-3d median %8s ms\n' "raw QEMU start -> Run /init" "$boots" "$(printf '%s\n' "${to_init[@]}" | median)"
+printf '%-34s n=%-3d median %8s ms\n' "raw QEMU start -> /init runs" "$boots" "$(printf '%s\n' "${to_init[@]}" | median)"
 printf '%-34s n=%-3d median %8s ms\n' "raw QEMU start -> agent answers" "$boots" "$(printf '%s\n' "${to_agent[@]}" | median)"
 
 # Raw channel throughput: a root process in the guest makes a device node for
