@@ -1,32 +1,45 @@
 #!/usr/bin/env bash
-# The main job, until the daemon exists: installs what is missing, builds, and
-# starts the guest agent in host mode on a Unix socket with a demo root, then
-# opens a client session against it (ping, guest info, an exec, a copy round
-# trip). The agent keeps running in the foreground until Ctrl-C.
-#   PL_STATE   state directory (default ./state)
+# The main job, until the daemon exists: installs what is missing, builds,
+# fetches the guest kernel, builds the initramfs and the busybox test image,
+# and boots one container VM on libvirt's embedded QEMU driver (KVM when
+# usable, TCG otherwise) with the agent as its PID 1. A short client session
+# shows it working; the VM then keeps running until Ctrl-C, which shuts it
+# down and removes it. Grows into starting portlayerd.
+#   PL_STATE   state directory (default ./state; keep its path short: libvirt
+#              limits the embedded root's socket paths)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-top=$PWD
-state=${PL_STATE:-$top/state}
+state=${PL_STATE:-$PWD/state}
+mkdir -p "$state"
+state=$(cd "$state" && pwd)
 
 bash scripts/setup.sh
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/release -j"$(nproc)"
+B=build/release
 
-agent=build/release/guest-agent/pl-agent
-cli=build/release/portlayer/pl-agent-cli
-mkdir -p "$state/root"
-sock=$state/agent.sock
+kdir=$(bash scripts/fetch-kernel.sh | tail -n 1)
+initrd=$("$B/images/pl-initramfs" --agent "$B/guest-agent/pl-agent" --kernel-dir "$kdir" --cache "$state/initramfs" \
+        --module virtio_pci --module virtio_blk --module virtio_console --module virtio_rng \
+        --module vmw_vsock_virtio_transport | tail -n 1)
+rootfs=$(bash scripts/make-test-rootfs.sh "$state/rootfs.ext4" 256 | tail -n 1)
+rm -f "$state/container.qcow2"
+qemu-img create -q -f qcow2 -F raw -b "$rootfs" "$state/container.qcow2" 1G
 
-"$agent" --unix "$sock" --root "$state/root" &
-agent_pid=$!
-trap 'kill "$agent_pid" 2>/dev/null; wait "$agent_pid" 2>/dev/null' EXIT
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+"$B/portlayer/pl-guest" --state "$state" --name pl-demo --kernel "$kdir/vmlinuz" --initrd "$initrd" \
+        --disk "$state/container.qcow2" > "$state/pl-guest.out" &
+guest_pid=$!
+trap 'kill -INT "$guest_pid" 2>/dev/null; wait "$guest_pid" 2>/dev/null' EXIT INT TERM
+until grep -q "agent socket" "$state/pl-guest.out" 2>/dev/null; do
+        kill -0 "$guest_pid" 2>/dev/null || { echo "run.sh: the guest did not start" >&2; exit 1; }
+        sleep 0.2
+done
+sock=$(sed -n 's/^agent socket: //p' "$state/pl-guest.out")
+cli=("$B/portlayer/pl-agent-cli" --socket "$sock")
 
-echo "== agent on $sock (pid $agent_pid), root $state/root"
-"$cli" --socket "$sock" ping
-"$cli" --socket "$sock" info
-"$cli" --socket "$sock" exec -- sh -c 'echo "hello from $(uname -n), exit code follows"; exit 3' || echo "exit code: $?"
-echo "== try: $cli --socket $sock exec --tty --stdin -- sh"
-echo "== Ctrl-C stops the agent"
-wait "$agent_pid"
+echo "== container VM pl-demo is up; agent at $sock"
+"${cli[@]}" info
+"${cli[@]}" exec -- sh -c 'echo "hello from $(hostname), kernel $(uname -r)"; ls /'
+echo "== try: ${cli[*]} exec --tty --stdin -- sh"
+echo "== console: $state/pl-demo/console.log; Ctrl-C shuts the VM down"
+wait "$guest_pid"
