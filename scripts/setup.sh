@@ -13,6 +13,8 @@ packages=(
   libarchive-dev zlib1g-dev liblzma-dev libzstd-dev libbz2-dev liblz4-dev libacl1-dev nettle-dev
   # daemon-side libraries (product card)
   libjansson-dev libcurl4-openssl-dev libssl-dev libxml2-dev
+  # image store: ext4 images written without mounting
+  libext2fs-dev
   # guest boot: VMs through libvirt's embedded QEMU driver, test root disks
   libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
   busybox-static e2fsprogs cpio kmod
