@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -113,6 +114,50 @@ int write_all(int fd, const void *buf, size_t len) {
                 len -= (size_t) n;
         }
         return 0;
+}
+
+int read_fd_bounded(int fd, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *buf = NULL;
+        size_t cap = 0, len = 0;
+        for (;;) {
+                if (len == cap) {
+                        /* Room for at most max + 1 bytes: one byte past max means too large. */
+                        if (cap > max)
+                                return -EFBIG;
+                        size_t ncap = MIN(MAX(cap * 2, (size_t) 4096), max + 1);
+                        char *n = realloc(buf, ncap + 1);
+                        if (!n)
+                                return -ENOMEM;
+                        buf = n;
+                        cap = ncap;
+                }
+                ssize_t k = read(fd, buf + len, cap - len);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return negative_errno();
+                if (k == 0)
+                        break;
+                len += (size_t) k;
+        }
+        if (len > max)
+                return -EFBIG;
+        buf[len] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
+int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        return read_fd_bounded(fd, max, ret, ret_len);
 }
 
 void random_bytes(void *buf, size_t len) {

@@ -34,6 +34,15 @@ int read_exact(int fd, void *buf, size_t len);
 /* Writes all of buf to a blocking fd, retrying on EINTR. */
 int write_all(int fd, const void *buf, size_t len);
 
+/* Reads fd to its end into a malloc'd buffer, NUL-terminated (the NUL is not
+ * counted in *ret_len). Returns 0, -EFBIG when there is more than max bytes,
+ * -ENOMEM, or the read's negative errno. */
+int read_fd_bounded(int fd, size_t max, char **ret, size_t *ret_len);
+
+/* Opens path, which must be a regular file (-EINVAL otherwise), and reads it
+ * as read_fd_bounded() does. */
+int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_len);
+
 /* Fills buf with random bytes from getrandom(), falling back to the clock
  * (only for nonces, never for secrets). */
 void random_bytes(void *buf, size_t len);

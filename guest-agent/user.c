@@ -7,6 +7,8 @@
 #include "guest-agent/agent.h"
 #include "guest-agent/copy.h"
 
+#include "common/io-util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -34,30 +36,8 @@ static int read_db(int root_fd, const char *path, char **ret) {
                 *ret = calloc(1, 1);
                 return *ret ? 0 : -ENOMEM;
         }
-        size_t cap = 64 * 1024, len = 0;
-        _cleanup_free_ char *buf = malloc(cap + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                if (len == cap) {
-                        if (cap >= USER_DB_MAX)
-                                return -EFBIG;
-                        cap *= 2;
-                        char *n = realloc(buf, cap + 1);
-                        if (!n)
-                                return -ENOMEM;
-                        buf = n;
-                }
-                ssize_t k = read(fd, buf + len, cap - len);
-                if (k < 0)
-                        return negative_errno();
-                if (k == 0)
-                        break;
-                len += (size_t) k;
-        }
-        buf[len] = 0;
-        *ret = TAKE_PTR(buf);
-        return 0;
+        size_t len;
+        return read_fd_bounded(fd, USER_DB_MAX, ret, &len);
 }
 
 /* Splits a colon-separated line into at most n fields (in place). */

@@ -73,25 +73,13 @@ static void inputs_done(Inputs *in) {
 
 /* Reads the regular file at path (at most max bytes) into b. */
 static int load_file(const char *path, size_t max, Blob *b, Error **err) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return error_set_errno(err, errno, "open %s", path);
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return error_set_errno(err, errno, "stat %s", path);
-        if (!S_ISREG(st.st_mode))
+        int r = read_file_bounded(path, max, &b->data, &b->size);
+        if (r == -EINVAL)
                 return error_set(err, EINVAL, "%s is not a regular file", path);
-        if ((uint64_t) st.st_size > max)
+        if (r == -EFBIG)
                 return error_set(err, EFBIG, "%s is larger than %zu bytes", path, max);
-        b->size = (size_t) st.st_size;
-        b->data = malloc(b->size ? b->size : 1);
-        if (!b->data)
-                return error_set(err, ENOMEM, "out of memory reading %s", path);
-        int r = read_exact(fd, b->data, b->size);
-        if (r == -EPIPE)
-                return error_set(err, EBUSY, "%s shrank while being read", path);
         if (r < 0)
-                return error_set_errno(err, r, "read %s", path);
+                return error_set_errno(err, -r, "read %s", path);
         return 0;
 }
 

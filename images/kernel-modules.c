@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/io-util.h"
 #include "common/macro.h"
 
 #define MAX_DEPTH 64u
@@ -70,35 +71,15 @@ static int grow(void *array, size_t *cap, size_t n, size_t extra, size_t elem_si
 /* Reads the regular file at path into a NUL-terminated buffer, refusing files
  * over KERNEL_MODULES_MAX_FILE bytes and files with NUL bytes. */
 static int read_text_file(const char *path, char **ret, size_t *ret_len, Error **err) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return error_set_errno(err, errno, "open %s", path);
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return error_set_errno(err, errno, "stat %s", path);
-        if (!S_ISREG(st.st_mode))
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r = read_file_bounded(path, KERNEL_MODULES_MAX_FILE, &buf, &len);
+        if (r == -EINVAL)
                 return error_set(err, EINVAL, "%s is not a regular file", path);
-        if (st.st_size > (off_t) KERNEL_MODULES_MAX_FILE)
+        if (r == -EFBIG)
                 return error_set(err, EFBIG, "%s is larger than %u bytes", path, KERNEL_MODULES_MAX_FILE);
-
-        /* One byte more than the size tells a file that grew while read. */
-        size_t cap = (size_t) st.st_size + 1, len = 0;
-        _cleanup_free_ char *buf = malloc(cap + 1);
-        if (!buf)
-                return error_set(err, ENOMEM, "out of memory reading %s", path);
-        for (;;) {
-                ssize_t n = read(fd, buf + len, cap - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return error_set_errno(err, errno, "read %s", path);
-                if (n == 0)
-                        break;
-                len += (size_t) n;
-                if (len == cap)
-                        return error_set(err, EBUSY, "%s changed size while being read", path);
-        }
-        buf[len] = 0;
+        if (r < 0)
+                return error_set_errno(err, -r, "read %s", path);
         if (strlen(buf) != len)
                 return error_set(err, EINVAL, "%s contains a NUL byte", path);
         *ret = TAKE_PTR(buf);

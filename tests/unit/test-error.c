@@ -6,6 +6,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -74,6 +76,34 @@ static void test_deadlines(void **state) {
         assert_true(ms > 400 && ms <= 500);
 }
 
+static void test_read_bounded(void **state) {
+        char path[] = "/tmp/pl-read-bounded.XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        static char data[10000];
+        memset(data, 'x', sizeof data);
+        assert_int_equal(write_all(fd, data, sizeof data), 0);
+        close(fd);
+
+        char *buf = NULL;
+        size_t len = 0;
+        assert_int_equal(read_file_bounded(path, sizeof data, &buf, &len), 0); /* exactly max */
+        assert_int_equal(len, sizeof data);
+        assert_int_equal(buf[len], 0);
+        free(buf);
+        assert_int_equal(read_file_bounded(path, sizeof data - 1, &buf, &len), -EFBIG); /* one past */
+        assert_int_equal(read_file_bounded("/tmp", 100, &buf, &len), -EINVAL);          /* not a file */
+        assert_int_equal(read_file_bounded("/nonexistent/x", 100, &buf, &len), -ENOENT);
+
+        fd = open(path, O_WRONLY | O_TRUNC);
+        close(fd);
+        assert_int_equal(read_file_bounded(path, 0, &buf, &len), 0); /* empty */
+        assert_int_equal(len, 0);
+        assert_string_equal(buf, "");
+        free(buf);
+        unlink(path);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_set_once_and_prefix),
@@ -81,6 +111,7 @@ int main(void) {
                 cmocka_unit_test(test_set_errno_appends_strerror),
                 cmocka_unit_test(test_log_levels),
                 cmocka_unit_test(test_deadlines),
+                cmocka_unit_test(test_read_bounded),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
