@@ -7,12 +7,12 @@
  * libarchive as newc cpio through its gzip filter into a temporary file beside
  * the target, which is fsync'd and renamed into place. */
 #include "images/initramfs.h"
+#include "images/digest.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +56,6 @@ static const Entry skeleton[] = {
         {"tmp", S_IFDIR | 01777, NULL, 0},
 };
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_write_free);
 
 static void inputs_done(Inputs *in) {
@@ -133,31 +132,39 @@ static int inputs_load(const InitramfsSpec *spec, Inputs *in, Error **err) {
         return load_modules(spec->modules_dir, in, err);
 }
 
-static int digest_update_blob(EVP_MD_CTX *ctx, const char *tag, const char *path, const Blob *b) {
+static int digest_update_blob(Digest *d, const char *tag, const char *path, const Blob *b) {
         uint8_t size[8];
         for (int i = 0; i < 8; i++)
                 size[i] = (uint8_t) ((uint64_t) b->size >> (8 * i));
-        return EVP_DigestUpdate(ctx, tag, strlen(tag) + 1) && EVP_DigestUpdate(ctx, path, strlen(path) + 1) &&
-               EVP_DigestUpdate(ctx, size, sizeof size) && EVP_DigestUpdate(ctx, b->data, b->size);
+        int r = digest_update(d, tag, strlen(tag) + 1);
+        if (r >= 0)
+                r = digest_update(d, path, strlen(path) + 1);
+        if (r >= 0)
+                r = digest_update(d, size, sizeof size);
+        if (r >= 0)
+                r = digest_update(d, b->data, b->size);
+        return r;
 }
 
 /* SHA-256 over the format version, the agent and each module (path, size,
  * bytes), as lowercase hex in hex[DIGEST_HEX_LEN + 1]. */
 static int inputs_digest(const Inputs *in, char *hex, Error **err) {
-        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        _cleanup_(digest_freep) Digest *d = NULL;
+        _cleanup_free_ char *full = NULL;
         char version[64];
         snprintf(version, sizeof version, "portlayer-initramfs %d", INITRAMFS_FORMAT_VERSION);
-        int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
-                 EVP_DigestUpdate(ctx, version, strlen(version) + 1) &&
-                 digest_update_blob(ctx, "agent", "", &in->agent);
-        for (size_t i = 0; ok && i < in->n_modules; i++)
-                ok = digest_update_blob(ctx, "module", in->module_paths[i], &in->modules[i]);
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned len = 0;
-        if (!ok || !EVP_DigestFinal_ex(ctx, md, &len) || len * 2 != DIGEST_HEX_LEN)
+        int r = digest_new(&d);
+        if (r >= 0)
+                r = digest_update(d, version, strlen(version) + 1);
+        if (r >= 0)
+                r = digest_update_blob(d, "agent", "", &in->agent);
+        for (size_t i = 0; r >= 0 && i < in->n_modules; i++)
+                r = digest_update_blob(d, "module", in->module_paths[i], &in->modules[i]);
+        if (r >= 0)
+                r = digest_final_hex(d, &full); /* "sha256:<hex>" */
+        if (r < 0 || strlen(full) != strlen("sha256:") + DIGEST_HEX_LEN)
                 return error_set(err, EIO, "initramfs: computing SHA-256 failed");
-        for (unsigned i = 0; i < len; i++)
-                snprintf(hex + 2 * i, 3, "%02x", md[i]);
+        memcpy(hex, full + strlen("sha256:"), DIGEST_HEX_LEN + 1);
         return 0;
 }
 
