@@ -1,0 +1,855 @@
+/* ext4-writer.c: builds a read-only ext4 image from OCI layer tars with
+ * libext2fs, without mounting.
+ *
+ * The filesystem is created in a sparse file with ext2fs_initialize() and
+ * populated inode by inode: ext2fs_new_inode + ext2fs_write_inode_full +
+ * ext2fs_link for files, devices and fifos, ext2fs_mkdir for directories,
+ * ext2fs_symlink for symlinks, ext2fs_file_write for data streamed straight
+ * from libarchive. Layer entries are applied in order with OCI semantics:
+ * ".wh.<name>" removes <name>, ".wh..wh..opq" removes every child of its
+ * directory that this layer did not write (the inodes a layer writes or walks
+ * through are marked in a per-layer inode bitmap, so the marker may come
+ * before or after its siblings), and an entry of another type replaces what
+ * is there. Parents are looked up one component at a time with ext2fs_lookup
+ * and a symlink parent is an error: nothing in the image is ever followed. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+
+/* com_err declares error_message(errcode_t), which clashes with ours: rename
+ * it for the header and reach the symbol under another name. */
+#define error_message com_err_error_message
+#include <ext2fs/ext2fs.h>
+#undef error_message
+const char *et_error_message(errcode_t code) __asm__("error_message");
+
+#include "common/io-util.h"
+#include "common/log.h"
+#include "images/ext4-writer.h"
+
+#define BLOCK_SIZE 4096u
+#define INODE_SIZE 256u
+#define BYTES_PER_INODE 8192u
+#define LOST_FOUND_SIZE 16384u
+#define WHITEOUT_PREFIX ".wh."
+#define OPAQUE_MARKER ".wh..wh..opq"
+#define LINK_MAX_COUNT 65000u /* ext4's limit for a non-directory */
+
+struct Ext4Writer {
+        ext2_filsys fs;
+        char *path;
+        bool finished;
+        bool broken;                   /* a layer failed: only free is allowed */
+        ext2fs_inode_bitmap touched;   /* inodes written or walked by the current layer */
+};
+
+/* One layer being applied. */
+typedef struct Layer {
+        Ext4Writer *w;
+        struct archive *a;
+        Ext4LayerStats stats;
+        const char *name; /* current entry, for messages */
+} Layer;
+
+/* A directory child, as collected before removing. */
+typedef struct Child {
+        char name[EXT2_NAME_LEN + 1];
+        ext2_ino_t ino;
+} Child;
+
+typedef struct ChildList {
+        Child *items;
+        size_t n, cap;
+        bool oom;
+} ChildList;
+
+static void archive_freep(struct archive **a) {
+        if (*a)
+                archive_read_free(*a);
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+static bool is_nospace(errcode_t rc) {
+        return rc == EXT2_ET_BLOCK_ALLOC_FAIL || rc == EXT2_ET_INODE_ALLOC_FAIL ||
+               rc == EXT2_ET_DIR_NO_SPACE || rc == ENOSPC;
+}
+
+/* Turns a libext2fs code into a negative errno and a message naming what. */
+static int fs_fail(Error **err, errcode_t rc, const char *what, const char *name) {
+        if (is_nospace(rc))
+                return error_set(err, ENOSPC, "layer entry '%s': %s: filesystem image is full "
+                                 "(size it with ext4_size_for())", name, what);
+        int code = rc > 0 && rc < 4096 ? (int) rc : EIO;
+        return error_set(err, code, "layer entry '%s': %s: %s", name, what, et_error_message(rc));
+}
+
+static int archive_code(struct archive *a) {
+        int e = archive_errno(a);
+        return e > 0 ? e : EIO;
+}
+
+static const char *archive_message(struct archive *a) {
+        const char *s = archive_error_string(a);
+        return s ? s : "unknown archive error";
+}
+
+/* ---- names --------------------------------------------------------------- */
+
+/* Normalizes a layer name into "a/b/c": a leading "/" or "./" is dropped, as
+ * are "." and empty components; ".." anywhere, an over-long component or name
+ * is refused. "" is the root itself. */
+static int normalize_name(const char *raw, char **ret, Error **err) {
+        if (!raw || !*raw)
+                return error_set(err, EINVAL, "layer entry with an empty name");
+        size_t len = strlen(raw);
+        if (len > EXT4_WRITER_MAX_PATH)
+                return error_set(err, ENAMETOOLONG, "layer entry '%.64s...': name longer than %u bytes", raw,
+                                 EXT4_WRITER_MAX_PATH);
+        _cleanup_free_ char *out = malloc(len + 1);
+        if (!out)
+                return error_set(err, ENOMEM, "layer entry '%s': out of memory", raw);
+        size_t n = 0;
+        for (const char *p = raw + strspn(raw, "/"); *p;) {
+                size_t k = strcspn(p, "/");
+                if (k == 2 && p[0] == '.' && p[1] == '.')
+                        return error_set(err, EINVAL, "layer entry '%s': '..' component not allowed", raw);
+                if (k > EXT4_WRITER_MAX_COMPONENT)
+                        return error_set(err, ENAMETOOLONG, "layer entry '%s': component longer than %u bytes",
+                                         raw, EXT4_WRITER_MAX_COMPONENT);
+                if (k > 0 && !(k == 1 && p[0] == '.')) {
+                        if (n > 0)
+                                out[n++] = '/';
+                        memcpy(out + n, p, k);
+                        n += k;
+                }
+                p += k;
+                p += strspn(p, "/");
+        }
+        out[n] = 0;
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+static const char *entry_pathname(struct archive_entry *e) {
+        const char *s = archive_entry_pathname(e);
+        return s ? s : archive_entry_pathname_utf8(e);
+}
+
+static const char *entry_hardlink(struct archive_entry *e) {
+        const char *s = archive_entry_hardlink(e);
+        return s ? s : archive_entry_hardlink_utf8(e);
+}
+
+static const char *entry_symlink(struct archive_entry *e) {
+        const char *s = archive_entry_symlink(e);
+        return s ? s : archive_entry_symlink_utf8(e);
+}
+
+/* ---- inode helpers ------------------------------------------------------- */
+
+static int read_inode(Layer *l, ext2_ino_t ino, struct ext2_inode_large *inode, Error **err) {
+        memset(inode, 0, sizeof(*inode));
+        errcode_t rc = ext2fs_read_inode_full(l->w->fs, ino, EXT2_INODE(inode), sizeof(*inode));
+        return rc ? fs_fail(err, rc, "read inode", l->name) : 0;
+}
+
+static int write_inode(Layer *l, ext2_ino_t ino, struct ext2_inode_large *inode, Error **err) {
+        errcode_t rc = ext2fs_write_inode_full(l->w->fs, ino, EXT2_INODE(inode), sizeof(*inode));
+        return rc ? fs_fail(err, rc, "write inode", l->name) : 0;
+}
+
+static uint32_t time_extra(int64_t sec, long nsec) {
+        uint32_t epoch = (uint32_t) (((sec - (int32_t) sec) >> 32) & EXT4_EPOCH_MASK);
+        return ((uint32_t) nsec << EXT4_EPOCH_BITS) | epoch;
+}
+
+/* Sets permissions, owner and all times of inode from e (mtime for atime and
+ * ctime too, so that images are reproducible); keeps the file type. */
+static void inode_set_meta(struct ext2_inode_large *inode, struct archive_entry *e) {
+        inode->i_mode = (uint16_t) ((inode->i_mode & LINUX_S_IFMT) | (archive_entry_perm(e) & 07777));
+        uint32_t uid = (uint32_t) archive_entry_uid(e), gid = (uint32_t) archive_entry_gid(e);
+        inode->i_uid = (uint16_t) uid;
+        inode->osd2.linux2.l_i_uid_high = (uint16_t) (uid >> 16);
+        inode->i_gid = (uint16_t) gid;
+        inode->osd2.linux2.l_i_gid_high = (uint16_t) (gid >> 16);
+        int64_t sec = archive_entry_mtime_is_set(e) ? archive_entry_mtime(e) : 0;
+        long nsec = archive_entry_mtime_is_set(e) ? archive_entry_mtime_nsec(e) : 0;
+        if (nsec < 0 || nsec > 999999999)
+                nsec = 0;
+        inode->i_mtime = inode->i_atime = inode->i_ctime = inode->i_crtime = (uint32_t) sec;
+        uint32_t extra = time_extra(sec, nsec);
+        inode->i_mtime_extra = inode->i_atime_extra = inode->i_ctime_extra = inode->i_crtime_extra = extra;
+        inode->i_extra_isize = sizeof(struct ext2_inode_large) - EXT2_GOOD_OLD_INODE_SIZE;
+}
+
+static int update_meta(Layer *l, ext2_ino_t ino, struct archive_entry *e, Error **err) {
+        struct ext2_inode_large inode;
+        int r = read_inode(l, ino, &inode, err);
+        if (r < 0)
+                return r;
+        inode_set_meta(&inode, e);
+        return write_inode(l, ino, &inode, err);
+}
+
+/* Applies the entry's extended attributes (security.capability and others). */
+static int apply_xattrs(Layer *l, ext2_ino_t ino, struct archive_entry *e, Error **err) {
+        if (archive_entry_xattr_reset(e) == 0)
+                return 0;
+        struct ext2_xattr_handle *h = NULL;
+        errcode_t rc = ext2fs_xattrs_open(l->w->fs, ino, &h);
+        if (!rc)
+                rc = ext2fs_xattrs_read(h);
+        const char *name;
+        const void *value;
+        size_t size;
+        while (!rc && archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
+                rc = ext2fs_xattr_set(h, name, value, size);
+        errcode_t rc2 = h ? ext2fs_xattrs_close(&h) : 0;
+        if (rc || rc2)
+                return fs_fail(err, rc ? rc : rc2, "extended attributes", l->name);
+        return 0;
+}
+
+/* The directory entry type for an inode mode. */
+static int dirent_type(uint16_t mode) {
+        switch (mode & LINUX_S_IFMT) {
+        case LINUX_S_IFREG: return EXT2_FT_REG_FILE;
+        case LINUX_S_IFDIR: return EXT2_FT_DIR;
+        case LINUX_S_IFCHR: return EXT2_FT_CHRDEV;
+        case LINUX_S_IFBLK: return EXT2_FT_BLKDEV;
+        case LINUX_S_IFIFO: return EXT2_FT_FIFO;
+        case LINUX_S_IFSOCK: return EXT2_FT_SOCK;
+        case LINUX_S_IFLNK: return EXT2_FT_SYMLINK;
+        default: return EXT2_FT_UNKNOWN;
+        }
+}
+
+static void touch(Layer *l, ext2_ino_t ino) {
+        ext2fs_mark_inode_bitmap2(l->w->touched, ino);
+}
+
+/* ext2fs_link() and friends fail with EXT2_ET_DIR_NO_SPACE when the directory's
+ * last block is full; grow it by a block and retry once. */
+static int link_name(Layer *l, ext2_ino_t dir, const char *leaf, ext2_ino_t ino, int type, Error **err) {
+        errcode_t rc = ext2fs_link(l->w->fs, dir, leaf, ino, type);
+        if (rc == EXT2_ET_DIR_NO_SPACE) {
+                rc = ext2fs_expand_dir(l->w->fs, dir);
+                if (!rc)
+                        rc = ext2fs_link(l->w->fs, dir, leaf, ino, type);
+        }
+        return rc ? fs_fail(err, rc, "link", l->name) : 0;
+}
+
+/* ---- removal ------------------------------------------------------------- */
+
+static int collect_child(ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent, int offset, int blocksize,
+                         char *buf, void *priv) {
+        ChildList *list = priv;
+        int len = ext2fs_dirent_name_len(dirent);
+        if (dirent->inode == 0 || (len == 1 && dirent->name[0] == '.') ||
+            (len == 2 && dirent->name[0] == '.' && dirent->name[1] == '.'))
+                return 0;
+        if (list->n == list->cap) {
+                size_t cap = list->cap ? list->cap * 2 : 16;
+                Child *items = realloc(list->items, cap * sizeof(Child));
+                if (!items) {
+                        list->oom = true;
+                        return DIRENT_ABORT;
+                }
+                list->items = items;
+                list->cap = cap;
+        }
+        Child *c = &list->items[list->n++];
+        memcpy(c->name, dirent->name, (size_t) len);
+        c->name[len] = 0;
+        c->ino = dirent->inode;
+        return 0;
+}
+
+static int list_children(Layer *l, ext2_ino_t dir, ChildList *list, Error **err) {
+        *list = (ChildList) {0};
+        errcode_t rc = ext2fs_dir_iterate2(l->w->fs, dir, 0, NULL, collect_child, list);
+        if (list->oom)
+                return error_set(err, ENOMEM, "layer entry '%s': out of memory listing a directory", l->name);
+        return rc ? fs_fail(err, rc, "list directory", l->name) : 0;
+}
+
+/* Drops one link of ino and frees the inode, its blocks and xattrs at zero. */
+static int drop_link(Layer *l, ext2_ino_t ino, Error **err) {
+        struct ext2_inode_large inode;
+        int r = read_inode(l, ino, &inode, err);
+        if (r < 0)
+                return r;
+        bool dir = LINUX_S_ISDIR(inode.i_mode);
+        if (!dir && inode.i_links_count > 1) {
+                inode.i_links_count--;
+                return write_inode(l, ino, &inode, err);
+        }
+        ext2_filsys fs = l->w->fs;
+        errcode_t rc = ext2fs_free_ext_attr(fs, ino, &inode);
+        if (!rc && ext2fs_inode_has_valid_blocks2(fs, EXT2_INODE(&inode)))
+                rc = ext2fs_punch(fs, ino, EXT2_INODE(&inode), NULL, 0, ~0ULL);
+        if (rc)
+                return fs_fail(err, rc, "free inode", l->name);
+        inode.i_links_count = 0;
+        inode.i_dtime = (uint32_t) time(NULL);
+        r = write_inode(l, ino, &inode, err);
+        if (r < 0)
+                return r;
+        ext2fs_inode_alloc_stats2(fs, ino, -1, dir);
+        ext2fs_unmark_inode_bitmap2(l->w->touched, ino);
+        l->stats.removed++;
+        return 0;
+}
+
+static int remove_entry(Layer *l, ext2_ino_t parent, const char *leaf, ext2_ino_t ino, Error **err);
+
+/* Removes every child of dir; with keep_touched, children this layer wrote
+ * stay (and directories among them are pruned the same way): opaque. */
+static int prune_dir(Layer *l, ext2_ino_t dir, bool keep_touched, Error **err) {
+        ChildList list;
+        int r = list_children(l, dir, &list, err);
+        for (size_t i = 0; r >= 0 && i < list.n; i++) {
+                Child *c = &list.items[i];
+                if (!keep_touched || !ext2fs_test_inode_bitmap2(l->w->touched, c->ino)) {
+                        r = remove_entry(l, dir, c->name, c->ino, err);
+                        continue;
+                }
+                struct ext2_inode_large inode;
+                r = read_inode(l, c->ino, &inode, err);
+                if (r >= 0 && LINUX_S_ISDIR(inode.i_mode))
+                        r = prune_dir(l, c->ino, true, err);
+        }
+        free(list.items);
+        return r;
+}
+
+/* Unlinks leaf (inode ino) from parent, recursively for a directory. */
+static int remove_entry(Layer *l, ext2_ino_t parent, const char *leaf, ext2_ino_t ino, Error **err) {
+        struct ext2_inode_large inode;
+        int r = read_inode(l, ino, &inode, err);
+        if (r < 0)
+                return r;
+        bool dir = LINUX_S_ISDIR(inode.i_mode);
+        if (dir && (r = prune_dir(l, ino, false, err)) < 0)
+                return r;
+        errcode_t rc = ext2fs_unlink(l->w->fs, parent, leaf, ino, 0);
+        if (rc)
+                return fs_fail(err, rc, "unlink", l->name);
+        if (dir) {
+                struct ext2_inode_large p;
+                if ((r = read_inode(l, parent, &p, err)) < 0)
+                        return r;
+                if (p.i_links_count > 2)
+                        p.i_links_count--;
+                if ((r = write_inode(l, parent, &p, err)) < 0)
+                        return r;
+        }
+        return drop_link(l, ino, err);
+}
+
+/* ---- path walking -------------------------------------------------------- */
+
+/* Looks up leaf in dir: 0 with *ret = 0 when missing. */
+static int lookup(Layer *l, ext2_ino_t dir, const char *leaf, size_t len, ext2_ino_t *ret, Error **err) {
+        errcode_t rc = ext2fs_lookup(l->w->fs, dir, leaf, (int) len, NULL, ret);
+        if (rc == EXT2_ET_FILE_NOT_FOUND) {
+                *ret = 0;
+                return 0;
+        }
+        return rc ? fs_fail(err, rc, "lookup", l->name) : 0;
+}
+
+static int make_dir(Layer *l, ext2_ino_t parent, const char *leaf, ext2_ino_t *ret, Error **err) {
+        errcode_t rc = ext2fs_mkdir(l->w->fs, parent, 0, leaf);
+        if (rc == EXT2_ET_DIR_NO_SPACE) {
+                rc = ext2fs_expand_dir(l->w->fs, parent);
+                if (!rc)
+                        rc = ext2fs_mkdir(l->w->fs, parent, 0, leaf);
+        }
+        if (rc)
+                return fs_fail(err, rc, "mkdir", l->name);
+        int r = lookup(l, parent, leaf, strlen(leaf), ret, err);
+        if (r >= 0 && *ret == 0)
+                return error_set(err, EIO, "layer entry '%s': new directory not found", l->name);
+        return r;
+}
+
+/* Walks the parent directories of path ("a/b/c" -> "a/b") from the root.
+ * Missing ones are created 0755 0:0 when create is set; otherwise *ret is 0.
+ * A parent that is a symlink or not a directory is an error. *ret_leaf
+ * points into path. Parents walked are marked touched (see prune_dir). */
+static int walk_parent(Layer *l, char *path, bool create, ext2_ino_t *ret, const char **ret_leaf, Error **err) {
+        ext2_ino_t dir = EXT2_ROOT_INO;
+        char *p = path;
+        for (char *slash; (slash = strchr(p, '/')); p = slash + 1) {
+                ext2_ino_t ino = 0;
+                int r = lookup(l, dir, p, (size_t) (slash - p), &ino, err);
+                if (r < 0)
+                        return r;
+                *slash = 0;
+                if (ino == 0 && !create) {
+                        *slash = '/';
+                        *ret = 0;
+                        return 0;
+                }
+                if (ino == 0) {
+                        r = make_dir(l, dir, p, &ino, err);
+                } else {
+                        struct ext2_inode_large inode;
+                        r = read_inode(l, ino, &inode, err);
+                        if (r >= 0 && LINUX_S_ISLNK(inode.i_mode))
+                                r = error_set(err, ELOOP, "layer entry '%s': parent '%s' is a symlink", l->name,
+                                              path);
+                        else if (r >= 0 && !LINUX_S_ISDIR(inode.i_mode))
+                                r = error_set(err, ENOTDIR, "layer entry '%s': parent '%s' is not a directory",
+                                              l->name, path);
+                }
+                *slash = '/';
+                if (r < 0)
+                        return r;
+                touch(l, ino);
+                dir = ino;
+        }
+        *ret = dir;
+        *ret_leaf = p;
+        return 0;
+}
+
+/* ---- entry kinds --------------------------------------------------------- */
+
+static int write_data(Layer *l, ext2_ino_t ino, struct archive_entry *e, Error **err) {
+        ext2_file_t f;
+        errcode_t rc = ext2fs_file_open(l->w->fs, ino, EXT2_FILE_WRITE, &f);
+        if (rc)
+                return fs_fail(err, rc, "open file", l->name);
+        uint64_t pos = 0;
+        int r = 0;
+        for (;;) {
+                const void *buf;
+                size_t size;
+                la_int64_t offset;
+                int ar = archive_read_data_block(l->a, &buf, &size, &offset);
+                if (ar == ARCHIVE_EOF)
+                        break;
+                if (ar < ARCHIVE_WARN) {
+                        r = error_set(err, archive_code(l->a), "layer entry '%s': read data: %s", l->name,
+                                      archive_message(l->a));
+                        break;
+                }
+                if (offset < 0 || (uint64_t) offset != pos)
+                        rc = ext2fs_file_llseek(f, (uint64_t) (offset < 0 ? 0 : offset), EXT2_SEEK_SET, NULL);
+                pos = (uint64_t) (offset < 0 ? 0 : offset);
+                for (size_t done = 0; !rc && done < size;) {
+                        unsigned int n = 0;
+                        rc = ext2fs_file_write(f, (const char *) buf + done,
+                                               (unsigned int) MIN(size - done, 1u << 20), &n);
+                        done += n;
+                        pos += n;
+                }
+                if (rc)
+                        break;
+                l->stats.data_bytes += size;
+        }
+        if (!rc && r >= 0)
+                rc = ext2fs_file_set_size2(f, MAX(pos, (uint64_t) MAX(archive_entry_size(e), 0)));
+        errcode_t rc2 = ext2fs_file_close(f);
+        if (r < 0)
+                return r;
+        if (rc || rc2)
+                return fs_fail(err, rc ? rc : rc2, "write data", l->name);
+        return 0;
+}
+
+/* Creates a new inode of type (LINUX_S_IF*) with e's metadata, linked as leaf. */
+static int create_inode(Layer *l, ext2_ino_t parent, const char *leaf, struct archive_entry *e, uint16_t type,
+                        ext2_ino_t *ret, Error **err) {
+        ext2_filsys fs = l->w->fs;
+        ext2_ino_t ino = 0;
+        errcode_t rc = ext2fs_new_inode(fs, parent, type, NULL, &ino);
+        if (rc)
+                return fs_fail(err, rc, "allocate inode", l->name);
+        struct ext2_inode_large inode = {.i_mode = type, .i_links_count = 1};
+        inode_set_meta(&inode, e);
+        if (type == LINUX_S_IFCHR || type == LINUX_S_IFBLK) {
+                unsigned major = major(archive_entry_rdev(e)), minor = minor(archive_entry_rdev(e));
+                if (major < 256 && minor < 256)
+                        inode.i_block[0] = major * 256 + minor;
+                else
+                        inode.i_block[1] = (minor & 0xff) | (major << 8) | ((minor & ~0xffu) << 12);
+        } else if (type == LINUX_S_IFREG) {
+                ext2_extent_handle_t h;
+                rc = ext2fs_extent_open2(fs, ino, EXT2_INODE(&inode), &h);
+                if (rc)
+                        return fs_fail(err, rc, "extent tree", l->name);
+                ext2fs_extent_free(h);
+        }
+        int r = write_inode(l, ino, &inode, err);
+        if (r < 0)
+                return r;
+        ext2fs_inode_alloc_stats2(fs, ino, +1, 0);
+        r = link_name(l, parent, leaf, ino, dirent_type(type), err);
+        if (r < 0)
+                return r;
+        touch(l, ino);
+        *ret = ino;
+        return 0;
+}
+
+static int apply_symlink(Layer *l, ext2_ino_t parent, const char *leaf, struct archive_entry *e, Error **err) {
+        const char *target = entry_symlink(e);
+        if (!target || !*target || strlen(target) >= BLOCK_SIZE)
+                return error_set(err, EINVAL, "layer entry '%s': symlink target empty or too long", l->name);
+        ext2_filsys fs = l->w->fs;
+        errcode_t rc = ext2fs_symlink(fs, parent, 0, leaf, target);
+        if (rc == EXT2_ET_DIR_NO_SPACE) {
+                rc = ext2fs_expand_dir(fs, parent);
+                if (!rc)
+                        rc = ext2fs_symlink(fs, parent, 0, leaf, target);
+        }
+        if (rc)
+                return fs_fail(err, rc, "symlink", l->name);
+        ext2_ino_t ino = 0;
+        int r = lookup(l, parent, leaf, strlen(leaf), &ino, err);
+        if (r >= 0 && ino == 0)
+                r = error_set(err, EIO, "layer entry '%s': new symlink not found", l->name);
+        if (r < 0)
+                return r;
+        touch(l, ino);
+        struct ext2_inode_large inode;
+        if ((r = read_inode(l, ino, &inode, err)) < 0)
+                return r;
+        inode_set_meta(&inode, e);
+        inode.i_mode = LINUX_S_IFLNK | 0777;
+        if ((r = write_inode(l, ino, &inode, err)) < 0)
+                return r;
+        l->stats.symlinks++;
+        return apply_xattrs(l, ino, e, err);
+}
+
+static int apply_hardlink(Layer *l, ext2_ino_t parent, const char *leaf, ext2_ino_t existing, const char *link,
+                          Error **err) {
+        _cleanup_free_ char *target = NULL;
+        int r = normalize_name(link, &target, err);
+        if (r < 0)
+                return r;
+        ext2_ino_t tdir = 0, tino = 0;
+        const char *tleaf;
+        if (*target && (r = walk_parent(l, target, false, &tdir, &tleaf, err)) < 0)
+                return r;
+        if (tdir && (r = lookup(l, tdir, tleaf, strlen(tleaf), &tino, err)) < 0)
+                return r;
+        struct ext2_inode_large inode;
+        if (tino == 0 || (r = read_inode(l, tino, &inode, err)) < 0)
+                return r < 0 ? r : error_set(err, ENOENT, "layer entry '%s': hard link target '%s' not found",
+                                             l->name, link);
+        if (LINUX_S_ISDIR(inode.i_mode))
+                return error_set(err, EPERM, "layer entry '%s': hard link to directory '%s'", l->name, link);
+        l->stats.hardlinks++;
+        touch(l, tino);
+        if (existing == tino)
+                return 0;
+        if (existing && (r = remove_entry(l, parent, leaf, existing, err)) < 0)
+                return r;
+        if ((r = read_inode(l, tino, &inode, err)) < 0) /* removal may have changed it */
+                return r;
+        if (inode.i_links_count == 0) /* "d" -> "d/f": replacing d freed the target */
+                return error_set(err, EINVAL, "layer entry '%s': hard link target '%s' removed by this entry",
+                                 l->name, link);
+        if (inode.i_links_count >= LINK_MAX_COUNT)
+                return error_set(err, EMLINK, "layer entry '%s': too many links to '%s'", l->name, link);
+        inode.i_links_count++;
+        if ((r = write_inode(l, tino, &inode, err)) < 0)
+                return r;
+        return link_name(l, parent, leaf, tino, dirent_type(inode.i_mode), err);
+}
+
+static int apply_dir(Layer *l, ext2_ino_t parent, const char *leaf, ext2_ino_t existing, struct archive_entry *e,
+                     Error **err) {
+        int r;
+        if (existing) {
+                struct ext2_inode_large inode;
+                if ((r = read_inode(l, existing, &inode, err)) < 0)
+                        return r;
+                if (!LINUX_S_ISDIR(inode.i_mode) && (r = remove_entry(l, parent, leaf, existing, err)) < 0)
+                        return r;
+                if (!LINUX_S_ISDIR(inode.i_mode))
+                        existing = 0;
+        }
+        if (!existing && (r = make_dir(l, parent, leaf, &existing, err)) < 0)
+                return r;
+        touch(l, existing);
+        l->stats.dirs++;
+        if ((r = update_meta(l, existing, e, err)) < 0)
+                return r;
+        return apply_xattrs(l, existing, e, err);
+}
+
+static int apply_other(Layer *l, ext2_ino_t parent, const char *leaf, ext2_ino_t existing, struct archive_entry *e,
+                       Error **err) {
+        uint16_t type;
+        switch (archive_entry_filetype(e)) {
+        case AE_IFREG: type = LINUX_S_IFREG; break;
+        case AE_IFCHR: type = LINUX_S_IFCHR; break;
+        case AE_IFBLK: type = LINUX_S_IFBLK; break;
+        case AE_IFIFO: type = LINUX_S_IFIFO; break;
+        default:
+                return error_set(err, EINVAL, "layer entry '%s': unsupported file type 0%o", l->name,
+                                 (unsigned) archive_entry_filetype(e));
+        }
+        int r;
+        if (existing && (r = remove_entry(l, parent, leaf, existing, err)) < 0)
+                return r;
+        ext2_ino_t ino = 0;
+        if ((r = create_inode(l, parent, leaf, e, type, &ino, err)) < 0)
+                return r;
+        if (type == LINUX_S_IFREG) {
+                l->stats.files++;
+                if ((r = write_data(l, ino, e, err)) < 0)
+                        return r;
+        } else {
+                l->stats.specials++;
+        }
+        return apply_xattrs(l, ino, e, err);
+}
+
+/* ---- entries ------------------------------------------------------------- */
+
+static int apply_whiteout(Layer *l, const char *path, Error **err) {
+        _cleanup_free_ char *walk = strdup(path);
+        if (!walk)
+                return error_set(err, ENOMEM, "layer entry '%s': out of memory", path);
+        ext2_ino_t dir = 0;
+        const char *leaf;
+        l->stats.whiteouts++;
+        int r = walk_parent(l, walk, false, &dir, &leaf, err);
+        if (r < 0 || dir == 0)
+                return r;
+        if (strcmp(leaf, OPAQUE_MARKER) == 0)
+                return prune_dir(l, dir, true, err);
+        const char *victim = leaf + strlen(WHITEOUT_PREFIX);
+        if (!*victim || strcmp(victim, ".") == 0 || strcmp(victim, "..") == 0)
+                return error_set(err, EINVAL, "layer entry '%s': bad whiteout", l->name);
+        ext2_ino_t ino = 0;
+        if ((r = lookup(l, dir, victim, strlen(victim), &ino, err)) < 0 || ino == 0)
+                return r;
+        return remove_entry(l, dir, victim, ino, err);
+}
+
+static int apply_entry(Layer *l, struct archive_entry *e, Error **err) {
+        _cleanup_free_ char *path = NULL;
+        int r = normalize_name(entry_pathname(e), &path, err);
+        if (r < 0)
+                return r;
+        l->name = path;
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        if (strncmp(base, WHITEOUT_PREFIX, strlen(WHITEOUT_PREFIX)) == 0)
+                return apply_whiteout(l, path, err);
+
+        bool is_dir = archive_entry_filetype(e) == AE_IFDIR && !entry_hardlink(e);
+        if (!*path) {
+                if (!is_dir)
+                        return error_set(err, EINVAL, "layer entry '%s': the root must be a directory",
+                                         entry_pathname(e));
+                touch(l, EXT2_ROOT_INO);
+                return update_meta(l, EXT2_ROOT_INO, e, err);
+        }
+        _cleanup_free_ char *walk = strdup(path); /* walk_parent() cuts it up, l->name stays */
+        if (!walk)
+                return error_set(err, ENOMEM, "layer entry '%s': out of memory", path);
+        ext2_ino_t parent = 0, existing = 0;
+        const char *leaf;
+        if ((r = walk_parent(l, walk, true, &parent, &leaf, err)) < 0)
+                return r;
+        if ((r = lookup(l, parent, leaf, strlen(leaf), &existing, err)) < 0)
+                return r;
+        if (entry_hardlink(e))
+                return apply_hardlink(l, parent, leaf, existing, entry_hardlink(e), err);
+        if (is_dir)
+                return apply_dir(l, parent, leaf, existing, e, err);
+        if (archive_entry_filetype(e) == AE_IFLNK) {
+                if (existing && (r = remove_entry(l, parent, leaf, existing, err)) < 0)
+                        return r;
+                return apply_symlink(l, parent, leaf, e, err);
+        }
+        return apply_other(l, parent, leaf, existing, e, err);
+}
+
+static int apply_all(Layer *l, Error **err) {
+        for (;;) {
+                struct archive_entry *e;
+                int ar = archive_read_next_header(l->a, &e);
+                if (ar == ARCHIVE_EOF)
+                        return 0;
+                if (ar < ARCHIVE_WARN)
+                        return error_set(err, archive_code(l->a), "read layer after %llu entries: %s",
+                                         (unsigned long long) l->stats.entries, archive_message(l->a));
+                if (++l->stats.entries > EXT4_WRITER_MAX_ENTRIES)
+                        return error_set(err, E2BIG, "layer has more than %u entries", EXT4_WRITER_MAX_ENTRIES);
+                int r = apply_entry(l, e, err);
+                if (r < 0)
+                        return r;
+        }
+}
+
+int ext4_writer_apply_layer(Ext4Writer *w, int tar_fd, Ext4LayerStats *ret, Error **err) {
+        if (!w || w->finished || w->broken || tar_fd < 0)
+                return error_set(err, EINVAL, "ext4 writer: apply layer on a finished or failed writer");
+        _cleanup_(archive_freep) struct archive *a = archive_read_new();
+        if (!a)
+                return error_set(err, ENOMEM, "ext4 writer: out of memory");
+        if (archive_read_support_filter_gzip(a) != ARCHIVE_OK || archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
+            archive_read_support_filter_none(a) != ARCHIVE_OK || archive_read_support_format_tar(a) != ARCHIVE_OK ||
+            archive_read_open_fd(a, tar_fd, 1 << 16) != ARCHIVE_OK)
+                return error_set(err, archive_code(a), "read layer: %s", archive_message(a));
+        ext2fs_clear_inode_bitmap(w->touched);
+        Layer l = {.w = w, .a = a, .name = ""};
+        int r = apply_all(&l, err);
+        if (r < 0)
+                w->broken = true;
+        if (ret)
+                *ret = l.stats;
+        return r;
+}
+
+/* ---- filesystem ---------------------------------------------------------- */
+
+uint64_t ext4_size_for(uint64_t content_bytes, uint64_t entries) {
+        uint64_t data = content_bytes + entries * (BLOCK_SIZE + INODE_SIZE);
+        uint64_t size = data + data / 5 + (16ull << 20);
+        uint64_t for_inodes = (entries + entries / 5 + 64) * BYTES_PER_INODE;
+        size = MAX(MAX(size, for_inodes), EXT4_WRITER_MIN_SIZE);
+        uint64_t step = 4ull << 20;
+        return (size + step - 1) / step * step;
+}
+
+static void init_params(struct ext2_super_block *p, uint64_t blocks) {
+        memset(p, 0, sizeof(*p));
+        ext2fs_blocks_count_set(p, blocks);
+        p->s_log_block_size = 2; /* 1024 << 2 */
+        p->s_rev_level = EXT2_DYNAMIC_REV;
+        p->s_inode_size = INODE_SIZE;
+        p->s_inodes_count = (uint32_t) MIN(blocks * BLOCK_SIZE / BYTES_PER_INODE, (uint64_t) UINT32_MAX - 1);
+        p->s_min_extra_isize = p->s_want_extra_isize = sizeof(struct ext2_inode_large) - EXT2_GOOD_OLD_INODE_SIZE;
+        p->s_log_groups_per_flex = 4;
+        p->s_desc_size = EXT2_MIN_DESC_SIZE_64BIT;
+        p->s_feature_compat = EXT2_FEATURE_COMPAT_DIR_INDEX | EXT2_FEATURE_COMPAT_EXT_ATTR;
+        p->s_feature_incompat = EXT2_FEATURE_INCOMPAT_FILETYPE | EXT3_FEATURE_INCOMPAT_EXTENTS |
+                                EXT4_FEATURE_INCOMPAT_64BIT | EXT4_FEATURE_INCOMPAT_FLEX_BG;
+        p->s_feature_ro_compat = EXT2_FEATURE_RO_COMPAT_SPARSE_SUPER | EXT2_FEATURE_RO_COMPAT_LARGE_FILE |
+                                 EXT4_FEATURE_RO_COMPAT_HUGE_FILE | EXT4_FEATURE_RO_COMPAT_DIR_NLINK |
+                                 EXT4_FEATURE_RO_COMPAT_EXTRA_ISIZE | EXT4_FEATURE_RO_COMPAT_METADATA_CSUM;
+}
+
+/* Marks the reserved inodes (1..10 but root) in use, as mke2fs does, and
+ * writes an empty bad block inode. */
+static errcode_t reserve_inodes(ext2_filsys fs) {
+        for (ext2_ino_t i = EXT2_ROOT_INO + 1; i < EXT2_FIRST_INODE(fs->super); i++)
+                ext2fs_inode_alloc_stats2(fs, i, +1, 0);
+        ext2fs_inode_alloc_stats2(fs, EXT2_BAD_INO, +1, 0);
+        return ext2fs_update_bb_inode(fs, NULL);
+}
+
+static errcode_t make_root(ext2_filsys fs) {
+        errcode_t rc = ext2fs_mkdir(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, NULL);
+        if (!rc)
+                rc = ext2fs_mkdir(fs, EXT2_ROOT_INO, 0, "lost+found");
+        ext2_ino_t lf = 0;
+        if (!rc)
+                rc = ext2fs_lookup(fs, EXT2_ROOT_INO, "lost+found", 10, NULL, &lf);
+        struct ext2_inode inode;
+        while (!rc && !(rc = ext2fs_read_inode(fs, lf, &inode)) && EXT2_I_SIZE(&inode) < LOST_FOUND_SIZE)
+                rc = ext2fs_expand_dir(fs, lf);
+        return rc;
+}
+
+static errcode_t format(ext2_filsys *ret, const char *path, uint64_t blocks) {
+        struct ext2_super_block param;
+        init_params(&param, blocks);
+        ext2_filsys fs;
+        errcode_t rc = ext2fs_initialize(path, EXT2_FLAG_64BITS | EXT2_FLAG_RW, &param, unix_io_manager, &fs);
+        if (rc)
+                return rc;
+        random_bytes(fs->super->s_uuid, sizeof(fs->super->s_uuid));
+        random_bytes(fs->super->s_hash_seed, sizeof(fs->super->s_hash_seed));
+        fs->super->s_checksum_type = EXT2_CRC32C_CHKSUM; /* not taken from param */
+        ext2fs_init_csum_seed(fs); /* after the uuid: every checksum derives from it */
+        fs->super->s_def_hash_version = EXT2_HASH_HALF_MD4;
+        fs->super->s_flags |= (char) -1 < 0 ? EXT2_FLAGS_SIGNED_HASH : EXT2_FLAGS_UNSIGNED_HASH;
+        fs->super->s_max_mnt_count = -1;
+        fs->umask = 022;
+        rc = ext2fs_allocate_tables(fs);
+        if (!rc)
+                rc = make_root(fs);
+        if (!rc)
+                rc = reserve_inodes(fs);
+        if (rc) {
+                ext2fs_free(fs);
+                return rc;
+        }
+        *ret = fs;
+        return 0;
+}
+
+int ext4_writer_new(Ext4Writer **ret, const char *path, uint64_t size_bytes, Error **err) {
+        if (!path || size_bytes < EXT4_WRITER_MIN_SIZE)
+                return error_set(err, EINVAL, "ext4 image: size %llu below the minimum of %llu bytes",
+                                 (unsigned long long) size_bytes, EXT4_WRITER_MIN_SIZE);
+        _cleanup_(ext4_writer_freep) Ext4Writer *w = calloc(1, sizeof(Ext4Writer));
+        if (!w || !(w->path = strdup(path)))
+                return error_set(err, ENOMEM, "ext4 image '%s': out of memory", path);
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0) {
+                int code = errno;
+                free(w->path);
+                w->path = NULL; /* not ours: do not delete it */
+                return error_set_errno(err, code, "ext4 image '%s': create", path);
+        }
+        uint64_t blocks = size_bytes / BLOCK_SIZE;
+        if (ftruncate(fd, (off_t) (blocks * BLOCK_SIZE)) < 0)
+                return error_set_errno(err, errno, "ext4 image '%s': set size", path);
+        errcode_t rc = format(&w->fs, path, blocks);
+        if (!rc)
+                rc = ext2fs_allocate_inode_bitmap(w->fs, "layer", &w->touched);
+        if (rc)
+                return error_set(err, is_nospace(rc) ? ENOSPC : EIO, "ext4 image '%s': format: %s", path,
+                                 et_error_message(rc));
+        *ret = TAKE_PTR(w);
+        return 0;
+}
+
+int ext4_writer_finish(Ext4Writer *w, Error **err) {
+        if (!w || w->finished || w->broken)
+                return error_set(err, EINVAL, "ext4 writer: finish on a finished or failed writer");
+        ext2fs_free_inode_bitmap(w->touched);
+        w->touched = NULL;
+        errcode_t rc = ext2fs_close_free(&w->fs);
+        if (rc) {
+                w->broken = true;
+                return error_set(err, is_nospace(rc) ? ENOSPC : EIO, "ext4 image '%s': close: %s", w->path,
+                                 et_error_message(rc));
+        }
+        w->finished = true;
+        return 0;
+}
+
+void ext4_writer_free(Ext4Writer *w) {
+        if (!w)
+                return;
+        if (w->touched)
+                ext2fs_free_inode_bitmap(w->touched);
+        if (w->fs)
+                ext2fs_free(w->fs);
+        if (!w->finished && w->path && unlink(w->path) < 0 && errno != ENOENT)
+                log_debug("ext4 image '%s': unlink: %m", w->path);
+        free(w->path);
+        free(w);
+}
