@@ -5,8 +5,11 @@
 # usable, TCG otherwise) with the agent as its PID 1. A short client session
 # shows it working; the VM then keeps running until Ctrl-C, which shuts it
 # down and removes it. Grows into starting portlayerd.
-#   PL_STATE   state directory (default ./state; keep its path short: libvirt
-#              limits the embedded root's socket paths)
+#   PL_STATE       state directory (default ./state; keep its path short:
+#                  libvirt limits the embedded root's socket paths)
+#   PL_KERNEL_DIR  a kernel directory to boot instead of Debian's cloud kernel:
+#                  one made by scripts/build-kernel.sh (our module-free kernel)
+#                  or any directory with vmlinuz, release and lib/modules/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 state=${PL_STATE:-$PWD/state}
@@ -18,7 +21,7 @@ cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/release -j"$(nproc)"
 B=build/release
 
-kdir=$(bash scripts/fetch-kernel.sh | tail -n 1)
+kdir=${PL_KERNEL_DIR:-$(bash scripts/fetch-kernel.sh | tail -n 1)}
 initrd=$("$B/images/pl-initramfs" --agent "$B/guest-agent/pl-agent" --kernel-dir "$kdir" --cache "$state/initramfs" \
         --module virtio_pci --module virtio_blk --module virtio_console --module virtio_rng \
         --module vmw_vsock_virtio_transport | tail -n 1)

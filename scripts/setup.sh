@@ -18,6 +18,10 @@ packages=(
   # guest boot: VMs through libvirt's embedded QEMU driver, test root disks
   libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
   busybox-static e2fsprogs cpio kmod
+  # our own small guest kernel (scripts/build-kernel.sh, the slow test)
+  linux-source bc flex bison libelf-dev xz-utils lz4
+  # image store tests: a loopback registry, images built and pushed locally
+  docker-registry skopeo umoci apache2-utils
   # tests and benchmarks
   libcmocka-dev hyperfine procps
 )
