@@ -1,6 +1,7 @@
 /* pl-image: the image store from the command line, a thin layer over plstore.
  *
- *     pl-image [--store DIR] pull REF [--platform OS/ARCH[/VARIANT]]
+ *     pl-image [--store DIR] pull REF [--platform OS/ARCH[/VARIANT]] [--insecure-registry HOST]...
+ *                                      [--creds USER:PASSWORD] [--auth-file FILE]
  *     pl-image [--store DIR] import oci:DIR[:TAG] [NAME:TAG]
  *     pl-image [--store DIR] import docker-archive:FILE [NAME:TAG]
  *     pl-image [--store DIR] list [--json]
@@ -15,8 +16,11 @@
  * Progress goes to stderr: on a terminal one bar per layer redrawn in place,
  * otherwise one plain line when a layer starts and one when it is done.
  * Errors are one line "pl-image: <message>" and exit 1; usage errors exit 2.
- * `pull` needs the registry client (built when the plregistry target exists:
- * PL_HAVE_REGISTRY); without it, it says so and exits 1. */
+ * `pull` reaches loopback registries over plain HTTP, others over HTTPS unless
+ * named with --insecure-registry HOST[:PORT]; credentials come from
+ * --creds USER:PASSWORD, else from a Docker-style auth file (--auth-file, else
+ * $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json,
+ * $DOCKER_CONFIG/config.json, ~/.docker/config.json). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -33,16 +37,16 @@
 #include "images/oci-layout.h"
 #include "images/oci-ref.h"
 #include "images/store.h"
-#ifdef PL_HAVE_REGISTRY
+#include "images/registry-auth-file.h"
 #include "images/registry.h"
-#endif
 
 #define EXIT_USAGE 2
 #define PROGRESS_SLOTS 256
 
 static void usage(FILE *f) {
         fprintf(f, "usage: pl-image [--store DIR] COMMAND ...\n"
-                   "  pull REF [--platform OS/ARCH[/VARIANT]]\n"
+                   "  pull REF [--platform OS/ARCH[/VARIANT]] [--insecure-registry HOST]...\n"
+                   "           [--creds USER:PASSWORD] [--auth-file FILE]\n"
                    "  import oci:DIR[:TAG] [NAME:TAG]\n"
                    "  import docker-archive:FILE [NAME:TAG]\n"
                    "  list [--json]\n"
@@ -145,14 +149,78 @@ static int pull_into(Store *s, ImageSource *src, const char *tag, const StorePul
         return 0;
 }
 
+#define PULL_INSECURE_MAX 16
+
+/* Registry credentials for a pull: --creds USER:PASS for the reference's
+ * registry, else the auth file (--auth-file, else the usual places). */
+typedef struct PullAuth {
+        RegistryCredential cred;
+        char *cred_buf; /* "USER\0PASSWORD", cred_len bytes */
+        size_t cred_len;
+        RegistryAuthFile *file;
+} PullAuth;
+
+static void pull_auth_done(PullAuth *a) {
+        if (a->cred_buf)
+                explicit_bzero(a->cred_buf, a->cred_len);
+        free(a->cred_buf);
+        registry_auth_file_free(a->file);
+}
+
+static int pull_auth_setup(PullAuth *a, const OciRef *ref, const char *creds, const char *auth_file,
+                           RegistryOptions *o, Error **err) {
+        if (creds) {
+                a->cred_buf = strdup(creds);
+                a->cred_len = strlen(creds);
+                char *colon = a->cred_buf ? strchr(a->cred_buf, ':') : NULL;
+                if (!colon || colon == a->cred_buf)
+                        return error_set(err, -EINVAL, "--creds wants USER:PASSWORD");
+                *colon = '\0';
+                a->cred = (RegistryCredential){.registry = ref->registry, .username = a->cred_buf, .password = colon + 1};
+                o->credentials = &a->cred;
+                o->n_credentials = 1;
+        }
+        _cleanup_free_ char *def = auth_file ? NULL : registry_auth_file_default_path();
+        const char *path = auth_file ? auth_file : def;
+        if (path) {
+                int r = registry_auth_file_load(path, &a->file, err);
+                if (r < 0)
+                        return r;
+                o->credentials_fn = registry_auth_file_lookup;
+                o->credentials_userdata = a->file;
+        }
+        return 0;
+}
+
 static int cmd_pull(Store *s, int argc, char **argv) {
-        const char *platform = NULL;
-        static const struct option opts[] = {{"platform", required_argument, NULL, 'p'}, {0}};
+        const char *platform = NULL, *creds = NULL, *auth_file = NULL;
+        const char *insecure[PULL_INSECURE_MAX];
+        size_t n_insecure = 0;
+        static const struct option opts[] = {{"platform", required_argument, NULL, 'p'},
+                                             {"insecure-registry", required_argument, NULL, 'i'},
+                                             {"creds", required_argument, NULL, 'c'},
+                                             {"auth-file", required_argument, NULL, 'a'},
+                                             {0}};
         optind = 0;
         for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
-                if (c != 'p')
+                switch (c) {
+                case 'p':
+                        platform = optarg;
+                        break;
+                case 'i':
+                        if (n_insecure == PULL_INSECURE_MAX)
+                                return usage_error("too many --insecure-registry");
+                        insecure[n_insecure++] = optarg;
+                        break;
+                case 'c':
+                        creds = optarg;
+                        break;
+                case 'a':
+                        auth_file = optarg;
+                        break;
+                default:
                         return usage_error("bad pull option");
-                platform = optarg;
+                }
         }
         if (argc - optind != 1)
                 return usage_error("pull takes one image reference");
@@ -166,14 +234,15 @@ static int cmd_pull(Store *s, int argc, char **argv) {
                 if (!o.os || !o.architecture)
                         return usage_error("--platform wants OS/ARCH[/VARIANT]");
         }
-#ifdef PL_HAVE_REGISTRY
         Error *err = NULL;
         _cleanup_oci_ref_ OciRef *ref = NULL;
         _cleanup_registry_client_ RegistryClient *c = NULL;
         _cleanup_image_source_ ImageSource *src = NULL;
         _cleanup_free_ char *tag = NULL;
-        if (oci_ref_parse(argv[optind], &ref, &err) < 0 || registry_client_new(NULL, &c, &err) < 0 ||
-            registry_source_new(c, ref, &src, &err) < 0)
+        _cleanup_(pull_auth_done) PullAuth auth = {};
+        RegistryOptions ro = {.insecure_registries = insecure, .n_insecure_registries = n_insecure};
+        if (oci_ref_parse(argv[optind], &ref, &err) < 0 || pull_auth_setup(&auth, ref, creds, auth_file, &ro, &err) < 0 ||
+            registry_client_new(&ro, &c, &err) < 0 || registry_source_new(c, ref, &src, &err) < 0)
                 return fail(err);
         if (ref->tag) {
                 OciRef t = *ref;
@@ -183,10 +252,6 @@ static int cmd_pull(Store *s, int argc, char **argv) {
         }
         o.digest = ref->digest;
         return pull_into(s, src, tag, &o);
-#else
-        fprintf(stderr, "pl-image: pull: not built with the registry client yet\n");
-        return EXIT_FAILURE;
-#endif
 }
 
 /* "oci:DIR[:TAG]": DIR itself may contain ':', so a suffix counts as a tag

@@ -34,6 +34,7 @@
 #include "images/docker-archive.h"
 #include "images/oci-layout.h"
 #include "images/store.h"
+#include "images/registry-harness.h"
 
 static char work[64];   /* everything below here */
 static char layout[128];
@@ -521,90 +522,89 @@ static void test_cli(void **state) {
 
 /* ---- pl-image pull from a real registry on loopback ---- */
 
-static pid_t registry_pid = -1;
-
-static void registry_stop(void) {
-        if (registry_pid > 0) {
-                kill(registry_pid, SIGTERM);
-                waitpid(registry_pid, NULL, 0);
-                registry_pid = -1;
-        }
-}
-
-/* Starts docker-registry on 127.0.0.1:port; returns false when it is missing. */
-static bool registry_start(int port) {
-        if (run(NULL, "command -v docker-registry >/dev/null && command -v skopeo >/dev/null") != 0)
-                return false;
-        char cfg[256], text[512];
-        snprintf(cfg, sizeof cfg, "%s/registry.yml", work);
-        snprintf(text, sizeof text,
-                 "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s/registry\n"
-                 "http:\n  addr: 127.0.0.1:%d\n",
-                 work, port);
-        FILE *f = fopen(cfg, "w");
-        fputs(text, f);
-        fclose(f);
-        registry_pid = fork();
-        assert_true(registry_pid >= 0);
-        if (registry_pid == 0) {
-                int null = open("/dev/null", O_WRONLY);
-                dup2(null, 1);
-                dup2(null, 2);
-                execlp("docker-registry", "docker-registry", "serve", cfg, (char *) NULL);
-                _exit(127);
-        }
-        for (int i = 0; i < 100; i++) {
-                struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port),
-                                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                bool up = connect(fd, (struct sockaddr *) &sa, sizeof sa) == 0;
-                close(fd);
-                if (up)
-                        return true;
-                usleep(50 * 1000);
-        }
-        fail_msg("docker-registry did not listen on port %d", port);
-        return false;
-}
+/* Global so that group_teardown stops them when an assertion jumps out. */
+static RegistryHarness registry_plain, registry_auth;
 
 static void test_cli_pull(void **state) {
         const char *bin = getenv("PL_IMAGE_BIN");
         char *out = NULL, store[256];
         snprintf(store, sizeof store, "%s/store-pull", work);
-        if (!bin)
+        if (!bin || !registry_harness_tools_present())
                 skip();
-        if (run(&out, "'%s' --store '%s' pull 127.0.0.1:1/x:y 2>&1", bin, store) == 1 && strstr(out, "not built")) {
-                free(out);
-                skip();
-        }
-        free(out);
-        int port = 20000 + (int) (getpid() % 20000);
-        if (!registry_start(port))
-                skip();
-        assert_int_equal(run(NULL, "skopeo copy -q --dest-tls-verify=false 'oci:%s:layered' "
-                                   "docker://127.0.0.1:%d/test/busybox:layered >/dev/null 2>&1",
-                             layout, port),
-                         0);
+        RegistryHarness *hp = &registry_plain, h;
+        assert_int_equal(registry_harness_start(hp, NULL, NULL), 0);
+        h = *hp;
+        assert_int_equal(registry_harness_push(&h, layout, "layered", "test/busybox:layered", false), 0);
         Store *s = store_new("store-oci");
         StoreImage *ref = import_oci(s, "layered", NULL);
         store_free(s);
 
-        assert_int_equal(run(&out, "'%s' --store '%s' pull 127.0.0.1:%d/test/busybox:layered 2>/dev/null", bin, store,
-                             port),
+        assert_int_equal(run(&out, "'%s' --store '%s' pull %s/test/busybox:layered 2>/dev/null", bin, store, h.host),
                          0);
         assert_non_null(strstr(out, ref->id)); /* same config, same image */
         free(out);
         /* By digest: the manifest is checked against it. */
-        assert_int_equal(run(&out, "'%s' --store '%s' pull 127.0.0.1:%d/test/busybox@%s 2>/dev/null", bin, store, port,
+        assert_int_equal(run(&out, "'%s' --store '%s' pull %s/test/busybox@%s 2>/dev/null", bin, store, h.host,
                              ref->manifest_digest),
                          0);
         assert_non_null(strstr(out, ref->id));
         free(out);
-        assert_int_equal(run(&out, "'%s' --store '%s' pull 127.0.0.1:%d/test/busybox:nope 2>&1", bin, store, port), 1);
+        assert_int_equal(run(&out, "'%s' --store '%s' pull %s/test/busybox:nope 2>&1", bin, store, h.host), 1);
         assert_true(strncmp(out, "pl-image: ", 10) == 0);
         free(out);
         store_image_free(ref);
-        registry_stop();
+        registry_harness_stop(hp);
+}
+
+/* Basic auth through htpasswd: no credentials fail with a message naming
+ * the registry; --creds and a Docker-style auth file both work. */
+static void test_cli_pull_auth(void **state) {
+        const char *bin = getenv("PL_IMAGE_BIN");
+        char *out = NULL, store[256], authfile[256];
+        snprintf(store, sizeof store, "%s/store-pull-auth", work);
+        snprintf(authfile, sizeof authfile, "%s/auth.json", work);
+        if (!bin || !registry_harness_tools_present())
+                skip();
+        RegistryHarness *hp = &registry_auth, h;
+        assert_int_equal(registry_harness_start(hp, "puller", "s3cret"), 0);
+        h = *hp;
+        assert_int_equal(registry_harness_push(&h, layout, "latest", "private/busybox:1", false), 0);
+
+        /* No auth file may leak in from the environment. */
+        const char *env = "env -u REGISTRY_AUTH_FILE -u XDG_RUNTIME_DIR -u DOCKER_CONFIG HOME=/nonexistent";
+        assert_int_equal(run(&out, "%s '%s' --store '%s' pull %s/private/busybox:1 2>&1", env, bin, store, h.host), 1);
+        assert_non_null(strstr(out, "requires credentials"));
+        assert_non_null(strstr(out, h.host));
+        free(out);
+        assert_int_equal(run(&out, "%s '%s' --store '%s' pull --creds puller:wrong %s/private/busybox:1 2>&1", env, bin,
+                             store, h.host),
+                         1);
+        assert_non_null(strstr(out, "401"));
+        free(out);
+        /* Nothing was stored by the failures. */
+        assert_int_equal(run(&out, "'%s' --store '%s' list --json", bin, store), 0);
+        assert_null(strstr(out, "private/busybox"));
+        free(out);
+        assert_int_equal(run(&out, "%s '%s' --store '%s' pull --creds puller:s3cret %s/private/busybox:1 2>/dev/null",
+                             env, bin, store, h.host),
+                         0);
+        free(out);
+        assert_int_equal(run(NULL, "'%s' --store '%s' rm %s/private/busybox:1 >/dev/null", bin, store, h.host), 0);
+
+        /* "puller:s3cret" in base64, under an http:// key with a path, as
+         * some tools write it. */
+        FILE *f = fopen(authfile, "w");
+        assert_non_null(f);
+        fprintf(f, "{\"auths\": {\"http://%s/v2/\": {\"auth\": \"cHVsbGVyOnMzY3JldA==\"}}}\n", h.host);
+        fclose(f);
+        assert_int_equal(run(&out, "%s '%s' --store '%s' pull --auth-file '%s' %s/private/busybox:1 2>/dev/null", env,
+                             bin, store, authfile, h.host),
+                         0);
+        free(out);
+        assert_int_equal(run(&out, "%s REGISTRY_AUTH_FILE='%s' '%s' --store '%s' list", env, authfile, bin, store), 0);
+        assert_non_null(strstr(out, "private/busybox"));
+        free(out);
+        registry_harness_stop(hp);
 }
 
 static int group_setup(void **state) {
@@ -630,7 +630,8 @@ static int group_setup(void **state) {
 }
 
 static int group_teardown(void **state) {
-        registry_stop();
+        registry_harness_stop(&registry_plain);
+        registry_harness_stop(&registry_auth);
         if (*work)
                 run(NULL, "rm -rf '%s'", work);
         return 0;
@@ -646,6 +647,7 @@ int main(void) {
                 cmocka_unit_test(test_overlay),
                 cmocka_unit_test(test_cli),
                 cmocka_unit_test(test_cli_pull),
+                cmocka_unit_test(test_cli_pull_auth),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
