@@ -31,7 +31,10 @@
 #include "common/io-util.h"
 #include "images/initramfs.h"
 #include "images/kernel-modules.h"
+#include "images/registry.h"
+#include "images/store.h"
 #include "integration/agent-harness.h"
+#include "images/registry-harness.h"
 #include "portlayer/guest.h"
 
 static const char *const guest_modules[] = {"virtio_pci",  "virtio_blk",     "virtio_console",
@@ -146,19 +149,31 @@ static int world_teardown(void **state) {
         return bad ? -1 : 0;
 }
 
-/* Boots a guest on a fresh overlay of the base disk. */
-static int boot(Fixture *f, const char *extra_cmdline, Error **err) {
+static void fixture_name(Fixture *f) {
         snprintf(f->name, sizeof f->name, "pl-e2e-%d-%u", (int) getpid(), ++world.seq);
         snprintf(f->run_dir, sizeof f->run_dir, "%s/%s", world.dir, f->name);
         mkdir(f->run_dir, 0700);
+}
+
+/* Boots a guest on disk (a qcow2 file), or on a fresh overlay of the base
+ * disk when disk is NULL. */
+static int boot_disk(Fixture *f, const char *root_disk, const char *extra_cmdline, Error **err) {
+        if (!f->name[0])
+                fixture_name(f);
         char disk[400];
         snprintf(disk, sizeof disk, "%s/root.qcow2", f->run_dir);
-        if (harness_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 256M", world.base, disk) != 0)
+        if (root_disk)
+                snprintf(disk, sizeof disk, "%s", root_disk);
+        else if (harness_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 256M", world.base, disk) != 0)
                 return error_set(err, EIO, "qemu-img create failed");
         GuestConfig c = {.name = f->name, .kernel = world.kernel, .initrd = world.initrd, .root_disk = disk,
                          .root_format = VM_DISK_QCOW2, .run_dir = f->run_dir, .hostname = "e2e-host",
                          .boot_timeout_ms = 90000, .extra_cmdline = extra_cmdline};
         return guest_start(world.driver, &c, &f->guest, err);
+}
+
+static int boot(Fixture *f, const char *extra_cmdline, Error **err) {
+        return boot_disk(f, NULL, extra_cmdline, err);
 }
 
 static int setup(void **state) {
@@ -176,12 +191,16 @@ static int teardown(void **state) {
         return 0;
 }
 
-static Guest *boot_ok(Fixture *f) {
+static Guest *boot_disk_ok(Fixture *f, const char *disk) {
         Error *e = NULL;
-        if (boot(f, NULL, &e) < 0)
+        if (boot_disk(f, disk, NULL, &e) < 0)
                 fail_msg("boot: %s", error_message(e));
         fprintf(stderr, "e2e: %s: agent answered %.2f s after create\n", f->name, f->guest->boot_usec / 1e6);
         return f->guest;
+}
+
+static Guest *boot_ok(Fixture *f) {
+        return boot_disk_ok(f, NULL);
 }
 
 #define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -339,6 +358,76 @@ static void test_vsock_loopback_in_guest(void **state) {
         assert_int_equal(agent_client_ping(g->agent, 5000, NULL), 0); /* the host's session was not disturbed */
 }
 
+/* The whole image path: an OCI image built by umoci is pushed with skopeo to
+ * a real registry on loopback, pulled into the image store (layers written
+ * into ext4 by the ext4 writer), given a qcow2 container disk, and booted:
+ * the container sees the image's files with the second layer applied. */
+static RegistryHarness image_registry;
+static Store *image_store;
+
+static void test_boot_pulled_image(void **state) {
+        Fixture *f = *state;
+        if (!registry_harness_tools_present())
+                fail_msg("docker-registry, skopeo, umoci or htpasswd missing (scripts/setup.sh)");
+        fixture_name(f);
+        char layout[400], store_dir[400], disk[400];
+        snprintf(layout, sizeof layout, "%s/layout", f->run_dir);
+        snprintf(store_dir, sizeof store_dir, "%s/store", f->run_dir);
+        snprintf(disk, sizeof disk, "%s/container.qcow2", f->run_dir);
+        assert_int_equal(registry_harness_make_layout(layout), 0);
+        assert_int_equal(registry_harness_start(&image_registry, NULL, NULL), 0);
+        assert_int_equal(registry_harness_push(&image_registry, layout, "layered", "e2e/busybox:layered", false), 0);
+
+        char name[200];
+        snprintf(name, sizeof name, "%s/e2e/busybox:layered", image_registry.host);
+        Error *e = NULL;
+        OciRef *ref = NULL;
+        RegistryClient *rc = NULL;
+        ImageSource *src = NULL;
+        StoreImage *img = NULL;
+        if (store_open(store_dir, &image_store, &e) < 0 || oci_ref_parse(name, &ref, &e) < 0 ||
+            registry_client_new(NULL, &rc, &e) < 0 || registry_source_new(rc, ref, &src, &e) < 0 ||
+            store_pull(image_store, src, name, NULL, &img, &e) < 0 ||
+            store_container_disk_create(image_store, name, disk, 256ull << 20, &e) < 0)
+                fail_msg("pull %s: %s", name, error_message(e));
+        image_source_free(src);
+        registry_client_free(rc);
+        oci_ref_free(ref);
+        registry_harness_stop(&image_registry);
+        assert_int_equal(img->layers.n, 2);
+        store_image_free(img);
+
+        Guest *g = boot_disk_ok(f, disk);
+        char *out = NULL;
+        run_ok(g, ARGV("cat", "/etc/pl-test-marker", "/etc/layer2", "/etc/opaque/new"), &out);
+        assert_string_equal(out, "pl-test-image\nlayer 2\nnew in layer 2\n");
+        free(out);
+        run_ok(g, ARGV("sh", "-c", "test ! -e /etc/deleted-later && ls /etc/opaque && stat -c %a:%u /usr/bin/suid-tool"),
+               &out);
+        assert_string_equal(out, "new\n4755:0\n");
+        free(out);
+        /* The container disk is writable, the image under it is not touched. */
+        run_ok(g, ARGV("sh", "-c", "echo written > /etc/new-file && cat /etc/new-file"), &out);
+        assert_string_equal(out, "written\n");
+        free(out);
+        Error *e2 = NULL;
+        assert_int_equal(store_remove(image_store, name, &e2), -EBUSY); /* a container uses it */
+        error_free(e2);
+}
+
+static int teardown_image(void **state) {
+        Fixture *f = *state;
+        char disk[400];
+        snprintf(disk, sizeof disk, "%s/container.qcow2", f->run_dir);
+        int r = teardown(state);
+        registry_harness_stop(&image_registry);
+        if (image_store) {
+                (void) store_container_disk_remove(image_store, disk, NULL);
+                image_store = store_free(image_store);
+        }
+        return r;
+}
+
 int main(void) {
         if (!getenv("PL_KERNEL_DIR") && !getenv("PL_E2E_REQUIRED")) {
                 fprintf(stderr, "skip: PL_KERNEL_DIR is not set (scripts/fetch-kernel.sh, or run scripts/test.sh)\n");
@@ -352,6 +441,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_panicking_guest_fails_fast, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_boot_error_is_reported, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_vsock_loopback_in_guest, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_boot_pulled_image, setup, teardown_image),
         };
         return cmocka_run_group_tests(tests, world_setup, world_teardown);
 }
