@@ -3,7 +3,7 @@
 #   1. a -Werror build, every ctest label but slow (unit, integration, e2e: real
 #      guests under QEMU through libvirt's embedded driver, with Debian's
 #      cloud kernel fetched by scripts/fetch-kernel.sh);
-#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build, unit and integration;
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: unit, integration, images;
 #   3. a clang libFuzzer build whose targets each run for a short, bounded time.
 # Usage: scripts/test.sh [--quick]   (--quick skips the sanitizer and fuzz builds)
 set -euo pipefail
@@ -49,9 +49,9 @@ run_ctest build/ci -j2 -LE slow
 if [ $quick -eq 0 ]; then
         step "build (ASan + UBSan)"
         configure_build build/asan -DPL_SANITIZE=ON
-        step "tests under ASan + UBSan: unit, integration"
+        step "tests under ASan + UBSan: unit, integration, images"
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-                run_ctest build/asan -L 'unit|integration' -j2
+                run_ctest build/asan -L 'unit|integration|images' -j2
 
         step "fuzz targets (clang, libFuzzer), bounded runs"
         configure_build build/fuzz -DCMAKE_C_COMPILER=clang -DPL_FUZZ=ON

@@ -28,8 +28,14 @@ static void report(const char *what, uint64_t *us, int n) {
                us[n - 1] / 1e3);
 }
 
+/* The guest being measured: destroyed on every exit path, since a QEMU
+ * started through libvirt's embedded driver outlives this process. */
+static Guest *live_guest;
+
 static int die(const char *what, Error *e) {
         fprintf(stderr, "bench-guest: %s: %s\n", what, error_message(e));
+        if (live_guest)
+                (void) guest_destroy(live_guest, NULL);
         exit(1);
 }
 
@@ -53,10 +59,9 @@ static Guest *boot_one(VmDriver *d, const char *kernel, const char *initrd, cons
 }
 
 static void bench_copy(Guest *g, const char *state, unsigned mib) {
-        static const char *const mk[] = {"sh", "-c", NULL, NULL};
         char script[128];
-        snprintf(script, sizeof script, "head -c %uM /dev/zero > /bench.bin && sync", mib);
-        ((const char **) mk)[2] = script;
+        snprintf(script, sizeof script, "dd if=/dev/zero of=/bench.bin bs=1048576 count=%u 2>/dev/null && sync", mib);
+        const char *const mk[] = {"sh", "-c", script, NULL};
         AgentExecSpec spec = {.argv = mk};
         AgentProcess *p = NULL;
         AgentProcessInfo info;
@@ -64,6 +69,8 @@ static void bench_copy(Guest *g, const char *state, unsigned mib) {
         if (agent_client_exec(g->agent, &spec, &p, 10000, &e) < 0 || agent_process_wait(p, &info, 600000, &e) < 0)
                 die("make file", e);
         agent_process_free(p);
+        if (info.exit_code != 0)
+                die("make file: dd exited non-zero", NULL);
 
         char path[600];
         snprintf(path, sizeof path, "%s/out.tar", state);
@@ -102,11 +109,11 @@ int main(int argc, char **argv) {
         uint64_t *us = calloc((size_t) (boots > execs ? boots : execs), sizeof *us);
         Guest *g = NULL;
         for (int i = 0; i < boots; i++) {
-                g = boot_one(d, argv[1], argv[2], argv[3], argv[4], i);
+                g = live_guest = boot_one(d, argv[1], argv[2], argv[3], argv[4], i);
                 us[i] = g->boot_usec;
                 if (i + 1 < boots) {
                         (void) guest_destroy(g, NULL);
-                        g = guest_free(g);
+                        g = live_guest = guest_free(g);
                 }
         }
         report("domain create -> agent HELLO", us, boots);
@@ -125,7 +132,7 @@ int main(int argc, char **argv) {
         report("exec+wait `true` (virtio-serial)", us, execs);
         bench_copy(g, argv[4], mib);
         (void) guest_destroy(g, NULL);
-        guest_free(g);
+        live_guest = guest_free(g);
         vm_driver_close(d);
         free(us);
         return 0;
