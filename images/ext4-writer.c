@@ -23,11 +23,12 @@
 #include <time.h>
 
 /* com_err declares error_message(errcode_t), which clashes with ours: rename
- * it for the header and reach the symbol under another name. */
+ * it for the header. The symbol itself is unusable here (the linker binds
+ * "error_message" to common/error.c's), so messages come from libext2fs's
+ * own error table (fs_strerror). */
 #define error_message com_err_error_message
 #include <ext2fs/ext2fs.h>
 #undef error_message
-const char *et_error_message(errcode_t code) __asm__("error_message");
 
 #include "common/io-util.h"
 #include "common/log.h"
@@ -47,6 +48,8 @@ struct Ext4Writer {
         bool finished;
         bool broken;                   /* a layer failed: only free is allowed */
         ext2fs_inode_bitmap touched;   /* inodes written or walked by the current layer */
+        ext2_ino_t lost_found;         /* the filesystem's own, not an image entry */
+        bool nlink_many;               /* a directory's link count went to 1 (see make_dir) */
 };
 
 /* One layer being applied. */
@@ -76,6 +79,15 @@ static void archive_freep(struct archive **a) {
 
 /* ---- errors -------------------------------------------------------------- */
 
+/* The text of a libext2fs error code: its table entry, or an errno's. */
+static const char *fs_strerror(errcode_t rc) {
+        const struct error_table *t = &et_ext2_error_table;
+        if (rc >= t->base && rc < t->base + t->n_msgs)
+                return t->msgs[rc - t->base];
+        const char *s = rc > 0 && rc < 4096 ? strerrordesc_np((int) rc) : NULL;
+        return s ? s : "unknown libext2fs error";
+}
+
 static bool is_nospace(errcode_t rc) {
         return rc == EXT2_ET_BLOCK_ALLOC_FAIL || rc == EXT2_ET_INODE_ALLOC_FAIL ||
                rc == EXT2_ET_DIR_NO_SPACE || rc == ENOSPC;
@@ -87,7 +99,9 @@ static int fs_fail(Error **err, errcode_t rc, const char *what, const char *name
                 return error_set(err, ENOSPC, "layer entry '%s': %s: filesystem image is full "
                                  "(size it with ext4_size_for())", name, what);
         int code = rc > 0 && rc < 4096 ? (int) rc : EIO;
-        return error_set(err, code, "layer entry '%s': %s: %s", name, what, et_error_message(rc));
+        if (rc == EXT2_ET_EA_NO_SPACE || rc == EXT2_ET_EA_BAD_NAME_LEN || rc == EXT2_ET_EA_BAD_VALUE_SIZE)
+                code = EINVAL; /* an xattr ext4 cannot hold: a bad entry, not a broken image */
+        return error_set(err, code, "layer entry '%s': %s: %s", name, what, fs_strerror(rc));
 }
 
 static int archive_code(struct archive *a) {
@@ -102,27 +116,35 @@ static const char *archive_message(struct archive *a) {
 
 /* ---- names --------------------------------------------------------------- */
 
+/* Fails for a bad name; names past 300 bytes are cut short in the message. */
+static int name_fail(Error **err, int code, const char *entry, const char *raw, const char *why) {
+        const char *more = strlen(raw) > 300 ? "..." : "";
+        if (entry)
+                return error_set(err, code, "layer entry '%s': hard link target '%.300s%s': %s", entry, raw, more,
+                                 why);
+        return error_set(err, code, "layer entry '%.300s%s': %s", raw, more, why);
+}
+
 /* Normalizes a layer name into "a/b/c": a leading "/" or "./" is dropped, as
  * are "." and empty components; ".." anywhere, an over-long component or name
- * is refused. "" is the root itself. */
-static int normalize_name(const char *raw, char **ret, Error **err) {
+ * is refused. "" is the root itself. entry is NULL for an entry's own name,
+ * or the entry whose hard link target raw is (errors then name both). */
+static int normalize_name(const char *raw, const char *entry, char **ret, Error **err) {
         if (!raw || !*raw)
-                return error_set(err, EINVAL, "layer entry with an empty name");
+                return name_fail(err, EINVAL, entry, "", "empty name");
         size_t len = strlen(raw);
         if (len > EXT4_WRITER_MAX_PATH)
-                return error_set(err, ENAMETOOLONG, "layer entry '%.64s...': name longer than %u bytes", raw,
-                                 EXT4_WRITER_MAX_PATH);
+                return name_fail(err, ENAMETOOLONG, entry, raw, "name longer than 4096 bytes");
         _cleanup_free_ char *out = malloc(len + 1);
         if (!out)
-                return error_set(err, ENOMEM, "layer entry '%s': out of memory", raw);
+                return name_fail(err, ENOMEM, entry, raw, "out of memory");
         size_t n = 0;
         for (const char *p = raw + strspn(raw, "/"); *p;) {
                 size_t k = strcspn(p, "/");
                 if (k == 2 && p[0] == '.' && p[1] == '.')
-                        return error_set(err, EINVAL, "layer entry '%s': '..' component not allowed", raw);
+                        return name_fail(err, EINVAL, entry, raw, "'..' component not allowed");
                 if (k > EXT4_WRITER_MAX_COMPONENT)
-                        return error_set(err, ENAMETOOLONG, "layer entry '%s': component longer than %u bytes",
-                                         raw, EXT4_WRITER_MAX_COMPONENT);
+                        return name_fail(err, ENAMETOOLONG, entry, raw, "component longer than 255 bytes");
                 if (k > 0 && !(k == 1 && p[0] == '.')) {
                         if (n > 0)
                                 out[n++] = '/';
@@ -136,6 +158,8 @@ static int normalize_name(const char *raw, char **ret, Error **err) {
         *ret = TAKE_PTR(out);
         return 0;
 }
+
+_Static_assert(EXT4_WRITER_MAX_PATH == 4096 && EXT4_WRITER_MAX_COMPONENT == 255, "messages above");
 
 static const char *entry_pathname(struct archive_entry *e) {
         const char *s = archive_entry_pathname(e);
@@ -183,6 +207,10 @@ static void inode_set_meta(struct ext2_inode_large *inode, struct archive_entry 
         long nsec = archive_entry_mtime_is_set(e) ? archive_entry_mtime_nsec(e) : 0;
         if (nsec < 0 || nsec > 999999999)
                 nsec = 0;
+        /* 32 bits plus 2 epoch bits reach from 1901 to 2446; clamp to that
+         * range as the kernel does rather than wrap to another century. */
+        sec = MAX(sec, (int64_t) INT32_MIN);
+        sec = MIN(sec, (int64_t) INT32_MIN + (1ll << 34) - 1);
         inode->i_mtime = inode->i_atime = inode->i_ctime = inode->i_crtime = (uint32_t) sec;
         uint32_t extra = time_extra(sec, nsec);
         inode->i_mtime_extra = inode->i_atime_extra = inode->i_ctime_extra = inode->i_crtime_extra = extra;
@@ -198,7 +226,21 @@ static int update_meta(Layer *l, ext2_ino_t ino, struct archive_entry *e, Error 
         return write_inode(l, ino, &inode, err);
 }
 
-/* Applies the entry's extended attributes (security.capability and others). */
+/* Whether the kernel has a namespace for xattr name (a non-empty name
+ * after "user.", "trusted." or "security.", or a POSIX ACL). libext2fs
+ * stores other names too, but e2fsck calls such a block corrupt. */
+static bool xattr_name_known(const char *name) {
+        static const char *const prefixes[] = {"user.", "trusted.", "security."};
+        for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
+                if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+                        return name[strlen(prefixes[i])] != 0;
+        return strcmp(name, "system.posix_acl_access") == 0 || strcmp(name, "system.posix_acl_default") == 0;
+}
+
+/* Applies the entry's extended attributes (security.capability and others).
+ * Names outside the kernel's namespaces (macOS "com.apple.*", say) are
+ * skipped, as containerd skips what the filesystem does not support; a POSIX
+ * ACL must be a header and whole entries (libext2fs converts it). */
 static int apply_xattrs(Layer *l, ext2_ino_t ino, struct archive_entry *e, Error **err) {
         if (archive_entry_xattr_reset(e) == 0)
                 return 0;
@@ -209,9 +251,19 @@ static int apply_xattrs(Layer *l, ext2_ino_t ino, struct archive_entry *e, Error
         const char *name;
         const void *value;
         size_t size;
-        while (!rc && archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
-                rc = ext2fs_xattr_set(h, name, value, size);
+        int r = 0;
+        while (!rc && r == 0 && archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+                if (!xattr_name_known(name))
+                        log_debug("layer entry '%s': skipping extended attribute '%.64s'", l->name, name);
+                else if (strncmp(name, "system.posix_acl_", 17) == 0 && (size < 4 || (size - 4) % 8 != 0))
+                        r = error_set(err, EINVAL, "layer entry '%s': extended attribute '%s': bad ACL size %zu",
+                                      l->name, name, size);
+                else
+                        rc = ext2fs_xattr_set(h, name, value, size);
+        }
         errcode_t rc2 = h ? ext2fs_xattrs_close(&h) : 0;
+        if (r < 0)
+                return r;
         if (rc || rc2)
                 return fs_fail(err, rc ? rc : rc2, "extended attributes", l->name);
         return 0;
@@ -305,6 +357,8 @@ static int drop_link(Layer *l, ext2_ino_t ino, Error **err) {
                 return r;
         ext2fs_inode_alloc_stats2(fs, ino, -1, dir);
         ext2fs_unmark_inode_bitmap2(l->w->touched, ino);
+        if (ino == l->w->lost_found) /* replaced by a layer: the number may be reused */
+                l->w->lost_found = 0;
         l->stats.removed++;
         return 0;
 }
@@ -318,7 +372,12 @@ static int prune_dir(Layer *l, ext2_ino_t dir, bool keep_touched, Error **err) {
         int r = list_children(l, dir, &list, err);
         for (size_t i = 0; r >= 0 && i < list.n; i++) {
                 Child *c = &list.items[i];
-                if (!keep_touched || !ext2fs_test_inode_bitmap2(l->w->touched, c->ino)) {
+                /* A root opaque marker hides lower layers, not the
+                 * filesystem's lost+found: it is pruned like a touched
+                 * directory instead of removed. */
+                bool keep = ext2fs_test_inode_bitmap2(l->w->touched, c->ino) ||
+                            (dir == EXT2_ROOT_INO && c->ino == l->w->lost_found);
+                if (!keep_touched || !keep) {
                         r = remove_entry(l, dir, c->name, c->ino, err);
                         continue;
                 }
@@ -367,19 +426,38 @@ static int lookup(Layer *l, ext2_ino_t dir, const char *leaf, size_t len, ext2_i
         return rc ? fs_fail(err, rc, "lookup", l->name) : 0;
 }
 
+/* Creates directory leaf in parent. ext2fs_mkdir() adds one to the parent's
+ * 16-bit link count, which wraps after 65535 subdirectories; with dir_nlink
+ * a count past EXT2_LINK_MAX is stored as 1 instead ("many"), as the kernel
+ * and e2fsck expect. Exact counts come back in fix_dir_nlinks(). */
 static int make_dir(Layer *l, ext2_ino_t parent, const char *leaf, ext2_ino_t *ret, Error **err) {
-        errcode_t rc = ext2fs_mkdir(l->w->fs, parent, 0, leaf);
+        ext2_filsys fs = l->w->fs;
+        struct ext2_inode_large p;
+        int r = read_inode(l, parent, &p, err);
+        if (r < 0)
+                return r;
+        uint16_t links = p.i_links_count;
+        ext2_ino_t ino = 0;
+        errcode_t rc = ext2fs_new_inode(fs, parent, LINUX_S_IFDIR | 0755, NULL, &ino);
+        if (!rc)
+                rc = ext2fs_mkdir(fs, parent, ino, leaf);
         if (rc == EXT2_ET_DIR_NO_SPACE) {
-                rc = ext2fs_expand_dir(l->w->fs, parent);
+                rc = ext2fs_expand_dir(fs, parent);
                 if (!rc)
-                        rc = ext2fs_mkdir(l->w->fs, parent, 0, leaf);
+                        rc = ext2fs_mkdir(fs, parent, ino, leaf);
         }
         if (rc)
                 return fs_fail(err, rc, "mkdir", l->name);
-        int r = lookup(l, parent, leaf, strlen(leaf), ret, err);
-        if (r >= 0 && *ret == 0)
-                return error_set(err, EIO, "layer entry '%s': new directory not found", l->name);
-        return r;
+        if (links == 1 || links >= EXT2_LINK_MAX) {
+                if ((r = read_inode(l, parent, &p, err)) < 0)
+                        return r;
+                p.i_links_count = 1;
+                if ((r = write_inode(l, parent, &p, err)) < 0)
+                        return r;
+                l->w->nlink_many = true;
+        }
+        *ret = ino;
+        return 0;
 }
 
 /* Walks the parent directories of path ("a/b/c" -> "a/b") from the root.
@@ -480,6 +558,9 @@ static int create_inode(Layer *l, ext2_ino_t parent, const char *leaf, struct ar
         inode_set_meta(&inode, e);
         if (type == LINUX_S_IFCHR || type == LINUX_S_IFBLK) {
                 unsigned major = major(archive_entry_rdev(e)), minor = minor(archive_entry_rdev(e));
+                if (major > 0xfff || minor > 0xfffff) /* what the kernel's dev_t holds */
+                        return error_set(err, EINVAL, "layer entry '%s': device number %u:%u out of range", l->name,
+                                         major, minor);
                 if (major < 256 && minor < 256)
                         inode.i_block[0] = major * 256 + minor;
                 else
@@ -537,7 +618,7 @@ static int apply_symlink(Layer *l, ext2_ino_t parent, const char *leaf, struct a
 static int apply_hardlink(Layer *l, ext2_ino_t parent, const char *leaf, ext2_ino_t existing, const char *link,
                           Error **err) {
         _cleanup_free_ char *target = NULL;
-        int r = normalize_name(link, &target, err);
+        int r = normalize_name(link, l->name, &target, err);
         if (r < 0)
                 return r;
         ext2_ino_t tdir = 0, tino = 0;
@@ -645,7 +726,7 @@ static int apply_whiteout(Layer *l, const char *path, Error **err) {
 
 static int apply_entry(Layer *l, struct archive_entry *e, Error **err) {
         _cleanup_free_ char *path = NULL;
-        int r = normalize_name(entry_pathname(e), &path, err);
+        int r = normalize_name(entry_pathname(e), NULL, &path, err);
         if (r < 0)
                 return r;
         l->name = path;
@@ -819,11 +900,64 @@ int ext4_writer_new(Ext4Writer **ret, const char *path, uint64_t size_bytes, Err
         errcode_t rc = format(&w->fs, path, blocks);
         if (!rc)
                 rc = ext2fs_allocate_inode_bitmap(w->fs, "layer", &w->touched);
+        if (!rc)
+                rc = ext2fs_lookup(w->fs, EXT2_ROOT_INO, "lost+found", 10, NULL, &w->lost_found);
         if (rc)
                 return error_set(err, is_nospace(rc) ? ENOSPC : EIO, "ext4 image '%s': format: %s", path,
-                                 et_error_message(rc));
+                                 fs_strerror(rc));
         *ret = TAKE_PTR(w);
         return 0;
+}
+
+static int count_subdir(ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent, int offset, int blocksize,
+                        char *buf, void *priv) {
+        int len = ext2fs_dirent_name_len(dirent);
+        if (dirent->inode && ext2fs_dirent_file_type(dirent) == EXT2_FT_DIR &&
+            !(len == 1 && dirent->name[0] == '.') && !(len == 2 && dirent->name[0] == '.' && dirent->name[1] == '.'))
+                (*(uint64_t *) priv)++;
+        return 0;
+}
+
+/* A directory whose count went to 1 may have lost subdirectories since
+ * (whiteouts, replacements): e2fsck wants the exact count again when it is
+ * EXT2_LINK_MAX or less. One pass over the inodes, only when needed. */
+static errcode_t fix_dir_nlinks(ext2_filsys fs) {
+        ext2_inode_scan scan;
+        errcode_t rc = ext2fs_open_inode_scan(fs, 0, &scan);
+        if (rc)
+                return rc;
+        ext2_ino_t *dirs = NULL;
+        size_t n = 0, cap = 0;
+        struct ext2_inode_large inode;
+        for (ext2_ino_t ino; !rc;) {
+                rc = ext2fs_get_next_inode_full(scan, &ino, EXT2_INODE(&inode), sizeof(inode));
+                if (rc || ino == 0)
+                        break;
+                if (!LINUX_S_ISDIR(inode.i_mode) || inode.i_links_count != 1 ||
+                    !ext2fs_test_inode_bitmap2(fs->inode_map, ino))
+                        continue;
+                if (n == cap) {
+                        ext2_ino_t *more = realloc(dirs, (cap = cap ? cap * 2 : 16) * sizeof(*dirs));
+                        if (!more) {
+                                rc = EXT2_ET_NO_MEMORY;
+                                break;
+                        }
+                        dirs = more;
+                }
+                dirs[n++] = ino;
+        }
+        ext2fs_close_inode_scan(scan);
+        for (size_t i = 0; !rc && i < n; i++) {
+                uint64_t subdirs = 0;
+                rc = ext2fs_dir_iterate2(fs, dirs[i], 0, NULL, count_subdir, &subdirs);
+                if (!rc && subdirs + 2 <= EXT2_LINK_MAX &&
+                    !(rc = ext2fs_read_inode_full(fs, dirs[i], EXT2_INODE(&inode), sizeof(inode)))) {
+                        inode.i_links_count = (uint16_t) (subdirs + 2);
+                        rc = ext2fs_write_inode_full(fs, dirs[i], EXT2_INODE(&inode), sizeof(inode));
+                }
+        }
+        free(dirs);
+        return rc;
 }
 
 int ext4_writer_finish(Ext4Writer *w, Error **err) {
@@ -831,11 +965,16 @@ int ext4_writer_finish(Ext4Writer *w, Error **err) {
                 return error_set(err, EINVAL, "ext4 writer: finish on a finished or failed writer");
         ext2fs_free_inode_bitmap(w->touched);
         w->touched = NULL;
-        errcode_t rc = ext2fs_close_free(&w->fs);
+        errcode_t rc = w->nlink_many ? fix_dir_nlinks(w->fs) : 0;
+        if (rc) {
+                w->broken = true;
+                return error_set(err, EIO, "ext4 image '%s': directory link counts: %s", w->path, fs_strerror(rc));
+        }
+        rc = ext2fs_close_free(&w->fs);
         if (rc) {
                 w->broken = true;
                 return error_set(err, is_nospace(rc) ? ENOSPC : EIO, "ext4 image '%s': close: %s", w->path,
-                                 et_error_message(rc));
+                                 fs_strerror(rc));
         }
         w->finished = true;
         return 0;

@@ -62,10 +62,17 @@ int ext4_writer_new(Ext4Writer **ret, const char *path, uint64_t size_bytes, Err
  * failure the image is in an undefined state: free the writer. Errors name the
  * entry: "layer entry 'a/b': parent 'a' is a symlink". -ENOSPC when the image
  * is full, -E2BIG after EXT4_WRITER_MAX_ENTRIES entries, -EINVAL for a bad
- * name or entry, -EIO (or the archive's errno) for a corrupt stream. */
+ * name or entry, -EIO (or the archive's errno) for a corrupt stream.
+ * Names: a leading "/" is stripped (as tar does), ".." is refused, any other
+ * byte is kept. Times outside ext4's range (1901..2446) are clamped to it;
+ * device numbers beyond the kernel's 12:20 bits are -EINVAL; xattrs outside
+ * the kernel's namespaces (user., trusted., security., POSIX ACLs) are
+ * skipped. A root opaque marker keeps the filesystem's lost+found. */
 int ext4_writer_apply_layer(Ext4Writer *w, int tar_fd, Ext4LayerStats *ret, Error **err);
 
-/* Writes the superblock, group descriptors and bitmaps and closes the file.
+/* Writes the superblock, group descriptors and bitmaps and closes the file
+ * (after giving exact link counts back to directories that once had more
+ * than 65000 subdirectories and now have fewer).
  * After success the image is kept by ext4_writer_free(). */
 int ext4_writer_finish(Ext4Writer *w, Error **err);
 
