@@ -76,7 +76,7 @@ int error_prefix(Error **err, const char *fmt, ...) {
         return -e->code;
 }
 
-const char *error_message(const Error *err) {
+const char *error_text(const Error *err) {
         return err && err->message ? err->message : "unknown error";
 }
 

@@ -31,7 +31,7 @@ int error_set_errno(Error **err, int code, const char *fmt, ...) _printf_(3, 4);
 int error_prefix(Error **err, const char *fmt, ...) _printf_(2, 3);
 
 /* Returns the message of err or "unknown error" when err is NULL. */
-const char *error_message(const Error *err);
+const char *error_text(const Error *err);
 
 /* Frees err (NULL-safe); returns NULL. */
 Error *error_free(Error *err);

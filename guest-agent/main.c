@@ -82,17 +82,17 @@ static int pid1_configure(AgentConfig *config, char **ret_port, char **ret_boot_
         if (r >= 0)
                 r = init_config_parse(cmdline, &ic, &e);
         if (r < 0) {
-                log_error("stage 1: %s", error_message(e));
+                log_error("stage 1: %s", error_text(e));
                 return r;
         }
         if (ic.debug)
                 log_set_level(LOG_LEVEL_DEBUG);
         r = init_stage1(&ic, ret_port, &e);
         if (r < 0) {
-                log_error("stage 1: %s", error_message(e));
+                log_error("stage 1: %s", error_text(e));
                 if (!*ret_port)
                         return r;
-                *ret_boot_error = strdup(error_message(e));
+                *ret_boot_error = strdup(error_text(e));
         }
         *config = (AgentConfig){.root = r < 0 ? "/" : INIT_ROOT_MOUNT, .chroot = r >= 0, .pid1 = true,
                                 .serial_path = *ret_port, .boot_error = *ret_boot_error,
@@ -109,7 +109,7 @@ _noreturn_ static void pid1_main(void) {
         if (pid1_configure(&config, &port, &boot_error) >= 0) {
                 if (agent_new(&a, &config, &e) < 0 && config.vsock_port) {
                         /* vsock is a bonus: retry without it before giving up. */
-                        log_warning("%s; serving without vsock", error_message(e));
+                        log_warning("%s; serving without vsock", error_text(e));
                         e = error_free(e);
                         config.vsock_port = 0;
                         (void) agent_new(&a, &config, &e);
@@ -119,7 +119,7 @@ _noreturn_ static void pid1_main(void) {
                                  config.vsock_port ? " and vsock" : "");
                         agent_run(a);
                 } else
-                        log_error("%s", error_message(e));
+                        log_error("%s", error_text(e));
         }
         log_error("PID 1 cannot reach the host: powering off");
         init_poweroff();
@@ -137,7 +137,7 @@ int main(int argc, char **argv) {
         _cleanup_error_ Error *e = NULL;
         Agent *a = NULL;
         if (agent_new(&a, &config, &e) < 0) {
-                log_error("%s", error_message(e));
+                log_error("%s", error_text(e));
                 return EXIT_FAILURE;
         }
         log_info("pl-agent %s serving%s%s%s%s root %s", AGENT_VERSION, config.unix_path ? " unix:" : "",

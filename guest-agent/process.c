@@ -375,7 +375,7 @@ _noreturn_ static void helper_main(ProcessKind kind, const char *path, int data_
         safe_close(3); /* copy-out: EOF for the reader before the status */
         char line[1100];
         int n = snprintf(line, sizeof line, "%d %llu %llu %s", r < 0 ? -r : 0, (unsigned long long) stats.bytes,
-                         (unsigned long long) stats.entries, r < 0 ? error_message(e) : "");
+                         (unsigned long long) stats.entries, r < 0 ? error_text(e) : "");
         (void) write_all(4, line, (size_t) MIN(n, (int) sizeof line - 1));
         _exit(r < 0 ? 1 : 0);
 }

@@ -218,7 +218,7 @@ static void session_on_hello(Session *s, const FrameEvent *ev) {
         Plagent__Hello *h = (Plagent__Hello *) wire_unpack(&plagent__hello__descriptor, ev->payload,
                                                            ev->header.length, &e);
         if (!h) {
-                log_warning("ignoring a malformed HELLO: %s", error_message(e));
+                log_warning("ignoring a malformed HELLO: %s", error_text(e));
                 return;
         }
         bool compatible = h->version_min <= PL_PROTOCOL_VERSION && h->version_max >= PL_PROTOCOL_VERSION;
@@ -593,7 +593,7 @@ static void session_on_request(Session *s, const FrameEvent *ev) {
         Plagent__Request *req = (Plagent__Request *) wire_unpack(&plagent__request__descriptor, ev->payload,
                                                                  ev->header.length, &e);
         if (!req) {
-                (void) session_send_error(s, id, EBADMSG, "request %u: %s", id, error_message(e));
+                (void) session_send_error(s, id, EBADMSG, "request %u: %s", id, error_text(e));
                 return;
         }
         unsigned op = req->op_case;
@@ -602,8 +602,8 @@ static void session_on_request(Session *s, const FrameEvent *ev) {
         if (r < 0) {
                 if (!e)
                         error_set_errno(&e, -r, "request %u", id);
-                log_debug("request %u failed: %s", id, error_message(e));
-                (void) session_send_error(s, id, -r, "%s", error_message(e));
+                log_debug("request %u failed: %s", id, error_text(e));
+                (void) session_send_error(s, id, -r, "%s", error_text(e));
         }
         wire_message_free(&req->base);
 }

@@ -22,13 +22,7 @@
 #include <sys/sysmacros.h>
 #include <time.h>
 
-/* com_err declares error_message(errcode_t), which clashes with ours: rename
- * it for the header. The symbol itself is unusable here (the linker binds
- * "error_message" to common/error.c's), so messages come from libext2fs's
- * own error table (fs_strerror). */
-#define error_message com_err_error_message
 #include <ext2fs/ext2fs.h>
-#undef error_message
 
 #include "common/io-util.h"
 #include "common/log.h"
@@ -79,7 +73,9 @@ static void archive_freep(struct archive **a) {
 
 /* ---- errors -------------------------------------------------------------- */
 
-/* The text of a libext2fs error code: its table entry, or an errno's. */
+/* The text of a libext2fs error code, from libext2fs's own table (com_err's
+ * error_message() knows it only once someone registered it), else an
+ * errno's. */
 static const char *fs_strerror(errcode_t rc) {
         const struct error_table *t = &et_ext2_error_table;
         if (rc >= t->base && rc < t->base + t->n_msgs)

@@ -59,7 +59,7 @@ static void usage(FILE *f) {
 }
 
 static int fail(Error *err) {
-        fprintf(stderr, "pl-image: %s\n", error_message(err));
+        fprintf(stderr, "pl-image: %s\n", error_text(err));
         error_free(err);
         return EXIT_FAILURE;
 }

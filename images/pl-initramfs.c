@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
         _cleanup_error_ Error *e = NULL;
         _cleanup_free_ char *path = NULL;
         if (build(&a, &path, &e) < 0) {
-                fprintf(stderr, "pl-initramfs: %s\n", error_message(e));
+                fprintf(stderr, "pl-initramfs: %s\n", error_text(e));
                 return EXIT_FAILURE;
         }
         puts(path);

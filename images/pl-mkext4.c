@@ -88,7 +88,7 @@ int main(int argc, char **argv) {
         int n = argc - optind - 1;
         _cleanup_error_ Error *err = NULL;
         if (build(argv[optind], size ? size : guess_size(layers, n), layers, n, &err) < 0) {
-                fprintf(stderr, "pl-mkext4: %s\n", error_message(err));
+                fprintf(stderr, "pl-mkext4: %s\n", error_text(err));
                 return 1;
         }
         return 0;

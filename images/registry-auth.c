@@ -431,7 +431,7 @@ static int fetch_token(RegTransfer *t, const RegChallenge *ch, Error **err) {
         free_secret(pass);
         if (r < 0) {
                 r = error_set(err, r == -EACCES || r == -ENOENT ? EACCES : -r, "registry %s: token request: %s%s",
-                              t->registry, error_message(e),
+                              t->registry, error_text(e),
                               r != -EACCES ? ""
                               : have       ? " (the credentials were rejected)"
                                            : " (no credentials are configured for this registry)");

@@ -492,7 +492,7 @@ int store_list(Store *s, StoreImage ***ret, size_t *ret_n, Error **err) {
                 }
                 if (r < 0) {
                         store_image_list_free(list, n);
-                        error_set(err, -r, "%s", error_message(e));
+                        error_set(err, -r, "%s", error_text(e));
                         error_free(e);
                         return r;
                 }

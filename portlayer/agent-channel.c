@@ -470,7 +470,7 @@ static int stream_finish(AgentClient *c, Channel *ch, Pending *p, int sr, Error 
         _cleanup_response_ Plagent__Response *resp = NULL;
         _cleanup_error_ Error *answer = NULL;
         if (!agent_reset && !broken) {
-                channel_send_reset(c, ch, ECANCELED, error_message(*stream_err));
+                channel_send_reset(c, ch, ECANCELED, error_text(*stream_err));
                 (void) request_finish(c, p, now_usec(), &resp, NULL);
                 return error_move(err, stream_err, sr);
         }

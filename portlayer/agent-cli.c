@@ -42,7 +42,7 @@ typedef struct Cli {
 } Cli;
 
 static int fail(Error *e, int code) {
-        fprintf(stderr, "pl-agent-cli: %s\n", error_message(e));
+        fprintf(stderr, "pl-agent-cli: %s\n", error_text(e));
         return code;
 }
 
@@ -269,7 +269,7 @@ static int exec_stream(Cli *cli, AgentProcess *p, const AgentExecSpec *spec, Age
         }
         if (r >= 0 && (out.error || errp.error))
                 r = error_set(err, (out.error ? out.error : errp.error)->code, "%s",
-                              error_message(out.error ? out.error : errp.error));
+                              error_text(out.error ? out.error : errp.error));
         error_free(out.error);
         error_free(errp.error);
         return r;

@@ -460,7 +460,7 @@ static int reader_drain(AgentClient *c) {
                 FrameEvent ev;
                 int r = frame_reader_next(c->reader, &ev, &e);
                 if (r < 0)
-                        return client_break(c, EPROTO, "agent protocol violation: %s", error_message(e));
+                        return client_break(c, EPROTO, "agent protocol violation: %s", error_text(e));
                 if (r == 0)
                         return 0;
                 r = reader_dispatch(c, &ev);
@@ -845,11 +845,11 @@ static int connect_retrying(AgentClient **ret, const Endpoint *ep, const AgentCl
                         return 0;
                 left = deadline_poll_ms(deadline);
                 if (!connect_retryable(r))
-                        return error_set(err, -r, "agent at %s: %s", ep->name, error_message(e));
+                        return error_set(err, -r, "agent at %s: %s", ep->name, error_text(e));
                 if (left >= 0 && left <= backoff_ms)
                         return error_set(err, -r, "cannot reach the agent at %s within %d ms (%u attempts): %s",
-                                         ep->name, cfg.handshake_timeout_ms, attempts, error_message(e));
-                log_debug("agent at %s: attempt %u failed: %s", ep->name, attempts, error_message(e));
+                                         ep->name, cfg.handshake_timeout_ms, attempts, error_text(e));
+                log_debug("agent at %s: attempt %u failed: %s", ep->name, attempts, error_text(e));
                 usleep((useconds_t) backoff_ms * 1000u);
                 backoff_ms = MIN(backoff_ms * 2, CONNECT_BACKOFF_MS_MAX);
                 /* A silent peer may only be slow: give the next answer longer. */

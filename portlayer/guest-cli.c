@@ -85,7 +85,7 @@ int main(int argc, char **argv) {
         _cleanup_error_ Error *e = NULL;
         _cleanup_vm_driver_ VmDriver *d = NULL;
         if (vm_driver_open(&vm_driver_libvirt, &d, NULL, libvirt_root, NULL, NULL, &e) < 0)
-                return log_error("pl-guest: %s", error_message(e)), 1;
+                return log_error("pl-guest: %s", error_text(e)), 1;
         /* A guest of this name left by an earlier run is replaced. */
         (void) vm_driver_destroy(d, a.name, NULL);
 
@@ -94,7 +94,7 @@ int main(int argc, char **argv) {
                          .accel = (VmAccel) accel};
         _cleanup_(guest_freep) Guest *g = NULL;
         if (guest_start(d, &c, &g, &e) < 0)
-                return log_error("pl-guest: %s", error_message(e)), 1;
+                return log_error("pl-guest: %s", error_text(e)), 1;
         AgentGuestInfo info;
         if (agent_client_guest_info(g->agent, &info, 10000, NULL) >= 0)
                 log_info("guest %s up in %.2f s: kernel %s, %" PRIu64 " KiB, agent %s", g->name, g->boot_usec / 1e6,
@@ -110,11 +110,11 @@ int main(int argc, char **argv) {
         supervise(g);
         AgentClientOptions o = {.handshake_timeout_ms = 5000};
         if (agent_client_connect_unix(&g->agent, g->socket_path, &o, &e) < 0) {
-                log_warning("pl-guest: %s; destroying the VM", error_message(e));
+                log_warning("pl-guest: %s; destroying the VM", error_text(e));
                 e = error_free(e);
         }
         if (guest_shutdown(g, 3000, 20000, &e) < 0)
-                log_warning("pl-guest: %s", error_message(e));
+                log_warning("pl-guest: %s", error_text(e));
         log_info("guest %s stopped and removed", g->name);
         return 0;
 }

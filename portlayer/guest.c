@@ -94,7 +94,7 @@ static int guest_connect(Guest *g, int timeout_ms, Error **err) {
                 if (deadline_poll_ms(deadline) == 0) {
                         _cleanup_free_ char *tail = guest_console_tail(g, GUEST_CONSOLE_TAIL);
                         return error_set(err, ETIMEDOUT, "guest '%s': agent did not answer within %d ms (%s); console:\n%s",
-                                         g->name, timeout_ms, error_message(e), tail);
+                                         g->name, timeout_ms, error_text(e), tail);
                 }
         }
 }

@@ -43,7 +43,7 @@ static double bench_exec(AgentClient *c, int n, uint64_t *us) {
                 Error *e = NULL;
                 AgentProcessInfo info;
                 if (agent_client_exec(c, &spec, &p, 10000, &e) < 0 || agent_process_wait(p, &info, 10000, &e) < 0) {
-                        fprintf(stderr, "exec: %s\n", error_message(e));
+                        fprintf(stderr, "exec: %s\n", error_text(e));
                         exit(1);
                 }
                 agent_process_free(p);
@@ -78,7 +78,7 @@ static double bench_copy(AgentClient *c, const char *root, unsigned mib) {
         Error *e = NULL;
         uint64_t t0 = now_usec();
         if (agent_client_copy_out(c, "/bench.bin", devnull, &st, 120000, &e) < 0) {
-                fprintf(stderr, "copy-out: %s\n", error_message(e));
+                fprintf(stderr, "copy-out: %s\n", error_text(e));
                 exit(1);
         }
         double agent_s = (now_usec() - t0) / 1e6;
@@ -123,7 +123,7 @@ int main(int argc, char **argv) {
         AgentClient *c = NULL;
         Error *e = NULL;
         if (agent_client_connect_unix(&c, argv[1], NULL, &e) < 0) {
-                fprintf(stderr, "connect: %s\n", error_message(e));
+                fprintf(stderr, "connect: %s\n", error_text(e));
                 return 1;
         }
         uint64_t *us = calloc((size_t) n, sizeof *us);

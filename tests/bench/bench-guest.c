@@ -33,7 +33,7 @@ static void report(const char *what, uint64_t *us, int n) {
 static Guest *live_guest;
 
 static int die(const char *what, Error *e) {
-        fprintf(stderr, "bench-guest: %s: %s\n", what, error_message(e));
+        fprintf(stderr, "bench-guest: %s: %s\n", what, error_text(e));
         if (live_guest)
                 (void) guest_destroy(live_guest, NULL);
         exit(1);

@@ -116,7 +116,7 @@ static int world_setup(void **state) {
                 goto fail;
         return 0;
 fail:
-        fprintf(stderr, "e2e setup: %s\n", error_message(e));
+        fprintf(stderr, "e2e setup: %s\n", error_text(e));
         error_free(e);
         return -1;
 }
@@ -194,7 +194,7 @@ static int teardown(void **state) {
 static Guest *boot_disk_ok(Fixture *f, const char *disk) {
         Error *e = NULL;
         if (boot_disk(f, disk, NULL, &e) < 0)
-                fail_msg("boot: %s", error_message(e));
+                fail_msg("boot: %s", error_text(e));
         fprintf(stderr, "e2e: %s: agent answered %.2f s after create\n", f->name, f->guest->boot_usec / 1e6);
         return f->guest;
 }
@@ -246,7 +246,7 @@ static void test_copy_20mib(void **state) {
         Error *e = NULL;
         uint64_t t0 = now_usec();
         if (agent_client_copy_in(g->agent, "/data", fd, &st, 120000, &e) < 0)
-                fail_msg("copy-in: %s", error_message(e));
+                fail_msg("copy-in: %s", error_text(e));
         double in_s = (now_usec() - t0) / 1e6;
         close(fd);
 
@@ -263,7 +263,7 @@ static void test_copy_20mib(void **state) {
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         t0 = now_usec();
         if (agent_client_copy_out(g->agent, "/data/blob", fd, &st, 120000, &e) < 0)
-                fail_msg("copy-out: %s", error_message(e));
+                fail_msg("copy-out: %s", error_text(e));
         double out_s = (now_usec() - t0) / 1e6;
         close(fd);
         assert_int_equal(harness_sh("cd '%s' && tar -C out -xf out.tar && cmp in/blob out/blob", f->run_dir), 0);
@@ -288,7 +288,7 @@ static void test_shutdown_powers_off(void **state) {
         Guest *g = boot_ok(f);
         Error *e = NULL;
         if (guest_shutdown(g, 2000, 30000, &e) < 0)
-                fail_msg("shutdown: %s", error_message(e));
+                fail_msg("shutdown: %s", error_text(e));
         VmState st;
         assert_int_equal(vm_driver_state(world.driver, f->name, &st, NULL), 0);
         assert_int_equal(st, VM_STATE_MISSING);
@@ -310,7 +310,7 @@ static void test_panicking_guest_fails_fast(void **state) {
         uint64_t t0 = now_usec();
         assert_int_equal(boot(f, "rdinit=/no-such-init", &e), -ECHILD);
         double s = (now_usec() - t0) / 1e6;
-        assert_non_null(strstr(error_message(e), "Kernel panic"));
+        assert_non_null(strstr(error_text(e), "Kernel panic"));
         assert_true(s < 45);
         error_free(e);
         VmState st;
@@ -323,7 +323,7 @@ static void test_boot_error_is_reported(void **state) {
         Fixture *f = *state;
         Error *e = NULL;
         assert_int_equal(boot(f, "pl.root=nosuchdisk pl.wait=1000", &e), -EIO);
-        assert_non_null(strstr(error_message(e), "no virtio disk with serial 'nosuchdisk'"));
+        assert_non_null(strstr(error_text(e), "no virtio disk with serial 'nosuchdisk'"));
         error_free(e);
         VmState st;
         assert_int_equal(vm_driver_state(world.driver, f->name, &st, NULL), 0);
@@ -389,7 +389,7 @@ static void test_boot_pulled_image(void **state) {
             registry_client_new(NULL, &rc, &e) < 0 || registry_source_new(rc, ref, &src, &e) < 0 ||
             store_pull(image_store, src, name, NULL, &img, &e) < 0 ||
             store_container_disk_create(image_store, name, disk, 256ull << 20, &e) < 0)
-                fail_msg("pull %s: %s", name, error_message(e));
+                fail_msg("pull %s: %s", name, error_text(e));
         image_source_free(src);
         registry_client_free(rc);
         oci_ref_free(ref);

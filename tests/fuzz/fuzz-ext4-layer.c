@@ -249,7 +249,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         Ext4Writer *w = NULL;
         Error *err = NULL;
         if (ext4_writer_new(&w, image_path, IMAGE_SIZE, &err) < 0) {
-                fprintf(stderr, "ext4_writer_new: %s\n", error_message(err));
+                fprintf(stderr, "ext4_writer_new: %s\n", error_text(err));
                 abort();
         }
         int r = 0;
@@ -258,7 +258,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 int fd = layer_fd(&in, mode);
                 Ext4LayerStats stats;
                 r = ext4_writer_apply_layer(w, fd, &stats, &err);
-                if (r > 0 || (r < 0 && (!err || !error_message(err)[0])))
+                if (r > 0 || (r < 0 && (!err || !error_text(err)[0])))
                         abort(); /* failures must say what */
                 close(fd);
         }

@@ -93,27 +93,27 @@ static size_t build_image(const char *tag, const char *img) {
         OciManifest *m = NULL;
         Error *err = NULL;
         if (oci_manifest_parse(doc, len, &m, &err) < 0)
-                fail_msg("manifest of %s: %s", tag, error_message(err));
+                fail_msg("manifest of %s: %s", tag, error_text(err));
         free(doc);
 
         Ext4Writer *w = NULL;
         if (ext4_writer_new(&w, img, ext4_size_for(64u << 20, 20000), &err) < 0)
-                fail_msg("%s", error_message(err));
+                fail_msg("%s", error_text(err));
         for (size_t i = 0; i < m->n_layers; i++) {
                 blob_path(path, sizeof(path), m->layers[i].digest);
                 int fd = open(path, O_RDONLY | O_CLOEXEC);
                 assert_true(fd >= 0);
                 if (digest_verify_fd(fd, m->layers[i].digest, m->layers[i].size, &err) < 0)
-                        fail_msg("layer %zu: %s", i, error_message(err));
+                        fail_msg("layer %zu: %s", i, error_text(err));
                 assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
                 Ext4LayerStats stats;
                 if (ext4_writer_apply_layer(w, fd, &stats, &err) < 0)
-                        fail_msg("layer %zu of %s: %s", i, tag, error_message(err));
+                        fail_msg("layer %zu of %s: %s", i, tag, error_text(err));
                 close(fd);
                 assert_true(stats.entries > 0);
         }
         if (ext4_writer_finish(w, &err) < 0)
-                fail_msg("finish: %s", error_message(err));
+                fail_msg("finish: %s", error_text(err));
         ext4_writer_free(w);
         size_t n = m->n_layers;
         oci_manifest_free(m);

@@ -101,7 +101,7 @@ static RegistryClient *client(const RegistryOptions *o) {
         Error *e = NULL;
         int r = registry_client_new(o, &c, &e);
         if (r < 0)
-                fail_msg("registry_client_new: %s", error_message(e));
+                fail_msg("registry_client_new: %s", error_text(e));
         return c;
 }
 
@@ -124,7 +124,7 @@ static int get(RegistryClient *c, const char *host, const char *reference, char 
 
 /* Shows an expected failure's message in the test log. */
 static void note(const Error *e) {
-        fprintf(stderr, "    (expected) %s\n", error_message(e));
+        fprintf(stderr, "    (expected) %s\n", error_text(e));
 }
 
 /* --- setup ---------------------------------------------------------------------- */
@@ -245,7 +245,7 @@ static OciManifest *layered_manifest(RegistryClient *c, const RegistryHarness *h
         size_t size = 0;
         Error *e = NULL;
         if (get(c, h->host, "layered", &data, &size, &type, NULL, &e) < 0)
-                fail_msg("get layered: %s", error_message(e));
+                fail_msg("get layered: %s", error_text(e));
         OciManifest *m = NULL;
         assert_int_equal(oci_manifest_parse(data, size, &m, NULL), 0);
         free(data);
@@ -273,7 +273,7 @@ static void test_blobs_parallel(void **state) {
         _cleanup_error_ Error *e = NULL;
         int r = registry_fetch_blobs(c, ref, descs, n, &f.base, &e);
         if (r < 0)
-                fail_msg("fetch: %s", error_message(e));
+                fail_msg("fetch: %s", error_text(e));
         for (size_t i = 0; i < n; i++) {
                 sink_check(&f, i);
                 assert_int_equal(f.restarts[i], 0);
@@ -314,7 +314,7 @@ static void test_basic_auth(void **state) {
         _cleanup_error_ Error *e = NULL;
         int r = registry_fetch_blobs(c, ref, descs, n, &f.base, &e);
         if (r < 0)
-                fail_msg("fetch: %s", error_message(e));
+                fail_msg("fetch: %s", error_text(e));
         for (size_t i = 0; i < n; i++)
                 sink_check(&f, i);
         sink_fini(&f);
@@ -324,7 +324,7 @@ static void test_basic_auth(void **state) {
         sink_init(&f, descs, n);
         r = registry_fetch_blobs(c2, ref, descs, n, &f.base, &e);
         if (r < 0)
-                fail_msg("fetch: %s", error_message(e));
+                fail_msg("fetch: %s", error_text(e));
         for (size_t i = 0; i < n; i++)
                 sink_check(&f, i);
         sink_fini(&f);
@@ -488,7 +488,7 @@ static void *puller_main(void *arg) {
                         p->r = error_set(&e, EBADMSG, "blob %zu differs", i);
                 free(hex);
         }
-        snprintf(p->message, sizeof p->message, "%s", e ? error_message(e) : "");
+        snprintf(p->message, sizeof p->message, "%s", e ? error_text(e) : "");
         sink_fini(&f);
         error_free(e);
         oci_manifest_free(m);

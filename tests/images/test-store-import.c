@@ -78,7 +78,7 @@ static Store *store_new(const char *name) {
         Store *s = NULL;
         Error *err = NULL;
         if (store_open(root, &s, &err) < 0)
-                fail_msg("store_open: %s", error_message(err));
+                fail_msg("store_open: %s", error_text(err));
         return s;
 }
 
@@ -87,7 +87,7 @@ static StoreImage *import_oci(Store *s, const char *ref, const char *tag) {
         StoreImage *img = NULL;
         Error *err = NULL;
         if (oci_layout_source_new(layout, ref, &src, &err) < 0 || store_pull(s, src, tag, NULL, &img, &err) < 0)
-                fail_msg("import %s: %s", ref, error_message(err));
+                fail_msg("import %s: %s", ref, error_text(err));
         image_source_free(src);
         return img;
 }
@@ -328,7 +328,7 @@ static StoreImage *import_archive(Store *s, const char *path, const char *name) 
         Error *err = NULL;
         if (docker_archive_source_new(path, name, &src, &err) < 0 ||
             store_pull(s, src, docker_archive_source_repo_tag(src), NULL, &img, &err) < 0)
-                fail_msg("import %s: %s", path, error_message(err));
+                fail_msg("import %s: %s", path, error_text(err));
         image_source_free(src);
         return img;
 }
@@ -439,7 +439,7 @@ static void test_overlay(void **state) {
         assert_int_equal(store_container_disk_create(s, "test/busybox:1", disk, 1024, &err), -EINVAL);
         err = error_free(err);
         if (store_container_disk_create(s, "test/busybox:1", disk, 2ull << 30, &err) < 0)
-                fail_msg("disk create: %s", error_message(err));
+                fail_msg("disk create: %s", error_text(err));
         assert_int_equal(store_container_disk_create(s, "test/busybox:1", disk, 0, &err), -EEXIST);
         err = error_free(err);
         char *out = NULL;

@@ -96,7 +96,7 @@ AgentClient *harness_connect(AgentHarness *h) {
         Error *e = NULL;
         AgentClientOptions o = {.handshake_timeout_ms = 5000, .request_timeout_ms = 30000};
         if (agent_client_connect_unix(&c, h->socket, &o, &e) < 0) {
-                fprintf(stderr, "harness: connect: %s\n", error_message(e));
+                fprintf(stderr, "harness: connect: %s\n", error_text(e));
                 error_free(e);
                 return NULL;
         }
@@ -177,7 +177,7 @@ int harness_run(AgentClient *c, const char *const *argv, const char *stdin_data,
         Error *e = NULL;
         int r = agent_client_exec(c, &spec, &p, 10000, &e);
         if (r < 0) {
-                fprintf(stderr, "harness: exec %s: %s\n", argv[0], error_message(e));
+                fprintf(stderr, "harness: exec %s: %s\n", argv[0], error_text(e));
                 error_free(e);
                 return r;
         }

@@ -55,7 +55,7 @@ static AgentClient *client_on(int master) {
         Error *e = NULL;
         AgentClientOptions o = {.handshake_timeout_ms = 5000};
         if (agent_client_new_fd(&c, fcntl(master, F_DUPFD_CLOEXEC, 3), &o, &e) < 0) {
-                fprintf(stderr, "client: %s\n", error_message(e));
+                fprintf(stderr, "client: %s\n", error_text(e));
                 error_free(e);
         }
         return c;

@@ -101,17 +101,17 @@ static void test_exec_errors(void **state) {
         Error *e = NULL;
         AgentExecSpec spec = {.argv = ARGV("/nonexistent/binary")};
         assert_int_equal(agent_client_exec(f->c, &spec, &p, 5000, &e), -ENOENT);
-        assert_non_null(strstr(error_message(e), "exec '/nonexistent/binary'"));
+        assert_non_null(strstr(error_text(e), "exec '/nonexistent/binary'"));
         e = error_free(e);
 
         spec = (AgentExecSpec){.argv = ARGV("true"), .workdir = "/no/such/dir"};
         assert_int_equal(agent_client_exec(f->c, &spec, &p, 5000, &e), -ENOENT);
-        assert_non_null(strstr(error_message(e), "working directory"));
+        assert_non_null(strstr(error_text(e), "working directory"));
         e = error_free(e);
 
         spec = (AgentExecSpec){.argv = ARGV("true"), .user = "nosuchuser"};
         assert_int_equal(agent_client_exec(f->c, &spec, &p, 5000, &e), -ENOENT);
-        assert_non_null(strstr(error_message(e), "nosuchuser"));
+        assert_non_null(strstr(error_text(e), "nosuchuser"));
         e = error_free(e);
         /* The agent is still fine. */
         assert_int_equal(agent_client_ping(f->c, 5000, NULL), 0);
@@ -345,7 +345,7 @@ static void test_copy_roundtrip(void **state) {
         assert_int_equal(copy_out_file(f->c, "/dst/tree/sub/deeper/file", outtar, &e), 0);
         assert_int_equal(harness_sh("cd '%s' && test \"$(tar -tf out.tar)\" = file", d), 0);
         if (e)
-                fail_msg("unexpected error: %s", error_message(e));
+                fail_msg("unexpected error: %s", error_text(e));
 }
 
 /* Writes one ustar header + data at *off; type is '0', '1' (hard link), '2' (symlink), '5' (dir). */
@@ -435,7 +435,7 @@ static void test_escape_attempts(void **state) {
         assert_int_equal(harness_sh("tar -tf '%s' | grep -q 'etc/passwd'", outtar), 1);
         assert_int_equal(harness_sh("tar -tf '%s' | grep -q 'marker-inside-root'", outtar), 0);
         if (e)
-                fail_msg("unexpected error: %s", error_message(e));
+                fail_msg("unexpected error: %s", error_text(e));
 }
 
 static void test_stat_and_remove(void **state) {

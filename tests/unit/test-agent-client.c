@@ -332,7 +332,7 @@ static AgentClient *fake_connect(Fake *f, FakeScript script, const AgentClientOp
         fake_start(f, script, &fd);
         int r = agent_client_new_fd(&c, fd, opts, &e);
         if (r < 0)
-                fail_msg("connect: %s", error_message(e));
+                fail_msg("connect: %s", error_text(e));
         return c;
 }
 
@@ -349,8 +349,8 @@ static uint64_t elapsed_ms(uint64_t start) {
 }
 
 static void assert_error(int r, int code, const Error *e, const char *substring) {
-        if (r != -code || !strstr(error_message(e), substring))
-                fail_msg("expected -%d with \"%s\", got %d: %s", code, substring, r, error_message(e));
+        if (r != -code || !strstr(error_text(e), substring))
+                fail_msg("expected -%d with \"%s\", got %d: %s", code, substring, r, error_text(e));
 }
 
 static void wait_flag(Fake *f) {
@@ -373,7 +373,7 @@ static void ping_ok(AgentClient *c) {
         _cleanup_error_ Error *e = NULL;
         int r = agent_client_ping(c, 5000, &e);
         if (r < 0)
-                fail_msg("ping: %s", error_message(e));
+                fail_msg("ping: %s", error_text(e));
 }
 
 /* --- handshake --- */
@@ -508,7 +508,7 @@ static void test_connect_unix_retries(void **state) {
         uint64_t start = now_usec();
         int r = agent_client_connect_unix(&c, path, &opts, &e);
         if (r < 0)
-                fail_msg("connect_unix: %s", error_message(e));
+                fail_msg("connect_unix: %s", error_text(e));
         assert_true(elapsed_ms(start) >= 1000); /* one silent attempt timed out */
         assert_true(elapsed_ms(start) < 4000);
         ping_ok(c);
@@ -672,7 +672,7 @@ static void test_hostile(void **state) {
                 _cleanup_error_ Error *e = NULL, *e2 = NULL;
                 uint64_t start = now_usec();
                 int r = agent_client_ping(c, 5000, &e);
-                print_message("hostile %s: %s\n", hc->name, error_message(e));
+                print_message("hostile %s: %s\n", hc->name, error_text(e));
                 assert_error(r, EPROTO, e, "agent protocol violation");
                 assert_error(r, EPROTO, e, hc->expect);
                 assert_true(elapsed_ms(start) < 2000);
@@ -723,8 +723,8 @@ static void test_bad_answers(void **state) {
 
         int r = agent_client_stat(c, "/nope", &st, 5000, &e1);
         assert_error(r, ENOENT, e1, "no such file");
-        assert_true(strlen(error_message(e1)) < 1100);
-        assert_null(strchr(error_message(e1), '\x1b'));
+        assert_true(strlen(error_text(e1)) < 1100);
+        assert_null(strchr(error_text(e1), '\x1b'));
 
         r = agent_client_stat(c, "/nope", &st, 5000, &e2);
         assert_error(r, EPROTO, e2, "stat failed");
@@ -810,7 +810,7 @@ static AgentProcess *exec_capture(AgentClient *c, bool in, bool out, bool err_st
         AgentProcess *p = NULL;
         int r = agent_client_exec(c, &spec, &p, 5000, &e);
         if (r < 0)
-                fail_msg("exec: %s", error_message(e));
+                fail_msg("exec: %s", error_text(e));
         assert_int_equal(agent_process_id(p), 42);
         assert_int_equal(agent_process_pid(p), 4242);
         return p;
@@ -906,7 +906,7 @@ static void test_credit_returned_on_read(void **state) {
                 _cleanup_error_ Error *e = NULL;
                 ssize_t n = agent_process_read(p, AGENT_STREAM_STDOUT, buf, sizeof buf, 5000, &e);
                 if (n < 0)
-                        fail_msg("read: %s", error_message(e));
+                        fail_msg("read: %s", error_text(e));
                 if (n == 0)
                         break;
                 for (ssize_t i = 0; i < n; i++)
@@ -975,7 +975,7 @@ static void test_stdin_waits_for_credit(void **state) {
         uint64_t start = now_usec();
         int r = agent_process_write_stdin(p, buf, 4096 + 100, 5000, &e);
         if (r < 0)
-                fail_msg("write: %s", error_message(e));
+                fail_msg("write: %s", error_text(e));
         assert_true(elapsed_ms(start) >= 250);
 
         r = agent_process_write_stdin(p, buf, 5000, 200, &e2);
@@ -1188,7 +1188,7 @@ static void test_copy_in(void **state) {
         int fd = memfd_with_pattern(100000);
         int r = agent_client_copy_in(c, "/dst", fd, &stats, 5000, &e);
         if (r < 0)
-                fail_msg("copy-in: %s", error_message(e));
+                fail_msg("copy-in: %s", error_text(e));
         assert_int_equal(stats.bytes, 100000);
         assert_int_equal(stats.entries, 7);
 
@@ -1242,7 +1242,7 @@ static void test_copy_out(void **state) {
 
         r = agent_client_copy_out(c, "/y", fd, &stats, 5000, &e2);
         if (r < 0)
-                fail_msg("copy-out: %s", error_message(e2));
+                fail_msg("copy-out: %s", error_text(e2));
         assert_int_equal(stats.bytes, 100000);
         assert_int_equal(lseek(fd, 0, SEEK_CUR), 100000);
         assert_int_equal(lseek(fd, 0, SEEK_SET), 0);

@@ -27,7 +27,7 @@ static void test_set_once_and_prefix(void **state) {
         assert_string_equal(e->message, "pull layer sha256:ab: open '/nope'");
         /* The first error wins: a second set keeps the message but returns its own code. */
         assert_int_equal(error_set(&e, EPERM, "other"), -EPERM);
-        assert_string_equal(error_message(e), "pull layer sha256:ab: open '/nope'");
+        assert_string_equal(error_text(e), "pull layer sha256:ab: open '/nope'");
 }
 
 static void test_null_err_and_zero_code(void **state) {
@@ -37,7 +37,7 @@ static void test_null_err_and_zero_code(void **state) {
         assert_int_equal(error_set(&e, 0, "no code"), -EIO);
         assert_int_equal(e->code, EIO);
         assert_int_equal(error_prefix(NULL, "ctx"), -EIO);
-        assert_string_equal(error_message(NULL), "unknown error");
+        assert_string_equal(error_text(NULL), "unknown error");
 }
 
 static void test_set_errno_appends_strerror(void **state) {

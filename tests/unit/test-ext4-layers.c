@@ -167,7 +167,7 @@ static void build_ok(const Ent *lower, const Ent *upper) {
         int fds[2] = {layer(lower, false), upper ? layer(upper, true) : -1};
         Error *err = NULL;
         if (build_fds(64u << 20, fds, upper ? 2 : 1, &err) < 0)
-                fail_msg("build: %s", error_message(err));
+                fail_msg("build: %s", error_text(err));
         char cmd[1400];
         snprintf(cmd, sizeof(cmd), "e2fsck -fn %1$s >%1$s.log 2>&1 || { cat %1$s.log >&2; exit 1; }", img);
         assert_int_equal(system(cmd), 0);
@@ -179,10 +179,10 @@ static void expect_fail_fds(const int *fds, size_t n, uint64_t size, int code, c
         Error *err = NULL;
         int r = build_fds(size, fds, n, &err);
         if (r != -code)
-                fail_msg("expected %d (%s), got %d: %s", -code, needle, r, err ? error_message(err) : "no error");
+                fail_msg("expected %d (%s), got %d: %s", -code, needle, r, err ? error_text(err) : "no error");
         assert_non_null(err);
-        if (!strstr(error_message(err), needle))
-                fail_msg("message '%s' lacks '%s'", error_message(err), needle);
+        if (!strstr(error_text(err), needle))
+                fail_msg("message '%s' lacks '%s'", error_text(err), needle);
         error_free(err);
         assert_int_equal(access(img, F_OK), -1);
 }
@@ -338,7 +338,7 @@ static void test_xattr_namespaces(void **state) {
         int fds[] = {layer_close(a, fd)};
         Error *err = NULL;
         if (build_fds(64u << 20, fds, 1, &err) < 0)
-                fail_msg("%s", error_message(err));
+                fail_msg("%s", error_text(err));
         char cmd[1400];
         snprintf(cmd, sizeof(cmd), "e2fsck -fn %1$s >%1$s.log 2>&1 || { cat %1$s.log >&2; exit 1; }", img);
         assert_int_equal(system(cmd), 0);
@@ -474,7 +474,7 @@ static void test_hostile_streams(void **state) {
         fd = raw_layer(gz, (size_t) n);
         Error *err = NULL;
         assert_true(build_fds(64u << 20, &fd, 1, &err) < 0);
-        assert_non_null(strstr(error_message(err), "layer"));
+        assert_non_null(strstr(error_text(err), "layer"));
         err = error_free(err);
         assert_int_equal(access(img, F_OK), -1);
 
@@ -482,7 +482,7 @@ static void test_hostile_streams(void **state) {
         static const char text[] = "this is not a tar archive, just some words\n";
         fd = raw_layer(text, sizeof(text));
         assert_true(build_fds(64u << 20, &fd, 1, &err) < 0);
-        assert_non_null(strstr(error_message(err), "read layer"));
+        assert_non_null(strstr(error_text(err), "read layer"));
         err = error_free(err);
         assert_int_equal(access(img, F_OK), -1);
 }

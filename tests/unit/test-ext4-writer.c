@@ -141,7 +141,7 @@ static void build_ok(const char *name, const Ent *const *layers, size_t n, bool 
         Error *err = NULL;
         int r = build(name, 64u << 20, layers, n, gzip, &err);
         if (r < 0)
-                fail_msg("build %s: %s", name, error_message(err));
+                fail_msg("build %s: %s", name, error_text(err));
         error_free(err);
 }
 
@@ -384,8 +384,8 @@ static void expect_failure(const Ent *lower, const Ent *upper, int code, const c
         int r = build("bad.img", 64u << 20, lower ? layers : layers + 1, lower ? 2 : 1, false, &err);
         assert_int_equal(r, -code);
         assert_non_null(err);
-        if (!strstr(error_message(err), needle))
-                fail_msg("message '%s' lacks '%s'", error_message(err), needle);
+        if (!strstr(error_text(err), needle))
+                fail_msg("message '%s' lacks '%s'", error_text(err), needle);
         error_free(err);
         char img[256];
         path_in_tmp(img, sizeof(img), "bad.img");
@@ -423,8 +423,8 @@ static void test_enospc(void **state) {
         const Ent *layers[] = {huge};
         Error *err = NULL;
         assert_int_equal(build("full.img", 32u << 20, layers, 1, false, &err), -ENOSPC);
-        assert_non_null(strstr(error_message(err), "layer entry 'huge'"));
-        assert_non_null(strstr(error_message(err), "full"));
+        assert_non_null(strstr(error_text(err), "layer entry 'huge'"));
+        assert_non_null(strstr(error_text(err), "full"));
         error_free(err);
         assert_true(ext4_size_for(40u << 20, 1) >= (48u << 20));
         assert_int_equal(ext4_size_for(0, 0), EXT4_WRITER_MIN_SIZE);
@@ -442,7 +442,7 @@ static void test_truncated(void **state) {
         assert_int_equal(ext4_writer_new(&w, img, 64u << 20, &err), 0);
         int fd = open(tar, O_RDONLY | O_CLOEXEC);
         assert_true(ext4_writer_apply_layer(w, fd, NULL, &err) < 0);
-        assert_non_null(strstr(error_message(err), "'f'"));
+        assert_non_null(strstr(error_text(err), "'f'"));
         close(fd);
         error_free(err);
         err = NULL;

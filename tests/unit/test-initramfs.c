@@ -110,7 +110,7 @@ static char *build(const Fixture *f, const char *const *modules) {
         char *path = NULL;
         InitramfsSpec spec = {.agent_path = f->agent, .modules_dir = f->mods, .modules = modules};
         if (initramfs_build(&spec, f->cache, &path, &e) < 0)
-                fail_msg("initramfs_build: %s", error_message(e));
+                fail_msg("initramfs_build: %s", error_text(e));
         return path;
 }
 
@@ -366,10 +366,10 @@ static void test_real_kernel(void **state) {
         const char *const mods[] = {"virtio_pci", "virtio_blk", "virtio_console", "vmw_vsock_virtio_transport", NULL};
         InitramfsSpec spec = {.agent_path = f->agent, .modules = mods};
         if (kernel_modules_find_dir(kdir, &mdir, &e) < 0)
-                fail_msg("%s", error_message(e));
+                fail_msg("%s", error_text(e));
         spec.modules_dir = mdir;
         if (initramfs_build(&spec, f->cache, &path, &e) < 0)
-                fail_msg("%s", error_message(e));
+                fail_msg("%s", error_text(e));
         static Item items[MAX_ITEMS];
         size_t n = read_back(path, items);
         const Item *order = find_item(items, n, "lib/modules/order");

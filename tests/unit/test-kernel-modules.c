@@ -73,7 +73,7 @@ static void expect_order(const char *dir, const char *const *names, const char *
         size_t n = 99, want_n = 0;
         int r = kernel_modules_resolve(dir, names, &paths, &n, &e);
         if (r < 0)
-                fail_msg("resolve failed: %s", error_message(e));
+                fail_msg("resolve failed: %s", error_text(e));
         while (want[want_n])
                 want_n++;
         assert_int_equal(n, want_n);
@@ -254,7 +254,7 @@ static void test_real_kernel(void **state) {
                                    (const char *[]){"virtio_pci", "virtio_blk", "virtio_console",
                                                     "vmw_vsock_virtio_transport", "ext4", NULL},
                                    &paths, &n, &e) < 0)
-                fail_msg("%s", error_message(e));
+                fail_msg("%s", error_text(e));
         for (size_t i = 0; i < n; i++)
                 fprintf(stderr, "  %zu %s\n", i, paths[i]);
         /* A dependency always comes before what needs it; the four asked for are

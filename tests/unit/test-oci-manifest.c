@@ -75,7 +75,7 @@ static void expect_fail(Parser p, const char *text, size_t size, int code, const
                 : p == P_INDEX  ? oci_index_parse(text, size, (OciIndex **) &obj, &err)
                                 : oci_config_parse(text, size, (OciConfig **) &obj, &err);
         if (r != code || !err || !strstr(err->message, needle))
-                fail_msg("got %d '%s', want %d with '%s' for: %.200s", r, error_message(err), code, needle, text);
+                fail_msg("got %d '%s', want %d with '%s' for: %.200s", r, error_text(err), code, needle, text);
         assert_null(obj);
         error_free(err);
 }
@@ -202,7 +202,7 @@ static void expect_sniff(const char *text, const char *content_type, int code, O
         Error *err = NULL;
         int r = oci_media_type_sniff(text, strlen(text), content_type, &k, &err);
         if (r != code)
-                fail_msg("sniff %.80s: got %d (%s), want %d", text, r, error_message(err), code);
+                fail_msg("sniff %.80s: got %d (%s), want %d", text, r, error_text(err), code);
         if (r == 0)
                 assert_int_equal(k, kind);
         error_free(err);

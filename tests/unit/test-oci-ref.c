@@ -83,7 +83,7 @@ static void check_case(const Case *c) {
         Error *err = NULL;
         int r = oci_ref_parse(c->input, &ref, &err);
         if (r != c->code)
-                fail_msg("'%s': got %d (%s), want %d", c->input, r, error_message(err), c->code);
+                fail_msg("'%s': got %d (%s), want %d", c->input, r, error_text(err), c->code);
         if (r < 0) {
                 assert_null(ref);
                 if (!strstr(err->message, c->registry))

@@ -23,7 +23,7 @@ static RegistryAuthFile *parse_ok(const char *json) {
         Error *err = NULL;
         int r = registry_auth_file_parse(json, strlen(json), &f, &err);
         if (r < 0)
-                fail_msg("parse: %s", error_message(err));
+                fail_msg("parse: %s", error_text(err));
         return f;
 }
 
@@ -32,7 +32,7 @@ static int parse_err(const char *json, char **msg) {
         Error *err = NULL;
         int r = registry_auth_file_parse(json, strlen(json), &f, &err);
         assert_null(f);
-        *msg = strdup(err ? error_message(err) : "");
+        *msg = strdup(err ? error_text(err) : "");
         error_free(err);
         return r;
 }
@@ -112,7 +112,7 @@ static void test_refused(void **state) {
 
         err = NULL;
         assert_int_equal(registry_auth_file_load("/nonexistent/auth.json", &f, &err), -ENOENT);
-        assert_non_null(strstr(error_message(err), "/nonexistent/auth.json"));
+        assert_non_null(strstr(error_text(err), "/nonexistent/auth.json"));
         error_free(err);
 }
 

@@ -384,7 +384,7 @@ static bool counter_bool(const bool *p) {
 }
 
 static void note(const Error *e) {
-        fprintf(stderr, "    (expected) %s\n", error_message(e));
+        fprintf(stderr, "    (expected) %s\n", error_text(e));
 }
 
 typedef struct Sink {
@@ -555,7 +555,7 @@ static void test_retry_then_success(void **state) {
         int r = get_manifest(c, &e);
         uint64_t took = now_usec() - t0;
         if (r < 0)
-                fail_msg("%s", error_message(e));
+                fail_msg("%s", error_text(e));
         assert_int_equal(counter(&srv.hits_manifest), 3);
         assert_true(took >= 1000 * USEC_PER_MSEC);
         assert_true(took < 4 * USEC_PER_SEC);
@@ -584,7 +584,7 @@ static void test_bearer_token(void **state) {
         _cleanup_registry_client_ RegistryClient *c = client((RegistryOptions){0}, false);
         _cleanup_error_ Error *e = NULL;
         if (get_manifest(c, &e) < 0)
-                fail_msg("%s", error_message(e));
+                fail_msg("%s", error_text(e));
         assert_int_equal(get_manifest(c, &e), 0);
         assert_int_equal(counter(&srv.hits_token), 1);    /* cached */
         assert_int_equal(counter(&srv.hits_manifest), 3); /* 401, 200, 200 */
@@ -597,7 +597,7 @@ static void test_bearer_with_credentials(void **state) {
         _cleanup_registry_client_ RegistryClient *c = client((RegistryOptions){0}, true);
         _cleanup_error_ Error *e = NULL;
         if (get_manifest(c, &e) < 0)
-                fail_msg("%s", error_message(e));
+                fail_msg("%s", error_text(e));
         assert_int_equal(counter(&srv.hits_token), 1);
 
         /* Without credentials the token endpoint refuses. */
@@ -631,7 +631,7 @@ static void test_blobs_bearer_redirect(void **state) {
         Sink s;
         int r = fetch(c, 3, &s, BLOB_SIZE, &e);
         if (r < 0)
-                fail_msg("%s", error_message(e));
+                fail_msg("%s", error_text(e));
         assert_int_equal(counter(&srv.hits_storage), 3);
         assert_false(counter_bool(&srv.storage_saw_auth));
         assert_true(counter(&srv.hits_token) >= 1);
@@ -644,7 +644,7 @@ static void test_blobs_basic_redirect(void **state) {
         Sink s;
         int r = fetch(c, 2, &s, BLOB_SIZE, &e);
         if (r < 0)
-                fail_msg("%s", error_message(e));
+                fail_msg("%s", error_text(e));
         assert_int_equal(counter(&srv.hits_storage), 2);
         assert_false(counter_bool(&srv.storage_saw_auth));
         /* The manifest path works with basic too, and the registry is remembered. */
@@ -658,7 +658,7 @@ static void test_blob_truncated_is_retried(void **state) {
         Sink s;
         int r = fetch(c, 1, &s, BLOB_SIZE, &e);
         if (r < 0)
-                fail_msg("%s", error_message(e));
+                fail_msg("%s", error_text(e));
         assert_int_equal(counter(&srv.hits_blob), 2);
         assert_int_equal(s.restarts[0], 1);
 }
@@ -702,7 +702,7 @@ static void test_parallel_bound(void **state) {
         _cleanup_error_ Error *e = NULL;
         Sink s;
         if (fetch(c, 6, &s, BLOB_SIZE, &e) < 0)
-                fail_msg("%s", error_message(e));
+                fail_msg("%s", error_text(e));
         assert_int_equal(counter(&srv.hits_blob), 6);
         assert_int_equal(counter(&srv.max_active), 2);
 }

@@ -235,7 +235,7 @@ static int setup(void **state) {
         assert_non_null(mkdtemp(t->root));
         Error *err = NULL;
         if (store_open(t->root, &t->s, &err) < 0)
-                fail_msg("store_open: %s", error_message(err));
+                fail_msg("store_open: %s", error_text(err));
         static const char *const *const layers[] = {base_files, top_files, NULL};
         image_make(&t->img, layers, "one");
         *state = t;
@@ -301,7 +301,7 @@ static int pull(T *t, Image *img, const char *tag, const StorePullOptions *o, St
 static void pull_ok(T *t, Image *img, const char *tag, StoreImage **ret) {
         Error *err = NULL;
         if (pull(t, img, tag, NULL, ret, &err) < 0)
-                fail_msg("pull: %s", error_message(err));
+                fail_msg("pull: %s", error_text(err));
 }
 
 /* Pulls and expects code with needle in the message and no trace on disk. */
@@ -310,7 +310,7 @@ static void pull_fails(T *t, Image *img, const StorePullOptions *o, int code, co
         StoreImage *img_ret = NULL;
         int r = pull(t, img, "test/bad:1", o, &img_ret, &err);
         if (r != code || !err || !strstr(err->message, needle))
-                fail_msg("got %d '%s', want %d with '%s'", r, error_message(err), code, needle);
+                fail_msg("got %d '%s', want %d with '%s'", r, error_text(err), code, needle);
         assert_null(img_ret);
         error_free(err);
         assert_store_empty(t);
@@ -350,7 +350,7 @@ static void test_pull_inspect(void **state) {
                 StoreImage *x = NULL;
                 Error *err = NULL;
                 if (store_inspect(t->s, refs[i], &x, &err) < 0)
-                        fail_msg("inspect '%s': %s", refs[i], error_message(err));
+                        fail_msg("inspect '%s': %s", refs[i], error_text(err));
                 assert_string_equal(x->id, img->id);
                 store_image_free(x);
         }
@@ -479,7 +479,7 @@ static void test_decompression_bomb(void **state) {
         StorePullOptions o3 = {.max_uncompressed = 1u << 30};
         Error *err = NULL;
         if (pull(t, &bomb, NULL, &o3, NULL, &err) < 0)
-                fail_msg("pull: %s", error_message(err));
+                fail_msg("pull: %s", error_text(err));
         image_clear(&bomb);
 }
 
@@ -526,7 +526,7 @@ static void test_index_platform(void **state) {
         err = error_free(err);
         StoreImage *img = NULL;
         if (store_pull(t->s, &f->base, "test/idx:1", NULL, &img, &err) < 0)
-                fail_msg("pull: %s", error_message(err));
+                fail_msg("pull: %s", error_text(err));
         assert_string_equal(img->manifest_digest, t->img.manifest.digest);
         store_image_free(img);
         image_source_free(&f->base);
@@ -568,7 +568,7 @@ static void test_pull_by_digest(void **state) {
         err = error_free(err);
         o.digest = t->img.manifest.digest;
         if (store_pull(t->s, &f->base, "test/img:1", &o, NULL, &err) < 0)
-                fail_msg("pull: %s", error_message(err));
+                fail_msg("pull: %s", error_text(err));
         image_source_free(&f->base);
 }
 
@@ -577,7 +577,7 @@ static void *pull_thread(void *arg) {
         Error *err = NULL;
         int r = pull(t, &t->img, "test/img:1", NULL, NULL, &err);
         if (r < 0)
-                fprintf(stderr, "thread pull: %s\n", error_message(err));
+                fprintf(stderr, "thread pull: %s\n", error_text(err));
         error_free(err);
         return (void *) (intptr_t) r;
 }

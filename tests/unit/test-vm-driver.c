@@ -137,7 +137,7 @@ static int setup(void **state) {
         ctx->backend = backend;
         recorder_init(&ctx->rec);
         if (vm_driver_open(backend->ops, &ctx->d, backend->uri, NULL, on_event, &ctx->rec, &err) < 0) {
-                print_error("open %s: %s\n", backend->ops->name, error_message(err));
+                print_error("open %s: %s\n", backend->ops->name, error_text(err));
                 free(ctx);
                 return -1;
         }
@@ -168,14 +168,14 @@ static VmState state_of(VmDriver *d, const char *name) {
         VmState st = VM_STATE_UNKNOWN;
         _cleanup_error_ Error *err = NULL;
         if (vm_driver_state(d, name, &st, &err) < 0)
-                fail_msg("state of %s: %s", name, error_message(err));
+                fail_msg("state of %s: %s", name, error_text(err));
         return st;
 }
 
 static void create_ok(VmDriver *d, const VmSpec *spec) {
         _cleanup_error_ Error *err = NULL;
         if (vm_driver_create(d, spec, &err) < 0)
-                fail_msg("create %s: %s", spec->name, error_message(err));
+                fail_msg("create %s: %s", spec->name, error_text(err));
 }
 
 /* --- the shared contract --- */
@@ -210,7 +210,7 @@ static void test_create_duplicate_name(void **state) {
         create_ok(ctx->d, &spec);
         spec.container_id = "other";
         assert_int_equal(vm_driver_create(ctx->d, &spec, &err), -EEXIST);
-        assert_string_equal(error_message(err), "create domain 'pl-a': a domain of that name exists");
+        assert_string_equal(error_text(err), "create domain 'pl-a': a domain of that name exists");
 
         /* Someone else's domain blocks the name too. */
         err = error_free(err);
@@ -228,7 +228,7 @@ static void test_create_duplicate_uuid(void **state) {
 
         create_ok(ctx->d, &a);
         assert_true(vm_driver_create(ctx->d, &b, &err) < 0);
-        const char *msg = error_message(err);
+        const char *msg = error_text(err);
         print_message("%s: %s\n", ctx->backend->ops->name, msg);
         assert_int_equal(strncmp(msg, "create domain 'pl-b': ", 22), 0);
         assert_non_null(strstr(msg, "pl-a"));
@@ -277,7 +277,7 @@ static void test_invalid_input(void **state) {
         VmState st;
 
         assert_int_equal(vm_driver_create(ctx->d, &spec, &err), -EINVAL);
-        assert_string_equal(error_message(err), "invalid VM spec: name 'pl/a': must match [A-Za-z0-9_.-]{1,64}");
+        assert_string_equal(error_text(err), "invalid VM spec: name 'pl/a': must match [A-Za-z0-9_.-]{1,64}");
         err = error_free(err);
         spec = make_spec("pl-a", "a");
         spec.cmdline = "console=ttyS0\ninit=/bin/sh";
@@ -287,7 +287,7 @@ static void test_invalid_input(void **state) {
 
         err = error_free(err);
         assert_int_equal(vm_driver_state(ctx->d, "../x", &st, &err), -EINVAL);
-        assert_string_equal(error_message(err), "state of domain '../x': invalid name");
+        assert_string_equal(error_text(err), "state of domain '../x': invalid name");
         assert_int_equal(vm_driver_destroy(ctx->d, "", NULL), -EINVAL);
         assert_int_equal(vm_driver_destroy(ctx->d, NULL, NULL), -EINVAL);
         assert_int_equal(vm_driver_state(ctx->d, "pl-missing", &st, NULL), 0);
@@ -318,22 +318,22 @@ static void test_libvirt_open_errors(void **state) {
 
         assert_true(vm_driver_open(&vm_driver_libvirt, &d, "bogus:///nothing", NULL, NULL, NULL, &err) < 0);
         assert_null(d);
-        print_message("bogus URI: %s\n", error_message(err));
-        assert_int_equal(strncmp(error_message(err), "open 'bogus:///nothing': ", 25), 0);
+        print_message("bogus URI: %s\n", error_text(err));
+        assert_int_equal(strncmp(error_text(err), "open 'bogus:///nothing': ", 25), 0);
 
         err = error_free(err);
         assert_int_equal(vm_driver_open(&vm_driver_libvirt, &d, NULL, "relative/dir", NULL, NULL, &err), -EINVAL);
-        assert_string_equal(error_message(err), "VM driver: an absolute state directory is required");
+        assert_string_equal(error_text(err), "VM driver: an absolute state directory is required");
         assert_int_equal(vm_driver_open(&vm_driver_libvirt, &d, NULL, NULL, NULL, NULL, NULL), -EINVAL);
 
         err = error_free(err);
         const char *deep = "/tmp/0123456789/0123456789/0123456789/0123456789";
         assert_int_equal(vm_driver_open(&vm_driver_libvirt, &d, NULL, deep, NULL, NULL, &err), -ENAMETOOLONG);
-        assert_non_null(strstr(error_message(err), "QEMU's monitor socket path would not fit"));
+        assert_non_null(strstr(error_text(err), "QEMU's monitor socket path would not fit"));
 
         err = error_free(err);
         assert_int_equal(vm_driver_open(&vm_driver_libvirt, &d, "qemu:///embed?x=1", NULL, NULL, NULL, &err), -EINVAL);
-        assert_string_equal(error_message(err), "URI 'qemu:///embed?x=1': no root= parameter");
+        assert_string_equal(error_text(err), "URI 'qemu:///embed?x=1': no root= parameter");
         err = error_free(err);
         assert_int_equal(vm_driver_open(&vm_driver_libvirt, &d, "qemu:///embed?root=/a%20b", NULL, NULL, NULL, &err),
                          -EINVAL);
@@ -376,8 +376,8 @@ static void test_libvirt_kvm_unusable(void **state) {
         spec.accel = VM_ACCEL_KVM;
         _cleanup_error_ Error *err = NULL;
         assert_int_equal(vm_driver_create(ctx->d, &spec, &err), -ENODEV);
-        print_message("%s\n", error_message(err));
-        assert_int_equal(strncmp(error_message(err), "create domain 'pl-k': KVM unusable: ", 36), 0);
+        print_message("%s\n", error_text(err));
+        assert_int_equal(strncmp(error_text(err), "create domain 'pl-k': KVM unusable: ", 36), 0);
         assert_int_equal(state_of(ctx->d, "pl-k"), VM_STATE_MISSING);
 }
 
@@ -414,8 +414,8 @@ static void test_libvirt_embed_root(void **state) {
         assert_non_null(strstr(conf, "\ngroup = \"root\"\n"));
         assert_non_null(strstr(conf, "\nstdio_handler = \"file\"\n"));
         if (r < 0) {
-                print_message("embedded driver unavailable here: %s\n", error_message(err));
-                assert_int_equal(strncmp(error_message(err), "open 'qemu:///embed?root=", 25), 0);
+                print_message("embedded driver unavailable here: %s\n", error_text(err));
+                assert_int_equal(strncmp(error_text(err), "open 'qemu:///embed?root=", 25), 0);
         } else {
                 char **names = NULL;
                 size_t n = 99;
@@ -464,7 +464,7 @@ static void test_fake_failures(void **state) {
 
         vm_fake_fail_next(ctx->d, VM_FAKE_OP_CREATE, EIO);
         assert_int_equal(vm_driver_create(ctx->d, &spec, &err), -EIO);
-        assert_string_equal(error_message(err), "create domain 'pl-a': injected failure (fake driver)");
+        assert_string_equal(error_text(err), "create domain 'pl-a': injected failure (fake driver)");
         assert_int_equal(state_of(ctx->d, "pl-a"), VM_STATE_MISSING);
 
         /* A start failure undoes the define, as the real driver does. */

@@ -137,7 +137,7 @@ static void test_build_needs_resolved_accel(void **state) {
         _cleanup_error_ Error *err = NULL;
         assert_int_equal(vm_xml_build(&tcg_spec, VM_ACCEL_AUTO, &xml, &err), -EINVAL);
         assert_null(xml);
-        assert_string_equal(error_message(err), "domain XML needs a resolved accelerator, not 'auto'");
+        assert_string_equal(error_text(err), "domain XML needs a resolved accelerator, not 'auto'");
 }
 
 /* --- validation --- */
@@ -210,7 +210,7 @@ static void test_validation_errors(void **state) {
                 assert_int_equal(vm_xml_build(&spec, VM_ACCEL_TCG, &xml, &err), -EINVAL);
                 assert_null(xml);
                 const char *prefix = "invalid VM spec: ";
-                const char *msg = error_message(err);
+                const char *msg = error_text(err);
                 if (strncmp(msg, prefix, strlen(prefix)) != 0 ||
                     strncmp(msg + strlen(prefix), bad_specs[i].message, strlen(bad_specs[i].message)) != 0)
                         fail_msg("case %zu: got \"%s\", want \"%s%s...\"", i, msg, prefix, bad_specs[i].message);
@@ -224,19 +224,19 @@ static void test_validation_disk_rules(void **state) {
         spec.n_disks = 2;
         _cleanup_error_ Error *err = NULL;
         assert_int_equal(vm_spec_validate(&spec, &err), -EINVAL);
-        assert_string_equal(error_message(err), "invalid VM spec: disks[1].serial 'pl-root': used twice");
+        assert_string_equal(error_text(err), "invalid VM spec: disks[1].serial 'pl-root': used twice");
 
         err = error_free(err);
         spec.n_disks = VM_DISKS_MAX + 1;
         assert_int_equal(vm_spec_validate(&spec, &err), -EINVAL);
-        assert_string_equal(error_message(err), "invalid VM spec: disks: 17, at most 16");
+        assert_string_equal(error_text(err), "invalid VM spec: disks: 17, at most 16");
 
         err = error_free(err);
         spec = tcg_spec;
         spec.agent_socket = NULL;
         spec.agent_channel = "org.portlayer.agent.0";
         assert_int_equal(vm_spec_validate(&spec, &err), -EINVAL);
-        assert_string_equal(error_message(err), "invalid VM spec: agent_channel: given without agent_socket");
+        assert_string_equal(error_text(err), "invalid VM spec: agent_channel: given without agent_socket");
 
         assert_int_equal(vm_spec_validate(NULL, NULL), -EINVAL);
         /* The minimum: no initrd, cmdline, disks or channel. */
