@@ -19,6 +19,7 @@
 #include "images/digest.h"
 #include "images/docker-archive.h"
 #include "images/oci-ref.h"
+#include "images/json-util.h"
 
 #define MEMBER_NAME_MAX 4096
 #define ARCHIVE_TOTAL_MAX OCI_BLOB_SIZE_MAX /* bytes of all members together */
@@ -45,12 +46,6 @@ typedef struct ArchiveSource {
         char *index_json; /* manifest.json while opening */
         size_t index_size;
 } ArchiveSource;
-
-static inline void json_unrefp(json_t **j) {
-        if (*j)
-                json_decref(*j);
-}
-#define _cleanup_json_ _cleanup_(json_unrefp)
 
 static char *mfree_str(char *p) {
         free(p);

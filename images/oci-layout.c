@@ -18,6 +18,7 @@
 #include "common/io-util.h"
 #include "images/digest.h"
 #include "images/oci-layout.h"
+#include "images/json-util.h"
 
 #define LAYOUT_CHUNK (64u * 1024)
 #define LAYOUT_FILE_MAX (64u * 1024) /* the oci-layout file */
@@ -30,12 +31,6 @@ typedef struct LayoutSource {
         int dir_fd;
         int blobs_fd; /* blobs/sha256 */
 } LayoutSource;
-
-static inline void json_unrefp(json_t **j) {
-        if (*j)
-                json_decref(*j);
-}
-#define _cleanup_json_ _cleanup_(json_unrefp)
 
 /* Reads dir_fd/name, a regular file of at most max bytes. */
 static int file_read(int dir_fd, const char *name, size_t max, char **ret, size_t *ret_n, Error **err) {

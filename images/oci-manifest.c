@@ -15,17 +15,12 @@
 #include <string.h>
 
 #include "images/digest.h"
+#include "images/json-util.h"
 
 #define WHAT_MAX 64
 #define PLATFORM_LIST_MAX 1024
 
-static inline void json_unrefp(json_t **j) {
-        if (*j)
-                json_decref(*j);
-}
-#define _cleanup_json_ _cleanup_(json_unrefp)
-
-static void strings_clear(OciStrings *s) {
+void oci_strings_clear(OciStrings *s) {
         for (size_t i = 0; i < s->n; i++)
                 free(s->v[i]);
         free(s->v);
@@ -523,16 +518,16 @@ OciConfig *oci_config_free(OciConfig *c) {
         free(c->architecture);
         free(c->os);
         free(c->variant);
-        strings_clear(&c->entrypoint);
-        strings_clear(&c->cmd);
-        strings_clear(&c->env);
+        oci_strings_clear(&c->entrypoint);
+        oci_strings_clear(&c->cmd);
+        oci_strings_clear(&c->env);
         free(c->working_dir);
         free(c->user);
         free(c->stop_signal);
-        strings_clear(&c->label_keys);
-        strings_clear(&c->label_values);
-        strings_clear(&c->exposed_ports);
-        strings_clear(&c->diff_ids);
+        oci_strings_clear(&c->label_keys);
+        oci_strings_clear(&c->label_values);
+        oci_strings_clear(&c->exposed_ports);
+        oci_strings_clear(&c->diff_ids);
         free(c);
         return NULL;
 }

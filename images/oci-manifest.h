@@ -67,6 +67,9 @@ typedef struct OciStrings {
         size_t n;
 } OciStrings;
 
+/* Frees the strings and the array; leaves s empty. */
+void oci_strings_clear(OciStrings *s);
+
 typedef struct OciPlatform {
         char *os;           /* NULL when the entry has no platform */
         char *architecture;

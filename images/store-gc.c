@@ -29,27 +29,11 @@
 
 extern char **environ;
 
-static inline void closedirp(DIR **d) {
-        if (*d)
-                closedir(*d);
-}
-#define _cleanup_closedir_ _cleanup_(closedirp)
-
-static DIR *dir_at(int dir_fd, const char *name) {
-        int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return NULL;
-        DIR *d = fdopendir(fd);
-        if (!d)
-                safe_close(fd);
-        return d;
-}
-
 int store_clean_leftovers(Store *s, StoreGcStats *stats, Error **err) {
         StoreGcStats dummy = {};
         if (!stats)
                 stats = &dummy;
-        _cleanup_closedir_ DIR *tmp = dir_at(s->tmp_fd, ".");
+        _cleanup_closedir_ DIR *tmp = store_dir_at(s->tmp_fd, ".");
         if (!tmp)
                 return error_set_errno(err, errno, "open '%s/tmp'", s->root);
         for (struct dirent *de; (de = readdir(tmp));) {
@@ -60,7 +44,7 @@ int store_clean_leftovers(Store *s, StoreGcStats *stats, Error **err) {
                         return error_set_errno(err, -r, "remove '%s/tmp/%s'", s->root, de->d_name);
                 stats->tmp_removed++;
         }
-        _cleanup_closedir_ DIR *images = dir_at(s->images_fd, ".");
+        _cleanup_closedir_ DIR *images = store_dir_at(s->images_fd, ".");
         if (!images)
                 return error_set_errno(err, errno, "open '%s/images'", s->root);
         for (struct dirent *de; (de = readdir(images));) {
@@ -108,7 +92,7 @@ static bool hexset_has(const HexSet *h, const char *hex) {
 static void users_prune(Store *s, const char *hex) {
         char path[NAME_MAX + 16];
         snprintf(path, sizeof path, "%s/users", hex);
-        _cleanup_closedir_ DIR *d = dir_at(s->images_fd, path);
+        _cleanup_closedir_ DIR *d = store_dir_at(s->images_fd, path);
         for (struct dirent *de; d && (de = readdir(d));) {
                 if (de->d_name[0] == '.')
                         continue;
@@ -131,7 +115,7 @@ static int gc_images(Store *s, bool keep_untagged, HexSet *keep, StoreGcStats *s
         int r = store_tags_load(s, &t, err);
         if (r < 0)
                 return r;
-        _cleanup_closedir_ DIR *d = dir_at(s->images_fd, ".");
+        _cleanup_closedir_ DIR *d = store_dir_at(s->images_fd, ".");
         if (!d)
                 return error_set_errno(err, errno, "open '%s/images'", s->root);
         for (struct dirent *de; (de = readdir(d));) {
@@ -167,7 +151,7 @@ static int gc_images(Store *s, bool keep_untagged, HexSet *keep, StoreGcStats *s
  * lock holds the store lock shared, so under gc's exclusive lock nobody
  * waits on one. */
 static void locks_prune(Store *s) {
-        _cleanup_closedir_ DIR *d = dir_at(s->locks_fd, ".");
+        _cleanup_closedir_ DIR *d = store_dir_at(s->locks_fd, ".");
         for (struct dirent *de; d && (de = readdir(d));) {
                 char hex[STORE_HEX_LEN + 1];
                 if (strncmp(de->d_name, "image-", 6) != 0 || strlen(de->d_name) != 6 + STORE_HEX_LEN + 5 ||
@@ -193,7 +177,7 @@ int store_gc(Store *s, bool keep_untagged, StoreGcStats *ret, Error **err) {
                 free(keep.v);
                 return r;
         }
-        _cleanup_closedir_ DIR *d = dir_at(s->blobs_fd, ".");
+        _cleanup_closedir_ DIR *d = store_dir_at(s->blobs_fd, ".");
         if (!d) {
                 free(keep.v);
                 return error_set_errno(err, errno, "open '%s/blobs/sha256'", s->root);
@@ -302,17 +286,9 @@ int store_container_disk_create(Store *s, const char *image_ref, const char *pat
         _cleanup_close_ int slock = store_lock(s, "store", LOCK_SH, err);
         if (slock < 0)
                 return slock;
-        {
-                _cleanup_close_ int tlock = store_lock(s, "tags", LOCK_SH, err);
-                _cleanup_(store_tags_clear) StoreTags t = {};
-                if (tlock < 0)
-                        return tlock;
-                if ((r = store_tags_load(s, &t, err)) < 0 || (r = store_resolve(s, &t, image_ref, hex, err)) < 0)
-                        return r;
-        }
-        char lname[STORE_HEX_LEN + 8];
-        snprintf(lname, sizeof lname, "image-%s", hex);
-        _cleanup_close_ int ilock = store_lock(s, lname, LOCK_EX, err);
+        if ((r = store_resolve_ref(s, image_ref, hex, err)) < 0)
+                return r;
+        _cleanup_close_ int ilock = store_lock_image(s, hex, LOCK_EX, err);
         if (ilock < 0)
                 return ilock;
         _cleanup_store_image_ StoreImage *img = NULL;
@@ -362,7 +338,7 @@ int store_container_disk_remove(Store *s, const char *path, Error **err) {
                 found = true;
         else if (errno != ENOENT)
                 return error_set_errno(err, errno, "remove disk '%s'", abs);
-        _cleanup_closedir_ DIR *d = dir_at(s->images_fd, ".");
+        _cleanup_closedir_ DIR *d = store_dir_at(s->images_fd, ".");
         if (!d)
                 return error_set_errno(err, errno, "open '%s/images'", s->root);
         for (struct dirent *de; (de = readdir(d));) {

@@ -3,6 +3,8 @@
  * lock helpers, atomic file writes and the tags table. */
 #pragma once
 
+#include <dirent.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +26,23 @@ struct Store {
 /* flock() on locks/<name>.lock, LOCK_SH or LOCK_EX (| LOCK_NB). Returns the
  * locked fd (close it to unlock) or a negative errno (-EWOULDBLOCK). */
 int store_lock(Store *s, const char *name, int how, Error **err);
+
+/* Takes image hex's lock (locks/image-<hex>.lock) with flock mode how;
+ * returns the lock fd as store_lock() does. */
+int store_lock_image(Store *s, const char *hex, int how, Error **err);
+
+/* Resolves ref (as store_inspect() does) into hex under a shared tags lock. */
+int store_resolve_ref(Store *s, const char *ref, char hex[static STORE_HEX_LEN + 1], Error **err);
+
+static inline void closedirp(DIR **d) {
+        if (*d)
+                closedir(*d);
+}
+#define _cleanup_closedir_ _cleanup_(closedirp)
+
+/* Opens name below dir_fd as a directory stream without following a
+ * symlink; NULL with errno set on failure. */
+DIR *store_dir_at(int dir_fd, const char *name);
 
 /* Writes data to dir_fd/name atomically: a temp file in tmp/, fsync,
  * rename, fsync of the directory. */

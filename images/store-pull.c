@@ -486,11 +486,9 @@ int store_pull(Store *s, ImageSource *src, const char *tag_name, const StorePull
         if ((r = pull_manifest(&p, &m, &mtext, &msize, &mdigest, err)) < 0)
                 return r;
         const char *hex = m->config.digest + 7;
-        char lname[STORE_HEX_LEN + 8];
-        snprintf(lname, sizeof lname, "image-%s", hex);
         {
                 /* A concurrent pull of the same image builds it; we wait for it. */
-                _cleanup_close_ int ilock = store_lock(s, lname, LOCK_EX, err);
+                _cleanup_close_ int ilock = store_lock_image(s, hex, LOCK_EX, err);
                 if (ilock < 0)
                         return ilock;
                 if (!store_record_exists(s, hex) && (r = pull_build(&p, m, mtext, msize, mdigest, hex, err)) < 0)

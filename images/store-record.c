@@ -18,19 +18,7 @@
 
 #include "common/io-util.h"
 #include "images/store-private.h"
-
-static inline void json_unrefp(json_t **j) {
-        if (*j)
-                json_decref(*j);
-}
-#define _cleanup_json_ _cleanup_(json_unrefp)
-
-static void strings_clear(OciStrings *s) {
-        for (size_t i = 0; i < s->n; i++)
-                free(s->v[i]);
-        free(s->v);
-        *s = (OciStrings) {};
-}
+#include "images/json-util.h"
 
 StoreImage *store_image_free(StoreImage *img) {
         if (!img)
@@ -40,8 +28,8 @@ StoreImage *store_image_free(StoreImage *img) {
         free(img->source);
         free(img->created);
         oci_config_free(img->config);
-        strings_clear(&img->layers);
-        strings_clear(&img->tags);
+        oci_strings_clear(&img->layers);
+        oci_strings_clear(&img->tags);
         free(img->disk_path);
         free(img);
         return NULL;
@@ -268,7 +256,7 @@ bool store_record_exists(Store *s, const char *hex) {
 }
 
 int store_image_fill_tags(StoreImage *img, const StoreTags *t) {
-        strings_clear(&img->tags);
+        oci_strings_clear(&img->tags);
         if (!(img->tags.v = calloc(t->n + 1, sizeof *img->tags.v)))
                 return -ENOMEM;
         for (size_t i = 0; i < t->n; i++) {
@@ -284,15 +272,10 @@ int store_image_fill_tags(StoreImage *img, const StoreTags *t) {
 int store_record_users(Store *s, const char *hex, size_t *ret) {
         char path[STORE_HEX_LEN + 16];
         snprintf(path, sizeof path, "%s/users", hex);
-        int fd = openat(s->images_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         *ret = 0;
-        if (fd < 0)
+        DIR *d = store_dir_at(s->images_fd, path);
+        if (!d)
                 return errno == ENOENT ? 0 : negative_errno();
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return negative_errno();
-        }
         for (struct dirent *de; (de = readdir(d));)
                 if (de->d_name[0] != '.')
                         (*ret)++;

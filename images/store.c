@@ -23,18 +23,7 @@
 #include "common/io-util.h"
 #include "images/oci-ref.h"
 #include "images/store-private.h"
-
-static inline void json_unrefp(json_t **j) {
-        if (*j)
-                json_decref(*j);
-}
-#define _cleanup_json_ _cleanup_(json_unrefp)
-
-static inline void closedirp(DIR **d) {
-        if (*d)
-                closedir(*d);
-}
-#define _cleanup_closedir_ _cleanup_(closedirp)
+#include "images/json-util.h"
 
 bool store_id_hex(const char *s, const char **ret_hex) {
         if (!s)
@@ -94,6 +83,22 @@ int store_lock(Store *s, const char *name, int how, Error **err) {
         return TAKE_FD(fd);
 }
 
+int store_lock_image(Store *s, const char *hex, int how, Error **err) {
+        char name[STORE_HEX_LEN + 8];
+        snprintf(name, sizeof name, "image-%s", hex);
+        return store_lock(s, name, how, err);
+}
+
+DIR *store_dir_at(int dir_fd, const char *name) {
+        int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return NULL;
+        DIR *d = fdopendir(fd);
+        if (!d)
+                safe_close(fd);
+        return d;
+}
+
 int store_write_atomic(Store *s, int dir_fd, const char *name, const void *data, size_t n, Error **err) {
         _cleanup_free_ char *tmp = NULL;
         if (store_tmp_name("file", &tmp) < 0)
@@ -124,14 +129,9 @@ int store_rm_rf_at(int dir_fd, const char *name, uint64_t *bytes) {
                         *bytes += (uint64_t) st.st_blocks * 512;
                 return 0;
         }
-        int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
+        _cleanup_closedir_ DIR *d = store_dir_at(dir_fd, name);
+        if (!d)
                 return negative_errno();
-        _cleanup_closedir_ DIR *d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return negative_errno();
-        }
         int r = 0;
         for (struct dirent *de; (de = readdir(d));) {
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
@@ -345,14 +345,9 @@ int store_tags_save(Store *s, const StoreTags *t, Error **err) {
 /* Collects the ids of records whose hex starts with prefix. */
 static int prefix_match(Store *s, const char *prefix, char ret[static STORE_HEX_LEN + 1], size_t *ret_n,
                         Error **err) {
-        int fd = openat(s->images_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
+        _cleanup_closedir_ DIR *d = store_dir_at(s->images_fd, ".");
+        if (!d)
                 return error_set_errno(err, errno, "open '%s/images'", s->root);
-        _cleanup_closedir_ DIR *d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return error_set_errno(err, errno, "open '%s/images'", s->root);
-        }
         size_t n = 0, len = strlen(prefix);
         for (struct dirent *de; (de = readdir(d));) {
                 if (!store_id_hex(de->d_name, NULL) || strncmp(de->d_name, prefix, len) != 0 ||
@@ -402,6 +397,15 @@ int store_resolve(Store *s, const StoreTags *t, const char *ref, char ret[static
                         return error_set(err, EINVAL, "image id prefix '%s' is ambiguous (%zu images)", ref, n);
         }
         return error_set(err, ENOENT, "no image '%s'", ref);
+}
+
+int store_resolve_ref(Store *s, const char *ref, char hex[static STORE_HEX_LEN + 1], Error **err) {
+        _cleanup_close_ int lock = store_lock(s, "tags", LOCK_SH, err);
+        if (lock < 0)
+                return lock;
+        _cleanup_(store_tags_clear) StoreTags t = {};
+        int r = store_tags_load(s, &t, err);
+        return r < 0 ? r : store_resolve(s, &t, ref, hex, err);
 }
 
 int store_inspect(Store *s, const char *ref, StoreImage **ret, Error **err) {
@@ -464,14 +468,9 @@ int store_list(Store *s, StoreImage ***ret, size_t *ret_n, Error **err) {
         int r = store_tags_load(s, &t, err);
         if (r < 0)
                 return r;
-        int fd = openat(s->images_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
+        _cleanup_closedir_ DIR *d = store_dir_at(s->images_fd, ".");
+        if (!d)
                 return error_set_errno(err, errno, "open '%s/images'", s->root);
-        _cleanup_closedir_ DIR *d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return error_set_errno(err, errno, "open '%s/images'", s->root);
-        }
         StoreImage **list = NULL;
         size_t n = 0;
         for (struct dirent *de; (de = readdir(d));) {
@@ -533,18 +532,10 @@ int store_remove(Store *s, const char *ref, Error **err) {
         if (slock < 0)
                 return slock;
         char hex[STORE_HEX_LEN + 1];
-        int r;
-        {
-                _cleanup_close_ int tlock = store_lock(s, "tags", LOCK_SH, err);
-                _cleanup_(store_tags_clear) StoreTags t = {};
-                if (tlock < 0)
-                        return tlock;
-                if ((r = store_tags_load(s, &t, err)) < 0 || (r = store_resolve(s, &t, ref, hex, err)) < 0)
-                        return r;
-        }
-        char lname[STORE_HEX_LEN + 8];
-        snprintf(lname, sizeof lname, "image-%s", hex);
-        _cleanup_close_ int ilock = store_lock(s, lname, LOCK_EX, err);
+        int r = store_resolve_ref(s, ref, hex, err);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int ilock = store_lock_image(s, hex, LOCK_EX, err);
         if (ilock < 0)
                 return ilock;
         _cleanup_close_ int tlock = store_lock(s, "tags", LOCK_EX, err);
