@@ -556,6 +556,66 @@ static void test_cli_pull(void **state) {
         registry_harness_stop(hp);
 }
 
+/* A registry whose storage was tampered with: the layer blob it serves has
+ * one byte flipped, then is cut short. Each pull fails naming the blob, and
+ * the store keeps nothing: no record, no tag, no blob, nothing in tmp/. */
+static void test_cli_pull_corrupt_blob(void **state) {
+        const char *bin = getenv("PL_IMAGE_BIN");
+        char *out = NULL, store[256];
+        snprintf(store, sizeof store, "%s/store-pull-corrupt", work);
+        if (!bin || !registry_harness_tools_present())
+                skip();
+        RegistryHarness *hp = &registry_plain, h;
+        assert_int_equal(registry_harness_start(hp, NULL, NULL), 0);
+        h = *hp;
+        assert_int_equal(registry_harness_push(hp, layout, "latest", "bad/busybox:1", false), 0);
+        /* The one big blob in the registry's storage is busybox's layer. */
+        char *layer = NULL;
+        assert_int_equal(run(&layer, "find '%s/data' -name data -size +100k", h.dir), 0);
+        layer[strcspn(layer, "\n")] = '\0';
+        assert_true(strlen(layer) > 0);
+
+        assert_int_equal(run(NULL, "printf '\\377' | dd of='%s' bs=1 seek=1000 conv=notrunc 2>/dev/null", layer), 0);
+        assert_int_equal(run(&out, "'%s' --store '%s' pull %s/bad/busybox:1 2>&1", bin, store, h.host), 1);
+        assert_non_null(strstr(out, "digest mismatch"));
+        free(out);
+        assert_int_equal(run(NULL, "truncate -s 5000 '%s'", layer), 0);
+        assert_int_equal(run(&out, "'%s' --store '%s' pull %s/bad/busybox:1 2>&1", bin, store, h.host), 1);
+        assert_non_null(strstr(out, "pl-image: "));
+        free(out);
+
+        assert_int_equal(run(&out, "'%s' --store '%s' list --json", bin, store), 0);
+        assert_null(strstr(out, "bad/busybox"));
+        free(out);
+        assert_int_equal(run(&out, "find '%s/blobs' '%s/tmp' '%s/images' -mindepth 1 -not -path '*/blobs/sha256' | wc -l", store, store, store), 0);
+        assert_string_equal(out, "0\n");
+        free(out);
+        free(layer);
+        registry_harness_stop(hp);
+}
+
+/* On a terminal (script(1) gives pl-image a pty) progress is a bar redrawn
+ * in place with \r; test_cli covers the plain lines otherwise. */
+static void test_cli_progress_on_terminal(void **state) {
+        const char *bin = getenv("PL_IMAGE_BIN");
+        char *out = NULL, store[256];
+        snprintf(store, sizeof store, "%s/store-tty", work);
+        if (!bin || run(NULL, "command -v script >/dev/null") != 0)
+                skip();
+        assert_int_equal(run(&out, "script -qec \"'%s' --store '%s' import oci:%s:latest tty/busybox:1\" /dev/null", bin,
+                             store, layout),
+                         0);
+        /* The pty turns every "\n" into "\r\n": a redraw is a "\r" that
+         * does not end a line. */
+        bool redraw = false;
+        for (const char *c = out; (c = strchr(c, '\r')); c++)
+                if (c[1] != '\n' && c[1] != '\0')
+                        redraw = true;
+        assert_true(redraw);
+        assert_non_null(strstr(out, "MiB"));
+        free(out);
+}
+
 /* Basic auth through htpasswd: no credentials fail with a message naming
  * the registry; --creds and a Docker-style auth file both work. */
 static void test_cli_pull_auth(void **state) {
@@ -648,6 +708,8 @@ int main(void) {
                 cmocka_unit_test(test_cli),
                 cmocka_unit_test(test_cli_pull),
                 cmocka_unit_test(test_cli_pull_auth),
+                cmocka_unit_test(test_cli_pull_corrupt_blob),
+                cmocka_unit_test(test_cli_progress_on_terminal),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
