@@ -556,6 +556,74 @@ static void test_cli_pull(void **state) {
         registry_harness_stop(hp);
 }
 
+/* pl-image killed with SIGKILL at several points of an import (blob copy,
+ * the bounded first pass, the ext4 build, the renames): after each kill the
+ * store lists no image, the next `gc` clears the leftovers, and a final
+ * import completes with a clean ext4. The layer is 96 MiB of random bytes so
+ * the import takes long enough to be interrupted several times. */
+static void test_cli_killed_mid_import(void **state) {
+        const char *bin = getenv("PL_IMAGE_BIN");
+        if (!bin)
+                skip();
+        char big[256], store[256], *out = NULL;
+        snprintf(big, sizeof big, "%s/layout-big", work);
+        snprintf(store, sizeof store, "%s/store-killed", work);
+        assert_int_equal(run(NULL, "set -e; umoci init --layout '%s'; umoci new --image '%s:big';"
+                                   "umoci unpack --rootless --image '%s:big' '%s/bundle' >/dev/null;"
+                                   "head -c 96M /dev/urandom > '%s/bundle/rootfs/random.bin';"
+                                   "umoci repack --image '%s:big' '%s/bundle' >/dev/null; rm -rf '%s/bundle'",
+                             big, big, big, work, work, big, work, work),
+                         0);
+        /* Kill points 20, 60, 100, ... ms until an import outruns its kill. */
+        unsigned interrupted = 0;
+        for (unsigned ms = 20; ms < 20000; ms += 40) {
+                pid_t pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        int null = open("/dev/null", O_WRONLY);
+                        dup2(null, 1);
+                        dup2(null, 2);
+                        char src[300];
+                        snprintf(src, sizeof src, "oci:%s:big", big);
+                        execl(bin, bin, "--store", store, "import", src, "big/image:1", (char *) NULL);
+                        _exit(127);
+                }
+                usleep(ms * 1000);
+                kill(pid, SIGKILL);
+                int st = 0;
+                assert_int_equal(waitpid(pid, &st, 0), pid);
+                bool finished = WIFEXITED(st);
+                fprintf(stderr, "killed after %u ms: %s\n", ms,
+                        finished ? "the import had already finished" : "interrupted");
+                assert_int_equal(run(&out, "'%s' --store '%s' list --json", bin, store), 0);
+                if (finished) {
+                        assert_non_null(strstr(out, "big/image:1"));
+                        free(out);
+                        break;
+                }
+                assert_null(strstr(out, "big/image"));
+                free(out);
+                interrupted++;
+                assert_int_equal(run(NULL, "'%s' --store '%s' gc >/dev/null", bin, store), 0);
+                assert_int_equal(run(&out, "find '%s/tmp' -mindepth 1 | wc -l", store), 0);
+                assert_string_equal(out, "0\n");
+                free(out);
+        }
+        assert_true(interrupted >= 3);
+        assert_int_equal(run(NULL, "'%s' --store '%s' import oci:%s:big big/image:1 2>/dev/null", bin, store, big), 0);
+        assert_int_equal(run(&out, "'%s' --store '%s' inspect big/image:1", bin, store), 0);
+        json_t *j = json_loads(out, 0, NULL);
+        free(out);
+        assert_non_null(j);
+        const char *disk = json_string_value(json_object_get(j, "disk"));
+        assert_non_null(disk);
+        assert_int_equal(run(NULL, "e2fsck -fn '%s' >/dev/null 2>&1", disk), 0);
+        assert_int_equal(run(&out, "debugfs -R 'stat /random.bin' '%s' 2>/dev/null | grep -o 'Size: [0-9]*' | head -n 1", disk), 0);
+        assert_string_equal(out, "Size: 100663296\n");
+        free(out);
+        json_decref(j);
+}
+
 /* A registry whose storage was tampered with: the layer blob it serves has
  * one byte flipped, then is cut short. Each pull fails naming the blob, and
  * the store keeps nothing: no record, no tag, no blob, nothing in tmp/. */
@@ -709,6 +777,7 @@ int main(void) {
                 cmocka_unit_test(test_cli_pull),
                 cmocka_unit_test(test_cli_pull_auth),
                 cmocka_unit_test(test_cli_pull_corrupt_blob),
+                cmocka_unit_test(test_cli_killed_mid_import),
                 cmocka_unit_test(test_cli_progress_on_terminal),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
