@@ -3,18 +3,26 @@
 # incompressible data, sizes 0..2x the mean, 50 directories) is packed as one
 # layer tar; pl-mkext4 builds an image from the tar (no unpacked tree, no
 # root) and, in the same run, "mke2fs -d" builds one from the unpacked tree
-# (the baseline). Both images are checked with e2fsck -fn.
-# Usage: scripts/bench-ext4.sh [files] [total-MiB]
-# PL_MKEXT4=path/to/pl-mkext4 skips the release build.
+# (the baseline). Both images are checked with e2fsck -fn. With RUNS > 1 both
+# builds are repeated on the same tree and every run is printed, then the
+# range.
+# Usage: scripts/bench-ext4.sh [files] [total-MiB] [runs]
+# PL_MKEXT4=path/to/pl-mkext4 skips the release build; PL_BUILD_DIR (default
+# build/release) is where it builds otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-5000}
 mib=${2:-500}
+runs=${3:-1}
+for v in "$files" "$mib" "$runs"; do
+        [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "usage: bench-ext4.sh [files] [total-MiB] [runs] (positive integers)" >&2; exit 2; }
+done
 if [ -z "${PL_MKEXT4:-}" ]; then
+        build=${PL_BUILD_DIR:-build/release}
         bash scripts/setup.sh >/dev/null
-        cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
-        cmake --build build/release -j"$(nproc)" --target pl-mkext4 >/dev/null
-        PL_MKEXT4=build/release/images/pl-mkext4
+        cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+        cmake --build "$build" -j"$(nproc)" --target pl-mkext4 >/dev/null
+        PL_MKEXT4=$build/images/pl-mkext4
 fi
 dir=$(mktemp -d /tmp/pl-bench-ext4.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
@@ -48,17 +56,30 @@ sync
 now() { date +%s.%N; }
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(uname -r); $files files, $((bytes / 1048576)) MiB, image $size_mib MiB"
 
-t0=$(now)
-"$PL_MKEXT4" --size "$size_mib" "$dir/ours.img" "$dir/layer.tar" 2>/dev/null
-t1=$(now)
-truncate -s "${size_mib}M" "$dir/mke2fs.img"
-mke2fs -q -F -t ext4 -O ^has_journal -d "$dir/tree" "$dir/mke2fs.img"
-t2=$(now)
+all_ours=() all_base=()
+for ((run = 1; run <= runs; run++)); do
+        rm -f "$dir/ours.img" "$dir/mke2fs.img"
+        sync
+        t0=$(now)
+        "$PL_MKEXT4" --size "$size_mib" "$dir/ours.img" "$dir/layer.tar" 2>"$dir/pl-mkext4.log" ||
+                { cat "$dir/pl-mkext4.log" >&2; exit 1; }
+        t1=$(now)
+        truncate -s "${size_mib}M" "$dir/mke2fs.img"
+        mke2fs -q -F -t ext4 -O ^has_journal -d "$dir/tree" "$dir/mke2fs.img"
+        t2=$(now)
 
-e2fsck -fn "$dir/ours.img" >/dev/null 2>&1 || { echo "e2fsck failed on the pl-mkext4 image" >&2; exit 1; }
-e2fsck -fn "$dir/mke2fs.img" >/dev/null 2>&1 || { echo "e2fsck failed on the mke2fs image" >&2; exit 1; }
-ours=$(echo "$t1 - $t0" | bc -l)
-base=$(echo "$t2 - $t1" | bc -l)
-printf 'pl-mkext4 (tar -> ext4):      %6.2f s\n' "$ours"
-printf 'mke2fs -d (tree -> ext4):     %6.2f s\n' "$base"
-printf 'ratio pl-mkext4 / mke2fs -d:  %6.2f\n' "$(echo "$ours / $base" | bc -l)"
+        e2fsck -fn "$dir/ours.img" >/dev/null 2>&1 || { echo "e2fsck failed on the pl-mkext4 image" >&2; exit 1; }
+        e2fsck -fn "$dir/mke2fs.img" >/dev/null 2>&1 || { echo "e2fsck failed on the mke2fs image" >&2; exit 1; }
+        ours=$(echo "$t1 - $t0" | bc -l)
+        base=$(echo "$t2 - $t1" | bc -l)
+        all_ours+=("$ours")
+        all_base+=("$base")
+        ((runs == 1)) || echo "run $run:"
+        printf 'pl-mkext4 (tar -> ext4):      %6.2f s\n' "$ours"
+        printf 'mke2fs -d (tree -> ext4):     %6.2f s\n' "$base"
+        printf 'ratio pl-mkext4 / mke2fs -d:  %6.2f\n' "$(echo "$ours / $base" | bc -l)"
+done
+if ((runs > 1)); then
+        range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f-%.2f", lo, hi}'; }
+        echo "range over $runs runs: pl-mkext4 $(range "${all_ours[@]}") s, mke2fs -d $(range "${all_base[@]}") s"
+fi
