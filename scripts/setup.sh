@@ -21,7 +21,7 @@ packages=(
   # our own small guest kernel (scripts/build-kernel.sh, the slow test)
   linux-source bc flex bison libelf-dev xz-utils lz4
   # image store tests: a loopback registry, images built and pushed locally
-  docker-registry skopeo umoci apache2-utils
+  docker-registry skopeo umoci apache2-utils zstd
   # tests and benchmarks
   libcmocka-dev hyperfine procps
 )

@@ -624,6 +624,97 @@ static void test_cli_killed_mid_import(void **state) {
         json_decref(j);
 }
 
+/* Adds to the layout a tag `newtag`: tag's image with its one layer
+ * recompressed by `compress` (a shell filter: "zstd -q -c", "cat"), under
+ * media_type. The config, hence the diff_ids and the image id, stay the
+ * same. */
+static void layout_recompress(const char *tag, const char *newtag, const char *compress, const char *media_type) {
+        char path[512], *out = NULL;
+        snprintf(path, sizeof path, "%s/index.json", layout);
+        json_t *index = json_load_file(path, 0, NULL);
+        assert_non_null(index);
+        json_t *entries = json_object_get(index, "manifests"), *entry = NULL;
+        size_t i;
+        json_array_foreach(entries, i, entry) {
+                const char *name = json_string_value(
+                        json_object_get(json_object_get(entry, "annotations"), "org.opencontainers.image.ref.name"));
+                if (name && strcmp(name, tag) == 0)
+                        break;
+        }
+        assert_true(i < json_array_size(entries));
+        snprintf(path, sizeof path, "%s/blobs/sha256/%s", layout,
+                 json_string_value(json_object_get(entry, "digest")) + 7);
+        json_t *manifest = json_load_file(path, 0, NULL);
+        assert_non_null(manifest);
+        json_t *layer = json_array_get(json_object_get(manifest, "layers"), 0);
+        const char *gz = json_string_value(json_object_get(layer, "digest")) + 7;
+
+        /* New layer blob: gunzip | compress, named by its digest. */
+        assert_int_equal(run(&out, "set -e; cd '%s/blobs/sha256'; gzip -dc %s | %s > new.tmp;"
+                                   "d=$(sha256sum new.tmp | cut -c1-64); mv new.tmp $d; echo $d $(stat -c %%s $d)",
+                             layout, gz, compress),
+                         0);
+        char hex[65];
+        unsigned long long size = 0;
+        assert_int_equal(sscanf(out, "%64s %llu", hex, &size), 2);
+        free(out);
+        char digest[80];
+        snprintf(digest, sizeof digest, "sha256:%s", hex);
+        json_object_set_new(layer, "digest", json_string(digest));
+        json_object_set_new(layer, "size", json_integer((json_int_t) size));
+        json_object_set_new(layer, "mediaType", json_string(media_type));
+
+        /* New manifest blob and index entry. */
+        char *text = json_dumps(manifest, JSON_COMPACT);
+        snprintf(path, sizeof path, "%s/manifest.tmp", layout);
+        FILE *f = fopen(path, "w");
+        fputs(text, f);
+        fclose(f);
+        assert_int_equal(run(&out, "cd '%s'; d=$(sha256sum manifest.tmp | cut -c1-64); mv manifest.tmp blobs/sha256/$d;"
+                                   "echo $d",
+                             layout),
+                         0);
+        out[strcspn(out, "\n")] = '\0';
+        snprintf(digest, sizeof digest, "sha256:%s", out);
+        free(out);
+        json_t *copy = json_deep_copy(entry);
+        json_object_set_new(copy, "digest", json_string(digest));
+        json_object_set_new(copy, "size", json_integer((json_int_t) strlen(text)));
+        json_object_set_new(json_object_get(copy, "annotations"), "org.opencontainers.image.ref.name",
+                            json_string(newtag));
+        json_array_append_new(entries, copy);
+        free(text);
+        snprintf(path, sizeof path, "%s/index.json", layout);
+        assert_int_equal(json_dump_file(index, path, JSON_COMPACT), 0);
+        json_decref(manifest);
+        json_decref(index);
+}
+
+/* The same image with its layer as zstd and as a plain tar: each builds a
+ * disk with the same files (fresh stores, since the image id is the same). */
+static void test_oci_zstd_and_plain_layers(void **state) {
+        if (run(NULL, "command -v zstd >/dev/null") != 0)
+                fail_msg("zstd missing (scripts/setup.sh)");
+        layout_recompress("latest", "zstd", "zstd -q -c", OCI_MEDIA_TYPE_LAYER_ZSTD);
+        layout_recompress("latest", "plain", "cat", OCI_MEDIA_TYPE_LAYER_TAR);
+        static const char *const tags[] = {"zstd", "plain"};
+        for (size_t i = 0; i < ELEMENTSOF(tags); i++) {
+                char name[64];
+                snprintf(name, sizeof name, "store-%s", tags[i]);
+                Store *s = store_new(name);
+                StoreImage *img = import_oci(s, tags[i], NULL);
+                assert_fsck_clean(img->disk_path);
+                int st;
+                char *marker = debugfs_cat(img->disk_path, "/etc/pl-test-marker", &st);
+                assert_int_equal(st, 0);
+                assert_string_equal(marker, "pl-test-image\n");
+                free(marker);
+                assert_true(debugfs_exists(img->disk_path, "/bin/busybox"));
+                store_image_free(img);
+                store_free(s);
+        }
+}
+
 /* A registry whose storage was tampered with: the layer blob it serves has
  * one byte flipped, then is cut short. Each pull fails naming the blob, and
  * the store keeps nothing: no record, no tag, no blob, nothing in tmp/. */
@@ -777,6 +868,7 @@ int main(void) {
                 cmocka_unit_test(test_cli_pull),
                 cmocka_unit_test(test_cli_pull_auth),
                 cmocka_unit_test(test_cli_pull_corrupt_blob),
+                cmocka_unit_test(test_oci_zstd_and_plain_layers),
                 cmocka_unit_test(test_cli_killed_mid_import),
                 cmocka_unit_test(test_cli_progress_on_terminal),
         };
