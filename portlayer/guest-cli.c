@@ -92,9 +92,19 @@ int main(int argc, char **argv) {
         GuestConfig c = {.name = a.name, .kernel = a.kernel, .initrd = a.initrd, .root_disk = a.disk,
                          .root_format = VM_DISK_QCOW2, .run_dir = run_dir, .memory_mib = a.memory_mib,
                          .accel = (VmAccel) accel};
+        /* Handlers first: a Ctrl-C while the guest boots must not kill us
+         * and leave its QEMU running (it outlives us); the boot finishes or
+         * times out, then the VM is destroyed. */
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
         _cleanup_(guest_freep) Guest *g = NULL;
         if (guest_start(d, &c, &g, &e) < 0)
                 return log_error("pl-guest: %s", error_text(e)), 1;
+        if (stop_requested) {
+                log_info("guest %s: interrupted while booting; destroying it", g->name);
+                (void) guest_destroy(g, NULL);
+                return 1;
+        }
         AgentGuestInfo info;
         if (agent_client_guest_info(g->agent, &info, 10000, NULL) >= 0)
                 log_info("guest %s up in %.2f s: kernel %s, %" PRIu64 " KiB, agent %s", g->name, g->boot_usec / 1e6,
@@ -105,8 +115,6 @@ int main(int argc, char **argv) {
         printf("agent socket: %s\nconsole log:  %s\n", g->socket_path, g->console_path);
         fflush(stdout);
 
-        signal(SIGINT, on_signal);
-        signal(SIGTERM, on_signal);
         supervise(g);
         AgentClientOptions o = {.handshake_timeout_ms = 5000};
         if (agent_client_connect_unix(&g->agent, g->socket_path, &o, &e) < 0) {
