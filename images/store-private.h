@@ -1,9 +1,10 @@
 /* store-private.h: what the store's files (store.c, store-record.c,
- * store-pull.c, store-gc.c) share and nobody else sees: the Store struct,
+ * store-pull.c, store-measure.c, store-gc.c) share and nobody else sees: the Store struct,
  * lock helpers, atomic file writes and the tags table. */
 #pragma once
 
 #include <dirent.h>
+#include <pthread.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -104,3 +105,56 @@ int store_resolve(Store *s, const StoreTags *t, const char *ref, char ret[static
 /* Removes the tmp/ leftovers and record-less image dirs (caller holds the
  * store lock exclusively). */
 int store_clean_leftovers(Store *s, StoreGcStats *stats, Error **err);
+
+/* Layer measuring (store-measure.c): tar entries and uncompressed bytes of
+ * a pull's layers, against caps on their sum (the decompression-bomb
+ * guard). */
+
+typedef struct StoreLayerMeasure {
+        uint64_t bytes, entries;
+        bool known;
+} StoreLayerMeasure;
+
+/* The running sum over a pull's layers and its caps; shared by measurers on
+ * several threads. */
+typedef struct StoreMeasureTotals {
+        pthread_mutex_t lock;
+        uint64_t bytes, entries;
+        uint64_t max_bytes, max_entries;
+} StoreMeasureTotals;
+void store_measure_totals_init(StoreMeasureTotals *t, uint64_t max_bytes, uint64_t max_entries);
+void store_measure_totals_done(StoreMeasureTotals *t);
+/* Adds a layer's (part) to t; -EFBIG ("layer <digest> expands past N
+ * bytes|entries") and t unchanged when a cap would be crossed. */
+int store_measure_totals_add(StoreMeasureTotals *t, const char *digest, uint64_t bytes, uint64_t entries,
+                             Error **err);
+
+/* Reads the layer blob open at fd once and measures it into *ret, adding to
+ * t. -EBADMSG for a bad archive, -EFBIG past a cap (t then unchanged). */
+int store_measure_fd(int fd, const char *digest, StoreMeasureTotals *t, StoreLayerMeasure *ret, Error **err);
+
+/* A layer measured while it streams in: a thread reading a bounded ring
+ * (1 MiB) that feed() fills. One writer at a time; free() from any state
+ * stops and joins the thread (never leaves it blocked). */
+typedef struct StoreStreamMeasure StoreStreamMeasure;
+int store_stream_measure_new(StoreStreamMeasure **ret, const char *digest, StoreMeasureTotals *t, Error **err);
+/* Appends n bytes (blocks while the ring is full). Returns 0, or -EFBIG as
+ * soon as the measurer has seen a cap crossed; other errors (a bad archive)
+ * wait for finish(), so the digest check can speak first. */
+int store_stream_measure_feed(StoreStreamMeasure *s, const void *data, size_t n, Error **err);
+/* Ends the stream and joins the thread: 0 and the layer's counts, or its
+ * error (-EBADMSG, -EFBIG). Call free() after. */
+int store_stream_measure_finish(StoreStreamMeasure *s, StoreLayerMeasure *ret, Error **err);
+/* Stops (abandoning the stream), joins, and frees; unless finish() was
+ * called, what it had counted is taken back out of the totals (a restarted
+ * blob starts from zero). NULL-safe; returns NULL. */
+StoreStreamMeasure *store_stream_measure_free(StoreStreamMeasure *s);
+
+/* Writes images/<hex>/layers.measure (the image dir open at image_dir_fd):
+ * one "<digest> <entries> <bytes>" line per known entry of ms (parallel to
+ * m->layers), atomically. */
+int store_measure_cache_write(Store *s, int image_dir_fd, const OciManifest *m, const StoreLayerMeasure *ms,
+                              Error **err);
+/* Finds digest's numbers in the cache of any recorded image; false when
+ * none has them (or a cache file is malformed). */
+bool store_measure_cache_lookup(Store *s, const char *digest, StoreLayerMeasure *ret);

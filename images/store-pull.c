@@ -5,11 +5,13 @@
  * and the ext4 disk are all made there. Only when everything succeeded are
  * the blobs renamed into blobs/sha256/, the disk into images/<hex>/, and the
  * record written; on any failure the directory is removed and the store is
- * as before. Before the disk is built, every layer is read once with
- * libarchive to count entries and uncompressed bytes: that sizes the ext4
- * and is the guard against decompression bombs (a cap on both). */
-#include <archive.h>
-#include <archive_entry.h>
+ * as before. Every layer is measured (entries and uncompressed bytes, see
+ * store-measure.c): that sizes the ext4 and is the guard against
+ * decompression bombs (caps on the sum over the layers). A layer being
+ * downloaded is measured as its bytes arrive, so a bomb stops the download;
+ * a layer already stored is measured from the numbers kept next to an image
+ * that has it (images/<hex>/layers.measure, written at commit), else by
+ * reading it once before the download. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -32,6 +34,9 @@ typedef struct BlobState {
         Digest *digest;
         uint64_t done;
         bool complete;
+        bool measure;           /* a layer: measured as it streams in */
+        StoreStreamMeasure *sm; /* started at its first byte */
+        StoreLayerMeasure ms;   /* the result, once complete */
 } BlobState;
 
 typedef struct Pull {
@@ -44,10 +49,14 @@ typedef struct Pull {
         size_t n_blobs;
         atomic_int cancelled;
         Error *blob_err; /* why a sink call failed, taken by the pull's error */
+        StoreMeasureTotals totals;   /* each distinct layer once */
+        const OciManifest *m;        /* while building */
+        StoreLayerMeasure *layer_ms; /* parallel to m->layers */
 } Pull;
 
 static void pull_blobs_clear(Pull *p) {
         for (size_t i = 0; i < p->n_blobs; i++) {
+                store_stream_measure_free(p->blobs[i].sm);
                 safe_close(p->blobs[i].fd);
                 digest_free(p->blobs[i].digest);
         }
@@ -63,6 +72,8 @@ static void pull_done(Pull *p) {
                 store_rm_rf_at(p->s->tmp_fd, p->dir_name, NULL);
         free(p->dir_name);
         error_free(p->blob_err);
+        free(p->layer_ms);
+        store_measure_totals_done(&p->totals);
 }
 
 /* ---- the verifying sink ---- */
@@ -101,9 +112,23 @@ static int sink_write(ImageBlobSink *sink, size_t index, const void *data, size_
         }
         if ((r = digest_update(b->digest, data, n)) < 0)
                 return error_set(err, -r, "blob %s: digest", b->desc->digest);
+        if (b->measure && !b->sm && (r = store_stream_measure_new(&b->sm, b->desc->digest, &p->totals, err)) < 0)
+                return r;
+        if (b->sm && (r = store_stream_measure_feed(b->sm, data, n, err)) < 0) {
+                atomic_store(&p->cancelled, 1);
+                return r;
+        }
         b->done += n;
-        if (b->done == b->desc->size)
-                return blob_verify(p, b, err);
+        if (b->done == b->desc->size) {
+                if ((r = blob_verify(p, b, err)) < 0)
+                        return r;
+                if (b->sm && (r = store_stream_measure_finish(b->sm, &b->ms, err)) < 0) {
+                        atomic_store(&p->cancelled, 1);
+                        return r;
+                }
+                b->sm = store_stream_measure_free(b->sm);
+                return 0;
+        }
         if (p->o.progress)
                 p->o.progress(b->desc->digest, b->done, b->desc->size, p->o.userdata);
         return 0;
@@ -114,6 +139,8 @@ static int sink_restart(ImageBlobSink *sink, size_t index, Error **err) {
         if (index >= p->n_blobs)
                 return error_set(err, EINVAL, "source restarted blob %zu of %zu", index, p->n_blobs);
         BlobState *b = &p->blobs[index];
+        b->sm = store_stream_measure_free(b->sm); /* its counts leave the totals */
+        b->ms = (StoreLayerMeasure) {};
         b->digest = digest_free(b->digest);
         int r = digest_new(&b->digest);
         if (r < 0 || ftruncate(b->fd, 0) < 0 || lseek(b->fd, 0, SEEK_SET) < 0)
@@ -128,8 +155,9 @@ static bool blob_present(Store *s, const char *digest) {
         return fstatat(s->blobs_fd, digest + 7, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
 
-/* Fetches descs (unique, absent from blobs/) into the pull directory. */
-static int pull_fetch(Pull *p, const OciDescriptor *descs, size_t n, Error **err) {
+/* Fetches descs (unique, absent from blobs/) into the pull directory;
+ * layers (p->m's) are measured on the way into p->layer_ms. */
+static int pull_fetch(Pull *p, const OciDescriptor *descs, size_t n, bool layers, Error **err) {
         if (n == 0)
                 return 0;
         if (!(p->blobs = calloc(n, sizeof *p->blobs)))
@@ -140,6 +168,7 @@ static int pull_fetch(Pull *p, const OciDescriptor *descs, size_t n, Error **err
         for (size_t i = 0; i < n; i++) {
                 BlobState *b = &p->blobs[i];
                 b->desc = &descs[i];
+                b->measure = layers;
                 b->fd = openat(p->dir_fd, descs[i].digest + 7, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
                 if (b->fd < 0)
                         return error_set_errno(err, errno, "create blob file for %s", descs[i].digest);
@@ -160,6 +189,9 @@ static int pull_fetch(Pull *p, const OciDescriptor *descs, size_t n, Error **err
                         return r;
                 if (fsync(b->fd) < 0)
                         return error_set_errno(err, errno, "fsync blob %s", b->desc->digest);
+                for (size_t j = 0; layers && b->ms.known && j < p->m->n_layers; j++)
+                        if (strcmp(p->m->layers[j].digest, b->desc->digest) == 0)
+                                p->layer_ms[j] = b->ms;
         }
         pull_blobs_clear(p);
         return 0;
@@ -247,7 +279,7 @@ static int pull_config(Pull *p, const OciManifest *m, OciConfig **ret, char **re
                 return error_set(err, EFBIG, "config %s: %llu bytes is larger than %u", m->config.digest,
                                  (unsigned long long) m->config.size, OCI_JSON_MAX);
         int r;
-        if (!blob_present(p->s, m->config.digest) && (r = pull_fetch(p, &m->config, 1, err)) < 0)
+        if (!blob_present(p->s, m->config.digest) && (r = pull_fetch(p, &m->config, 1, false, err)) < 0)
                 return error_prefix(err, "config");
         _cleanup_close_ int fd = blob_open(p, m->config.digest, err);
         if (fd < 0)
@@ -266,65 +298,60 @@ static int pull_config(Pull *p, const OciManifest *m, OciConfig **ret, char **re
 
 /* ---- sizing (the bomb guard) and the disk ---- */
 
-typedef struct Measure {
-        uint64_t bytes, entries;
-        uint64_t max_bytes, max_entries;
-} Measure;
-
-static int layer_measure(int fd, const char *digest, Measure *m, Error **err) {
-        struct archive *a = archive_read_new();
-        if (!a)
-                return error_set(err, ENOMEM, "out of memory");
-        int r = 0;
-        if (archive_read_support_filter_gzip(a) != ARCHIVE_OK || archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
-            archive_read_support_filter_none(a) != ARCHIVE_OK || archive_read_support_format_tar(a) != ARCHIVE_OK ||
-            archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK) {
-                r = error_set(err, EBADMSG, "layer %s: %s", digest, archive_error_string(a));
-                goto out;
+/* Measures the layers p->layer_ms does not know yet (each distinct one once,
+ * adding it to the totals): a repeat copies its twin, else the cache of an
+ * image holding it, else one read of the blob. skip (may be NULL) names the
+ * layers being downloaded, which measure themselves. */
+static int measure_missing(Pull *p, const OciDescriptor *skip, size_t n_skip, Error **err) {
+        const OciManifest *m = p->m;
+        int r;
+        for (size_t i = 0; i < m->n_layers; i++) {
+                const char *digest = m->layers[i].digest;
+                bool done = p->layer_ms[i].known;
+                for (size_t j = 0; j < n_skip && !done; j++)
+                        done = strcmp(skip[j].digest, digest) == 0;
+                for (size_t j = 0; j < m->n_layers && !done; j++)
+                        if (j != i && p->layer_ms[j].known && strcmp(m->layers[j].digest, digest) == 0) {
+                                p->layer_ms[i] = p->layer_ms[j];
+                                done = true;
+                        }
+                if (done)
+                        continue;
+                StoreLayerMeasure ms = {};
+                if (store_measure_cache_lookup(p->s, digest, &ms)) {
+                        if ((r = store_measure_totals_add(&p->totals, digest, ms.bytes, ms.entries, err)) < 0)
+                                return r;
+                } else {
+                        _cleanup_close_ int fd = blob_open(p, digest, err);
+                        if (fd < 0)
+                                return fd;
+                        if ((r = store_measure_fd(fd, digest, &p->totals, &ms, err)) < 0)
+                                return r;
+                }
+                p->layer_ms[i] = ms;
         }
-        for (;;) {
-                struct archive_entry *e;
-                int ar = archive_read_next_header(a, &e);
-                if (ar == ARCHIVE_EOF)
-                        break;
-                if (ar < ARCHIVE_WARN) {
-                        r = error_set(err, EBADMSG, "layer %s: %s", digest, archive_error_string(a));
-                        goto out;
-                }
-                uint64_t size = archive_entry_size_is_set(e) && archive_entry_size(e) > 0 ? (uint64_t) archive_entry_size(e) : 0;
-                uint64_t stream = (uint64_t) archive_filter_bytes(a, 0);
-                if (++m->entries > m->max_entries) {
-                        r = error_set(err, EFBIG, "layer %s expands past %llu entries", digest,
-                                      (unsigned long long) m->max_entries);
-                        goto out;
-                }
-                if (size > m->max_bytes - MIN(m->bytes, m->max_bytes) || stream > m->max_bytes) {
-                        r = error_set(err, EFBIG, "layer %s expands past %llu bytes", digest,
-                                      (unsigned long long) m->max_bytes);
-                        goto out;
-                }
-                m->bytes += size;
-        }
-out:
-        archive_read_free(a);
-        return r;
+        return 0;
 }
 
 static int pull_disk(Pull *p, const OciManifest *m, uint64_t *ret_size, Error **err) {
-        Measure ms = {.max_bytes = p->o.max_uncompressed, .max_entries = p->o.max_entries};
         int r;
-        for (size_t i = 0; i < m->n_layers; i++) {
-                _cleanup_close_ int fd = blob_open(p, m->layers[i].digest, err);
-                if (fd < 0)
-                        return fd;
-                if ((r = layer_measure(fd, m->layers[i].digest, &ms, err)) < 0)
-                        return r;
-        }
+        if ((r = measure_missing(p, NULL, 0, err)) < 0)
+                return r;
+        /* The caps once more over every layer as the disk applies them: a
+         * layer the manifest repeats counts each time. */
+        StoreMeasureTotals sum;
+        store_measure_totals_init(&sum, p->o.max_uncompressed, p->o.max_entries);
+        for (size_t i = 0; i < m->n_layers && r >= 0; i++)
+                r = store_measure_totals_add(&sum, m->layers[i].digest, p->layer_ms[i].bytes,
+                                             p->layer_ms[i].entries, err);
+        store_measure_totals_done(&sum);
+        if (r < 0)
+                return r;
         _cleanup_free_ char *path = NULL;
         if (asprintf(&path, "%s/tmp/%s/disk.ext4", p->s->root, p->dir_name) < 0)
                 return error_set(err, ENOMEM, "out of memory");
         _cleanup_ext4_writer_ Ext4Writer *w = NULL;
-        if ((r = ext4_writer_new(&w, path, ext4_size_for(ms.bytes, ms.entries), err)) < 0)
+        if ((r = ext4_writer_new(&w, path, ext4_size_for(sum.bytes, sum.entries), err)) < 0)
                 return error_prefix(err, "create disk");
         for (size_t i = 0; i < m->n_layers; i++) {
                 _cleanup_close_ int fd = blob_open(p, m->layers[i].digest, err);
@@ -368,7 +395,8 @@ static int pull_commit(Pull *p, StoreImage *img, const OciManifest *m, const cha
                 return error_set_errno(err, errno, "open '%s/images/%s'", p->s->root, hex);
         if (renameat(p->dir_fd, "disk.ext4", dir, "disk.ext4") < 0)
                 return error_set_errno(err, errno, "store disk of %s", img->id);
-        if ((r = store_fsync_dir(dir, "image dir", err)) < 0 || (r = store_fsync_dir(p->s->images_fd, "images", err)) < 0)
+        if ((r = store_measure_cache_write(p->s, dir, m, p->layer_ms, err)) < 0 ||
+            (r = store_fsync_dir(dir, "image dir", err)) < 0 || (r = store_fsync_dir(p->s->images_fd, "images", err)) < 0)
                 return r;
         return store_record_write(p->s, img, err);
 }
@@ -409,7 +437,11 @@ static int pull_build(Pull *p, OciManifest *m, const char *mtext, size_t msize, 
                 if (!dup && !blob_present(p->s, m->layers[i].digest))
                         want[n_want++] = m->layers[i];
         }
-        if ((r = pull_fetch(p, want, n_want, err)) < 0)
+        /* Stored layers first: the totals the downloads add to start with them. */
+        p->m = m;
+        if (!(p->layer_ms = calloc(m->n_layers + 1, sizeof *p->layer_ms)))
+                return error_set(err, ENOMEM, "out of memory");
+        if ((r = measure_missing(p, want, n_want, err)) < 0 || (r = pull_fetch(p, want, n_want, true, err)) < 0)
                 return r;
         uint64_t disk_size = 0;
         if ((r = pull_disk(p, m, &disk_size, err)) < 0)
@@ -474,6 +506,7 @@ int store_pull(Store *s, ImageSource *src, const char *tag_name, const StorePull
                 return r;
         _cleanup_(pull_done) Pull p = {.s = s, .src = src, .dir_fd = -1};
         options_fill(&p.o, opts);
+        store_measure_totals_init(&p.totals, p.o.max_uncompressed, p.o.max_entries);
         if (p.o.digest && (r = digest_parse_check(p.o.digest)) < 0)
                 return error_set(err, -r, "bad digest '%.80s'", p.o.digest);
         _cleanup_close_ int slock = store_lock(s, "store", LOCK_SH, err);

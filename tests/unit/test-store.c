@@ -3,7 +3,9 @@
  * with libarchive. Pull, inspect, list, tags; a second pull fetching nothing;
  * the hostile cases (wrong digest, blob longer than its descriptor, truncated
  * blob, oversize manifest, too many layers, a decompression bomb, a "../"
- * entry), each leaving the store exactly as it was; two threads pulling one
+ * entry), each leaving the store exactly as it was; a bomb stopping the
+ * download, a blob restarted mid-way, caps over the sum of the layers, a
+ * stored layer measured from its cache or again; two threads pulling one
  * image, and two processes; remove + gc; leftovers of a killed pull. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -69,7 +71,8 @@ static la_ssize_t buf_write(struct archive *a, void *userdata, const void *data,
         return (la_ssize_t) n;
 }
 
-/* A gzip tar with files "name=content" (content "ZEROS:<n>" is n zero bytes). */
+/* A gzip tar with files "name=content" (content "ZEROS:<n>" is n zero bytes,
+ * "RANDOM:<n>" n incompressible ones). */
 static void layer_make(Blob *out, const char *const *files) {
         Buf buf = {};
         struct archive *a = archive_write_new();
@@ -84,9 +87,11 @@ static void layer_make(Blob *out, const char *const *files) {
                 snprintf(name, sizeof name, "%.*s", (int) (eq - files[i]), files[i]);
                 const char *content = eq + 1;
                 size_t size = strlen(content);
-                bool zeros = strncmp(content, "ZEROS:", 6) == 0;
+                bool zeros = strncmp(content, "ZEROS:", 6) == 0, noise = strncmp(content, "RANDOM:", 7) == 0;
                 if (zeros)
                         size = strtoull(content + 6, NULL, 10);
+                if (noise)
+                        size = strtoull(content + 7, NULL, 10);
                 struct archive_entry *e = archive_entry_new();
                 archive_entry_set_pathname(e, name);
                 archive_entry_set_filetype(e, AE_IFREG);
@@ -97,6 +102,16 @@ static void layer_make(Blob *out, const char *const *files) {
                         static char z[1 << 16];
                         for (size_t done = 0; done < size; done += sizeof z)
                                 archive_write_data(a, z, MIN(sizeof z, size - done));
+                } else if (noise) {
+                        static uint64_t x = 88172645463325252ull;
+                        uint64_t v[512];
+                        for (size_t done = 0; done < size; done += sizeof v) {
+                                for (size_t k = 0; k < ELEMENTSOF(v); k++) {
+                                        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                                        v[k] = x;
+                                }
+                                archive_write_data(a, v, MIN(sizeof v, size - done));
+                        }
                 } else {
                         archive_write_data(a, content, size);
                 }
@@ -155,6 +170,10 @@ typedef struct Counters {
         atomic_int fetched;       /* blobs delivered */
         atomic_int get_manifests;
         int delay_ms;             /* per blob, to make pulls overlap */
+        size_t chunk;             /* write size (0: each blob in two halves) */
+        atomic_size_t delivered;  /* bytes the sink accepted */
+        const char *restart_digest; /* this blob: half, restart, all */
+        atomic_int restarts;
 } Counters;
 
 typedef struct FakeSource {
@@ -191,13 +210,27 @@ static int fake_fetch_blobs(ImageSource *s, const OciDescriptor *descs, size_t n
                 if (f->c->delay_ms)
                         usleep((useconds_t) f->c->delay_ms * 1000);
                 atomic_fetch_add(&f->c->fetched, 1);
-                /* In two pieces, so the sink sees more than one write. */
-                size_t half = b->size / 2;
-                int r = sink->write(sink, i, b->data, half, err);
-                if (r >= 0)
-                        r = sink->write(sink, i, b->data + half, b->size - half, err);
-                if (r < 0)
-                        return r;
+                int r;
+                if (f->c->restart_digest && strcmp(f->c->restart_digest, b->digest) == 0 && b->size > 1) {
+                        /* A transfer that broke half-way, retried. */
+                        f->c->restart_digest = NULL;
+                        if ((r = sink->write(sink, i, b->data, b->size / 2, err)) < 0)
+                                return r;
+                        usleep(50 * 1000); /* the measurer has read what it got */
+                        if ((r = sink->restart(sink, i, err)) < 0)
+                                return r;
+                        atomic_fetch_add(&f->c->restarts, 1);
+                }
+                /* In pieces, so the sink sees more than one write. */
+                size_t chunk = f->c->chunk ? f->c->chunk : b->size / 2 + 1;
+                for (size_t off = 0; off < b->size || b->size == 0; off += chunk) {
+                        size_t k = MIN(chunk, b->size - off);
+                        if ((r = sink->write(sink, i, b->data + off, k, err)) < 0)
+                                return r;
+                        atomic_fetch_add(&f->c->delivered, k);
+                        if (b->size == 0)
+                                break;
+                }
         }
         return 0;
 }
@@ -752,6 +785,157 @@ static void test_tags(void **state) {
         store_image_free(img);
 }
 
+static void test_bomb_stops_download(void **state) {
+        T *t = *state;
+        /* The bomb's header comes first; the incompressible tail makes the
+         * blob much larger than the sink's measuring ring. */
+        static const char *const big[] = {"zero=ZEROS:16777216", "noise=RANDOM:4194304", NULL};
+        static const char *const *const layers[] = {big, NULL};
+        Image bomb;
+        image_make(&bomb, layers, "bomb");
+        size_t size = bomb.blobs[1].size;
+        assert_true(size > (4u << 20));
+        t->c.chunk = 16 << 10;
+        StorePullOptions o = {.max_uncompressed = 8u << 20};
+        pull_fails(t, &bomb, &o, -EFBIG, "expands past 8388608 bytes");
+        /* The config (tiny) and well under half the layer got through. */
+        size_t delivered = atomic_load(&t->c.delivered);
+        assert_true(delivered > 0);
+        assert_true(delivered < bomb.blobs[0].size + size / 2);
+        image_clear(&bomb);
+}
+
+static void test_restart_mid_blob(void **state) {
+        T *t = *state;
+        /* Exactly the image's 6 entries: the first attempt's counts (the
+         * headers in the first half) must be forgotten on restart, or the
+         * retry would cross the cap. */
+        static const char *const some[] = {"a=1", "b=2", "c=3", "noise=RANDOM:262144", NULL};
+        static const char *const *const layers0[] = {base_files, some, NULL};
+        Image img0;
+        image_make(&img0, layers0, "restart");
+        t->c.restart_digest = img0.blobs[2].digest;
+        StorePullOptions o = {.max_entries = 6};
+        Error *err = NULL;
+        StoreImage *img = NULL;
+        if (pull(t, &img0, "test/img:1", &o, &img, &err) < 0)
+                fail_msg("pull: %s", error_text(err));
+        assert_int_equal(atomic_load(&t->c.restarts), 1);
+        assert_int_equal(img->layers.n, 2);
+        store_image_free(img);
+        image_clear(&img0);
+        assert_int_equal(dir_count(t->root, "tmp"), 0);
+        /* Restarting a bomb's blob still finds the bomb. */
+        static const char *const big[] = {"zero=ZEROS:16777216", NULL};
+        static const char *const *const layers[] = {big, NULL};
+        Image bomb;
+        image_make(&bomb, layers, "bomb");
+        t->c.restart_digest = bomb.blobs[1].digest;
+        StorePullOptions o2 = {.max_uncompressed = 8u << 20};
+        assert_int_equal(pull(t, &bomb, "test/bomb:1", &o2, NULL, &err), -EFBIG);
+        assert_non_null(strstr(err->message, "expands past 8388608 bytes"));
+        err = error_free(err);
+        image_clear(&bomb);
+        assert_int_equal(dir_count(t->root, "images"), 1);
+        assert_int_equal(dir_count(t->root, "tmp"), 0);
+}
+
+static void test_bad_archive_digest_first(void **state) {
+        T *t = *state;
+        /* A blob that is no archive and not what its digest says: the
+         * measurer gives up at once, the download goes on to the digest. */
+        static const char *const noisy[] = {"noise=RANDOM:1048576", NULL};
+        static const char *const *const layers[] = {noisy, NULL};
+        Image img;
+        image_make(&img, layers, "noisy");
+        img.blobs[1].data[0] ^= 1;
+        t->c.chunk = 4096;
+        pull_fails(t, &img, NULL, -EBADMSG, "digest mismatch");
+        /* Every write but the last (which the digest check refused) went in. */
+        assert_true(atomic_load(&t->c.delivered) + 4096 > img.blobs[0].size + img.blobs[1].size);
+        image_clear(&img);
+}
+
+static void test_caps_sum_over_layers(void **state) {
+        T *t = *state;
+        static const char *const five[] = {"a=ZEROS:5242880", NULL};
+        static const char *const five2[] = {"b=ZEROS:5242880", NULL};
+        static const char *const *const layers[] = {five, five2, NULL};
+        Image two;
+        image_make(&two, layers, "two");
+        StorePullOptions o = {.max_uncompressed = 8u << 20}; /* each fits, both do not */
+        pull_fails(t, &two, &o, -EFBIG, "expands past 8388608 bytes");
+        StorePullOptions o2 = {.max_entries = 1};
+        pull_fails(t, &two, &o2, -EFBIG, "expands past 1 entries");
+        StorePullOptions o3 = {.max_uncompressed = 11u << 20, .max_entries = 2};
+        Error *err = NULL;
+        if (pull(t, &two, NULL, &o3, NULL, &err) < 0)
+                fail_msg("pull: %s", error_text(err));
+        image_clear(&two);
+}
+
+static void cache_path(T *t, const char *id, char *path, size_t size) {
+        snprintf(path, size, "%s/images/%s/layers.measure", t->root, id + 7);
+}
+
+static void test_stored_layer_measured(void **state) {
+        T *t = *state;
+        StoreImage *a = NULL;
+        pull_ok(t, &t->img, "test/img:1", &a);
+        char path[256], line[256];
+        cache_path(t, a->id, path, sizeof path);
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        assert_non_null(fgets(line, sizeof line, f));
+        fclose(f);
+        char want[256];
+        size_t bytes = strlen(strchr(base_files[0], '=') + 1) + strlen(strchr(base_files[1], '=') + 1);
+        snprintf(want, sizeof want, "%s 2 %zu\n", t->img.blobs[1].digest, bytes);
+        assert_string_equal(line, want);
+
+        /* A second image on the stored base layer: its two entries count. */
+        Image other;
+        static const char *const extra[] = {"etc/other=x\n", NULL};
+        static const char *const *const layers[] = {base_files, extra, NULL};
+        image_make(&other, layers, "two");
+        StorePullOptions o = {.max_entries = 1};
+        Error *err = NULL;
+        assert_int_equal(pull(t, &other, "test/other:1", &o, NULL, &err), -EFBIG);
+        assert_non_null(strstr(err->message, "expands past 1 entries"));
+        assert_non_null(strstr(err->message, t->img.blobs[1].digest));
+        err = error_free(err);
+        assert_int_equal(atomic_load(&t->c.fetched), 4); /* the config, no layer */
+
+        /* The numbers come from the cache: made huge there, they are refused. */
+        f = fopen(path, "w");
+        fprintf(f, "%s 2 99999999999\n", t->img.blobs[1].digest);
+        fclose(f);
+        assert_int_equal(pull(t, &other, "test/other:1", NULL, NULL, &err), -EFBIG);
+        assert_non_null(strstr(err->message, t->img.blobs[1].digest));
+        err = error_free(err);
+        /* Without a cache (or with a bad one) the layer is read again. */
+        f = fopen(path, "w");
+        fprintf(f, "garbage\n");
+        fclose(f);
+        assert_int_equal(pull(t, &other, "test/other:1", &o, NULL, &err), -EFBIG);
+        assert_non_null(strstr(err->message, "expands past 1 entries"));
+        err = error_free(err);
+        assert_int_equal(unlink(path), 0);
+        StoreImage *b = NULL;
+        pull_ok(t, &other, "test/other:1", &b);
+        cache_path(t, b->id, path, sizeof path);
+        f = fopen(path, "r");
+        assert_non_null(f);
+        assert_non_null(fgets(line, sizeof line, f));
+        assert_string_equal(line, want);
+        fclose(f);
+        assert_int_equal(dir_count(t->root, "images"), 2);
+        assert_int_equal(dir_count(t->root, "tmp"), 0);
+        store_image_free(a);
+        store_image_free(b);
+        image_clear(&other);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_pull_inspect, setup, teardown),
@@ -763,6 +947,11 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_manifest_too_large, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_too_many_layers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_decompression_bomb, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bomb_stops_download, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_restart_mid_blob, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bad_archive_digest_first, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_caps_sum_over_layers, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stored_layer_measured, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dotdot_entry, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_source_error, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_index_platform, setup, teardown),
