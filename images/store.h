@@ -6,6 +6,9 @@
  *     images/<config-hex>/image.json   the image record (last thing written)
  *     images/<config-hex>/disk.ext4    read-only ext4 of the layers
  *     images/<config-hex>/users/<h>    one marker per container overlay
+ *     images/<config-hex>/layers.measure  entries and uncompressed bytes per
+ *                                 layer, so a later pull reusing a layer
+ *                                 need not read it again
  *     tags.json                   {"name:tag": "sha256:<config-hex>"}
  *     locks/                      flock files (store, tags, per image)
  *     tmp/                        work in progress, removed on failure / gc
