@@ -108,13 +108,11 @@ static void users_prune(Store *s, const char *hex) {
 
 /* Removes untagged images without users; collects the blobs of the rest. */
 static int gc_images(Store *s, bool keep_untagged, HexSet *keep, StoreGcStats *st, Error **err) {
-        _cleanup_close_ int tlock = store_lock(s, "tags", LOCK_SH, err);
+        _cleanup_(store_tags_clear) StoreTags t = {};
+        _cleanup_close_ int tlock = store_tags_lock_load(s, LOCK_SH, &t, err);
         if (tlock < 0)
                 return tlock;
-        _cleanup_(store_tags_clear) StoreTags t = {};
-        int r = store_tags_load(s, &t, err);
-        if (r < 0)
-                return r;
+        int r = 0;
         _cleanup_closedir_ DIR *d = store_dir_at(s->images_fd, ".");
         if (!d)
                 return error_set_errno(err, errno, "open '%s/images'", s->root);

@@ -72,6 +72,9 @@ typedef struct StoreTags {
 } StoreTags;
 void store_tags_clear(StoreTags *t);
 int store_tags_load(Store *s, StoreTags *ret, Error **err);
+/* Takes the tags lock (flock mode how) and loads tags.json into *ret; returns
+ * the lock fd (the caller closes it to unlock) or a negative errno. */
+int store_tags_lock_load(Store *s, int how, StoreTags *ret, Error **err);
 int store_tags_save(Store *s, const StoreTags *t, Error **err);
 /* Sets name -> id (replacing). Returns 0 or -ENOMEM / -E2BIG. */
 int store_tags_set(StoreTags *t, const char *name, const char *id, Error **err);

@@ -466,13 +466,11 @@ static int pull_build(Pull *p, OciManifest *m, const char *mtext, size_t msize, 
 }
 
 static int tag_image(Store *s, const char *name, const char *id, Error **err) {
-        _cleanup_close_ int lock = store_lock(s, "tags", LOCK_EX, err);
+        _cleanup_(store_tags_clear) StoreTags t = {};
+        _cleanup_close_ int lock = store_tags_lock_load(s, LOCK_EX, &t, err);
         if (lock < 0)
                 return lock;
-        _cleanup_(store_tags_clear) StoreTags t = {};
-        int r = store_tags_load(s, &t, err);
-        if (r < 0)
-                return r;
+        int r = 0;
         ssize_t i = store_tags_find(&t, name);
         if (i >= 0 && strcmp(t.ids[i], id) == 0)
                 return 0;

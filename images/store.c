@@ -399,13 +399,18 @@ int store_resolve(Store *s, const StoreTags *t, const char *ref, char ret[static
         return error_set(err, ENOENT, "no image '%s'", ref);
 }
 
-int store_resolve_ref(Store *s, const char *ref, char hex[static STORE_HEX_LEN + 1], Error **err) {
-        _cleanup_close_ int lock = store_lock(s, "tags", LOCK_SH, err);
+int store_tags_lock_load(Store *s, int how, StoreTags *ret, Error **err) {
+        _cleanup_close_ int lock = store_lock(s, "tags", how, err);
         if (lock < 0)
                 return lock;
+        int r = store_tags_load(s, ret, err);
+        return r < 0 ? r : TAKE_FD(lock);
+}
+
+int store_resolve_ref(Store *s, const char *ref, char hex[static STORE_HEX_LEN + 1], Error **err) {
         _cleanup_(store_tags_clear) StoreTags t = {};
-        int r = store_tags_load(s, &t, err);
-        return r < 0 ? r : store_resolve(s, &t, ref, hex, err);
+        _cleanup_close_ int lock = store_tags_lock_load(s, LOCK_SH, &t, err);
+        return lock < 0 ? lock : store_resolve(s, &t, ref, hex, err);
 }
 
 int store_inspect(Store *s, const char *ref, StoreImage **ret, Error **err) {
@@ -461,13 +466,11 @@ static int cmp_image_id(const void *a, const void *b) {
 }
 
 int store_list(Store *s, StoreImage ***ret, size_t *ret_n, Error **err) {
-        _cleanup_close_ int lock = store_lock(s, "tags", LOCK_SH, err);
+        _cleanup_(store_tags_clear) StoreTags t = {};
+        _cleanup_close_ int lock = store_tags_lock_load(s, LOCK_SH, &t, err);
         if (lock < 0)
                 return lock;
-        _cleanup_(store_tags_clear) StoreTags t = {};
-        int r = store_tags_load(s, &t, err);
-        if (r < 0)
-                return r;
+        int r = 0;
         _cleanup_closedir_ DIR *d = store_dir_at(s->images_fd, ".");
         if (!d)
                 return error_set_errno(err, errno, "open '%s/images'", s->root);
