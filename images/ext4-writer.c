@@ -1,17 +1,20 @@
-/* ext4-writer.c: builds a read-only ext4 image from OCI layer tars with
+/* ext4-writer.c: applies OCI layer tars to the ext4 writer's image with
  * libext2fs, without mounting.
  *
- * The filesystem is created in a sparse file with ext2fs_initialize() and
- * populated inode by inode: ext2fs_new_inode + ext2fs_write_inode_full +
- * ext2fs_link for files, devices and fifos, ext2fs_mkdir for directories,
- * ext2fs_symlink for symlinks, ext2fs_file_write for data streamed straight
- * from libarchive. Layer entries are applied in order with OCI semantics:
- * ".wh.<name>" removes <name>, ".wh..wh..opq" removes every child of its
- * directory that this layer did not write (the inodes a layer writes or walks
- * through are marked in a per-layer inode bitmap, so the marker may come
- * before or after its siblings), and an entry of another type replaces what
- * is there. Parents are looked up one component at a time with ext2fs_lookup
- * and a symlink parent is an error: nothing in the image is ever followed. */
+ * Entries are written inode by inode: ext2fs_new_inode +
+ * ext2fs_write_inode_full for files, devices and fifos, ext2fs_mkdir for
+ * directories, ext2fs_symlink for symlinks, ext2fs_file_write for data
+ * streamed straight from libarchive. Names go into the in-memory directories
+ * of ext4-dir.c (written back at the end of each layer), never through
+ * ext2fs_lookup/ext2fs_link, which scan the whole directory. Layer entries
+ * are applied in order with OCI semantics: ".wh.<name>" removes <name>,
+ * ".wh..wh..opq" removes every child of its directory that this layer did
+ * not write (the inodes a layer writes or walks through are marked in a
+ * per-layer inode bitmap, so the marker may come before or after its
+ * siblings), and an entry of another type replaces what is there. Parents
+ * are looked up one component at a time and a symlink parent is an error:
+ * nothing in the image is ever followed. The image is created and finished
+ * in ext4-format.c. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
@@ -22,29 +25,13 @@
 #include <sys/sysmacros.h>
 #include <time.h>
 
-#include <ext2fs/ext2fs.h>
-
 #include "common/io-util.h"
 #include "common/log.h"
-#include "images/ext4-writer.h"
+#include "images/ext4-writer-internal.h"
 
-#define BLOCK_SIZE 4096u
-#define INODE_SIZE 256u
-#define BYTES_PER_INODE 8192u
-#define LOST_FOUND_SIZE 16384u
 #define WHITEOUT_PREFIX ".wh."
 #define OPAQUE_MARKER ".wh..wh..opq"
 #define LINK_MAX_COUNT 65000u /* ext4's limit for a non-directory */
-
-struct Ext4Writer {
-        ext2_filsys fs;
-        char *path;
-        bool finished;
-        bool broken;                   /* a layer failed: only free is allowed */
-        ext2fs_inode_bitmap touched;   /* inodes written or walked by the current layer */
-        ext2_ino_t lost_found;         /* the filesystem's own, not an image entry */
-        bool nlink_many;               /* a directory's link count went to 1 (see make_dir) */
-};
 
 /* One layer being applied. */
 typedef struct Layer {
@@ -53,18 +40,6 @@ typedef struct Layer {
         Ext4LayerStats stats;
         const char *name; /* current entry, for messages */
 } Layer;
-
-/* A directory child, as collected before removing. */
-typedef struct Child {
-        char name[EXT2_NAME_LEN + 1];
-        ext2_ino_t ino;
-} Child;
-
-typedef struct ChildList {
-        Child *items;
-        size_t n, cap;
-        bool oom;
-} ChildList;
 
 static void archive_freep(struct archive **a) {
         if (*a)
@@ -76,7 +51,7 @@ static void archive_freep(struct archive **a) {
 /* The text of a libext2fs error code, from libext2fs's own table (com_err's
  * error_message() knows it only once someone registered it), else an
  * errno's. */
-static const char *fs_strerror(errcode_t rc) {
+const char *ext4_fs_strerror(errcode_t rc) {
         const struct error_table *t = &et_ext2_error_table;
         if (rc >= t->base && rc < t->base + t->n_msgs)
                 return t->msgs[rc - t->base];
@@ -84,20 +59,20 @@ static const char *fs_strerror(errcode_t rc) {
         return s ? s : "unknown libext2fs error";
 }
 
-static bool is_nospace(errcode_t rc) {
+bool ext4_is_nospace(errcode_t rc) {
         return rc == EXT2_ET_BLOCK_ALLOC_FAIL || rc == EXT2_ET_INODE_ALLOC_FAIL ||
                rc == EXT2_ET_DIR_NO_SPACE || rc == ENOSPC;
 }
 
 /* Turns a libext2fs code into a negative errno and a message naming what. */
-static int fs_fail(Error **err, errcode_t rc, const char *what, const char *name) {
-        if (is_nospace(rc))
+int ext4_fs_fail(Error **err, errcode_t rc, const char *what, const char *name) {
+        if (ext4_is_nospace(rc))
                 return error_set(err, ENOSPC, "layer entry '%s': %s: filesystem image is full "
                                  "(size it with ext4_size_for())", name, what);
         int code = rc > 0 && rc < 4096 ? (int) rc : EIO;
         if (rc == EXT2_ET_EA_NO_SPACE || rc == EXT2_ET_EA_BAD_NAME_LEN || rc == EXT2_ET_EA_BAD_VALUE_SIZE)
                 code = EINVAL; /* an xattr ext4 cannot hold: a bad entry, not a broken image */
-        return error_set(err, code, "layer entry '%s': %s: %s", name, what, fs_strerror(rc));
+        return error_set(err, code, "layer entry '%s': %s: %s", name, what, ext4_fs_strerror(rc));
 }
 
 static int archive_code(struct archive *a) {
@@ -177,12 +152,12 @@ static const char *entry_symlink(struct archive_entry *e) {
 static int read_inode(Layer *l, ext2_ino_t ino, struct ext2_inode_large *inode, Error **err) {
         memset(inode, 0, sizeof(*inode));
         errcode_t rc = ext2fs_read_inode_full(l->w->fs, ino, EXT2_INODE(inode), sizeof(*inode));
-        return rc ? fs_fail(err, rc, "read inode", l->name) : 0;
+        return rc ? ext4_fs_fail(err, rc, "read inode", l->name) : 0;
 }
 
 static int write_inode(Layer *l, ext2_ino_t ino, struct ext2_inode_large *inode, Error **err) {
         errcode_t rc = ext2fs_write_inode_full(l->w->fs, ino, EXT2_INODE(inode), sizeof(*inode));
-        return rc ? fs_fail(err, rc, "write inode", l->name) : 0;
+        return rc ? ext4_fs_fail(err, rc, "write inode", l->name) : 0;
 }
 
 static uint32_t time_extra(int64_t sec, long nsec) {
@@ -261,7 +236,7 @@ static int apply_xattrs(Layer *l, ext2_ino_t ino, struct archive_entry *e, Error
         if (r < 0)
                 return r;
         if (rc || rc2)
-                return fs_fail(err, rc ? rc : rc2, "extended attributes", l->name);
+                return ext4_fs_fail(err, rc ? rc : rc2, "extended attributes", l->name);
         return 0;
 }
 
@@ -283,51 +258,12 @@ static void touch(Layer *l, ext2_ino_t ino) {
         ext2fs_mark_inode_bitmap2(l->w->touched, ino);
 }
 
-/* ext2fs_link() and friends fail with EXT2_ET_DIR_NO_SPACE when the directory's
- * last block is full; grow it by a block and retry once. */
+/* Adds leaf -> ino to parent's in-memory entries (see ext4-dir.c). */
 static int link_name(Layer *l, ext2_ino_t dir, const char *leaf, ext2_ino_t ino, int type, Error **err) {
-        errcode_t rc = ext2fs_link(l->w->fs, dir, leaf, ino, type);
-        if (rc == EXT2_ET_DIR_NO_SPACE) {
-                rc = ext2fs_expand_dir(l->w->fs, dir);
-                if (!rc)
-                        rc = ext2fs_link(l->w->fs, dir, leaf, ino, type);
-        }
-        return rc ? fs_fail(err, rc, "link", l->name) : 0;
+        return ext4_dir_add(l->w, dir, leaf, ino, type, l->name, err);
 }
 
 /* ---- removal ------------------------------------------------------------- */
-
-static int collect_child(ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent, int offset, int blocksize,
-                         char *buf, void *priv) {
-        ChildList *list = priv;
-        int len = ext2fs_dirent_name_len(dirent);
-        if (dirent->inode == 0 || (len == 1 && dirent->name[0] == '.') ||
-            (len == 2 && dirent->name[0] == '.' && dirent->name[1] == '.'))
-                return 0;
-        if (list->n == list->cap) {
-                size_t cap = list->cap ? list->cap * 2 : 16;
-                Child *items = realloc(list->items, cap * sizeof(Child));
-                if (!items) {
-                        list->oom = true;
-                        return DIRENT_ABORT;
-                }
-                list->items = items;
-                list->cap = cap;
-        }
-        Child *c = &list->items[list->n++];
-        memcpy(c->name, dirent->name, (size_t) len);
-        c->name[len] = 0;
-        c->ino = dirent->inode;
-        return 0;
-}
-
-static int list_children(Layer *l, ext2_ino_t dir, ChildList *list, Error **err) {
-        *list = (ChildList) {0};
-        errcode_t rc = ext2fs_dir_iterate2(l->w->fs, dir, 0, NULL, collect_child, list);
-        if (list->oom)
-                return error_set(err, ENOMEM, "layer entry '%s': out of memory listing a directory", l->name);
-        return rc ? fs_fail(err, rc, "list directory", l->name) : 0;
-}
 
 /* Drops one link of ino and frees the inode, its blocks and xattrs at zero. */
 static int drop_link(Layer *l, ext2_ino_t ino, Error **err) {
@@ -345,13 +281,15 @@ static int drop_link(Layer *l, ext2_ino_t ino, Error **err) {
         if (!rc && ext2fs_inode_has_valid_blocks2(fs, EXT2_INODE(&inode)))
                 rc = ext2fs_punch(fs, ino, EXT2_INODE(&inode), NULL, 0, ~0ULL);
         if (rc)
-                return fs_fail(err, rc, "free inode", l->name);
+                return ext4_fs_fail(err, rc, "free inode", l->name);
         inode.i_links_count = 0;
         inode.i_dtime = (uint32_t) time(NULL);
         r = write_inode(l, ino, &inode, err);
         if (r < 0)
                 return r;
         ext2fs_inode_alloc_stats2(fs, ino, -1, dir);
+        if (dir)
+                ext4_dir_forget(l->w, ino);
         ext2fs_unmark_inode_bitmap2(l->w->touched, ino);
         if (ino == l->w->lost_found) /* replaced by a layer: the number may be reused */
                 l->w->lost_found = 0;
@@ -364,25 +302,27 @@ static int remove_entry(Layer *l, ext2_ino_t parent, const char *leaf, ext2_ino_
 /* Removes every child of dir; with keep_touched, children this layer wrote
  * stay (and directories among them are pruned the same way): opaque. */
 static int prune_dir(Layer *l, ext2_ino_t dir, bool keep_touched, Error **err) {
-        ChildList list;
-        int r = list_children(l, dir, &list, err);
-        for (size_t i = 0; r >= 0 && i < list.n; i++) {
-                Child *c = &list.items[i];
+        size_t pos = 0;
+        const char *name;
+        ext2_ino_t ino;
+        int r;
+        while ((r = ext4_dir_next_child(l->w, dir, &pos, &name, &ino, l->name, err)) > 0) {
                 /* A root opaque marker hides lower layers, not the
                  * filesystem's lost+found: it is pruned like a touched
                  * directory instead of removed. */
-                bool keep = ext2fs_test_inode_bitmap2(l->w->touched, c->ino) ||
-                            (dir == EXT2_ROOT_INO && c->ino == l->w->lost_found);
+                bool keep = ext2fs_test_inode_bitmap2(l->w->touched, ino) ||
+                            (dir == EXT2_ROOT_INO && ino == l->w->lost_found);
                 if (!keep_touched || !keep) {
-                        r = remove_entry(l, dir, c->name, c->ino, err);
+                        if ((r = remove_entry(l, dir, name, ino, err)) < 0)
+                                return r;
                         continue;
                 }
                 struct ext2_inode_large inode;
-                r = read_inode(l, c->ino, &inode, err);
-                if (r >= 0 && LINUX_S_ISDIR(inode.i_mode))
-                        r = prune_dir(l, c->ino, true, err);
+                if ((r = read_inode(l, ino, &inode, err)) < 0)
+                        return r;
+                if (LINUX_S_ISDIR(inode.i_mode) && (r = prune_dir(l, ino, true, err)) < 0)
+                        return r;
         }
-        free(list.items);
         return r;
 }
 
@@ -395,9 +335,8 @@ static int remove_entry(Layer *l, ext2_ino_t parent, const char *leaf, ext2_ino_
         bool dir = LINUX_S_ISDIR(inode.i_mode);
         if (dir && (r = prune_dir(l, ino, false, err)) < 0)
                 return r;
-        errcode_t rc = ext2fs_unlink(l->w->fs, parent, leaf, ino, 0);
-        if (rc)
-                return fs_fail(err, rc, "unlink", l->name);
+        if ((r = ext4_dir_remove(l->w, parent, leaf, l->name, err)) < 0) /* leaf is gone now */
+                return r;
         if (dir) {
                 struct ext2_inode_large p;
                 if ((r = read_inode(l, parent, &p, err)) < 0)
@@ -414,12 +353,7 @@ static int remove_entry(Layer *l, ext2_ino_t parent, const char *leaf, ext2_ino_
 
 /* Looks up leaf in dir: 0 with *ret = 0 when missing. */
 static int lookup(Layer *l, ext2_ino_t dir, const char *leaf, size_t len, ext2_ino_t *ret, Error **err) {
-        errcode_t rc = ext2fs_lookup(l->w->fs, dir, leaf, (int) len, NULL, ret);
-        if (rc == EXT2_ET_FILE_NOT_FOUND) {
-                *ret = 0;
-                return 0;
-        }
-        return rc ? fs_fail(err, rc, "lookup", l->name) : 0;
+        return ext4_dir_lookup(l->w, dir, leaf, len, ret, l->name, err);
 }
 
 /* Creates directory leaf in parent. ext2fs_mkdir() adds one to the parent's
@@ -436,14 +370,12 @@ static int make_dir(Layer *l, ext2_ino_t parent, const char *leaf, ext2_ino_t *r
         ext2_ino_t ino = 0;
         errcode_t rc = ext2fs_new_inode(fs, parent, LINUX_S_IFDIR | 0755, NULL, &ino);
         if (!rc)
-                rc = ext2fs_mkdir(fs, parent, ino, leaf);
-        if (rc == EXT2_ET_DIR_NO_SPACE) {
-                rc = ext2fs_expand_dir(fs, parent);
-                if (!rc)
-                        rc = ext2fs_mkdir(fs, parent, ino, leaf);
-        }
+                rc = ext2fs_mkdir(fs, parent, ino, NULL); /* unnamed: the name goes in memory */
         if (rc)
-                return fs_fail(err, rc, "mkdir", l->name);
+                return ext4_fs_fail(err, rc, "mkdir", l->name);
+        if ((r = ext4_dir_created(l->w, ino, parent, l->name, err)) < 0 ||
+            (r = link_name(l, parent, leaf, ino, EXT2_FT_DIR, err)) < 0)
+                return r;
         if (links == 1 || links >= EXT2_LINK_MAX) {
                 if ((r = read_inode(l, parent, &p, err)) < 0)
                         return r;
@@ -503,7 +435,7 @@ static int write_data(Layer *l, ext2_ino_t ino, struct archive_entry *e, Error *
         ext2_file_t f;
         errcode_t rc = ext2fs_file_open(l->w->fs, ino, EXT2_FILE_WRITE, &f);
         if (rc)
-                return fs_fail(err, rc, "open file", l->name);
+                return ext4_fs_fail(err, rc, "open file", l->name);
         uint64_t pos = 0;
         int r = 0;
         for (;;) {
@@ -538,7 +470,7 @@ static int write_data(Layer *l, ext2_ino_t ino, struct archive_entry *e, Error *
         if (r < 0)
                 return r;
         if (rc || rc2)
-                return fs_fail(err, rc ? rc : rc2, "write data", l->name);
+                return ext4_fs_fail(err, rc ? rc : rc2, "write data", l->name);
         return 0;
 }
 
@@ -549,7 +481,7 @@ static int create_inode(Layer *l, ext2_ino_t parent, const char *leaf, struct ar
         ext2_ino_t ino = 0;
         errcode_t rc = ext2fs_new_inode(fs, parent, type, NULL, &ino);
         if (rc)
-                return fs_fail(err, rc, "allocate inode", l->name);
+                return ext4_fs_fail(err, rc, "allocate inode", l->name);
         struct ext2_inode_large inode = {.i_mode = type, .i_links_count = 1};
         inode_set_meta(&inode, e);
         if (type == LINUX_S_IFCHR || type == LINUX_S_IFBLK) {
@@ -565,7 +497,7 @@ static int create_inode(Layer *l, ext2_ino_t parent, const char *leaf, struct ar
                 ext2_extent_handle_t h;
                 rc = ext2fs_extent_open2(fs, ino, EXT2_INODE(&inode), &h);
                 if (rc)
-                        return fs_fail(err, rc, "extent tree", l->name);
+                        return ext4_fs_fail(err, rc, "extent tree", l->name);
                 ext2fs_extent_free(h);
         }
         int r = write_inode(l, ino, &inode, err);
@@ -582,21 +514,16 @@ static int create_inode(Layer *l, ext2_ino_t parent, const char *leaf, struct ar
 
 static int apply_symlink(Layer *l, ext2_ino_t parent, const char *leaf, struct archive_entry *e, Error **err) {
         const char *target = entry_symlink(e);
-        if (!target || !*target || strlen(target) >= BLOCK_SIZE)
+        if (!target || !*target || strlen(target) >= EXT4_BLOCK_SIZE)
                 return error_set(err, EINVAL, "layer entry '%s': symlink target empty or too long", l->name);
         ext2_filsys fs = l->w->fs;
-        errcode_t rc = ext2fs_symlink(fs, parent, 0, leaf, target);
-        if (rc == EXT2_ET_DIR_NO_SPACE) {
-                rc = ext2fs_expand_dir(fs, parent);
-                if (!rc)
-                        rc = ext2fs_symlink(fs, parent, 0, leaf, target);
-        }
-        if (rc)
-                return fs_fail(err, rc, "symlink", l->name);
         ext2_ino_t ino = 0;
-        int r = lookup(l, parent, leaf, strlen(leaf), &ino, err);
-        if (r >= 0 && ino == 0)
-                r = error_set(err, EIO, "layer entry '%s': new symlink not found", l->name);
+        errcode_t rc = ext2fs_new_inode(fs, parent, LINUX_S_IFLNK | 0777, NULL, &ino);
+        if (!rc)
+                rc = ext2fs_symlink(fs, parent, ino, NULL, target); /* unnamed: the name goes in memory */
+        if (rc)
+                return ext4_fs_fail(err, rc, "symlink", l->name);
+        int r = link_name(l, parent, leaf, ino, EXT2_FT_SYMLINK, err);
         if (r < 0)
                 return r;
         touch(l, ino);
@@ -790,201 +717,11 @@ int ext4_writer_apply_layer(Ext4Writer *w, int tar_fd, Ext4LayerStats *ret, Erro
         ext2fs_clear_inode_bitmap(w->touched);
         Layer l = {.w = w, .a = a, .name = ""};
         int r = apply_all(&l, err);
+        if (r >= 0)
+                r = ext4_dirs_flush(w, err);
         if (r < 0)
                 w->broken = true;
         if (ret)
                 *ret = l.stats;
         return r;
-}
-
-/* ---- filesystem ---------------------------------------------------------- */
-
-uint64_t ext4_size_for(uint64_t content_bytes, uint64_t entries) {
-        uint64_t data = content_bytes + entries * (BLOCK_SIZE + INODE_SIZE);
-        uint64_t size = data + data / 5 + (16ull << 20);
-        uint64_t for_inodes = (entries + entries / 5 + 64) * BYTES_PER_INODE;
-        size = MAX(MAX(size, for_inodes), EXT4_WRITER_MIN_SIZE);
-        uint64_t step = 4ull << 20;
-        return (size + step - 1) / step * step;
-}
-
-static void init_params(struct ext2_super_block *p, uint64_t blocks) {
-        memset(p, 0, sizeof(*p));
-        ext2fs_blocks_count_set(p, blocks);
-        p->s_log_block_size = 2; /* 1024 << 2 */
-        p->s_rev_level = EXT2_DYNAMIC_REV;
-        p->s_inode_size = INODE_SIZE;
-        p->s_inodes_count = (uint32_t) MIN(blocks * BLOCK_SIZE / BYTES_PER_INODE, (uint64_t) UINT32_MAX - 1);
-        p->s_min_extra_isize = p->s_want_extra_isize = sizeof(struct ext2_inode_large) - EXT2_GOOD_OLD_INODE_SIZE;
-        p->s_log_groups_per_flex = 4;
-        p->s_desc_size = EXT2_MIN_DESC_SIZE_64BIT;
-        p->s_feature_compat = EXT2_FEATURE_COMPAT_DIR_INDEX | EXT2_FEATURE_COMPAT_EXT_ATTR;
-        p->s_feature_incompat = EXT2_FEATURE_INCOMPAT_FILETYPE | EXT3_FEATURE_INCOMPAT_EXTENTS |
-                                EXT4_FEATURE_INCOMPAT_64BIT | EXT4_FEATURE_INCOMPAT_FLEX_BG;
-        p->s_feature_ro_compat = EXT2_FEATURE_RO_COMPAT_SPARSE_SUPER | EXT2_FEATURE_RO_COMPAT_LARGE_FILE |
-                                 EXT4_FEATURE_RO_COMPAT_HUGE_FILE | EXT4_FEATURE_RO_COMPAT_DIR_NLINK |
-                                 EXT4_FEATURE_RO_COMPAT_EXTRA_ISIZE | EXT4_FEATURE_RO_COMPAT_METADATA_CSUM;
-}
-
-/* Marks the reserved inodes (1..10 but root) in use, as mke2fs does, and
- * writes an empty bad block inode. */
-static errcode_t reserve_inodes(ext2_filsys fs) {
-        for (ext2_ino_t i = EXT2_ROOT_INO + 1; i < EXT2_FIRST_INODE(fs->super); i++)
-                ext2fs_inode_alloc_stats2(fs, i, +1, 0);
-        ext2fs_inode_alloc_stats2(fs, EXT2_BAD_INO, +1, 0);
-        return ext2fs_update_bb_inode(fs, NULL);
-}
-
-static errcode_t make_root(ext2_filsys fs) {
-        errcode_t rc = ext2fs_mkdir(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, NULL);
-        if (!rc)
-                rc = ext2fs_mkdir(fs, EXT2_ROOT_INO, 0, "lost+found");
-        ext2_ino_t lf = 0;
-        if (!rc)
-                rc = ext2fs_lookup(fs, EXT2_ROOT_INO, "lost+found", 10, NULL, &lf);
-        struct ext2_inode inode;
-        while (!rc && !(rc = ext2fs_read_inode(fs, lf, &inode)) && EXT2_I_SIZE(&inode) < LOST_FOUND_SIZE)
-                rc = ext2fs_expand_dir(fs, lf);
-        return rc;
-}
-
-static errcode_t format(ext2_filsys *ret, const char *path, uint64_t blocks) {
-        struct ext2_super_block param;
-        init_params(&param, blocks);
-        ext2_filsys fs;
-        errcode_t rc = ext2fs_initialize(path, EXT2_FLAG_64BITS | EXT2_FLAG_RW, &param, unix_io_manager, &fs);
-        if (rc)
-                return rc;
-        random_bytes(fs->super->s_uuid, sizeof(fs->super->s_uuid));
-        random_bytes(fs->super->s_hash_seed, sizeof(fs->super->s_hash_seed));
-        fs->super->s_checksum_type = EXT2_CRC32C_CHKSUM; /* not taken from param */
-        ext2fs_init_csum_seed(fs); /* after the uuid: every checksum derives from it */
-        fs->super->s_def_hash_version = EXT2_HASH_HALF_MD4;
-        fs->super->s_flags |= (char) -1 < 0 ? EXT2_FLAGS_SIGNED_HASH : EXT2_FLAGS_UNSIGNED_HASH;
-        fs->super->s_max_mnt_count = -1;
-        fs->umask = 022;
-        rc = ext2fs_allocate_tables(fs);
-        if (!rc)
-                rc = make_root(fs);
-        if (!rc)
-                rc = reserve_inodes(fs);
-        if (rc) {
-                ext2fs_free(fs);
-                return rc;
-        }
-        *ret = fs;
-        return 0;
-}
-
-int ext4_writer_new(Ext4Writer **ret, const char *path, uint64_t size_bytes, Error **err) {
-        if (!path || size_bytes < EXT4_WRITER_MIN_SIZE)
-                return error_set(err, EINVAL, "ext4 image: size %llu below the minimum of %llu bytes",
-                                 (unsigned long long) size_bytes, EXT4_WRITER_MIN_SIZE);
-        _cleanup_(ext4_writer_freep) Ext4Writer *w = calloc(1, sizeof(Ext4Writer));
-        if (!w || !(w->path = strdup(path)))
-                return error_set(err, ENOMEM, "ext4 image '%s': out of memory", path);
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd < 0) {
-                int code = errno;
-                free(w->path);
-                w->path = NULL; /* not ours: do not delete it */
-                return error_set_errno(err, code, "ext4 image '%s': create", path);
-        }
-        uint64_t blocks = size_bytes / BLOCK_SIZE;
-        if (ftruncate(fd, (off_t) (blocks * BLOCK_SIZE)) < 0)
-                return error_set_errno(err, errno, "ext4 image '%s': set size", path);
-        errcode_t rc = format(&w->fs, path, blocks);
-        if (!rc)
-                rc = ext2fs_allocate_inode_bitmap(w->fs, "layer", &w->touched);
-        if (!rc)
-                rc = ext2fs_lookup(w->fs, EXT2_ROOT_INO, "lost+found", 10, NULL, &w->lost_found);
-        if (rc)
-                return error_set(err, is_nospace(rc) ? ENOSPC : EIO, "ext4 image '%s': format: %s", path,
-                                 fs_strerror(rc));
-        *ret = TAKE_PTR(w);
-        return 0;
-}
-
-static int count_subdir(ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent, int offset, int blocksize,
-                        char *buf, void *priv) {
-        int len = ext2fs_dirent_name_len(dirent);
-        if (dirent->inode && ext2fs_dirent_file_type(dirent) == EXT2_FT_DIR &&
-            !(len == 1 && dirent->name[0] == '.') && !(len == 2 && dirent->name[0] == '.' && dirent->name[1] == '.'))
-                (*(uint64_t *) priv)++;
-        return 0;
-}
-
-/* A directory whose count went to 1 may have lost subdirectories since
- * (whiteouts, replacements): e2fsck wants the exact count again when it is
- * EXT2_LINK_MAX or less. One pass over the inodes, only when needed. */
-static errcode_t fix_dir_nlinks(ext2_filsys fs) {
-        ext2_inode_scan scan;
-        errcode_t rc = ext2fs_open_inode_scan(fs, 0, &scan);
-        if (rc)
-                return rc;
-        ext2_ino_t *dirs = NULL;
-        size_t n = 0, cap = 0;
-        struct ext2_inode_large inode;
-        for (ext2_ino_t ino; !rc;) {
-                rc = ext2fs_get_next_inode_full(scan, &ino, EXT2_INODE(&inode), sizeof(inode));
-                if (rc || ino == 0)
-                        break;
-                if (!LINUX_S_ISDIR(inode.i_mode) || inode.i_links_count != 1 ||
-                    !ext2fs_test_inode_bitmap2(fs->inode_map, ino))
-                        continue;
-                if (n == cap) {
-                        ext2_ino_t *more = realloc(dirs, (cap = cap ? cap * 2 : 16) * sizeof(*dirs));
-                        if (!more) {
-                                rc = EXT2_ET_NO_MEMORY;
-                                break;
-                        }
-                        dirs = more;
-                }
-                dirs[n++] = ino;
-        }
-        ext2fs_close_inode_scan(scan);
-        for (size_t i = 0; !rc && i < n; i++) {
-                uint64_t subdirs = 0;
-                rc = ext2fs_dir_iterate2(fs, dirs[i], 0, NULL, count_subdir, &subdirs);
-                if (!rc && subdirs + 2 <= EXT2_LINK_MAX &&
-                    !(rc = ext2fs_read_inode_full(fs, dirs[i], EXT2_INODE(&inode), sizeof(inode)))) {
-                        inode.i_links_count = (uint16_t) (subdirs + 2);
-                        rc = ext2fs_write_inode_full(fs, dirs[i], EXT2_INODE(&inode), sizeof(inode));
-                }
-        }
-        free(dirs);
-        return rc;
-}
-
-int ext4_writer_finish(Ext4Writer *w, Error **err) {
-        if (!w || w->finished || w->broken)
-                return error_set(err, EINVAL, "ext4 writer: finish on a finished or failed writer");
-        ext2fs_free_inode_bitmap(w->touched);
-        w->touched = NULL;
-        errcode_t rc = w->nlink_many ? fix_dir_nlinks(w->fs) : 0;
-        if (rc) {
-                w->broken = true;
-                return error_set(err, EIO, "ext4 image '%s': directory link counts: %s", w->path, fs_strerror(rc));
-        }
-        rc = ext2fs_close_free(&w->fs);
-        if (rc) {
-                w->broken = true;
-                return error_set(err, is_nospace(rc) ? ENOSPC : EIO, "ext4 image '%s': close: %s", w->path,
-                                 fs_strerror(rc));
-        }
-        w->finished = true;
-        return 0;
-}
-
-void ext4_writer_free(Ext4Writer *w) {
-        if (!w)
-                return;
-        if (w->touched)
-                ext2fs_free_inode_bitmap(w->touched);
-        if (w->fs)
-                ext2fs_free(w->fs);
-        if (!w->finished && w->path && unlink(w->path) < 0 && errno != ENOENT)
-                log_debug("ext4 image '%s': unlink: %m", w->path);
-        free(w->path);
-        free(w);
 }

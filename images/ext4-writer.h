@@ -67,7 +67,11 @@ int ext4_writer_new(Ext4Writer **ret, const char *path, uint64_t size_bytes, Err
  * byte is kept. Times outside ext4's range (1901..2446) are clamped to it;
  * device numbers beyond the kernel's 12:20 bits are -EINVAL; xattrs outside
  * the kernel's namespaces (user., trusted., security., POSIX ACLs) are
- * skipped. A root opaque marker keeps the filesystem's lost+found. */
+ * skipped. A root opaque marker keeps the filesystem's lost+found.
+ * Time is linear in the entries (N log N for a directory's hash tree): the
+ * directories the layer touches are held in memory (about 32 bytes plus the
+ * name per entry) and written back at the end of the layer, those over one
+ * block as hash trees (dir_index). */
 int ext4_writer_apply_layer(Ext4Writer *w, int tar_fd, Ext4LayerStats *ret, Error **err);
 
 /* Writes the superblock, group descriptors and bitmaps and closes the file

@@ -18,7 +18,14 @@
  *     corrupt gzip, a layer that is not a tar, a gzip bomb larger than the
  *     image (-ENOSPC quickly, file deleted) and the per-layer entry cap;
  *     a file over a symlink to /etc/passwd replaces the link and leaves
- *     /etc/passwd alone.
+ *     /etc/passwd alone;
+ *   - large directories (the in-memory directories of ext4-dir.c): 100,000
+ *     entries in one directory, hash-indexed (its time on stderr, never
+ *     asserted), a directory filled, half whited out and refilled across
+ *     layers, an opaque marker on a large directory, 66,000 subdirectories
+ *     (link count 1, then exact again after whiteouts), a two-level hash
+ *     tree that shrinks to one level, and an image that is full when the
+ *     directory blocks are written at the end of the layer.
  * Layers are built in memfds with libarchive's writer; the one shape it will
  * not write (a short body) is a raw ustar header. */
 #include <stdarg.h>
@@ -535,9 +542,237 @@ static void test_entry_cap(void **state) {
         expect_fail_fds(&fd, 1, 64u << 20, E2BIG, "more than 1000000 entries");
 }
 
+/* ---- large directories ----------------------------------------------------- */
+
+static double now(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/* Adds one entry named fmt % i, for i in [from, to) stepping by step. */
+static void add_range(struct archive *a, const char *fmt, unsigned from, unsigned to, unsigned step, mode_t type,
+                      const char *data) {
+        char name[64];
+        for (unsigned i = from; i < to; i += step) {
+                snprintf(name, sizeof(name), fmt, i);
+                add(a, &(Ent) {.name = name, .type = type, .data = data});
+        }
+}
+
+static int count_under(const char *path, const Ext4Stat *st, void *userdata) {
+        size_t *n = userdata;
+        if (strncmp(path, "d/", 2) == 0 && !strchr(path + 2, '/'))
+                n[0]++;
+        return 0;
+}
+
+/* Entries directly in "d". */
+static size_t count_d(Ext4Img *e) {
+        size_t n = 0;
+        assert_int_equal(ext4_img_walk(e, count_under, &n), 0);
+        return n;
+}
+
+static void fsck_img(void) {
+        char cmd[1400];
+        snprintf(cmd, sizeof(cmd), "e2fsck -fn %1$s >%1$s.log 2>&1 || { cat %1$s.log >&2; exit 1; }", img);
+        assert_int_equal(system(cmd), 0);
+}
+
+/* Whether debugfs sees dir (absolute) as a hash tree of levels index levels. */
+static bool is_htree(const char *dir, int levels) {
+        char cmd[1400];
+        snprintf(cmd, sizeof(cmd), "debugfs -R 'htree %s' %s 2>/dev/null | grep -q 'Indirect levels: %d'", dir, img,
+                 levels);
+        return system(cmd) == 0;
+}
+
+static void build_big(const int *fds, size_t n, uint64_t entries) {
+        Error *err = NULL;
+        double t0 = now();
+        if (build_fds(ext4_size_for(1u << 20, entries), fds, n, &err) < 0)
+                fail_msg("build: %s", error_text(err));
+        fprintf(stderr, "# %llu entries in %zu layer(s): built in %.2f s\n", (unsigned long long) entries, n,
+                now() - t0);
+        fsck_img();
+}
+
+static void test_big_dir(void **state) {
+        struct archive *a;
+        int fd = layer_open(&a, true);
+        add(a, &(Ent) {.name = "d", .type = S_IFDIR, .mode = 0700});
+        add_range(a, "d/f%06u", 0, 100000, 1, S_IFREG, NULL);
+        add(a, &(Ent) {.name = "d/f050000", .type = S_IFREG, .data = "again\n"}); /* replaces */
+        add(a, &(Ent) {.name = "d/sub/x", .type = S_IFREG, .data = "x\n"});
+        add(a, &(Ent) {.name = "d/f000007", .type = S_IFLNK, .link = "f000008"});
+        add(a, &(Ent) {.name = "d/h", .type = 0, .link = "d/f099999"});
+        layer_close(a, fd);
+        build_big(&fd, 1, 100005);
+        Ext4Img *e = open_img();
+        Ext4Stat st;
+        assert_int_equal(stat_of(e, "d", &st), 0);
+        assert_int_equal(st.mode, S_IFDIR | 0700);
+        assert_int_equal(st.links, 3); /* ".", its entry, sub's ".." */
+        assert_file(e, "d/f000000", "");
+        assert_file(e, "d/f050000", "again\n");
+        assert_file(e, "d/sub/x", "x\n");
+        char *target = NULL;
+        assert_int_equal(ext4_img_readlink(e, "d/f000007", &target), 0);
+        assert_string_equal(target, "f000008");
+        free(target);
+        Ext4Stat h;
+        assert_int_equal(stat_of(e, "d/h", &h), 0);
+        assert_int_equal(stat_of(e, "d/f099999", &st), 0);
+        assert_int_equal(h.ino, st.ino);
+        assert_int_equal(st.links, 2);
+        assert_absent(e, "d/f100000");
+        assert_int_equal(count_d(e), 100000 + 2);
+        ext4_img_close(e);
+        assert_true(is_htree("/d", 0));
+        assert_false(is_htree("/", 0));
+}
+
+/* Filled, half whited out (and a few re-added in the same layer), refilled. */
+static void test_big_dir_refill(void **state) {
+        struct archive *a;
+        int fds[3];
+        fds[0] = layer_open(&a, true);
+        add_range(a, "d/f%05u", 0, 20000, 1, S_IFREG, "one\n");
+        layer_close(a, fds[0]);
+        fds[1] = layer_open(&a, true);
+        add_range(a, "d/.wh.f%05u", 0, 20000, 2, S_IFREG, NULL);
+        add_range(a, "d/f%05u", 0, 100, 4, S_IFREG, "two\n"); /* back in the same layer */
+        add_range(a, "d/g%05u", 0, 5000, 1, S_IFDIR, NULL);
+        layer_close(a, fds[1]);
+        fds[2] = layer_open(&a, true);
+        add_range(a, "d/f%05u", 0, 20000, 4, S_IFREG, "three\n");
+        add_range(a, "d/.wh.g%05u", 0, 5000, 2, S_IFREG, NULL);
+        layer_close(a, fds[2]);
+        build_big(fds, 3, 50000);
+        Ext4Img *e = open_img();
+        assert_file(e, "d/f00000", "three\n");
+        assert_file(e, "d/f00001", "one\n");
+        assert_absent(e, "d/f00002");
+        assert_file(e, "d/f19996", "three\n");
+        assert_absent(e, "d/f19998");
+        assert_absent(e, "d/g00000");
+        Ext4Stat st;
+        assert_int_equal(stat_of(e, "d/g00001", &st), 0);
+        assert_true(S_ISDIR(st.mode));
+        assert_int_equal(stat_of(e, "d", &st), 0);
+        assert_int_equal(st.links, 2 + 2500);
+        assert_int_equal(count_d(e), 10000 + 5000 + 2500);
+        ext4_img_close(e);
+}
+
+static void test_big_dir_opaque(void **state) {
+        struct archive *a;
+        int fds[2];
+        fds[0] = layer_open(&a, true);
+        add_range(a, "d/f%05u", 0, 30000, 1, S_IFREG, "old\n");
+        add(a, &(Ent) {.name = "d/sub/deep", .type = S_IFREG, .data = "deep\n"});
+        layer_close(a, fds[0]);
+        fds[1] = layer_open(&a, true);
+        add(a, &(Ent) {.name = "d/f00010", .type = S_IFREG, .data = "kept\n"}); /* before the marker */
+        add(a, &(Ent) {.name = "d/.wh..wh..opq", .type = S_IFREG});
+        add(a, &(Ent) {.name = "d/new/x", .type = S_IFREG, .data = "x\n"});
+        layer_close(a, fds[1]);
+        build_big(fds, 2, 30010);
+        Ext4Img *e = open_img();
+        assert_file(e, "d/f00010", "kept\n");
+        assert_file(e, "d/new/x", "x\n");
+        assert_absent(e, "d/f00000");
+        assert_absent(e, "d/f29999");
+        assert_absent(e, "d/sub");
+        assert_int_equal(count_d(e), 2);
+        ext4_img_close(e);
+        assert_false(is_htree("/d", 0)); /* two entries: linear again */
+}
+
+/* Past 507 leaf blocks the hash tree gets a second level; when half the
+ * names go, it shrinks back to one level and the blocks past its end. */
+/* A layer of 250-byte names "<prefix>%0250u" for i in [0, n) by step; every
+ * 1000th holds data. */
+static int long_names_layer(const char *prefix, unsigned n, unsigned step) {
+        struct archive *a;
+        int fd = layer_open(&a, true);
+        char name[300];
+        for (unsigned i = step == 1 ? 0 : 1; i < n; i += step) {
+                snprintf(name, sizeof(name), "%s%0250u", prefix, i);
+                add(a, &(Ent) {.name = name, .type = S_IFREG, .data = i % 1000 ? NULL : "1000th\n"});
+        }
+        return layer_close(a, fd);
+}
+
+static void test_htree_levels(void **state) {
+        int fds[2] = {long_names_layer("d/", 10000, 1)}; /* 15 a block: 667 leaves */
+        build_big(fds, 1, 10000);
+        assert_true(is_htree("/d", 1));
+        fds[0] = long_names_layer("d/", 10000, 1);
+        fds[1] = long_names_layer("d/.wh.", 10000, 2); /* the odd ones */
+        build_big(fds, 2, 10000);
+        assert_true(is_htree("/d", 0));
+        Ext4Img *e = open_img();
+        char name[300];
+        snprintf(name, sizeof(name), "d/%0250u", 3000);
+        assert_file(e, name, "1000th\n");
+        snprintf(name, sizeof(name), "d/%0250u", 3001);
+        assert_absent(e, name);
+        assert_int_equal(count_d(e), 5000);
+        Ext4Stat st;
+        assert_int_equal(stat_of(e, "d", &st), 0);
+        assert_true(st.size < 400u * 4096u);
+        ext4_img_close(e);
+}
+
+/* The directory blocks are written at the end of the layer: when the image
+ * is full by then, the layer fails with -ENOSPC and the image is gone. */
+static void test_big_dir_full(void **state) {
+        size_t size = 7700u * 4096u; /* of the 7927 free blocks */
+        char *data = malloc(size + 1);
+        assert_non_null(data);
+        memset(data, 'x', size);
+        data[size] = 0;
+        int fds[2] = {layer((const Ent[]) {{.name = "big", .type = S_IFREG, .data = data}, {0}}, true),
+                      long_names_layer("d/", 4000, 1)}; /* 4000 x 260 bytes: 267 blocks */
+        free(data);
+        expect_fail_fds(fds, 2, 32u << 20, ENOSPC, "write directory");
+}
+
+/* Past 65000 subdirectories a directory's link count is 1; after whiteouts
+ * bring it under the limit, the exact count comes back. */
+static void test_many_subdirs(void **state) {
+        struct archive *a;
+        int fds[2];
+        fds[0] = layer_open(&a, true);
+        add_range(a, "d/s%05u", 0, 66000, 1, S_IFDIR, NULL);
+        layer_close(a, fds[0]);
+        build_big(fds, 1, 66000);
+        Ext4Img *e = open_img();
+        Ext4Stat st;
+        assert_int_equal(stat_of(e, "d", &st), 0);
+        assert_int_equal(st.links, 1);
+        ext4_img_close(e);
+        fds[0] = layer_open(&a, true);
+        add_range(a, "d/s%05u", 0, 66000, 1, S_IFDIR, NULL);
+        layer_close(a, fds[0]);
+        fds[1] = layer_open(&a, true);
+        add_range(a, "d/.wh.s%05u", 0, 2000, 1, S_IFREG, NULL);
+        layer_close(a, fds[1]);
+        build_big(fds, 2, 66000);
+        e = open_img();
+        assert_int_equal(stat_of(e, "d", &st), 0);
+        assert_int_equal(st.links, 2 + 64000);
+        assert_absent(e, "d/s01999");
+        assert_int_equal(stat_of(e, "d/s02000", &st), 0);
+        assert_int_equal(count_d(e), 64000);
+        ext4_img_close(e);
+}
+
 static int setup(void **state) {
-        if (system("command -v e2fsck >/dev/null") != 0) {
-                fprintf(stderr, "e2fsck missing: skipping\n");
+        if (system("command -v e2fsck >/dev/null && command -v debugfs >/dev/null") != 0) {
+                fprintf(stderr, "e2fsck or debugfs missing: skipping\n");
                 exit(77);
         }
         if (!mkdtemp(tmpdir))
@@ -559,6 +794,9 @@ int main(void) {
                 cmocka_unit_test(test_hostile_paths),
                 cmocka_unit_test(test_hostile_streams),    cmocka_unit_test(test_gzip_bomb),
                 cmocka_unit_test(test_entry_cap),
+                cmocka_unit_test(test_big_dir),            cmocka_unit_test(test_big_dir_refill),
+                cmocka_unit_test(test_big_dir_opaque),     cmocka_unit_test(test_many_subdirs),
+                cmocka_unit_test(test_big_dir_full),       cmocka_unit_test(test_htree_levels),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
