@@ -406,6 +406,11 @@ static void test_boot_pulled_image(void **state) {
                &out);
         assert_string_equal(out, "new\n4755:0\n");
         free(out);
+        /* /etc/many (1,500 entries) is an htree written by our ext4 writer:
+         * the guest kernel lists it and finds a name in it. */
+        run_ok(g, ARGV("sh", "-c", "ls /etc/many | wc -l && cat /etc/many/entry-with-a-longer-name-0777"), &out);
+        assert_string_equal(out, "1500\n0777\n");
+        free(out);
         /* The container disk is writable, the image under it is not touched. */
         run_ok(g, ARGV("sh", "-c", "echo written > /etc/new-file && cat /etc/new-file"), &out);
         assert_string_equal(out, "written\n");

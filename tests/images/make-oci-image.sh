@@ -7,6 +7,7 @@
 # LAYOUT_DIR (must not exist) becomes an OCI image layout holding:
 #   tag latest       one layer: the busybox userland (applet symlinks, /etc
 #                    passwd/group, a setuid file, a hard link, a long name),
+#                    /etc/many with 1,500 files (an htree directory),
 #                    config Entrypoint ["/bin/sh","-c"], Cmd ["echo hello"],
 #                    Env, WorkingDir /work, User 0:0, StopSignal SIGINT, a label,
 #                    ExposedPorts 8080/tcp
@@ -45,6 +46,10 @@ printf '#!/bin/sh\necho setuid\n' > "$root/usr/bin/suid-tool"
 chmod 4755 "$root/usr/bin/suid-tool"
 echo "linked" > "$root/etc/hardlink-a"
 ln "$root/etc/hardlink-a" "$root/etc/hardlink-b"
+# A directory of 1,500 entries: over one 4 KiB block, so our ext4 writer
+# makes it an htree, which the guest kernel then has to read.
+mkdir "$root/etc/many"
+for i in $(seq -w 1 1500); do echo "$i" > "$root/etc/many/entry-with-a-longer-name-$i"; done
 long=$(printf 'n%.0s' $(seq 200))
 echo long > "$root/etc/$long"
 chmod 1777 "$root/tmp"
