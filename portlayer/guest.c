@@ -125,6 +125,7 @@ int guest_start(VmDriver *d, const GuestConfig *c, Guest **ret, Error **err) {
                 r = guest_create_vm(g, c, err);
         if (r < 0)
                 goto fail_free;
+        g->create_usec = now_usec() - t0;
         r = guest_connect(g, c->boot_timeout_ms ? c->boot_timeout_ms : 60000, err);
         if (r >= 0) {
                 g->boot_usec = now_usec() - t0;

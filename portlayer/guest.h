@@ -38,7 +38,8 @@ typedef struct Guest {
         char *socket_path;
         char *console_path;
         AgentClient *agent;
-        uint64_t boot_usec; /* from create to the agent's HELLO */
+        uint64_t create_usec; /* from create to the VM running (define + start) */
+        uint64_t boot_usec;   /* from create to the agent's HELLO */
 } Guest;
 
 /* Creates the VM and connects its agent. On failure the domain is destroyed

@@ -107,16 +107,20 @@ int main(int argc, char **argv) {
                 die("open libvirt", e);
 
         uint64_t *us = calloc((size_t) (boots > execs ? boots : execs), sizeof *us);
+        uint64_t *create_us = calloc((size_t) boots, sizeof *create_us);
         Guest *g = NULL;
         for (int i = 0; i < boots; i++) {
                 g = live_guest = boot_one(d, argv[1], argv[2], argv[3], argv[4], i);
                 us[i] = g->boot_usec;
+                create_us[i] = g->create_usec;
                 if (i + 1 < boots) {
                         (void) guest_destroy(g, NULL);
                         g = live_guest = guest_free(g);
                 }
         }
+        report("domain define + start (libvirt)", create_us, boots);
         report("domain create -> agent HELLO", us, boots);
+        free(create_us);
 
         static const char *const t[] = {"true", NULL};
         for (int i = 0; i < execs; i++) {
