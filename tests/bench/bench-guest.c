@@ -118,7 +118,7 @@ int main(int argc, char **argv) {
                         g = live_guest = guest_free(g);
                 }
         }
-        report("domain define + start (libvirt)", create_us, boots);
+        report("domain define + start", create_us, boots);
         report("domain create -> agent HELLO", us, boots);
         free(create_us);
 
