@@ -31,6 +31,8 @@
 #include "common/io-util.h"
 #include "images/initramfs.h"
 #include "images/kernel-modules.h"
+#include "images/ext4-writer.h"
+#include "images/oci-manifest.h"
 #include "images/registry.h"
 #include "images/store.h"
 #include "integration/agent-harness.h"
@@ -420,6 +422,68 @@ static void test_boot_pulled_image(void **state) {
         error_free(e2);
 }
 
+/* A two-level htree written by our ext4 writer, read by the guest kernel:
+ * the busybox layer of the test image plus a generated layer whose /big
+ * holds 70,000 entries (past 507 leaf blocks, so the index has two levels).
+ * The guest lists it, finds names in it and misses a name not in it. */
+static void test_big_htree_in_guest(void **state) {
+        Fixture *f = *state;
+        fixture_name(f);
+        char layout[400], path[600], disk[400], qcow[400];
+        snprintf(layout, sizeof layout, "%s/layout", f->run_dir);
+        snprintf(disk, sizeof disk, "%s/big.ext4", f->run_dir);
+        snprintf(qcow, sizeof qcow, "%s/big.qcow2", f->run_dir);
+        assert_int_equal(registry_harness_make_layout(layout), 0);
+        char *mdigest = registry_harness_layout_digest(layout, "latest");
+        assert_non_null(mdigest);
+        snprintf(path, sizeof path, "%s/blobs/sha256/%s", layout, mdigest + 7);
+        free(mdigest);
+        char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(read_file_bounded(path, 1 << 20, &text, &len), 0);
+        OciManifest *m = NULL;
+        assert_int_equal(oci_manifest_parse(text, len, &m, NULL), 0);
+        free(text);
+        assert_int_equal(harness_sh("set -e; cd '%s'; mkdir -p t/big; cd t/big;"
+                                    "seq -f 'name-%%06g-of-the-big-directory' 1 70000 | xargs touch;"
+                                    "cd ..; tar -cf ../big.tar big",
+                                    f->run_dir),
+                         0);
+
+        Error *e = NULL;
+        Ext4Writer *w = NULL;
+        uint64_t size = ext4_size_for(8ull << 20, 72000); /* an inode per entry */
+        assert_int_equal(ext4_writer_new(&w, disk, size, &e), 0);
+        snprintf(path, sizeof path, "%s/blobs/sha256/%s", layout, m->layers[0].digest + 7);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(ext4_writer_apply_layer(w, fd, NULL, &e), 0);
+        close(fd);
+        snprintf(path, sizeof path, "%s/big.tar", f->run_dir);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        if (ext4_writer_apply_layer(w, fd, NULL, &e) < 0)
+                fail_msg("big layer: %s", error_text(e));
+        close(fd);
+        assert_int_equal(ext4_writer_finish(w, &e), 0);
+        ext4_writer_free(w);
+        oci_manifest_free(m);
+        assert_int_equal(harness_sh("debugfs -R 'htree /big' '%s' 2>/dev/null | grep -q 'Indirect levels: 1'", disk), 0);
+        assert_int_equal(harness_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' %llu", disk, qcow,
+                                    (unsigned long long) size),
+                         0);
+
+        Guest *g = boot_disk_ok(f, qcow);
+        char *out = NULL;
+        run_ok(g, ARGV("sh", "-c", "ls /big | wc -l; ls -d /big/name-000001-of-the-big-directory "
+                                   "/big/name-035000-of-the-big-directory /big/name-070000-of-the-big-directory;"
+                                   "test ! -e /big/name-070001-of-the-big-directory && echo absent"),
+               &out);
+        assert_string_equal(out, "70000\n/big/name-000001-of-the-big-directory\n/big/name-035000-of-the-big-directory\n"
+                                 "/big/name-070000-of-the-big-directory\nabsent\n");
+        free(out);
+}
+
 static int teardown_image(void **state) {
         Fixture *f = *state;
         char disk[400];
@@ -447,6 +511,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_boot_error_is_reported, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_vsock_loopback_in_guest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_boot_pulled_image, setup, teardown_image),
+                cmocka_unit_test_setup_teardown(test_big_htree_in_guest, setup, teardown),
         };
         return cmocka_run_group_tests(tests, world_setup, world_teardown);
 }
