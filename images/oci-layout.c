@@ -84,8 +84,10 @@ static int index_lookup(LayoutSource *l, char **ret_digest, char **ret_media_typ
         _cleanup_free_ char *data = NULL;
         size_t n = 0;
         int r = file_read(l->dir_fd, "index.json", OCI_JSON_MAX, &data, &n, err);
-        if (r < 0)
-                return error_prefix(err, "layout '%s'", l->dir);
+        if (r < 0) {
+                error_prefix(err, "layout '%s'", l->dir);
+                return r;
+        }
         json_error_t jerr;
         _cleanup_json_ json_t *j = json_loadb(data, n, JSON_REJECT_DUPLICATES, &jerr);
         json_t *ms = json_object_get(j, "manifests");
@@ -209,8 +211,10 @@ static int layout_version_check(LayoutSource *l, Error **err) {
         _cleanup_free_ char *data = NULL;
         size_t n = 0;
         int r = file_read(l->dir_fd, "oci-layout", LAYOUT_FILE_MAX, &data, &n, err);
-        if (r < 0)
-                return error_prefix(err, "layout '%s'", l->dir);
+        if (r < 0) {
+                error_prefix(err, "layout '%s'", l->dir);
+                return r;
+        }
         json_error_t jerr;
         _cleanup_json_ json_t *j = json_loadb(data, n, JSON_REJECT_DUPLICATES, &jerr);
         const char *v = json_string_value(json_object_get(j, "imageLayoutVersion"));

@@ -184,8 +184,10 @@ int registry_auth_file_load(const char *path, RegistryAuthFile **ret, Error **er
                 return error_set_errno(err, -r, "auth file '%s'", path);
         r = registry_auth_file_parse(data, len, ret, err);
         explicit_bzero(data, len);
-        if (r < 0)
-                return error_prefix(err, "'%s'", path);
+        if (r < 0) {
+                error_prefix(err, "'%s'", path);
+                return r;
+        }
         return 0;
 }
 

@@ -253,6 +253,20 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata) {
                         memcpy(t->h.www_authenticate + have, v, vn);
                         t->h.www_authenticate[have + vn] = 0;
                 }
+        } else if (header_is(line, n, "content-length", &v, &vn) && t->h.status >= 200 && t->h.status <= 299 &&
+                   t->max > 0) {
+                /* Only a 2xx body is the document or blob: a 401's or a
+                 * redirect's may well be longer than a small blob. */
+                uint64_t len = 0;
+                bool over = false;
+                for (size_t i = 0; i < vn && isdigit((unsigned char) v[i]) && !over; i++) {
+                        len = len * 10 + (uint64_t) (v[i] - '0');
+                        over = len > t->max;
+                }
+                if (over) {
+                        t->too_big = true;
+                        return 0; /* aborts the transfer before any byte is read */
+                }
         } else if (header_is(line, n, "retry-after", &v, &vn)) {
                 long s = 0;
                 bool ok = vn > 0 && vn <= 6;
@@ -348,9 +362,9 @@ int reg_transfer_setup(RegTransfer *t, const char *accept, uint64_t max_body, bo
         SET(CURLOPT_WRITEDATA, t);
         SET(CURLOPT_ERRORBUFFER, t->errbuf);
         SET(CURLOPT_PRIVATE, t);
-        /* A Content-Length over the bound fails before any byte is read. */
-        if (max_body > 0)
-                SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) max_body);
+        /* A 2xx Content-Length over the bound fails before any byte is
+         * read (on_header; CURLOPT_MAXFILESIZE would also judge the body
+         * of a 401 or a redirect). */
 #undef SET
         return rc == CURLE_OK ? 0 : rc == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
 }

@@ -315,7 +315,8 @@ int store_container_disk_create(Store *s, const char *image_ref, const char *pat
         if ((r = run_tool(argv, err)) < 0) {
                 unlink(abs);
                 unlinkat(ufd, mname, 0);
-                return error_prefix(err, "create disk '%s'", abs);
+                error_prefix(err, "create disk '%s'", abs);
+                return r;
         }
         return 0;
 }

@@ -140,6 +140,14 @@ static int sink_restart(ImageBlobSink *sink, size_t index, Error **err) {
                 return error_set(err, EINVAL, "source restarted blob %zu of %zu", index, p->n_blobs);
         BlobState *b = &p->blobs[index];
         b->sm = store_stream_measure_free(b->sm); /* its counts leave the totals */
+        if (b->ms.known) {
+                /* Measured to the end before the restart: finish() kept its
+                 * counts in the totals, and the retry counts them again. */
+                pthread_mutex_lock(&p->totals.lock);
+                p->totals.entries -= MIN(p->totals.entries, b->ms.entries);
+                p->totals.bytes -= MIN(p->totals.bytes, b->ms.bytes);
+                pthread_mutex_unlock(&p->totals.lock);
+        }
         b->ms = (StoreLayerMeasure) {};
         b->digest = digest_free(b->digest);
         int r = digest_new(&b->digest);
@@ -216,8 +224,11 @@ static int manifest_get(Pull *p, const OciDescriptor *want, char **ret, size_t *
         size_t size = 0;
         const char *digest = want ? want->digest : p->o.digest;
         int r = p->src->ops->get_manifest(p->src, digest, &data, &size, &mt, err);
-        if (r < 0)
-                return error_prefix(err, "manifest %s", digest ? digest : p->src->ops->describe(p->src));
+        if (r < 0) {
+                /* error_prefix() alone would turn r into -EIO when err is NULL. */
+                error_prefix(err, "manifest %s", digest ? digest : p->src->ops->describe(p->src));
+                return r;
+        }
         if (size > p->o.max_manifest)
                 return error_set(err, EFBIG, "manifest of %zu bytes is larger than %zu", size, p->o.max_manifest);
         _cleanup_free_ char *got = NULL;
@@ -228,8 +239,10 @@ static int manifest_get(Pull *p, const OciDescriptor *want, char **ret, size_t *
                                  want->digest, got, size, (unsigned long long) want->size);
         if (!want && digest && strcmp(got, digest) != 0)
                 return error_set(err, EBADMSG, "manifest %s: digest mismatch: got %s", digest, got);
-        if ((r = oci_media_type_sniff(data, size, mt, ret_kind, err)) < 0)
-                return error_prefix(err, "manifest %s", got);
+        if ((r = oci_media_type_sniff(data, size, mt, ret_kind, err)) < 0) {
+                error_prefix(err, "manifest %s", got);
+                return r;
+        }
         char *text = malloc(size + 1);
         if (!text)
                 return error_set(err, ENOMEM, "out of memory");
@@ -279,8 +292,10 @@ static int pull_config(Pull *p, const OciManifest *m, OciConfig **ret, char **re
                 return error_set(err, EFBIG, "config %s: %llu bytes is larger than %u", m->config.digest,
                                  (unsigned long long) m->config.size, OCI_JSON_MAX);
         int r;
-        if (!blob_present(p->s, m->config.digest) && (r = pull_fetch(p, &m->config, 1, false, err)) < 0)
-                return error_prefix(err, "config");
+        if (!blob_present(p->s, m->config.digest) && (r = pull_fetch(p, &m->config, 1, false, err)) < 0) {
+                error_prefix(err, "config");
+                return r;
+        }
         _cleanup_close_ int fd = blob_open(p, m->config.digest, err);
         if (fd < 0)
                 return fd;
@@ -289,8 +304,10 @@ static int pull_config(Pull *p, const OciManifest *m, OciConfig **ret, char **re
         if ((r = read_fd_bounded(fd, OCI_JSON_MAX, &data, &n)) < 0)
                 return error_set_errno(err, -r, "read config %s", m->config.digest);
         _cleanup_oci_config_ OciConfig *c = NULL;
-        if ((r = oci_config_parse(data, n, &c, err)) < 0 || (r = oci_config_check_layers(c, m, err)) < 0)
-                return error_prefix(err, "config %s", m->config.digest);
+        if ((r = oci_config_parse(data, n, &c, err)) < 0 || (r = oci_config_check_layers(c, m, err)) < 0) {
+                error_prefix(err, "config %s", m->config.digest);
+                return r;
+        }
         *ret_created = store_config_created(data, n);
         *ret = TAKE_PTR(c);
         return 0;
@@ -351,17 +368,23 @@ static int pull_disk(Pull *p, const OciManifest *m, uint64_t *ret_size, Error **
         if (asprintf(&path, "%s/tmp/%s/disk.ext4", p->s->root, p->dir_name) < 0)
                 return error_set(err, ENOMEM, "out of memory");
         _cleanup_ext4_writer_ Ext4Writer *w = NULL;
-        if ((r = ext4_writer_new(&w, path, ext4_size_for(sum.bytes, sum.entries), err)) < 0)
-                return error_prefix(err, "create disk");
+        if ((r = ext4_writer_new(&w, path, ext4_size_for(sum.bytes, sum.entries), err)) < 0) {
+                error_prefix(err, "create disk");
+                return r;
+        }
         for (size_t i = 0; i < m->n_layers; i++) {
                 _cleanup_close_ int fd = blob_open(p, m->layers[i].digest, err);
                 if (fd < 0)
                         return fd;
-                if ((r = ext4_writer_apply_layer(w, fd, NULL, err)) < 0)
-                        return error_prefix(err, "layer %s", m->layers[i].digest);
+                if ((r = ext4_writer_apply_layer(w, fd, NULL, err)) < 0) {
+                        error_prefix(err, "layer %s", m->layers[i].digest);
+                        return r;
+                }
         }
-        if ((r = ext4_writer_finish(w, err)) < 0)
-                return error_prefix(err, "disk");
+        if ((r = ext4_writer_finish(w, err)) < 0) {
+                error_prefix(err, "disk");
+                return r;
+        }
         _cleanup_close_ int fd = openat(p->dir_fd, "disk.ext4", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         struct stat st;
         /* Read-only for everyone: overlays use it as their backing file. */

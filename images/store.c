@@ -534,21 +534,27 @@ int store_remove(Store *s, const char *ref, Error **err) {
         _cleanup_close_ int slock = store_lock(s, "store", LOCK_SH, err);
         if (slock < 0)
                 return slock;
-        char hex[STORE_HEX_LEN + 1];
-        int r = store_resolve_ref(s, ref, hex, err);
-        if (r < 0)
-                return r;
-        _cleanup_close_ int ilock = store_lock_image(s, hex, LOCK_EX, err);
-        if (ilock < 0)
-                return ilock;
-        _cleanup_close_ int tlock = store_lock(s, "tags", LOCK_EX, err);
-        if (tlock < 0)
-                return tlock;
+        char hex[STORE_HEX_LEN + 1], now[STORE_HEX_LEN + 1];
+        _cleanup_close_ int ilock = -1, tlock = -1;
         _cleanup_(store_tags_clear) StoreTags t = {};
-        if ((r = store_tags_load(s, &t, err)) < 0)
-                return r;
-        if (!store_record_exists(s, hex))
-                return error_set(err, ENOENT, "no image '%s'", ref);
+        int r;
+        for (;;) {
+                if ((r = store_resolve_ref(s, ref, hex, err)) < 0)
+                        return r;
+                if ((ilock = store_lock_image(s, hex, LOCK_EX, err)) < 0)
+                        return ilock;
+                if ((tlock = store_lock(s, "tags", LOCK_EX, err)) < 0)
+                        return tlock;
+                if ((r = store_tags_load(s, &t, err)) < 0 || (r = store_resolve(s, &t, ref, now, err)) < 0)
+                        return r;
+                /* ref may name another image than when we resolved it
+                 * (a tag moved while we waited for the image lock). */
+                if (strcmp(now, hex) == 0)
+                        break;
+                store_tags_clear(&t);
+                tlock = safe_close(tlock);
+                ilock = safe_close(ilock);
+        }
 
         /* By tag: only that tag, unless it is the last one. By id: all. */
         _cleanup_free_ char *name = NULL;

@@ -207,6 +207,8 @@ static void test_oci_hostile_layout(void **state) {
         /* No oci-layout file: not a layout. */
         assert_int_equal(oci_layout_source_new(work, NULL, &src, &err), -ENOENT);
         error_free(err);
+        /* The same code without an Error to fill (not -EIO). */
+        assert_int_equal(oci_layout_source_new(work, NULL, &src, NULL), -ENOENT);
 }
 
 /* ---- docker save archives, by hand ---- */
@@ -596,7 +598,10 @@ static void test_cli_killed_mid_import(void **state) {
                 fprintf(stderr, "killed after %u ms: %s\n", ms,
                         finished ? "the import had already finished" : "interrupted");
                 assert_int_equal(run(&out, "'%s' --store '%s' list --json", bin, store), 0);
-                if (finished) {
+                /* A kill can also land after the commit, while the process
+                 * exits (slow under ASAN's leak check): then the image is
+                 * complete, which the import and fsck below check. */
+                if (finished || strstr(out, "big/image:1")) {
                         assert_non_null(strstr(out, "big/image:1"));
                         free(out);
                         break;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "images/registry-auth-file.h"
 
@@ -114,6 +115,19 @@ static void test_refused(void **state) {
         assert_int_equal(registry_auth_file_load("/nonexistent/auth.json", &f, &err), -ENOENT);
         assert_non_null(strstr(error_text(err), "/nonexistent/auth.json"));
         error_free(err);
+
+        /* A file that is no JSON: -EBADMSG, with or without an Error. */
+        char path[] = "/tmp/test-auth-file.XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "{\"auths\": ", 11), 11);
+        close(fd);
+        err = NULL;
+        assert_int_equal(registry_auth_file_load(path, &f, &err), -EBADMSG);
+        assert_non_null(strstr(error_text(err), path));
+        error_free(err);
+        assert_int_equal(registry_auth_file_load(path, &f, NULL), -EBADMSG);
+        unlink(path);
 }
 
 int main(void) {

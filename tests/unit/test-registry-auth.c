@@ -58,6 +58,8 @@ typedef enum Mode {
         MODE_CHUNKED_LONG, /* blobs chunked, 1000 bytes more than asked for */
         MODE_BIG_MANIFEST,
         MODE_SLOW_BLOBS,   /* blobs answered after 150 ms; counts concurrency */
+        MODE_SMALL_BEARER, /* like MODE_BEARER, but the blob is small_blob (smaller than the 401's
+                            * and the 307's bodies), redirected with a body */
 } Mode;
 
 typedef struct Server {
@@ -82,6 +84,8 @@ static Server srv;
 static unsigned char blob_bytes[BLOB_SIZE];
 static unsigned char blob_longer[BLOB_SIZE + 1000]; /* blob_bytes and 1000 more */
 static char blob_digest[80];
+static const char small_blob[] = "tiny blob"; /* 9 bytes, like a 32-byte empty gzip layer */
+static char small_digest[80];
 static const char manifest_body[] = "{\"schemaVersion\":2,\"mediaType\":\"" OCI_MEDIA_TYPE_MANIFEST "\"}";
 
 static void send_all(int fd, const void *data, size_t n) {
@@ -176,7 +180,10 @@ static void handle(Server *s, int fd, const Req *rq) {
                 return;
         }
         if (is_storage) {
-                respond(fd, 200, "", blob_bytes, BLOB_SIZE);
+                if (mode == MODE_SMALL_BEARER)
+                        respond(fd, 200, "", small_blob, sizeof small_blob - 1);
+                else
+                        respond(fd, 200, "", blob_bytes, BLOB_SIZE);
                 return;
         }
         switch (mode) {
@@ -189,6 +196,21 @@ static void handle(Server *s, int fd, const Req *rq) {
         case MODE_ALWAYS_503:
                 respond(fd, 503, "", "", 0);
                 return;
+        case MODE_SMALL_BEARER:
+                if (strcmp(rq->auth, "Bearer tok-1") != 0) {
+                        challenge_bearer(s, fd);
+                        return;
+                }
+                if (is_blob) {
+                        /* As a registry with object storage answers: a 307 with a short HTML body. */
+                        char h[256];
+                        snprintf(h, sizeof h, "Location: http://localhost:%d/storage/x\r\nContent-Type: text/html\r\n",
+                                 s->port);
+                        const char body[] = "<a href=\"http://localhost/storage/x\">Temporary Redirect</a>.\n";
+                        respond(fd, 307, h, body, sizeof body - 1);
+                        return;
+                }
+                break;
         case MODE_BEARER:
         case MODE_BEARER_REFUSE:
                 if (mode == MODE_BEARER_REFUSE || strcmp(rq->auth, "Bearer tok-1") != 0) {
@@ -637,6 +659,37 @@ static void test_blobs_bearer_redirect(void **state) {
         assert_true(counter(&srv.hits_token) >= 1);
 }
 
+/* A blob smaller than the bodies of the 401 and the 307 in front of it (a
+ * 32-byte empty gzip layer is common): those bodies are not the blob and
+ * must not be held to its size. */
+static void test_small_blob_behind_401_and_redirect(void **state) {
+        reset(MODE_SMALL_BEARER);
+        _cleanup_registry_client_ RegistryClient *c = client((RegistryOptions){0}, false);
+        _cleanup_error_ Error *e = NULL;
+        Sink s;
+        memset(&s, 0, sizeof s);
+        s.base = (ImageBlobSink){.write = sink_write, .restart = sink_restart, .userdata = &s};
+        s.size = sizeof small_blob - 1;
+        s.cancel_index = -1;
+        assert_int_equal(digest_new(&s.d[0]), 0);
+        OciDescriptor d = {.media_type = (char *) OCI_MEDIA_TYPE_LAYER_GZIP, .digest = small_digest,
+                           .size = sizeof small_blob - 1};
+        _cleanup_oci_ref_ OciRef *ref = ref_r();
+        int r = registry_fetch_blobs(c, ref, &d, 1, &s.base, &e);
+        char *hex = NULL;
+        assert_int_equal(digest_final_hex(s.d[0], &hex), 0);
+        digest_free(s.d[0]);
+        if (r < 0) {
+                free(hex);
+                fail_msg("%s", error_text(e));
+        }
+        assert_string_equal(hex, small_digest);
+        free(hex);
+        assert_int_equal(s.n[0], sizeof small_blob - 1);
+        assert_int_equal(counter(&srv.hits_token), 1);
+        assert_int_equal(counter(&srv.hits_storage), 1);
+}
+
 static void test_blobs_basic_redirect(void **state) {
         reset(MODE_BASIC);
         _cleanup_registry_client_ RegistryClient *c = client((RegistryOptions){0}, true);
@@ -728,6 +781,10 @@ int main(void) {
                 return 1;
         snprintf(blob_digest, sizeof blob_digest, "%s", hex);
         free(hex);
+        if (digest_buffer_hex(small_blob, sizeof small_blob - 1, &hex) < 0)
+                return 1;
+        snprintf(small_digest, sizeof small_digest, "%s", hex);
+        free(hex);
 
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_challenge_parse),
@@ -739,6 +796,7 @@ int main(void) {
                 cmocka_unit_test(test_bearer_refused),
                 cmocka_unit_test(test_blobs_bearer_redirect),
                 cmocka_unit_test(test_blobs_basic_redirect),
+                cmocka_unit_test(test_small_blob_behind_401_and_redirect),
                 cmocka_unit_test(test_blob_truncated_is_retried),
                 cmocka_unit_test(test_blob_longer_than_descriptor),
                 cmocka_unit_test(test_sink_cancels),

@@ -173,6 +173,7 @@ typedef struct Counters {
         size_t chunk;             /* write size (0: each blob in two halves) */
         atomic_size_t delivered;  /* bytes the sink accepted */
         const char *restart_digest; /* this blob: half, restart, all */
+        bool restart_full;          /* ... all of it (not half) before the restart */
         atomic_int restarts;
 } Counters;
 
@@ -214,7 +215,7 @@ static int fake_fetch_blobs(ImageSource *s, const OciDescriptor *descs, size_t n
                 if (f->c->restart_digest && strcmp(f->c->restart_digest, b->digest) == 0 && b->size > 1) {
                         /* A transfer that broke half-way, retried. */
                         f->c->restart_digest = NULL;
-                        if ((r = sink->write(sink, i, b->data, b->size / 2, err)) < 0)
+                        if ((r = sink->write(sink, i, b->data, f->c->restart_full ? b->size : b->size / 2, err)) < 0)
                                 return r;
                         usleep(50 * 1000); /* the measurer has read what it got */
                         if ((r = sink->restart(sink, i, err)) < 0)
@@ -539,6 +540,36 @@ static void test_source_error(void **state) {
         pull_fails(t, &t->img, NULL, -ENOENT, "fake: no blob");
 }
 
+/* err == NULL means "only the code" (common/error.h): the codes must be
+ * the same as with an Error to fill, not a blanket -EIO. */
+static void test_codes_without_error(void **state) {
+        T *t = *state;
+        static const char absent[] = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        StorePullOptions o = {.digest = absent};
+        Error *err = NULL;
+        assert_int_equal(pull(t, &t->img, NULL, &o, NULL, &err), -ENOENT);
+        err = error_free(err);
+        assert_int_equal(pull(t, &t->img, NULL, &o, NULL, NULL), -ENOENT);
+        /* The config is not in the source. */
+        t->img.blobs[0].digest[10] ^= 1;
+        assert_int_equal(pull(t, &t->img, NULL, NULL, NULL, &err), -ENOENT);
+        err = error_free(err);
+        assert_int_equal(pull(t, &t->img, NULL, NULL, NULL, NULL), -ENOENT);
+        t->img.blobs[0].digest[10] ^= 1;
+        /* A layer the disk refuses. */
+        Image evil;
+        static const char *const bad[] = {"etc/ok=fine", "../escape=oops", NULL};
+        static const char *const *const layers[] = {base_files, bad, NULL};
+        image_make(&evil, layers, "evil");
+        int r = pull(t, &evil, NULL, NULL, NULL, &err);
+        assert_true(r < 0);
+        assert_int_equal(r, -err->code);
+        err = error_free(err);
+        assert_int_equal(pull(t, &evil, NULL, NULL, NULL, NULL), r);
+        image_clear(&evil);
+        assert_store_empty(t);
+}
+
 static void test_index_platform(void **state) {
         T *t = *state;
         char idx[2048];
@@ -656,6 +687,62 @@ static void test_two_processes(void **state) {
         assert_int_equal(store_inspect(t->s, "test/img:child", &img, NULL), 0);
         assert_int_equal(img->tags.n, 2);
         store_image_free(img);
+}
+
+typedef struct RemoveArgs {
+        Store *s;
+        const char *ref;
+        int r;
+} RemoveArgs;
+
+static void *remove_thread(void *arg) {
+        RemoveArgs *a = arg;
+        a->r = store_remove(a->s, a->ref, NULL);
+        return NULL;
+}
+
+/* `rm test/img:1` resolves the tag, then waits for the image's lock; the tag
+ * moves to another image meanwhile. The remove must act on what the tag
+ * names once it holds the locks (here: the other image, whose only tag it
+ * is), not untag the other image and leave it behind untagged. */
+static void test_remove_tag_moved(void **state) {
+        T *t = *state;
+        Image other;
+        static const char *const extra[] = {"etc/other=x\n", NULL};
+        static const char *const *const layers[] = {base_files, extra, NULL};
+        image_make(&other, layers, "two");
+        StoreImage *a = NULL, *b = NULL;
+        pull_ok(t, &t->img, "test/img:1", &a);
+        pull_ok(t, &t->img, "test/img:2", NULL);
+        pull_ok(t, &other, NULL, &b);
+
+        char lock[256];
+        snprintf(lock, sizeof lock, "%s/locks/image-%s.lock", t->root, a->id + 7);
+        int fd = open(lock, O_RDWR | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(flock(fd, LOCK_EX), 0);
+        RemoveArgs args = {.s = t->s, .ref = "test/img:1", .r = 1};
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, remove_thread, &args), 0);
+        usleep(300 * 1000); /* resolved, waiting for the lock */
+        Error *err = NULL;
+        if (store_tag(t->s, b->id, "test/img:1", &err) < 0)
+                fail_msg("tag: %s", error_text(err));
+        close(fd);
+        pthread_join(th, NULL);
+        assert_int_equal(args.r, 0);
+
+        /* Image a keeps its other tag; test/img:1 went with image b. */
+        StoreImage *img = NULL;
+        assert_int_equal(store_inspect(t->s, "test/img:2", &img, NULL), 0);
+        assert_string_equal(img->id, a->id);
+        store_image_free(img);
+        img = NULL;
+        assert_int_equal(store_inspect(t->s, "test/img:1", &img, NULL), -ENOENT);
+        assert_int_equal(store_inspect(t->s, b->id, &img, NULL), -ENOENT);
+        store_image_free(a);
+        store_image_free(b);
+        image_clear(&other);
 }
 
 static void test_remove_gc(void **state) {
@@ -840,6 +927,30 @@ static void test_restart_mid_blob(void **state) {
         assert_int_equal(dir_count(t->root, "tmp"), 0);
 }
 
+/* A transfer that delivered the whole blob and then failed (the registry
+ * client retries a body followed by a broken connection): the retry starts
+ * from zero, and the first attempt's counts, measured to the end, must leave
+ * the totals as well, or the image crosses a cap it fits in. */
+static void test_restart_after_full_blob(void **state) {
+        T *t = *state;
+        static const char *const some[] = {"a=1", "b=2", "c=3", "noise=RANDOM:262144", NULL};
+        static const char *const *const layers0[] = {base_files, some, NULL};
+        Image img0;
+        image_make(&img0, layers0, "restart-full");
+        t->c.restart_digest = img0.blobs[2].digest;
+        t->c.restart_full = true;
+        StorePullOptions o = {.max_entries = 6, .max_uncompressed = 262144 + 3 + 64};
+        Error *err = NULL;
+        StoreImage *img = NULL;
+        if (pull(t, &img0, "test/img:1", &o, &img, &err) < 0)
+                fail_msg("pull: %s", error_text(err));
+        assert_int_equal(atomic_load(&t->c.restarts), 1);
+        assert_int_equal(img->layers.n, 2);
+        store_image_free(img);
+        image_clear(&img0);
+        assert_int_equal(dir_count(t->root, "tmp"), 0);
+}
+
 static void test_bad_archive_digest_first(void **state) {
         T *t = *state;
         /* A blob that is no archive and not what its digest says: the
@@ -949,17 +1060,20 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_decompression_bomb, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bomb_stops_download, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_restart_mid_blob, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_restart_after_full_blob, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_archive_digest_first, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_caps_sum_over_layers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stored_layer_measured, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dotdot_entry, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_source_error, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_codes_without_error, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_index_platform, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_index_manifest_mismatch, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pull_by_digest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_pulls, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_remove_gc, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_remove_tag_moved, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_gc_untagged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_crash_leftovers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tags, setup, teardown),
