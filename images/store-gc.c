@@ -130,9 +130,11 @@ static int gc_images(Store *s, bool keep_untagged, HexSet *keep, StoreGcStats *s
                 if (!keep_untagged && !tagged && store_record_users(s, de->d_name, &users) >= 0 && users == 0) {
                         char rec[NAME_MAX + 16];
                         snprintf(rec, sizeof rec, "%s/image.json", de->d_name);
-                        if (unlinkat(s->images_fd, rec, 0) < 0 ||
-                            store_rm_rf_at(s->images_fd, de->d_name, &st->bytes_freed) < 0)
-                                return error_set_errno(err, errno, "remove image %.12s", de->d_name);
+                        int q = unlinkat(s->images_fd, rec, 0) < 0 ? negative_errno()
+                                                                   : store_rm_rf_at(s->images_fd, de->d_name,
+                                                                                    &st->bytes_freed);
+                        if (q < 0)
+                                return error_set_errno(err, -q, "remove image %.12s", de->d_name);
                         st->images_removed++;
                         continue;
                 }
@@ -276,9 +278,6 @@ int store_container_disk_create(Store *s, const char *image_ref, const char *pat
         int r = path_absolute(path, &abs, err);
         if (r < 0)
                 return r;
-        struct stat st;
-        if (lstat(abs, &st) == 0)
-                return error_set(err, EEXIST, "disk '%s' exists", abs);
         if (marker_name(abs, mname) < 0)
                 return error_set(err, ENOMEM, "out of memory");
         _cleanup_close_ int slock = store_lock(s, "store", LOCK_SH, err);
@@ -298,17 +297,32 @@ int store_container_disk_create(Store *s, const char *image_ref, const char *pat
                 return error_set(err, EINVAL, "disk size %llu is smaller than the image's %llu bytes",
                                  (unsigned long long) size_bytes, (unsigned long long) img->disk_size);
 
-        /* Register first: a crash then leaves a marker gc prunes, never an
-         * overlay whose base could be removed. */
+        /* Claim the path: of two creates of one path, exactly one goes on
+         * (qemu-img would overwrite, and the loser's cleanup would remove
+         * the winner's registration). */
+        _cleanup_close_ int dfd = open(abs, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (dfd < 0)
+                return errno == EEXIST ? error_set(err, EEXIST, "disk '%s' exists", abs)
+                                       : error_set_errno(err, errno, "create disk '%s'", abs);
+        /* Register before qemu-img writes the overlay: a crash then leaves a
+         * marker gc prunes, never an overlay whose base could be removed. */
         char users[STORE_HEX_LEN + 8];
         snprintf(users, sizeof users, "%s/users", hex);
-        if (mkdirat(s->images_fd, users, 0755) < 0 && errno != EEXIST)
-                return error_set_errno(err, errno, "create '%s/images/%s'", s->root, users);
-        _cleanup_close_ int ufd = openat(s->images_fd, users, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (ufd < 0)
-                return error_set_errno(err, errno, "open '%s/images/%s'", s->root, users);
-        if ((r = store_write_atomic(s, ufd, mname, abs, strlen(abs), err)) < 0)
+        if (mkdirat(s->images_fd, users, 0755) < 0 && errno != EEXIST) {
+                r = error_set_errno(err, errno, "create '%s/images/%s'", s->root, users);
+                unlink(abs);
                 return r;
+        }
+        _cleanup_close_ int ufd = openat(s->images_fd, users, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (ufd < 0) {
+                r = error_set_errno(err, errno, "open '%s/images/%s'", s->root, users);
+                unlink(abs);
+                return r;
+        }
+        if ((r = store_write_atomic(s, ufd, mname, abs, strlen(abs), err)) < 0) {
+                unlink(abs);
+                return r;
+        }
         char size_arg[32];
         snprintf(size_arg, sizeof size_arg, "%llu", (unsigned long long) size_bytes);
         char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", img->disk_path, abs, size_arg, NULL};

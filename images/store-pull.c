@@ -525,14 +525,17 @@ int store_pull(Store *s, ImageSource *src, const char *tag_name, const StorePull
         int r;
         if (tag_name && (r = store_tag_name_normalize(tag_name, &name, err)) < 0)
                 return r;
-        _cleanup_(pull_done) Pull p = {.s = s, .src = src, .dir_fd = -1};
-        options_fill(&p.o, opts);
-        store_measure_totals_init(&p.totals, p.o.max_uncompressed, p.o.max_entries);
-        if (p.o.digest && (r = digest_parse_check(p.o.digest)) < 0)
-                return error_set(err, -r, "bad digest '%.80s'", p.o.digest);
+        if (opts && opts->digest && (r = digest_parse_check(opts->digest)) < 0)
+                return error_set(err, -r, "bad digest '%.80s'", opts->digest);
+        /* Declared before the pull state, so it is released after it: the
+         * pull's tmp/ directory is removed (and its measuring threads
+         * joined) while gc is still kept out. */
         _cleanup_close_ int slock = store_lock(s, "store", LOCK_SH, err);
         if (slock < 0)
                 return slock;
+        _cleanup_(pull_done) Pull p = {.s = s, .src = src, .dir_fd = -1};
+        options_fill(&p.o, opts);
+        store_measure_totals_init(&p.totals, p.o.max_uncompressed, p.o.max_entries);
 
         _cleanup_oci_manifest_ OciManifest *m = NULL;
         _cleanup_free_ char *mtext = NULL, *mdigest = NULL;

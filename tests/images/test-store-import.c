@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <stdio.h>
@@ -467,6 +468,53 @@ static void test_overlay(void **state) {
         store_free(s);
 }
 
+/* Eight threads create the same container disk at once: exactly one
+ * succeeds, the rest get EEXIST, and their failures do not undo the
+ * winner's registration (the image stays in use until the disk goes). */
+typedef struct DiskRace {
+        Store *s;
+        const char *path;
+        int r;
+} DiskRace;
+
+static void *disk_race_thread(void *arg) {
+        DiskRace *d = arg;
+        Error *err = NULL;
+        d->r = store_container_disk_create(d->s, "test/race:1", d->path, 0, &err);
+        error_free(err);
+        return NULL;
+}
+
+static void test_overlay_create_race(void **state) {
+        Store *s = store_new("store-race");
+        StoreImage *img = import_oci(s, "latest", "test/race:1");
+        char disk[256];
+        snprintf(disk, sizeof disk, "%s/race.qcow2", work);
+        DiskRace d[8];
+        pthread_t t[8];
+        for (int i = 0; i < 8; i++) {
+                d[i] = (DiskRace){.s = s, .path = disk};
+                assert_int_equal(pthread_create(&t[i], NULL, disk_race_thread, &d[i]), 0);
+        }
+        int ok = 0;
+        for (int i = 0; i < 8; i++) {
+                pthread_join(t[i], NULL);
+                if (d[i].r == 0)
+                        ok++;
+                else
+                        assert_int_equal(d[i].r, -EEXIST);
+        }
+        assert_int_equal(ok, 1);
+        assert_int_equal(run(NULL, "qemu-img info '%s' >/dev/null 2>&1", disk), 0);
+        Error *err = NULL;
+        assert_int_equal(store_remove(s, "test/race:1", &err), -EBUSY);
+        err = error_free(err);
+        assert_int_equal(store_container_disk_remove(s, disk, &err), 0);
+        assert_int_equal(store_remove(s, "test/race:1", &err), 0);
+        store_image_free(img);
+        store_free(s);
+}
+
 static void test_cli(void **state) {
         const char *bin = getenv("PL_IMAGE_BIN");
         if (!bin)
@@ -869,6 +917,7 @@ int main(void) {
                 cmocka_unit_test(test_docker_archive),
                 cmocka_unit_test(test_docker_archive_hostile),
                 cmocka_unit_test(test_overlay),
+                cmocka_unit_test(test_overlay_create_race),
                 cmocka_unit_test(test_cli),
                 cmocka_unit_test(test_cli_pull),
                 cmocka_unit_test(test_cli_pull_auth),
