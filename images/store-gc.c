@@ -346,23 +346,27 @@ int store_container_disk_remove(Store *s, const char *path, Error **err) {
         _cleanup_close_ int slock = store_lock(s, "store", LOCK_SH, err);
         if (slock < 0)
                 return slock;
-        bool found = false;
-        if (unlink(abs) == 0)
-                found = true;
-        else if (errno != ENOENT)
-                return error_set_errno(err, errno, "remove disk '%s'", abs);
+        /* Only a path the store registered is deleted: `disk rm` with a
+         * mistyped path must not remove an unrelated file. The marker goes
+         * last, so a crash in between leaves a registration gc prunes. */
         _cleanup_closedir_ DIR *d = store_dir_at(s->images_fd, ".");
         if (!d)
                 return error_set_errno(err, errno, "open '%s/images'", s->root);
+        bool found = false;
         for (struct dirent *de; (de = readdir(d));) {
                 char m[NAME_MAX + STORE_HEX_LEN + 16];
+                struct stat st;
                 if (!store_id_hex(de->d_name, NULL))
                         continue;
                 snprintf(m, sizeof m, "%s/users/%s", de->d_name, mname);
-                if (unlinkat(s->images_fd, m, 0) == 0)
-                        found = true;
+                if (fstatat(s->images_fd, m, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (!found && unlink(abs) < 0 && errno != ENOENT)
+                        return error_set_errno(err, errno, "remove disk '%s'", abs);
+                found = true;
+                (void) unlinkat(s->images_fd, m, 0);
         }
         if (!found)
-                return error_set(err, ENOENT, "no container disk '%s'", abs);
+                return error_set(err, ENOENT, "'%s' is not a container disk of this store", abs);
         return 0;
 }

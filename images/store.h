@@ -164,8 +164,10 @@ int store_gc(Store *s, bool keep_untagged, StoreGcStats *ret, Error **err);
 int store_container_disk_create(Store *s, const char *image_ref, const char *path, uint64_t size_bytes,
                                 Error **err);
 
-/* Deletes the overlay at path and its user registration. Returns 0 or
- * -ENOENT when neither the file nor a registration existed. */
+/* Deletes the overlay at path and its user registration. Only a path this
+ * store registered is deleted: -ENOENT (and nothing deleted) for any other
+ * path, existing or not. A registration whose file is already gone is
+ * removed and counts as success. */
 int store_container_disk_remove(Store *s, const char *path, Error **err);
 
 /* Normalises a tag name ("busybox" -> "docker.io/library/busybox:latest") in

@@ -33,7 +33,7 @@ img=("$B/images/pl-image" --store "$state/images")
 rm -rf "$state/oci-busybox"
 bash tests/images/make-oci-image.sh "$state/oci-busybox" >/dev/null
 "${img[@]}" import "oci:$state/oci-busybox:latest" localhost/busybox:latest
-"${img[@]}" disk rm "$state/container.qcow2" 2>/dev/null || true
+"${img[@]}" disk rm "$state/container.qcow2" 2>/dev/null || rm -f "$state/container.qcow2"
 "${img[@]}" disk create localhost/busybox:latest "$state/container.qcow2" --size 1G
 
 "$B/portlayer/pl-guest" --state "$state" --name pl-demo --kernel "$kdir/vmlinuz" --initrd "$initrd" \

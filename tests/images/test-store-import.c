@@ -463,6 +463,14 @@ static void test_overlay(void **state) {
         assert_int_equal(access(disk, F_OK), -1);
         assert_int_equal(store_container_disk_remove(s, disk, &err), -ENOENT);
         err = error_free(err);
+        /* A file the store did not make is never deleted. */
+        char other[256];
+        snprintf(other, sizeof other, "%s/not-a-disk", work);
+        assert_int_equal(run(NULL, "echo keep > '%s'", other), 0);
+        assert_int_equal(store_container_disk_remove(s, other, &err), -ENOENT);
+        assert_non_null(strstr(error_text(err), "not a container disk"));
+        err = error_free(err);
+        assert_int_equal(access(other, F_OK), 0);
         assert_int_equal(store_remove(s, "test/busybox:1", &err), 0);
         store_image_free(img);
         store_free(s);
