@@ -271,16 +271,24 @@ static int run_tool(char *const *argv, Error **err) {
         return 0;
 }
 
+/* The common start of disk create and remove: path made absolute, its
+ * registration marker's name, and the shared store lock (returned). */
+static int disk_begin(Store *s, const char *path, char **ret_abs, char mname[static STORE_HEX_LEN + 1],
+                      Error **err) {
+        int r = path_absolute(path, ret_abs, err);
+        if (r < 0)
+                return r;
+        if (marker_name(*ret_abs, mname) < 0)
+                return error_set(err, ENOMEM, "out of memory");
+        return store_lock(s, "store", LOCK_SH, err);
+}
+
 int store_container_disk_create(Store *s, const char *image_ref, const char *path, uint64_t size_bytes,
                                 Error **err) {
         _cleanup_free_ char *abs = NULL;
         char mname[STORE_HEX_LEN + 1], hex[STORE_HEX_LEN + 1];
-        int r = path_absolute(path, &abs, err);
-        if (r < 0)
-                return r;
-        if (marker_name(abs, mname) < 0)
-                return error_set(err, ENOMEM, "out of memory");
-        _cleanup_close_ int slock = store_lock(s, "store", LOCK_SH, err);
+        int r;
+        _cleanup_close_ int slock = disk_begin(s, path, &abs, mname, err);
         if (slock < 0)
                 return slock;
         if ((r = store_resolve_ref(s, image_ref, hex, err)) < 0)
@@ -338,12 +346,7 @@ int store_container_disk_create(Store *s, const char *image_ref, const char *pat
 int store_container_disk_remove(Store *s, const char *path, Error **err) {
         _cleanup_free_ char *abs = NULL;
         char mname[STORE_HEX_LEN + 1];
-        int r = path_absolute(path, &abs, err);
-        if (r < 0)
-                return r;
-        if (marker_name(abs, mname) < 0)
-                return error_set(err, ENOMEM, "out of memory");
-        _cleanup_close_ int slock = store_lock(s, "store", LOCK_SH, err);
+        _cleanup_close_ int slock = disk_begin(s, path, &abs, mname, err);
         if (slock < 0)
                 return slock;
         /* Only a path the store registered is deleted: `disk rm` with a

@@ -82,6 +82,9 @@ int store_tags_set(StoreTags *t, const char *name, const char *id, Error **err);
 bool store_tags_unset(StoreTags *t, const char *name);
 /* Index of name or -1. */
 ssize_t store_tags_find(const StoreTags *t, const char *name);
+/* Points name at id in t and saves tags.json, unless it already does (the
+ * caller holds the tags lock exclusively). */
+int store_tags_point(Store *s, StoreTags *t, const char *name, const char *id, Error **err);
 
 static inline void *mfree(void *p) {
         free(p);

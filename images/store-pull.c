@@ -493,13 +493,7 @@ static int tag_image(Store *s, const char *name, const char *id, Error **err) {
         _cleanup_close_ int lock = store_tags_lock_load(s, LOCK_EX, &t, err);
         if (lock < 0)
                 return lock;
-        int r = 0;
-        ssize_t i = store_tags_find(&t, name);
-        if (i >= 0 && strcmp(t.ids[i], id) == 0)
-                return 0;
-        if ((r = store_tags_set(&t, name, id, err)) < 0)
-                return r;
-        return store_tags_save(s, &t, err);
+        return store_tags_point(s, &t, name, id, err);
 }
 
 static void options_fill(StorePullOptions *o, const StorePullOptions *in) {

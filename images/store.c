@@ -399,6 +399,14 @@ int store_resolve(Store *s, const StoreTags *t, const char *ref, char ret[static
         return error_set(err, ENOENT, "no image '%s'", ref);
 }
 
+int store_tags_point(Store *s, StoreTags *t, const char *name, const char *id, Error **err) {
+        ssize_t i = store_tags_find(t, name);
+        if (i >= 0 && strcmp(t->ids[i], id) == 0)
+                return 0;
+        int r = store_tags_set(t, name, id, err);
+        return r < 0 ? r : store_tags_save(s, t, err);
+}
+
 int store_tags_lock_load(Store *s, int how, StoreTags *ret, Error **err) {
         _cleanup_close_ int lock = store_lock(s, "tags", how, err);
         if (lock < 0)
@@ -447,12 +455,7 @@ int store_tag(Store *s, const char *ref, const char *tag_name, Error **err) {
         if ((r = store_tags_load(s, &t, err)) < 0 || (r = store_resolve(s, &t, ref, hex, err)) < 0)
                 return r;
         snprintf(id, sizeof id, "sha256:%s", hex);
-        ssize_t i = store_tags_find(&t, name);
-        if (i >= 0 && strcmp(t.ids[i], id) == 0)
-                return 0;
-        if ((r = store_tags_set(&t, name, id, err)) < 0)
-                return r;
-        return store_tags_save(s, &t, err);
+        return store_tags_point(s, &t, name, id, err);
 }
 
 void store_image_list_free(StoreImage **list, size_t n) {
