@@ -133,12 +133,26 @@ static void progress_cb(const char *digest, uint64_t done, uint64_t total, void 
         pthread_mutex_unlock(&p->lock);
 }
 
+/* After the download: one line per layer written into the disk, then the
+ * commit (the disk is finished, synced and renamed into place). */
+static void phase_cb(StorePullPhase phase, size_t index, size_t count, const char *digest, void *userdata) {
+        Progress *p = userdata;
+        pthread_mutex_lock(&p->lock);
+        if (phase == STORE_PULL_PHASE_DISK_LAYER)
+                fprintf(stderr, "disk: layer %zu/%zu %.19s\n", index + 1, count, digest);
+        else
+                fprintf(stderr, "disk: finishing and committing\n");
+        fflush(stderr);
+        pthread_mutex_unlock(&p->lock);
+}
+
 /* ---- commands ---- */
 
 static int pull_into(Store *s, ImageSource *src, const char *tag, const StorePullOptions *base) {
         Progress prog = {.lock = PTHREAD_MUTEX_INITIALIZER, .tty = isatty(STDERR_FILENO)};
         StorePullOptions o = base ? *base : (StorePullOptions) {};
         o.progress = progress_cb;
+        o.phase = phase_cb;
         o.userdata = &prog;
         Error *err = NULL;
         StoreImage *img = NULL;

@@ -373,6 +373,8 @@ static int pull_disk(Pull *p, const OciManifest *m, uint64_t *ret_size, Error **
                 return r;
         }
         for (size_t i = 0; i < m->n_layers; i++) {
+                if (p->o.phase)
+                        p->o.phase(STORE_PULL_PHASE_DISK_LAYER, i, m->n_layers, m->layers[i].digest, p->o.userdata);
                 _cleanup_close_ int fd = blob_open(p, m->layers[i].digest, err);
                 if (fd < 0)
                         return fd;
@@ -381,6 +383,8 @@ static int pull_disk(Pull *p, const OciManifest *m, uint64_t *ret_size, Error **
                         return r;
                 }
         }
+        if (p->o.phase)
+                p->o.phase(STORE_PULL_PHASE_COMMIT, 0, 1, NULL, p->o.userdata);
         if ((r = ext4_writer_finish(w, err)) < 0) {
                 error_prefix(err, "disk");
                 return r;

@@ -57,6 +57,17 @@ typedef struct Store Store;
  * descriptor's size; once with done == total when the blob is verified. */
 typedef void (*StoreProgressFn)(const char *digest, uint64_t done, uint64_t total, void *userdata);
 
+/* The steps of a pull after the download, for a progress display: the
+ * disk is built layer by layer (index of count), then committed. Called
+ * from the pulling thread. */
+typedef enum StorePullPhase {
+        STORE_PULL_PHASE_DISK_LAYER,
+        STORE_PULL_PHASE_COMMIT,
+        _STORE_PULL_PHASE_MAX,
+} StorePullPhase;
+typedef void (*StorePhaseFn)(StorePullPhase phase, size_t index, size_t count, const char *digest,
+                             void *userdata);
+
 typedef struct StorePullOptions {
         const char *os;           /* NULL: "linux" */
         const char *architecture; /* NULL: "amd64" */
@@ -64,7 +75,8 @@ typedef struct StorePullOptions {
         const char *digest;       /* not NULL: a pull by digest; the top-level
                                    * document is asked for by it and must match */
         StoreProgressFn progress; /* may be NULL */
-        void *userdata;
+        StorePhaseFn phase;       /* may be NULL */
+        void *userdata;           /* for progress and phase */
         uint64_t max_uncompressed; /* 0: STORE_DEFAULT_MAX_UNCOMPRESSED */
         uint64_t max_entries;      /* 0: STORE_DEFAULT_MAX_ENTRIES */
         size_t max_layers;         /* 0 or above OCI_LAYERS_MAX: OCI_LAYERS_MAX */

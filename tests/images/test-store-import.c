@@ -539,9 +539,13 @@ static void test_cli(void **state) {
         assert_non_null(strstr(err, ": done "));
         assert_null(strchr(err, '\r'));
         size_t lines = 0;
-        for (char *p = err; (p = strchr(p, '\n')); p++)
+        for (char *p = err; (p = strstr(p, "blob ")); p++)
                 lines++;
-        assert_int_equal(lines, 2 * 3); /* config + 2 layers */
+        assert_int_equal(lines, 2 * 3); /* config + 2 layers, started and done */
+        /* After the download: the disk, layer by layer, then the commit. */
+        assert_non_null(strstr(err, "disk: layer 1/2 sha256:"));
+        assert_non_null(strstr(err, "disk: layer 2/2 sha256:"));
+        assert_non_null(strstr(err, "disk: finishing and committing"));
         free(err);
 
         assert_int_equal(run(&out, "'%s' --store '%s' list", bin, store), 0);
