@@ -39,6 +39,12 @@ static inline void freep(void *p) {
 }
 #define _cleanup_free_ _cleanup_(freep)
 
+/* free(p) and NULL, for "x = mfree(x)". */
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
 /* Closes fd if valid, preserving errno; returns -1 for "fd = safe_close(fd)". */
 static inline int safe_close(int fd) {
         if (fd >= 0) {

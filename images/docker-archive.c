@@ -18,6 +18,7 @@
 
 #include "images/digest.h"
 #include "images/docker-archive.h"
+#include "images/layer-tar.h"
 #include "images/oci-ref.h"
 #include "images/json-util.h"
 
@@ -47,16 +48,6 @@ typedef struct ArchiveSource {
         size_t index_size;
 } ArchiveSource;
 
-static char *mfree_str(char *p) {
-        free(p);
-        return NULL;
-}
-
-static inline void archive_freep(struct archive **a) {
-        if (*a)
-                archive_read_free(*a);
-}
-#define _cleanup_archive_ _cleanup_(archive_freep)
 
 /* Normalises p, relative to directory base ("" for the top): drops "" and "."
  * components, resolves ".." only when allow_dotdot (link targets) and never
@@ -159,7 +150,7 @@ static int member_add(ArchiveSource *x, struct archive *a, struct archive_entry 
                 return error_set(err, ENOMEM, "out of memory");
         bool keep = strcmp(m->name, "manifest.json") == 0;
         if (keep && x->index_json) {
-                x->index_json = mfree_str(x->index_json);
+                x->index_json = mfree(x->index_json);
                 x->index_size = 0;
         }
         char buf[CHUNK];
@@ -199,7 +190,7 @@ static int member_add(ArchiveSource *x, struct archive *a, struct archive_entry 
 }
 
 static int archive_scan(ArchiveSource *x, Error **err) {
-        _cleanup_archive_ struct archive *a = NULL;
+        _cleanup_archive_read_ struct archive *a = NULL;
         int r = archive_open_file(x->path, &a, err);
         if (r < 0)
                 return r;
@@ -399,7 +390,7 @@ static int archive_fetch_blobs(ImageSource *s, const OciDescriptor *descs, size_
                 if (at[i] < 0)
                         return error_set(err, ENOENT, "archive '%s' has no blob %s", x->path, descs[i].digest);
         }
-        _cleanup_archive_ struct archive *a = NULL;
+        _cleanup_archive_read_ struct archive *a = NULL;
         int r = archive_open_file(x->path, &a, err);
         if (r < 0)
                 return r;
@@ -482,7 +473,7 @@ int docker_archive_source_new(const char *path, const char *name, ImageSource **
         int r;
         if ((r = archive_scan(x, err)) < 0 || (r = manifest_build(x, name, err)) < 0)
                 return r;
-        x->index_json = mfree_str(x->index_json);
+        x->index_json = mfree(x->index_json);
         *ret = TAKE_PTR(s);
         return 0;
 }

@@ -28,6 +28,7 @@
 #include "common/io-util.h"
 #include "common/log.h"
 #include "images/ext4-writer-internal.h"
+#include "images/layer-tar.h"
 
 #define WHITEOUT_PREFIX ".wh."
 #define OPAQUE_MARKER ".wh..wh..opq"
@@ -40,11 +41,6 @@ typedef struct Layer {
         Ext4LayerStats stats;
         const char *name; /* current entry, for messages */
 } Layer;
-
-static void archive_freep(struct archive **a) {
-        if (*a)
-                archive_read_free(*a);
-}
 
 /* ---- errors -------------------------------------------------------------- */
 
@@ -707,16 +703,15 @@ static int apply_all(Layer *l, Error **err) {
 int ext4_writer_apply_layer(Ext4Writer *w, int tar_fd, Ext4LayerStats *ret, Error **err) {
         if (!w || w->finished || w->broken || tar_fd < 0)
                 return error_set(err, EINVAL, "ext4 writer: apply layer on a finished or failed writer");
-        _cleanup_(archive_freep) struct archive *a = archive_read_new();
-        if (!a)
-                return error_set(err, ENOMEM, "ext4 writer: out of memory");
-        if (archive_read_support_filter_gzip(a) != ARCHIVE_OK || archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
-            archive_read_support_filter_none(a) != ARCHIVE_OK || archive_read_support_format_tar(a) != ARCHIVE_OK ||
-            archive_read_open_fd(a, tar_fd, 1 << 16) != ARCHIVE_OK)
+        _cleanup_archive_read_ struct archive *a = NULL;
+        int r = layer_tar_reader_new(&a);
+        if (r < 0)
+                return error_set(err, r, "read layer: %s", r == -ENOMEM ? "out of memory" : "libarchive lacks tar, gzip or zstd");
+        if (archive_read_open_fd(a, tar_fd, 1 << 16) != ARCHIVE_OK)
                 return error_set(err, archive_code(a), "read layer: %s", archive_message(a));
         ext2fs_clear_inode_bitmap(w->touched);
         Layer l = {.w = w, .a = a, .name = ""};
-        int r = apply_all(&l, err);
+        r = apply_all(&l, err);
         if (r >= 0)
                 r = ext4_dirs_flush(w, err);
         if (r < 0)

@@ -13,9 +13,8 @@
  * The caps apply to the sum over the pull's layers: every measurer adds to
  * one StoreMeasureTotals under its lock, and the first entry that crosses a
  * cap fails with -EFBIG, which the sink hands to the source at once so the
- * download stops. Only gzip, zstd and uncompressed tar are accepted, as the
- * ext4 writer accepts (libarchive's other filters may run external
- * programs). */
+ * download stops. Layers are read as images/layer-tar.h defines them, the
+ * same reader set-up the ext4 writer uses. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -29,6 +28,7 @@
 
 #include "common/io-util.h"
 #include "images/digest.h"
+#include "images/layer-tar.h"
 #include "images/store-private.h"
 
 /* Per layer being downloaded. 1 MiB measured best (bench-pull.sh): with
@@ -98,29 +98,16 @@ static int measure_archive(struct archive *a, const char *digest, StoreMeasureTo
         }
 }
 
-static struct archive *reader_new(void) {
-        struct archive *a = archive_read_new();
-        if (!a)
-                return NULL;
-        if (archive_read_support_filter_gzip(a) != ARCHIVE_OK || archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
-            archive_read_support_filter_none(a) != ARCHIVE_OK || archive_read_support_format_tar(a) != ARCHIVE_OK) {
-                archive_read_free(a);
-                return NULL;
-        }
-        return a;
-}
-
 int store_measure_fd(int fd, const char *digest, StoreMeasureTotals *t, StoreLayerMeasure *ret, Error **err) {
-        struct archive *a = reader_new();
-        if (!a)
-                return error_set(err, ENOMEM, "out of memory");
+        _cleanup_archive_read_ struct archive *a = NULL;
         StoreLayerMeasure m = {};
-        int r;
+        int r = layer_tar_reader_new(&a);
+        if (r < 0)
+                return error_set(err, r, "layer %s: cannot read layers", digest);
         if (archive_read_open_fd(a, fd, READ_CHUNK) != ARCHIVE_OK)
                 r = error_set(err, EBADMSG, "layer %s: %s", digest, archive_error_string(a));
         else
                 r = measure_archive(a, digest, t, &m, err);
-        archive_read_free(a);
         if (r < 0) {
                 totals_sub(t, &m);
                 return r;
@@ -173,17 +160,15 @@ static la_ssize_t stream_read(struct archive *a, void *userdata, const void **bu
 static void *stream_thread(void *arg) {
         StoreStreamMeasure *s = arg;
         Error *err = NULL;
-        int r;
-        struct archive *a = reader_new();
-        if (!a)
-                r = error_set(&err, ENOMEM, "out of memory");
+        _cleanup_archive_read_ struct archive *a = NULL;
+        int r = layer_tar_reader_new(&a);
+        if (r < 0)
+                r = error_set(&err, r, "layer %s: cannot read layers", s->digest);
         else if (archive_read_open(a, s, NULL, stream_read, NULL) != ARCHIVE_OK)
                 r = error_set(&err, archive_errno(a) == ECANCELED ? ECANCELED : EBADMSG, "layer %s: %s", s->digest,
                               archive_error_string(a));
         else
                 r = measure_archive(a, s->digest, s->t, &s->m, &err);
-        if (a)
-                archive_read_free(a);
         pthread_mutex_lock(&s->lock);
         s->result = r;
         s->err = err;

@@ -86,10 +86,6 @@ ssize_t store_tags_find(const StoreTags *t, const char *name);
  * caller holds the tags lock exclusively). */
 int store_tags_point(Store *s, StoreTags *t, const char *name, const char *id, Error **err);
 
-static inline void *mfree(void *p) {
-        free(p);
-        return NULL;
-}
 
 /* Records (store-record.c). */
 /* The "created" string of a config document, or NULL (absent, bad, ENOMEM). */
