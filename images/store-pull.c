@@ -217,8 +217,8 @@ static int blob_open(Pull *p, const char *digest, Error **err) {
 
 /* ---- documents ---- */
 
-static int manifest_get(Pull *p, const OciDescriptor *want, char **ret, size_t *ret_size, OciKind *ret_kind,
-                        Error **err) {
+static int manifest_get(Pull *p, const OciDescriptor *want, char **ret, size_t *ret_size, char **ret_digest,
+                        OciKind *ret_kind, Error **err) {
         _cleanup_free_ void *data = NULL;
         _cleanup_free_ char *mt = NULL;
         size_t size = 0;
@@ -250,16 +250,17 @@ static int manifest_get(Pull *p, const OciDescriptor *want, char **ret, size_t *
         text[size] = 0;
         *ret = text;
         *ret_size = size;
+        *ret_digest = TAKE_PTR(got);
         return 0;
 }
 
 /* The image manifest for the wanted platform, its text and digest. */
 static int pull_manifest(Pull *p, OciManifest **ret, char **ret_text, size_t *ret_size, char **ret_digest,
                          Error **err) {
-        _cleanup_free_ char *text = NULL;
+        _cleanup_free_ char *text = NULL, *digest = NULL;
         size_t size = 0;
         OciKind kind;
-        int r = manifest_get(p, NULL, &text, &size, &kind, err);
+        int r = manifest_get(p, NULL, &text, &size, &digest, &kind, err);
         if (r < 0)
                 return r;
         if (kind == OCI_KIND_INDEX) {
@@ -269,7 +270,8 @@ static int pull_manifest(Pull *p, OciManifest **ret, char **ret_text, size_t *re
                     (r = oci_index_select(index, p->o.os, p->o.architecture, p->o.variant, &d, err)) < 0)
                         return r;
                 text = mfree(text);
-                if ((r = manifest_get(p, d, &text, &size, &kind, err)) < 0)
+                digest = mfree(digest);
+                if ((r = manifest_get(p, d, &text, &size, &digest, &kind, err)) < 0)
                         return r;
                 if (kind != OCI_KIND_MANIFEST)
                         return error_set(err, EOPNOTSUPP, "index entry %s is not an image manifest", d->digest);
@@ -279,8 +281,7 @@ static int pull_manifest(Pull *p, OciManifest **ret, char **ret_text, size_t *re
                 return r;
         if (m->n_layers > p->o.max_layers)
                 return error_set(err, E2BIG, "image has %zu layers, at most %zu allowed", m->n_layers, p->o.max_layers);
-        if (digest_buffer_hex(text, size, ret_digest) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+        *ret_digest = TAKE_PTR(digest);
         *ret = TAKE_PTR(m);
         *ret_text = TAKE_PTR(text);
         *ret_size = size;
