@@ -19,20 +19,7 @@
 #include <unistd.h>
 
 #include "images/digest.h"
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-        char *cmd = NULL;
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vasprintf(&cmd, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                return -1;
-        int st = system(cmd);
-        free(cmd);
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
+#include "support/harness-sh.h"
 
 static void sleep_ms(long ms) {
         nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}, NULL);
@@ -42,7 +29,7 @@ bool registry_harness_tools_present(void) {
         bool ok = true;
         const char *tools[] = {"docker-registry", "skopeo", "umoci", "htpasswd"};
         for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++)
-                if (sh("command -v %s >/dev/null 2>&1", tools[i]) != 0) {
+                if (harness_sh("command -v %s >/dev/null 2>&1", tools[i]) != 0) {
                         fprintf(stderr, "registry harness: %s is not installed (scripts/setup.sh)\n", tools[i]);
                         ok = false;
                 }
@@ -140,7 +127,7 @@ int registry_harness_start(RegistryHarness *h, const char *user, const char *pas
         if (user) {
                 snprintf(h->user, sizeof h->user, "%s", user);
                 snprintf(h->pass, sizeof h->pass, "%s", pass);
-                if (sh("htpasswd -Bbn '%s' '%s' > '%s/htpasswd' 2>/dev/null", user, pass, h->dir) != 0) {
+                if (harness_sh("htpasswd -Bbn '%s' '%s' > '%s/htpasswd' 2>/dev/null", user, pass, h->dir) != 0) {
                         fprintf(stderr, "registry harness: htpasswd failed\n");
                         return -EIO;
                 }
@@ -161,7 +148,7 @@ int registry_harness_start(RegistryHarness *h, const char *user, const char *pas
         }
         if (r < 0) {
                 fprintf(stderr, "registry harness: docker-registry did not come up (%s); log:\n", strerror(-r));
-                sh("tail -n 20 '%s' >&2", h->log);
+                harness_sh("tail -n 20 '%s' >&2", h->log);
         }
         return r;
 }
@@ -179,7 +166,7 @@ void registry_harness_stop(RegistryHarness *h) {
                 h->pid = -1;
         }
         if (h->dir[0] && !getenv("PL_KEEP_TEST_DIRS"))
-                sh("rm -rf '%s'", h->dir);
+                harness_sh("rm -rf '%s'", h->dir);
         h->dir[0] = 0;
 }
 
@@ -188,7 +175,7 @@ int registry_harness_push(const RegistryHarness *h, const char *layout, const ch
         char creds[160] = "";
         if (h->user[0])
                 snprintf(creds, sizeof creds, "--dest-creds '%s:%s'", h->user, h->pass);
-        int st = sh("skopeo --insecure-policy copy -q %s --dest-tls-verify=false %s 'oci:%s:%s' "
+        int st = harness_sh("skopeo --insecure-policy copy -q %s --dest-tls-verify=false %s 'oci:%s:%s' "
                     "'docker://%s/%s' >&2",
                     all ? "--all" : "", creds, layout, tag, h->host, repo_tag);
         if (st != 0) {
@@ -275,7 +262,7 @@ int registry_harness_make_layout(const char *dir) {
                 fprintf(stderr, "registry harness: PL_SOURCE_DIR is not set (run through ctest)\n");
                 return -ENOENT;
         }
-        if (sh("bash '%s/tests/images/make-oci-image.sh' '%s' >/dev/null", src, dir) != 0) {
+        if (harness_sh("bash '%s/tests/images/make-oci-image.sh' '%s' >/dev/null", src, dir) != 0) {
                 fprintf(stderr, "registry harness: make-oci-image.sh failed\n");
                 return -EIO;
         }

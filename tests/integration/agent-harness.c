@@ -13,19 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int harness_sh(const char *fmt, ...) {
-        char *cmd = NULL;
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vasprintf(&cmd, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                return -1;
-        int st = system(cmd);
-        free(cmd);
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-}
-
 static int harness_launch(AgentHarness *h, const char *port) {
         const char *bin = getenv("PL_AGENT_BIN");
         memset(h, 0, sizeof *h);

@@ -6,6 +6,8 @@
  * leaves nothing behind even when it fails. */
 #pragma once
 
+#include "support/harness-sh.h"
+
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -33,8 +35,6 @@ AgentClient *harness_connect(AgentHarness *h);
  * so a teardown can fail the test; else 0. */
 int harness_stop(AgentHarness *h);
 
-/* Runs a shell command (for preparing files); returns its exit status. */
-int harness_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Runs argv in the agent, feeding stdin_data (if not NULL, then EOF), and
  * collects stdout/stderr (NUL-terminated, malloc'd) and the exit code. */
