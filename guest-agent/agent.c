@@ -20,8 +20,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
-#include "common/log.h"
+#include "common/base/io-util.h"
+#include "common/base/log.h"
 #include "guest-agent/init.h"
 
 #define SERIAL_RETRY_USEC (200u * USEC_PER_MSEC)

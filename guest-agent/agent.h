@@ -17,9 +17,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "common/agent.pb-c.h"
-#include "common/error.h"
-#include "common/frame.h"
+#include "common/proto/agent.pb-c.h"
+#include "common/base/error.h"
+#include "common/proto/frame.h"
 
 #define AGENT_VERSION "0.1.0"
 #define AGENT_MAX_PROCESSES 1024u     /* running at once */

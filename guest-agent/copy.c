@@ -27,9 +27,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
-#include "common/log.h"
-#include "common/macro.h"
+#include "common/base/io-util.h"
+#include "common/base/log.h"
+#include "common/base/macro.h"
 
 #define COPY_BLOCK_SIZE (64u * 1024u)
 #define COPY_OUT_BLOCK_SIZE 10240

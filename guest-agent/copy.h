@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "common/error.h"
+#include "common/base/error.h"
 
 typedef struct CopyStats {
         uint64_t bytes;   /* archive bytes read or written */

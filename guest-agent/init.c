@@ -23,8 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
-#include "common/log.h"
+#include "common/base/io-util.h"
+#include "common/base/log.h"
 
 #ifndef MODULE_INIT_COMPRESSED_FILE
 #define MODULE_INIT_COMPRESSED_FILE 4

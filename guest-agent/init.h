@@ -14,7 +14,7 @@
 
 #include <stdbool.h>
 
-#include "common/error.h"
+#include "common/base/error.h"
 
 #define INIT_ROOT_MOUNT "/mnt/root"
 #define INIT_DEFAULT_PORT "org.portlayer.agent.0"

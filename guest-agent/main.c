@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/log.h"
+#include "common/base/log.h"
 #include "guest-agent/agent.h"
 #include "guest-agent/init.h"
 

@@ -22,8 +22,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
-#include "common/log.h"
+#include "common/base/io-util.h"
+#include "common/base/log.h"
 
 extern char **environ;
 

@@ -21,9 +21,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
-#include "common/log.h"
-#include "common/wire.h"
+#include "common/base/io-util.h"
+#include "common/base/log.h"
+#include "common/proto/wire.h"
 
 #define MAX_PATH_LEN 4096u
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

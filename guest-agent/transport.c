@@ -15,7 +15,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "common/macro.h"
+#include "common/base/macro.h"
 
 static const char *const transport_names[_TRANSPORT_KIND_MAX] = {
         [TRANSPORT_UNIX] = "unix",

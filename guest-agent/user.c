@@ -7,7 +7,7 @@
 #include "guest-agent/agent.h"
 #include "guest-agent/copy.h"
 
-#include "common/io-util.h"
+#include "common/base/io-util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -9,9 +9,9 @@ cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/release -j"$(nproc)" --target pl-agent bench-agent >/dev/null
 dir=$(mktemp -d /tmp/pl-bench.XXXXXX)
 mkdir -p "$dir/root"
-build/release/guest-agent/pl-agent --unix "$dir/agent.sock" --root "$dir/root" --log-level warning &
+build/release/bin/pl-agent --unix "$dir/agent.sock" --root "$dir/root" --log-level warning &
 agent=$!
 trap 'kill $agent 2>/dev/null; wait $agent 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do [ -S "$dir/agent.sock" ] && break; sleep 0.05; done
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(uname -r)"
-build/release/tests/bench-agent "$dir/agent.sock" "$dir/root" "${1:-200}" "${2:-512}"
+build/release/bin/bench-agent "$dir/agent.sock" "$dir/root" "${1:-200}" "${2:-512}"

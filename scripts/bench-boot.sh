@@ -27,7 +27,7 @@ trap cleanup EXIT
 
 modules=()
 [ -d "$kdir/lib/modules" ] && modules=(--module virtio_pci --module virtio_blk --module virtio_console --module virtio_rng)
-initrd=$("$B/images/pl-initramfs" --agent "$B/guest-agent/pl-agent" --kernel-dir "$kdir" --cache "$dir/initramfs" \
+initrd=$("$B/bin/pl-initramfs" --agent "$B/bin/pl-agent" --kernel-dir "$kdir" --cache "$dir/initramfs" \
         "${modules[@]}" $([ ${#modules[@]} -eq 0 ] && echo --no-modules) | tail -n 1)
 rootfs=$(bash scripts/make-test-rootfs.sh "$dir/base.ext4" $((mib * 3 + 64)) 2>/dev/null | tail -n 1)
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, host $(uname -r), guest kernel $(cat "$kdir/release"), TCG"
@@ -64,7 +64,7 @@ for _ in $(seq "$boots"); do
                 sleep 0.01
         done
         to_init+=("$(ms_since "$t0")")
-        "$B/portlayer/pl-agent-cli" --socket "$dir/agent.sock" --connect-timeout 120000 ping >/dev/null
+        "$B/bin/pl-agent-cli" --socket "$dir/agent.sock" --connect-timeout 120000 ping >/dev/null
         to_agent+=("$(ms_since "$t0")")
         stop_qemu
 done
@@ -76,7 +76,7 @@ printf '%-34s n=%-3d median %8s ms\n' "raw QEMU start -> agent answers" "$boots"
 # prints no rate, so the host times the whole exec (its ~5 ms of exec
 # overhead counts against the baseline, not for us).
 start_qemu
-cli=("$B/portlayer/pl-agent-cli" --socket "$dir/agent.sock" --connect-timeout 120000 --timeout 600000)
+cli=("$B/bin/pl-agent-cli" --socket "$dir/agent.sock" --connect-timeout 120000 --timeout 600000)
 "${cli[@]}" ping >/dev/null
 "${cli[@]}" exec -- sh -c 'for p in /sys/class/virtio-ports/*; do
         [ "$(cat "$p/name")" = org.portlayer.bench.0 ] && dev=$(cat "$p/dev"); done
@@ -88,4 +88,4 @@ raw=$(printf '%d MiB in %.2f s = %6.1f MiB/s' "$mib" "$secs" "$(echo "$mib / $se
 stop_qemu
 printf '%-34s %s\n' "raw virtio-serial (dd in guest)" "$raw"
 
-"$B/tests/bench-guest" "$kdir/vmlinuz" "$initrd" "$rootfs" "$dir" "$boots" 50 "$mib"
+"$B/bin/bench-guest" "$kdir/vmlinuz" "$initrd" "$rootfs" "$dir" "$boots" 50 "$mib"

@@ -14,7 +14,7 @@ mkext4=${PL_MKEXT4:-}
 if [ -z "$mkext4" ]; then
         cmake -S "$root" -B "$root/build/release" -DCMAKE_BUILD_TYPE=Release >/dev/null
         cmake --build "$root/build/release" --target pl-mkext4 -j2 >/dev/null
-        mkext4="$root/build/release/images/pl-mkext4"
+        mkext4="$root/build/release/bin/pl-mkext4"
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -22,7 +22,7 @@ if [ -z "${PL_MKEXT4:-}" ]; then
         bash scripts/setup.sh >/dev/null
         cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
         cmake --build "$build" -j"$(nproc)" --target pl-mkext4 >/dev/null
-        PL_MKEXT4=$build/images/pl-mkext4
+        PL_MKEXT4=$build/bin/pl-mkext4
 fi
 dir=$(mktemp -d /tmp/pl-bench-ext4.XXXXXX)
 trap 'rm -rf "$dir"' EXIT

@@ -54,8 +54,8 @@ if [ -z "${PL_IMAGE:-}" ] || [ -z "${PL_MKEXT4:-}" ]; then
         build=${PL_BUILD_DIR:-build/release}
         cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
         cmake --build "$build" -j2 --target pl-image pl-mkext4 >/dev/null
-        PL_IMAGE=${PL_IMAGE:-$build/images/pl-image}
-        PL_MKEXT4=${PL_MKEXT4:-$build/images/pl-mkext4}
+        PL_IMAGE=${PL_IMAGE:-$build/bin/pl-image}
+        PL_MKEXT4=${PL_MKEXT4:-$build/bin/pl-mkext4}
 fi
 PL_IMAGE=$(realpath "$PL_IMAGE")
 PL_MKEXT4=$(realpath "$PL_MKEXT4")

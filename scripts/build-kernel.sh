@@ -10,7 +10,7 @@
 #                    modules.builtin (+ .modinfo), what is compiled in, and an
 #                    empty modules.dep: the kernel has no loadable modules, and
 #                    this is the tree depmod would leave for it. With it the
-#                    module resolver (images/kernel-modules.c) accepts every
+#                    module resolver (images/boot/kernel-modules.c) accepts every
 #                    module name the guest asks for as built in, and still
 #                    fails for one that is not compiled in.
 # and points kernel/pl-current at it.

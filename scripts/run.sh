@@ -23,20 +23,20 @@ cmake --build build/release -j"$(nproc)"
 B=build/release
 
 kdir=${PL_KERNEL_DIR:-$(bash scripts/fetch-kernel.sh | tail -n 1)}
-initrd=$("$B/images/pl-initramfs" --agent "$B/guest-agent/pl-agent" --kernel-dir "$kdir" --cache "$state/initramfs" \
+initrd=$("$B/bin/pl-initramfs" --agent "$B/bin/pl-agent" --kernel-dir "$kdir" --cache "$state/initramfs" \
         --module virtio_pci --module virtio_blk --module virtio_console --module virtio_rng \
         --module vmw_vsock_virtio_transport | tail -n 1)
 # The test image: a busybox OCI image built with umoci, imported into the
 # image store (layers written into ext4 with libext2fs), and a copy-on-write
 # container disk on top of it.
-img=("$B/images/pl-image" --store "$state/images")
+img=("$B/bin/pl-image" --store "$state/images")
 rm -rf "$state/oci-busybox"
 bash tests/images/make-oci-image.sh "$state/oci-busybox" >/dev/null
 "${img[@]}" import "oci:$state/oci-busybox:latest" localhost/busybox:latest
 "${img[@]}" disk rm "$state/container.qcow2" 2>/dev/null || rm -f "$state/container.qcow2"
 "${img[@]}" disk create localhost/busybox:latest "$state/container.qcow2" --size 1G
 
-"$B/portlayer/pl-guest" --state "$state" --name pl-demo --kernel "$kdir/vmlinuz" --initrd "$initrd" \
+"$B/bin/pl-guest" --state "$state" --name pl-demo --kernel "$kdir/vmlinuz" --initrd "$initrd" \
         --disk "$state/container.qcow2" > "$state/pl-guest.out" &
 guest_pid=$!
 trap 'kill -INT "$guest_pid" 2>/dev/null; wait "$guest_pid" 2>/dev/null; "${img[@]}" disk rm "$state/container.qcow2" 2>/dev/null' EXIT INT TERM
@@ -45,7 +45,7 @@ until grep -q "agent socket" "$state/pl-guest.out" 2>/dev/null; do
         sleep 0.2
 done
 sock=$(sed -n 's/^agent socket: //p' "$state/pl-guest.out")
-cli=("$B/portlayer/pl-agent-cli" --socket "$sock")
+cli=("$B/bin/pl-agent-cli" --socket "$sock")
 
 echo "== images: ${img[*]} list"
 "${img[@]}" list

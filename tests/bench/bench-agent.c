@@ -15,8 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
-#include "portlayer/agent-client.h"
+#include "common/base/io-util.h"
+#include "portlayer/client/agent-client.h"
 
 extern char **environ;
 

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
-#include "portlayer/guest.h"
+#include "common/base/io-util.h"
+#include "portlayer/guest/guest.h"
 
 static int cmp_u64(const void *a, const void *b) {
         uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;

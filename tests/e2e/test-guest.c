@@ -28,16 +28,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
-#include "images/initramfs.h"
-#include "images/kernel-modules.h"
-#include "images/ext4-writer.h"
-#include "images/oci-manifest.h"
-#include "images/registry.h"
-#include "images/store.h"
+#include "common/base/io-util.h"
+#include "images/boot/initramfs.h"
+#include "images/boot/kernel-modules.h"
+#include "images/ext4/ext4-writer.h"
+#include "images/oci/oci-manifest.h"
+#include "images/registry/registry.h"
+#include "images/store/store.h"
 #include "integration/agent-harness.h"
 #include "images/registry-harness.h"
-#include "portlayer/guest.h"
+#include "portlayer/guest/guest.h"
 
 static const char *const guest_modules[] = {"virtio_pci",  "virtio_blk",     "virtio_console",
                                              "virtio_rng",  "vmw_vsock_virtio_transport",

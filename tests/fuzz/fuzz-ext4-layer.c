@@ -1,5 +1,5 @@
 /* fuzz-ext4-layer.c: hostile layer tars through the ext4 writer
- * (images/ext4-writer.h) under ASan/UBSan. Each run formats a fresh 32 MiB
+ * (images/ext4/ext4-writer.h) under ASan/UBSan. Each run formats a fresh 32 MiB
  * sparse image at one per-process temporary path, applies the input as a
  * layer (two layers when the input says so, to reach replacement and
  * whiteout paths), finishes and frees it, which deletes or keeps the file;
@@ -34,7 +34,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "images/ext4-writer.h"
+#include "images/ext4/ext4-writer.h"
 
 #define IMAGE_SIZE (32ull << 20)
 #define MAX_ENTRIES 64

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "common/wire.h"
+#include "common/proto/wire.h"
 
 static void decode(const FrameEvent *ev) {
         const ProtobufCMessageDescriptor *d = NULL;

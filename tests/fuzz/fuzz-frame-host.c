@@ -14,9 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
-#include "common/wire.h"
-#include "portlayer/agent-client.h"
+#include "common/base/io-util.h"
+#include "common/proto/wire.h"
+#include "portlayer/client/agent-client.h"
 
 typedef struct Run {
         int fd;

@@ -1,5 +1,5 @@
 /* fuzz-manifest.c: any bytes through the image-pull JSON parsers
- * (images/oci-manifest.h) and the reference parser (images/oci-ref.h) under
+ * (images/oci/oci-manifest.h) and the reference parser (images/oci/oci-ref.h) under
  * ASan/UBSan: parsing, the error paths that free half-built structures, and
  * whatever the result feeds (platform selection, layer checks, canonical
  * reference strings) must be memory-safe for any input. The first byte picks
@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "images/oci-manifest.h"
-#include "images/oci-ref.h"
+#include "images/oci/oci-manifest.h"
+#include "images/oci/oci-ref.h"
 
 static void fuzz_manifest(const uint8_t *data, size_t size) {
         OciManifest *m = NULL;

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "common/wire.h"
+#include "common/proto/wire.h"
 
 static const ProtobufCMessageDescriptor *const descriptors[] = {
         &plagent__hello__descriptor,         &plagent__channel_reset__descriptor,

@@ -1,7 +1,7 @@
 /* fuzz-registry-text.c: the registry client's parsers of text a registry or
  * an operator's file controls, under ASan/UBSan: the WWW-Authenticate
- * challenge parser (images/registry-auth.c) and the Docker-style auth file
- * parser (images/registry-auth-file.c). The first byte picks the parser; the
+ * challenge parser (images/registry/registry-auth.c) and the Docker-style auth file
+ * parser (images/registry/registry-auth-file.c). The first byte picks the parser; the
  * rest is the input. A challenge that parses must hand back only bounded,
  * NUL-terminated names and values; an auth file that parses must answer
  * lookups. */
@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "images/registry-auth-file.h"
-#include "images/registry-internal.h"
+#include "images/registry/registry-auth-file.h"
+#include "registry-internal.h"
 
 static void fuzz_challenge(const uint8_t *data, size_t size) {
         char *header = malloc(size + 1);

@@ -13,7 +13,7 @@
 
 #include <ext2fs/ext2fs.h>
 
-#include "tests/images/ext4-read.h"
+#include "images/ext4-read.h"
 
 struct Ext4Img {
         ext2_filsys fs;

@@ -1,6 +1,6 @@
 /* ext4-read.h: a small read-only view of an ext4 image for the ext4 writer
  * tests, with libext2fs (test code only; the product's one libext2fs user is
- * images/ext4-writer.c).
+ * images/ext4/ext4-writer.c).
  *
  * Paths are "a/b/c" or "/a/b/c" from the root; no component is ever
  * followed as a symlink, so what a test sees is exactly what the image

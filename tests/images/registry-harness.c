@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "images/digest.h"
+#include "images/oci/digest.h"
 #include "support/harness-sh.h"
 
 static void sleep_ms(long ms) {

@@ -3,7 +3,7 @@
  * tests/images/make-oci-image.sh builds an image layout (busybox userland,
  * setuid file, hard link, 200-byte name; tag "layered" adds a layer with
  * whiteouts). For each tag the test finds the manifest in index.json
- * (jansson), parses it with images/oci-manifest.h, checks every layer blob's
+ * (jansson), parses it with images/oci/oci-manifest.h, checks every layer blob's
  * digest and applies the layers with ext4_writer; "e2fsck -fn" must be clean.
  * The reference is "umoci unpack" (not rootless: the test runs as root so
  * owners are the tar headers' owners, and skips with 77 otherwise) of the
@@ -37,11 +37,11 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
-#include "images/digest.h"
-#include "images/ext4-writer.h"
-#include "images/oci-manifest.h"
-#include "tests/images/ext4-read.h"
+#include "common/base/io-util.h"
+#include "images/oci/digest.h"
+#include "images/ext4/ext4-writer.h"
+#include "images/oci/oci-manifest.h"
+#include "images/ext4-read.h"
 
 #define MAX_INODES 4096
 

@@ -1,4 +1,4 @@
-/* test-registry.c: the registry client (images/registry.h) against the real
+/* test-registry.c: the registry client (images/registry/registry.h) against the real
  * docker-registry on loopback, with real images (tests/images/
  * make-oci-image.sh) pushed by skopeo (label "images").
  *
@@ -31,10 +31,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
-#include "images/digest.h"
-#include "images/oci-manifest.h"
-#include "images/registry.h"
+#include "common/base/io-util.h"
+#include "images/oci/digest.h"
+#include "images/oci/oci-manifest.h"
+#include "images/registry/registry.h"
 #include "registry-harness.h"
 
 #define REPO "test/busybox"

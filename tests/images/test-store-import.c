@@ -31,10 +31,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
-#include "images/docker-archive.h"
-#include "images/oci-layout.h"
-#include "images/store.h"
+#include "common/base/io-util.h"
+#include "images/store/docker-archive.h"
+#include "images/store/oci-layout.h"
+#include "images/store/store.h"
 #include "images/registry-harness.h"
 
 static char work[64];   /* everything below here */

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "portlayer/agent-client.h"
+#include "portlayer/client/agent-client.h"
 
 typedef struct AgentHarness {
         pid_t pid;

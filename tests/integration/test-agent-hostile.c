@@ -24,8 +24,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
-#include "common/wire.h"
+#include "common/base/io-util.h"
+#include "common/proto/wire.h"
 #include "integration/agent-harness.h"
 
 typedef struct Raw {

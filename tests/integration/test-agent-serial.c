@@ -19,8 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
-#include "common/wire.h"
+#include "common/base/io-util.h"
+#include "common/proto/wire.h"
 #include "integration/agent-harness.h"
 
 typedef struct Fixture {

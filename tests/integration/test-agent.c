@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
+#include "common/base/io-util.h"
 #include "integration/agent-harness.h"
 
 typedef struct Fixture {

@@ -28,10 +28,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "common/frame.h"
-#include "common/io-util.h"
-#include "common/wire.h"
-#include "portlayer/agent-client.h"
+#include "common/proto/frame.h"
+#include "common/base/io-util.h"
+#include "common/proto/wire.h"
+#include "portlayer/client/agent-client.h"
 
 #define FAKE_IO_TIMEOUT_MS 10000
 #define FAKE_INSTANCE 0x1234abcdull

@@ -28,8 +28,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/error.h"
-#include "common/macro.h"
+#include "common/base/error.h"
+#include "common/base/macro.h"
 #include "guest-agent/copy.h"
 
 typedef struct Sandbox {

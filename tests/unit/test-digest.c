@@ -1,4 +1,4 @@
-/* test-digest.c: SHA-256 digests (images/digest.h): the FIPS 180-2 vectors,
+/* test-digest.c: SHA-256 digests (images/oci/digest.h): the FIPS 180-2 vectors,
  * streaming in pieces equals one shot, the textual form check, and verifying
  * a file by digest and size (match, digest mismatch, short and long data). */
 #include <stdarg.h>
@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "images/digest.h"
+#include "images/oci/digest.h"
 
 #define EMPTY_SHA256 "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define ABC_SHA256 "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

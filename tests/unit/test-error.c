@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/error.h"
-#include "common/io-util.h"
-#include "common/log.h"
+#include "common/base/error.h"
+#include "common/base/io-util.h"
+#include "common/base/log.h"
 
 static int fails_with_context(Error **err) {
         int r = error_set(err, ENOENT, "open '%s'", "/nope");

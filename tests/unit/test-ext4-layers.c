@@ -48,8 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "images/ext4-writer.h"
-#include "tests/images/ext4-read.h"
+#include "images/ext4/ext4-writer.h"
+#include "images/ext4-read.h"
 
 typedef struct Ent {
         const char *name;

@@ -27,7 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "images/ext4-writer.h"
+#include "images/ext4/ext4-writer.h"
 
 #define BIG_SIZE (5u << 20)
 

@@ -9,8 +9,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "common/frame.h"
-#include "common/wire.h"
+#include "common/proto/frame.h"
+#include "common/proto/wire.h"
 
 static size_t put_frame(uint8_t *out, FrameType type, uint32_t channel, uint8_t flags, const char *payload) {
         size_t len = payload ? strlen(payload) : 0;

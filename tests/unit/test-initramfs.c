@@ -22,8 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "images/initramfs.h"
-#include "images/kernel-modules.h"
+#include "images/boot/initramfs.h"
+#include "images/boot/kernel-modules.h"
 
 #define MAX_ITEMS 64
 

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "images/kernel-modules.h"
+#include "images/boot/kernel-modules.h"
 
 static const char fake_dep[] =
         "kernel/a/top.ko: kernel/b/left.ko kernel/c/right.ko kernel/d/base.ko\n"

@@ -1,4 +1,4 @@
-/* test-oci-manifest.c: manifests, indexes and configs (images/oci-manifest.h):
+/* test-oci-manifest.c: manifests, indexes and configs (images/oci/oci-manifest.h):
  * OCI and Docker schema 2 manifests, media-type sniffing, index platform
  * selection (amd64, arm64/v8, missing with the list in the error), and the
  * hostile cases: duplicate keys, wrong types, oversize documents, too many
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "images/oci-manifest.h"
+#include "images/oci/oci-manifest.h"
 
 #define H1 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define H2 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

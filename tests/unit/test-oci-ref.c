@@ -1,4 +1,4 @@
-/* test-oci-ref.c: image references (images/oci-ref.h) against Docker's
+/* test-oci-ref.c: image references (images/oci/oci-ref.h) against Docker's
  * normalisation: a table of inputs with the expected registry, repository,
  * tag and digest or error code (and a word the message must contain), the
  * canonical string round trip, and the registry base URL mapping. */
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "images/oci-ref.h"
+#include "images/oci/oci-ref.h"
 
 #define D "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "images/registry-auth-file.h"
+#include "images/registry/registry-auth-file.h"
 
 static RegistryAuthFile *parse_ok(const char *json) {
         RegistryAuthFile *f = NULL;

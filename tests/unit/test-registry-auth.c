@@ -1,4 +1,4 @@
-/* test-registry-auth.c: the registry client (images/registry.h) against a
+/* test-registry-auth.c: the registry client (images/registry/registry.h) against a
  * scripted HTTP server inside the test (plain sockets, a thread per
  * connection), for what the real registry cannot be made to do.
  *
@@ -37,9 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/io-util.h"
-#include "images/digest.h"
-#include "images/registry-internal.h"
+#include "common/base/io-util.h"
+#include "images/oci/digest.h"
+#include "registry-internal.h"
 
 /* --- a scripted HTTP server ------------------------------------------------- */
 

@@ -1,4 +1,4 @@
-/* test-store.c: the image store (images/store.h) against a fake ImageSource
+/* test-store.c: the image store (images/store/store.h) against a fake ImageSource
  * that serves in-memory manifests and blobs: tiny gzip tar layers built here
  * with libarchive. Pull, inspect, list, tags; a second pull fetching nothing;
  * the hostile cases (wrong digest, blob longer than its descriptor, truncated
@@ -28,8 +28,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "images/digest.h"
-#include "images/store.h"
+#include "images/oci/digest.h"
+#include "images/store/store.h"
 
 /* ---- in-memory blobs and layers ---- */
 
@@ -540,7 +540,7 @@ static void test_source_error(void **state) {
         pull_fails(t, &t->img, NULL, -ENOENT, "fake: no blob");
 }
 
-/* err == NULL means "only the code" (common/error.h): the codes must be
+/* err == NULL means "only the code" (common/base/error.h): the codes must be
  * the same as with an Error to fill, not a blanket -EIO. */
 static void test_codes_without_error(void **state) {
         T *t = *state;

@@ -25,9 +25,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/error.h"
-#include "common/io-util.h"
-#include "portlayer/vm-driver.h"
+#include "common/base/error.h"
+#include "common/base/io-util.h"
+#include "portlayer/vm/vm-driver.h"
 
 #define EVENT_TIMEOUT_MS 10000
 #define EVENTS_MAX 256

@@ -18,10 +18,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/error.h"
-#include "common/io-util.h"
-#include "portlayer/vm-driver.h"
-#include "portlayer/vm-xml.h"
+#include "common/base/error.h"
+#include "common/base/io-util.h"
+#include "portlayer/vm/vm-driver.h"
+#include "vm-xml-internal.h"
 
 static const VmDisk tcg_disks[] = {
         { .path = "/var/lib/portlayer/containers/c1/root.qcow2", .format = VM_DISK_QCOW2, .serial = "pl-root" },

@@ -1,0 +1,180 @@
+/* agent-client.h: the host side of the agent protocol (docs/protocol.md).
+ *
+ * One AgentClient per connection to one guest agent. It is thread-safe: a
+ * daemon calls it from many threads at once (one per API request), many
+ * processes stream at the same time, and each blocking call takes a timeout.
+ * A private reader thread demultiplexes frames into pending requests and data
+ * channels. The guest is untrusted: every length, count and string read from
+ * it is bounded, and a dead, slow or hostile agent yields an error (-ETIMEDOUT,
+ * -EPROTO, -ECONNRESET...), never a hang or a crash. Once the connection is
+ * broken every call fails fast with the reason; the owner frees the client and
+ * connects anew.
+ *
+ * Timeouts are in milliseconds; a negative timeout means "no deadline" and is
+ * meant only for calls the user asked to block (wait on a long process). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "common/base/error.h"
+
+typedef struct AgentClient AgentClient;
+typedef struct AgentProcess AgentProcess;
+
+typedef struct AgentClientOptions {
+        int handshake_timeout_ms; /* default 10000 */
+        int request_timeout_ms;   /* default for RPCs without their own; default 30000 */
+        uint32_t window;          /* credit granted per channel; default PL_DEFAULT_WINDOW */
+} AgentClientOptions;
+
+/* Connects to a Unix socket (agent in host mode, or QEMU's virtio-serial
+ * chardev socket) and performs the handshake. For virtio-serial the handshake
+ * is retried until handshake_timeout_ms, since the guest may not listen yet. */
+int agent_client_connect_unix(AgentClient **ret, const char *path, const AgentClientOptions *opts, Error **err);
+
+/* Connects over AF_VSOCK to cid:port (the agent listens on 1024 in guests)
+ * and performs the handshake, retried until handshake_timeout_ms like
+ * agent_client_connect_unix(). Only for hosts with vhost-vsock, and for
+ * clients inside a guest (cid 1 is the guest's own loopback). */
+int agent_client_connect_vsock(AgentClient **ret, unsigned cid, unsigned port, const AgentClientOptions *opts,
+                               Error **err);
+
+/* Takes ownership of a connected stream fd and performs the handshake. */
+int agent_client_new_fd(AgentClient **ret, int fd, const AgentClientOptions *opts, Error **err);
+
+/* Closes the connection, fails every pending call, joins the reader thread.
+ * Every AgentProcess must be freed before. NULL-safe; returns NULL. */
+AgentClient *agent_client_free(AgentClient *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(AgentClient *, agent_client_free);
+#define _cleanup_agent_client_ _cleanup_(agent_client_freep)
+
+/* True until the connection broke; then agent_client_error() says why. */
+bool agent_client_is_alive(AgentClient *c);
+/* 0 while the connection is alive; else sets *err to why it broke and returns
+ * the negative errno (-ECONNRESET, -EPROTO...). */
+int agent_client_error(AgentClient *c, Error **err);
+
+/* The agent's software string and instance id from its HELLO. */
+const char *agent_client_peer_software(AgentClient *c);
+uint64_t agent_client_peer_instance(AgentClient *c);
+
+int agent_client_ping(AgentClient *c, int timeout_ms, Error **err);
+
+typedef struct AgentGuestInfo {
+        char agent_version[64];
+        char kernel_release[128];
+        char hostname[256];
+        char machine[64];
+        char root[4096];
+        char boot_error[1024]; /* PID 1: why stage 1 failed (the agent serves anyway); "" when fine */
+        uint64_t uptime_ms;
+        uint64_t mem_total_kib;
+        uint64_t mem_available_kib;
+        uint32_t cpus;
+        uint32_t processes;
+} AgentGuestInfo;
+
+int agent_client_guest_info(AgentClient *c, AgentGuestInfo *ret, int timeout_ms, Error **err);
+
+typedef struct AgentExecSpec {
+        const char *const *argv; /* NULL-terminated, argv[0] required */
+        const char *const *env;  /* NULL-terminated or NULL */
+        const char *workdir;     /* NULL = "/" */
+        const char *user;        /* NULL = agent's user; "uid[:gid]" or "name[:group]" */
+        bool tty;
+        uint16_t rows, cols;     /* tty size */
+        bool open_stdin;         /* false: stdin is /dev/null */
+        bool capture_stdout;     /* false: discarded by the agent */
+        bool capture_stderr;     /* ignored with tty (one output stream) */
+        bool main;               /* the container's main process: the agent shuts down once it is done */
+} AgentExecSpec;
+
+/* Starts a process. On success *ret is a handle whose streams can be read and
+ * written from any thread. Freeing the handle does not kill the process; it
+ * closes its channels (the agent then drains and discards its output). */
+int agent_client_exec(AgentClient *c, const AgentExecSpec *spec, AgentProcess **ret, int timeout_ms, Error **err);
+AgentProcess *agent_process_free(AgentProcess *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(AgentProcess *, agent_process_free);
+#define _cleanup_agent_process_ _cleanup_(agent_process_freep)
+
+uint32_t agent_process_id(AgentProcess *p);
+int agent_process_pid(AgentProcess *p);
+
+typedef enum AgentStream {
+        AGENT_STREAM_STDOUT = 1,
+        AGENT_STREAM_STDERR = 2,
+} AgentStream;
+
+/* Writes all of buf to the process's stdin, waiting for credit as needed.
+ * Returns 0, -EPIPE when stdin is closed or was not opened, -ETIMEDOUT. */
+int agent_process_write_stdin(AgentProcess *p, const void *buf, size_t len, int timeout_ms, Error **err);
+/* Half-closes stdin: the process reads end of input; output keeps flowing.
+ * A write_stdin() still waiting for credit in another thread fails (-EPIPE). */
+int agent_process_close_stdin(AgentProcess *p, Error **err);
+
+/* Reads up to len bytes of one output stream. Returns bytes read (> 0), 0 at
+ * EOF, -ETIMEDOUT, or another negative errno. Reading returns credit to the
+ * agent; a stream nobody reads stalls only its own process. */
+ssize_t agent_process_read(AgentProcess *p, AgentStream stream, void *buf, size_t len, int timeout_ms, Error **err);
+
+typedef enum AgentProcessState {
+        AGENT_PROCESS_RUNNING = 1,
+        AGENT_PROCESS_EXITED = 2,
+} AgentProcessState;
+
+typedef struct AgentProcessInfo {
+        uint32_t process_id;
+        int pid;
+        AgentProcessState state;
+        int exit_code; /* 128 + signal for a signal death */
+        int signal;
+        uint64_t started_unix_ns;
+        uint64_t finished_unix_ns;
+        char command[256];
+        bool tty;
+} AgentProcessInfo;
+
+/* Waits until the process exited and its output was delivered (all output is
+ * readable before this returns). The caller should keep reading captured
+ * streams, or the agent cannot drain them. */
+int agent_process_wait(AgentProcess *p, AgentProcessInfo *ret, int timeout_ms, Error **err);
+int agent_client_wait(AgentClient *c, uint32_t process_id, AgentProcessInfo *ret, int timeout_ms, Error **err);
+
+int agent_process_resize(AgentProcess *p, uint16_t rows, uint16_t cols, Error **err);
+int agent_process_signal(AgentProcess *p, int sig, Error **err);
+/* process_id 0 with all = true signals every running process. */
+int agent_client_signal(AgentClient *c, uint32_t process_id, int sig, bool all, Error **err);
+
+/* *ret is a malloc'd array of *ret_n entries (at most 4096 are accepted). */
+int agent_client_list_processes(AgentClient *c, AgentProcessInfo **ret, size_t *ret_n, int timeout_ms, Error **err);
+
+typedef struct AgentCopyStats {
+        uint64_t bytes;
+        uint64_t entries;
+} AgentCopyStats;
+
+/* Streams a tar archive read from tar_fd (until EOF) into the guest, extracted
+ * under path. Blocks until the agent finished extracting. */
+int agent_client_copy_in(AgentClient *c, const char *path, int tar_fd, AgentCopyStats *ret, int timeout_ms, Error **err);
+/* Writes path (file or tree) as a tar archive to out_fd. */
+int agent_client_copy_out(AgentClient *c, const char *path, int out_fd, AgentCopyStats *ret, int timeout_ms, Error **err);
+
+typedef struct AgentStat {
+        char name[256];
+        mode_t mode;
+        uint64_t size;
+        int64_t mtime_ns;
+        char link_target[4096];
+        uid_t uid;
+        gid_t gid;
+} AgentStat;
+
+int agent_client_stat(AgentClient *c, const char *path, AgentStat *ret, int timeout_ms, Error **err);
+int agent_client_remove(AgentClient *c, const char *path, bool recursive, int timeout_ms, Error **err);
+/* Asks the agent to stop every process (SIGTERM, grace_ms, SIGKILL) and, as
+ * PID 1, power off. */
+int agent_client_shutdown(AgentClient *c, uint32_t grace_ms, int timeout_ms, Error **err);

@@ -1,0 +1,316 @@
+/* agent-ops.c: the request/response operations of the agent client (ping,
+ * guest info, exec, wait, signal, resize, list, stat, remove, shutdown).
+ *
+ * Each builds one Request, goes through agent_call() (agent-client.c) and
+ * copies what it needs out of the Response with bounds: strings into fixed
+ * arrays (display strings sanitized), list counts capped. An answer of the
+ * wrong kind is an error of that call (-EPROTO), not of the connection. */
+#include "agent-client-internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "common/base/io-util.h"
+
+#define PING_PAYLOAD_SIZE 16u
+
+static int response_expect(const Plagent__Response *resp, Plagent__Response__ResultCase want, const char *op,
+                           Error **err) {
+        if (resp->result_case != want)
+                return error_set(err, EPROTO, "the agent answered %s with the wrong result (case %d)", op,
+                                 (int) resp->result_case);
+        return 0;
+}
+
+static Plagent__Request request_init(Plagent__Request__OpCase op_case) {
+        Plagent__Request req = PLAGENT__REQUEST__INIT;
+        req.op_case = op_case;
+        return req;
+}
+
+int agent_client_ping(AgentClient *c, int timeout_ms, Error **err) {
+        uint8_t payload[PING_PAYLOAD_SIZE];
+        random_bytes(payload, sizeof payload);
+        Plagent__PingRequest op = PLAGENT__PING_REQUEST__INIT;
+        op.payload = (ProtobufCBinaryData){.len = sizeof payload, .data = payload};
+        Plagent__Request req = request_init(PLAGENT__REQUEST__OP_PING);
+        req.ping = &op;
+
+        _cleanup_response_ Plagent__Response *resp = NULL;
+        int r = agent_call(c, "ping", &req, timeout_ms, &resp, err);
+        if (r < 0)
+                return r;
+        r = response_expect(resp, PLAGENT__RESPONSE__RESULT_PING, "ping", err);
+        if (r < 0)
+                return r;
+        const ProtobufCBinaryData *echo = &resp->ping->payload;
+        if (echo->len != sizeof payload || memcmp(echo->data, payload, sizeof payload) != 0)
+                return error_set(err, EPROTO, "the agent answered ping with a different payload");
+        return 0;
+}
+
+int agent_client_guest_info(AgentClient *c, AgentGuestInfo *ret, int timeout_ms, Error **err) {
+        Plagent__GuestInfoRequest op = PLAGENT__GUEST_INFO_REQUEST__INIT;
+        Plagent__Request req = request_init(PLAGENT__REQUEST__OP_GUEST_INFO);
+        req.guest_info = &op;
+
+        _cleanup_response_ Plagent__Response *resp = NULL;
+        int r = agent_call(c, "guest-info", &req, timeout_ms, &resp, err);
+        if (r < 0)
+                return r;
+        r = response_expect(resp, PLAGENT__RESPONSE__RESULT_GUEST_INFO, "guest-info", err);
+        if (r < 0)
+                return r;
+
+        const Plagent__GuestInfoResponse *g = resp->guest_info;
+        *ret = (AgentGuestInfo){
+                .uptime_ms = g->uptime_ms,
+                .mem_total_kib = g->mem_total_kib,
+                .mem_available_kib = g->mem_available_kib,
+                .cpus = g->cpus,
+                .processes = g->processes,
+        };
+        agent_copy_string(ret->agent_version, sizeof ret->agent_version, g->agent_version, true);
+        agent_copy_string(ret->kernel_release, sizeof ret->kernel_release, g->kernel_release, true);
+        agent_copy_string(ret->hostname, sizeof ret->hostname, g->hostname, true);
+        agent_copy_string(ret->machine, sizeof ret->machine, g->machine, true);
+        agent_copy_string(ret->root, sizeof ret->root, g->root, false);
+        agent_copy_string(ret->boot_error, sizeof ret->boot_error, g->boot_error, true);
+        return 0;
+}
+
+/* --- exec and process handles --- */
+
+/* Counts a NULL-terminated vector, failing above max. */
+static int strv_count(const char *const *v, size_t max, const char *what, size_t *ret, Error **err) {
+        size_t n = 0;
+        for (; v && v[n]; n++)
+                if (n >= max)
+                        return error_set(err, E2BIG, "exec: too many %s (more than %zu)", what, max);
+        *ret = n;
+        return 0;
+}
+
+/* Frees a handle whose process never started: channels only. */
+static void process_discard(AgentProcess *p) {
+        channel_retire(p->client, p->in);
+        channel_retire(p->client, p->out);
+        channel_retire(p->client, p->err);
+        free(p);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(AgentProcess *, process_discard);
+
+/* Opens the channels the spec asks for, before the request names them. */
+static int process_open_channels(AgentProcess *p, const AgentExecSpec *spec, Error **err) {
+        int r = 0;
+        if (spec->open_stdin)
+                r = channel_open(p->client, false, "stdin", &p->in, err);
+        if (r >= 0 && spec->capture_stdout)
+                r = channel_open(p->client, true, "stdout", &p->out, err);
+        if (r >= 0 && spec->capture_stderr && !spec->tty)
+                r = channel_open(p->client, true, "stderr", &p->err, err);
+        return r;
+}
+
+static void exec_request_fill(Plagent__ExecRequest *op, const AgentExecSpec *spec, const AgentProcess *p,
+                              size_t argc, size_t envc) {
+        op->n_argv = argc;
+        op->argv = (char **) spec->argv;
+        op->n_env = envc;
+        op->env = envc > 0 ? (char **) spec->env : NULL;
+        op->workdir = (char *) (spec->workdir ? spec->workdir : "");
+        op->user = (char *) (spec->user ? spec->user : "");
+        op->tty = spec->tty;
+        op->rows = spec->rows;
+        op->cols = spec->cols;
+        op->stdin_channel = p->in ? p->in->id : 0;
+        op->stdout_channel = p->out ? p->out->id : 0;
+        op->stderr_channel = p->err ? p->err->id : 0;
+        op->main = spec->main;
+}
+
+int agent_client_exec(AgentClient *c, const AgentExecSpec *spec, AgentProcess **ret, int timeout_ms, Error **err) {
+        size_t argc = 0, envc = 0;
+        if (!spec || !spec->argv || !spec->argv[0])
+                return error_set(err, EINVAL, "exec: no command given");
+        int r = strv_count(spec->argv, AGENT_MAX_ARGS, "arguments", &argc, err);
+        if (r >= 0)
+                r = strv_count(spec->env, AGENT_MAX_ARGS, "environment variables", &envc, err);
+        if (r < 0)
+                return r;
+
+        _cleanup_(process_discardp) AgentProcess *p = calloc(1, sizeof(*p));
+        if (!p)
+                return error_set(err, ENOMEM, "out of memory");
+        p->client = c;
+        r = process_open_channels(p, spec, err);
+        if (r < 0)
+                return r;
+
+        Plagent__ExecRequest op = PLAGENT__EXEC_REQUEST__INIT;
+        exec_request_fill(&op, spec, p, argc, envc);
+        Plagent__Request req = request_init(PLAGENT__REQUEST__OP_EXEC);
+        req.exec = &op;
+
+        _cleanup_response_ Plagent__Response *resp = NULL;
+        r = agent_call(c, "exec", &req, timeout_ms, &resp, err);
+        if (r < 0)
+                return r;
+        r = response_expect(resp, PLAGENT__RESPONSE__RESULT_EXEC, "exec", err);
+        if (r < 0)
+                return r;
+        p->process_id = resp->exec->process_id;
+        p->pid = resp->exec->pid;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+uint32_t agent_process_id(AgentProcess *p) {
+        return p->process_id;
+}
+
+int agent_process_pid(AgentProcess *p) {
+        return p->pid;
+}
+
+static void process_info_from(AgentProcessInfo *dst, const Plagent__ProcessInfo *src) {
+        *dst = (AgentProcessInfo){
+                .process_id = src->process_id,
+                .pid = src->pid,
+                .state = src->state == PLAGENT__PROCESS_STATE__PROCESS_STATE_EXITED ? AGENT_PROCESS_EXITED
+                                                                                  : AGENT_PROCESS_RUNNING,
+                .exit_code = src->exit_code,
+                .signal = src->signal,
+                .started_unix_ns = src->started_unix_ns,
+                .finished_unix_ns = src->finished_unix_ns,
+                .tty = src->tty,
+        };
+        agent_copy_string(dst->command, sizeof dst->command, src->command, true);
+}
+
+int agent_client_wait(AgentClient *c, uint32_t process_id, AgentProcessInfo *ret, int timeout_ms, Error **err) {
+        Plagent__WaitRequest op = PLAGENT__WAIT_REQUEST__INIT;
+        op.process_id = process_id;
+        Plagent__Request req = request_init(PLAGENT__REQUEST__OP_WAIT);
+        req.wait = &op;
+
+        _cleanup_response_ Plagent__Response *resp = NULL;
+        int r = agent_call(c, "wait", &req, timeout_ms, &resp, err);
+        if (r < 0)
+                return r;
+        r = response_expect(resp, PLAGENT__RESPONSE__RESULT_PROCESS, "wait", err);
+        if (r < 0)
+                return r;
+        process_info_from(ret, resp->process);
+        return 0;
+}
+
+int agent_process_wait(AgentProcess *p, AgentProcessInfo *ret, int timeout_ms, Error **err) {
+        return agent_client_wait(p->client, p->process_id, ret, timeout_ms, err);
+}
+
+/* For calls whose answer is empty. */
+static int call_simple(AgentClient *c, const char *op, Plagent__Request *req, int timeout_ms, Error **err) {
+        _cleanup_response_ Plagent__Response *resp = NULL;
+        return agent_call(c, op, req, timeout_ms, &resp, err);
+}
+
+int agent_process_resize(AgentProcess *p, uint16_t rows, uint16_t cols, Error **err) {
+        Plagent__ResizeRequest op = PLAGENT__RESIZE_REQUEST__INIT;
+        op.process_id = p->process_id;
+        op.rows = rows;
+        op.cols = cols;
+        Plagent__Request req = request_init(PLAGENT__REQUEST__OP_RESIZE);
+        req.resize = &op;
+        return call_simple(p->client, "resize", &req, p->client->request_timeout_ms, err);
+}
+
+int agent_client_signal(AgentClient *c, uint32_t process_id, int sig, bool all, Error **err) {
+        if (sig <= 0)
+                return error_set(err, EINVAL, "invalid signal %d", sig);
+        Plagent__SignalRequest op = PLAGENT__SIGNAL_REQUEST__INIT;
+        op.process_id = process_id;
+        op.signal = sig;
+        op.all = all;
+        Plagent__Request req = request_init(PLAGENT__REQUEST__OP_SIGNAL);
+        req.signal = &op;
+        return call_simple(c, "signal", &req, c->request_timeout_ms, err);
+}
+
+int agent_process_signal(AgentProcess *p, int sig, Error **err) {
+        return agent_client_signal(p->client, p->process_id, sig, false, err);
+}
+
+int agent_client_list_processes(AgentClient *c, AgentProcessInfo **ret, size_t *ret_n, int timeout_ms,
+                                Error **err) {
+        Plagent__ListProcessesRequest op = PLAGENT__LIST_PROCESSES_REQUEST__INIT;
+        Plagent__Request req = request_init(PLAGENT__REQUEST__OP_LIST_PROCESSES);
+        req.list_processes = &op;
+
+        _cleanup_response_ Plagent__Response *resp = NULL;
+        int r = agent_call(c, "list-processes", &req, timeout_ms, &resp, err);
+        if (r < 0)
+                return r;
+        r = response_expect(resp, PLAGENT__RESPONSE__RESULT_LIST_PROCESSES, "list-processes", err);
+        if (r < 0)
+                return r;
+
+        const Plagent__ListProcessesResponse *l = resp->list_processes;
+        if (l->n_processes > AGENT_MAX_PROCESSES)
+                return error_set(err, EPROTO, "the agent listed %zu processes (at most %u are accepted)",
+                                 l->n_processes, AGENT_MAX_PROCESSES);
+        AgentProcessInfo *v = calloc(MAX(l->n_processes, (size_t) 1), sizeof(*v));
+        if (!v)
+                return error_set(err, ENOMEM, "out of memory");
+        for (size_t i = 0; i < l->n_processes; i++)
+                process_info_from(&v[i], l->processes[i]);
+        *ret = v;
+        *ret_n = l->n_processes;
+        return 0;
+}
+
+/* --- files and power --- */
+
+int agent_client_stat(AgentClient *c, const char *path, AgentStat *ret, int timeout_ms, Error **err) {
+        Plagent__StatRequest op = PLAGENT__STAT_REQUEST__INIT;
+        op.path = (char *) path;
+        Plagent__Request req = request_init(PLAGENT__REQUEST__OP_STAT);
+        req.stat = &op;
+
+        _cleanup_response_ Plagent__Response *resp = NULL;
+        int r = agent_call(c, "stat", &req, timeout_ms, &resp, err);
+        if (r < 0)
+                return r;
+        r = response_expect(resp, PLAGENT__RESPONSE__RESULT_STAT, "stat", err);
+        if (r < 0)
+                return r;
+
+        const Plagent__StatResponse *s = resp->stat;
+        *ret = (AgentStat){
+                .mode = (mode_t) s->mode,
+                .size = s->size,
+                .mtime_ns = s->mtime_ns,
+                .uid = (uid_t) s->uid,
+                .gid = (gid_t) s->gid,
+        };
+        agent_copy_string(ret->name, sizeof ret->name, s->name, false);
+        agent_copy_string(ret->link_target, sizeof ret->link_target, s->link_target, false);
+        return 0;
+}
+
+int agent_client_remove(AgentClient *c, const char *path, bool recursive, int timeout_ms, Error **err) {
+        Plagent__RemoveRequest op = PLAGENT__REMOVE_REQUEST__INIT;
+        op.path = (char *) path;
+        op.recursive = recursive;
+        Plagent__Request req = request_init(PLAGENT__REQUEST__OP_REMOVE);
+        req.remove = &op;
+        return call_simple(c, "remove", &req, timeout_ms, err);
+}
+
+int agent_client_shutdown(AgentClient *c, uint32_t grace_ms, int timeout_ms, Error **err) {
+        Plagent__ShutdownRequest op = PLAGENT__SHUTDOWN_REQUEST__INIT;
+        op.grace_ms = grace_ms;
+        Plagent__Request req = request_init(PLAGENT__REQUEST__OP_SHUTDOWN);
+        req.shutdown = &op;
+        return call_simple(c, "shutdown", &req, timeout_ms, err);
+}

@@ -1,0 +1,62 @@
+/* guest.h: one container VM with its agent connected.
+ *
+ * guest_start() turns a GuestConfig into a running VM (through any VmDriver)
+ * and a connected AgentClient, or into a clear error with nothing left
+ * behind: while it waits for the agent it watches the domain, so a guest that
+ * dies at boot (kernel panic, missing root disk) fails at once, quoting the
+ * end of its console log, and the domain is destroyed. A stage 1 failure the
+ * agent reports (boot_error) fails the start the same way. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/base/error.h"
+#include "portlayer/client/agent-client.h"
+#include "portlayer/vm/vm-driver.h"
+
+#define GUEST_ROOT_SERIAL "pl-root"
+
+typedef struct GuestConfig {
+        const char *name;          /* domain name */
+        const char *container_id;
+        const char *kernel, *initrd;
+        const char *root_disk;     /* the container's disk (absolute) */
+        VmDiskFormat root_format;
+        const char *run_dir;       /* holds the agent socket and the console log */
+        const char *hostname;      /* NULL: the name */
+        uint64_t memory_mib;       /* 0: 256 */
+        unsigned vcpus;            /* 0: 1 */
+        VmAccel accel;
+        int boot_timeout_ms;       /* 0: 60000 (TCG boots take seconds) */
+        const char *extra_cmdline; /* appended to the kernel command line, or NULL */
+} GuestConfig;
+
+typedef struct Guest {
+        VmDriver *driver; /* borrowed */
+        char *name;
+        char *socket_path;
+        char *console_path;
+        AgentClient *agent;
+        uint64_t create_usec; /* from create to the VM running (define + start) */
+        uint64_t boot_usec;   /* from create to the agent's HELLO */
+} Guest;
+
+/* Creates the VM and connects its agent. On failure the domain is destroyed
+ * and *err says why (-ETIMEDOUT: no answer in time; -ECHILD: the guest
+ * stopped before answering; -EIO: the guest reported a boot error). */
+int guest_start(VmDriver *d, const GuestConfig *c, Guest **ret, Error **err);
+
+/* Asks the agent to stop everything and power off, waits up to timeout_ms for
+ * the domain to stop, then destroys (undefines) it either way. */
+int guest_shutdown(Guest *g, uint32_t grace_ms, int timeout_ms, Error **err);
+
+/* Destroys the domain at once (idempotent). */
+int guest_destroy(Guest *g, Error **err);
+
+/* Disconnects and frees; the VM itself is left as it is. NULL-safe. */
+Guest *guest_free(Guest *g);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Guest *, guest_free);
+
+/* The last max_bytes of the console log (malloc'd, "" when none). */
+char *guest_console_tail(const Guest *g, size_t max_bytes);

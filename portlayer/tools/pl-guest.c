@@ -1,0 +1,128 @@
+/* guest-cli.c: pl-guest, one container VM by hand, until the daemon exists.
+ *
+ *   pl-guest --state DIR --kernel VMLINUZ --initrd INITRD --disk ROOT.qcow2 [--name N]
+ *
+ * Boots the VM through libvirt's embedded driver (rooted at DIR/libvirt),
+ * waits for its agent, prints where to reach it, and keeps it running until
+ * SIGINT/SIGTERM (then shuts it down cleanly and destroys it) or until the
+ * guest stops by itself. Errors are reported once, exit code 1. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/base/log.h"
+#include "portlayer/guest/guest.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+        stop_requested = sig;
+}
+
+typedef struct Args {
+        const char *state, *kernel, *initrd, *disk, *name, *accel;
+        unsigned memory_mib;
+} Args;
+
+static int parse_args(int argc, char **argv, Args *a) {
+        static const struct option opts[] = {
+                {"state", required_argument, NULL, 's'},  {"kernel", required_argument, NULL, 'k'},
+                {"initrd", required_argument, NULL, 'i'}, {"disk", required_argument, NULL, 'd'},
+                {"name", required_argument, NULL, 'n'},   {"accel", required_argument, NULL, 'a'},
+                {"memory", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        int o;
+        while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
+                switch (o) {
+                case 's': a->state = optarg; break;
+                case 'k': a->kernel = optarg; break;
+                case 'i': a->initrd = optarg; break;
+                case 'd': a->disk = optarg; break;
+                case 'n': a->name = optarg; break;
+                case 'a': a->accel = optarg; break;
+                case 'm': a->memory_mib = (unsigned) strtoul(optarg, NULL, 10); break;
+                case 'h':
+                        puts("usage: pl-guest --state DIR --kernel VMLINUZ --initrd INITRD --disk ROOT.qcow2 "
+                             "[--name NAME] [--accel auto|kvm|tcg] [--memory MiB]");
+                        exit(0);
+                default: return -EINVAL;
+                }
+        if (!a->state || !a->kernel || !a->initrd || !a->disk)
+                return log_error_errno(EINVAL, "pl-guest: --state, --kernel, --initrd and --disk are required");
+        return 0;
+}
+
+/* Runs until a signal or until the guest is no longer running. */
+static void supervise(Guest *g) {
+        while (!stop_requested) {
+                VmState st = VM_STATE_UNKNOWN;
+                if (vm_driver_state(g->driver, g->name, &st, NULL) < 0 || st != VM_STATE_RUNNING) {
+                        log_info("guest %s is %s", g->name, vm_state_to_string(st));
+                        return;
+                }
+                sleep(1);
+        }
+}
+
+int main(int argc, char **argv) {
+        log_setup("pl-guest", LOG_LEVEL_INFO, STDERR_FILENO);
+        Args a = {.name = "pl-guest", .accel = "auto", .memory_mib = 256};
+        if (parse_args(argc, argv, &a) < 0)
+                return 1;
+        int accel = vm_accel_from_string(a.accel);
+        if (accel < 0)
+                return log_error("pl-guest: unknown accelerator '%s'", a.accel), 1;
+
+        char libvirt_root[4096], run_dir[4096];
+        snprintf(libvirt_root, sizeof libvirt_root, "%s/libvirt", a.state);
+        snprintf(run_dir, sizeof run_dir, "%s/%s", a.state, a.name);
+        _cleanup_error_ Error *e = NULL;
+        _cleanup_vm_driver_ VmDriver *d = NULL;
+        if (vm_driver_open(&vm_driver_libvirt, &d, NULL, libvirt_root, NULL, NULL, &e) < 0)
+                return log_error("pl-guest: %s", error_text(e)), 1;
+        /* A guest of this name left by an earlier run is replaced. */
+        (void) vm_driver_destroy(d, a.name, NULL);
+
+        GuestConfig c = {.name = a.name, .kernel = a.kernel, .initrd = a.initrd, .root_disk = a.disk,
+                         .root_format = VM_DISK_QCOW2, .run_dir = run_dir, .memory_mib = a.memory_mib,
+                         .accel = (VmAccel) accel};
+        /* Handlers first: a Ctrl-C while the guest boots must not kill us
+         * and leave its QEMU running (it outlives us); the boot finishes or
+         * times out, then the VM is destroyed. */
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+        _cleanup_(guest_freep) Guest *g = NULL;
+        if (guest_start(d, &c, &g, &e) < 0)
+                return log_error("pl-guest: %s", error_text(e)), 1;
+        if (stop_requested) {
+                log_info("guest %s: interrupted while booting; destroying it", g->name);
+                (void) guest_destroy(g, NULL);
+                return 1;
+        }
+        AgentGuestInfo info;
+        if (agent_client_guest_info(g->agent, &info, 10000, NULL) >= 0)
+                log_info("guest %s up in %.2f s: kernel %s, %" PRIu64 " KiB, agent %s", g->name, g->boot_usec / 1e6,
+                         info.kernel_release, info.mem_total_kib, info.agent_version);
+        /* QEMU's end of a virtio-serial port takes one client at a time: let
+         * go of it, so a person can use pl-agent-cli meanwhile. */
+        g->agent = agent_client_free(g->agent);
+        printf("agent socket: %s\nconsole log:  %s\n", g->socket_path, g->console_path);
+        fflush(stdout);
+
+        supervise(g);
+        AgentClientOptions o = {.handshake_timeout_ms = 5000};
+        if (agent_client_connect_unix(&g->agent, g->socket_path, &o, &e) < 0) {
+                log_warning("pl-guest: %s; destroying the VM", error_text(e));
+                e = error_free(e);
+        }
+        if (guest_shutdown(g, 3000, 20000, &e) < 0)
+                log_warning("pl-guest: %s", error_text(e));
+        log_info("guest %s stopped and removed", g->name);
+        return 0;
+}

@@ -1,0 +1,234 @@
+/* vm-driver.h: the VM driver, one small VM per container.
+ *
+ * A VmDriverOps table of function pointers hides the hypervisor: the real one
+ * (vm_driver_libvirt, libvirt's QEMU driver, embedded by default) and an
+ * in-memory fake (vm_driver_fake) for unit tests of the layers above. Both
+ * honour the same contract, written here. A caller opens a VmDriver through a
+ * table and then uses the vm_driver_*() wrappers.
+ *
+ * Domains are persistent: create() defines and then starts, so a VM that
+ * powered off, crashed, or was defined just before the daemon died remains
+ * visible to list_ours() and state() until destroy() removes it. That is what
+ * crash-safe reconciliation needs; transient domains would vanish on power-off
+ * and leave no trace of what the daemon had asked for. Our domains carry a
+ * metadata element naming the container (see vm-xml.h), and list_ours()
+ * returns only those.
+ *
+ * Lifecycle events are delivered to the VmEventFn given at open, from a
+ * driver thread (libvirt's event loop thread for the real driver, a private
+ * thread for the fake), never from inside a driver call, for every domain on
+ * the connection (a consumer ignores names it does not know). They are hints
+ * that can be lost or come late (a reconnect, a full queue): state() is the
+ * truth, and a reconciler polls it after it starts. A callback must be
+ * short, must not close the driver that calls it and must not open or close
+ * any other driver; other driver calls are allowed. Every other function is
+ * thread-safe. Functions return 0 or a negative errno and set *err once. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/base/error.h"
+
+#define VM_NAME_MAX 64          /* domain, channel and container id names */
+#define VM_DISK_SERIAL_MAX 20   /* virtio-blk serials are 20 bytes */
+#define VM_DISKS_MAX 16
+#define VM_CMDLINE_MAX 2047     /* x86 COMMAND_LINE_SIZE minus the NUL */
+#define VM_SOCKET_PATH_MAX 107  /* sun_path minus the NUL */
+#define VM_MEMORY_MIB_MIN 64
+#define VM_MEMORY_MIB_MAX 1048576
+#define VM_VCPUS_MAX 64
+#define VM_AGENT_CHANNEL_DEFAULT "org.portlayer.agent.0"
+
+typedef enum VmAccel {
+        VM_ACCEL_AUTO, /* KVM when usable, else TCG */
+        VM_ACCEL_KVM,  /* hardware virtualization; an error when unusable */
+        VM_ACCEL_TCG,  /* QEMU's emulator */
+        _VM_ACCEL_MAX,
+} VmAccel;
+
+typedef enum VmState {
+        VM_STATE_MISSING,  /* no such domain */
+        VM_STATE_SHUTOFF,  /* defined, not running */
+        VM_STATE_RUNNING,
+        VM_STATE_PAUSED,   /* paused or guest-suspended */
+        VM_STATE_SHUTDOWN, /* shutting down */
+        VM_STATE_CRASHED,  /* guest panicked, or QEMU failed */
+        VM_STATE_UNKNOWN,
+        _VM_STATE_MAX,
+} VmState;
+
+typedef enum VmDiskFormat {
+        VM_DISK_RAW,
+        VM_DISK_QCOW2,
+        _VM_DISK_FORMAT_MAX,
+} VmDiskFormat;
+
+/* A virtio-blk disk; disks[0] is the container's root disk (vda). */
+typedef struct VmDisk {
+        const char *path;   /* absolute */
+        VmDiskFormat format;
+        const char *serial; /* [A-Za-z0-9_.-]{1,20}, how the guest finds it */
+        bool read_only;
+} VmDisk;
+
+/* Everything a VM is made of. Strings are borrowed for the call. Names match
+ * [A-Za-z0-9_.-]{1,64}; paths are absolute, at most PATH_MAX, without control
+ * characters. */
+typedef struct VmSpec {
+        const char *name;         /* domain name, e.g. "pl-<id>" */
+        const char *uuid;         /* optional, "8-4-4-4-12" hex; NULL: libvirt picks */
+        const char *container_id; /* stored in the domain's metadata */
+        uint64_t memory_mib;      /* VM_MEMORY_MIB_MIN..VM_MEMORY_MIB_MAX */
+        unsigned vcpus;           /* 1..VM_VCPUS_MAX */
+        VmAccel accel;
+
+        const char *kernel;       /* direct kernel boot */
+        const char *initrd;       /* optional */
+        const char *cmdline;      /* optional, printable, <= VM_CMDLINE_MAX */
+
+        const VmDisk *disks;      /* optional, up to VM_DISKS_MAX */
+        size_t n_disks;
+
+        const char *agent_socket;  /* optional: QEMU listens here (<= 107 bytes) */
+        const char *agent_channel; /* virtio-serial port name; NULL: VM_AGENT_CHANNEL_DEFAULT */
+        const char *console_log;   /* the kernel console (ttyS0) is written here */
+        bool vsock;                /* a virtio-vsock device, guest CID chosen by libvirt */
+} VmSpec;
+
+typedef struct VmEvent {
+        const char *name;   /* domain name */
+        VmState state;      /* the new state */
+        const char *reason; /* static text: "booted", "shutdown", "destroyed", "crashed"... */
+} VmEvent;
+
+typedef void (*VmEventFn)(const VmEvent *event, void *userdata);
+
+typedef struct VmDriverOps VmDriverOps;
+
+/* Every implementation's handle starts with this. */
+typedef struct VmDriver {
+        const VmDriverOps *ops;
+} VmDriver;
+
+struct VmDriverOps {
+        const char *name; /* "libvirt", "fake" */
+
+        /* Connects. uri NULL means the default: for libvirt the embedded QEMU
+         * driver rooted at <state_dir>/libvirt (state_dir absolute, created,
+         * qemu.conf written when missing); other URIs (qemu:///system,
+         * qemu+ssh://host/system, test:///default) are used as given and
+         * state_dir may be NULL. cb may be NULL. -EBUSY when another
+         * process holds the embedded root. */
+        int (*open)(VmDriver **ret, const char *uri, const char *state_dir, VmEventFn cb, void *userdata,
+                    Error **err);
+        /* Stops event delivery (no callback runs once it returns), disconnects
+         * and frees. Running VMs keep running. Must not be called from a
+         * callback. */
+        void (*close)(VmDriver *d);
+
+        /* Validates spec, defines the domain and starts it. -EEXIST when a
+         * domain of that name exists; -ENODEV when KVM was asked for and is
+         * unusable. A domain that fails to start is undefined again. */
+        int (*create)(VmDriver *d, const VmSpec *spec, Error **err);
+        /* Stops the domain hard if it runs and undefines it. A missing domain
+         * is success, so it is safe to repeat. */
+        int (*destroy)(VmDriver *d, const char *name, Error **err);
+        /* The domain's state; VM_STATE_MISSING (and 0) when it does not exist. */
+        int (*state)(VmDriver *d, const char *name, VmState *ret, Error **err);
+        /* Names of the domains, running or not, that carry our metadata, in
+         * no particular order. Free with vm_names_free(). */
+        int (*list_ours)(VmDriver *d, char ***ret_names, size_t *ret_n, Error **err);
+};
+
+extern const VmDriverOps vm_driver_libvirt;
+extern const VmDriverOps vm_driver_fake;
+
+static inline int vm_driver_open(const VmDriverOps *ops, VmDriver **ret, const char *uri, const char *state_dir,
+                                 VmEventFn cb, void *userdata, Error **err) {
+        return ops->open(ret, uri, state_dir, cb, userdata, err);
+}
+static inline int vm_driver_create(VmDriver *d, const VmSpec *spec, Error **err) {
+        return d->ops->create(d, spec, err);
+}
+static inline int vm_driver_destroy(VmDriver *d, const char *name, Error **err) {
+        return d->ops->destroy(d, name, err);
+}
+static inline int vm_driver_state(VmDriver *d, const char *name, VmState *ret, Error **err) {
+        return d->ops->state(d, name, ret, err);
+}
+static inline int vm_driver_list_ours(VmDriver *d, char ***ret_names, size_t *ret_n, Error **err) {
+        return d->ops->list_ours(d, ret_names, ret_n, err);
+}
+/* NULL-safe; returns NULL. */
+static inline VmDriver *vm_driver_close(VmDriver *d) {
+        if (d)
+                d->ops->close(d);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(VmDriver *, vm_driver_close);
+#define _cleanup_vm_driver_ _cleanup_(vm_driver_closep)
+
+/* Frees a name list from list_ours(); returns NULL. */
+char **vm_names_free(char **names, size_t n);
+
+/* --- the spec (vm-spec.c) --- */
+
+/* Checks every field against the rules above; the message names the field
+ * and the rule ("memory_mib 32: must be 64..1048576"). -EINVAL on failure. */
+int vm_spec_validate(const VmSpec *spec, Error **err);
+/* True when s matches [A-Za-z0-9_.-]{1,max}. */
+bool vm_name_is_valid(const char *s, size_t max);
+
+const char *vm_state_to_string(VmState s);   /* "missing", "running"... */
+const char *vm_accel_to_string(VmAccel a);   /* "auto", "kvm", "tcg" */
+int vm_accel_from_string(const char *s);     /* VmAccel or -EINVAL */
+const char *vm_disk_format_to_string(VmDiskFormat f); /* "raw", "qcow2" */
+
+/* --- the accelerator (vm-accel.c) --- */
+
+/* Resolves requested into VM_ACCEL_KVM or VM_ACCEL_TCG. KVM is usable only
+ * when /proc/cpuinfo's flags name vmx or svm, /dev/kvm opens read-write and
+ * KVM_GET_API_VERSION returns 12. *ret_reason (optional, free it) says why
+ * the result was chosen ("no vmx/svm in /proc/cpuinfo"). Asking for KVM when
+ * it is unusable returns -ENODEV, with the reason. */
+int vm_accel_detect(VmAccel requested, VmAccel *ret, char **ret_reason);
+/* The same with other files, for tests. */
+int vm_accel_detect_at(VmAccel requested, const char *cpuinfo_path, const char *kvm_path, VmAccel *ret,
+                       char **ret_reason);
+
+/* --- fake-only controls (vm-fake.c); d must come from vm_driver_fake --- */
+
+typedef enum VmFakeOp {
+        VM_FAKE_OP_CREATE,
+        VM_FAKE_OP_START, /* create fails after the define: tests the rollback */
+        VM_FAKE_OP_DESTROY,
+        VM_FAKE_OP_STATE,
+        VM_FAKE_OP_LIST,
+        _VM_FAKE_OP_MAX,
+} VmFakeOp;
+
+typedef struct VmFakeInfo {
+        char container_id[VM_NAME_MAX + 1];
+        VmAccel accel;     /* as resolved: AUTO becomes TCG */
+        uint64_t memory_mib;
+        unsigned vcpus;
+        size_t n_disks;
+        bool vsock;
+} VmFakeInfo;
+
+/* The next call of op fails with -code (once). */
+void vm_fake_fail_next(VmDriver *d, VmFakeOp op, int code);
+/* Changes a domain's state as the guest or QEMU would (power-off, crash),
+ * and queues the event. -ENOENT when there is no such domain. */
+int vm_fake_set_state(VmDriver *d, const char *name, VmState state, const char *reason);
+/* Adds a running domain without our metadata (someone else's VM). */
+int vm_fake_add_foreign(VmDriver *d, const char *name);
+/* What create() was given for name; -ENOENT when missing or foreign. */
+int vm_fake_info(VmDriver *d, const char *name, VmFakeInfo *ret);
+/* The domain XML the real driver would have defined (vm_xml_build()). */
+int vm_fake_domain_xml(VmDriver *d, const char *name, char **ret_xml);
+/* Returns once every event queued so far has been delivered. Not from a
+ * callback. */
+void vm_fake_flush(VmDriver *d);

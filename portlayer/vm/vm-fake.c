@@ -1,0 +1,401 @@
+/* vm-fake.c: an in-memory VM driver behind the same table as the real one.
+ *
+ * Layers above the VM driver (container lifecycle, reconciliation, garbage
+ * collection) are tested against this fake. It keeps the real driver's
+ * contract, as far as a test can see it: the spec is validated and turned
+ * into domain XML by the same code, names and uuids are unique, destroy is
+ * idempotent, list_ours() reads the container id back from the XML, and
+ * events arrive from another thread, never inside the call that caused them,
+ * in the order libvirt would send them (a destroy of a running domain gives
+ * SHUTOFF "destroyed" then MISSING "undefined"). Tests steer it with the
+ * vm_fake_*() controls: inject a failure into the next call of an operation,
+ * move a domain to another state as a guest would (power-off, crash), add a
+ * foreign domain, wait until queued events are delivered. */
+#include "portlayer/vm/vm-driver.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "vm-xml-internal.h"
+
+typedef struct FakeDomain {
+        struct FakeDomain *next;
+        char name[VM_NAME_MAX + 1];
+        char uuid[40];   /* empty when none was asked for */
+        char *xml;       /* NULL for a foreign domain */
+        VmFakeInfo info;
+        VmState state;
+} FakeDomain;
+
+typedef struct FakeEvent {
+        struct FakeEvent *next;
+        char name[VM_NAME_MAX + 1];
+        VmState state;
+        const char *reason;
+} FakeEvent;
+
+typedef struct FakeDriver {
+        VmDriver base;
+        pthread_mutex_t lock;
+        pthread_cond_t work;     /* an event was queued, or quit */
+        pthread_cond_t progress; /* an event was delivered */
+        FakeDomain *domains;
+        FakeEvent *head, *tail;
+        uint64_t queued, delivered;
+        bool quit;
+        bool has_thread;
+        pthread_t thread;
+        VmEventFn cb;
+        void *userdata;
+        int fail[_VM_FAKE_OP_MAX]; /* positive errno for the next call, or 0 */
+} FakeDriver;
+
+static const char *const op_names[_VM_FAKE_OP_MAX] = {
+        [VM_FAKE_OP_CREATE] = "create domain", [VM_FAKE_OP_START] = "create domain",
+        [VM_FAKE_OP_DESTROY] = "destroy domain", [VM_FAKE_OP_STATE] = "state of domain",
+        [VM_FAKE_OP_LIST] = "list domains",
+};
+
+static FakeDriver *fake_of(VmDriver *d) {
+        return d && d->ops == &vm_driver_fake ? (FakeDriver *) d : NULL;
+}
+
+/* Call with lock held. Returns the injected failure of op, once. */
+static int take_failure(FakeDriver *f, VmFakeOp op, const char *name, Error **err) {
+        int code = f->fail[op];
+        if (code == 0)
+                return 0;
+        f->fail[op] = 0;
+        return error_set(err, code, "%s '%s': injected failure (fake driver)", op_names[op], name ? name : "");
+}
+
+static FakeDomain *find(FakeDriver *f, const char *name) {
+        for (FakeDomain *dom = f->domains; dom; dom = dom->next)
+                if (strcmp(dom->name, name) == 0)
+                        return dom;
+        return NULL;
+}
+
+static void domain_free(FakeDomain *dom) {
+        free(dom->xml);
+        free(dom);
+}
+
+/* Call with lock held. Events are dropped when out of memory, as a real
+ * event stream may lose them; state() stays the truth. */
+static void queue_event(FakeDriver *f, const char *name, VmState state, const char *reason) {
+        if (!f->cb)
+                return;
+        FakeEvent *ev = calloc(1, sizeof(*ev));
+        if (!ev)
+                return;
+        snprintf(ev->name, sizeof ev->name, "%s", name);
+        ev->state = state;
+        ev->reason = reason;
+        if (f->tail)
+                f->tail->next = ev;
+        else
+                f->head = ev;
+        f->tail = ev;
+        f->queued++;
+        pthread_cond_signal(&f->work);
+}
+
+static void *event_main(void *arg) {
+        FakeDriver *f = arg;
+        pthread_mutex_lock(&f->lock);
+        for (;;) {
+                while (!f->head && !f->quit)
+                        pthread_cond_wait(&f->work, &f->lock);
+                if (f->quit)
+                        break;
+                FakeEvent *ev = f->head;
+                f->head = ev->next;
+                if (!f->head)
+                        f->tail = NULL;
+                pthread_mutex_unlock(&f->lock);
+                f->cb(&(VmEvent) { .name = ev->name, .state = ev->state, .reason = ev->reason }, f->userdata);
+                free(ev);
+                pthread_mutex_lock(&f->lock);
+                f->delivered++;
+                pthread_cond_broadcast(&f->progress);
+        }
+        pthread_mutex_unlock(&f->lock);
+        return NULL;
+}
+
+static void fake_close(VmDriver *base) {
+        FakeDriver *f = (FakeDriver *) base;
+
+        pthread_mutex_lock(&f->lock);
+        f->quit = true;
+        pthread_cond_signal(&f->work);
+        pthread_cond_broadcast(&f->progress);
+        pthread_mutex_unlock(&f->lock);
+        if (f->has_thread)
+                pthread_join(f->thread, NULL);
+
+        while (f->head) {
+                FakeEvent *ev = f->head;
+                f->head = ev->next;
+                free(ev);
+        }
+        while (f->domains) {
+                FakeDomain *dom = f->domains;
+                f->domains = dom->next;
+                domain_free(dom);
+        }
+        pthread_cond_destroy(&f->progress);
+        pthread_cond_destroy(&f->work);
+        pthread_mutex_destroy(&f->lock);
+        free(f);
+}
+
+static int fake_open(VmDriver **ret, const char *uri, const char *state_dir, VmEventFn cb, void *userdata,
+                     Error **err) {
+        FakeDriver *f = calloc(1, sizeof(*f));
+        if (!f)
+                return error_set(err, ENOMEM, "out of memory");
+        f->base.ops = &vm_driver_fake;
+        f->cb = cb;
+        f->userdata = userdata;
+        pthread_mutex_init(&f->lock, NULL);
+        pthread_cond_init(&f->work, NULL);
+        pthread_cond_init(&f->progress, NULL);
+        if (cb) {
+                int r = pthread_create(&f->thread, NULL, event_main, f);
+                if (r != 0) {
+                        fake_close(&f->base);
+                        return error_set_errno(err, r, "fake VM driver: cannot start the event thread");
+                }
+                f->has_thread = true;
+        }
+        *ret = &f->base;
+        return 0;
+}
+
+static FakeDomain *domain_new(const VmSpec *spec, VmAccel accel, char *xml) {
+        FakeDomain *dom = calloc(1, sizeof(*dom));
+        if (!dom)
+                return NULL;
+        snprintf(dom->name, sizeof dom->name, "%s", spec->name);
+        snprintf(dom->uuid, sizeof dom->uuid, "%s", spec->uuid ? spec->uuid : "");
+        snprintf(dom->info.container_id, sizeof dom->info.container_id, "%s", spec->container_id);
+        dom->info.accel = accel;
+        dom->info.memory_mib = spec->memory_mib;
+        dom->info.vcpus = spec->vcpus;
+        dom->info.n_disks = spec->n_disks;
+        dom->info.vsock = spec->vsock;
+        dom->state = VM_STATE_RUNNING;
+        dom->xml = xml;
+        return dom;
+}
+
+/* Call with lock held: the checks libvirt makes at define time. */
+static int check_unique(FakeDriver *f, const VmSpec *spec, Error **err) {
+        if (find(f, spec->name))
+                return error_set(err, EEXIST, "create domain '%s': a domain of that name exists", spec->name);
+        for (FakeDomain *dom = f->domains; spec->uuid && dom; dom = dom->next)
+                if (strcasecmp(dom->uuid, spec->uuid) == 0)
+                        return error_set(err, EEXIST, "create domain '%s': domain '%s' already has uuid %s",
+                                         spec->name, dom->name, spec->uuid);
+        return 0;
+}
+
+static int fake_create(VmDriver *base, const VmSpec *spec, Error **err) {
+        FakeDriver *f = (FakeDriver *) base;
+        _cleanup_free_ char *xml = NULL;
+        VmAccel accel = spec && spec->accel == VM_ACCEL_KVM ? VM_ACCEL_KVM : VM_ACCEL_TCG;
+        FakeDomain *dom = NULL;
+
+        int r = vm_xml_build(spec, accel, &xml, err); /* validates */
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&f->lock);
+        if ((r = take_failure(f, VM_FAKE_OP_CREATE, spec->name, err)) < 0 || (r = check_unique(f, spec, err)) < 0)
+                goto out;
+        if ((r = take_failure(f, VM_FAKE_OP_START, spec->name, err)) < 0) {
+                queue_event(f, spec->name, VM_STATE_MISSING, "undefined"); /* the rollback */
+                goto out;
+        }
+        dom = domain_new(spec, accel, xml);
+        if (!dom) {
+                r = error_set(err, ENOMEM, "out of memory");
+                goto out;
+        }
+        TAKE_PTR(xml);
+        dom->next = f->domains;
+        f->domains = dom;
+        queue_event(f, spec->name, VM_STATE_RUNNING, "started");
+out:
+        pthread_mutex_unlock(&f->lock);
+        return r;
+}
+
+static int fake_destroy(VmDriver *base, const char *name, Error **err) {
+        FakeDriver *f = (FakeDriver *) base;
+        if (!vm_name_is_valid(name, VM_NAME_MAX))
+                return error_set(err, EINVAL, "destroy domain '%.*s': invalid name", 80, name ? name : "");
+
+        pthread_mutex_lock(&f->lock);
+        int r = take_failure(f, VM_FAKE_OP_DESTROY, name, err);
+        for (FakeDomain **p = &f->domains; r == 0 && *p; p = &(*p)->next) {
+                FakeDomain *dom = *p;
+                if (strcmp(dom->name, name) != 0)
+                        continue;
+                if (dom->state != VM_STATE_SHUTOFF && dom->state != VM_STATE_CRASHED)
+                        queue_event(f, name, VM_STATE_SHUTOFF, "destroyed");
+                queue_event(f, name, VM_STATE_MISSING, "undefined");
+                *p = dom->next;
+                domain_free(dom);
+                break;
+        }
+        pthread_mutex_unlock(&f->lock);
+        return r;
+}
+
+static int fake_state(VmDriver *base, const char *name, VmState *ret, Error **err) {
+        FakeDriver *f = (FakeDriver *) base;
+        if (!vm_name_is_valid(name, VM_NAME_MAX))
+                return error_set(err, EINVAL, "state of domain '%.*s': invalid name", 80, name ? name : "");
+
+        pthread_mutex_lock(&f->lock);
+        int r = take_failure(f, VM_FAKE_OP_STATE, name, err);
+        if (r == 0) {
+                FakeDomain *dom = find(f, name);
+                *ret = dom ? dom->state : VM_STATE_MISSING;
+        }
+        pthread_mutex_unlock(&f->lock);
+        return r;
+}
+
+/* Call with lock held. */
+static int collect_ours(FakeDriver *f, char **names, size_t *n, Error **err) {
+        for (FakeDomain *dom = f->domains; dom; dom = dom->next) {
+                _cleanup_free_ char *id = NULL;
+                if (!dom->xml || vm_xml_container_id(dom->xml, &id) < 0)
+                        continue;
+                if (!(names[*n] = strdup(dom->name)))
+                        return error_set(err, ENOMEM, "out of memory");
+                (*n)++;
+        }
+        return 0;
+}
+
+static int fake_list_ours(VmDriver *base, char ***ret_names, size_t *ret_n, Error **err) {
+        FakeDriver *f = (FakeDriver *) base;
+        char **names = NULL;
+        size_t n = 0, count = 0;
+
+        pthread_mutex_lock(&f->lock);
+        int r = take_failure(f, VM_FAKE_OP_LIST, NULL, err);
+        for (FakeDomain *dom = f->domains; dom; dom = dom->next)
+                count++;
+        if (r == 0 && !(names = calloc(count + 1, sizeof(char *))))
+                r = error_set(err, ENOMEM, "out of memory");
+        if (r == 0)
+                r = collect_ours(f, names, &n, err);
+        pthread_mutex_unlock(&f->lock);
+        if (r < 0) {
+                vm_names_free(names, n);
+                return r;
+        }
+        *ret_names = names;
+        *ret_n = n;
+        return 0;
+}
+
+const VmDriverOps vm_driver_fake = {
+        .name = "fake",
+        .open = fake_open,
+        .close = fake_close,
+        .create = fake_create,
+        .destroy = fake_destroy,
+        .state = fake_state,
+        .list_ours = fake_list_ours,
+};
+
+/* --- controls --- */
+
+void vm_fake_fail_next(VmDriver *d, VmFakeOp op, int code) {
+        FakeDriver *f = fake_of(d);
+        if (!f || (unsigned) op >= _VM_FAKE_OP_MAX)
+                return;
+        pthread_mutex_lock(&f->lock);
+        f->fail[op] = code < 0 ? -code : code;
+        pthread_mutex_unlock(&f->lock);
+}
+
+int vm_fake_set_state(VmDriver *d, const char *name, VmState state, const char *reason) {
+        FakeDriver *f = fake_of(d);
+        if (!f || !name || (unsigned) state >= _VM_STATE_MAX || state == VM_STATE_MISSING)
+                return -EINVAL;
+        pthread_mutex_lock(&f->lock);
+        FakeDomain *dom = find(f, name);
+        if (dom) {
+                dom->state = state;
+                queue_event(f, name, state, reason ? reason : "set by test");
+        }
+        pthread_mutex_unlock(&f->lock);
+        return dom ? 0 : -ENOENT;
+}
+
+int vm_fake_add_foreign(VmDriver *d, const char *name) {
+        FakeDriver *f = fake_of(d);
+        if (!f || !vm_name_is_valid(name, VM_NAME_MAX))
+                return -EINVAL;
+        FakeDomain *dom = calloc(1, sizeof(*dom));
+        if (!dom)
+                return -ENOMEM;
+        snprintf(dom->name, sizeof dom->name, "%s", name);
+        dom->state = VM_STATE_RUNNING;
+        pthread_mutex_lock(&f->lock);
+        bool exists = find(f, name) != NULL;
+        if (!exists) {
+                dom->next = f->domains;
+                f->domains = dom;
+        }
+        pthread_mutex_unlock(&f->lock);
+        if (exists)
+                free(dom);
+        return exists ? -EEXIST : 0;
+}
+
+int vm_fake_info(VmDriver *d, const char *name, VmFakeInfo *ret) {
+        FakeDriver *f = fake_of(d);
+        if (!f || !name)
+                return -EINVAL;
+        pthread_mutex_lock(&f->lock);
+        FakeDomain *dom = find(f, name);
+        bool ours = dom && dom->xml;
+        if (ours)
+                *ret = dom->info;
+        pthread_mutex_unlock(&f->lock);
+        return ours ? 0 : -ENOENT;
+}
+
+int vm_fake_domain_xml(VmDriver *d, const char *name, char **ret_xml) {
+        FakeDriver *f = fake_of(d);
+        if (!f || !name)
+                return -EINVAL;
+        int r = -ENOENT;
+        pthread_mutex_lock(&f->lock);
+        FakeDomain *dom = find(f, name);
+        if (dom && dom->xml)
+                r = (*ret_xml = strdup(dom->xml)) ? 0 : -ENOMEM;
+        pthread_mutex_unlock(&f->lock);
+        return r;
+}
+
+void vm_fake_flush(VmDriver *d) {
+        FakeDriver *f = fake_of(d);
+        if (!f)
+                return;
+        pthread_mutex_lock(&f->lock);
+        uint64_t target = f->queued;
+        while (f->delivered < target && !f->quit)
+                pthread_cond_wait(&f->progress, &f->lock);
+        pthread_mutex_unlock(&f->lock);
+}

@@ -1,0 +1,34 @@
+/* vm-xml.h: libvirt domain XML for our VMs, built and read with libxml2.
+ *
+ * vm-xml.c is the only file that includes libxml2. It writes the domain from
+ * a VmSpec (the tree API escapes every value, nothing is pasted into a
+ * string) and reads back the one thing we store in a domain: the metadata
+ * element that marks it as ours and names its container,
+ *
+ *   <metadata>
+ *     <pl:container xmlns:pl="https://portlayer.dev/xmlns/vm/1" id="..."/>
+ *   </metadata>
+ *
+ * Text read back comes from libvirt, which anyone with access to the
+ * connection can write, so the reader bounds the input and checks the id. */
+#pragma once
+
+#include "portlayer/vm/vm-driver.h"
+
+#define VM_XML_NAMESPACE "https://portlayer.dev/xmlns/vm/1"
+#define VM_XML_PREFIX "pl"
+#define VM_XML_METADATA_ELEMENT "container"
+#define VM_XML_INPUT_MAX (4u * 1024u * 1024u) /* a real domain is a few KiB */
+
+/* Validates spec and writes the domain XML (no XML declaration, two-space
+ * indent, trailing newline) for accel, which must be VM_ACCEL_KVM ("kvm"
+ * domain, host-passthrough CPU) or VM_ACCEL_TCG ("qemu" domain, maximum CPU
+ * model). The output is deterministic: equal specs give equal bytes. */
+int vm_xml_build(const VmSpec *spec, VmAccel accel, char **ret_xml, Error **err);
+
+/* Extracts our container id from a whole domain XML (virDomainGetXMLDesc();
+ * virDomainGetMetadata() is no help: it returns the element stripped of its
+ * namespace). Returns 0 and a strdup'ed id; -ENOENT when the domain carries no element in our namespace
+ * (not ours); -EINVAL when the XML does not parse, has a DTD, holds the
+ * element twice or the id is not a valid name; -E2BIG past VM_XML_INPUT_MAX. */
+int vm_xml_container_id(const char *domain_xml, char **ret_id);

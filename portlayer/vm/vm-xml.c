@@ -1,0 +1,287 @@
+/* vm-xml.c: the domain XML of a VM, with libxml2's tree API (see vm-xml.h).
+ *
+ * The domain is a direct-kernel-boot q35 machine with only what a container
+ * needs: virtio-blk disks found by serial, the kernel console on the first
+ * serial port written to a file, a virtio-serial port for the agent bound to
+ * a Unix socket QEMU listens on, a virtio RNG so the guest has entropy at
+ * boot, optionally virtio-vsock; no USB, balloon, graphics or sound. Power-off,
+ * reboot and crash all end the VM (on_* = destroy): a guest that panics with
+ * panic=-1 reboots, and the host sees the VM stop at once instead of booting
+ * it again. ACPI stays on because it is how the guest kernel powers off.
+ *
+ * Text goes through xmlNewTextChild() and xmlNewProp(), which escape it when
+ * the document is saved (xmlNewChild() would not: it parses entities in its
+ * content). A failed libxml2 allocation marks the builder failed and every
+ * later step is a no-op, so the code reads straight through. */
+#include "vm-xml-internal.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xmlsave.h>
+
+typedef struct Builder {
+        bool failed;
+} Builder;
+
+static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
+
+static void xml_init(void) {
+        xmlInitParser();
+}
+
+static inline void xml_doc_freep(xmlDocPtr *doc) {
+        if (*doc)
+                xmlFreeDoc(*doc);
+}
+
+static xmlNodePtr child(Builder *b, xmlNodePtr parent, const char *name, const char *text) {
+        xmlNodePtr node = NULL;
+        if (parent)
+                node = xmlNewTextChild(parent, NULL, BAD_CAST name, text ? BAD_CAST text : NULL);
+        if (!node)
+                b->failed = true;
+        return node;
+}
+
+static void prop(Builder *b, xmlNodePtr node, const char *name, const char *value) {
+        if (!node || !xmlNewProp(node, BAD_CAST name, BAD_CAST value))
+                b->failed = true;
+}
+
+/* An element with up to two attributes and no content: <name a="x" b="y"/>. */
+static xmlNodePtr empty(Builder *b, xmlNodePtr parent, const char *name, const char *a, const char *av,
+                        const char *c, const char *cv) {
+        xmlNodePtr node = child(b, parent, name, NULL);
+        if (a)
+                prop(b, node, a, av);
+        if (c)
+                prop(b, node, c, cv);
+        return node;
+}
+
+static void add_metadata(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
+        xmlNodePtr metadata = child(b, domain, "metadata", NULL);
+        xmlNodePtr container = child(b, metadata, VM_XML_METADATA_ELEMENT, NULL);
+        if (!container)
+                return;
+        xmlNsPtr ns = xmlNewNs(container, BAD_CAST VM_XML_NAMESPACE, BAD_CAST VM_XML_PREFIX);
+        if (!ns) {
+                b->failed = true;
+                return;
+        }
+        xmlSetNs(container, ns);
+        prop(b, container, "id", spec->container_id);
+}
+
+static void add_head(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
+        char number[32];
+
+        child(b, domain, "name", spec->name);
+        if (spec->uuid)
+                child(b, domain, "uuid", spec->uuid);
+        add_metadata(b, domain, spec);
+        snprintf(number, sizeof number, "%" PRIu64, spec->memory_mib);
+        prop(b, child(b, domain, "memory", number), "unit", "MiB");
+        snprintf(number, sizeof number, "%u", spec->vcpus);
+        child(b, domain, "vcpu", number);
+}
+
+static void add_os(Builder *b, xmlNodePtr domain, const VmSpec *spec, VmAccel accel) {
+        xmlNodePtr os = child(b, domain, "os", NULL);
+        xmlNodePtr type = child(b, os, "type", "hvm");
+        prop(b, type, "arch", "x86_64");
+        prop(b, type, "machine", "q35");
+        child(b, os, "kernel", spec->kernel);
+        if (spec->initrd)
+                child(b, os, "initrd", spec->initrd);
+        if (spec->cmdline)
+                child(b, os, "cmdline", spec->cmdline);
+
+        xmlNodePtr features = child(b, domain, "features", NULL);
+        child(b, features, "acpi", NULL);
+        /* TCG: every feature QEMU can emulate, so binaries built for newer
+         * ISA levels (x86-64-v2/v3) run; KVM: the host CPU as is. */
+        empty(b, domain, "cpu", "mode", accel == VM_ACCEL_KVM ? "host-passthrough" : "maximum", NULL, NULL);
+
+        child(b, domain, "on_poweroff", "destroy");
+        child(b, domain, "on_reboot", "destroy");
+        child(b, domain, "on_crash", "destroy");
+}
+
+static void add_disk(Builder *b, xmlNodePtr devices, const VmDisk *disk, size_t index) {
+        char dev[8];
+        snprintf(dev, sizeof dev, "vd%c", (char) ('a' + index)); /* index < VM_DISKS_MAX */
+
+        xmlNodePtr node = empty(b, devices, "disk", "type", "file", "device", "disk");
+        empty(b, node, "driver", "name", "qemu", "type", vm_disk_format_to_string(disk->format));
+        empty(b, node, "source", "file", disk->path, NULL, NULL);
+        empty(b, node, "target", "dev", dev, "bus", "virtio");
+        child(b, node, "serial", disk->serial);
+        if (disk->read_only)
+                child(b, node, "readonly", NULL);
+}
+
+static void add_console(Builder *b, xmlNodePtr devices, const VmSpec *spec) {
+        xmlNodePtr serial = empty(b, devices, "serial", "type", "file", NULL, NULL);
+        empty(b, serial, "source", "path", spec->console_log, NULL, NULL);
+        empty(b, serial, "target", "port", "0", NULL, NULL);
+
+        xmlNodePtr console = empty(b, devices, "console", "type", "file", NULL, NULL);
+        empty(b, console, "source", "path", spec->console_log, NULL, NULL);
+        empty(b, console, "target", "type", "serial", "port", "0");
+}
+
+static void add_channels(Builder *b, xmlNodePtr devices, const VmSpec *spec) {
+        if (spec->agent_socket) {
+                xmlNodePtr channel = empty(b, devices, "channel", "type", "unix", NULL, NULL);
+                empty(b, channel, "source", "mode", "bind", "path", spec->agent_socket);
+                empty(b, channel, "target", "type", "virtio", "name",
+                      spec->agent_channel ? spec->agent_channel : VM_AGENT_CHANNEL_DEFAULT);
+        }
+        if (spec->vsock) {
+                xmlNodePtr vsock = empty(b, devices, "vsock", "model", "virtio", NULL, NULL);
+                empty(b, vsock, "cid", "auto", "yes", NULL, NULL);
+        }
+}
+
+static void add_devices(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
+        xmlNodePtr devices = child(b, domain, "devices", NULL);
+        for (size_t i = 0; i < spec->n_disks; i++)
+                add_disk(b, devices, &spec->disks[i], i);
+        empty(b, devices, "controller", "type", "usb", "model", "none");
+        add_console(b, devices, spec);
+        add_channels(b, devices, spec);
+
+        xmlNodePtr rng = empty(b, devices, "rng", "model", "virtio", NULL, NULL);
+        prop(b, child(b, rng, "backend", "/dev/urandom"), "model", "random");
+        empty(b, devices, "memballoon", "model", "none", NULL, NULL);
+}
+
+/* libxml2 writes whatever bytes it is given; libvirt would then reject the
+ * document with a parser error far from the cause. */
+static int check_utf8(const VmSpec *spec, Error **err) {
+        const char *fields[] = { spec->kernel, spec->initrd, spec->cmdline, spec->console_log, spec->agent_socket };
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                if (fields[i] && !xmlCheckUTF8(BAD_CAST fields[i]))
+                        return error_set(err, EINVAL, "invalid VM spec: '%s' is not valid UTF-8", fields[i]);
+        for (size_t i = 0; i < spec->n_disks; i++)
+                if (!xmlCheckUTF8(BAD_CAST spec->disks[i].path))
+                        return error_set(err, EINVAL, "invalid VM spec: disks[%zu].path is not valid UTF-8", i);
+        return 0;
+}
+
+static int serialize(xmlDocPtr doc, char **ret_xml) {
+        xmlBufferPtr buf = xmlBufferCreate();
+        if (!buf)
+                return -ENOMEM;
+        int r = -ENOMEM;
+        xmlSaveCtxtPtr save = xmlSaveToBuffer(buf, "UTF-8", XML_SAVE_FORMAT | XML_SAVE_NO_DECL);
+        if (save) {
+                long written = xmlSaveDoc(save, doc);
+                xmlSaveClose(save);
+                if (written >= 0 && (*ret_xml = strdup((const char *) xmlBufferContent(buf))))
+                        r = 0;
+        }
+        xmlBufferFree(buf);
+        return r;
+}
+
+int vm_xml_build(const VmSpec *spec, VmAccel accel, char **ret_xml, Error **err) {
+        _cleanup_(xml_doc_freep) xmlDocPtr doc = NULL;
+        Builder b = { .failed = false };
+
+        int r = vm_spec_validate(spec, err);
+        if (r < 0)
+                return r;
+        if (accel != VM_ACCEL_KVM && accel != VM_ACCEL_TCG)
+                return error_set(err, EINVAL, "domain XML needs a resolved accelerator, not '%s'",
+                                 vm_accel_to_string(accel));
+        pthread_once(&xml_once, xml_init);
+        if ((r = check_utf8(spec, err)) < 0)
+                return r;
+
+        doc = xmlNewDoc(BAD_CAST "1.0");
+        xmlNodePtr domain = doc ? xmlNewDocNode(doc, NULL, BAD_CAST "domain", NULL) : NULL;
+        if (!domain)
+                return error_set(err, ENOMEM, "domain XML: out of memory");
+        xmlDocSetRootElement(doc, domain);
+        prop(&b, domain, "type", accel == VM_ACCEL_KVM ? "kvm" : "qemu");
+        add_head(&b, domain, spec);
+        add_os(&b, domain, spec, accel);
+        add_devices(&b, domain, spec);
+        if (b.failed || serialize(doc, ret_xml) < 0)
+                return error_set(err, ENOMEM, "domain XML: out of memory");
+        return 0;
+}
+
+/* --- reading our metadata back --- */
+
+static bool is_element(xmlNodePtr node, const char *name, const char *ns_href) {
+        if (!node || node->type != XML_ELEMENT_NODE || !xmlStrEqual(node->name, BAD_CAST name))
+                return false;
+        if (!ns_href)
+                return !node->ns;
+        return node->ns && xmlStrEqual(node->ns->href, BAD_CAST ns_href);
+}
+
+/* Our element among the children of <domain><metadata>. -ENOENT when
+ * absent, -EINVAL when there are two. */
+static int find_container(xmlDocPtr doc, xmlNodePtr *ret) {
+        xmlNodePtr root = xmlDocGetRootElement(doc), found = NULL;
+        if (!is_element(root, "domain", NULL))
+                return -ENOENT;
+        for (xmlNodePtr m = root->children; m; m = m->next) {
+                if (!is_element(m, "metadata", NULL))
+                        continue;
+                for (xmlNodePtr c = m->children; c; c = c->next) {
+                        if (!is_element(c, VM_XML_METADATA_ELEMENT, VM_XML_NAMESPACE))
+                                continue;
+                        if (found)
+                                return -EINVAL;
+                        found = c;
+                }
+        }
+        if (!found)
+                return -ENOENT;
+        *ret = found;
+        return 0;
+}
+
+int vm_xml_container_id(const char *domain_xml, char **ret_id) {
+        _cleanup_(xml_doc_freep) xmlDocPtr doc = NULL;
+        xmlNodePtr container = NULL;
+
+        if (!domain_xml)
+                return -EINVAL;
+        size_t len = strnlen(domain_xml, VM_XML_INPUT_MAX + 1);
+        if (len > VM_XML_INPUT_MAX)
+                return -E2BIG;
+        /* libvirt never writes a DTD; one here can only be an entity trick. */
+        if (memmem(domain_xml, len, "<!DOCTYPE", 9) || memmem(domain_xml, len, "<!ENTITY", 8))
+                return -EBADMSG;
+
+        pthread_once(&xml_once, xml_init);
+        doc = xmlReadMemory(domain_xml, (int) len, "domain.xml", NULL,
+                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        if (!doc)
+                return -EBADMSG;
+        int r = find_container(doc, &container);
+        if (r < 0)
+                return r;
+
+        xmlChar *id = xmlGetNoNsProp(container, BAD_CAST "id");
+        bool valid = id && vm_name_is_valid((const char *) id, VM_NAME_MAX);
+        char *copy = valid ? strdup((const char *) id) : NULL;
+        xmlFree(id);
+        if (!valid)
+                return -EINVAL;
+        if (!copy)
+                return -ENOMEM;
+        *ret_id = copy;
+        return 0;
+}
