@@ -12,7 +12,7 @@ packages=(
   # copy streams (tar) and the static libraries libarchive pulls into the static agent
   libarchive-dev zlib1g-dev liblzma-dev libzstd-dev libbz2-dev liblz4-dev libacl1-dev nettle-dev
   # daemon-side libraries (product card)
-  libjansson-dev libcurl4-openssl-dev libssl-dev libxml2-dev
+  libjansson-dev libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev
   # image store: ext4 images written without mounting
   libext2fs-dev
   # guest boot: VMs through libvirt's embedded QEMU driver, test root disks

@@ -25,6 +25,10 @@
 #include "common/base/macro.h"
 #include "images/boot/kernel-modules.h"
 
+const char *const initramfs_default_modules[] = {
+        "virtio_pci", "virtio_blk", "virtio_console", "virtio_rng", "vmw_vsock_virtio_transport", NULL,
+};
+
 #define DIGEST_HEX_LEN 64
 
 typedef struct Blob {

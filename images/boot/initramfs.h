@@ -24,6 +24,10 @@
 #define INITRAMFS_MAX_MODULE (64u * 1024u * 1024u)
 #define INITRAMFS_MAX_MODULES 256u
 
+/* The modules a container guest needs on the distribution's kernel (virtio
+ * transport, disk, console port, RNG, vsock), NULL-terminated. */
+extern const char *const initramfs_default_modules[];
+
 typedef struct InitramfsSpec {
         const char *agent_path;      /* becomes /init (mode 0755) */
         const char *modules_dir;     /* .../lib/modules/<release>; may be NULL when modules is empty */

@@ -22,10 +22,6 @@
 
 #define MAX_MODULE_ARGS 64
 
-static const char *const default_modules[] = {
-        "virtio_pci", "virtio_blk", "virtio_console", "vmw_vsock_virtio_transport", NULL,
-};
-
 typedef struct Args {
         const char *agent;
         const char *kernel_dir;
@@ -106,7 +102,7 @@ static int build(const Args *a, char **ret_path, Error **err) {
         InitramfsSpec spec = {
                 .agent_path = a->agent,
                 .modules_dir = modules_dir,
-                .modules = a->no_modules ? NULL : a->n_modules > 0 ? a->modules : default_modules,
+                .modules = a->no_modules ? NULL : a->n_modules > 0 ? a->modules : initramfs_default_modules,
         };
         return initramfs_build(&spec, a->cache ? a->cache : cache, ret_path, err);
 }

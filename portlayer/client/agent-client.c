@@ -893,6 +893,12 @@ AgentClient *agent_client_free(AgentClient *c) {
         return NULL;
 }
 
+void agent_client_close(AgentClient *c, const char *why) {
+        pthread_mutex_lock(&c->lock);
+        client_break_locked(c, ECONNRESET, "%s", why ? why : "the agent client was closed");
+        pthread_mutex_unlock(&c->lock);
+}
+
 bool agent_client_is_alive(AgentClient *c) {
         pthread_mutex_lock(&c->lock);
         bool alive = c->broken == 0;

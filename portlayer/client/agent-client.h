@@ -52,6 +52,11 @@ AgentClient *agent_client_free(AgentClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AgentClient *, agent_client_free);
 #define _cleanup_agent_client_ _cleanup_(agent_client_freep)
 
+/* Breaks the connection at once, from any thread: every pending and later
+ * call fails with -ECONNRESET and the message why. The client must still be
+ * freed. */
+void agent_client_close(AgentClient *c, const char *why);
+
 /* True until the connection broke; then agent_client_error() says why. */
 bool agent_client_is_alive(AgentClient *c);
 /* 0 while the connection is alive; else sets *err to why it broke and returns

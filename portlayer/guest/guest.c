@@ -144,6 +144,26 @@ fail_free:
         return r;
 }
 
+int guest_attach(VmDriver *d, const char *name, const char *run_dir, int timeout_ms, Guest **ret, Error **err) {
+        VmState st = VM_STATE_MISSING;
+        int r = vm_driver_state(d, name, &st, err);
+        if (r < 0)
+                return r;
+        if (st != VM_STATE_RUNNING)
+                return error_set(err, ENOENT, "guest '%s' is %s, not running", name, vm_state_to_string(st));
+        _cleanup_(guest_freep) Guest *g = calloc(1, sizeof(*g));
+        if (!g || !(g->name = strdup(name)) || asprintf(&g->socket_path, "%s/agent.sock", run_dir) < 0 ||
+            asprintf(&g->console_path, "%s/console.log", run_dir) < 0)
+                return error_set(err, ENOMEM, "out of memory");
+        g->driver = d;
+        AgentClientOptions o = {.handshake_timeout_ms = timeout_ms};
+        r = agent_client_connect_unix(&g->agent, g->socket_path, &o, err);
+        if (r < 0)
+                return error_prefix(err, "guest '%s'", name);
+        *ret = TAKE_PTR(g);
+        return 0;
+}
+
 int guest_destroy(Guest *g, Error **err) {
         return vm_driver_destroy(g->driver, g->name, err);
 }

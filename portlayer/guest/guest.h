@@ -47,6 +47,11 @@ typedef struct Guest {
  * stopped before answering; -EIO: the guest reported a boot error). */
 int guest_start(VmDriver *d, const GuestConfig *c, Guest **ret, Error **err);
 
+/* Reconnects to the agent of a VM that already runs (after a daemon
+ * restart): name and run_dir as guest_start() was given them. The handshake
+ * takes at most timeout_ms. -ENOENT when the domain is not running. */
+int guest_attach(VmDriver *d, const char *name, const char *run_dir, int timeout_ms, Guest **ret, Error **err);
+
 /* Asks the agent to stop everything and power off, waits up to timeout_ms for
  * the domain to stop, then destroys (undefines) it either way. */
 int guest_shutdown(Guest *g, uint32_t grace_ms, int timeout_ms, Error **err);

@@ -137,6 +137,11 @@ struct VmDriverOps {
         int (*destroy)(VmDriver *d, const char *name, Error **err);
         /* The domain's state; VM_STATE_MISSING (and 0) when it does not exist. */
         int (*state)(VmDriver *d, const char *name, VmState *ret, Error **err);
+        /* Pauses / resumes a running domain (its vCPUs stop; memory stays).
+         * -ENOENT for a missing domain, -EBADFD when it is not running /
+         * not paused. */
+        int (*suspend)(VmDriver *d, const char *name, Error **err);
+        int (*resume)(VmDriver *d, const char *name, Error **err);
         /* Names of the domains, running or not, that carry our metadata, in
          * no particular order. Free with vm_names_free(). */
         int (*list_ours)(VmDriver *d, char ***ret_names, size_t *ret_n, Error **err);
@@ -157,6 +162,12 @@ static inline int vm_driver_destroy(VmDriver *d, const char *name, Error **err) 
 }
 static inline int vm_driver_state(VmDriver *d, const char *name, VmState *ret, Error **err) {
         return d->ops->state(d, name, ret, err);
+}
+static inline int vm_driver_suspend(VmDriver *d, const char *name, Error **err) {
+        return d->ops->suspend(d, name, err);
+}
+static inline int vm_driver_resume(VmDriver *d, const char *name, Error **err) {
+        return d->ops->resume(d, name, err);
 }
 static inline int vm_driver_list_ours(VmDriver *d, char ***ret_names, size_t *ret_n, Error **err) {
         return d->ops->list_ours(d, ret_names, ret_n, err);

@@ -271,6 +271,33 @@ static int fake_state(VmDriver *base, const char *name, VmState *ret, Error **er
         return r;
 }
 
+static int fake_suspend_resume(VmDriver *base, const char *name, bool suspend, Error **err) {
+        FakeDriver *f = (FakeDriver *) base;
+        const char *what = suspend ? "suspend" : "resume";
+        VmState from = suspend ? VM_STATE_RUNNING : VM_STATE_PAUSED, to = suspend ? VM_STATE_PAUSED : VM_STATE_RUNNING;
+        pthread_mutex_lock(&f->lock);
+        FakeDomain *dom = find(f, name);
+        int r = 0;
+        if (!dom)
+                r = error_set(err, ENOENT, "%s domain '%s': no such domain", what, name);
+        else if (dom->state != from)
+                r = error_set(err, EBADFD, "%s domain '%s': domain is %s", what, name, vm_state_to_string(dom->state));
+        else {
+                dom->state = to;
+                queue_event(f, name, to, suspend ? "suspended" : "resumed");
+        }
+        pthread_mutex_unlock(&f->lock);
+        return r;
+}
+
+static int fake_suspend(VmDriver *base, const char *name, Error **err) {
+        return fake_suspend_resume(base, name, true, err);
+}
+
+static int fake_resume(VmDriver *base, const char *name, Error **err) {
+        return fake_suspend_resume(base, name, false, err);
+}
+
 /* Call with lock held. */
 static int collect_ours(FakeDriver *f, char **names, size_t *n, Error **err) {
         for (FakeDomain *dom = f->domains; dom; dom = dom->next) {
@@ -314,6 +341,8 @@ const VmDriverOps vm_driver_fake = {
         .create = fake_create,
         .destroy = fake_destroy,
         .state = fake_state,
+        .suspend = fake_suspend,
+        .resume = fake_resume,
         .list_ours = fake_list_ours,
 };
 

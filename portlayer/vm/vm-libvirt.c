@@ -602,6 +602,32 @@ static int lv_state(VmDriver *base, const char *name, VmState *ret, Error **err)
         return r;
 }
 
+static int lv_suspend_resume(LibvirtDriver *d, const char *name, bool suspend, Error **err) {
+        const char *what = suspend ? "suspend" : "resume";
+        virDomainPtr dom = NULL;
+        int r = lookup(d, name, &dom, what, err);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return error_set(err, ENOENT, "%s domain '%s': no such domain", what, name);
+        r = 0;
+        if ((suspend ? virDomainSuspend(dom) : virDomainResume(dom)) < 0)
+                r = libvirt_error_is(VIR_ERR_OPERATION_INVALID)
+                            ? error_set(err, EBADFD, "%s domain '%s': %s", what, name, virGetLastErrorMessage())
+                            : libvirt_error(err, "%s domain '%s'", what, name);
+        virResetLastError();
+        virDomainFree(dom);
+        return r;
+}
+
+static int lv_suspend(VmDriver *base, const char *name, Error **err) {
+        return lv_suspend_resume((LibvirtDriver *) base, name, true, err);
+}
+
+static int lv_resume(VmDriver *base, const char *name, Error **err) {
+        return lv_suspend_resume((LibvirtDriver *) base, name, false, err);
+}
+
 /* 1 when dom carries our metadata element, 0 when not, < 0 on error. */
 static int domain_is_ours(virDomainPtr dom, const char *name, Error **err) {
         char *xml = virDomainGetXMLDesc(dom, 0);
@@ -662,5 +688,7 @@ const VmDriverOps vm_driver_libvirt = {
         .create = lv_create,
         .destroy = lv_destroy,
         .state = lv_state,
+        .suspend = lv_suspend,
+        .resume = lv_resume,
         .list_ours = lv_list_ours,
 };

@@ -1,0 +1,335 @@
+/* api-containers.c: the container and handle calls of the REST API: create,
+ * list, inspect, handles and their commit, exec-sync, signals, wait, tar
+ * archives in and out, removal. Each is a thin translation between HTTP and
+ * container.h; docs/api.md is the contract. */
+#include "api-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/base/io-util.h"
+#include "common/json/json-util.h"
+
+#define EXEC_OUTPUT_MAX (1u << 20)
+#define LABEL_FILTERS_MAX 16
+
+int api_ping(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        resp->status = 200;
+        resp->content_type = "text/plain";
+        if (strcmp(http_request_method(req), "HEAD") != 0 && (resp->body = strdup("OK")))
+                resp->body_len = 2;
+        return 0;
+}
+
+int api_version(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        return api_reply_json(resp, 200, json_pack("{s:s, s:s}", "version", a->version, "api", "v1"));
+}
+
+int api_containers_create(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        static const char *const allowed[] = {"name", "image", NULL};
+        _cleanup_json_ json_t *body = NULL;
+        int r = api_body(req, allowed, false, &body, err);
+        if (r < 0)
+                return r;
+        json_t *name = json_object_get(body, "name"), *image = json_object_get(body, "image");
+        if ((name && !json_is_string(name)) || !json_is_string(image))
+                return error_set(err, EINVAL, "\"image\" (a string) is required; \"name\" must be a string");
+        _cleanup_free_ char *id = NULL, *handle = NULL;
+        r = container_host_create(a->host, json_string_value(name), json_string_value(image), &id, &handle, err);
+        if (r < 0)
+                return r;
+        return api_reply_json(resp, 201, json_pack("{s:s, s:s}", "id", id, "handle", handle));
+}
+
+int api_containers_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        const char *state = http_request_query(req, "state");
+        int st = -1;
+        if (state && (st = container_state_from_string(state)) < 0)
+                return error_set(err, EINVAL, "state=%.32s: not a container state", state);
+        /* label=k or label=k=v, repeated: microhttpd gives the first only,
+         * so several are joined with ','. */
+        const char *labels = http_request_query(req, "label");
+        _cleanup_free_ char *copy = labels ? strdup(labels) : NULL;
+        const char *want[LABEL_FILTERS_MAX];
+        size_t n = 0;
+        char *save = NULL;
+        for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+                if (n >= LABEL_FILTERS_MAX)
+                        return error_set(err, EINVAL, "at most %d label filters", LABEL_FILTERS_MAX);
+                want[n++] = t;
+        }
+        json_t *list = NULL;
+        int r = container_host_list(a->host, st, want, n, &list, err);
+        return r < 0 ? r : api_reply_json(resp, 200, list);
+}
+
+int api_containers_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        json_t *j = NULL;
+        int r = container_host_inspect(a->host, p[0], &j, err);
+        return r < 0 ? r : api_reply_json(resp, 200, j);
+}
+
+int api_containers_handle(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        _cleanup_free_ char *handle = NULL;
+        int r = container_host_get_handle(a->host, p[0], &handle, err);
+        return r < 0 ? r : api_reply_json(resp, 200, json_pack("{s:s}", "handle", handle));
+}
+
+int api_containers_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        int r = container_host_destroy(a->host, p[0], api_query_bool(req, "force"), err);
+        return r < 0 ? r : api_reply_json(resp, 204, NULL);
+}
+
+/* A JSON array of strings as a NULL-terminated vector of borrowed strings
+ * after first (which may be NULL). */
+static int strv_of(const json_t *a, const char *what, const char *first, const char ***ret, Error **err) {
+        if (a && !json_is_array(a))
+                return error_set(err, EINVAL, "%s: must be an array of strings", what);
+        size_t n = json_array_size(a), k = 0;
+        if (n > 1024)
+                return error_set(err, EINVAL, "%s: more than 1024 entries", what);
+        const char **v = calloc(n + 2, sizeof(char *));
+        if (!v)
+                return error_set(err, ENOMEM, "out of memory");
+        if (first)
+                v[k++] = first;
+        for (size_t i = 0; i < n; i++)
+                if (!(v[k++] = json_string_value(json_array_get(a, i)))) {
+                        free(v);
+                        return error_set(err, EINVAL, "%s[%zu]: must be a string", what, i);
+                }
+        *ret = v;
+        return 0;
+}
+
+static json_t *bytes_json(const char *s, size_t len) {
+        /* Output is bytes; JSON strings are UTF-8: invalid sequences become
+         * U+FFFD rather than failing the call. */
+        json_t *j = json_stringn(s, len);
+        if (j)
+                return j;
+        _cleanup_free_ char *clean = malloc(len * 3 + 1);
+        if (!clean)
+                return NULL;
+        size_t k = 0;
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char) s[i];
+                if (c < 0x80 && c != 0)
+                        clean[k++] = (char) c;
+                else {
+                        clean[k++] = (char) 0xef;
+                        clean[k++] = (char) 0xbf;
+                        clean[k++] = (char) 0xbd;
+                }
+        }
+        return json_stringn(clean, k);
+}
+
+int api_containers_exec_sync(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        static const char *const allowed[] = {"path", "args", "env", "workdir", "user", "timeout_s", NULL};
+        _cleanup_json_ json_t *body = NULL;
+        int r = api_body(req, allowed, false, &body, err);
+        if (r < 0)
+                return r;
+        const char *path = json_string_value(json_object_get(body, "path"));
+        json_t *t = json_object_get(body, "timeout_s"), *wd = json_object_get(body, "workdir"),
+               *user = json_object_get(body, "user");
+        if (!path || !*path)
+                return error_set(err, EINVAL, "\"path\" (the program, a string) is required");
+        if (t && (!json_is_integer(t) || json_integer_value(t) < 0 || json_integer_value(t) > 86400))
+                return error_set(err, EINVAL, "timeout_s: must be an integer from 0 to 86400");
+        if ((wd && !json_is_string(wd)) || (user && !json_is_string(user)))
+                return error_set(err, EINVAL, "workdir and user must be strings");
+        _cleanup_free_ const char **argv = NULL, **env = NULL;
+        if ((r = strv_of(json_object_get(body, "args"), "args", path, &argv, err)) < 0 ||
+            (r = strv_of(json_object_get(body, "env"), "env", NULL, &env, err)) < 0)
+                return r;
+        ContainerExecResult res;
+        r = container_host_exec_sync(a->host, p[0], argv, env, json_string_value(wd), json_string_value(user),
+                                     t ? (int) json_integer_value(t) : 0, EXEC_OUTPUT_MAX, &res, err);
+        if (r < 0)
+                return r;
+        json_t *j = json_pack("{s:i, s:o, s:o, s:b}", "exit_code", res.exit_code, "stdout",
+                              bytes_json(res.out, res.out_len), "stderr", bytes_json(res.err, res.err_len),
+                              "truncated", res.truncated);
+        container_exec_result_clear(&res);
+        return api_reply_json(resp, 200, j);
+}
+
+int api_containers_signal(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        static const char *const allowed[] = {"signal", "all", NULL};
+        _cleanup_json_ json_t *body = NULL;
+        int r = api_body(req, allowed, true, &body, err);
+        if (r < 0)
+                return r;
+        json_t *s = json_object_get(body, "signal"), *all = json_object_get(body, "all");
+        int sig = 15;
+        if (json_is_integer(s))
+                sig = (int) json_integer_value(s);
+        else if (json_is_string(s) && (sig = container_signal_from_string(json_string_value(s))) < 0)
+                return error_set(err, EINVAL, "signal: not a signal name");
+        else if (s && !json_is_string(s))
+                return error_set(err, EINVAL, "signal: a name (\"TERM\") or a number");
+        if (all && !json_is_boolean(all))
+                return error_set(err, EINVAL, "all: must be a boolean");
+        r = container_host_signal(a->host, p[0], sig, json_is_true(all), err);
+        return r < 0 ? r : api_reply_json(resp, 204, NULL);
+}
+
+int api_containers_wait(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        long timeout_s;
+        int r = api_query_int(req, "timeout_s", 0, 86400 * 365, 0, &timeout_s, err);
+        if (r < 0)
+                return r;
+        int code = -1;
+        r = container_host_wait(a->host, p[0], timeout_s ? (int) MIN(timeout_s * 1000, (long) INT32_MAX) : -1, &code,
+                                err);
+        return r < 0 ? r : api_reply_json(resp, 200, json_pack("{s:i}", "exit_code", code));
+}
+
+static int archive_dir(HttpRequest *req, const char **ret, Error **err) {
+        const char *path = http_request_query(req, "path");
+        if (!path || path[0] != '/')
+                return error_set(err, EINVAL, "query path= must be an absolute path inside the container");
+        *ret = path;
+        return 0;
+}
+
+int api_containers_archive_put(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        const char *dir = NULL;
+        int r = archive_dir(req, &dir, err);
+        if (r < 0)
+                return r;
+        r = container_host_archive_in(a->host, p[0], dir, http_request_body_fd(req), err);
+        return r < 0 ? r : api_reply_json(resp, 200, json_pack("{s:s}", "path", dir));
+}
+
+typedef struct CopyOut {
+        ContainerHost *host;
+        char *ref, *path;
+        int fd;
+} CopyOut;
+
+static void *copy_out_main(void *arg) {
+        CopyOut *co = arg;
+        (void) container_host_archive_out(co->host, co->ref, co->path, co->fd, NULL);
+        safe_close(co->fd);
+        free(co->ref);
+        free(co->path);
+        free(co);
+        return NULL;
+}
+
+int api_containers_archive_get(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        const char *path = NULL;
+        int r = archive_dir(req, &path, err);
+        if (r < 0)
+                return r;
+        /* Errors a client can act on come first, as a status: the container
+         * must run and the path must exist. A failure after that can only cut
+         * the stream short (the tar then lacks its end). */
+        json_t *j = NULL;
+        if ((r = container_host_inspect(a->host, p[0], &j, err)) < 0)
+                return r;
+        bool running = strcmp(json_string_value(json_object_get(j, "state")), "running") == 0;
+        json_decref(j);
+        if (!running)
+                return error_set(err, EBADFD, "container %s is not running", p[0]);
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return error_set_errno(err, errno, "pipe");
+        CopyOut *co = calloc(1, sizeof(*co));
+        if (!co || !(co->ref = strdup(p[0])) || !(co->path = strdup(path))) {
+                if (co)
+                        free(co->ref);
+                free(co);
+                safe_close(fds[0]);
+                safe_close(fds[1]);
+                return error_set(err, ENOMEM, "out of memory");
+        }
+        co->host = a->host;
+        co->fd = fds[1];
+        pthread_t t;
+        if (pthread_create(&t, NULL, copy_out_main, co) != 0) {
+                safe_close(fds[0]);
+                safe_close(fds[1]);
+                free(co->ref);
+                free(co->path);
+                free(co);
+                return error_set(err, EAGAIN, "cannot start the copy");
+        }
+        pthread_detach(t);
+        resp->status = 200;
+        resp->stream_fd = fds[0];
+        resp->content_type = "application/x-tar";
+        return 0;
+}
+
+/* --- handles --- */
+
+int api_handles_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        json_t *j = NULL;
+        int r = container_handle_inspect(a->host, p[0], &j, err);
+        return r < 0 ? r : api_reply_json(resp, 200, j);
+}
+
+static int handle_update(Api *a, HttpRequest *req, const char *handle, const char *const *allowed,
+                         HttpResponse *resp, Error **err) {
+        _cleanup_json_ json_t *body = NULL;
+        int r = api_body(req, allowed, false, &body, err);
+        if (r < 0)
+                return r;
+        r = container_handle_update(a->host, handle, body, err);
+        if (r < 0)
+                return r;
+        return api_handles_inspect(a, req, (char *[]){(char *) handle}, resp, err);
+}
+
+int api_handles_entrypoint(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        static const char *const allowed[] = {"path", "args", "env", "workdir", "user", "stop_signal",
+                                              "stop_timeout_s", NULL};
+        return handle_update(a, req, p[0], allowed, resp, err);
+}
+
+int api_handles_limits(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        static const char *const allowed[] = {"memory_mb", "vcpus", NULL};
+        return handle_update(a, req, p[0], allowed, resp, err);
+}
+
+int api_handles_labels(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        static const char *const allowed[] = {"labels", NULL};
+        return handle_update(a, req, p[0], allowed, resp, err);
+}
+
+int api_handles_state(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        static const char *const allowed[] = {"state", NULL};
+        _cleanup_json_ json_t *body = NULL;
+        int r = api_body(req, allowed, false, &body, err);
+        if (r < 0)
+                return r;
+        int st = container_state_from_string(json_string_value(json_object_get(body, "state")));
+        if (st < 0)
+                return error_set(err, EINVAL, "state: must be \"running\", \"stopped\" or \"paused\"");
+        r = container_handle_set_state(a->host, p[0], (ContainerState) st, err);
+        return r < 0 ? r : api_handles_inspect(a, req, p, resp, err);
+}
+
+int api_handles_archive(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        const char *dir = NULL;
+        int r = archive_dir(req, &dir, err);
+        if (r < 0)
+                return r;
+        r = container_handle_add_archive(a->host, p[0], dir, http_request_body_fd(req), HTTP_STREAM_MAX, err);
+        return r < 0 ? r : api_handles_inspect(a, req, p, resp, err);
+}
+
+int api_handles_commit(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        json_t *j = NULL;
+        int r = container_host_commit(a->host, p[0], &j, err);
+        return r < 0 ? r : api_reply_json(resp, 200, j);
+}

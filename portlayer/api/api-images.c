@@ -1,0 +1,178 @@
+/* api-images.c: the image calls of the REST API: pull (progress streamed as
+ * JSON lines), list, inspect, remove. The pull runs in a thread of its own
+ * writing lines into a pipe the response streams; a client that goes away
+ * does not stop it, so a started pull always ends in a complete image or in
+ * none. */
+#include "api-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/base/io-util.h"
+#include "common/base/log.h"
+#include "common/json/json-util.h"
+#include "images/oci/oci-ref.h"
+
+#define PROGRESS_EVERY_USEC (250 * USEC_PER_MSEC)
+
+typedef struct Pull {
+        Api *api;
+        char *reference;
+        int fd;
+        pthread_mutex_t lock;
+        uint64_t last_usec;
+} Pull;
+
+/* One JSON line into the pipe (short lines: one atomic write). */
+static void pull_line(Pull *pl, json_t *j) {
+        _cleanup_free_ char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!s)
+                return;
+        size_t len = strlen(s);
+        s[len] = '\n';
+        (void) write_all(pl->fd, s, len + 1);
+}
+
+static void pull_progress(const char *digest, uint64_t done, uint64_t total, void *userdata) {
+        Pull *pl = userdata;
+        uint64_t now = now_usec();
+        pthread_mutex_lock(&pl->lock);
+        bool emit = done == total || now - pl->last_usec >= PROGRESS_EVERY_USEC;
+        if (emit)
+                pl->last_usec = now;
+        pthread_mutex_unlock(&pl->lock);
+        if (emit)
+                pull_line(pl, json_pack("{s:s, s:s, s:I, s:I}", "status", done == total ? "verified" : "downloading",
+                                        "digest", digest, "current", (json_int_t) done, "total", (json_int_t) total));
+}
+
+static void pull_phase(StorePullPhase phase, size_t index, size_t count, const char *digest, void *userdata) {
+        Pull *pl = userdata;
+        if (phase == STORE_PULL_PHASE_DISK_LAYER)
+                pull_line(pl, json_pack("{s:s, s:I, s:I, s:s?}", "status", "writing disk", "layer", (json_int_t) index + 1,
+                                        "layers", (json_int_t) count, "digest", digest));
+        else
+                pull_line(pl, json_pack("{s:s}", "status", "committing"));
+}
+
+static int pull_run(Pull *pl, StoreImage **ret, Error **err) {
+        _cleanup_oci_ref_ OciRef *ref = NULL;
+        _cleanup_image_source_ ImageSource *src = NULL;
+        _cleanup_free_ char *tag = NULL;
+        int r = oci_ref_parse(pl->reference, &ref, err);
+        if (r >= 0)
+                r = registry_source_new(pl->api->registry, ref, &src, err);
+        if (r >= 0 && ref->tag) {
+                OciRef t = *ref;
+                t.digest = NULL;
+                if (oci_ref_to_string(&t, &tag) < 0)
+                        r = error_set(err, ENOMEM, "out of memory");
+        }
+        if (r < 0)
+                return r;
+        StorePullOptions o = {.digest = ref->digest, .progress = pull_progress, .phase = pull_phase, .userdata = pl};
+        return store_pull(pl->api->store, src, tag, &o, ret, err);
+}
+
+static void *pull_main(void *arg) {
+        Pull *pl = arg;
+        _cleanup_error_ Error *e = NULL;
+        _cleanup_store_image_ StoreImage *img = NULL;
+        pull_line(pl, json_pack("{s:s, s:s}", "status", "pulling", "reference", pl->reference));
+        if (pull_run(pl, &img, &e) < 0) {
+                log_info("pull %s: %s", pl->reference, error_text(e));
+                pull_line(pl, json_pack("{s:s}", "error", error_text(e)));
+        } else {
+                log_info("pulled %s: %s", pl->reference, img->id);
+                pull_line(pl, json_pack("{s:s, s:s}", "status", "done", "id", img->id));
+        }
+        safe_close(pl->fd);
+        pthread_mutex_destroy(&pl->lock);
+        free(pl->reference);
+        free(pl);
+        return NULL;
+}
+
+int api_images_pull(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        static const char *const allowed[] = {"reference", NULL};
+        _cleanup_json_ json_t *body = NULL;
+        int r = api_body(req, allowed, false, &body, err);
+        if (r < 0)
+                return r;
+        const char *reference = json_string_value(json_object_get(body, "reference"));
+        if (!reference)
+                return error_set(err, EINVAL, "\"reference\" (a string) is required");
+        /* A malformed reference is the client's error, answered as such. */
+        _cleanup_oci_ref_ OciRef *ref = NULL;
+        if ((r = oci_ref_parse(reference, &ref, err)) < 0)
+                return r;
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return error_set_errno(err, errno, "pipe");
+        Pull *pl = calloc(1, sizeof(*pl));
+        if (!pl || !(pl->reference = strdup(reference))) {
+                free(pl);
+                safe_close(fds[0]);
+                safe_close(fds[1]);
+                return error_set(err, ENOMEM, "out of memory");
+        }
+        pl->api = a;
+        pl->fd = fds[1];
+        pthread_mutex_init(&pl->lock, NULL);
+        pthread_t t;
+        if (pthread_create(&t, NULL, pull_main, pl) != 0) {
+                safe_close(fds[0]);
+                safe_close(fds[1]);
+                free(pl->reference);
+                free(pl);
+                return error_set(err, EAGAIN, "cannot start the pull");
+        }
+        pthread_detach(t);
+        resp->status = 200;
+        resp->stream_fd = fds[0];
+        resp->content_type = "application/x-ndjson";
+        return 0;
+}
+
+static json_t *image_json(const StoreImage *img) {
+        _cleanup_free_ char *text = NULL;
+        if (store_image_to_json(img, &text) < 0)
+                return NULL;
+        return json_loads(text, 0, NULL);
+}
+
+int api_images_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        StoreImage **list = NULL;
+        size_t n = 0;
+        int r = store_list(a->store, &list, &n, err);
+        if (r < 0)
+                return r;
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < n; i++)
+                if (json_array_append_new(arr, image_json(list[i])) < 0)
+                        arr = (json_decref(arr), NULL);
+        store_image_list_free(list, n);
+        if (!arr)
+                return error_set(err, ENOMEM, "out of memory");
+        return api_reply_json(resp, 200, arr);
+}
+
+int api_images_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        _cleanup_store_image_ StoreImage *img = NULL;
+        int r = store_inspect(a->store, p[0], &img, err);
+        if (r < 0)
+                return r;
+        json_t *j = image_json(img);
+        return j ? api_reply_json(resp, 200, j) : error_set(err, ENOMEM, "out of memory");
+}
+
+int api_images_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        int r = store_remove(a->store, p[0], err);
+        return r < 0 ? r : api_reply_json(resp, 204, NULL);
+}

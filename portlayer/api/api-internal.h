@@ -1,0 +1,50 @@
+/* api-internal.h: what the route handlers of plapi share. */
+#pragma once
+
+#include "api.h"
+
+struct Api {
+        ContainerHost *host;
+        Store *store;
+        RegistryClient *registry;
+        char *version;
+};
+
+/* A route handler: params are the {} parts of the pattern, in order. It
+ * fills resp, or returns a negative errno with *err set (the router then
+ * answers {"message"} with api_status_of_errno()). */
+typedef int (*ApiHandler)(Api *a, HttpRequest *req, char **params, HttpResponse *resp, Error **err);
+
+/* resp = status + JSON of j (taken; NULL gives no body). Returns 0. */
+int api_reply_json(HttpResponse *resp, unsigned status, json_t *j);
+/* The request's JSON body parsed with api_json_parse(). */
+int api_body(HttpRequest *req, const char *const *allowed, bool empty_ok, json_t **ret, Error **err);
+/* A boolean query argument: "1", "true", "yes" (absent: false). */
+bool api_query_bool(HttpRequest *req, const char *name);
+/* An integer query argument in [min, max]; def when absent. -EINVAL. */
+int api_query_int(HttpRequest *req, const char *name, long min, long max, long def, long *ret, Error **err);
+
+/* The handlers (api-containers.c, api-images.c). */
+int api_ping(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_version(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_images_pull(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_images_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_images_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_images_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_containers_create(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_containers_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_containers_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_containers_handle(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_containers_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_containers_exec_sync(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_containers_signal(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_containers_wait(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_containers_archive_put(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_containers_archive_get(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_handles_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_handles_entrypoint(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_handles_limits(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_handles_labels(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_handles_state(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_handles_archive(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_handles_commit(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);

@@ -1,0 +1,271 @@
+/* api.c: the route table, the one errno-to-status mapping, and the request
+ * helpers every handler uses (see api.h). */
+#include "api-internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/base/log.h"
+#include "common/json/json-util.h"
+
+#define PARAMS_MAX 2
+
+typedef struct Route {
+        const char *method;
+        const char *pattern; /* "{}" matches one segment, a final "{*}" the rest */
+        HttpBody body;
+        ApiHandler fn;
+} Route;
+
+static const Route routes[] = {
+        {"GET", "/_ping", HTTP_BODY_NONE, api_ping},
+        {"HEAD", "/_ping", HTTP_BODY_NONE, api_ping},
+        {"GET", "/version", HTTP_BODY_NONE, api_version},
+        {"POST", "/images/pull", HTTP_BODY_JSON, api_images_pull},
+        {"GET", "/images", HTTP_BODY_NONE, api_images_list},
+        {"GET", "/images/{*}", HTTP_BODY_NONE, api_images_inspect},
+        {"DELETE", "/images/{*}", HTTP_BODY_NONE, api_images_remove},
+        {"POST", "/containers", HTTP_BODY_JSON, api_containers_create},
+        {"GET", "/containers", HTTP_BODY_NONE, api_containers_list},
+        {"GET", "/containers/{}", HTTP_BODY_NONE, api_containers_inspect},
+        {"DELETE", "/containers/{}", HTTP_BODY_NONE, api_containers_remove},
+        {"GET", "/containers/{}/handle", HTTP_BODY_NONE, api_containers_handle},
+        {"POST", "/containers/{}/exec-sync", HTTP_BODY_JSON, api_containers_exec_sync},
+        {"POST", "/containers/{}/signal", HTTP_BODY_JSON, api_containers_signal},
+        {"POST", "/containers/{}/wait", HTTP_BODY_NONE, api_containers_wait},
+        {"PUT", "/containers/{}/archive", HTTP_BODY_STREAM, api_containers_archive_put},
+        {"GET", "/containers/{}/archive", HTTP_BODY_NONE, api_containers_archive_get},
+        {"GET", "/handles/{}", HTTP_BODY_NONE, api_handles_inspect},
+        {"PUT", "/handles/{}/entrypoint", HTTP_BODY_JSON, api_handles_entrypoint},
+        {"PUT", "/handles/{}/limits", HTTP_BODY_JSON, api_handles_limits},
+        {"PUT", "/handles/{}/labels", HTTP_BODY_JSON, api_handles_labels},
+        {"PUT", "/handles/{}/state", HTTP_BODY_JSON, api_handles_state},
+        {"PUT", "/handles/{}/archive", HTTP_BODY_STREAM, api_handles_archive},
+        {"POST", "/handles/{}/commit", HTTP_BODY_NONE, api_handles_commit},
+};
+
+static ApiRouteInfo route_infos[ELEMENTSOF(routes)];
+
+const ApiRouteInfo *api_routes(size_t *ret_n) {
+        for (size_t i = 0; i < ELEMENTSOF(routes); i++)
+                route_infos[i] = (ApiRouteInfo){routes[i].method, routes[i].pattern};
+        *ret_n = ELEMENTSOF(routes);
+        return route_infos;
+}
+
+unsigned api_status_of_errno(int r) {
+        switch (-r) {
+        case ENOENT:
+        case ESRCH:
+                return 404;
+        case EINVAL:
+        case EBADMSG:
+        case E2BIG:
+        case ENAMETOOLONG:
+        case EOPNOTSUPP:
+        case EDOM:
+                return 400;
+        case EEXIST:
+        case ESTALE:
+        case EBUSY:
+        case EBADFD:
+                return 409;
+        case EFBIG:
+                return 413;
+        case ETIMEDOUT:
+                return 504;
+        case ECONNREFUSED:
+        case EHOSTUNREACH:
+        case ENETUNREACH:
+                return 502;
+        default:
+                return 500;
+        }
+}
+
+/* Matches path against pattern; params get malloc'd copies of the {} parts.
+ * Returns true on a match. */
+static bool route_match(const char *pattern, const char *path, char **params, size_t *n_params) {
+        *n_params = 0;
+        const char *p = pattern, *s = path;
+        while (*p && *s) {
+                if (strcmp(p, "{*}") == 0) {
+                        if (!*s)
+                                return false;
+                        return (params[(*n_params)++] = strdup(s)) != NULL;
+                }
+                if (strncmp(p, "{}", 2) == 0) {
+                        size_t len = strcspn(s, "/");
+                        if (len == 0 || *n_params >= PARAMS_MAX || !(params[*n_params] = strndup(s, len)))
+                                return false;
+                        (*n_params)++;
+                        p += 2;
+                        s += len;
+                        continue;
+                }
+                if (*p != *s)
+                        return false;
+                p++;
+                s++;
+        }
+        return *p == 0 && *s == 0;
+}
+
+static void params_free(char **params, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(params[i]);
+}
+
+/* The route for method and path; *path_known tells a 405 from a 404. */
+static const Route *route_find(const char *method, const char *path, char **params, size_t *n_params,
+                               bool *path_known) {
+        *path_known = false;
+        for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
+                size_t n = 0;
+                bool m = route_match(routes[i].pattern, path, params, &n);
+                if (m && strcmp(routes[i].method, method) == 0) {
+                        *n_params = n;
+                        return &routes[i];
+                }
+                params_free(params, n);
+                *path_known |= m;
+        }
+        return NULL;
+}
+
+static HttpBody body_kind(void *app, const char *method, const char *path) {
+        char *params[PARAMS_MAX + 1] = {0};
+        size_t n = 0;
+        bool known;
+        const Route *r = route_find(method, path, params, &n, &known);
+        params_free(params, n);
+        return r ? r->body : HTTP_BODY_NONE;
+}
+
+int api_reply_json(HttpResponse *resp, unsigned status, json_t *j) {
+        resp->status = status;
+        if (j) {
+                resp->body = json_dumps(j, JSON_COMPACT);
+                json_decref(j);
+                if (!resp->body) {
+                        resp->status = 500;
+                        return -ENOMEM;
+                }
+                resp->body_len = strlen(resp->body);
+        }
+        return 0;
+}
+
+static void reply_error(HttpResponse *resp, unsigned status, const char *message) {
+        free(resp->body);
+        resp->body = NULL;
+        resp->body_len = 0;
+        if (resp->stream_fd >= 0)
+                resp->stream_fd = safe_close(resp->stream_fd);
+        (void) api_reply_json(resp, status, json_pack("{s:s}", "message", message));
+}
+
+static void handle(void *app, HttpRequest *req, HttpResponse *resp) {
+        Api *a = app;
+        char *params[PARAMS_MAX + 1] = {0};
+        size_t n = 0;
+        bool known;
+        const char *method = http_request_method(req), *path = http_request_path(req);
+        const Route *route = route_find(method, path, params, &n, &known);
+        if (!route) {
+                reply_error(resp, known ? 405 : 404, known ? "method not allowed" : "no such API call");
+                return;
+        }
+        _cleanup_error_ Error *e = NULL;
+        int r = route->fn(a, req, params, resp, &e);
+        params_free(params, n);
+        if (r < 0) {
+                unsigned status = api_status_of_errno(r);
+                const char *text = e ? error_text(e) : strerror(-r);
+                if (status >= 500)
+                        log_warning("%s %s: %s", method, path, text);
+                else
+                        log_debug("%s %s: %s", method, path, text);
+                reply_error(resp, status, text);
+        }
+}
+
+HttpApp api_http_app(Api *a) {
+        return (HttpApp){.body_kind = body_kind, .handle = handle, .app = a};
+}
+
+int api_json_parse(const char *body, size_t len, const char *const *allowed, bool empty_ok, json_t **ret,
+                   Error **err) {
+        if (len == 0) {
+                if (!empty_ok)
+                        return error_set(err, EINVAL, "a JSON object is required as the request body");
+                *ret = json_object();
+                return *ret ? 0 : error_set(err, ENOMEM, "out of memory");
+        }
+        json_error_t je;
+        _cleanup_json_ json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+        if (!j)
+                return error_set(err, EINVAL, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
+        if (!json_is_object(j))
+                return error_set(err, EINVAL, "the request body must be a JSON object");
+        const char *key;
+        json_t *v;
+        json_object_foreach(j, key, v) {
+                bool ok = false;
+                for (size_t i = 0; allowed && allowed[i] && !ok; i++)
+                        ok = strcmp(allowed[i], key) == 0;
+                if (!ok)
+                        return error_set(err, EINVAL, "unknown field '%.64s'", key);
+        }
+        *ret = TAKE_PTR(j);
+        return 0;
+}
+
+int api_body(HttpRequest *req, const char *const *allowed, bool empty_ok, json_t **ret, Error **err) {
+        size_t len = 0;
+        const char *body = http_request_body(req, &len);
+        return api_json_parse(body, len, allowed, empty_ok, ret, err);
+}
+
+bool api_query_bool(HttpRequest *req, const char *name) {
+        const char *v = http_request_query(req, name);
+        return v && (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0);
+}
+
+int api_query_int(HttpRequest *req, const char *name, long min, long max, long def, long *ret, Error **err) {
+        const char *v = http_request_query(req, name);
+        if (!v) {
+                *ret = def;
+                return 0;
+        }
+        char *end = NULL;
+        errno = 0;
+        long x = strtol(v, &end, 10);
+        if (errno || end == v || *end || x < min || x > max)
+                return error_set(err, EINVAL, "query %s=%.32s: must be an integer from %ld to %ld", name, v, min, max);
+        *ret = x;
+        return 0;
+}
+
+int api_new(const ApiConfig *cfg, Api **ret, Error **err) {
+        Api *a = calloc(1, sizeof(*a));
+        if (!a || !(a->version = strdup(cfg->version ? cfg->version : "0.0.0"))) {
+                free(a);
+                return error_set(err, ENOMEM, "out of memory");
+        }
+        a->host = cfg->host;
+        a->store = cfg->store;
+        a->registry = cfg->registry;
+        *ret = a;
+        return 0;
+}
+
+Api *api_free(Api *a) {
+        if (a) {
+                free(a->version);
+                free(a);
+        }
+        return NULL;
+}

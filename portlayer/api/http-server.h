@@ -1,0 +1,74 @@
+/* http-server.h: an HTTP/1.1 server on a Unix socket, over libmicrohttpd.
+ *
+ * The only module that includes microhttpd. It owns the listening socket
+ * (mode 0660, replaced when a stale one is found), one thread per connection
+ * (handlers may block: a commit waits for a boot), request size limits, and
+ * turns what a handler returns into a response: a buffer, or a pipe whose
+ * read end is streamed until EOF (progress lines, tar archives) while a
+ * worker writes the other end.
+ *
+ * Bodies: before the body arrives the server asks the route table how to
+ * take it: HTTP_BODY_NONE refuses any body, HTTP_BODY_JSON buffers at most
+ * HTTP_JSON_MAX bytes, HTTP_BODY_STREAM spools up to HTTP_STREAM_MAX bytes to
+ * an unlinked temporary file the handler reads from. Past a limit the client
+ * gets 413 and the handler is not called. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/base/error.h"
+
+#define HTTP_JSON_MAX (1u << 20)
+#define HTTP_STREAM_MAX (8ull << 30)
+#define HTTP_PATH_MAX 4096
+#define HTTP_CONNECTIONS_MAX 1024
+
+typedef enum HttpBody {
+        HTTP_BODY_NONE,
+        HTTP_BODY_JSON,
+        HTTP_BODY_STREAM,
+} HttpBody;
+
+typedef struct HttpRequest HttpRequest;
+
+/* What a handler answers: a status and either a body (malloc'd, taken) or a
+ * pipe's read end (taken, streamed to EOF). content_type NULL means
+ * application/json. */
+typedef struct HttpResponse {
+        unsigned status;
+        char *body;
+        size_t body_len;
+        int stream_fd;
+        const char *content_type;
+        char *header_name, *header_value; /* one extra header, both malloc'd, optional */
+} HttpResponse;
+
+/* The application side: how to take a request's body (called once the
+ * headers are in), and the handler (called once the body is complete). */
+typedef struct HttpApp {
+        HttpBody (*body_kind)(void *app, const char *method, const char *path);
+        void (*handle)(void *app, HttpRequest *req, HttpResponse *resp);
+        void *app;
+} HttpApp;
+
+const char *http_request_method(const HttpRequest *req);
+const char *http_request_path(const HttpRequest *req);
+/* A query argument, or NULL. */
+const char *http_request_query(const HttpRequest *req, const char *name);
+const char *http_request_header(const HttpRequest *req, const char *name);
+/* The buffered JSON body (HTTP_BODY_JSON): NULL/0 when none came. */
+const char *http_request_body(const HttpRequest *req, size_t *ret_len);
+/* The spooled body (HTTP_BODY_STREAM), positioned at its start; -1 when none. */
+int http_request_body_fd(const HttpRequest *req);
+
+typedef struct HttpServer HttpServer;
+
+/* Listens on the Unix socket path (its directory is created; a socket file
+ * left by a dead server is replaced, a live one is -EADDRINUSE) and serves
+ * app from its own threads. */
+int http_server_start_unix(const char *path, const HttpApp *app, HttpServer **ret, Error **err);
+/* Stops accepting, waits for the connection threads, removes the socket.
+ * NULL-safe; returns NULL. */
+HttpServer *http_server_stop(HttpServer *s);

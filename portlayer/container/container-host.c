@@ -1,0 +1,288 @@
+/* container-host.c: the set of containers of one daemon: opening it (load
+ * and reconcile), finding containers, queries, and freeing it. */
+#include "container-internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/base/fs-util.h"
+#include "common/base/log.h"
+#include "common/json/json-util.h"
+
+static const char *const state_names[_CONTAINER_STATE_MAX] = {
+        [CONTAINER_CREATED] = "created",   [CONTAINER_STARTING] = "starting", [CONTAINER_RUNNING] = "running",
+        [CONTAINER_PAUSED] = "paused",     [CONTAINER_STOPPING] = "stopping", [CONTAINER_STOPPED] = "stopped",
+        [CONTAINER_REMOVING] = "removing",
+};
+
+const char *container_state_to_string(ContainerState s) {
+        return s < _CONTAINER_STATE_MAX ? state_names[s] : "unknown";
+}
+
+int container_state_from_string(const char *s) {
+        for (int i = 0; s && i < _CONTAINER_STATE_MAX; i++)
+                if (strcmp(state_names[i], s) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+static int host_dirs(ContainerHost *h, const ContainerHostConfig *cfg, Error **err) {
+        if (!cfg->state_dir || cfg->state_dir[0] != '/')
+                return error_set(err, EINVAL, "state directory must be an absolute path");
+        if (!(h->state_dir = strdup(cfg->state_dir)) || asprintf(&h->containers_dir, "%s/containers", cfg->state_dir) < 0 ||
+            asprintf(&h->run_dir, "%s/run", cfg->state_dir) < 0 || asprintf(&h->tmp_dir, "%s/tmp", cfg->state_dir) < 0)
+                return error_set(err, ENOMEM, "out of memory");
+        /* Handles and their spooled archives do not survive a restart. */
+        int r = rm_rf(h->tmp_dir);
+        if (r < 0)
+                return error_set_errno(err, -r, "remove %s", h->tmp_dir);
+        const char *dirs[] = {h->containers_dir, h->run_dir, h->tmp_dir};
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                r = mkdir_p(dirs[i], 0700);
+                if (r < 0)
+                        return error_set_errno(err, -r, "create %s", dirs[i]);
+        }
+        return 0;
+}
+
+int container_host_add_locked(ContainerHost *h, Container *c) {
+        Container **n = realloc(h->containers, (h->n_containers + 1) * sizeof(*n));
+        if (!n)
+                return -ENOMEM;
+        h->containers = n;
+        h->containers[h->n_containers++] = container_ref(c);
+        return 0;
+}
+
+/* Loads every record; a directory whose record does not load is left for
+ * container_host_recover() to remove. */
+static int host_load(ContainerHost *h, Error **err) {
+        DIR *d = opendir(h->containers_dir);
+        if (!d)
+                return error_set_errno(err, errno, "open %s", h->containers_dir);
+        struct dirent *de;
+        int r = 0;
+        while (r >= 0 && (de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                _cleanup_error_ Error *e = NULL;
+                Container *c = NULL;
+                if (container_load(h, de->d_name, &c, &e) < 0) {
+                        log_warning("%s", error_text(e));
+                        continue;
+                }
+                r = container_host_add_locked(h, c);
+                container_unref(c);
+        }
+        closedir(d);
+        return r < 0 ? error_set(err, -r, "out of memory") : 0;
+}
+
+int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Error **err) {
+        ContainerHost *h = calloc(1, sizeof(*h));
+        if (!h)
+                return error_set(err, ENOMEM, "out of memory");
+        pthread_mutex_init(&h->lock, NULL);
+        pthread_cond_init(&h->changed, NULL);
+        h->driver = cfg->driver;
+        h->store = cfg->store;
+        h->accel = cfg->accel;
+        h->boot_timeout_ms = cfg->boot_timeout_ms > 0 ? cfg->boot_timeout_ms : 60000;
+        int r = host_dirs(h, cfg, err);
+        if (r >= 0 && (!(h->kernel = strdup(cfg->kernel ? cfg->kernel : "")) ||
+                       !(h->initrd = strdup(cfg->initrd ? cfg->initrd : "")) ||
+                       (cfg->extra_cmdline && !(h->extra_cmdline = strdup(cfg->extra_cmdline)))))
+                r = error_set(err, ENOMEM, "out of memory");
+        if (r >= 0)
+                r = host_load(h, err);
+        if (r >= 0)
+                r = container_host_recover(h, err);
+        if (r < 0) {
+                container_host_free(h);
+                return r;
+        }
+        *ret = h;
+        return 0;
+}
+
+ContainerHost *container_host_free(ContainerHost *h) {
+        if (!h)
+                return NULL;
+        /* Monitors leave their containers as they are: the VMs keep running
+         * and the next daemon reattaches to them. */
+        pthread_mutex_lock(&h->lock);
+        h->closing = true;
+        for (size_t i = 0; i < h->n_containers; i++) {
+                Runtime *rt = h->containers[i]->rt;
+                if (rt && rt->guest && rt->guest->agent)
+                        agent_client_close(rt->guest->agent, "the daemon is shutting down");
+        }
+        while (h->monitors > 0)
+                pthread_cond_wait(&h->changed, &h->lock);
+        pthread_mutex_unlock(&h->lock);
+        for (size_t i = 0; i < h->n_containers; i++) {
+                Container *c = h->containers[i];
+                if (c->rt)
+                        runtime_unref(h, TAKE_PTR(c->rt));
+                container_unref(c);
+        }
+        for (size_t i = 0; i < h->n_handles; i++)
+                handle_destroy(h->handles[i]);
+        free(h->containers);
+        free(h->handles);
+        free(h->state_dir);
+        free(h->containers_dir);
+        free(h->run_dir);
+        free(h->tmp_dir);
+        free(h->kernel);
+        free(h->initrd);
+        free(h->extra_cmdline);
+        pthread_cond_destroy(&h->changed);
+        pthread_mutex_destroy(&h->lock);
+        free(h);
+        return NULL;
+}
+
+Container *container_find_locked(ContainerHost *h, const char *ref) {
+        size_t len = strlen(ref);
+        Container *found = NULL;
+        for (size_t i = 0; i < h->n_containers; i++) {
+                Container *c = h->containers[i];
+                if (c->removed)
+                        continue;
+                if (strcmp(c->id, ref) == 0 || strcmp(c->name, ref) == 0)
+                        return container_ref(c);
+                if (len >= 12 && strncmp(c->id, ref, len) == 0) {
+                        if (found)
+                                return NULL; /* ambiguous prefix */
+                        found = c;
+                }
+        }
+        return found ? container_ref(found) : NULL;
+}
+
+int container_find(ContainerHost *h, const char *ref, Container **ret, Error **err) {
+        pthread_mutex_lock(&h->lock);
+        Container *c = container_find_locked(h, ref);
+        pthread_mutex_unlock(&h->lock);
+        if (!c)
+                return error_set(err, ENOENT, "no such container: %s", ref);
+        *ret = c;
+        return 0;
+}
+
+void container_set_state_locked(ContainerHost *h, Container *c, ContainerState s) {
+        c->state = s;
+        _cleanup_error_ Error *e = NULL;
+        if (!c->removed && container_save(h, c, &e) < 0)
+                log_error("%s", error_text(e));
+        pthread_cond_broadcast(&h->changed);
+}
+
+/* inspect's JSON plus, for a running container, its processes. */
+static json_t *container_render(ContainerHost *h, Container *c) {
+        pthread_mutex_lock(&h->lock);
+        json_t *j = container_to_json(c);
+        Runtime *rt = NULL;
+        if (j && c->rt && c->state == CONTAINER_RUNNING) {
+                rt = c->rt;
+                rt->refs++;
+        }
+        pthread_mutex_unlock(&h->lock);
+        json_t *procs = json_array();
+        AgentProcessInfo *p = NULL;
+        size_t n = 0;
+        if (rt && agent_client_list_processes(rt->guest->agent, &p, &n, 5000, NULL) >= 0)
+                for (size_t i = 0; i < n; i++)
+                        (void) json_array_append_new(
+                                procs, json_pack("{s:i, s:i, s:s, s:b, s:s, s:i, s:i, s:I, s:I, s:b}", "process_id",
+                                                 (int) p[i].process_id, "pid", p[i].pid, "command", p[i].command,
+                                                 "main", p[i].process_id == rt->main_id, "status",
+                                                 p[i].state == AGENT_PROCESS_RUNNING ? "running" : "exited",
+                                                 "exit_code", p[i].exit_code, "signal", p[i].signal, "started_ns",
+                                                 (json_int_t) p[i].started_unix_ns, "finished_ns",
+                                                 (json_int_t) p[i].finished_unix_ns, "tty", p[i].tty));
+        free(p);
+        if (rt)
+                runtime_unref(h, rt);
+        if (j)
+                (void) json_object_set_new(j, "processes", procs);
+        else
+                json_decref(procs);
+        return j;
+}
+
+int container_host_inspect(ContainerHost *h, const char *ref, json_t **ret, Error **err) {
+        Container *c = NULL;
+        int r = container_find(h, ref, &c, err);
+        if (r < 0)
+                return r;
+        json_t *j = container_render(h, c);
+        container_unref(c);
+        if (!j)
+                return error_set(err, ENOMEM, "out of memory");
+        *ret = j;
+        return 0;
+}
+
+static bool labels_match(const json_t *labels, const char *const *want, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                const char *eq = strchr(want[i], '=');
+                size_t klen = eq ? (size_t) (eq - want[i]) : strlen(want[i]);
+                char key[257];
+                if (klen >= sizeof key)
+                        return false;
+                memcpy(key, want[i], klen);
+                key[klen] = 0;
+                const char *v = json_string_value(json_object_get(labels, key));
+                if (!v || (eq && strcmp(v, eq + 1) != 0))
+                        return false;
+        }
+        return true;
+}
+
+int container_host_list(ContainerHost *h, int state, const char *const *labels, size_t n_labels, json_t **ret,
+                        Error **err) {
+        _cleanup_json_ json_t *list = json_array();
+        if (!list)
+                return error_set(err, ENOMEM, "out of memory");
+        pthread_mutex_lock(&h->lock);
+        for (size_t i = h->n_containers; i-- > 0;) {
+                Container *c = h->containers[i];
+                if (c->removed || (state >= 0 && (int) c->state != state) ||
+                    !labels_match(json_object_get(c->config, "labels"), labels, n_labels))
+                        continue;
+                if (json_array_append_new(list, container_to_json(c)) < 0) {
+                        pthread_mutex_unlock(&h->lock);
+                        return error_set(err, ENOMEM, "out of memory");
+                }
+        }
+        pthread_mutex_unlock(&h->lock);
+        *ret = TAKE_PTR(list);
+        return 0;
+}
+
+void container_host_vm_event(ContainerHost *h, const VmEvent *ev) {
+        /* Only a hint: the monitor of a running container sees its agent
+         * connection break and asks the driver for the truth. */
+        log_debug("VM %s: %s (%s)", ev->name, vm_state_to_string(ev->state), ev->reason ? ev->reason : "");
+        pthread_mutex_lock(&h->lock);
+        pthread_cond_broadcast(&h->changed);
+        pthread_mutex_unlock(&h->lock);
+}
+
+void container_host_forget_locked(ContainerHost *h, Container *c) {
+        for (size_t i = 0; i < h->n_containers; i++)
+                if (h->containers[i] == c) {
+                        memmove(h->containers + i, h->containers + i + 1,
+                                (h->n_containers - i - 1) * sizeof(*h->containers));
+                        h->n_containers--;
+                        c->removed = true;
+                        container_unref(c);
+                        break;
+                }
+        pthread_cond_broadcast(&h->changed);
+}

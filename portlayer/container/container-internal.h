@@ -1,0 +1,162 @@
+/* container-internal.h: the structures behind container.h, shared by the
+ * files of plcontainer only.
+ *
+ * Locking: one host-wide mutex (ContainerHost.lock) guards the container
+ * list, the handle table and every Container field except `op`; it is only
+ * ever held for short, non-blocking work. Each Container has an `op` mutex
+ * held for a whole transition (commit, destroy, stop), which may take
+ * seconds (a boot); take `op` before `lock`, never the other way. Containers
+ * are reference counted so a request keeps one alive while another thread
+ * removes it. */
+#pragma once
+
+#include <pthread.h>
+
+#include "container.h"
+#include "portlayer/guest/guest.h"
+
+/* A running VM with its agent: what a started container has. Reference
+ * counted, so an exec keeps it alive while a stop tears the VM down. */
+typedef struct Runtime {
+        unsigned refs;         /* under ContainerHost.lock */
+        Guest *guest;
+        uint32_t main_id;      /* the agent's id of the main process */
+        AgentProcess *main;    /* NULL when reattached after a restart */
+        bool monitor_running;  /* the monitor thread has not finished */
+} Runtime;
+
+typedef struct Container {
+        unsigned refs;
+        char id[CONTAINER_ID_HEX + 1];
+        char *name, *image, *image_id;
+        char *dir;             /* <state>/containers/<id> */
+        char *domain;          /* "pl-<first 16 hex of id>" */
+        char *disk;            /* <dir>/disk.qcow2 */
+        uint64_t generation;
+        int64_t created_ns;
+        json_t *config;        /* validated, see container-config.c */
+        json_t *pending;       /* [{"dir", "file"}] copy-ins for the next start */
+
+        ContainerState state;
+        ContainerState state_before; /* while STARTING: what a failed start returns to */
+        int exit_code;
+        char *error;           /* why the last transition failed, or NULL */
+        int pid;               /* the main process's pid in the guest, 0 when none */
+        uint32_t main_id;      /* the agent's id of it, to find it again after a restart */
+        int64_t started_ns, finished_ns;
+        const char *transport; /* static: "virtio-serial" */
+
+        Runtime *rt;           /* while starting, running, paused, stopping */
+        bool removed;
+        pthread_mutex_t op;
+} Container;
+
+typedef struct Handle {
+        char id[33];
+        uint64_t serial;       /* for eviction of the oldest */
+        bool is_new;           /* a container to create */
+        char *container_id;
+        char *name, *image, *image_id;
+        uint64_t generation;   /* the container's generation when taken */
+        json_t *config;
+        int target;            /* a ContainerState, or -1 for "as it is" */
+        json_t *files;         /* [{"dir", "file"}] spooled under <state>/tmp */
+} Handle;
+
+struct ContainerHost {
+        char *state_dir, *containers_dir, *run_dir, *tmp_dir;
+        char *kernel, *initrd, *extra_cmdline;
+        VmAccel accel;
+        int boot_timeout_ms;
+        VmDriver *driver;
+        Store *store;
+
+        pthread_mutex_t lock;
+        pthread_cond_t changed; /* any container's state changed */
+        Container **containers;
+        size_t n_containers;
+        Handle **handles;
+        size_t n_handles;
+        uint64_t handle_serial;
+        bool closing;           /* monitors must leave containers as they are */
+        unsigned monitors;      /* monitor threads still running */
+};
+
+/* --- container-config.c --- */
+
+/* Validates a configuration object as a whole: only known fields, each of
+ * its type and within its limits. -EINVAL with the field named. */
+int container_config_validate(const json_t *config, Error **err);
+/* The defaults an image gives a new container (entry point, env, workdir,
+ * user, stop signal) plus ours (memory, vcpus). */
+int container_config_from_image(const StoreImage *img, json_t **ret, Error **err);
+/* argv (NULL-terminated, malloc'd array of borrowed strings) and env for the
+ * main process. -EINVAL when the configuration names no program. */
+int container_config_argv(const json_t *config, const char ***ret_argv, const char ***ret_env, Error **err);
+/* The stop signal number (SIGTERM by default). */
+int container_config_stop_signal(const json_t *config);
+
+/* --- container-handle.c --- */
+
+/* Frees a handle and unlinks its spooled archives. NULL-safe. */
+void handle_destroy(Handle *hd);
+
+/* --- container-record.c --- */
+
+Container *container_new(const char *id);
+/* Fills dir, disk and domain from the id. */
+int container_paths(ContainerHost *h, Container *c);
+Container *container_ref(Container *c);
+void container_unref(Container *c);
+/* Writes the record atomically (<dir>/container.json). Caller holds lock. */
+int container_save(ContainerHost *h, Container *c, Error **err);
+/* Loads the record in dir. -EBADMSG for a record that is not ours to trust. */
+int container_load(ContainerHost *h, const char *dir, Container **ret, Error **err);
+/* The JSON of container.h's inspect. Caller holds lock. */
+json_t *container_to_json(const Container *c);
+
+/* --- container-host.c --- */
+
+/* Adds c to the list (a new reference) / removes it (drops the list's
+ * reference, marks it removed). Caller holds lock. */
+int container_host_add_locked(ContainerHost *h, Container *c);
+void container_host_forget_locked(ContainerHost *h, Container *c);
+
+/* Finds by id, unique id prefix (>= 12 hex) or name; a new reference.
+ * Caller holds lock. */
+Container *container_find_locked(ContainerHost *h, const char *ref);
+int container_find(ContainerHost *h, const char *ref, Container **ret, Error **err);
+/* Sets the state, saves, wakes waiters. Caller holds lock. */
+void container_set_state_locked(ContainerHost *h, Container *c, ContainerState s);
+
+/* --- container-runtime.c --- */
+
+/* Boots the VM, applies pending copy-ins and starts the main process. Caller
+ * holds c->op (not lock). On failure nothing runs and *err says why. */
+int container_start(ContainerHost *h, Container *c, Error **err);
+/* Stop signal, timeout, SIGKILL, power-off; waits for the monitor to record
+ * the exit. Caller holds c->op. */
+int container_stop(ContainerHost *h, Container *c, int timeout_s, Error **err);
+int container_pause(ContainerHost *h, Container *c, Error **err);
+int container_resume(ContainerHost *h, Container *c, Error **err);
+/* A new reference to c's runtime, or -EBADFD when it is not running. */
+int container_runtime_get(ContainerHost *h, Container *c, Runtime **ret, Error **err);
+void runtime_unref(ContainerHost *h, Runtime *rt);
+/* Starts the thread that waits for the main process (and, when it ends,
+ * records the exit and tears the VM down). */
+int container_monitor_start(ContainerHost *h, Container *c);
+/* Extracts the archive at file under dir through rt's agent. */
+int container_copy_in_file(Runtime *rt, const char *dir, const char *file, Error **err);
+
+/* --- container-log.c --- */
+
+#define CONTAINER_LOG_HEADER 16
+/* Opens <dir>/main.log for appending: an fd or a negative errno. */
+int container_log_open(const Container *c);
+/* Appends one record of stream (1 stdout, 2 stderr). */
+int container_log_append(int fd, int stream, const void *data, size_t len);
+
+/* --- container-recover.c --- */
+
+/* Reconciles loaded records with the driver's VMs and removes orphans. */
+int container_host_recover(ContainerHost *h, Error **err);

@@ -1,0 +1,233 @@
+/* container-recover.c: after a restart (or a kill -9), make the records and
+ * what libvirt runs agree again.
+ *
+ * For each record: a container that was running and whose VM still runs is
+ * reattached (a new agent connection, its main process found again by the
+ * agent's id for it, a new monitor); one whose VM is gone becomes stopped
+ * with the reason; a start or a removal the daemon was in the middle of is
+ * rolled back or finished. Then what carries our marks but belongs to no
+ * record goes: domains with our metadata, container directories (and their
+ * registered disks) and run directories. */
+#include "container-internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/base/fs-util.h"
+#include "common/base/io-util.h"
+#include "common/base/log.h"
+
+#define ATTACH_TIMEOUT_MS 5000
+#define CONTAINER_EXIT_UNKNOWN 255
+
+static void mark_stopped(ContainerHost *h, Container *c, int exit_code, const char *why) {
+        log_warning("container %s (%.12s): %s", c->name, c->id, why);
+        pthread_mutex_lock(&h->lock);
+        free(c->error);
+        c->error = strdup(why);
+        c->exit_code = exit_code;
+        c->pid = 0;
+        c->finished_ns = (int64_t) realtime_nsec();
+        container_set_state_locked(h, c, CONTAINER_STOPPED);
+        pthread_mutex_unlock(&h->lock);
+}
+
+/* Finds the main process again; 1 when it still runs, 0 when it ended
+ * (*info says how), or a negative errno. */
+static int find_main(Guest *g, uint32_t main_id, AgentProcessInfo *info, Error **err) {
+        _cleanup_free_ AgentProcessInfo *list = NULL;
+        size_t n = 0;
+        int r = agent_client_list_processes(g->agent, &list, &n, ATTACH_TIMEOUT_MS, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (list[i].process_id == main_id) {
+                        *info = list[i];
+                        return info->state == AGENT_PROCESS_RUNNING;
+                }
+        return error_set(err, ESRCH, "the agent does not know the main process (id %u)", main_id);
+}
+
+static int reattach(ContainerHost *h, Container *c, Error **err) {
+        _cleanup_free_ char *run_dir = NULL;
+        if (asprintf(&run_dir, "%s/%.16s", h->run_dir, c->id) < 0)
+                return error_set(err, ENOMEM, "out of memory");
+        VmState st = VM_STATE_MISSING;
+        (void) vm_driver_state(h->driver, c->domain, &st, NULL);
+        /* A paused guest cannot answer the handshake: it runs for that long. */
+        bool paused = st == VM_STATE_PAUSED;
+        if (paused)
+                (void) vm_driver_resume(h->driver, c->domain, NULL);
+        Guest *g = NULL;
+        int r = guest_attach(h->driver, c->domain, run_dir, ATTACH_TIMEOUT_MS, &g, err);
+        AgentProcessInfo info = {0};
+        if (r >= 0)
+                r = find_main(g, c->main_id, &info, err);
+        if (paused)
+                (void) vm_driver_suspend(h->driver, c->domain, NULL);
+        if (r < 0) {
+                guest_free(g);
+                return r;
+        }
+        if (r == 0) { /* it ended while we were away; the agent is powering off */
+                guest_free(g);
+                (void) vm_driver_destroy(h->driver, c->domain, NULL);
+                pthread_mutex_lock(&h->lock);
+                c->exit_code = info.exit_code;
+                c->finished_ns = (int64_t) info.finished_unix_ns;
+                c->pid = 0;
+                container_set_state_locked(h, c, CONTAINER_STOPPED);
+                pthread_mutex_unlock(&h->lock);
+                return 0;
+        }
+        Runtime *rt = calloc(1, sizeof(*rt));
+        if (!rt) {
+                guest_free(g);
+                return error_set(err, ENOMEM, "out of memory");
+        }
+        rt->refs = 1;
+        rt->guest = g;
+        rt->main_id = c->main_id;
+        pthread_mutex_lock(&h->lock);
+        c->rt = rt;
+        container_set_state_locked(h, c, paused ? CONTAINER_PAUSED : CONTAINER_RUNNING);
+        pthread_mutex_unlock(&h->lock);
+        log_info("container %s (%.12s): reattached to VM %s", c->name, c->id, c->domain);
+        return container_monitor_start(h, c);
+}
+
+static void recover_one(ContainerHost *h, Container *c) {
+        _cleanup_error_ Error *e = NULL;
+        char why[512];
+        VmState st = VM_STATE_MISSING;
+        switch (c->state) {
+        case CONTAINER_STARTING:
+                (void) vm_driver_destroy(h->driver, c->domain, NULL);
+                pthread_mutex_lock(&h->lock);
+                free(c->error);
+                c->error = strdup("the daemon stopped while the container was starting");
+                container_set_state_locked(h, c, c->state_before == CONTAINER_CREATED ? CONTAINER_CREATED
+                                                                                      : CONTAINER_STOPPED);
+                pthread_mutex_unlock(&h->lock);
+                return;
+        case CONTAINER_RUNNING:
+        case CONTAINER_PAUSED:
+        case CONTAINER_STOPPING:
+                (void) vm_driver_state(h->driver, c->domain, &st, NULL);
+                if (st != VM_STATE_RUNNING && st != VM_STATE_PAUSED) {
+                        (void) vm_driver_destroy(h->driver, c->domain, NULL);
+                        snprintf(why, sizeof why, "the VM ended while the daemon was down (%s)", vm_state_to_string(st));
+                        mark_stopped(h, c, CONTAINER_EXIT_UNKNOWN, why);
+                        return;
+                }
+                if (reattach(h, c, &e) < 0) {
+                        (void) vm_driver_destroy(h->driver, c->domain, NULL);
+                        snprintf(why, sizeof why, "could not reattach after a daemon restart, VM destroyed: %s",
+                                 error_text(e));
+                        mark_stopped(h, c, CONTAINER_EXIT_UNKNOWN, why);
+                }
+                return;
+        case CONTAINER_REMOVING:
+                (void) vm_driver_destroy(h->driver, c->domain, NULL);
+                (void) store_container_disk_remove(h->store, c->disk, NULL);
+                (void) rm_rf(c->dir);
+                pthread_mutex_lock(&h->lock);
+                container_host_forget_locked(h, c);
+                pthread_mutex_unlock(&h->lock);
+                return;
+        default: /* created, stopped: no VM should exist */
+                (void) vm_driver_destroy(h->driver, c->domain, NULL);
+                return;
+        }
+}
+
+static bool domain_known_locked(ContainerHost *h, const char *name) {
+        for (size_t i = 0; i < h->n_containers; i++)
+                if (strcmp(h->containers[i]->domain, name) == 0)
+                        return true;
+        return false;
+}
+
+static void remove_orphan_domains(ContainerHost *h) {
+        char **names = NULL;
+        size_t n = 0;
+        _cleanup_error_ Error *e = NULL;
+        if (vm_driver_list_ours(h->driver, &names, &n, &e) < 0) {
+                log_warning("listing VMs: %s", error_text(e));
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                pthread_mutex_lock(&h->lock);
+                bool known = domain_known_locked(h, names[i]);
+                pthread_mutex_unlock(&h->lock);
+                if (known)
+                        continue;
+                log_info("removing VM %s: it belongs to no container", names[i]);
+                (void) vm_driver_destroy(h->driver, names[i], NULL);
+        }
+        vm_names_free(names, n);
+}
+
+/* Entries of dir that no container claims (by its id, or its first 16 hex
+ * for run dirs) are removed; in containers/ their disk is unregistered first. */
+static void remove_orphan_dirs(ContainerHost *h, const char *dir, size_t id_len, bool has_disk) {
+        DIR *d = opendir(dir);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                bool known = false;
+                pthread_mutex_lock(&h->lock);
+                for (size_t i = 0; i < h->n_containers && !known; i++)
+                        known = strlen(de->d_name) == id_len && strncmp(h->containers[i]->id, de->d_name, id_len) == 0;
+                pthread_mutex_unlock(&h->lock);
+                if (known)
+                        continue;
+                _cleanup_free_ char *path = NULL, *disk = NULL, *record = NULL, *kept = NULL;
+                if (asprintf(&path, "%s/%s", dir, de->d_name) < 0 || asprintf(&disk, "%s/disk.qcow2", path) < 0 ||
+                    asprintf(&record, "%s/container.json", path) < 0 ||
+                    asprintf(&kept, "%s/quarantine/%s", h->state_dir, de->d_name) < 0)
+                        continue;
+                /* A record that exists but did not load is kept for a person
+                 * to look at, never deleted; a directory without one is what
+                 * a create killed half-way leaves. */
+                if (has_disk && access(record, F_OK) == 0) {
+                        log_warning("moving %s to %s: its record does not load", path, kept);
+                        (void) mkdir_p(kept, 0700);
+                        if (rename(path, kept) < 0)
+                                log_warning("move %s: %m", path);
+                        continue;
+                }
+                log_info("removing %s: it belongs to no container", path);
+                if (has_disk)
+                        (void) store_container_disk_remove(h->store, disk, NULL);
+                (void) rm_rf(path);
+        }
+        closedir(d);
+}
+
+int container_host_recover(ContainerHost *h, Error **err) {
+        pthread_mutex_lock(&h->lock);
+        size_t n = h->n_containers;
+        Container **list = calloc(n ? n : 1, sizeof(*list));
+        for (size_t i = 0; list && i < n; i++)
+                list[i] = container_ref(h->containers[i]);
+        pthread_mutex_unlock(&h->lock);
+        if (!list)
+                return error_set(err, ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                recover_one(h, list[i]);
+                container_unref(list[i]);
+        }
+        free(list);
+        remove_orphan_domains(h);
+        remove_orphan_dirs(h, h->containers_dir, CONTAINER_ID_HEX, true);
+        remove_orphan_dirs(h, h->run_dir, 16, false);
+        return 0;
+}

@@ -1,0 +1,171 @@
+/* container.h: containers and the handle/Commit lifecycle of the port layer.
+ *
+ * A ContainerHost keeps every container of one daemon: its records on disk
+ * (one directory per container under <state>/containers/, written atomically
+ * and guarded by a lock file), the handles clients hold, and, for a running
+ * container, the VM and the agent connection behind it.
+ *
+ * The lifecycle (docs/api.md says it for clients):
+ *   - container_host_create() checks a name and an image and returns a handle
+ *     for a new container; nothing exists yet, on disk or on the hypervisor.
+ *   - container_host_get_handle() snapshots an existing container's desired
+ *     configuration and its generation.
+ *   - handle setters change the handle's private copy: entry point, limits,
+ *     labels, the target run state, files to copy in.
+ *   - container_host_commit() applies a handle atomically: it answers
+ *     -ESTALE (HTTP 409) when the container's generation moved since the handle
+ *     was taken, else realizes the change (creates the record and the disk,
+ *     boots the VM and starts the main process, stops, pauses...) and blocks
+ *     until that is done or has failed. A failed commit leaves the container
+ *     as it was: a VM that was booted is destroyed, a disk that was created is
+ *     removed, the record keeps its generation and gets the error text.
+ *
+ * Every JSON object this module hands out or takes is documented in
+ * docs/api.md; the configuration object is validated by container_config_*
+ * (unknown fields, types and limits) wherever it comes from, records
+ * included. Thread-safe: many API threads call in at once; transitions of one
+ * container are serialized, queries never wait for a boot. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "common/base/error.h"
+#include "images/store/store.h"
+#include "portlayer/vm/vm-driver.h"
+
+#define CONTAINER_NAME_MAX 64
+#define CONTAINER_ID_HEX 64
+#define CONTAINER_ARGS_MAX 1024      /* entries of args, env */
+#define CONTAINER_STRING_MAX 4096    /* bytes of one path, arg, env entry, label */
+#define CONTAINER_LABELS_MAX 256
+#define CONTAINER_HANDLES_MAX 4096   /* open handles per host */
+#define CONTAINER_FILES_MAX 64       /* pending copy-ins per handle */
+#define CONTAINER_MEMORY_MB_DEFAULT 256
+#define CONTAINER_DISK_SIZE_DEFAULT (1ull << 30)
+#define CONTAINER_STOP_TIMEOUT_DEFAULT 10 /* seconds from the stop signal to SIGKILL */
+
+typedef enum ContainerState {
+        CONTAINER_CREATED,
+        CONTAINER_STARTING,
+        CONTAINER_RUNNING,
+        CONTAINER_PAUSED,
+        CONTAINER_STOPPING,
+        CONTAINER_STOPPED,
+        CONTAINER_REMOVING,
+        _CONTAINER_STATE_MAX,
+} ContainerState;
+
+const char *container_state_to_string(ContainerState s); /* "created", "running"... */
+int container_state_from_string(const char *s);          /* a ContainerState or -EINVAL */
+
+typedef struct ContainerHost ContainerHost;
+
+/* Where the parts come from. Strings are copied. */
+typedef struct ContainerHostConfig {
+        const char *state_dir;   /* absolute; containers/ and run/ live here */
+        VmDriver *driver;        /* borrowed; outlives the host */
+        Store *store;            /* borrowed; outlives the host */
+        const char *kernel;      /* guest kernel and initramfs (absolute) */
+        const char *initrd;
+        VmAccel accel;
+        int boot_timeout_ms;     /* 0: 60000 */
+        const char *extra_cmdline; /* for the guest kernel, or NULL */
+} ContainerHostConfig;
+
+/* Opens the host: loads every record, then reconciles them with the VMs the
+ * driver runs (see container-recover.c): a running container whose VM still
+ * runs is reattached, one whose VM vanished becomes stopped with a reason,
+ * and VMs, disks and directories that carry our marks but belong to no
+ * container are removed. Returns 0 or a negative errno with *err set. */
+int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Error **err);
+
+/* Detaches from every running container (their VMs keep running, as after a
+ * daemon restart) and frees the host. NULL-safe; returns NULL. */
+ContainerHost *container_host_free(ContainerHost *h);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ContainerHost *, container_host_free);
+
+/* Lets the host know a VM changed state (the driver's event callback). */
+void container_host_vm_event(ContainerHost *h, const VmEvent *ev);
+
+/* --- handles --- */
+
+/* A handle for a new container named name (NULL: a generated name) from
+ * image (resolved now through the store: -ENOENT when missing). *ret_id is
+ * the id the container will have; *ret_handle the handle. -EEXIST when the
+ * name is taken, -EINVAL for a bad name. */
+int container_host_create(ContainerHost *h, const char *name, const char *image, char **ret_id, char **ret_handle,
+                          Error **err);
+/* A handle on container ref (id, unique id prefix or name). -ENOENT. */
+int container_host_get_handle(ContainerHost *h, const char *ref, char **ret_handle, Error **err);
+
+/* Merges fields into the handle's configuration ("path", "args", "env",
+ * "workdir", "user", "memory_mb", "vcpus", "labels", "stop_signal",
+ * "stop_timeout_s"): validated first, nothing changes on -EINVAL. -ENOENT for
+ * an unknown or already committed handle. */
+int container_handle_update(ContainerHost *h, const char *handle, const json_t *fields, Error **err);
+/* Sets the state the commit must reach: running, stopped or paused. */
+int container_handle_set_state(ContainerHost *h, const char *handle, ContainerState target, Error **err);
+/* Adds a tar archive (read from tar_fd to EOF, at most max_bytes) to be
+ * extracted under dir when the container next starts, or at commit when it
+ * runs. */
+int container_handle_add_archive(ContainerHost *h, const char *handle, const char *dir, int tar_fd, uint64_t max_bytes,
+                                 Error **err);
+/* The handle's pending configuration as JSON (new reference). */
+int container_handle_inspect(ContainerHost *h, const char *handle, json_t **ret, Error **err);
+
+/* Applies the handle (see the top of this file) and forgets it. *ret (may be
+ * NULL) receives the container as container_host_inspect() renders it.
+ * Errors: -ENOENT (no such handle), -ESTALE (the generation moved: conflict),
+ * -EEXIST (a new container's name was taken meanwhile), the start's errors
+ * (-ETIMEDOUT when the agent never answered, with the console's last lines). */
+int container_host_commit(ContainerHost *h, const char *handle, json_t **ret, Error **err);
+
+/* --- queries --- */
+
+/* The container as JSON: id, name, image, generation, config, state (status,
+ * exit_code, error, pid, started_at, finished_at, transport), processes. */
+int container_host_inspect(ContainerHost *h, const char *ref, json_t **ret, Error **err);
+/* Every container as inspect renders it, newest first, filtered by state
+ * (-1: any) and by labels ("key" or "key=value" entries, all must match). */
+int container_host_list(ContainerHost *h, int state, const char *const *labels, size_t n_labels, json_t **ret,
+                        Error **err);
+
+/* --- removal --- */
+
+/* Removes the container: record, disk, VM. A running or paused one is
+ * refused with -EBUSY unless force, which kills it first. -ENOENT. */
+int container_host_destroy(ContainerHost *h, const char *ref, bool force, Error **err);
+
+/* --- processes and files (running containers; -EBADFD otherwise) --- */
+
+typedef struct ContainerExecResult {
+        int exit_code;
+        char *out, *err;   /* captured, NUL-terminated */
+        size_t out_len, err_len;
+        bool truncated;    /* output past the cap was dropped */
+} ContainerExecResult;
+void container_exec_result_clear(ContainerExecResult *r);
+
+/* Runs argv (argv[0] is the program) in the container with env (NULL-
+ * terminated or NULL), waits up to timeout_s (0: no limit), and captures up to
+ * max_output bytes of each stream. -ETIMEDOUT kills the process. */
+int container_host_exec_sync(ContainerHost *h, const char *ref, const char *const *argv, const char *const *env,
+                             const char *workdir, const char *user, int timeout_s, size_t max_output,
+                             ContainerExecResult *ret, Error **err);
+/* Signal names and numbers: "SIGTERM", "TERM", "15". -EINVAL. */
+int container_signal_from_string(const char *s);
+
+/* Sends sig to the main process (or, with all, to every process). */
+int container_host_signal(ContainerHost *h, const char *ref, int sig, bool all, Error **err);
+/* Blocks until the container is not running (stopped or removed) or
+ * timeout_ms passes (-1: no limit); *ret_exit_code gets the exit code.
+ * -ETIMEDOUT. */
+int container_host_wait(ContainerHost *h, const char *ref, int timeout_ms, int *ret_exit_code, Error **err);
+/* Extracts the tar read from tar_fd under dir in the running container. */
+int container_host_archive_in(ContainerHost *h, const char *ref, const char *dir, int tar_fd, Error **err);
+/* Writes path of the running container as tar to out_fd. */
+int container_host_archive_out(ContainerHost *h, const char *ref, const char *path, int out_fd, Error **err);

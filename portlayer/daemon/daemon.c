@@ -1,0 +1,252 @@
+/* daemon.c: portlayerd's configuration and start-up order (see daemon.h).
+ *
+ * Order: state directory, image store, registry client, guest kernel and
+ * initramfs, VM driver (its event thread), container host (loads records and
+ * reconciles with the driver's VMs), then the REST socket: the socket exists
+ * only once the daemon can answer correctly. Stop goes in reverse. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/base/fs-util.h"
+#include "common/base/io-util.h"
+#include "common/base/log.h"
+#include "images/boot/initramfs.h"
+#include "images/boot/kernel-modules.h"
+#include "images/registry/registry.h"
+#include "images/store/store.h"
+#include "portlayer/api/api.h"
+#include "portlayer/container/container.h"
+
+#define CONFIG_FILE_MAX (64u << 10)
+
+struct Daemon {
+        Store *store;
+        RegistryClient *registry;
+        VmDriver *driver;
+        ContainerHost *host;
+        Api *api;
+        HttpServer *http;
+        char **insecure;
+        size_t n_insecure;
+};
+
+void daemon_config_init(DaemonConfig *c) {
+        *c = (DaemonConfig){.boot_timeout_s = 60};
+}
+
+void daemon_config_clear(DaemonConfig *c) {
+        char **fields[] = {&c->state_dir, &c->socket, &c->libvirt_uri, &c->guest_kernel, &c->guest_initrd,
+                           &c->agent, &c->image_store, &c->accel, &c->log_level, &c->insecure_registries};
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                *fields[i] = mfree(*fields[i]);
+}
+
+static int set_string(char **field, const char *value, Error **err) {
+        char *v = strdup(value);
+        if (!v)
+                return error_set(err, ENOMEM, "out of memory");
+        free(*field);
+        *field = v;
+        return 0;
+}
+
+int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error **err) {
+        const struct {
+                const char *key;
+                char **field;
+                bool path;
+        } strings[] = {
+                {"state-dir", &c->state_dir, true},       {"socket", &c->socket, true},
+                {"libvirt-uri", &c->libvirt_uri, false},  {"guest-kernel", &c->guest_kernel, true},
+                {"guest-initrd", &c->guest_initrd, true}, {"agent", &c->agent, true},
+                {"image-store", &c->image_store, true},   {"accel", &c->accel, false},
+                {"log-level", &c->log_level, false},      {"insecure-registries", &c->insecure_registries, false},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
+                if (strcmp(strings[i].key, key) != 0)
+                        continue;
+                if (strings[i].path && value[0] != '/')
+                        return error_set(err, EINVAL, "%s: '%s' is not an absolute path", key, value);
+                if (strcmp(key, "accel") == 0 && vm_accel_from_string(value) < 0)
+                        return error_set(err, EINVAL, "accel: '%s' is not auto, kvm or tcg", value);
+                if (strcmp(key, "log-level") == 0 && log_level_from_string(value) < 0)
+                        return error_set(err, EINVAL, "log-level: '%s' is not error, warning, info or debug", value);
+                return set_string(strings[i].field, value, err);
+        }
+        if (strcmp(key, "boot-timeout") == 0) {
+                char *end = NULL;
+                long v = strtol(value, &end, 10);
+                if (!*value || *end || v < 1 || v > 3600)
+                        return error_set(err, EINVAL, "boot-timeout: '%s' is not a number of seconds (1-3600)", value);
+                c->boot_timeout_s = (int) v;
+                return 0;
+        }
+        return error_set(err, EINVAL, "unknown setting '%s'", key);
+}
+
+static char *strip(char *s) {
+        while (*s == ' ' || *s == '\t')
+                s++;
+        char *e = s + strlen(s);
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+                *--e = 0;
+        return s;
+}
+
+int daemon_config_load(DaemonConfig *c, const char *path, bool required, Error **err) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        int r = read_file_bounded(path, CONFIG_FILE_MAX, &text, &len);
+        if (r == -ENOENT && !required)
+                return 0;
+        if (r < 0)
+                return error_set_errno(err, -r, "config file %s", path);
+        unsigned line = 0;
+        char *save = NULL;
+        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                line++;
+                char *s = strip(l);
+                if (!*s || *s == '#')
+                        continue;
+                char *eq = strchr(s, '=');
+                if (!eq)
+                        return error_set(err, EINVAL, "%s:%u: expected 'key = value'", path, line);
+                *eq = 0;
+                r = daemon_config_set(c, strip(s), strip(eq + 1), err);
+                if (r < 0)
+                        return error_prefix(err, "%s:%u", path, line);
+        }
+        return 0;
+}
+
+/* The kernel fetch-kernel.sh keeps current, and its directory. */
+static int default_kernel(char **ret_kernel, char **ret_dir, Error **err) {
+        const char *cache = getenv("PL_CACHE");
+        if (asprintf(ret_dir, "%s/kernel/current", cache && *cache ? cache : "/var/cache/portlayer") < 0 ||
+            asprintf(ret_kernel, "%s/vmlinuz", *ret_dir) < 0)
+                return error_set(err, ENOMEM, "out of memory");
+        if (access(*ret_kernel, R_OK) < 0)
+                return error_set_errno(err, errno, "guest kernel %s (run scripts/fetch-kernel.sh, or give --guest-kernel)",
+                                       *ret_kernel);
+        return 0;
+}
+
+/* The initramfs: given, or built (once, content-addressed) from the agent
+ * and the modules of the kernel's directory. */
+static int guest_boot_files(const DaemonConfig *cfg, const char *self_exe, char **ret_kernel, char **ret_initrd,
+                            Error **err) {
+        _cleanup_free_ char *kdir = NULL, *agent = NULL, *modules = NULL, *cache = NULL;
+        int r = 0;
+        if (cfg->guest_kernel) {
+                if (!(*ret_kernel = strdup(cfg->guest_kernel)))
+                        return error_set(err, ENOMEM, "out of memory");
+        } else if ((r = default_kernel(ret_kernel, &kdir, err)) < 0)
+                return r;
+        if (cfg->guest_initrd)
+                return (*ret_initrd = strdup(cfg->guest_initrd)) ? 0 : error_set(err, ENOMEM, "out of memory");
+        if (!kdir)
+                return error_set(err, EINVAL, "--guest-kernel without --guest-initrd: give both");
+        if (cfg->agent)
+                agent = strdup(cfg->agent);
+        else {
+                _cleanup_free_ char *dir = strdup(self_exe);
+                char *slash = dir ? strrchr(dir, '/') : NULL;
+                if (slash)
+                        *slash = 0;
+                if (asprintf(&agent, "%s/pl-agent", slash ? dir : ".") < 0)
+                        agent = NULL;
+        }
+        if (!agent || asprintf(&cache, "%s/initramfs", cfg->state_dir) < 0)
+                return error_set(err, ENOMEM, "out of memory");
+        if ((r = kernel_modules_find_dir(kdir, &modules, err)) < 0)
+                return r;
+        InitramfsSpec spec = {.agent_path = agent, .modules_dir = modules, .modules = initramfs_default_modules};
+        r = initramfs_build(&spec, cache, ret_initrd, err);
+        return r < 0 ? error_prefix(err, "guest initramfs") : 0;
+}
+
+static void on_vm_event(const VmEvent *ev, void *userdata) {
+        Daemon *d = userdata;
+        if (d->host)
+                container_host_vm_event(d->host, ev);
+}
+
+static int open_registry(Daemon *d, const DaemonConfig *cfg, Error **err) {
+        _cleanup_free_ char *list = cfg->insecure_registries ? strdup(cfg->insecure_registries) : NULL;
+        char *save = NULL;
+        for (char *t = list ? strtok_r(list, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+                char **n = realloc(d->insecure, (d->n_insecure + 1) * sizeof(char *));
+                if (!n || !(n[d->n_insecure] = strdup(t)))
+                        return error_set(err, ENOMEM, "out of memory");
+                d->insecure = n;
+                d->n_insecure++;
+        }
+        RegistryOptions ro = {.insecure_registries = (const char *const *) d->insecure,
+                              .n_insecure_registries = d->n_insecure};
+        return registry_client_new(&ro, &d->registry, err);
+}
+
+static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *self_exe, Error **err) {
+        _cleanup_free_ char *kernel = NULL, *initrd = NULL, *store_root = NULL, *libvirt = NULL;
+        int r = mkdir_p(cfg->state_dir, 0711);
+        if (r < 0)
+                return error_set_errno(err, -r, "create %s", cfg->state_dir);
+        if (asprintf(&store_root, "%s/images", cfg->state_dir) < 0 || asprintf(&libvirt, "%s/libvirt", cfg->state_dir) < 0)
+                return error_set(err, ENOMEM, "out of memory");
+        if ((r = store_open(cfg->image_store ? cfg->image_store : store_root, &d->store, err)) < 0 ||
+            (r = open_registry(d, cfg, err)) < 0 || (r = guest_boot_files(cfg, self_exe, &kernel, &initrd, err)) < 0)
+                return r;
+        r = vm_driver_open(&vm_driver_libvirt, &d->driver, cfg->libvirt_uri, cfg->libvirt_uri ? NULL : libvirt,
+                           on_vm_event, d, err);
+        if (r < 0)
+                return error_prefix(err, "VM driver");
+        ContainerHostConfig hc = {
+                .state_dir = cfg->state_dir, .driver = d->driver, .store = d->store, .kernel = kernel,
+                .initrd = initrd, .accel = cfg->accel ? (VmAccel) vm_accel_from_string(cfg->accel) : VM_ACCEL_AUTO,
+                .boot_timeout_ms = cfg->boot_timeout_s * 1000,
+        };
+        log_info("guest kernel %s, initramfs %s", kernel, initrd);
+        return container_host_open(&hc, &d->host, err);
+}
+
+int daemon_start(const DaemonConfig *cfg, const char *self_exe, Daemon **ret, Error **err) {
+        Daemon *d = calloc(1, sizeof(*d));
+        if (!d)
+                return error_set(err, ENOMEM, "out of memory");
+        int r = daemon_open_parts(d, cfg, self_exe, err);
+        if (r >= 0) {
+                ApiConfig ac = {.host = d->host, .store = d->store, .registry = d->registry, .version = PL_VERSION};
+                r = api_new(&ac, &d->api, err);
+        }
+        if (r >= 0) {
+                HttpApp app = api_http_app(d->api);
+                r = http_server_start_unix(cfg->socket, &app, &d->http, err);
+        }
+        if (r < 0) {
+                daemon_stop(d);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
+void daemon_stop(Daemon *d) {
+        if (!d)
+                return;
+        http_server_stop(d->http);
+        api_free(d->api);
+        container_host_free(d->host);
+        d->host = NULL;
+        vm_driver_close(d->driver);
+        registry_client_free(d->registry);
+        store_free(d->store);
+        for (size_t i = 0; i < d->n_insecure; i++)
+                free(d->insecure[i]);
+        free(d->insecure);
+        free(d);
+}

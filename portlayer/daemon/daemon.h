@@ -1,0 +1,48 @@
+/* daemon.h: portlayerd put together: configuration, the parts it owns (one
+ * registry client, one image store, one VM driver, the container host with
+ * the agent clients) and the REST server, started and stopped in order.
+ *
+ * Configuration comes from defaults, then a config file ("key = value"
+ * lines, '#' comments; the keys are the long options without "--"), then the
+ * command line; docs/operations.md lists them. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "common/base/error.h"
+#include "portlayer/vm/vm-driver.h"
+
+#define DAEMON_DEFAULT_STATE_DIR "/var/lib/portlayer"
+#define DAEMON_DEFAULT_SOCKET "/run/portlayer/portlayer.sock"
+#define DAEMON_DEFAULT_CONFIG "/etc/portlayer/portlayerd.conf"
+
+typedef struct DaemonConfig {
+        char *state_dir;
+        char *socket;
+        char *libvirt_uri;   /* NULL: the embedded driver under <state>/libvirt */
+        char *guest_kernel;  /* NULL: ${PL_CACHE:-/var/cache/portlayer}/kernel/current/vmlinuz */
+        char *guest_initrd;  /* NULL: built from the agent and the kernel's modules */
+        char *agent;         /* NULL: pl-agent beside the portlayerd binary */
+        char *image_store;   /* NULL: <state>/images */
+        char *accel;         /* "auto", "kvm", "tcg" */
+        char *log_level;
+        char *insecure_registries; /* comma-separated host:port reached over plain HTTP */
+        int boot_timeout_s;
+} DaemonConfig;
+
+void daemon_config_init(DaemonConfig *c);
+void daemon_config_clear(DaemonConfig *c);
+/* Sets key to value (a config-file line or a long option). -EINVAL for an
+ * unknown key or a bad value. */
+int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error **err);
+/* Reads a config file; a missing file is fine when !required. */
+int daemon_config_load(DaemonConfig *c, const char *path, bool required, Error **err);
+
+typedef struct Daemon Daemon;
+
+/* Opens everything and starts serving. Returns 0 or a negative errno with
+ * *err saying which part failed. */
+int daemon_start(const DaemonConfig *cfg, const char *self_exe, Daemon **ret, Error **err);
+/* Stops serving, detaches from running containers (they keep running) and
+ * frees. NULL-safe. */
+void daemon_stop(Daemon *d);
