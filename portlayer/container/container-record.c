@@ -78,7 +78,7 @@ json_t *container_to_json(const Container *c) {
 }
 
 static json_t *record_json(const Container *c) {
-        return json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:O, s:O, s:s, s:s, s:i, s:s?, s:i, s:I, s:I, s:I}",
+        return json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:O, s:O, s:s, s:s, s:i, s:s*, s:i, s:I, s:I, s:I}",
                          "version", 1, "id", c->id, "name", c->name, "image", c->image, "image_id", c->image_id,
                          "created_ns", (json_int_t) c->created_ns, "generation", (json_int_t) c->generation,
                          "config", c->config, "pending", c->pending, "state", container_state_to_string(c->state),

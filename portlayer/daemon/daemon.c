@@ -192,16 +192,16 @@ static int open_registry(Daemon *d, const DaemonConfig *cfg, Error **err) {
 }
 
 static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *self_exe, Error **err) {
-        _cleanup_free_ char *kernel = NULL, *initrd = NULL, *store_root = NULL, *libvirt = NULL;
+        _cleanup_free_ char *kernel = NULL, *initrd = NULL, *store_root = NULL;
         int r = mkdir_p(cfg->state_dir, 0711);
         if (r < 0)
                 return error_set_errno(err, -r, "create %s", cfg->state_dir);
-        if (asprintf(&store_root, "%s/images", cfg->state_dir) < 0 || asprintf(&libvirt, "%s/libvirt", cfg->state_dir) < 0)
+        if (asprintf(&store_root, "%s/images", cfg->state_dir) < 0)
                 return error_set(err, ENOMEM, "out of memory");
         if ((r = store_open(cfg->image_store ? cfg->image_store : store_root, &d->store, err)) < 0 ||
             (r = open_registry(d, cfg, err)) < 0 || (r = guest_boot_files(cfg, self_exe, &kernel, &initrd, err)) < 0)
                 return r;
-        r = vm_driver_open(&vm_driver_libvirt, &d->driver, cfg->libvirt_uri, cfg->libvirt_uri ? NULL : libvirt,
+        r = vm_driver_open(&vm_driver_libvirt, &d->driver, cfg->libvirt_uri, cfg->libvirt_uri ? NULL : cfg->state_dir,
                            on_vm_event, d, err);
         if (r < 0)
                 return error_prefix(err, "VM driver");
