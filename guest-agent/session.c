@@ -589,6 +589,10 @@ static const RequestHandler request_handlers[] = {
 
 static void session_on_request(Session *s, const FrameEvent *ev) {
         uint32_t id = ev->header.channel;
+        if (id == 0) { /* reserved: an answer to it would name no request */
+                log_warning("dropping a request with the reserved id 0");
+                return;
+        }
         _cleanup_error_ Error *e = NULL;
         Plagent__Request *req = (Plagent__Request *) wire_unpack(&plagent__request__descriptor, ev->payload,
                                                                  ev->header.length, &e);
@@ -654,7 +658,9 @@ static void session_on_event(Session *s, const FrameEvent *ev) {
                 session_on_frame(s, ev);
                 break;
         case FRAME_EVENT_SKIPPED:
-                if (ev->header.type == FRAME_REQUEST)
+                if (ev->header.type == FRAME_REQUEST && ev->header.channel == 0)
+                        log_warning("dropping an oversize request with the reserved id 0");
+                else if (ev->header.type == FRAME_REQUEST)
                         (void) session_send_error(s, ev->header.channel, EMSGSIZE,
                                                   "request of %u bytes exceeds the %u byte frame limit",
                                                   ev->header.length, PL_FRAME_MAX_PAYLOAD);

@@ -7,7 +7,8 @@
  * output and exit status must still arrive complete and in order. Then a
  * header with reserved bits set loses framing until a new sync + HELLO, and a
  * truncated frame followed by a hang-up leaves an agent that serves the next
- * client. */
+ * client. A request with the reserved id 0 goes unanswered, and connections
+ * that never speak cannot lock clients out. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -267,6 +268,28 @@ static void test_malformed_frames_keep_other_channels_alive(void **state) {
         agent_client_free(c);
 }
 
+/* Request id 0 is reserved (protocol.md): a request carrying it, whether it
+ * decodes or not, is dropped unanswered and the session goes on. The first
+ * frame the agent sends afterwards is the answer to the next valid request. */
+static void test_request_id_zero_is_dropped(void **state) {
+        AgentHarness *h = *state;
+        Raw r = raw_connect(h, 0x4444);
+        Plagent__PingRequest ping = PLAGENT__PING_REQUEST__INIT;
+        Plagent__Request req = PLAGENT__REQUEST__INIT;
+        req.op_case = PLAGENT__REQUEST__OP_PING;
+        req.ping = &ping;
+        raw_request(&r, 0, &req);
+        const uint8_t garbage[] = {0x1a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
+        raw_send(&r, FRAME_REQUEST, 0, 0, NULL, garbage, sizeof garbage);
+        raw_send(&r, FRAME_REQUEST, 0, 0, NULL, NULL, 0); /* no operation */
+        raw_request(&r, 7, &req);
+        RawFrame f = raw_next(&r);
+        assert_int_equal(f.h.type, FRAME_RESPONSE);
+        assert_int_equal(f.h.channel, 7);
+        free(f.payload);
+        raw_close(&r);
+}
+
 /* Stale bytes and an old HELLO ahead of a session: the agent skips them. */
 static void test_stale_bytes_before_sync(void **state) {
         AgentHarness *h = *state;
@@ -304,6 +327,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_malformed_frames_keep_other_channels_alive, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stale_bytes_before_sync, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_request_id_zero_is_dropped, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
