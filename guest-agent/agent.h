@@ -28,6 +28,7 @@
 #define AGENT_OUTQ_MAX (16u * 1024u * 1024u) /* a host that never reads is dropped */
 #define AGENT_MAX_ARGS 4096u
 #define AGENT_MAX_SESSIONS 16u
+#define AGENT_HELLO_TIMEOUT_MS 5000u  /* a connection silent this long after accept or a sync marker is closed */
 #define AGENT_DEFAULT_GRACE_MS 5000u
 #define AGENT_MAIN_LINGER_MS 10000u   /* main process done, nobody waited: shut down after this */
 
@@ -150,6 +151,10 @@ int session_fd(Session *s);
 TransportKind session_kind(Session *s);
 bool session_wants_write(Session *s);
 bool session_can_take_output(Session *s); /* outbound queue below the high mark */
+/* When its handshake must be done by (now_usec() clock): AGENT_HELLO_TIMEOUT_MS
+ * after accept or after a sync marker restarted it; USEC_INFINITY once HELLO
+ * is answered, and always for the serial port, which waits for a host forever. */
+uint64_t session_hello_deadline(Session *s);
 /* Handles readable / writable; returns 0, or -ECONNRESET when the session ended. */
 int session_on_readable(Session *s);
 int session_on_writable(Session *s);

@@ -34,6 +34,7 @@ struct Session {
         TransportKind kind;
         FrameReader *reader;
         bool hello_done;
+        uint64_t hello_deadline; /* see session_hello_deadline() */
         bool broken;
         uint8_t *out;
         size_t out_len, out_cap, out_off;
@@ -55,6 +56,8 @@ int session_new(Session **ret, Agent *a, int fd, TransportKind kind) {
         s->kind = kind;
         s->peer_window = PL_DEFAULT_WINDOW;
         s->local_window = PL_DEFAULT_WINDOW;
+        s->hello_deadline = kind == TRANSPORT_SERIAL ? USEC_INFINITY
+                                                     : now_usec() + AGENT_HELLO_TIMEOUT_MS * USEC_PER_MSEC;
         *ret = s;
         return 0;
 }
@@ -84,6 +87,10 @@ bool session_wants_write(Session *s) {
 
 bool session_can_take_output(Session *s) {
         return s && s->hello_done && s->out_len - s->out_off < AGENT_OUTQ_HIGH;
+}
+
+uint64_t session_hello_deadline(Session *s) {
+        return s->hello_done ? USEC_INFINITY : s->hello_deadline;
 }
 
 uint32_t session_peer_window(Session *s) {
@@ -651,6 +658,8 @@ static void session_on_event(Session *s, const FrameEvent *ev) {
                 if (s->hello_done) {
                         log_info("host resynchronised: starting a new session");
                         s->hello_done = false;
+                        if (s->kind != TRANSPORT_SERIAL)
+                                s->hello_deadline = now_usec() + AGENT_HELLO_TIMEOUT_MS * USEC_PER_MSEC;
                         process_detach_session(s->agent, s);
                 }
                 break;
