@@ -179,9 +179,17 @@ static void agent_expire_handshakes(Agent *a) {
 }
 
 static void agent_accept(Agent *a, TransportKind kind) {
-        int fd = accept4(a->listen_fd[kind], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof peer;
+        int fd = accept4(a->listen_fd[kind], (struct sockaddr *) &peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
                 return;
+        if (kind == TRANSPORT_VSOCK &&
+            !transport_vsock_peer_allowed((struct sockaddr *) &peer, peer_len, a->config.vsock_allow_local)) {
+                log_warning("refusing a vsock connection that does not come from the host");
+                safe_close(fd);
+                return;
+        }
         if (a->n_sessions >= AGENT_MAX_SESSIONS)
                 agent_evict_handshake(a);
         int r = agent_add_session(a, fd, kind);

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "common/proto/agent.pb-c.h"
@@ -50,6 +51,7 @@ typedef struct AgentConfig {
         const char *unix_path;   /* listen on this Unix socket */
         const char *serial_path; /* serve this virtio-serial port device */
         unsigned vsock_port;     /* listen on this vsock port (0 = no) */
+        bool vsock_allow_local;  /* serve vsock peers other than the host (the guest's own processes) */
         bool exit_on_shutdown;   /* host mode: exit after a shutdown request */
         const char *boot_error;  /* PID 1: why stage 1 failed, reported in guest info */
 } AgentConfig;
@@ -143,6 +145,11 @@ int transport_listen_unix(const char *path, Error **err);
 int transport_listen_vsock(unsigned port, Error **err);
 int transport_open_serial(const char *path, Error **err);
 const char *transport_kind_to_string(TransportKind k);
+/* Whether a vsock connection from peer (the address and length accept()
+ * gave) may be served: only the host (VMADDR_CID_HOST) unless allow_local,
+ * which admits any other CID too (the guest's own processes, over loopback
+ * or its own CID). Anything but a whole AF_VSOCK address is refused. */
+bool transport_vsock_peer_allowed(const struct sockaddr *peer, socklen_t len, bool allow_local);
 
 /* session.c */
 int session_new(Session **ret, Agent *a, int fd, TransportKind kind);
