@@ -226,6 +226,8 @@ static bool agent_shutdown_progress(Agent *a) {
         bool busy = false;
         for (Process *p = a->processes; p; p = p->next)
                 busy |= !p->exited;
+        if (!busy) /* processes that daemonized are part of the container too */
+                busy = process_descendants_running(a);
         if (busy && !a->killed_all && now_usec() >= a->shutdown_deadline) {
                 log_warning("processes still running after the grace period: SIGKILL");
                 (void) process_signal_all(a, SIGKILL);

@@ -206,7 +206,13 @@ void process_detach_session(Agent *a, Session *s);
 /* Answers waiters / copy requests of finished processes; trims history. */
 void process_complete(Agent *a);
 int process_signal(Agent *a, Process *p, int sig);
+/* Signals every process but the agent: as PID 1 all of them, in host mode
+ * every descendant (found in /proc, so daemonized ones too). */
 int process_signal_all(Agent *a, int sig);
+/* Host mode: whether a live descendant of the agent that we may signal is
+ * left, such as a process that daemonized, which no Process tracks. Always
+ * false as PID 1 (power-off ends everything). */
+bool process_descendants_running(Agent *a);
 unsigned process_count_running(Agent *a);
 void process_fill_info(const Process *p, Plagent__ProcessInfo *info);
 void process_free_all(Agent *a);
