@@ -569,6 +569,62 @@ static void test_shutdown_reaches_daemonized(void **state) {
         assert_true(daemon_gone);
 }
 
+/* Runs `pl-agent-cli --socket S exec -- echo hello` against the fixture's
+ * agent with its stdout on out_fd; returns its exit status, its stderr in
+ * err (NUL-terminated). */
+static int cli_exec_echo(Fixture *f, int out_fd, char *err, size_t err_size) {
+        const char *cli = getenv("PL_AGENT_CLI");
+        assert_non_null(cli);
+        char err_path[400];
+        snprintf(err_path, sizeof err_path, "%s/cli.err", f->h.dir);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int efd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                if (efd < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(efd, STDERR_FILENO) < 0)
+                        _exit(127);
+                execl(cli, cli, "--socket", f->h.socket, "exec", "--", "echo", "hello", (char *) NULL);
+                _exit(127);
+        }
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        int fd = open(err_path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        ssize_t n = read(fd, err, err_size - 1);
+        close(fd);
+        err[n > 0 ? n : 0] = 0;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* pl-agent-cli exec must not claim success when it could not write the
+ * process's output: to /dev/full (ENOSPC) and to a pipe whose reader is gone
+ * (EPIPE) it exits non-zero and says why. To a file it works. */
+static void test_cli_exec_output_write_errors(void **state) {
+        Fixture *f = *state;
+        char err[4096], path[400];
+        snprintf(path, sizeof path, "%s/cli.out", f->h.dir);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(cli_exec_echo(f, fd, err, sizeof err), 0);
+        close(fd);
+        assert_int_equal(harness_sh("test \"$(cat '%s')\" = hello", path), 0);
+
+        fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_not_equal(cli_exec_echo(f, fd, err, sizeof err), 0);
+        close(fd);
+        if (!strstr(err, "standard output") || !strstr(err, strerror(ENOSPC)))
+                fail_msg("stderr: '%s'", err);
+
+        int p[2];
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        close(p[0]);
+        assert_int_not_equal(cli_exec_echo(f, p[1], err, sizeof err), 0);
+        close(p[1]);
+        if (!strstr(err, "standard output") || !strstr(err, strerror(EPIPE)))
+                fail_msg("stderr: '%s'", err);
+}
+
 /* Sessions are independent: a second client does not disturb the first,
  * both see and control the same processes, and each keeps its own streams;
  * when one goes away, the other's streaming process is unaffected. */
@@ -699,6 +755,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_signal_and_list, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_kill_all_reaches_daemonized, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_shutdown_reaches_daemonized, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cli_exec_output_write_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sessions_are_independent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unresponsive_agent_times_out, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_shutdown_stops_everything, setup, teardown),
