@@ -6,7 +6,9 @@
  * session's outbound queue is short; stdin only while bytes wait). After each
  * round, finished processes are completed (waiters answered, history trimmed)
  * and the outbound queues are flushed. Sessions are independent: a new
- * connection adds one (up to AGENT_MAX_SESSIONS) and processes outlive them. */
+ * connection adds one (up to AGENT_MAX_SESSIONS) and processes outlive them.
+ * A connection must finish its handshake within AGENT_HELLO_TIMEOUT_MS, and
+ * when the sessions are all taken, one still in its handshake gives way. */
 #include "guest-agent/agent.h"
 
 #include <errno.h>
@@ -146,10 +148,50 @@ static void agent_end_session(Agent *a, Session *s) {
                 a->serial_retry_usec = now_usec() + SERIAL_RETRY_USEC;
 }
 
+/* The cap is full: the connection that has waited longest without finishing
+ * its handshake gives way to a new one. Established sessions never do; when
+ * they hold every slot, the new connection is refused. */
+static void agent_evict_handshake(Agent *a) {
+        Session *oldest = NULL;
+        for (size_t i = 0; i < a->n_sessions; i++) {
+                uint64_t d = session_hello_deadline(a->sessions[i]);
+                if (d != USEC_INFINITY && (!oldest || d < session_hello_deadline(oldest)))
+                        oldest = a->sessions[i];
+        }
+        if (!oldest)
+                return;
+        log_info("session limit reached: closing a %s connection that has not finished its handshake",
+                 transport_kind_to_string(session_kind(oldest)));
+        agent_end_session(a, oldest);
+}
+
+/* Closes the connections whose handshake deadline passed. */
+static void agent_expire_handshakes(Agent *a) {
+        uint64_t now = now_usec();
+        for (size_t i = a->n_sessions; i-- > 0;) {
+                Session *s = a->sessions[i];
+                if (session_hello_deadline(s) > now)
+                        continue;
+                log_info("closing a %s connection: no handshake within %u ms", transport_kind_to_string(session_kind(s)),
+                         AGENT_HELLO_TIMEOUT_MS);
+                agent_end_session(a, s);
+        }
+}
+
 static void agent_accept(Agent *a, TransportKind kind) {
-        int fd = accept4(a->listen_fd[kind], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof peer;
+        int fd = accept4(a->listen_fd[kind], (struct sockaddr *) &peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
                 return;
+        if (kind == TRANSPORT_VSOCK &&
+            !transport_vsock_peer_allowed((struct sockaddr *) &peer, peer_len, a->config.vsock_allow_local)) {
+                log_warning("refusing a vsock connection that does not come from the host");
+                safe_close(fd);
+                return;
+        }
+        if (a->n_sessions >= AGENT_MAX_SESSIONS)
+                agent_evict_handshake(a);
         int r = agent_add_session(a, fd, kind);
         if (r < 0) {
                 log_warning("refusing a %s connection: %s", transport_kind_to_string(kind),
@@ -184,6 +226,8 @@ static bool agent_shutdown_progress(Agent *a) {
         bool busy = false;
         for (Process *p = a->processes; p; p = p->next)
                 busy |= !p->exited;
+        if (!busy) /* processes that daemonized are part of the container too */
+                busy = process_descendants_running(a);
         if (busy && !a->killed_all && now_usec() >= a->shutdown_deadline) {
                 log_warning("processes still running after the grace period: SIGKILL");
                 (void) process_signal_all(a, SIGKILL);
@@ -277,6 +321,8 @@ static int agent_poll_timeout(Agent *a) {
                 deadline = MIN(deadline, now_usec() + 100 * USEC_PER_MSEC);
         if (a->main_linger_deadline)
                 deadline = MIN(deadline, a->main_linger_deadline);
+        for (size_t i = 0; i < a->n_sessions; i++)
+                deadline = MIN(deadline, session_hello_deadline(a->sessions[i]));
         return deadline_poll_ms(deadline);
 }
 
@@ -341,6 +387,7 @@ int agent_run(Agent *a) {
                 }
                 if (k > 0)
                         agent_dispatch(a, &ps);
+                agent_expire_handshakes(a);
                 process_complete(a);
                 agent_flush_sessions(a);
                 a->done = agent_shutdown_progress(a);

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "common/proto/agent.pb-c.h"
@@ -28,6 +29,7 @@
 #define AGENT_OUTQ_MAX (16u * 1024u * 1024u) /* a host that never reads is dropped */
 #define AGENT_MAX_ARGS 4096u
 #define AGENT_MAX_SESSIONS 16u
+#define AGENT_HELLO_TIMEOUT_MS 5000u  /* a connection silent this long after accept or a sync marker is closed */
 #define AGENT_DEFAULT_GRACE_MS 5000u
 #define AGENT_MAIN_LINGER_MS 10000u   /* main process done, nobody waited: shut down after this */
 
@@ -49,6 +51,7 @@ typedef struct AgentConfig {
         const char *unix_path;   /* listen on this Unix socket */
         const char *serial_path; /* serve this virtio-serial port device */
         unsigned vsock_port;     /* listen on this vsock port (0 = no) */
+        bool vsock_allow_local;  /* serve vsock peers other than the host (the guest's own processes) */
         bool exit_on_shutdown;   /* host mode: exit after a shutdown request */
         const char *boot_error;  /* PID 1: why stage 1 failed, reported in guest info */
 } AgentConfig;
@@ -142,6 +145,11 @@ int transport_listen_unix(const char *path, Error **err);
 int transport_listen_vsock(unsigned port, Error **err);
 int transport_open_serial(const char *path, Error **err);
 const char *transport_kind_to_string(TransportKind k);
+/* Whether a vsock connection from peer (the address and length accept()
+ * gave) may be served: only the host (VMADDR_CID_HOST) unless allow_local,
+ * which admits any other CID too (the guest's own processes, over loopback
+ * or its own CID). Anything but a whole AF_VSOCK address is refused. */
+bool transport_vsock_peer_allowed(const struct sockaddr *peer, socklen_t len, bool allow_local);
 
 /* session.c */
 int session_new(Session **ret, Agent *a, int fd, TransportKind kind);
@@ -150,6 +158,10 @@ int session_fd(Session *s);
 TransportKind session_kind(Session *s);
 bool session_wants_write(Session *s);
 bool session_can_take_output(Session *s); /* outbound queue below the high mark */
+/* When its handshake must be done by (now_usec() clock): AGENT_HELLO_TIMEOUT_MS
+ * after accept or after a sync marker restarted it; USEC_INFINITY once HELLO
+ * is answered, and always for the serial port, which waits for a host forever. */
+uint64_t session_hello_deadline(Session *s);
 /* Handles readable / writable; returns 0, or -ECONNRESET when the session ended. */
 int session_on_readable(Session *s);
 int session_on_writable(Session *s);
@@ -194,7 +206,13 @@ void process_detach_session(Agent *a, Session *s);
 /* Answers waiters / copy requests of finished processes; trims history. */
 void process_complete(Agent *a);
 int process_signal(Agent *a, Process *p, int sig);
+/* Signals every process but the agent: as PID 1 all of them, in host mode
+ * every descendant (found in /proc, so daemonized ones too). */
 int process_signal_all(Agent *a, int sig);
+/* Host mode: whether a live descendant of the agent that we may signal is
+ * left, such as a process that daemonized, which no Process tracks. Always
+ * false as PID 1 (power-off ends everything). */
+bool process_descendants_running(Agent *a);
 unsigned process_count_running(Agent *a);
 void process_fill_info(const Process *p, Plagent__ProcessInfo *info);
 void process_free_all(Agent *a);

@@ -70,6 +70,12 @@ static int init_config_apply(InitConfig *c, const char *key, const char *value, 
                 *(key[3] == 'r' ? &c->root_ro : &c->debug) = n;
                 return 0;
         }
+        if (strcmp(key, "pl.vsock_local") == 0) {
+                if ((r = set_number(&n, 1, key, value, err)) < 0)
+                        return r;
+                c->vsock_local = n;
+                return 0;
+        }
         if (strcmp(key, "pl.wait") == 0) {
                 if ((r = set_number(&n, 600000, key, value, err)) < 0)
                         return r;

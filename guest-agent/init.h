@@ -29,6 +29,7 @@ typedef struct InitConfig {
         char hostname[65];     /* pl.hostname= */
         char dns[256];         /* pl.dns=    comma-separated nameservers */
         unsigned vsock_port;   /* pl.vsock=  0 disables */
+        bool vsock_local;      /* pl.vsock_local=1  also serve vsock peers inside the guest */
         bool debug;            /* pl.debug=1 */
         int wait_ms;           /* pl.wait=   how long to wait for devices (default 10000) */
 } InitConfig;

@@ -23,6 +23,7 @@ static void usage(FILE *f) {
                 "  --unix PATH        serve on a Unix socket (host mode)\n"
                 "  --serial DEVICE    serve on a virtio-serial port device\n"
                 "  --vsock PORT       serve on a vsock port (inside a guest only)\n"
+                "  --vsock-allow-local  serve vsock peers other than the host too\n"
                 "  --root DIR         container root (default /)\n"
                 "  --chroot           run processes chrooted into the root\n"
                 "  --log-level LEVEL  error, warning, info (default) or debug\n"
@@ -40,6 +41,7 @@ static int parse_args(int argc, char **argv, AgentConfig *c) {
         static const struct option opts[] = {
                 {"unix", required_argument, NULL, 'u'},   {"serial", required_argument, NULL, 's'},
                 {"vsock", required_argument, NULL, 'v'},  {"root", required_argument, NULL, 'r'},
+                {"vsock-allow-local", no_argument, NULL, 'L'},
                 {"chroot", no_argument, NULL, 'c'},       {"log-level", required_argument, NULL, 'l'},
                 {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
                 {},
@@ -52,6 +54,7 @@ static int parse_args(int argc, char **argv, AgentConfig *c) {
                 case 's': c->serial_path = optarg; break;
                 case 'r': c->root = optarg; break;
                 case 'c': c->chroot = true; break;
+                case 'L': c->vsock_allow_local = true; break;
                 case 'v':
                         errno = 0;
                         c->vsock_port = (unsigned) strtoul(optarg, &end, 10);
@@ -96,7 +99,8 @@ static int pid1_configure(AgentConfig *config, char **ret_port, char **ret_boot_
         }
         *config = (AgentConfig){.root = r < 0 ? "/" : INIT_ROOT_MOUNT, .chroot = r >= 0, .pid1 = true,
                                 .serial_path = *ret_port, .boot_error = *ret_boot_error,
-                                .vsock_port = access("/dev/vsock", F_OK) == 0 ? ic.vsock_port : 0};
+                                .vsock_port = access("/dev/vsock", F_OK) == 0 ? ic.vsock_port : 0,
+                                .vsock_allow_local = ic.vsock_local};
         return 0;
 }
 

@@ -6,10 +6,13 @@
  * only while the host has granted credit, so a stalled reader stalls only its
  * own process. A process is "done" once it was reaped AND its output reached
  * EOF on the wire; only then are waiters answered, so the host always has all
- * output before it learns the exit status. */
+ * output before it learns the exit status. Signalling all processes reaches
+ * every descendant of the agent (as PID 1: everything but the agent; in host
+ * mode: found in /proc), so one that daemonized does not escape it. */
 #include "guest-agent/agent.h"
 #include "guest-agent/copy.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -703,9 +706,161 @@ int process_signal(Agent *a, Process *p, int sig) {
         return kill(p->pid, sig) < 0 ? negative_errno() : 0;
 }
 
+/* ---- descendants (host mode) --------------------------------------------- */
+
+typedef struct ProcEntry {
+        pid_t pid, ppid;
+        bool live;       /* not a zombie */
+        int parent;      /* index of the parent in the table, -1 when not in it */
+        int descendant;  /* -1 unknown, 0 no, 1 yes */
+} ProcEntry;
+
+static int proc_entry_cmp(const void *x, const void *y) {
+        const ProcEntry *a = x, *b = y;
+        return (a->pid > b->pid) - (a->pid < b->pid);
+}
+
+/* Reads pid, ppid and state of every process in /proc, sorted by pid. */
+static int proc_table(ProcEntry **ret, size_t *ret_n) {
+        DIR *d = opendir("/proc");
+        if (!d)
+                return negative_errno();
+        ProcEntry *v = NULL;
+        size_t n = 0, cap = 0;
+        int r = 0;
+        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+                char *end, path[64], buf[512];
+                long pid = strtol(de->d_name, &end, 10);
+                if (*end || pid <= 0)
+                        continue;
+                snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+                _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+                ssize_t k = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+                if (k <= 0)
+                        continue; /* gone meanwhile */
+                buf[k] = 0;
+                char state;
+                int ppid;
+                const char *rp = strrchr(buf, ')'); /* the command name may hold anything */
+                if (!rp || sscanf(rp + 1, " %c %d", &state, &ppid) != 2)
+                        continue;
+                if (n == cap) {
+                        cap = MAX(cap * 2, (size_t) 256);
+                        ProcEntry *nv = realloc(v, cap * sizeof *v);
+                        if (!nv) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        v = nv;
+                }
+                v[n++] = (ProcEntry){.pid = (pid_t) pid, .ppid = ppid, .live = state != 'Z' && state != 'X',
+                                     .descendant = -1};
+        }
+        closedir(d);
+        if (r < 0) {
+                free(v);
+                return r;
+        }
+        qsort(v, n, sizeof *v, proc_entry_cmp);
+        for (size_t i = 0; i < n; i++) {
+                ProcEntry key = {.pid = v[i].ppid};
+                ProcEntry *parent = n ? bsearch(&key, v, n, sizeof *v, proc_entry_cmp) : NULL;
+                v[i].parent = parent ? (int) (parent - v) : -1;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+/* Whether entry i descends from self. Walks up the parent links to an
+ * answer (a child of self, an entry already decided, or the top) and
+ * records it on every entry passed, so a whole table costs O(n). */
+static bool proc_descends(ProcEntry *v, size_t i, pid_t self) {
+        int verdict = 0, j = (int) i;
+        for (size_t steps = 0; j >= 0 && steps < 4096; steps++, j = v[j].parent) {
+                if (v[j].descendant >= 0) {
+                        verdict = v[j].descendant;
+                        break;
+                }
+                if (v[j].ppid == self) {
+                        verdict = 1;
+                        break;
+                }
+        }
+        /* Up to and including j: above a child of self are self and its own
+         * ancestors, which this walk says nothing about. */
+        for (int k = (int) i; k >= 0 && v[k].descendant < 0; k = v[k].parent) {
+                v[k].descendant = verdict;
+                if (k == j)
+                        break;
+        }
+        return verdict == 1;
+}
+
+/* Host mode: sends sig to every live descendant of the agent, found in /proc
+ * by parent links, so that processes that daemonized (double fork, setsid)
+ * and were reparented to us as subreaper are reached too although no
+ * Process names them. Passes repeat while they find processes not yet
+ * signalled (a fork racing the walk); none is signalled twice. Returns the
+ * number signalled, or a negative errno when none was because /proc could
+ * not be read. */
+static int signal_descendants(int sig) {
+        pid_t self = getpid(), *done = NULL;
+        size_t n_done = 0;
+        int r = 0;
+        for (int pass = 0; pass < 16; pass++) {
+                ProcEntry *v;
+                size_t n;
+                if ((r = proc_table(&v, &n)) < 0)
+                        break;
+                size_t before = n_done;
+                pid_t *nd = realloc(done, (n_done + n + 1) * sizeof *done);
+                if (!nd) {
+                        free(v);
+                        r = -ENOMEM;
+                        break;
+                }
+                done = nd;
+                for (size_t i = 0; i < n; i++) {
+                        if (!v[i].live || !proc_descends(v, i, self))
+                                continue;
+                        bool seen = false;
+                        for (size_t k = 0; k < before && !seen; k++)
+                                seen = done[k] == v[i].pid;
+                        if (seen)
+                                continue;
+                        (void) kill(v[i].pid, sig);
+                        done[n_done++] = v[i].pid;
+                }
+                free(v);
+                if (n_done == before)
+                        break;
+        }
+        free(done);
+        return r < 0 && n_done == 0 ? r : (int) n_done;
+}
+
+bool process_descendants_running(Agent *a) {
+        if (a->config.pid1)
+                return false;
+        ProcEntry *v;
+        size_t n;
+        if (proc_table(&v, &n) < 0)
+                return false;
+        bool found = false;
+        /* One we may not signal (setuid) cannot be stopped: it does not count. */
+        for (size_t i = 0; i < n && !found; i++)
+                found = v[i].live && proc_descends(v, i, getpid()) && kill(v[i].pid, 0) == 0;
+        free(v);
+        return found;
+}
+
 int process_signal_all(Agent *a, int sig) {
         if (a->config.pid1)
                 return kill(-1, sig) < 0 && errno != ESRCH ? negative_errno() : 0;
+        if (signal_descendants(sig) >= 0)
+                return 0;
+        /* No /proc: at least the processes we started. */
         for (Process *p = a->processes; p; p = p->next)
                 if (!p->exited)
                         (void) kill(p->pid, sig);

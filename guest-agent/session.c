@@ -34,6 +34,7 @@ struct Session {
         TransportKind kind;
         FrameReader *reader;
         bool hello_done;
+        uint64_t hello_deadline; /* see session_hello_deadline() */
         bool broken;
         uint8_t *out;
         size_t out_len, out_cap, out_off;
@@ -55,6 +56,8 @@ int session_new(Session **ret, Agent *a, int fd, TransportKind kind) {
         s->kind = kind;
         s->peer_window = PL_DEFAULT_WINDOW;
         s->local_window = PL_DEFAULT_WINDOW;
+        s->hello_deadline = kind == TRANSPORT_SERIAL ? USEC_INFINITY
+                                                     : now_usec() + AGENT_HELLO_TIMEOUT_MS * USEC_PER_MSEC;
         *ret = s;
         return 0;
 }
@@ -84,6 +87,10 @@ bool session_wants_write(Session *s) {
 
 bool session_can_take_output(Session *s) {
         return s && s->hello_done && s->out_len - s->out_off < AGENT_OUTQ_HIGH;
+}
+
+uint64_t session_hello_deadline(Session *s) {
+        return s->hello_done ? USEC_INFINITY : s->hello_deadline;
 }
 
 uint32_t session_peer_window(Session *s) {
@@ -589,6 +596,10 @@ static const RequestHandler request_handlers[] = {
 
 static void session_on_request(Session *s, const FrameEvent *ev) {
         uint32_t id = ev->header.channel;
+        if (id == 0) { /* reserved: an answer to it would name no request */
+                log_warning("dropping a request with the reserved id 0");
+                return;
+        }
         _cleanup_error_ Error *e = NULL;
         Plagent__Request *req = (Plagent__Request *) wire_unpack(&plagent__request__descriptor, ev->payload,
                                                                  ev->header.length, &e);
@@ -647,6 +658,8 @@ static void session_on_event(Session *s, const FrameEvent *ev) {
                 if (s->hello_done) {
                         log_info("host resynchronised: starting a new session");
                         s->hello_done = false;
+                        if (s->kind != TRANSPORT_SERIAL)
+                                s->hello_deadline = now_usec() + AGENT_HELLO_TIMEOUT_MS * USEC_PER_MSEC;
                         process_detach_session(s->agent, s);
                 }
                 break;
@@ -654,7 +667,9 @@ static void session_on_event(Session *s, const FrameEvent *ev) {
                 session_on_frame(s, ev);
                 break;
         case FRAME_EVENT_SKIPPED:
-                if (ev->header.type == FRAME_REQUEST)
+                if (ev->header.type == FRAME_REQUEST && ev->header.channel == 0)
+                        log_warning("dropping an oversize request with the reserved id 0");
+                else if (ev->header.type == FRAME_REQUEST)
                         (void) session_send_error(s, ev->header.channel, EMSGSIZE,
                                                   "request of %u bytes exceeds the %u byte frame limit",
                                                   ev->header.length, PL_FRAME_MAX_PAYLOAD);

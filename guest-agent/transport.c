@@ -2,7 +2,9 @@
  *
  * A Unix socket for host mode and tests, an AF_VSOCK listener inside a guest,
  * and a virtio-serial port device (one long-lived stream, no accept). Each
- * returns a non-blocking, close-on-exec fd; the loop in agent.c drives it. */
+ * returns a non-blocking, close-on-exec fd; the loop in agent.c drives it.
+ * A vsock peer is served only when it is the host, unless told otherwise
+ * (transport_vsock_peer_allowed: the policy alone, testable without vsock). */
 #include "guest-agent/agent.h"
 
 #include <errno.h>
@@ -47,6 +49,13 @@ int transport_listen_unix(const char *path, Error **err) {
         if (listen(fd, 8) < 0)
                 return error_set_errno(err, errno, "listen '%s'", path);
         return TAKE_FD(fd);
+}
+
+bool transport_vsock_peer_allowed(const struct sockaddr *peer, socklen_t len, bool allow_local) {
+        if (!peer || len < (socklen_t) sizeof(struct sockaddr_vm) || peer->sa_family != AF_VSOCK)
+                return false;
+        const struct sockaddr_vm *vm = (const struct sockaddr_vm *) peer;
+        return vm->svm_cid == VMADDR_CID_HOST || allow_local;
 }
 
 int transport_listen_vsock(unsigned port, Error **err) {

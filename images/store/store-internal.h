@@ -25,12 +25,19 @@ struct Store {
 };
 
 /* flock() on locks/<name>.lock, LOCK_SH or LOCK_EX (| LOCK_NB). Returns the
- * locked fd (close it to unlock) or a negative errno (-EWOULDBLOCK). */
+ * locked fd (close it to unlock) or a negative errno (-EWOULDBLOCK). A lock
+ * file unlinked while we waited for it is no lock: we take the new one. */
 int store_lock(Store *s, const char *name, int how, Error **err);
 
 /* Takes image hex's lock (locks/image-<hex>.lock) with flock mode how;
  * returns the lock fd as store_lock() does. */
 int store_lock_image(Store *s, const char *hex, int how, Error **err);
+
+/* Removes image hex's lock file, which the caller holds exclusively, unless
+ * the image has a record: after a failed pull or a removal the store keeps no
+ * lock file for an image it does not have. Waiters see it unlinked and take
+ * a new one. */
+void store_lock_image_unlink(Store *s, const char *hex);
 
 /* Resolves ref (as store_inspect() does) into hex under a shared tags lock. */
 int store_resolve_ref(Store *s, const char *ref, char hex[static STORE_HEX_LEN + 1], Error **err);

@@ -547,8 +547,10 @@ int store_pull(Store *s, ImageSource *src, const char *tag_name, const StorePull
                 _cleanup_close_ int ilock = store_lock_image(s, hex, LOCK_EX, err);
                 if (ilock < 0)
                         return ilock;
-                if (!store_record_exists(s, hex) && (r = pull_build(&p, m, mtext, msize, mdigest, hex, err)) < 0)
+                if (!store_record_exists(s, hex) && (r = pull_build(&p, m, mtext, msize, mdigest, hex, err)) < 0) {
+                        store_lock_image_unlink(s, hex); /* no image, no lock file */
                         return r;
+                }
                 if (name && (r = tag_image(s, name, m->config.digest, err)) < 0)
                         return r;
         }

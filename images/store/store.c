@@ -67,26 +67,44 @@ int store_tmp_name(const char *prefix, char **ret) {
         return asprintf(ret, "%s-%s", prefix, hex) < 0 ? -ENOMEM : 0;
 }
 
+/* Whether fd is still the file locks/<file> (not unlinked or replaced). */
+static bool lock_file_current(Store *s, int fd, const char *file) {
+        struct stat a, b;
+        return fstat(fd, &a) == 0 && fstatat(s->locks_fd, file, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+               a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int store_lock(Store *s, const char *name, int how, Error **err) {
         char file[STORE_HEX_LEN + 32];
         snprintf(file, sizeof file, "%s.lock", name);
-        _cleanup_close_ int fd = openat(s->locks_fd, file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-                return error_set_errno(err, errno, "open lock '%s/locks/%s'", s->root, file);
-        while (flock(fd, how) < 0) {
-                if (errno == EINTR)
-                        continue;
-                if (errno == EWOULDBLOCK)
-                        return -EWOULDBLOCK;
-                return error_set_errno(err, errno, "lock '%s/locks/%s'", s->root, file);
+        for (;;) {
+                _cleanup_close_ int fd = openat(s->locks_fd, file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (fd < 0)
+                        return error_set_errno(err, errno, "open lock '%s/locks/%s'", s->root, file);
+                while (flock(fd, how) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EWOULDBLOCK)
+                                return -EWOULDBLOCK;
+                        return error_set_errno(err, errno, "lock '%s/locks/%s'", s->root, file);
+                }
+                if (lock_file_current(s, fd, file))
+                        return TAKE_FD(fd);
         }
-        return TAKE_FD(fd);
 }
 
 int store_lock_image(Store *s, const char *hex, int how, Error **err) {
         char name[STORE_HEX_LEN + 8];
         snprintf(name, sizeof name, "image-%s", hex);
         return store_lock(s, name, how, err);
+}
+
+void store_lock_image_unlink(Store *s, const char *hex) {
+        if (store_record_exists(s, hex))
+                return;
+        char file[STORE_HEX_LEN + 16];
+        snprintf(file, sizeof file, "image-%s.lock", hex);
+        (void) unlinkat(s->locks_fd, file, 0);
 }
 
 DIR *store_dir_at(int dir_fd, const char *name) {
@@ -583,5 +601,8 @@ int store_remove(Store *s, const char *ref, Error **err) {
                         store_tags_unset(&t, t.names[i - 1]);
         if ((r = store_tags_save(s, &t, err)) < 0)
                 return r;
-        return image_delete(s, hex, err);
+        if ((r = image_delete(s, hex, err)) < 0)
+                return r;
+        store_lock_image_unlink(s, hex);
+        return 0;
 }

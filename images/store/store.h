@@ -10,7 +10,7 @@
  *                                 layer, so a later pull reusing a layer
  *                                 need not read it again
  *     tags.json                   {"name:tag": "sha256:<config-hex>"}
- *     locks/                      flock files (store, tags, per image)
+ *     locks/                      flock files (store, tags, per image present or being pulled)
  *     tmp/                        work in progress, removed on failure / gc
  * Every change is made in tmp/ and renamed into place (fsync file, rename,
  * fsync directory), so a process killed at any point leaves the old or the

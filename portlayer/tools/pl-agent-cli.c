@@ -6,7 +6,7 @@
  * cp-in, cp-out, stat, rm, shutdown. Used by the benchmark scripts and by
  * humans poking at a guest. Errors are printed once as "pl-agent-cli: ..."
  * and exit 1; exec exits with the process's code, or 125 when the agent could
- * not start it (as docker does). --timeout bounds each request (default 30 s);
+ * not start it (as docker does) or its output could not be written. --timeout bounds each request (default 30 s);
  * exec's wait and the copies have no deadline unless --timeout is given. */
 #include <errno.h>
 #include <fcntl.h>
@@ -153,20 +153,20 @@ typedef struct Pump {
         int fd;
         atomic_bool *stop;
         Error *error;
+        int sink_error;       /* output: the first failed write to fd (negative errno) */
 } Pump;
 
 /* Copies one output stream to fd until EOF; keeps draining if fd fails so
- * that the process never blocks on a full pipe. */
+ * that the process never blocks on a full pipe, and remembers the failure. */
 static void *pump_output(void *userdata) {
         Pump *pump = userdata;
         char buf[64 * 1024];
-        bool sink_ok = true;
         for (;;) {
                 ssize_t n = agent_process_read(pump->process, pump->stream, buf, sizeof buf, -1, &pump->error);
                 if (n <= 0)
                         break;
-                if (sink_ok && write_all(pump->fd, buf, (size_t) n) < 0)
-                        sink_ok = false;
+                if (!pump->sink_error)
+                        pump->sink_error = MIN(write_all(pump->fd, buf, (size_t) n), 0);
         }
         return NULL;
 }
@@ -270,6 +270,9 @@ static int exec_stream(Cli *cli, AgentProcess *p, const AgentExecSpec *spec, Age
         if (r >= 0 && (out.error || errp.error))
                 r = error_set(err, (out.error ? out.error : errp.error)->code, "%s",
                               error_text(out.error ? out.error : errp.error));
+        else if (r >= 0 && (out.sink_error || errp.sink_error))
+                r = error_set_errno(err, -(out.sink_error ? out.sink_error : errp.sink_error),
+                                    "write the process's standard %s", out.sink_error ? "output" : "error");
         error_free(out.error);
         error_free(errp.error);
         return r;

@@ -333,10 +333,14 @@ static void test_boot_error_is_reported(void **state) {
 }
 
 /* Inside the guest, a client reaches the agent's vsock listener over vsock
- * loopback (CID 1), as a second session beside the host's. */
+ * loopback (CID 1), as a second session beside the host's: only because the
+ * guest was booted with pl.vsock_local=1 (by default only the host may). */
 static void test_vsock_loopback_in_guest(void **state) {
         Fixture *f = *state;
-        Guest *g = boot_ok(f);
+        Error *e = NULL;
+        if (boot(f, "pl.vsock_local=1", &e) < 0)
+                fail_msg("boot: %s", error_text(e));
+        Guest *g = f->guest;
         const char *cli = getenv("PL_AGENT_CLI_STATIC");
         assert_non_null(cli);
         assert_int_equal(harness_sh("set -e; cd '%s'; mkdir -p cli/usr/bin; cp '%s' cli/usr/bin/pl-agent-cli;"

@@ -7,7 +7,8 @@
  * output and exit status must still arrive complete and in order. Then a
  * header with reserved bits set loses framing until a new sync + HELLO, and a
  * truncated frame followed by a hang-up leaves an agent that serves the next
- * client. */
+ * client. A request with the reserved id 0 goes unanswered, and connections
+ * that never speak cannot lock clients out. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -267,6 +268,91 @@ static void test_malformed_frames_keep_other_channels_alive(void **state) {
         agent_client_free(c);
 }
 
+/* Connections that never say a word must not lock clients out. With more
+ * silent connections than the agent has sessions, a real client still
+ * connects and pings at once (a connection that has not finished its
+ * handshake gives way to a new one), an established session is never the one
+ * that gives way, and every silent connection is closed once the handshake
+ * deadline (AGENT_HELLO_TIMEOUT_MS, 5 s) passed. With every slot held by an
+ * established session, a new connection is refused and the others go on. */
+#define SILENT 20
+#define SESSIONS 16 /* AGENT_MAX_SESSIONS */
+
+static bool raw_closed_within(Raw *r, int ms) {
+        uint64_t deadline = deadline_after_ms(ms);
+        char buf[256];
+        for (;;) {
+                struct pollfd p = {.fd = r->fd, .events = POLLIN};
+                int left = deadline_poll_ms(deadline);
+                if (left <= 0 || poll(&p, 1, left) != 1)
+                        return false;
+                ssize_t n = read(r->fd, buf, sizeof buf);
+                if (n == 0 || (n < 0 && errno == ECONNRESET))
+                        return true;
+                if (n < 0)
+                        return false;
+        }
+}
+
+static void test_silent_connections_do_not_lock_out(void **state) {
+        AgentHarness *h = *state;
+        AgentClient *first = harness_connect(h);
+        assert_non_null(first);
+        Raw silent[SILENT];
+        for (int i = 0; i < SILENT; i++)
+                silent[i] = raw_open(h);
+        uint64_t t0 = now_usec();
+        AgentClient *c = harness_connect(h);
+        assert_non_null(c);
+        assert_int_equal(agent_client_ping(c, 2000, NULL), 0);
+        assert_true(now_usec() - t0 < 2000 * 1000);
+        assert_int_equal(agent_client_ping(first, 2000, NULL), 0);
+
+        for (int i = 0; i < SILENT; i++) {
+                assert_true(raw_closed_within(&silent[i], 10000));
+                raw_close(&silent[i]);
+        }
+        assert_true(now_usec() - t0 >= 4000 * 1000); /* the newest ones were given their time */
+
+        /* Every slot established: the next connection is refused, not served
+         * at the cost of one of them. */
+        Raw held[SESSIONS - 2];
+        for (int i = 0; i < SESSIONS - 2; i++)
+                held[i] = raw_connect(h, 0x5000 + (uint64_t) i);
+        Raw extra = raw_open(h);
+        raw_hello(&extra, 0x6000);
+        assert_true(raw_closed_within(&extra, 5000));
+        raw_close(&extra);
+        assert_int_equal(agent_client_ping(first, 2000, NULL), 0);
+        assert_int_equal(agent_client_ping(c, 2000, NULL), 0);
+        for (int i = 0; i < SESSIONS - 2; i++)
+                raw_close(&held[i]);
+        agent_client_free(c);
+        agent_client_free(first);
+}
+
+/* Request id 0 is reserved (protocol.md): a request carrying it, whether it
+ * decodes or not, is dropped unanswered and the session goes on. The first
+ * frame the agent sends afterwards is the answer to the next valid request. */
+static void test_request_id_zero_is_dropped(void **state) {
+        AgentHarness *h = *state;
+        Raw r = raw_connect(h, 0x4444);
+        Plagent__PingRequest ping = PLAGENT__PING_REQUEST__INIT;
+        Plagent__Request req = PLAGENT__REQUEST__INIT;
+        req.op_case = PLAGENT__REQUEST__OP_PING;
+        req.ping = &ping;
+        raw_request(&r, 0, &req);
+        const uint8_t garbage[] = {0x1a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
+        raw_send(&r, FRAME_REQUEST, 0, 0, NULL, garbage, sizeof garbage);
+        raw_send(&r, FRAME_REQUEST, 0, 0, NULL, NULL, 0); /* no operation */
+        raw_request(&r, 7, &req);
+        RawFrame f = raw_next(&r);
+        assert_int_equal(f.h.type, FRAME_RESPONSE);
+        assert_int_equal(f.h.channel, 7);
+        free(f.payload);
+        raw_close(&r);
+}
+
 /* Stale bytes and an old HELLO ahead of a session: the agent skips them. */
 static void test_stale_bytes_before_sync(void **state) {
         AgentHarness *h = *state;
@@ -304,6 +390,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_malformed_frames_keep_other_channels_alive, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stale_bytes_before_sync, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_request_id_zero_is_dropped, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_silent_connections_do_not_lock_out, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

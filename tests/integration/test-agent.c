@@ -1,8 +1,9 @@
 /* test-agent.c: the real pl-agent binary on a Unix socket, driven through the
  * real host client library: exec and exit codes, concurrent streaming with a
  * stalled reader, stdin EOF, tty and resize, copy-in/out round trips, escape
- * attempts, signals, process listing, reconnects, an unresponsive agent, and
- * shutdown. Each test starts its own agent and stops it (by pid) even when an
+ * attempts, signals (also reaching processes that daemonized), process
+ * listing, the CLI's exec when it cannot write the output, reconnects, an
+ * unresponsive agent, and shutdown. Each test starts its own agent and stops it (by pid) even when an
  * assertion fails (cmocka teardown). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -499,6 +500,131 @@ static void test_signal_and_list(void **state) {
         agent_process_free(q);
 }
 
+/* Starts a process that daemonizes: a background child that calls setsid
+ * and execs sleep, while its parent exits. It is reparented to the agent
+ * (the subreaper) and appears in no process list. ignore_term makes it
+ * ignore SIGTERM. Returns the sleep's pid, read from a file it wrote. */
+static pid_t start_daemon(Fixture *f, bool ignore_term) {
+        char script[256];
+        snprintf(script, sizeof script, "setsid sh -c '%secho $$ > daemon.pid; exec sleep 1000' </dev/null >/dev/null 2>&1 &",
+                 ignore_term ? "trap \"\" TERM; " : "");
+        int code = -1;
+        assert_int_equal(harness_run(f->c, ARGV("sh", "-c", script), NULL, NULL, NULL, &code), 0);
+        assert_int_equal(code, 0);
+        char path[400];
+        snprintf(path, sizeof path, "%s/daemon.pid", f->h.root);
+        int pid = 0;
+        uint64_t deadline = deadline_after_ms(5000);
+        for (;;) {
+                FILE *fp = fopen(path, "r");
+                bool ok = fp && fscanf(fp, "%d", &pid) == 1;
+                if (fp)
+                        fclose(fp);
+                if (ok && pid > 0 && harness_sh("grep -qx sleep /proc/%d/comm 2>/dev/null", pid) == 0)
+                        return pid;
+                assert_true(deadline_poll_ms(deadline) > 0);
+                usleep(20000);
+        }
+}
+
+/* Whether pid is gone from /proc (killed and reaped) within ms; if not, it
+ * is killed here so that the test leaves nothing behind. */
+static bool gone_within(pid_t pid, int ms) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d", (int) pid);
+        uint64_t deadline = deadline_after_ms(ms);
+        while (access(path, F_OK) == 0) {
+                if (deadline_poll_ms(deadline) <= 0) {
+                        kill(pid, SIGKILL);
+                        return false;
+                }
+                usleep(20000);
+        }
+        return true;
+}
+
+/* kill --all reaches a process that daemonized, and the agent reaps it. */
+static void test_kill_all_reaches_daemonized(void **state) {
+        Fixture *f = *state;
+        pid_t pid = start_daemon(f, false);
+        assert_int_equal(agent_client_signal(f->c, 0, SIGKILL, true, NULL), 0);
+        assert_true(gone_within(pid, 5000));
+        assert_int_equal(agent_client_ping(f->c, 5000, NULL), 0);
+}
+
+/* Shutdown does not leave a daemonized process behind, even one that
+ * ignores SIGTERM: after the grace period it is killed like the rest. */
+static void test_shutdown_reaches_daemonized(void **state) {
+        Fixture *f = *state;
+        pid_t pid = start_daemon(f, true);
+        assert_int_equal(agent_client_shutdown(f->c, 1000, 5000, NULL), 0);
+        int status = 0;
+        pid_t w = 0;
+        uint64_t deadline = deadline_after_ms(10000);
+        while ((w = waitpid(f->h.pid, &status, WNOHANG)) == 0 && deadline_poll_ms(deadline) > 0)
+                usleep(20000);
+        bool daemon_gone = gone_within(pid, 0);
+        assert_int_equal(w, f->h.pid);
+        f->h.pid = -1;
+        assert_true(daemon_gone);
+}
+
+/* Runs `pl-agent-cli --socket S exec -- echo hello` against the fixture's
+ * agent with its stdout on out_fd; returns its exit status, its stderr in
+ * err (NUL-terminated). */
+static int cli_exec_echo(Fixture *f, int out_fd, char *err, size_t err_size) {
+        const char *cli = getenv("PL_AGENT_CLI");
+        assert_non_null(cli);
+        char err_path[400];
+        snprintf(err_path, sizeof err_path, "%s/cli.err", f->h.dir);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int efd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                if (efd < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(efd, STDERR_FILENO) < 0)
+                        _exit(127);
+                execl(cli, cli, "--socket", f->h.socket, "exec", "--", "echo", "hello", (char *) NULL);
+                _exit(127);
+        }
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        int fd = open(err_path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        ssize_t n = read(fd, err, err_size - 1);
+        close(fd);
+        err[n > 0 ? n : 0] = 0;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* pl-agent-cli exec must not claim success when it could not write the
+ * process's output: to /dev/full (ENOSPC) and to a pipe whose reader is gone
+ * (EPIPE) it exits non-zero and says why. To a file it works. */
+static void test_cli_exec_output_write_errors(void **state) {
+        Fixture *f = *state;
+        char err[4096], path[400];
+        snprintf(path, sizeof path, "%s/cli.out", f->h.dir);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(cli_exec_echo(f, fd, err, sizeof err), 0);
+        close(fd);
+        assert_int_equal(harness_sh("test \"$(cat '%s')\" = hello", path), 0);
+
+        fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_not_equal(cli_exec_echo(f, fd, err, sizeof err), 0);
+        close(fd);
+        if (!strstr(err, "standard output") || !strstr(err, strerror(ENOSPC)))
+                fail_msg("stderr: '%s'", err);
+
+        int p[2];
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        close(p[0]);
+        assert_int_not_equal(cli_exec_echo(f, p[1], err, sizeof err), 0);
+        close(p[1]);
+        if (!strstr(err, "standard output") || !strstr(err, strerror(EPIPE)))
+                fail_msg("stderr: '%s'", err);
+}
+
 /* Sessions are independent: a second client does not disturb the first,
  * both see and control the same processes, and each keeps its own streams;
  * when one goes away, the other's streaming process is unaffected. */
@@ -627,6 +753,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_escape_attempts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stat_and_remove, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_signal_and_list, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_kill_all_reaches_daemonized, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_shutdown_reaches_daemonized, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cli_exec_output_write_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sessions_are_independent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unresponsive_agent_times_out, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_shutdown_stops_everything, setup, teardown),

@@ -313,8 +313,23 @@ static bool tags_empty(const char *root) {
         return strcmp(buf, "{}") == 0;
 }
 
+/* Image lock files (locks/image-<hex>.lock) left in the store. */
+static size_t image_lock_count(const char *root) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/locks", root);
+        DIR *d = opendir(path);
+        if (!d)
+                return 0;
+        size_t n = 0;
+        for (struct dirent *de; (de = readdir(d));)
+                n += strncmp(de->d_name, "image-", 6) == 0;
+        closedir(d);
+        return n;
+}
+
 static void assert_store_empty(T *t) {
         assert_int_equal(dir_count(t->root, "images"), 0);
+        assert_int_equal(image_lock_count(t->root), 0); /* a failed pull leaves no lock file either */
         assert_int_equal(dir_count(t->root, "blobs/sha256"), 0);
         assert_int_equal(dir_count(t->root, "tmp"), 0);
         assert_true(tags_empty(t->root));
@@ -767,6 +782,7 @@ static void test_remove_gc(void **state) {
         assert_int_equal(dir_count(t->root, "images"), 2);
         assert_int_equal(store_remove(t->s, "test/img:2", &err), 0);
         assert_int_equal(dir_count(t->root, "images"), 1);
+        assert_int_equal(image_lock_count(t->root), 1); /* the removed image's lock file went with it */
         assert_int_equal(store_remove(t->s, "test/img:2", &err), -ENOENT);
         err = error_free(err);
 
