@@ -4,6 +4,12 @@
  * nanosecond and epoch bits of i_mtime_extra, old and new device number
  * encodings), file contents, symlink targets (fast and block), extended
  * attributes and a whole-tree walk. See ext4-read.h. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +20,7 @@
 #include <ext2fs/ext2fs.h>
 
 #include "lib/ext4-read.h"
+#include "lib/test-sh.h"
 
 struct Ext4Img {
         ext2_filsys fs;
@@ -244,4 +251,12 @@ int ext4_img_walk(Ext4Img *img, Ext4WalkFn fn, void *userdata) {
         int r = walk_dir(walk, EXT2_ROOT_INO);
         free(walk);
         return r;
+}
+
+void ext4_img_assert_fsck(const char *path) {
+        char *out = NULL;
+        int status = test_sh_out(&out, NULL, "e2fsck -fn '%s' 2>&1", path);
+        if (status != 0)
+                fail_msg("e2fsck -fn %s: exit %d\n%s", path, status, out ? out : "");
+        free(out);
 }

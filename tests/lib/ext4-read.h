@@ -41,3 +41,7 @@ int ext4_img_xattr(Ext4Img *img, const char *path, const char *key, char **ret, 
  * non-zero return of fn stops the walk and is returned. */
 typedef int (*Ext4WalkFn)(const char *path, const Ext4Stat *st, void *userdata);
 int ext4_img_walk(Ext4Img *img, Ext4WalkFn fn, void *userdata);
+
+/* Fails the test, with e2fsck's output, unless "e2fsck -fn path" finds the
+ * image clean. */
+void ext4_img_assert_fsck(const char *path);

@@ -122,16 +122,6 @@ static size_t build_image(const char *tag, const char *img) {
         return n;
 }
 
-static void assert_fsck(const char *img) {
-        char cmd[512];
-        snprintf(cmd, sizeof(cmd), "e2fsck -fn '%s' >%s/fsck.log 2>&1", img, tmpdir);
-        if (system(cmd) != 0) {
-                snprintf(cmd, sizeof(cmd), "cat %s/fsck.log >&2", tmpdir);
-                (void) system(cmd);
-                fail_msg("e2fsck -fn %s is not clean", img);
-        }
-}
-
 /* ---- comparing ------------------------------------------------------------ */
 
 typedef struct Compare {
@@ -260,7 +250,7 @@ static void test_latest(void **state) {
         char img[512];
         snprintf(img, sizeof(img), "%s/latest.img", tmpdir);
         assert_int_equal(build_image("latest", img), 1);
-        assert_fsck(img);
+        ext4_img_assert_fsck(img);
         assert_true(compare_with_umoci("latest", img) > 250); /* busybox applets */
 
         /* The shapes the image was made for, named so a failure is obvious. */
@@ -285,7 +275,7 @@ static void test_layered(void **state) {
         char img[512];
         snprintf(img, sizeof(img), "%s/layered.img", tmpdir);
         assert_int_equal(build_image("layered", img), 2);
-        assert_fsck(img);
+        ext4_img_assert_fsck(img);
         compare_with_umoci("layered", img);
 
         Ext4Img *e = NULL;

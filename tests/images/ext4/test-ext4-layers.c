@@ -177,9 +177,7 @@ static void build_ok(const Ent *lower, const Ent *upper) {
         Error *err = NULL;
         if (build_fds(64u << 20, fds, upper ? 2 : 1, &err) < 0)
                 fail_msg("build: %s", error_text(err));
-        char cmd[1400];
-        snprintf(cmd, sizeof(cmd), "e2fsck -fn %1$s >%1$s.log 2>&1 || { cat %1$s.log >&2; exit 1; }", img);
-        assert_int_equal(system(cmd), 0);
+        ext4_img_assert_fsck(img);
 }
 
 /* The layers fail with -code and a message containing needle; the image is
@@ -348,9 +346,7 @@ static void test_xattr_namespaces(void **state) {
         Error *err = NULL;
         if (build_fds(64u << 20, fds, 1, &err) < 0)
                 fail_msg("%s", error_text(err));
-        char cmd[1400];
-        snprintf(cmd, sizeof(cmd), "e2fsck -fn %1$s >%1$s.log 2>&1 || { cat %1$s.log >&2; exit 1; }", img);
-        assert_int_equal(system(cmd), 0);
+        ext4_img_assert_fsck(img);
         Ext4Img *x = open_img();
         char *v = NULL;
         size_t len;
@@ -576,12 +572,6 @@ static size_t count_d(Ext4Img *e) {
         return n;
 }
 
-static void fsck_img(void) {
-        char cmd[1400];
-        snprintf(cmd, sizeof(cmd), "e2fsck -fn %1$s >%1$s.log 2>&1 || { cat %1$s.log >&2; exit 1; }", img);
-        assert_int_equal(system(cmd), 0);
-}
-
 /* Whether debugfs sees dir (absolute) as a hash tree of levels index levels. */
 static bool is_htree(const char *dir, int levels) {
         char cmd[1400];
@@ -597,7 +587,7 @@ static void build_big(const int *fds, size_t n, uint64_t entries) {
                 fail_msg("build: %s", error_text(err));
         fprintf(stderr, "# %llu entries in %zu layer(s): built in %.2f s\n", (unsigned long long) entries, n,
                 now() - t0);
-        fsck_img();
+        ext4_img_assert_fsck(img);
 }
 
 static void test_big_dir(void **state) {

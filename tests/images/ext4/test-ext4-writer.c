@@ -15,6 +15,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "lib/ext4-read.h"
 #include "lib/pltest.h"
 
 #include <archive.h>
@@ -166,14 +167,9 @@ static char *debugfs(const char *img, const char *request, size_t *ret_len) {
 }
 
 static void assert_fsck(const char *img) {
-        char cmd[512], path[256];
+        char path[256];
         path_in_tmp(path, sizeof(path), img);
-        snprintf(cmd, sizeof(cmd), "e2fsck -fn %s 2>&1", path);
-        int status;
-        char *out = run(cmd, &status, NULL);
-        if (status != 0)
-                fail_msg("e2fsck %s: exit %d\n%s", img, status, out);
-        free(out);
+        ext4_img_assert_fsck(path);
 }
 
 /* The number after key in "debugfs stat path" (base 0: 0x.., 0.. octal), or -1

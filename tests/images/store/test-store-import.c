@@ -15,6 +15,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "lib/ext4-read.h"
 #include "lib/pltest.h"
 
 #include <archive.h>
@@ -84,14 +85,6 @@ static bool debugfs_exists(const char *disk, const char *path) {
         return found;
 }
 
-static void assert_fsck_clean(const char *disk) {
-        char *out = NULL;
-        int st = test_sh_out(&out, NULL, "e2fsck -fn '%s' 2>&1", disk);
-        if (st != 0)
-                fail_msg("e2fsck %s: %d\n%s", disk, st, out);
-        free(out);
-}
-
 /* ---- OCI layout ---- */
 
 static void test_oci_latest(void **state) {
@@ -114,7 +107,7 @@ static void test_oci_latest(void **state) {
         assert_int_equal(img->layers.n, 1);
         assert_non_null(strstr(img->source, ":latest"));
 
-        assert_fsck_clean(img->disk_path);
+        ext4_img_assert_fsck(img->disk_path);
         int st;
         char *marker = debugfs_cat(img->disk_path, "/etc/pl-test-marker", &st);
         assert_string_equal(marker, "pl-test-image\n");
@@ -149,7 +142,7 @@ static void test_oci_layered_whiteout(void **state) {
         Store *s = store_new("store-oci");
         StoreImage *img = import_oci(s, "layered", "test/busybox:layered");
         assert_int_equal(img->layers.n, 2);
-        assert_fsck_clean(img->disk_path);
+        ext4_img_assert_fsck(img->disk_path);
         assert_false(debugfs_exists(img->disk_path, "/etc/deleted-later"));
         assert_false(debugfs_exists(img->disk_path, "/etc/opaque/old"));
         int st;
@@ -330,7 +323,7 @@ static void test_docker_archive(void **state) {
         assert_string_not_equal(a->layers.v[0], ref->layers.v[0]);
         assert_string_equal(a->tags.v[0], "docker.io/test/archive:1");
         assert_string_equal(a->config->working_dir, "/work");
-        assert_fsck_clean(a->disk_path);
+        ext4_img_assert_fsck(a->disk_path);
         assert_false(debugfs_exists(a->disk_path, "/etc/deleted-later"));
         int st;
         char *t = debugfs_cat(a->disk_path, "/etc/pl-test-marker", &st);
@@ -343,7 +336,7 @@ static void test_docker_archive(void **state) {
         a = import_archive(s, modern, "test/archive:1");
         assert_string_equal(a->id, ref->id);
         assert_string_equal(a->layers.v[1], ref->layers.v[1]); /* gzip member sniffed as tar+gzip */
-        assert_fsck_clean(a->disk_path);
+        ext4_img_assert_fsck(a->disk_path);
         store_image_free(a);
         /* The classic archive in the OCI store is the image already there. */
         a = import_archive(oci, classic, "docker.io/test/archive:1");
@@ -747,7 +740,7 @@ static void test_oci_zstd_and_plain_layers(void **state) {
                 snprintf(name, sizeof name, "store-%s", tags[i]);
                 Store *s = store_new(name);
                 StoreImage *img = import_oci(s, tags[i], NULL);
-                assert_fsck_clean(img->disk_path);
+                ext4_img_assert_fsck(img->disk_path);
                 int st;
                 char *marker = debugfs_cat(img->disk_path, "/etc/pl-test-marker", &st);
                 assert_int_equal(st, 0);
