@@ -31,7 +31,7 @@ initrd=$("$B/bin/pl-initramfs" --agent "$B/bin/pl-agent" --kernel-dir "$kdir" --
 # container disk on top of it.
 img=("$B/bin/pl-image" --store "$state/images")
 rm -rf "$state/oci-busybox"
-bash tests/images/make-oci-image.sh "$state/oci-busybox" >/dev/null
+bash tests/lib/make-oci-image.sh "$state/oci-busybox" >/dev/null
 "${img[@]}" import "oci:$state/oci-busybox:latest" localhost/busybox:latest
 "${img[@]}" disk rm "$state/container.qcow2" 2>/dev/null || rm -f "$state/container.qcow2"
 "${img[@]}" disk create localhost/busybox:latest "$state/container.qcow2" --size 1G

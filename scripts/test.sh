@@ -5,6 +5,9 @@
 #      cloud kernel fetched by scripts/fetch-kernel.sh);
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: unit, integration, images;
 #   3. a clang libFuzzer build whose targets each run for a short, bounded time.
+# Every skip is a failure: PL_TESTS_REQUIRED=1 turns the tests' own skips into
+# failures, and any test ctest reports as "Not Run", "Skipped" or "Disabled"
+# fails the run, named.
 # Usage: scripts/test.sh [--quick]   (--quick skips the sanitizer and fuzz builds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,17 +29,28 @@ configure_build() { # dir, cmake args...
 }
 
 failed=0
+# Every skip is a failure here: PL_TESTS_REQUIRED=1 (exported below) makes the
+# tests' own skips fail (tests/lib/test-skip.h, tests/lib/skip.sh), and a test
+# ctest reports as "Not Run", "Skipped" or "Disabled" anyway fails the run.
 run_ctest() { # dir, ctest args...
-        local dir=$1
+        local dir=$1 log
         shift
-        (cd "$dir" && ctest --output-on-failure --timeout 900 "$@") || failed=1
+        log=$dir.ctest.log
+        (cd "$dir" && ctest --output-on-failure --timeout 900 "$@") 2>&1 | tee "$log" || failed=1
+        local not_run
+        not_run=$(sed -nE 's/.*Test +#[0-9]+: ([^ ]+) .*\*\*\*(Not Run|Skipped|Disabled).*/  \1 (\2)/p' "$log")
+        if [ -n "$not_run" ]; then
+                echo "test.sh: in $dir, tests that did not run count as failures:" >&2
+                echo "$not_run" >&2
+                failed=1
+        fi
 }
 
 step "guest kernel"
 kernel_dir=$(bash scripts/fetch-kernel.sh | tail -n 1)
 [ -f "$kernel_dir/vmlinuz" ] || { echo "test.sh: no kernel in '$kernel_dir'" >&2; exit 1; }
-# e2e tests must run, not skip, here.
-export PL_KERNEL_DIR=$kernel_dir PL_E2E_REQUIRED=1
+# Every test must run, not skip, here (e2e included).
+export PL_KERNEL_DIR=$kernel_dir PL_TESTS_REQUIRED=1
 
 mkdir -p build
 step "build (-Werror)"

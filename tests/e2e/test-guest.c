@@ -9,13 +9,15 @@
  * teardown destroys whatever domain of ours is left and checks that no QEMU
  * process remains.
  *
- * Without $PL_KERNEL_DIR the test skips (exit 77), unless $PL_E2E_REQUIRED is
- * set (CI), where a missing kernel is a failure. */
+ * Without $PL_KERNEL_DIR the test skips (tests/lib/test-skip.h), unless
+ * PL_TESTS_REQUIRED=1 (scripts/test.sh), where a missing kernel is a failure. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+
+#include "lib/pltest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,8 +37,8 @@
 #include "images/oci/oci-manifest.h"
 #include "images/registry/registry.h"
 #include "images/store/store.h"
-#include "integration/agent-harness.h"
-#include "images/registry-harness.h"
+#include "lib/agent-harness.h"
+#include "lib/registry-harness.h"
 #include "portlayer/guest/guest.h"
 
 static const char *const guest_modules[] = {"virtio_pci",  "virtio_blk",     "virtio_console",
@@ -95,8 +97,7 @@ static int world_setup(void **state) {
         snprintf(path, sizeof path, "%s/release", kdir);
         if (read_line(path, world.release, sizeof world.release) < 0)
                 return -1;
-        snprintf(world.dir, sizeof world.dir, "/tmp/pl-e2e.XXXXXX");
-        if (!mkdtemp(world.dir))
+        if (test_tmpdir_make(world.dir, sizeof world.dir, "e2e") < 0)
                 return -1;
 
         Error *e = NULL;
@@ -111,7 +112,7 @@ static int world_setup(void **state) {
                 goto fail;
 
         snprintf(world.base, sizeof world.base, "%s/base.ext4", world.dir);
-        if (harness_sh("bash '%s/scripts/make-test-rootfs.sh' '%s' >/dev/null", src, world.base) != 0)
+        if (test_sh("bash '%s/scripts/make-test-rootfs.sh' '%s' >/dev/null", src, world.base) != 0)
                 return -1;
         snprintf(path, sizeof path, "%s/state", world.dir);
         if (vm_driver_open(&vm_driver_libvirt, &world.driver, NULL, path, on_event, &world, &e) < 0)
@@ -140,14 +141,13 @@ static int world_teardown(void **state) {
         }
         /* Only QEMU processes of this run name our directory ("[q]" keeps the
          * shell running pgrep from matching itself). */
-        if (harness_sh("pgrep -f '[q]emu-system.*%s' >/dev/null", world.dir) == 0) {
+        if (test_sh("pgrep -f '[q]emu-system.*%s' >/dev/null", world.dir) == 0) {
                 fprintf(stderr, "e2e: QEMU processes of this run are still alive\n");
-                harness_sh("pgrep -af '[q]emu-system.*%s' >&2; pkill -KILL -f '[q]emu-system.*%s'", world.dir, world.dir);
+                test_sh("pgrep -af '[q]emu-system.*%s' >&2; pkill -KILL -f '[q]emu-system.*%s'", world.dir, world.dir);
                 bad = 1;
         }
         free(world.initrd);
-        if (world.dir[0] && !getenv("PL_KEEP_TEST_DIRS"))
-                harness_sh("rm -rf '%s'", world.dir);
+        test_tmpdir_remove(world.dir);
         return bad ? -1 : 0;
 }
 
@@ -166,7 +166,7 @@ static int boot_disk(Fixture *f, const char *root_disk, const char *extra_cmdlin
         snprintf(disk, sizeof disk, "%s/root.qcow2", f->run_dir);
         if (root_disk)
                 snprintf(disk, sizeof disk, "%s", root_disk);
-        else if (harness_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 256M", world.base, disk) != 0)
+        else if (test_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 256M", world.base, disk) != 0)
                 return error_set(err, EIO, "qemu-img create failed");
         GuestConfig c = {.name = f->name, .kernel = world.kernel, .initrd = world.initrd, .root_disk = disk,
                          .root_format = VM_DISK_QCOW2, .run_dir = f->run_dir, .hostname = "e2e-host",
@@ -238,7 +238,7 @@ static void test_boot_and_exec(void **state) {
 static void test_copy_20mib(void **state) {
         Fixture *f = *state;
         Guest *g = boot_ok(f);
-        assert_int_equal(harness_sh("set -e; cd '%s'; mkdir -p in out; head -c 20971520 /dev/urandom > in/blob;"
+        assert_int_equal(test_sh("set -e; cd '%s'; mkdir -p in out; head -c 20971520 /dev/urandom > in/blob;"
                                     "tar -C in -cf in.tar blob; sha256sum < in/blob | cut -d' ' -f1 > in.sha",
                                     f->run_dir), 0);
         char path[400];
@@ -268,7 +268,7 @@ static void test_copy_20mib(void **state) {
                 fail_msg("copy-out: %s", error_text(e));
         double out_s = (now_usec() - t0) / 1e6;
         close(fd);
-        assert_int_equal(harness_sh("cd '%s' && tar -C out -xf out.tar && cmp in/blob out/blob", f->run_dir), 0);
+        assert_int_equal(test_sh("cd '%s' && tar -C out -xf out.tar && cmp in/blob out/blob", f->run_dir), 0);
         fprintf(stderr, "e2e: 20 MiB copy-in %.2f s (%.1f MiB/s), copy-out %.2f s (%.1f MiB/s)\n", in_s, 20 / in_s,
                 out_s, 20 / out_s);
 }
@@ -343,7 +343,7 @@ static void test_vsock_loopback_in_guest(void **state) {
         Guest *g = f->guest;
         const char *cli = getenv("PL_AGENT_CLI_STATIC");
         assert_non_null(cli);
-        assert_int_equal(harness_sh("set -e; cd '%s'; mkdir -p cli/usr/bin; cp '%s' cli/usr/bin/pl-agent-cli;"
+        assert_int_equal(test_sh("set -e; cd '%s'; mkdir -p cli/usr/bin; cp '%s' cli/usr/bin/pl-agent-cli;"
                                     "tar -C cli -cf cli.tar usr", f->run_dir, cli), 0);
         char path[400];
         snprintf(path, sizeof path, "%s/cli.tar", f->run_dir);
@@ -373,8 +373,9 @@ static Store *image_store;
 
 static void test_boot_pulled_image(void **state) {
         Fixture *f = *state;
-        if (!registry_harness_tools_present())
-                fail_msg("docker-registry, skopeo, umoci or htpasswd missing (scripts/setup.sh)");
+        const char *missing = registry_harness_missing_tool();
+        if (missing) /* a failure, not a skip: e2e always has the image tools */
+                fail_msg("%s is missing (scripts/setup.sh)", missing);
         fixture_name(f);
         char layout[400], store_dir[400], disk[400];
         snprintf(layout, sizeof layout, "%s/layout", f->run_dir);
@@ -448,7 +449,7 @@ static void test_big_htree_in_guest(void **state) {
         OciManifest *m = NULL;
         assert_int_equal(oci_manifest_parse(text, len, &m, NULL), 0);
         free(text);
-        assert_int_equal(harness_sh("set -e; cd '%s'; mkdir -p t/big; cd t/big;"
+        assert_int_equal(test_sh("set -e; cd '%s'; mkdir -p t/big; cd t/big;"
                                     "seq -f 'name-%%06g-of-the-big-directory' 1 70000 | xargs touch;"
                                     "cd ..; tar -cf ../big.tar big",
                                     f->run_dir),
@@ -472,8 +473,8 @@ static void test_big_htree_in_guest(void **state) {
         assert_int_equal(ext4_writer_finish(w, &e), 0);
         ext4_writer_free(w);
         oci_manifest_free(m);
-        assert_int_equal(harness_sh("debugfs -R 'htree /big' '%s' 2>/dev/null | grep -q 'Indirect levels: 1'", disk), 0);
-        assert_int_equal(harness_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' %llu", disk, qcow,
+        assert_int_equal(test_sh("debugfs -R 'htree /big' '%s' 2>/dev/null | grep -q 'Indirect levels: 1'", disk), 0);
+        assert_int_equal(test_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' %llu", disk, qcow,
                                     (unsigned long long) size),
                          0);
 
@@ -502,10 +503,8 @@ static int teardown_image(void **state) {
 }
 
 int main(void) {
-        if (!getenv("PL_KERNEL_DIR") && !getenv("PL_E2E_REQUIRED")) {
-                fprintf(stderr, "skip: PL_KERNEL_DIR is not set (scripts/fetch-kernel.sh, or run scripts/test.sh)\n");
-                return 77;
-        }
+        if (!getenv("PL_KERNEL_DIR"))
+                test_program_skip_or_fail("PL_KERNEL_DIR, a guest kernel (scripts/fetch-kernel.sh prints it)");
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_boot_and_exec, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_copy_20mib, setup, teardown),
@@ -517,5 +516,5 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_boot_pulled_image, setup, teardown_image),
                 cmocka_unit_test_setup_teardown(test_big_htree_in_guest, setup, teardown),
         };
-        return cmocka_run_group_tests(tests, world_setup, world_teardown);
+        return test_run_group(tests, world_setup, world_teardown);
 }

@@ -14,27 +14,21 @@
 # QEMU is killed by its pid on every path (trap).
 #
 # Environment: PL_SOURCE_DIR, PL_AGENT_BIN (static agent), PL_AGENT_CLI,
-# PL_INITRAMFS_BIN (ctest sets them); PL_CACHE as for the scripts. Exits 77
-# (skip) when the kernel build tools or QEMU are missing, unless
-# PL_E2E_REQUIRED is set (scripts/test.sh), where that is a failure.
+# PL_INITRAMFS_BIN (ctest sets them); PL_CACHE as for the scripts. Skips
+# (tests/lib/skip.sh: exit 77) when the kernel build tools or QEMU are
+# missing, unless PL_TESTS_REQUIRED=1 (scripts/test.sh), where that is a failure.
 set -euo pipefail
 
 log() { echo "test-kernel-build: $*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
-skip() {
-        if [ -n "${PL_E2E_REQUIRED:-}" ]; then
-                fail "$* (PL_E2E_REQUIRED is set)"
-        fi
-        log "skip: $*"
-        exit 77
-}
 
 for v in PL_SOURCE_DIR PL_AGENT_BIN PL_AGENT_CLI PL_INITRAMFS_BIN; do
         [ -n "${!v:-}" ] || fail "$v is not set (run under ctest)"
 done
 src=$PL_SOURCE_DIR
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is missing (qemu-system-x86)"
-bash "$src/scripts/build-kernel.sh" --check-tools || skip "kernel build tools are missing (see above)"
+. "$src/tests/lib/skip.sh"
+command -v qemu-system-x86_64 >/dev/null || test_skip_or_fail "qemu-system-x86_64 (package qemu-system-x86)"
+bash "$src/scripts/build-kernel.sh" --check-tools || test_skip_or_fail "the kernel build tools (listed above)"
 
 tmp=$(mktemp -d /tmp/pl-kernel-test.XXXXXX)
 qemu_pid=

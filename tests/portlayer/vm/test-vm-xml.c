@@ -1,0 +1,344 @@
+/* test-vm-xml.c: domain XML from a VmSpec, spec validation, and reading our
+ * metadata back from XML that libvirt (or anyone with the connection) wrote.
+ *
+ * The generated XML is compared byte for byte with golden files in
+ * tests/portlayer/vm/golden/ (tests/lib/test-golden.h). After an intended
+ * change, rerun with PL_UPDATE_GOLDEN=1 to rewrite them and review the diff. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "lib/pltest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/base/error.h"
+#include "common/base/io-util.h"
+#include "portlayer/vm/vm-driver.h"
+#include "vm-xml-internal.h"
+
+static const VmDisk tcg_disks[] = {
+        { .path = "/var/lib/portlayer/containers/c1/root.qcow2", .format = VM_DISK_QCOW2, .serial = "pl-root" },
+};
+
+/* Characters XML must escape, in every kind of field that allows them. */
+static const VmSpec tcg_spec = {
+        .name = "pl-c1",
+        .container_id = "c1",
+        .memory_mib = 512,
+        .vcpus = 2,
+        .accel = VM_ACCEL_TCG,
+        .kernel = "/var/cache/portlayer/kernel/current/vmlinuz",
+        .initrd = "/var/cache/portlayer/initramfs/a&b<c>.cpio.gz",
+        .cmdline = "console=ttyS0 panic=-1 quiet pl.env=\"A&B<C>'D'\"",
+        .disks = tcg_disks,
+        .n_disks = 1,
+        .agent_socket = "/run/portlayer/c1/agent.sock",
+        .console_log = "/var/lib/portlayer/containers/c1/console.log",
+};
+
+static const VmDisk kvm_disks[] = {
+        { .path = "/images/busybox.ext4", .format = VM_DISK_RAW, .serial = "pl-root", .read_only = true },
+        { .path = "/volumes/data.raw", .format = VM_DISK_RAW, .serial = "pl-vol-data" },
+};
+
+static const VmSpec kvm_spec = {
+        .name = "pl-c2",
+        .uuid = "4c03f284-fa8a-43b9-8515-2a9fdd0586e4",
+        .container_id = "c2",
+        .memory_mib = 256,
+        .vcpus = 1,
+        .accel = VM_ACCEL_KVM,
+        .kernel = "/k/vmlinuz",
+        .cmdline = "console=ttyS0",
+        .disks = kvm_disks,
+        .n_disks = 2,
+        .agent_socket = "/run/pl/c2.sock",
+        .agent_channel = "org.portlayer.agent.1",
+        .console_log = "/run/pl/c2.log",
+        .vsock = true,
+};
+
+static void check_golden(const VmSpec *spec, VmAccel accel, const char *name) {
+        _cleanup_free_ char *xml = NULL;
+        _cleanup_error_ Error *err = NULL;
+
+        assert_int_equal(vm_xml_build(spec, accel, &xml, &err), 0);
+        test_assert_golden(xml, name);
+}
+
+static void test_golden_tcg(void **state) {
+        check_golden(&tcg_spec, VM_ACCEL_TCG, "vm-tcg.xml");
+}
+
+static void test_golden_kvm_vsock_readonly(void **state) {
+        check_golden(&kvm_spec, VM_ACCEL_KVM, "vm-kvm-vsock-readonly.xml");
+}
+
+static void test_build_is_deterministic(void **state) {
+        _cleanup_free_ char *a = NULL, *b = NULL;
+        assert_int_equal(vm_xml_build(&tcg_spec, VM_ACCEL_TCG, &a, NULL), 0);
+        assert_int_equal(vm_xml_build(&tcg_spec, VM_ACCEL_TCG, &b, NULL), 0);
+        assert_string_equal(a, b);
+        /* The accelerator passed in wins over the spec's request. */
+        assert_non_null(strstr(a, "<domain type=\"qemu\">"));
+        assert_non_null(strstr(a, "<cpu mode=\"maximum\"/>"));
+}
+
+static void test_build_needs_resolved_accel(void **state) {
+        _cleanup_free_ char *xml = NULL;
+        _cleanup_error_ Error *err = NULL;
+        assert_int_equal(vm_xml_build(&tcg_spec, VM_ACCEL_AUTO, &xml, &err), -EINVAL);
+        assert_null(xml);
+        assert_string_equal(error_text(err), "domain XML needs a resolved accelerator, not 'auto'");
+}
+
+/* --- validation --- */
+
+typedef void (*Mutate)(VmSpec *spec, VmDisk *disk);
+
+static void bad_name_slash(VmSpec *s, VmDisk *d) { s->name = "pl/../x"; }
+static void bad_name_empty(VmSpec *s, VmDisk *d) { s->name = ""; }
+static void bad_name_long(VmSpec *s, VmDisk *d) {
+        s->name = "pl-01234567890123456789012345678901234567890123456789012345678901";
+}
+static void bad_container_id(VmSpec *s, VmDisk *d) { s->container_id = NULL; }
+static void bad_uuid(VmSpec *s, VmDisk *d) { s->uuid = "4c03f284-fa8a-43b9-8515-2a9fdd0586e"; }
+static void bad_kernel_relative(VmSpec *s, VmDisk *d) { s->kernel = "vmlinuz"; }
+static void bad_kernel_missing(VmSpec *s, VmDisk *d) { s->kernel = NULL; }
+static void bad_initrd_newline(VmSpec *s, VmDisk *d) { s->initrd = "/boot/init\nrd"; }
+static void bad_cmdline_newline(VmSpec *s, VmDisk *d) { s->cmdline = "console=ttyS0\ninit=/bin/sh"; }
+static void bad_memory_low(VmSpec *s, VmDisk *d) { s->memory_mib = 63; }
+static void bad_memory_high(VmSpec *s, VmDisk *d) { s->memory_mib = 1048577; }
+static void bad_vcpus_zero(VmSpec *s, VmDisk *d) { s->vcpus = 0; }
+static void bad_vcpus_high(VmSpec *s, VmDisk *d) { s->vcpus = 65; }
+static void bad_accel(VmSpec *s, VmDisk *d) { s->accel = (VmAccel) 7; }
+static void bad_disk_relative(VmSpec *s, VmDisk *d) { d->path = "root.img"; }
+static void bad_disk_serial_long(VmSpec *s, VmDisk *d) { d->serial = "pl-root-0123456789012"; }
+static void bad_disk_format(VmSpec *s, VmDisk *d) { d->format = (VmDiskFormat) 9; }
+static void bad_socket_long(VmSpec *s, VmDisk *d) {
+        s->agent_socket = "/run/portlayer/0123456789012345678901234567890123456789012345678901234567890123456789"
+                          "0123456789012345/agent.sock";
+}
+static void bad_channel_name(VmSpec *s, VmDisk *d) { s->agent_channel = "org portlayer"; }
+static void bad_console_missing(VmSpec *s, VmDisk *d) { s->console_log = NULL; }
+static void bad_console_utf8(VmSpec *s, VmDisk *d) { s->console_log = "/tmp/\xff\xfe.log"; }
+
+static const struct {
+        Mutate mutate;
+        const char *message; /* expected prefix after "invalid VM spec: " */
+} bad_specs[] = {
+        { bad_name_slash, "name 'pl/../x': must match [A-Za-z0-9_.-]{1,64}" },
+        { bad_name_empty, "name '': must match" },
+        { bad_name_long, "name 'pl-0123" },
+        { bad_container_id, "container_id: missing" },
+        { bad_uuid, "uuid '4c03f284-fa8a-43b9-8515-2a9fdd0586e': must be 8-4-4-4-12 hex digits" },
+        { bad_kernel_relative, "kernel 'vmlinuz': must be an absolute path" },
+        { bad_kernel_missing, "kernel: missing" },
+        { bad_initrd_newline, "initrd: contains control characters" },
+        { bad_cmdline_newline, "cmdline: contains control characters (newline?)" },
+        { bad_memory_low, "memory_mib 63: must be 64..1048576" },
+        { bad_memory_high, "memory_mib 1048577: must be 64..1048576" },
+        { bad_vcpus_zero, "vcpus 0: must be 1..64" },
+        { bad_vcpus_high, "vcpus 65: must be 1..64" },
+        { bad_accel, "accel 7: unknown" },
+        { bad_disk_relative, "disks[0].path 'root.img': must be an absolute path" },
+        { bad_disk_serial_long, "disks[0].serial 'pl-root-0123456789012': must match [A-Za-z0-9_.-]{1,20}" },
+        { bad_disk_format, "disks[0].format 9: unknown" },
+        { bad_socket_long, "agent_socket: longer than 107 bytes" },
+        { bad_channel_name, "agent_channel 'org portlayer': must match" },
+        { bad_console_missing, "console_log: missing" },
+        { bad_console_utf8, "'/tmp/\xff\xfe.log' is not valid UTF-8" },
+};
+
+static void test_validation_errors(void **state) {
+        for (size_t i = 0; i < ELEMENTSOF(bad_specs); i++) {
+                VmSpec spec = tcg_spec;
+                VmDisk disk = tcg_disks[0];
+                spec.disks = &disk;
+                bad_specs[i].mutate(&spec, &disk);
+
+                _cleanup_free_ char *xml = NULL;
+                _cleanup_error_ Error *err = NULL;
+                assert_int_equal(vm_xml_build(&spec, VM_ACCEL_TCG, &xml, &err), -EINVAL);
+                assert_null(xml);
+                const char *prefix = "invalid VM spec: ";
+                const char *msg = error_text(err);
+                if (strncmp(msg, prefix, strlen(prefix)) != 0 ||
+                    strncmp(msg + strlen(prefix), bad_specs[i].message, strlen(bad_specs[i].message)) != 0)
+                        fail_msg("case %zu: got \"%s\", want \"%s%s...\"", i, msg, prefix, bad_specs[i].message);
+        }
+}
+
+static void test_validation_disk_rules(void **state) {
+        VmDisk disks[2] = { tcg_disks[0], tcg_disks[0] };
+        VmSpec spec = tcg_spec;
+        spec.disks = disks;
+        spec.n_disks = 2;
+        _cleanup_error_ Error *err = NULL;
+        assert_int_equal(vm_spec_validate(&spec, &err), -EINVAL);
+        assert_string_equal(error_text(err), "invalid VM spec: disks[1].serial 'pl-root': used twice");
+
+        err = error_free(err);
+        spec.n_disks = VM_DISKS_MAX + 1;
+        assert_int_equal(vm_spec_validate(&spec, &err), -EINVAL);
+        assert_string_equal(error_text(err), "invalid VM spec: disks: 17, at most 16");
+
+        err = error_free(err);
+        spec = tcg_spec;
+        spec.agent_socket = NULL;
+        spec.agent_channel = "org.portlayer.agent.0";
+        assert_int_equal(vm_spec_validate(&spec, &err), -EINVAL);
+        assert_string_equal(error_text(err), "invalid VM spec: agent_channel: given without agent_socket");
+
+        assert_int_equal(vm_spec_validate(NULL, NULL), -EINVAL);
+        /* The minimum: no initrd, cmdline, disks or channel. */
+        VmSpec minimal = { .name = "m", .container_id = "m", .memory_mib = 64, .vcpus = 1,
+                           .kernel = "/k", .console_log = "/c" };
+        assert_int_equal(vm_spec_validate(&minimal, NULL), 0);
+}
+
+static void test_names(void **state) {
+        assert_true(vm_name_is_valid("pl-abc_1.2", VM_NAME_MAX));
+        assert_false(vm_name_is_valid("", VM_NAME_MAX));
+        assert_false(vm_name_is_valid(NULL, VM_NAME_MAX));
+        assert_false(vm_name_is_valid("a b", VM_NAME_MAX));
+        assert_false(vm_name_is_valid("é", VM_NAME_MAX));
+        assert_true(vm_name_is_valid("abc", 3));
+        assert_false(vm_name_is_valid("abcd", 3));
+        assert_string_equal(vm_state_to_string(VM_STATE_SHUTOFF), "shutoff");
+        assert_string_equal(vm_state_to_string((VmState) 99), "invalid");
+        assert_int_equal(vm_accel_from_string("kvm"), VM_ACCEL_KVM);
+        assert_int_equal(vm_accel_from_string("KVM"), -EINVAL);
+        assert_int_equal(vm_accel_from_string(NULL), -EINVAL);
+}
+
+/* --- metadata --- */
+
+static void test_metadata_round_trip(void **state) {
+        _cleanup_free_ char *xml = NULL, *id = NULL;
+        assert_int_equal(vm_xml_build(&kvm_spec, VM_ACCEL_KVM, &xml, NULL), 0);
+        assert_int_equal(vm_xml_container_id(xml, &id), 0);
+        assert_string_equal(id, "c2");
+}
+
+/* As libvirt gives it back: reformatted, other metadata beside ours, our
+ * namespace under another prefix or as the default namespace. */
+static void test_metadata_libvirt_forms(void **state) {
+        static const char *const forms[] = {
+                ("<domain type='qemu' id='3'>\n  <name>pl-a</name>\n  <metadata>\n"
+                 "    <other:x xmlns:other=\"https://example.org/x\">y</other:x>\n"
+                 "    <pl:container xmlns:pl=\"https://portlayer.dev/xmlns/vm/1\" id=\"abc\"/>\n"
+                 "  </metadata>\n</domain>\n"),
+                ("<domain><metadata><q:container xmlns:q='https://portlayer.dev/xmlns/vm/1' id='abc'/>"
+                 "</metadata></domain>"),
+                ("<domain><metadata><container xmlns='https://portlayer.dev/xmlns/vm/1' id='abc'></container>"
+                 "</metadata></domain>"),
+        };
+        for (size_t i = 0; i < ELEMENTSOF(forms); i++) {
+                _cleanup_free_ char *id = NULL;
+                assert_int_equal(vm_xml_container_id(forms[i], &id), 0);
+                assert_string_equal(id, "abc");
+        }
+}
+
+static void test_metadata_not_ours(void **state) {
+        static const char *const foreign[] = {
+                "<domain type='kvm'><name>someone-else</name></domain>",
+                "<domain><metadata/></domain>",
+                ("<domain><metadata><pl:container xmlns:pl='https://portlayer.dev/xmlns/vm/2' id='a'/>"
+                 "</metadata></domain>"),
+                "<domain><metadata><container id='a'/></metadata></domain>",
+                "<domain><pl:container xmlns:pl='https://portlayer.dev/xmlns/vm/1' id='a'/></domain>",
+                "<pl:container xmlns:pl='https://portlayer.dev/xmlns/vm/1' id='a'/>",
+                ("<network><metadata><pl:container xmlns:pl='https://portlayer.dev/xmlns/vm/1' id='a'/>"
+                 "</metadata></network>"),
+        };
+        for (size_t i = 0; i < ELEMENTSOF(foreign); i++) {
+                char *id = NULL;
+                if (vm_xml_container_id(foreign[i], &id) != -ENOENT)
+                        fail_msg("case %zu: not -ENOENT", i);
+                assert_null(id);
+        }
+}
+
+static void test_metadata_hostile(void **state) {
+        char *id = NULL;
+        const char *head = "<domain><metadata><pl:container xmlns:pl='https://portlayer.dev/xmlns/vm/1' id='";
+        const char *tail = "'/></metadata></domain>";
+
+        /* A huge id: parsed, then refused as a name. */
+        size_t huge = 100000;
+        _cleanup_free_ char *big = malloc(strlen(head) + huge + strlen(tail) + 1);
+        assert_non_null(big);
+        strcpy(big, head);
+        memset(big + strlen(head), 'a', huge);
+        strcpy(big + strlen(head) + huge, tail);
+        assert_int_equal(vm_xml_container_id(big, &id), -EINVAL);
+
+        static const char *const damaged[] = {
+                ("<domain><metadata><pl:container xmlns:pl='https://portlayer.dev/xmlns/vm/1' id='../etc'/>"
+                 "</metadata></domain>"),
+                "<domain><metadata><pl:container xmlns:pl='https://portlayer.dev/xmlns/vm/1'/></metadata></domain>",
+                ("<domain><metadata><pl:container xmlns:pl='https://portlayer.dev/xmlns/vm/1' id=''/>"
+                 "</metadata></domain>"),
+                ("<domain><metadata><pl:container xmlns:pl='https://portlayer.dev/xmlns/vm/1' id='a'/>"
+                 "<pl:container xmlns:pl='https://portlayer.dev/xmlns/vm/1' id='b'/></metadata></domain>"),
+                ("<domain><metadata><pl:container xmlns:pl='https://portlayer.dev/xmlns/vm/1' id='a&#10;b'/>"
+                 "</metadata></domain>"),
+        };
+        for (size_t i = 0; i < ELEMENTSOF(damaged); i++)
+                if (vm_xml_container_id(damaged[i], &id) != -EINVAL)
+                        fail_msg("damaged case %zu: not -EINVAL", i);
+
+        static const char *const unreadable[] = {
+                "",
+                "not xml at all",
+                "<domain><metadata>",
+                ("<!DOCTYPE domain [<!ENTITY x 'abc'>]><domain><metadata>"
+                 "<pl:container xmlns:pl='https://portlayer.dev/xmlns/vm/1' id='&x;'/></metadata></domain>"),
+                "<!DOCTYPE d SYSTEM 'http://127.0.0.1:1/x.dtd'><domain/>",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(unreadable); i++)
+                if (vm_xml_container_id(unreadable[i], &id) != -EBADMSG)
+                        fail_msg("unreadable case %zu: not -EBADMSG", i);
+        assert_int_equal(vm_xml_container_id(NULL, &id), -EINVAL);
+        assert_null(id);
+}
+
+static void test_metadata_size_bound(void **state) {
+        size_t n = VM_XML_INPUT_MAX + 1;
+        _cleanup_free_ char *xml = malloc(n + 1);
+        char *id = NULL;
+        assert_non_null(xml);
+        memset(xml, ' ', n);
+        xml[n] = '\0';
+        memcpy(xml, "<domain>", 8);
+        assert_int_equal(vm_xml_container_id(xml, &id), -E2BIG);
+        assert_null(id);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_golden_tcg),
+                cmocka_unit_test(test_golden_kvm_vsock_readonly),
+                cmocka_unit_test(test_build_is_deterministic),
+                cmocka_unit_test(test_build_needs_resolved_accel),
+                cmocka_unit_test(test_validation_errors),
+                cmocka_unit_test(test_validation_disk_rules),
+                cmocka_unit_test(test_names),
+                cmocka_unit_test(test_metadata_round_trip),
+                cmocka_unit_test(test_metadata_libvirt_forms),
+                cmocka_unit_test(test_metadata_not_ours),
+                cmocka_unit_test(test_metadata_hostile),
+                cmocka_unit_test(test_metadata_size_bound),
+        };
+        return test_run_group(tests, NULL, NULL);
+}
