@@ -143,14 +143,15 @@ static int guest_boot_files(const DaemonConfig *cfg, const char *self_exe, char 
         _cleanup_free_ char *kdir = NULL, *agent = NULL, *modules = NULL, *cache = NULL;
         int r = 0;
         if (cfg->guest_kernel) {
-                if (!(*ret_kernel = strdup(cfg->guest_kernel)))
+                /* Its modules are looked for beside it (a fetch-kernel.sh
+                 * or build-kernel.sh directory). */
+                if (!(*ret_kernel = strdup(cfg->guest_kernel)) || !(kdir = strdup(cfg->guest_kernel)))
                         return error_set(err, ENOMEM, "out of memory");
+                *strrchr(kdir, '/') = 0;
         } else if ((r = default_kernel(ret_kernel, &kdir, err)) < 0)
                 return r;
         if (cfg->guest_initrd)
                 return (*ret_initrd = strdup(cfg->guest_initrd)) ? 0 : error_set(err, ENOMEM, "out of memory");
-        if (!kdir)
-                return error_set(err, EINVAL, "--guest-kernel without --guest-initrd: give both");
         if (cfg->agent)
                 agent = strdup(cfg->agent);
         else {

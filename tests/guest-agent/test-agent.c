@@ -522,7 +522,7 @@ static pid_t start_daemon(Fixture *f, bool ignore_term) {
                 bool ok = fp && fscanf(fp, "%d", &pid) == 1;
                 if (fp)
                         fclose(fp);
-                if (ok && pid > 0 && harness_sh("grep -qx sleep /proc/%d/comm 2>/dev/null", pid) == 0)
+                if (ok && pid > 0 && test_sh("grep -qx sleep /proc/%d/comm 2>/dev/null", pid) == 0)
                         return pid;
                 assert_true(deadline_poll_ms(deadline) > 0);
                 usleep(20000);
@@ -609,7 +609,7 @@ static void test_cli_exec_output_write_errors(void **state) {
         assert_true(fd >= 0);
         assert_int_equal(cli_exec_echo(f, fd, err, sizeof err), 0);
         close(fd);
-        assert_int_equal(harness_sh("test \"$(cat '%s')\" = hello", path), 0);
+        assert_int_equal(test_sh("test \"$(cat '%s')\" = hello", path), 0);
 
         fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
         assert_true(fd >= 0);

@@ -1,0 +1,549 @@
+/* test-portlayerd.c: the daemon through its REST API, with real guests.
+ *
+ * Once per run: a busybox OCI image (tests/lib/make-oci-image.sh) is
+ * imported by the real pl-image into the daemon's image store, and the real
+ * portlayerd ($PL_PORTLAYERD_BIN) is started on a temporary state directory
+ * with the kernel of $PL_KERNEL_DIR, on libvirt's embedded driver (TCG
+ * here). Every call goes through the Unix socket with libcurl. The group
+ * teardown removes every container through the API, stops the daemon, and
+ * checks that no QEMU process of this state directory is left (ending any,
+ * by pid, so a failed run leaks nothing).
+ *
+ * Without $PL_KERNEL_DIR the test skips (exit 77), unless
+ * PL_TESTS_REQUIRED=1 (scripts/test.sh), where that is a failure. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/pltest.h"
+
+static struct {
+        char dir[64];
+        char sock[128];
+        pid_t daemon;
+        bool probing; /* a failed connection is an answer (-1), not a failure */
+} W;
+
+/* --- HTTP over the Unix socket --- */
+
+typedef struct Reply {
+        long status;
+        char *body;
+        size_t len;
+} Reply;
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud) {
+        Reply *r = ud;
+        char *nb = realloc(r->body, r->len + size * n + 1);
+        assert_non_null(nb);
+        memcpy(nb + r->len, p, size * n);
+        r->body = nb;
+        r->len += size * n;
+        r->body[r->len] = 0;
+        return size * n;
+}
+
+/* One request; body may be NULL. Returns the status; *ret gets the body
+ * parsed as JSON when it is JSON (else NULL). */
+static long http(const char *method, const char *path, const char *body, size_t body_len, json_t **ret,
+                 char **ret_raw, size_t *ret_len) {
+        CURL *c = curl_easy_init();
+        assert_non_null(c);
+        char url[1024];
+        snprintf(url, sizeof url, "http://portlayer%s", path);
+        Reply r = {0};
+        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, W.sock);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+        struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        if (body) {
+                curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+                curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
+        }
+        CURLcode cc = curl_easy_perform(c);
+        if (cc != CURLE_OK && W.probing) {
+                curl_slist_free_all(h);
+                curl_easy_cleanup(c);
+                free(r.body);
+                return -1;
+        }
+        if (cc != CURLE_OK)
+                fail_msg("%s %s: %s", method, path, curl_easy_strerror(cc));
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_slist_free_all(h);
+        curl_easy_cleanup(c);
+        if (ret)
+                *ret = r.body ? json_loads(r.body, 0, NULL) : NULL;
+        if (ret_raw) {
+                *ret_raw = r.body;
+                *ret_len = r.len;
+        } else
+                free(r.body);
+        return r.status;
+}
+
+static long call(const char *method, const char *path, const char *json, json_t **ret) {
+        return http(method, path, json, json ? strlen(json) : 0, ret, NULL, NULL);
+}
+
+static const char *str(json_t *j, const char *key) {
+        const char *s = json_string_value(json_object_get(j, key));
+        return s ? s : "";
+}
+
+/* Creates a container from the test image with the given entry point and
+ * target state; returns its id (static buffer per call site is the caller's). */
+static long create_run(const char *name, const char *entrypoint_json, const char *state, char id[65],
+                       json_t **ret_commit) {
+        char body[512];
+        json_t *j = NULL;
+        snprintf(body, sizeof body, "{\"name\": \"%s\", \"image\": \"localhost/busybox:latest\"}", name);
+        assert_int_equal(call("POST", "/containers", body, &j), 201);
+        snprintf(id, 65, "%s", str(j, "id"));
+        char handle[64], path[256];
+        snprintf(handle, sizeof handle, "%s", str(j, "handle"));
+        json_decref(j);
+        if (entrypoint_json) {
+                snprintf(path, sizeof path, "/handles/%s/entrypoint", handle);
+                assert_int_equal(call("PUT", path, entrypoint_json, NULL), 200);
+        }
+        if (state) {
+                snprintf(path, sizeof path, "/handles/%s/state", handle);
+                snprintf(body, sizeof body, "{\"state\": \"%s\"}", state);
+                assert_int_equal(call("PUT", path, body, NULL), 200);
+        }
+        snprintf(path, sizeof path, "/handles/%s/commit", handle);
+        return call("POST", path, NULL, ret_commit);
+}
+
+static void set_state(const char *ref, const char *state, long want_status) {
+        char path[256], body[64];
+        json_t *j = NULL;
+        snprintf(path, sizeof path, "/containers/%s/handle", ref);
+        assert_int_equal(call("GET", path, NULL, &j), 200);
+        char handle[64];
+        snprintf(handle, sizeof handle, "%s", str(j, "handle"));
+        json_decref(j);
+        snprintf(path, sizeof path, "/handles/%s/state", handle);
+        snprintf(body, sizeof body, "{\"state\": \"%s\"}", state);
+        assert_int_equal(call("PUT", path, body, NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/commit", handle);
+        json_t *c = NULL;
+        long st = call("POST", path, NULL, &c);
+        if (st != want_status)
+                fail_msg("commit %s -> %s: %ld %s", ref, state, st, c ? json_dumps(c, 0) : "");
+        json_decref(c);
+}
+
+static json_t *inspect(const char *ref) {
+        char path[256];
+        json_t *j = NULL;
+        snprintf(path, sizeof path, "/containers/%s", ref);
+        assert_int_equal(call("GET", path, NULL, &j), 200);
+        return j;
+}
+
+/* exec-sync; returns the exit code and copies stdout into out. */
+static int exec_sync(const char *ref, const char *args_json, char *out, size_t out_size) {
+        char path[256], body[1024];
+        json_t *j = NULL;
+        snprintf(path, sizeof path, "/containers/%s/exec-sync", ref);
+        snprintf(body, sizeof body, "{\"path\": \"/bin/sh\", \"args\": %s, \"timeout_s\": 60}", args_json);
+        long st = call("POST", path, body, &j);
+        if (st != 200)
+                fail_msg("exec-sync in %s: %ld %s", ref, st, j ? json_dumps(j, 0) : "");
+        if (out)
+                snprintf(out, out_size, "%s", str(j, "stdout"));
+        int code = (int) json_integer_value(json_object_get(j, "exit_code"));
+        json_decref(j);
+        return code;
+}
+
+static void destroy(const char *ref) {
+        char path[256];
+        snprintf(path, sizeof path, "/containers/%s?force=1", ref);
+        assert_int_equal(call("DELETE", path, NULL, NULL), 204);
+}
+
+/* --- the daemon --- */
+
+static int run(const char *cmd) {
+        int r = system(cmd);
+        return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+static void daemon_start(void) {
+        const char *bin = getenv("PL_PORTLAYERD_BIN"), *kdir = getenv("PL_KERNEL_DIR");
+        char kernel[4096], log[256];
+        snprintf(kernel, sizeof kernel, "%s/vmlinuz", kdir);
+        snprintf(log, sizeof log, "%s/daemon.log", W.dir);
+        W.daemon = fork();
+        assert_true(W.daemon >= 0);
+        if (W.daemon == 0) {
+                int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+                dup2(fd, 2);
+                dup2(fd, 1);
+                execl(bin, bin, "--state-dir", W.dir, "--socket", W.sock, "--guest-kernel", kernel,
+                      "--boot-timeout", "120", "--log-level", "debug", (char *) NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 600; i++) {
+                W.probing = true;
+                long st = access(W.sock, F_OK) == 0 ? call("GET", "/_ping", NULL, NULL) : -1;
+                W.probing = false;
+                if (st == 200)
+                        return;
+                int status;
+                if (waitpid(W.daemon, &status, WNOHANG) == W.daemon) {
+                        char cmd[512];
+                        snprintf(cmd, sizeof cmd, "tail -n 30 %s >&2", log);
+                        (void) run(cmd);
+                        fail_msg("portlayerd exited at start-up");
+                }
+                usleep(100 * 1000);
+        }
+        fail_msg("portlayerd did not answer on %s", W.sock);
+}
+
+static void daemon_signal(int sig) {
+        if (W.daemon <= 0)
+                return;
+        kill(W.daemon, sig);
+        waitpid(W.daemon, NULL, 0);
+        W.daemon = 0;
+}
+
+/* QEMU processes whose command line names our state directory: ours. */
+static int kill_our_qemus(void) {
+        int found = 0;
+        DIR *d = opendir("/proc");
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+                char path[300], buf[8192];
+                snprintf(path, sizeof path, "/proc/%s/cmdline", de->d_name);
+                FILE *f = fopen(path, "re");
+                if (!f)
+                        continue;
+                size_t n = fread(buf, 1, sizeof buf - 1, f);
+                fclose(f);
+                for (size_t i = 0; i < n; i++)
+                        if (!buf[i])
+                                buf[i] = ' ';
+                buf[n] = 0;
+                if (strstr(buf, "qemu-system") && strstr(buf, W.dir)) {
+                        kill(atoi(de->d_name), SIGKILL);
+                        found++;
+                }
+        }
+        if (d)
+                closedir(d);
+        return found;
+}
+
+static int group_setup(void **state) {
+        const char *src = getenv("PL_SOURCE_DIR"), *pli = getenv("PL_IMAGE_BIN");
+        snprintf(W.dir, sizeof W.dir, "/tmp/pld-XXXXXX");
+        if (!mkdtemp(W.dir))
+                return -1;
+        snprintf(W.sock, sizeof W.sock, "%s/pl.sock", W.dir);
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd,
+                 "bash %s/tests/lib/make-oci-image.sh %s/oci >/dev/null 2>&1 && "
+                 "%s --store %s/images import oci:%s/oci:latest localhost/busybox:latest >/dev/null",
+                 src, W.dir, pli, W.dir, W.dir);
+        if (run(cmd) != 0)
+                return -1;
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        daemon_start();
+        return 0;
+}
+
+static int group_teardown(void **state) {
+        json_t *list = NULL;
+        if (W.daemon > 0 && call("GET", "/containers", NULL, &list) == 200) {
+                size_t i;
+                json_t *c;
+                json_array_foreach(list, i, c) {
+                        char path[256];
+                        snprintf(path, sizeof path, "/containers/%s?force=1", str(c, "id"));
+                        (void) call("DELETE", path, NULL, NULL);
+                }
+        }
+        json_decref(list);
+        daemon_signal(SIGTERM);
+        usleep(500 * 1000);
+        int left = kill_our_qemus();
+        char cmd[256];
+        if (!getenv("PL_KEEP_TEST_DIRS")) {
+                snprintf(cmd, sizeof cmd, "rm -rf %s", W.dir);
+                (void) run(cmd);
+        }
+        curl_global_cleanup();
+        if (left) {
+                fprintf(stderr, "%d QEMU processes of this run were still alive (killed)\n", left);
+                return -1;
+        }
+        return 0;
+}
+
+/* --- tests --- */
+
+static void test_full_life(void **state) {
+        char id[65], out[4096];
+        json_t *c = NULL;
+        assert_int_equal(create_run("life", "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"echo started; exec sleep 100000\"]}",
+                                    "running", id, &c),
+                         200);
+        assert_string_equal(str(c, "state"), "running");
+        assert_string_equal(str(c, "transport"), "virtio-serial");
+        json_decref(c);
+
+        /* exec: args never repeat the program */
+        assert_int_equal(exec_sync("life", "[\"-c\", \"echo \\\"$0|$1\\\"; exit 3\", \"a\", \"b\"]", out, sizeof out), 3);
+        assert_string_equal(out, "a|b\n");
+
+        /* copy in, read back through exec and copy out */
+        assert_int_equal(run("mkdir -p /tmp/pld-in && echo payload > /tmp/pld-in/data.txt && "
+                             "tar -C /tmp/pld-in -cf /tmp/pld-in.tar data.txt"), 0);
+        FILE *f = fopen("/tmp/pld-in.tar", "rb");
+        assert_non_null(f);
+        char tar[65536];
+        size_t n = fread(tar, 1, sizeof tar, f);
+        fclose(f);
+        assert_int_equal(http("PUT", "/containers/life/archive?path=/srv", tar, n, NULL, NULL, NULL), 200);
+        assert_int_equal(exec_sync("life", "[\"-c\", \"cat /srv/data.txt\"]", out, sizeof out), 0);
+        assert_string_equal(out, "payload\n");
+        char *raw = NULL;
+        size_t raw_len = 0;
+        assert_int_equal(http("GET", "/containers/life/archive?path=/srv/data.txt", NULL, 0, NULL, &raw, &raw_len), 200);
+        assert_true(raw_len >= 1024);
+        assert_non_null(memmem(raw, raw_len, "payload\n", 8));
+        free(raw);
+
+        /* stop: the image's StopSignal (SIGINT, make-oci-image.sh) ends the
+         * shell's sleep; the exit code is 128+2 */
+        set_state("life", "stopped", 200);
+        c = inspect("life");
+        assert_string_equal(str(c, "state"), "stopped");
+        assert_int_equal(json_integer_value(json_object_get(c, "exit_code")), 130);
+        json_decref(c);
+
+        /* start again: the disk kept the file */
+        set_state("life", "running", 200);
+        assert_int_equal(exec_sync("life", "[\"-c\", \"cat /srv/data.txt\"]", out, sizeof out), 0);
+        assert_string_equal(out, "payload\n");
+
+        /* a running container is not removed without force */
+        assert_int_equal(call("DELETE", "/containers/life", NULL, NULL), 409);
+        destroy(id);
+        assert_int_equal(call("GET", "/containers/life", NULL, NULL), 404);
+}
+
+static void test_commit_conflict(void **state) {
+        char id[65];
+        assert_int_equal(create_run("conflict", NULL, NULL, id, NULL), 200);
+        json_t *a = NULL, *b = NULL;
+        assert_int_equal(call("GET", "/containers/conflict/handle", NULL, &a), 200);
+        assert_int_equal(call("GET", "/containers/conflict/handle", NULL, &b), 200);
+        char path[256];
+        snprintf(path, sizeof path, "/handles/%s/labels", str(a, "handle"));
+        assert_int_equal(call("PUT", path, "{\"labels\": {\"who\": \"a\"}}", NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/commit", str(a, "handle"));
+        assert_int_equal(call("POST", path, NULL, NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/labels", str(b, "handle"));
+        assert_int_equal(call("PUT", path, "{\"labels\": {\"who\": \"b\"}}", NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/commit", str(b, "handle"));
+        json_t *e = NULL;
+        assert_int_equal(call("POST", path, NULL, &e), 409);
+        assert_non_null(strstr(str(e, "message"), "conflict"));
+        json_decref(e);
+        /* b changed nothing; a used handle is gone */
+        json_t *c = inspect("conflict");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(c, "config"), "labels"), "who")), "a");
+        assert_int_equal(json_integer_value(json_object_get(c, "generation")), 2);
+        json_decref(c);
+        snprintf(path, sizeof path, "/handles/%s/commit", str(a, "handle"));
+        assert_int_equal(call("POST", path, NULL, NULL), 404);
+        json_decref(a);
+        json_decref(b);
+        destroy(id);
+}
+
+static void test_main_exits(void **state) {
+        char id1[65], id2[65];
+        json_t *w = NULL;
+        assert_int_equal(create_run("exits", "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"exit 7\"]}", "running", id1, NULL),
+                         200);
+        assert_int_equal(call("POST", "/containers/exits/wait?timeout_s=120", NULL, &w), 200);
+        assert_int_equal(json_integer_value(json_object_get(w, "exit_code")), 7);
+        json_decref(w);
+        json_t *c = inspect("exits");
+        assert_string_equal(str(c, "state"), "stopped");
+        assert_true(json_is_null(json_object_get(c, "error")));
+        json_decref(c);
+
+        assert_int_equal(create_run("killed", "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"kill -9 $$\"]}", "running", id2,
+                                    NULL),
+                         200);
+        assert_int_equal(call("POST", "/containers/killed/wait?timeout_s=120", NULL, &w), 200);
+        assert_int_equal(json_integer_value(json_object_get(w, "exit_code")), 137);
+        json_decref(w);
+        destroy(id1);
+        destroy(id2);
+}
+
+static void test_guest_panic(void **state) {
+        char id[65];
+        assert_int_equal(create_run("panics", "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"exec sleep 100000\"]}", "running",
+                                    id, NULL),
+                         200);
+        char path[256];
+        snprintf(path, sizeof path, "/containers/panics/exec-sync");
+        /* The exec may not answer: the guest dies under it. */
+        (void) call("POST", path, "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"echo c > /proc/sysrq-trigger\"], \"timeout_s\": 30}",
+                    NULL);
+        json_t *w = NULL;
+        assert_int_equal(call("POST", "/containers/panics/wait?timeout_s=120", NULL, &w), 200);
+        assert_int_equal(json_integer_value(json_object_get(w, "exit_code")), 255);
+        json_decref(w);
+        json_t *c = inspect("panics");
+        assert_string_equal(str(c, "state"), "stopped");
+        assert_non_null(strstr(str(c, "error"), "the VM ended"));
+        json_decref(c);
+        destroy(id);
+}
+
+static void test_bad_requests(void **state) {
+        json_t *e = NULL;
+        struct {
+                const char *method, *path, *body;
+                long status;
+        } cases[] = {
+                {"POST", "/containers", "{\"name\": ", 400},
+                {"POST", "/containers", "[1, 2]", 400},
+                {"POST", "/containers", "{\"image\": \"localhost/busybox:latest\", \"bogus\": 1}", 400},
+                {"POST", "/containers", "{\"name\": \"../etc\", \"image\": \"localhost/busybox:latest\"}", 400},
+                {"POST", "/containers", "{\"name\": \"x\", \"image\": \"localhost/nothing:here\"}", 404},
+                {"POST", "/containers", "{\"name\": \"x\", \"image\": \"localhost/busybox:latest\", \"name\": \"y\"}", 400},
+                {"PUT", "/handles/0123456789abcdef0123456789abcdef/limits", "{\"memory_mb\": 512}", 404},
+                {"POST", "/handles/0123456789abcdef0123456789abcdef/commit", NULL, 404},
+                {"GET", "/containers/nope", NULL, 404},
+                {"DELETE", "/containers/nope", NULL, 404},
+                {"GET", "/no/such/call", NULL, 404},
+                {"PATCH", "/containers", NULL, 405},
+                {"GET", "/containers?state=sleeping", NULL, 400},
+                {"POST", "/images/pull", "{\"reference\": \"::not a reference\"}", 400},
+                {"POST", "/images/pull", "{}", 400},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                long st = call(cases[i].method, cases[i].path, cases[i].body, &e);
+                if (st != cases[i].status || !json_string_value(json_object_get(e, "message")))
+                        fail_msg("%s %s %s: %ld %s", cases[i].method, cases[i].path, cases[i].body ? cases[i].body : "", st,
+                                 e ? json_dumps(e, 0) : "(no JSON)");
+                json_decref(e);
+        }
+        /* absurd sizes: a 2 MiB body, limits out of range */
+        size_t big = 2u << 20;
+        char *body = malloc(big);
+        memset(body, ' ', big);
+        body[0] = '{';
+        body[big - 1] = '}';
+        assert_int_equal(http("POST", "/containers", body, big, NULL, NULL, NULL), 413);
+        free(body);
+        char id[65];
+        json_t *j = NULL;
+        assert_int_equal(call("POST", "/containers", "{\"name\": \"limits\", \"image\": \"localhost/busybox:latest\"}", &j), 201);
+        char path[256];
+        snprintf(path, sizeof path, "/handles/%s/limits", str(j, "handle"));
+        snprintf(id, sizeof id, "%s", str(j, "id"));
+        assert_int_equal(call("PUT", path, "{\"memory_mb\": 9999999999}", NULL), 400);
+        assert_int_equal(call("PUT", path, "{\"vcpus\": 0}", NULL), 400);
+        assert_int_equal(call("PUT", path, "{\"vcpus\": \"2\"}", NULL), 400);
+        json_decref(j);
+        /* nothing was created by any of it */
+        json_t *list = NULL;
+        assert_int_equal(call("GET", "/containers", NULL, &list), 200);
+        assert_int_equal(json_array_size(list), 0);
+        json_decref(list);
+}
+
+typedef struct Par {
+        char name[32];
+        char id[65];
+        long status;
+} Par;
+
+static void *par_main(void *arg) {
+        Par *p = arg;
+        p->status = create_run(p->name, "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"exec sleep 100000\"]}", "running", p->id,
+                               NULL);
+        return NULL;
+}
+
+static void test_parallel_and_restart(void **state) {
+        Par p[5];
+        pthread_t t[5];
+        for (int i = 0; i < 5; i++) {
+                memset(&p[i], 0, sizeof p[i]);
+                snprintf(p[i].name, sizeof p[i].name, "par%d", i);
+                assert_int_equal(pthread_create(&t[i], NULL, par_main, &p[i]), 0);
+        }
+        for (int i = 0; i < 5; i++) {
+                pthread_join(t[i], NULL);
+                assert_int_equal(p[i].status, 200);
+        }
+        for (int i = 0; i < 5; i++) {
+                json_t *c = inspect(p[i].name);
+                assert_string_equal(str(c, "state"), "running");
+                json_decref(c);
+        }
+
+        /* kill -9 the daemon and start it again: every container is still
+         * running and usable */
+        daemon_signal(SIGKILL);
+        daemon_start();
+        for (int i = 0; i < 5; i++) {
+                json_t *c = inspect(p[i].name);
+                assert_string_equal(str(c, "state"), "running");
+                json_decref(c);
+                char out[64];
+                assert_int_equal(exec_sync(p[i].name, "[\"-c\", \"echo alive\"]", out, sizeof out), 0);
+                assert_string_equal(out, "alive\n");
+        }
+        for (int i = 0; i < 5; i++)
+                destroy(p[i].id);
+}
+
+int main(void) {
+        if (!getenv("PL_KERNEL_DIR"))
+                test_program_skip_or_fail("PL_KERNEL_DIR, a guest kernel (scripts/fetch-kernel.sh)");
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_bad_requests),
+                cmocka_unit_test(test_full_life),
+                cmocka_unit_test(test_commit_conflict),
+                cmocka_unit_test(test_main_exits),
+                cmocka_unit_test(test_guest_panic),
+                cmocka_unit_test(test_parallel_and_restart),
+        };
+        return test_run_group(tests, group_setup, group_teardown);
+}
