@@ -430,7 +430,7 @@ static int extract_dir(Extract *x, struct archive_entry *e, int parent_fd, const
                 }
         }
         if (add_fixup(x, e, name) < 0)
-                return error_set(err, ENOMEM, "archive entry '%s': out of memory", name);
+                return error_oom(err);
         return 0;
 }
 
@@ -512,7 +512,7 @@ static int extract_hardlink(Extract *x, struct archive_entry *e, int parent_fd, 
         _cleanup_free_ char *target = NULL;
         _cleanup_free_ char *what = NULL;
         if (asprintf(&what, "archive entry '%s': hard link target", name) < 0)
-                return error_set(err, ENOMEM, "archive entry '%s': out of memory", name);
+                return error_oom(err);
         int r = normalize_name(entry_hardlink(e), what, &target, err);
         if (r < 0)
                 return r;
@@ -707,7 +707,7 @@ int copy_in_extract(int root_fd, const char *path, int in_fd, bool preserve_owne
         if (x.dest_fd < 0)
                 r = error_set_errno(err, -x.dest_fd, "create destination");
         else if (!(x.a = archive_read_new()) || !(src.buf = malloc(COPY_BLOCK_SIZE)))
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
         else
                 r = extract_stream(&x, &src, &stats, err);
 
@@ -800,7 +800,7 @@ static int write_header(Writer *w, const char *name, const struct stat *st, cons
                         const char *hardlink_target, Error **err) {
         _cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
         if (!e)
-                return error_set(err, ENOMEM, "'%s': out of memory", name);
+                return error_oom(err);
         archive_entry_set_pathname(e, name);
         archive_entry_set_filetype(e, st->st_mode & S_IFMT);
         archive_entry_set_perm(e, st->st_mode & 07777);
@@ -863,13 +863,13 @@ static int write_if_hardlink(Writer *w, const char *name, const struct stat *st,
         LinkKey *k = calloc(1, sizeof *k);
         if (!k || !(k->name = strdup(name))) {
                 free(k);
-                return error_set(err, ENOMEM, "'%s': out of memory", name);
+                return error_oom(err);
         }
         k->dev = st->st_dev;
         k->ino = st->st_ino;
         if (!tsearch(k, &w->links, link_key_cmp)) {
                 link_key_free(k);
-                return error_set(err, ENOMEM, "'%s': out of memory", name);
+                return error_oom(err);
         }
         return 0;
 }
@@ -959,7 +959,7 @@ static int write_dir(Writer *w, int dir_fd, const char *name, Error **err) {
                         continue;
                 _cleanup_free_ char *child = NULL;
                 if (asprintf(&child, "%s/%s", name, de->d_name) < 0)
-                        return error_set(err, ENOMEM, "'%s': out of memory", name);
+                        return error_oom(err);
                 if ((r = write_child(w, dirfd(d), de->d_name, child, err)) < 0)
                         return r;
         }
@@ -1008,7 +1008,7 @@ static int archive_tree(struct archive *a, int root_fd, const char *path, Sink *
         _cleanup_free_ char *name = NULL;
         _cleanup_free_ char *buf = malloc(COPY_BLOCK_SIZE);
         if (!buf || archive_base_name(path, &name) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
 
         if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
             archive_write_set_bytes_per_block(a, COPY_OUT_BLOCK_SIZE) != ARCHIVE_OK ||
@@ -1033,7 +1033,7 @@ int copy_out_archive(int root_fd, const char *path, int out_fd, CopyStats *ret, 
         int r;
 
         if (!a)
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
         else
                 r = archive_tree(a, root_fd, path ? path : "", &sink, &stats.entries, err);
         sink.closed = true;
@@ -1104,7 +1104,7 @@ static int remove_children(int dir_fd, dev_t dev, const char *path, Error **err)
                 _cleanup_free_ char *child = NULL;
                 if (asprintf(&child, "%s/%s", path, de->d_name) < 0) {
                         safe_close(fd);
-                        return error_set(err, ENOMEM, "remove '%s': out of memory", path);
+                        return error_oom(err);
                 }
                 int r = remove_children(fd, dev, child, err);
                 if (r < 0)
@@ -1154,7 +1154,7 @@ int fs_remove(int root_fd, const char *path, bool recursive, Error **err) {
 
         _cleanup_free_ char *parent = NULL, *leaf = NULL;
         if (split_path(path, &parent, &leaf) < 0)
-                return error_set(err, ENOMEM, "remove '%s': out of memory", path);
+                return error_oom(err);
         if (is_dot_or_dotdot(leaf))
                 return error_set(err, EINVAL, "remove '%s': refusing to remove '.' or '..'", path);
 

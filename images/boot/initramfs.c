@@ -89,14 +89,14 @@ static int load_modules(const char *modules_dir, Inputs *in, Error **err) {
         in->entry_names = calloc(in->n_modules + 1, sizeof(char *));
         size_t order_len = 0;
         if (!in->modules || !in->entry_names)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (size_t i = 0; i < in->n_modules; i++) {
                 const char *rel = in->module_paths[i], *base = strrchr(rel, '/');
                 base = base ? base + 1 : rel;
                 _cleanup_free_ char *path = NULL;
                 if (asprintf(&path, "%s/%s", modules_dir, rel) < 0 ||
                     asprintf(&in->entry_names[i], "lib/modules/%s", base) < 0)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 int r = load_file(path, INITRAMFS_MAX_MODULE, &in->modules[i], err);
                 if (r < 0)
                         return r;
@@ -104,7 +104,7 @@ static int load_modules(const char *modules_dir, Inputs *in, Error **err) {
         }
         in->order = malloc(order_len + 1);
         if (!in->order)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         char *o = in->order;
         for (size_t i = 0; i < in->n_modules; i++)
                 o = stpcpy(stpcpy(o, in->entry_names[i] + strlen("lib/modules/")), "\n");
@@ -200,7 +200,7 @@ static int archive_fail(struct archive *a, const char *what, Error **err) {
 static int write_entry(struct archive *a, const Entry *e, int64_t ino, Error **err) {
         struct archive_entry *ae = archive_entry_new();
         if (!ae)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         archive_entry_set_pathname(ae, e->name);
         archive_entry_set_mode(ae, e->mode);
         archive_entry_set_uid(ae, 0);
@@ -222,7 +222,7 @@ static int write_entry(struct archive *a, const Entry *e, int64_t ino, Error **e
 static int archive_write_all(int fd, const Entry *entries, size_t n, Error **err) {
         _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
         if (!a)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         /* "!timestamp": a zero gzip mtime, or equal inputs would differ by the clock. */
         if (archive_write_set_format_cpio_newc(a) != ARCHIVE_OK || archive_write_add_filter_gzip(a) != ARCHIVE_OK ||
             archive_write_set_filter_option(a, "gzip", "timestamp", NULL) != ARCHIVE_OK ||
@@ -244,7 +244,7 @@ static int write_atomic(const char *dir, const char *path, const Inputs *in, Err
         _cleanup_free_ char *tmp = NULL;
         size_t n = 0;
         if (!entries || asprintf(&tmp, "%s/.initramfs.XXXXXX", dir) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         int r = entries_collect(in, entries, &n, err);
         if (r < 0)
                 return r;
@@ -270,7 +270,7 @@ static int write_atomic(const char *dir, const char *path, const Inputs *in, Err
 static int mkdir_parents(const char *dir, Error **err) {
         _cleanup_free_ char *p = strdup(dir);
         if (!p)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (char *s = p + 1;; s++) {
                 if (*s != '/' && *s != 0)
                         continue;
@@ -294,7 +294,7 @@ int initramfs_build(const InitramfsSpec *spec, const char *cache_dir, char **ret
         if (r >= 0)
                 r = inputs_digest(&in, hex, err);
         if (r >= 0 && asprintf(&path, "%s/initramfs-%s.cpio.gz", cache_dir, hex) < 0)
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
         struct stat st;
         if (r >= 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
                 log_debug("initramfs %s is cached", path);

@@ -625,7 +625,7 @@ static int apply_other(Layer *l, ext2_ino_t parent, const char *leaf, ext2_ino_t
 static int apply_whiteout(Layer *l, const char *path, Error **err) {
         _cleanup_free_ char *walk = strdup(path);
         if (!walk)
-                return error_set(err, ENOMEM, "layer entry '%s': out of memory", path);
+                return error_oom(err);
         ext2_ino_t dir = 0;
         const char *leaf;
         l->stats.whiteouts++;
@@ -664,7 +664,7 @@ static int apply_entry(Layer *l, struct archive_entry *e, Error **err) {
         }
         _cleanup_free_ char *walk = strdup(path); /* walk_parent() cuts it up, l->name stays */
         if (!walk)
-                return error_set(err, ENOMEM, "layer entry '%s': out of memory", path);
+                return error_oom(err);
         ext2_ino_t parent = 0, existing = 0;
         const char *leaf;
         if ((r = walk_parent(l, walk, true, &parent, &leaf, err)) < 0)

@@ -99,7 +99,7 @@ static int path_normalize(const char *base, const char *p, bool allow_dotdot, ch
 static int archive_open_file(const char *path, struct archive **ret, Error **err) {
         struct archive *a = archive_read_new();
         if (!a)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (archive_read_support_filter_none(a) != ARCHIVE_OK || archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
             archive_read_support_format_tar(a) != ARCHIVE_OK || archive_read_open_filename(a, path, CHUNK) != ARCHIVE_OK) {
                 int code = archive_errno(a) > 0 ? archive_errno(a) : EBADMSG;
@@ -127,7 +127,7 @@ static int member_add(ArchiveSource *x, struct archive *a, struct archive_entry 
                 return error_set(err, E2BIG, "archive '%s': more than %u members", x->path, DOCKER_ARCHIVE_MEMBERS_MAX);
         Member *ms = realloc(x->members, (x->n_members + 1) * sizeof *ms);
         if (!ms)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         x->members = ms;
         Member *m = &ms[x->n_members];
         *m = (Member) {.name = TAKE_PTR(name)};
@@ -136,7 +136,7 @@ static int member_add(ArchiveSource *x, struct archive *a, struct archive_entry 
                 /* Hard links name a member; symlinks are relative to their directory. */
                 _cleanup_free_ char *dir = strdup(m->name);
                 if (!dir)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 char *slash = strrchr(dir, '/');
                 *(slash ? slash : dir) = 0;
                 const char *target = hl ? hl : archive_entry_symlink(e);
@@ -147,7 +147,7 @@ static int member_add(ArchiveSource *x, struct archive *a, struct archive_entry 
         }
         _cleanup_digest_ Digest *d = NULL;
         if (digest_new(&d) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         bool keep = strcmp(m->name, "manifest.json") == 0;
         if (keep && x->index_json) {
                 x->index_json = mfree(x->index_json);
@@ -175,7 +175,7 @@ static int member_add(ArchiveSource *x, struct archive *a, struct archive_entry 
                                                  x->path, OCI_JSON_MAX);
                         char *p = realloc(x->index_json, x->index_size + (size_t) k + 1);
                         if (!p)
-                                return error_set(err, ENOMEM, "out of memory");
+                                return error_oom(err);
                         memcpy(p + x->index_size, buf, (size_t) k);
                         x->index_size += (size_t) k;
                         p[x->index_size] = 0;
@@ -184,7 +184,7 @@ static int member_add(ArchiveSource *x, struct archive *a, struct archive_entry 
         }
         _cleanup_free_ char *hex = NULL;
         if (digest_final_hex(d, &hex) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         memcpy(m->digest, hex, DIGEST_STRING_LEN + 1);
         return 0;
 }
@@ -305,7 +305,7 @@ static int manifest_build(ArchiveSource *x, const char *name, Error **err) {
         json_t *layers = json_object_get(img, "Layers");
         const char *tag0 = json_string_value(json_array_get(json_object_get(img, "RepoTags"), 0));
         if (tag0 && strlen(tag0) <= OCI_REF_MAX && !(x->repo_tag = strdup(tag0)))
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if ((r = member_resolve(x, json_object_get(img, "Config"), "config", &config, err)) < 0)
                 return r;
         if (config->size > OCI_JSON_MAX)
@@ -317,7 +317,7 @@ static int manifest_build(ArchiveSource *x, const char *name, Error **err) {
         _cleanup_json_ json_t *m = json_pack("{s:i, s:s, s:o}", "schemaVersion", 2, "mediaType", OCI_MEDIA_TYPE_MANIFEST,
                                              "config", descriptor(OCI_MEDIA_TYPE_CONFIG, config));
         if (!descs || !m)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         size_t i;
         json_t *v;
         json_array_foreach(layers, i, v) {
@@ -327,13 +327,13 @@ static int manifest_build(ArchiveSource *x, const char *name, Error **err) {
                 if ((r = member_resolve(x, v, what, &layer, err)) < 0)
                         return r;
                 if (json_array_append_new(descs, descriptor(layer_media_type(layer), layer)) < 0)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
         }
         if (json_object_set(m, "layers", descs) < 0 || !(x->manifest = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER)))
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         x->manifest_size = strlen(x->manifest);
         if (digest_buffer_hex(x->manifest, x->manifest_size, &x->manifest_digest) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return 0;
 }
 
@@ -348,7 +348,7 @@ static int archive_get_manifest(ImageSource *s, const char *digest, void **ret_d
         if (!data || !mt) {
                 free(data);
                 free(mt);
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         memcpy(data, x->manifest, x->manifest_size + 1);
         *ret_data = data;
@@ -381,7 +381,7 @@ static int archive_fetch_blobs(ImageSource *s, const OciDescriptor *descs, size_
         _cleanup_free_ ssize_t *at = calloc(n + 1, sizeof *at);
         _cleanup_free_ bool *want = calloc(n + 1, sizeof *want);
         if (!at || !want)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (size_t i = 0; i < n; i++) {
                 at[i] = -1;
                 for (size_t j = 0; j < x->n_members && at[i] < 0; j++)
@@ -458,12 +458,12 @@ int docker_archive_source_new(const char *path, const char *name, ImageSource **
         ArchiveSource *x = calloc(1, sizeof *x);
         _cleanup_image_source_ ImageSource *s = (ImageSource *) x;
         if (!x)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         x->base.ops = &archive_ops;
         if (!(x->path = strdup(path)) ||
             asprintf(&x->description, "docker-archive:%s%s%s", path, name ? ":" : "", name ? name : "") < 0) {
                 x->description = NULL;
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         struct stat st;
         if (stat(path, &st) < 0)

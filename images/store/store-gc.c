@@ -139,10 +139,10 @@ static int gc_images(Store *s, bool keep_untagged, HexSet *keep, StoreGcStats *s
                         continue;
                 }
                 if (hexset_add(keep, img->id) < 0 || hexset_add(keep, img->manifest_digest) < 0)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 for (size_t i = 0; i < img->layers.n; i++)
                         if (hexset_add(keep, img->layers.v[i]) < 0)
-                                return error_set(err, ENOMEM, "out of memory");
+                                return error_oom(err);
         }
         return 0;
 }
@@ -206,7 +206,7 @@ int store_gc(Store *s, bool keep_untagged, StoreGcStats *ret, Error **err) {
 static int path_absolute(const char *path, char **ret, Error **err) {
         _cleanup_free_ char *a = strdup(path), *b = strdup(path);
         if (!a || !b)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         const char *base = basename(b);
         if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || strcmp(base, "/") == 0)
                 return error_set(err, EINVAL, "bad disk path '%s'", path);
@@ -214,7 +214,7 @@ static int path_absolute(const char *path, char **ret, Error **err) {
         if (!dir)
                 return error_set_errno(err, errno, "disk path '%s'", path);
         if (asprintf(ret, "%s/%s", strcmp(dir, "/") == 0 ? "" : dir, base) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return 0;
 }
 
@@ -279,7 +279,7 @@ static int disk_begin(Store *s, const char *path, char **ret_abs, char mname[sta
         if (r < 0)
                 return r;
         if (marker_name(*ret_abs, mname) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return store_lock(s, "store", LOCK_SH, err);
 }
 

@@ -48,7 +48,7 @@ int store_tag_name_normalize(const char *name, char **ret, Error **err) {
         if (ref->digest)
                 return error_set(err, EINVAL, "tag name '%s' has a digest", name);
         if (oci_ref_to_string(ref, ret) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return 0;
 }
 
@@ -102,7 +102,7 @@ DIR *store_dir_at(int dir_fd, const char *name) {
 int store_write_atomic(Store *s, int dir_fd, const char *name, const void *data, size_t n, Error **err) {
         _cleanup_free_ char *tmp = NULL;
         if (store_tmp_name("file", &tmp) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         _cleanup_close_ int fd = openat(s->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0)
                 return error_set_errno(err, errno, "create '%s/tmp/%s'", s->root, tmp);
@@ -184,7 +184,7 @@ int store_open(const char *root, Store **ret, Error **err) {
                 return error_set_errno(err, -r, "create store '%s'", root);
         _cleanup_store_ Store *s = calloc(1, sizeof *s);
         if (!s)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         s->root_fd = s->blobs_fd = s->images_fd = s->locks_fd = s->tmp_fd = -1;
         if (!(s->root = realpath(root, NULL)))
                 return error_set_errno(err, errno, "store '%s'", root);
@@ -248,7 +248,7 @@ int store_tags_set(StoreTags *t, const char *name, const char *id, Error **err) 
         ssize_t i = store_tags_find(t, name);
         char *v = strdup(id);
         if (!v)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (i >= 0) {
                 free(t->ids[i]);
                 t->ids[i] = v;
@@ -267,7 +267,7 @@ int store_tags_set(StoreTags *t, const char *name, const char *id, Error **err) 
         char *k = ids ? strdup(name) : NULL;
         if (!k) {
                 free(v);
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         /* Keep names sorted: insertion point. */
         size_t at = 0;
@@ -330,13 +330,13 @@ int store_tags_load(Store *s, StoreTags *ret, Error **err) {
 int store_tags_save(Store *s, const StoreTags *t, Error **err) {
         _cleanup_json_ json_t *j = json_object();
         if (!j)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (size_t i = 0; i < t->n; i++)
                 if (json_object_set_new(j, t->names[i], json_string(t->ids[i])) < 0)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
         _cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
         if (!text)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return store_write_atomic(s, s->root_fd, "tags.json", text, strlen(text), err);
 }
 
@@ -433,7 +433,7 @@ int store_inspect(Store *s, const char *ref, StoreImage **ret, Error **err) {
             (r = store_record_read(s, hex, &img, err)) < 0)
                 return r;
         if (store_image_fill_tags(img, &t) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         *ret = TAKE_PTR(img);
         return 0;
 }
@@ -486,7 +486,7 @@ int store_list(Store *s, StoreImage ***ret, size_t *ret_n, Error **err) {
                 StoreImage **nl = realloc(list, (n + 1) * sizeof *list);
                 if (!nl) {
                         store_image_list_free(list, n);
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 }
                 list = nl;
                 Error *e = NULL;
@@ -504,7 +504,7 @@ int store_list(Store *s, StoreImage ***ret, size_t *ret_n, Error **err) {
                 if (store_image_fill_tags(img, &t) < 0) {
                         store_image_free(img);
                         store_image_list_free(list, n);
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 }
                 list[n++] = img;
         }

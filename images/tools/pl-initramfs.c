@@ -102,7 +102,7 @@ static int build(const Args *a, char **ret_path, Error **err) {
                         return r;
         }
         if (!a->cache && !(cache = default_cache()))
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         InitramfsSpec spec = {
                 .agent_path = a->agent,
                 .modules_dir = modules_dir,

@@ -293,7 +293,7 @@ static int write_qemu_conf(const char *root, Error **err) {
         _cleanup_free_ char *etc = NULL, *path = NULL, *tmp = NULL;
         if (asprintf(&etc, "%s/etc", root) < 0 || asprintf(&path, "%s/qemu.conf", etc) < 0 ||
             asprintf(&tmp, "%s.XXXXXX", path) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         int r = mkdir_parents(etc, 0700);
         if (r < 0)
                 return error_set_errno(err, r, "cannot create %s", etc);
@@ -327,7 +327,7 @@ static int embed_root_of(const char *uri, char **ret_root, Error **err) {
         root += strlen("root=");
         *ret_root = strndup(root, strcspn(root, "&"));
         if (!*ret_root)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return check_root(*ret_root, err);
 }
 
@@ -344,14 +344,14 @@ static int prepare_uri(const char *uri, const char *state_dir, char **ret_uri, E
                 if (!state_dir || state_dir[0] != '/')
                         return error_set(err, EINVAL, "VM driver: an absolute state directory is required");
                 if (asprintf(&root, "%s/libvirt", state_dir) < 0)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 if ((r = check_root(root, err)) < 0)
                         return r;
                 if (asprintf(&resolved, EMBED_URI_PREFIX "?root=%s", root) < 0)
                         resolved = NULL;
         }
         if (!resolved)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (root && (r = write_qemu_conf(root, err)) < 0)
                 return r;
         *ret_uri = TAKE_PTR(resolved);
@@ -470,7 +470,7 @@ static int lv_open(VmDriver **ret, const char *uri, const char *state_dir, VmEve
 
         LibvirtDriver *d = calloc(1, sizeof(*d));
         if (!d)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         *d = (LibvirtDriver) { .base.ops = &vm_driver_libvirt, .lifecycle_id = -1, .cb = cb, .userdata = userdata };
         if ((r = loop_acquire(err)) < 0) {
                 free(d);
@@ -614,7 +614,7 @@ static int domain_is_ours(virDomainPtr dom, const char *name, Error **err) {
         int r = vm_xml_container_id(xml, &id);
         free(xml);
         if (r == -ENOMEM)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (r == -EINVAL) /* our element, damaged: still ours, so it can be collected */
                 log_debug("domain '%s': invalid portlayer metadata", name);
         else if (r < 0 && r != -ENOENT)
@@ -634,14 +634,14 @@ static int lv_list_ours(VmDriver *base, char ***ret_names, size_t *ret_n, Error 
         int r = 0;
         names = calloc((size_t) count + 1, sizeof(char *));
         if (!names)
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
         for (int i = 0; r >= 0 && i < count; i++) {
                 const char *name = virDomainGetName(doms[i]);
                 if (!name || !vm_name_is_valid(name, VM_NAME_MAX)) /* never one of ours */
                         continue;
                 r = domain_is_ours(doms[i], name, err);
                 if (r > 0 && !(names[n++] = strdup(name)))
-                        r = error_set(err, ENOMEM, "out of memory");
+                        r = error_oom(err);
         }
         for (int i = 0; i < count; i++)
                 virDomainFree(doms[i]);
