@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
 
@@ -102,21 +103,6 @@ int init_config_parse(const char *cmdline, InitConfig *c, Error **err) {
 }
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static int mkdir_p(const char *path, mode_t mode) {
-        char buf[512];
-        if (strlen(path) >= sizeof buf)
-                return -ENAMETOOLONG;
-        strcpy(buf, path);
-        for (char *p = buf + 1; *p; p++)
-                if (*p == '/') {
-                        *p = 0;
-                        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-                                return negative_errno();
-                        *p = '/';
-                }
-        return mkdir(buf, mode) < 0 && errno != EEXIST ? negative_errno() : 0;
-}
 
 static int mount_at(const char *src, const char *target, const char *type, unsigned long flags, const char *data,
                     Error **err) {

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
 #include "common/base/macro.h"
@@ -238,50 +239,28 @@ static int archive_write_all(int fd, const Entry *entries, size_t n, Error **err
         return 0;
 }
 
-/* Writes the archive into a temporary file in dir and renames it to path. */
-static int write_atomic(const char *dir, const char *path, const Inputs *in, Error **err) {
+/* Writes the archive into a temporary file beside path and renames it over path. */
+static int write_atomic(const char *path, const Inputs *in, Error **err) {
         _cleanup_free_ Entry *entries = calloc(ELEMENTSOF(skeleton) + 2 + in->n_modules, sizeof(Entry));
         _cleanup_free_ char *tmp = NULL;
         size_t n = 0;
-        if (!entries || asprintf(&tmp, "%s/.initramfs.XXXXXX", dir) < 0)
+        if (!entries)
                 return error_oom(err);
         int r = entries_collect(in, entries, &n, err);
         if (r < 0)
                 return r;
-        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        _cleanup_close_ int fd = tmpfile_open_beside(path, &tmp);
         if (fd < 0)
-                return error_set_errno(err, errno, "initramfs: create a temporary file in %s", dir);
+                return error_set_errno(err, -fd, "initramfs: create a temporary file beside %s", path);
         r = archive_write_all(fd, entries, n, err);
-        if (r >= 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0))
-                r = error_set_errno(err, errno, "initramfs: sync %s", tmp);
-        if (r >= 0 && rename(tmp, path) < 0)
-                r = error_set_errno(err, errno, "initramfs: rename %s to %s", tmp, path);
         if (r < 0) {
-                unlink(tmp);
+                (void) unlink(tmp);
                 return r;
         }
-        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || fsync(dfd) < 0)
-                return error_set_errno(err, errno, "initramfs: sync directory %s", dir);
+        r = tmpfile_link(fd, tmp, path, 0644);
+        if (r < 0)
+                return error_set_errno(err, -r, "initramfs: sync and rename %s to %s", tmp, path);
         return 0;
-}
-
-/* mkdir -p dir (mode 0755 for what it creates). */
-static int mkdir_parents(const char *dir, Error **err) {
-        _cleanup_free_ char *p = strdup(dir);
-        if (!p)
-                return error_oom(err);
-        for (char *s = p + 1;; s++) {
-                if (*s != '/' && *s != 0)
-                        continue;
-                char c = *s;
-                *s = 0;
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return error_set_errno(err, errno, "initramfs: create %s", p);
-                *s = c;
-                if (!c)
-                        return 0;
-        }
 }
 
 int initramfs_build(const InitramfsSpec *spec, const char *cache_dir, char **ret_path, Error **err) {
@@ -299,9 +278,11 @@ int initramfs_build(const InitramfsSpec *spec, const char *cache_dir, char **ret
         if (r >= 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
                 log_debug("initramfs %s is cached", path);
         } else if (r >= 0) {
-                r = mkdir_parents(cache_dir, err);
+                r = mkdir_p(cache_dir, 0755);
+                if (r < 0)
+                        r = error_set_errno(err, -r, "initramfs: create %s", cache_dir);
                 if (r >= 0)
-                        r = write_atomic(cache_dir, path, &in, err);
+                        r = write_atomic(path, &in, err);
                 if (r >= 0)
                         log_debug("initramfs %s built with %zu modules", path, in.n_modules);
         }

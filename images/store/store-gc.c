@@ -39,7 +39,7 @@ int store_clean_leftovers(Store *s, StoreGcStats *stats, Error **err) {
         for (struct dirent *de; (de = readdir(tmp));) {
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                         continue;
-                int r = store_rm_rf_at(s->tmp_fd, de->d_name, &stats->bytes_freed);
+                int r = rm_rf_at(s->tmp_fd, de->d_name, &stats->bytes_freed);
                 if (r < 0)
                         return error_set_errno(err, -r, "remove '%s/tmp/%s'", s->root, de->d_name);
                 stats->tmp_removed++;
@@ -50,7 +50,7 @@ int store_clean_leftovers(Store *s, StoreGcStats *stats, Error **err) {
         for (struct dirent *de; (de = readdir(images));) {
                 if (!store_id_hex(de->d_name, NULL) || store_record_exists(s, de->d_name))
                         continue;
-                int r = store_rm_rf_at(s->images_fd, de->d_name, &stats->bytes_freed);
+                int r = rm_rf_at(s->images_fd, de->d_name, &stats->bytes_freed);
                 if (r < 0)
                         return error_set_errno(err, -r, "remove '%s/images/%s'", s->root, de->d_name);
                 stats->images_removed++;
@@ -131,7 +131,7 @@ static int gc_images(Store *s, bool keep_untagged, HexSet *keep, StoreGcStats *s
                         char rec[NAME_MAX + 16];
                         snprintf(rec, sizeof rec, "%s/image.json", de->d_name);
                         int q = unlinkat(s->images_fd, rec, 0) < 0 ? negative_errno()
-                                                                   : store_rm_rf_at(s->images_fd, de->d_name,
+                                                                   : rm_rf_at(s->images_fd, de->d_name,
                                                                                     &st->bytes_freed);
                         if (q < 0)
                                 return error_set_errno(err, -q, "remove image %.12s", de->d_name);
@@ -185,7 +185,7 @@ int store_gc(Store *s, bool keep_untagged, StoreGcStats *ret, Error **err) {
         for (struct dirent *de; (de = readdir(d));) {
                 if (de->d_name[0] == '.' || hexset_has(&keep, de->d_name))
                         continue;
-                if ((r = store_rm_rf_at(s->blobs_fd, de->d_name, &st.bytes_freed)) < 0) {
+                if ((r = rm_rf_at(s->blobs_fd, de->d_name, &st.bytes_freed)) < 0) {
                         free(keep.v);
                         return error_set_errno(err, -r, "remove blob %s", de->d_name);
                 }

@@ -69,7 +69,7 @@ static void pull_done(Pull *p) {
         pull_blobs_clear(p);
         safe_close(p->dir_fd);
         if (p->dir_name)
-                store_rm_rf_at(p->s->tmp_fd, p->dir_name, NULL);
+                rm_rf_at(p->s->tmp_fd, p->dir_name, NULL);
         free(p->dir_name);
         error_free(p->blob_err);
         free(p->layer_ms);

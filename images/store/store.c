@@ -118,33 +118,6 @@ int store_write_atomic(Store *s, int dir_fd, const char *name, const void *data,
         return store_fsync_dir(dir_fd, name, err);
 }
 
-int store_rm_rf_at(int dir_fd, const char *name, uint64_t *bytes) {
-        struct stat st;
-        if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return errno == ENOENT ? 0 : negative_errno();
-        if (!S_ISDIR(st.st_mode)) {
-                if (unlinkat(dir_fd, name, 0) < 0)
-                        return errno == ENOENT ? 0 : negative_errno();
-                if (bytes && S_ISREG(st.st_mode))
-                        *bytes += (uint64_t) st.st_blocks * 512;
-                return 0;
-        }
-        _cleanup_closedir_ DIR *d = store_dir_at(dir_fd, name);
-        if (!d)
-                return negative_errno();
-        int r = 0;
-        for (struct dirent *de; (de = readdir(d));) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                int q = store_rm_rf_at(dirfd(d), de->d_name, bytes);
-                if (q < 0 && r == 0)
-                        r = q;
-        }
-        if (unlinkat(dir_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
-                r = negative_errno();
-        return r;
-}
-
 /* ---- open / free ---- */
 
 static int dir_open(int parent, const char *name, const char *root, int *ret, Error **err) {
@@ -157,29 +130,12 @@ static int dir_open(int parent, const char *name, const char *root, int *ret, Er
         return 0;
 }
 
-static int mkdir_p(const char *path) {
-        _cleanup_free_ char *p = strdup(path);
-        if (!p)
-                return -ENOMEM;
-        for (char *c = p + 1; *c; c++) {
-                if (*c != '/')
-                        continue;
-                *c = 0;
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return negative_errno();
-                *c = '/';
-        }
-        if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                return negative_errno();
-        return 0;
-}
-
 int store_open(const char *root, Store **ret, Error **err) {
         if (!root)
                 root = getenv(STORE_ENV_ROOT);
         if (!root || !*root)
                 root = STORE_DEFAULT_ROOT;
-        int r = mkdir_p(root);
+        int r = mkdir_p(root, 0755);
         if (r < 0)
                 return error_set_errno(err, -r, "create store '%s'", root);
         _cleanup_store_ Store *s = calloc(1, sizeof *s);
@@ -527,7 +483,7 @@ static int image_delete(Store *s, const char *hex, Error **err) {
         int r = store_fsync_dir(dir, "image dir", err);
         if (r < 0)
                 return r;
-        r = store_rm_rf_at(s->images_fd, hex, NULL);
+        r = rm_rf_at(s->images_fd, hex, NULL);
         if (r < 0)
                 return error_set_errno(err, -r, "remove '%s/images/%s'", s->root, hex);
         return 0;

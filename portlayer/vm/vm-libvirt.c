@@ -32,6 +32,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
 #include "vm-xml-internal.h"
@@ -254,23 +255,6 @@ static void loop_release(void) {
 
 /* --- the embedded driver's root --- */
 
-static int mkdir_parents(const char *path, mode_t mode) {
-        _cleanup_free_ char *copy = strdup(path);
-        if (!copy)
-                return -ENOMEM;
-        for (char *p = copy + 1;; p++) {
-                if (*p != '/' && *p != '\0')
-                        continue;
-                char saved = *p;
-                *p = '\0';
-                if (mkdir(copy, mode) < 0 && errno != EEXIST)
-                        return negative_errno();
-                *p = saved;
-                if (saved == '\0')
-                        return 0;
-        }
-}
-
 static bool root_char_is_plain(char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("/+_.-", c);
 }
@@ -290,28 +274,17 @@ static int check_root(const char *root, Error **err) {
 }
 
 static int write_qemu_conf(const char *root, Error **err) {
-        _cleanup_free_ char *etc = NULL, *path = NULL, *tmp = NULL;
-        if (asprintf(&etc, "%s/etc", root) < 0 || asprintf(&path, "%s/qemu.conf", etc) < 0 ||
-            asprintf(&tmp, "%s.XXXXXX", path) < 0)
+        _cleanup_free_ char *etc = NULL, *path = NULL;
+        if (asprintf(&etc, "%s/etc", root) < 0 || asprintf(&path, "%s/qemu.conf", etc) < 0)
                 return error_oom(err);
-        int r = mkdir_parents(etc, 0700);
+        int r = mkdir_p(etc, 0700);
         if (r < 0)
                 return error_set_errno(err, r, "cannot create %s", etc);
         if (access(path, F_OK) == 0)
                 return 0;
-
-        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return error_set_errno(err, errno, "cannot create %s", tmp);
-        r = write_all(fd, qemu_conf, sizeof qemu_conf - 1);
-        if (r >= 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0))
-                r = negative_errno();
-        if (r >= 0 && rename(tmp, path) < 0)
-                r = negative_errno();
-        if (r < 0) {
-                unlink(tmp);
+        r = write_file_atomic(path, qemu_conf, sizeof qemu_conf - 1, 0644);
+        if (r < 0)
                 return error_set_errno(err, r, "cannot write %s", path);
-        }
         return 0;
 }
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "common/base/error.h"
+#include "common/base/fs-util.h"
 #include "common/base/macro.h"
 #include "guest-agent/copy.h"
 
@@ -113,15 +114,9 @@ static int open_up(const char *path, _unused_ const struct stat *st, int flag, _
         return 0;
 }
 
-static int remove_one(const char *path, _unused_ const struct stat *st, _unused_ int flag,
-                      _unused_ struct FTW *ftw) {
-        (void) remove(path);
-        return 0;
-}
-
-static void rm_rf(const char *path) {
+static void remove_tree(const char *path) {
         (void) nftw(path, open_up, 16, FTW_PHYS);
-        (void) nftw(path, remove_one, 16, FTW_PHYS | FTW_DEPTH);
+        (void) rm_rf(path);
 }
 
 /* ---- sandbox --------------------------------------------------------------- */
@@ -146,7 +141,7 @@ static int sandbox_setup(void **state) {
 static int sandbox_teardown(void **state) {
         Sandbox *s = *state;
         safe_close(s->root_fd);
-        rm_rf(s->outer);
+        remove_tree(s->outer);
         assert_false(exists(s->outer));
         free(s);
         return 0;

@@ -15,13 +15,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/base/fs-util.h"
 #include "images/boot/initramfs.h"
 #include "images/boot/kernel-modules.h"
 
@@ -71,10 +71,6 @@ static void put(const char *path, const char *text) {
         assert_int_equal(fclose(f), 0);
 }
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
 static int setup(void **state) {
         Fixture *f = calloc(1, sizeof *f);
         snprintf(f->dir, sizeof f->dir, "/tmp/pl-initramfs-test.XXXXXX");
@@ -100,7 +96,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
         Fixture *f = *state;
-        nftw(f->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+        (void) rm_rf(f->dir);
         free(f);
         return 0;
 }

@@ -10,13 +10,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/base/fs-util.h"
 #include "images/boot/kernel-modules.h"
 
 static const char fake_dep[] =
@@ -44,10 +44,6 @@ static void put(const char *dir, const char *name, const char *text) {
         assert_int_equal(fclose(f), 0);
 }
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
 static int setup(void **state) {
         Fixture *f = calloc(1, sizeof *f);
         snprintf(f->dir, sizeof f->dir, "/tmp/pl-kmod-test.XXXXXX");
@@ -61,7 +57,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
         Fixture *f = *state;
-        nftw(f->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+        (void) rm_rf(f->dir);
         free(f);
         return 0;
 }

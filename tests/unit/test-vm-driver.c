@@ -17,7 +17,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/base/fs-util.h"
 #include "common/base/error.h"
 #include "common/base/io-util.h"
 #include "portlayer/vm/vm-driver.h"
@@ -381,10 +381,6 @@ static void test_libvirt_kvm_unusable(void **state) {
         assert_int_equal(state_of(ctx->d, "pl-k"), VM_STATE_MISSING);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
 static char *read_small(const char *path) {
         FILE *f = fopen(path, "re");
         if (!f)
@@ -424,7 +420,7 @@ static void test_libvirt_embed_root(void **state) {
                 vm_names_free(names, n);
                 vm_driver_close(d);
         }
-        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        (void) rm_rf(dir);
 }
 
 /* An existing qemu.conf is the operator's: never overwritten. */
@@ -449,7 +445,7 @@ static void test_libvirt_embed_conf_kept(void **state) {
         conf = read_small(conf_path);
         assert_non_null(conf);
         assert_int_equal(strncmp(conf, "# mine\n", 7), 0);
-        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        (void) rm_rf(dir);
 }
 
 /* --- fake only --- */
