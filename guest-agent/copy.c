@@ -29,6 +29,7 @@
 
 #include "common/base/io-util.h"
 #include "common/base/log.h"
+#include "common/base/path-util.h"
 #include "common/base/macro.h"
 
 #define COPY_BLOCK_SIZE (64u * 1024u)
@@ -107,34 +108,23 @@ int root_open(int root_fd, const char *path, int flags, mode_t mode) {
  * names and ".." components are refused rather than clamped, so that a
  * hostile archive fails loudly instead of landing somewhere unexpected. */
 static int normalize_name(const char *raw, const char *what, char **ret, Error **err) {
-        if (!raw || !*raw)
+        static const PathRules rules = {.max_len = COPY_MAX_PATH};
+        PathReject why = PATH_REJECT_NONE;
+        int r = path_normalize(NULL, raw, &rules, ret, &why);
+        if (r >= 0)
+                return 0;
+        switch (why) {
+        case PATH_REJECT_EMPTY:
                 return error_set(err, EINVAL, "%s has an empty name", what);
-        size_t len = strlen(raw);
-        if (len > COPY_MAX_PATH)
+        case PATH_REJECT_TOO_LONG:
                 return error_set(err, ENAMETOOLONG, "%s: name longer than %u bytes", what, COPY_MAX_PATH);
-        if (raw[0] == '/')
+        case PATH_REJECT_ABSOLUTE:
                 return error_set(err, EINVAL, "%s '%s': absolute path not allowed", what, raw);
-
-        _cleanup_free_ char *out = malloc(len + 1);
-        if (!out)
-                return error_set(err, ENOMEM, "%s '%s': out of memory", what, raw);
-        size_t n = 0;
-        for (const char *p = raw; *p;) {
-                size_t k = strcspn(p, "/");
-                if (k == 2 && p[0] == '.' && p[1] == '.')
-                        return error_set(err, EINVAL, "%s '%s': path escapes the destination", what, raw);
-                if (k > 0 && !(k == 1 && p[0] == '.')) {
-                        if (n > 0)
-                                out[n++] = '/';
-                        memcpy(out + n, p, k);
-                        n += k;
-                }
-                p += k;
-                p += strspn(p, "/");
+        case PATH_REJECT_DOTDOT:
+                return error_set(err, EINVAL, "%s '%s': path escapes the destination", what, raw);
+        default:
+                return r == -ENOMEM ? error_oom(err) : error_set(err, -r, "%s '%s': bad name", what, raw);
         }
-        out[n] = 0;
-        *ret = TAKE_PTR(out);
-        return 0;
 }
 
 /* The entry name copy-out gives path: its last component after lexically

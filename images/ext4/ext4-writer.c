@@ -27,6 +27,7 @@
 
 #include "common/base/io-util.h"
 #include "common/base/log.h"
+#include "common/base/path-util.h"
 #include "ext4-writer-internal.h"
 #include "images/ext4/layer-tar.h"
 
@@ -97,33 +98,27 @@ static int name_fail(Error **err, int code, const char *entry, const char *raw, 
  * is refused. "" is the root itself. entry is NULL for an entry's own name,
  * or the entry whose hard link target raw is (errors then name both). */
 static int normalize_name(const char *raw, const char *entry, char **ret, Error **err) {
-        if (!raw || !*raw)
+        static const PathRules rules = {
+                .max_len = EXT4_WRITER_MAX_PATH,
+                .max_component = EXT4_WRITER_MAX_COMPONENT,
+                .strip_root = true,
+        };
+        PathReject why = PATH_REJECT_NONE;
+        int r = path_normalize(NULL, raw, &rules, ret, &why);
+        if (r >= 0)
+                return 0;
+        switch (why) {
+        case PATH_REJECT_EMPTY:
                 return name_fail(err, EINVAL, entry, "", "empty name");
-        size_t len = strlen(raw);
-        if (len > EXT4_WRITER_MAX_PATH)
+        case PATH_REJECT_TOO_LONG:
                 return name_fail(err, ENAMETOOLONG, entry, raw, "name longer than 4096 bytes");
-        _cleanup_free_ char *out = malloc(len + 1);
-        if (!out)
-                return name_fail(err, ENOMEM, entry, raw, "out of memory");
-        size_t n = 0;
-        for (const char *p = raw + strspn(raw, "/"); *p;) {
-                size_t k = strcspn(p, "/");
-                if (k == 2 && p[0] == '.' && p[1] == '.')
-                        return name_fail(err, EINVAL, entry, raw, "'..' component not allowed");
-                if (k > EXT4_WRITER_MAX_COMPONENT)
-                        return name_fail(err, ENAMETOOLONG, entry, raw, "component longer than 255 bytes");
-                if (k > 0 && !(k == 1 && p[0] == '.')) {
-                        if (n > 0)
-                                out[n++] = '/';
-                        memcpy(out + n, p, k);
-                        n += k;
-                }
-                p += k;
-                p += strspn(p, "/");
+        case PATH_REJECT_DOTDOT:
+                return name_fail(err, EINVAL, entry, raw, "'..' component not allowed");
+        case PATH_REJECT_COMPONENT_TOO_LONG:
+                return name_fail(err, ENAMETOOLONG, entry, raw, "component longer than 255 bytes");
+        default:
+                return r == -ENOMEM ? error_oom(err) : name_fail(err, -r, entry, raw, "bad name");
         }
-        out[n] = 0;
-        *ret = TAKE_PTR(out);
-        return 0;
 }
 
 _Static_assert(EXT4_WRITER_MAX_PATH == 4096 && EXT4_WRITER_MAX_COMPONENT == 255, "messages above");

@@ -20,6 +20,7 @@
 #include "images/store/docker-archive.h"
 #include "images/ext4/layer-tar.h"
 #include "images/oci/oci-ref.h"
+#include "common/base/path-util.h"
 #include "common/json/json-util.h"
 
 #define MEMBER_NAME_MAX 4096
@@ -49,52 +50,11 @@ typedef struct ArchiveSource {
 } ArchiveSource;
 
 
-/* Normalises p, relative to directory base ("" for the top): drops "" and "."
- * components, resolves ".." only when allow_dotdot (link targets) and never
- * above the top. Returns 0 or -EINVAL. */
-static int path_normalize(const char *base, const char *p, bool allow_dotdot, char **ret) {
-        if (!p || !*p || p[0] == '/' || strlen(p) > MEMBER_NAME_MAX)
-                return -EINVAL;
-        size_t blen = strlen(base);
-        char *out = malloc(blen + strlen(p) + 2);
-        if (!out)
-                return -ENOMEM;
-        size_t n = 0;
-        char *tmp = NULL;
-        if (asprintf(&tmp, "%s/%s", base, p) < 0) {
-                free(out);
-                return -ENOMEM;
-        }
-        char *save = NULL;
-        for (char *c = strtok_r(tmp, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-                if (strcmp(c, ".") == 0)
-                        continue;
-                if (strcmp(c, "..") == 0) {
-                        if (!allow_dotdot || n == 0) {
-                                free(tmp);
-                                free(out);
-                                return -EINVAL;
-                        }
-                        while (n > 0 && out[n - 1] != '/')
-                                n--;
-                        if (n > 0)
-                                n--; /* the '/' */
-                        continue;
-                }
-                if (n > 0)
-                        out[n++] = '/';
-                memcpy(out + n, c, strlen(c));
-                n += strlen(c);
-        }
-        free(tmp);
-        out[n] = 0;
-        if (n == 0) {
-                free(out);
-                return -EINVAL;
-        }
-        *ret = out;
-        return 0;
-}
+/* Member names are relative, at most MEMBER_NAME_MAX bytes and name
+ * something; link targets may climb with ".." (symlinks are relative to
+ * their directory) but never above the top. */
+static const PathRules member_rules = {.max_len = MEMBER_NAME_MAX, .refuse_empty = true};
+static const PathRules link_rules = {.max_len = MEMBER_NAME_MAX, .refuse_empty = true, .resolve_dotdot = true};
 
 static int archive_open_file(const char *path, struct archive **ret, Error **err) {
         struct archive *a = archive_read_new();
@@ -120,7 +80,7 @@ static int member_add(ArchiveSource *x, struct archive *a, struct archive_entry 
         const char *hl = archive_entry_hardlink(e);
         if (type != AE_IFREG && type != AE_IFLNK && !hl)
                 return 0; /* directories and the like are never read */
-        if (path_normalize("", raw, false, &name) < 0)
+        if (path_normalize(NULL, raw, &member_rules, &name, NULL) < 0)
                 return error_set(err, EINVAL, "archive '%s': member '%.200s' is outside the archive", x->path,
                                  raw ? raw : "");
         if (x->n_members >= DOCKER_ARCHIVE_MEMBERS_MAX)
@@ -140,7 +100,7 @@ static int member_add(ArchiveSource *x, struct archive *a, struct archive_entry 
                 char *slash = strrchr(dir, '/');
                 *(slash ? slash : dir) = 0;
                 const char *target = hl ? hl : archive_entry_symlink(e);
-                if (path_normalize(hl ? "" : dir, target, !hl, &m->link) < 0)
+                if (path_normalize(hl ? NULL : dir, target, hl ? &member_rules : &link_rules, &m->link, NULL) < 0)
                         return error_set(err, EINVAL, "archive '%s': link '%s' points outside the archive", x->path,
                                          m->name);
                 return 0;
@@ -284,7 +244,7 @@ static json_t *descriptor(const char *media_type, const Member *m) {
 
 static int member_resolve(ArchiveSource *x, json_t *v, const char *what, const Member **ret, Error **err) {
         _cleanup_free_ char *name = NULL;
-        if (!json_is_string(v) || path_normalize("", json_string_value(v), false, &name) < 0)
+        if (!json_is_string(v) || path_normalize(NULL, json_string_value(v), &member_rules, &name, NULL) < 0)
                 return error_set(err, EINVAL, "archive '%s': %s path is missing or outside the archive", x->path, what);
         ssize_t i = member_find(x, name);
         if (i < 0)
