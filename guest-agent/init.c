@@ -26,6 +26,7 @@
 #include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
+#include "common/base/parse-util.h"
 
 #ifndef MODULE_INIT_COMPRESSED_FILE
 #define MODULE_INIT_COMPRESSED_FILE 4
@@ -41,10 +42,8 @@ static int set_string(char *dst, size_t size, const char *key, const char *value
 }
 
 static int set_number(unsigned *dst, unsigned max, const char *key, const char *value, Error **err) {
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(value, &end, 10);
-        if (errno || end == value || *end || v > max)
+        uint32_t v;
+        if (safe_atou32(value, &v) < 0 || v > max)
                 return error_set(err, EINVAL, "kernel command line: %s=%s is not a number up to %u", key, value, max);
         *dst = (unsigned) v;
         return 0;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/base/log.h"
+#include "common/base/parse-util.h"
 #include "guest-agent/agent.h"
 #include "guest-agent/init.h"
 
@@ -45,7 +46,6 @@ static int parse_args(int argc, char **argv, AgentConfig *c) {
                 {},
         };
         int o, level;
-        char *end;
         while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
                 switch (o) {
                 case 'u': c->unix_path = optarg; break;
@@ -53,9 +53,7 @@ static int parse_args(int argc, char **argv, AgentConfig *c) {
                 case 'r': c->root = optarg; break;
                 case 'c': c->chroot = true; break;
                 case 'v':
-                        errno = 0;
-                        c->vsock_port = (unsigned) strtoul(optarg, &end, 10);
-                        if (errno || *end || c->vsock_port == 0)
+                        if (safe_atou32(optarg, &c->vsock_port) < 0 || c->vsock_port == 0)
                                 return log_error_errno(EINVAL, "invalid vsock port '%s'", optarg);
                         break;
                 case 'l':
