@@ -27,10 +27,12 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "common/archive/archive-util.h"
+#include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
-#include "common/base/path-util.h"
 #include "common/base/macro.h"
+#include "common/base/path-util.h"
 
 #define COPY_BLOCK_SIZE (64u * 1024u)
 #define COPY_OUT_BLOCK_SIZE 10240
@@ -52,32 +54,11 @@ static const char *display_path(const char *path) {
         return path && *path ? path : "/";
 }
 
-static void archive_freep(struct archive **a) {
-        if (*a)
-                archive_free(*a); /* read or write: both end up in the same vtable */
-}
-#define _cleanup_archive_ _cleanup_(archive_freep)
-
-static void archive_entry_freep(struct archive_entry **e) {
-        if (*e)
-                archive_entry_free(*e);
-}
-
-static void closedirp(DIR **d) {
-        if (*d)
-                closedir(*d);
-}
-
 /* libarchive's errno is often 0, -1 or EILSEQ ("file format"), none of which
  * means anything to the host: report those as a bad message. */
 static int archive_code(struct archive *a) {
-        int e = archive_errno(a);
-        return e > 0 && e != EILSEQ ? e : EBADMSG;
-}
-
-static const char *archive_message(struct archive *a) {
-        const char *s = archive_error_string(a);
-        return s ? s : "unknown archive error";
+        int e = archive_errno_or(a, EBADMSG);
+        return e == EILSEQ ? EBADMSG : e;
 }
 
 int root_open(int root_fd, const char *path, int flags, mode_t mode) {
@@ -264,21 +245,6 @@ static void extract_done(Extract *x) {
         x->fixups = NULL;
         x->n_fixups = x->cap_fixups = 0;
         x->dest_fd = safe_close(x->dest_fd);
-}
-
-static const char *entry_pathname(struct archive_entry *e) {
-        const char *s = archive_entry_pathname(e);
-        return s ? s : archive_entry_pathname_utf8(e);
-}
-
-static const char *entry_hardlink(struct archive_entry *e) {
-        const char *s = archive_entry_hardlink(e);
-        return s ? s : archive_entry_hardlink_utf8(e);
-}
-
-static const char *entry_symlink(struct archive_entry *e) {
-        const char *s = archive_entry_symlink(e);
-        return s ? s : archive_entry_symlink_utf8(e);
 }
 
 /* Without preserved owners the file belongs to the agent (root), and a
@@ -788,7 +754,7 @@ static int read_link_at(int dir_fd, const char *at, char **ret) {
 
 static int write_header(Writer *w, const char *name, const struct stat *st, const char *symlink_target,
                         const char *hardlink_target, Error **err) {
-        _cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
+        _cleanup_archive_entry_ struct archive_entry *e = archive_entry_new();
         if (!e)
                 return error_oom(err);
         archive_entry_set_pathname(e, name);
@@ -927,7 +893,7 @@ static int write_dir(Writer *w, int dir_fd, const char *name, Error **err) {
                 safe_close(dir_fd);
                 return r;
         }
-        _cleanup_(closedirp) DIR *d = fdopendir(dir_fd);
+        _cleanup_closedir_ DIR *d = fdopendir(dir_fd);
         if (!d) {
                 int r = error_set_errno(err, errno, "'%s': opendir", name);
                 safe_close(dir_fd);
@@ -1019,7 +985,7 @@ static int archive_tree(struct archive *a, int root_fd, const char *path, Sink *
 int copy_out_archive(int root_fd, const char *path, int out_fd, CopyStats *ret, Error **err) {
         CopyStats stats = {0};
         Sink sink = {.fd = out_fd};
-        _cleanup_archive_ struct archive *a = archive_write_new();
+        _cleanup_archive_write_ struct archive *a = archive_write_new();
         int r;
 
         if (!a)
@@ -1062,7 +1028,7 @@ int fs_stat(int root_fd, const char *path, struct stat *ret_st, char **ret_link_
  * (unlinkat removes the link) and never descends into another file system:
  * a mount inside the root (a volume, /dev) is not ours to wipe. */
 static int remove_children(int dir_fd, dev_t dev, const char *path, Error **err) {
-        _cleanup_(closedirp) DIR *d = fdopendir(dir_fd);
+        _cleanup_closedir_ DIR *d = fdopendir(dir_fd);
         if (!d) {
                 int r = error_set_errno(err, errno, "remove '%s': opendir", path);
                 safe_close(dir_fd);

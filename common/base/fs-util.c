@@ -105,7 +105,7 @@ static int rm_children_at(int dir_fd, const char *name, uint64_t *freed_bytes) {
         int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return errno == ENOENT ? 0 : negative_errno();
-        DIR *d = fdopendir(fd);
+        _cleanup_closedir_ DIR *d = fdopendir(fd);
         if (!d) {
                 int r = negative_errno();
                 safe_close(fd);
@@ -121,7 +121,6 @@ static int rm_children_at(int dir_fd, const char *name, uint64_t *freed_bytes) {
         }
         if (errno > 0 && r == 0)
                 r = -errno;
-        closedir(d);
         return r;
 }
 

@@ -6,9 +6,15 @@
  * which path they passed and add it to their own message. */
 #pragma once
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "common/base/macro.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
+#define _cleanup_closedir_ _cleanup_(closedirp)
 
 /* Creates path and its missing parents, each with mode (before the umask).
  * An existing directory (or symlink to one) is fine at every level; an

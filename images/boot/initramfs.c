@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/archive/archive-util.h"
 #include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
@@ -56,8 +57,6 @@ static const Entry skeleton[] = {
         {"run", S_IFDIR | 0755, NULL, 0},  {"sys", S_IFDIR | 0755, NULL, 0},
         {"tmp", S_IFDIR | 01777, NULL, 0},
 };
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_write_free);
 
 static void inputs_done(Inputs *in) {
         free(in->agent.data);
@@ -192,14 +191,12 @@ static int entries_collect(const Inputs *in, Entry *entries, size_t *ret_n, Erro
 }
 
 static int archive_fail(struct archive *a, const char *what, Error **err) {
-        int code = archive_errno(a) > 0 ? archive_errno(a) : EIO;
-        const char *msg = archive_error_string(a);
-        return error_set(err, code, "initramfs: %s: %s", what, msg ? msg : "unknown libarchive error");
+        return error_set(err, archive_errno_or(a, EIO), "initramfs: %s: %s", what, archive_message(a));
 }
 
 /* Writes one entry: owner 0:0, mtime 0, inode ino, no device numbers. */
 static int write_entry(struct archive *a, const Entry *e, int64_t ino, Error **err) {
-        struct archive_entry *ae = archive_entry_new();
+        _cleanup_archive_entry_ struct archive_entry *ae = archive_entry_new();
         if (!ae)
                 return error_oom(err);
         archive_entry_set_pathname(ae, e->name);
@@ -210,18 +207,16 @@ static int write_entry(struct archive *a, const Entry *e, int64_t ino, Error **e
         archive_entry_set_ino64(ae, ino);
         archive_entry_set_nlink(ae, S_ISDIR(e->mode) ? 2 : 1);
         archive_entry_set_size(ae, S_ISREG(e->mode) ? (int64_t) e->size : 0);
-        int r = 0;
         if (archive_write_header(a, ae) != ARCHIVE_OK)
-                r = archive_fail(a, e->name, err);
-        else if (S_ISREG(e->mode) && e->size > 0 && archive_write_data(a, e->data, e->size) != (la_ssize_t) e->size)
-                r = archive_fail(a, e->name, err);
-        archive_entry_free(ae);
-        return r;
+                return archive_fail(a, e->name, err);
+        if (S_ISREG(e->mode) && e->size > 0 && archive_write_data(a, e->data, e->size) != (la_ssize_t) e->size)
+                return archive_fail(a, e->name, err);
+        return 0;
 }
 
 /* Writes the gzip'd newc archive of entries to fd. */
 static int archive_write_all(int fd, const Entry *entries, size_t n, Error **err) {
-        _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
+        _cleanup_archive_write_ struct archive *a = archive_write_new();
         if (!a)
                 return error_oom(err);
         /* "!timestamp": a zero gzip mtime, or equal inputs would differ by the clock. */

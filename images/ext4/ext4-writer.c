@@ -25,6 +25,7 @@
 #include <sys/sysmacros.h>
 #include <time.h>
 
+#include "common/archive/archive-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
 #include "common/base/path-util.h"
@@ -72,16 +73,6 @@ int ext4_fs_fail(Error **err, errcode_t rc, const char *what, const char *name) 
         return error_set(err, code, "layer entry '%s': %s: %s", name, what, ext4_fs_strerror(rc));
 }
 
-static int archive_code(struct archive *a) {
-        int e = archive_errno(a);
-        return e > 0 ? e : EIO;
-}
-
-static const char *archive_message(struct archive *a) {
-        const char *s = archive_error_string(a);
-        return s ? s : "unknown archive error";
-}
-
 /* ---- names --------------------------------------------------------------- */
 
 /* Fails for a bad name; names past 300 bytes are cut short in the message. */
@@ -122,21 +113,6 @@ static int normalize_name(const char *raw, const char *entry, char **ret, Error 
 }
 
 _Static_assert(EXT4_WRITER_MAX_PATH == 4096 && EXT4_WRITER_MAX_COMPONENT == 255, "messages above");
-
-static const char *entry_pathname(struct archive_entry *e) {
-        const char *s = archive_entry_pathname(e);
-        return s ? s : archive_entry_pathname_utf8(e);
-}
-
-static const char *entry_hardlink(struct archive_entry *e) {
-        const char *s = archive_entry_hardlink(e);
-        return s ? s : archive_entry_hardlink_utf8(e);
-}
-
-static const char *entry_symlink(struct archive_entry *e) {
-        const char *s = archive_entry_symlink(e);
-        return s ? s : archive_entry_symlink_utf8(e);
-}
 
 /* ---- inode helpers ------------------------------------------------------- */
 
@@ -437,7 +413,7 @@ static int write_data(Layer *l, ext2_ino_t ino, struct archive_entry *e, Error *
                 if (ar == ARCHIVE_EOF)
                         break;
                 if (ar < ARCHIVE_WARN) {
-                        r = error_set(err, archive_code(l->a), "layer entry '%s': read data: %s", l->name,
+                        r = error_set(err, archive_errno_or(l->a, EIO), "layer entry '%s': read data: %s", l->name,
                                       archive_message(l->a));
                         break;
                 }
@@ -685,7 +661,7 @@ static int apply_all(Layer *l, Error **err) {
                 if (ar == ARCHIVE_EOF)
                         return 0;
                 if (ar < ARCHIVE_WARN)
-                        return error_set(err, archive_code(l->a), "read layer after %llu entries: %s",
+                        return error_set(err, archive_errno_or(l->a, EIO), "read layer after %llu entries: %s",
                                          (unsigned long long) l->stats.entries, archive_message(l->a));
                 if (++l->stats.entries > EXT4_WRITER_MAX_ENTRIES)
                         return error_set(err, E2BIG, "layer has more than %u entries", EXT4_WRITER_MAX_ENTRIES);
@@ -703,7 +679,7 @@ int ext4_writer_apply_layer(Ext4Writer *w, int tar_fd, Ext4LayerStats *ret, Erro
         if (r < 0)
                 return error_set(err, r, "read layer: %s", r == -ENOMEM ? "out of memory" : "libarchive lacks tar, gzip or zstd");
         if (archive_read_open_fd(a, tar_fd, 1 << 16) != ARCHIVE_OK)
-                return error_set(err, archive_code(a), "read layer: %s", archive_message(a));
+                return error_set(err, archive_errno_or(a, EIO), "read layer: %s", archive_message(a));
         ext2fs_clear_inode_bitmap(w->touched);
         Layer l = {.w = w, .a = a, .name = ""};
         r = apply_all(&l, err);

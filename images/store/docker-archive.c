@@ -20,6 +20,7 @@
 #include "images/store/docker-archive.h"
 #include "images/ext4/layer-tar.h"
 #include "images/oci/oci-ref.h"
+#include "common/archive/archive-util.h"
 #include "common/base/path-util.h"
 #include "common/json/json-util.h"
 
@@ -57,17 +58,13 @@ static const PathRules member_rules = {.max_len = MEMBER_NAME_MAX, .refuse_empty
 static const PathRules link_rules = {.max_len = MEMBER_NAME_MAX, .refuse_empty = true, .resolve_dotdot = true};
 
 static int archive_open_file(const char *path, struct archive **ret, Error **err) {
-        struct archive *a = archive_read_new();
+        _cleanup_archive_read_ struct archive *a = archive_read_new();
         if (!a)
                 return error_oom(err);
         if (archive_read_support_filter_none(a) != ARCHIVE_OK || archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
-            archive_read_support_format_tar(a) != ARCHIVE_OK || archive_read_open_filename(a, path, CHUNK) != ARCHIVE_OK) {
-                int code = archive_errno(a) > 0 ? archive_errno(a) : EBADMSG;
-                int r = error_set(err, code, "archive '%s': %s", path, archive_error_string(a));
-                archive_read_free(a);
-                return r;
-        }
-        *ret = a;
+            archive_read_support_format_tar(a) != ARCHIVE_OK || archive_read_open_filename(a, path, CHUNK) != ARCHIVE_OK)
+                return error_set(err, archive_errno_or(a, EBADMSG), "archive '%s': %s", path, archive_error_string(a));
+        *ret = TAKE_PTR(a);
         return 0;
 }
 

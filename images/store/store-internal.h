@@ -36,12 +36,6 @@ int store_lock_image(Store *s, const char *hex, int how, Error **err);
 /* Resolves ref (as store_inspect() does) into hex under a shared tags lock. */
 int store_resolve_ref(Store *s, const char *ref, char hex[static STORE_HEX_LEN + 1], Error **err);
 
-static inline void closedirp(DIR **d) {
-        if (*d)
-                closedir(*d);
-}
-#define _cleanup_closedir_ _cleanup_(closedirp)
-
 /* Opens name below dir_fd as a directory stream without following a
  * symlink; NULL with errno set on failure. */
 DIR *store_dir_at(int dir_fd, const char *name);
