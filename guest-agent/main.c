@@ -15,6 +15,7 @@
 
 #include "common/base/log.h"
 #include "common/base/parse-util.h"
+#include "common/base/verbs.h"
 #include "guest-agent/agent.h"
 #include "guest-agent/init.h"
 
@@ -27,7 +28,7 @@ static void usage(FILE *f) {
                 "  --root DIR         container root (default /)\n"
                 "  --chroot           run processes chrooted into the root\n"
                 "  --log-level LEVEL  error, warning, info (default) or debug\n"
-                "  --version          print the version\n");
+                "  --help, --version\n");
 }
 
 /* Makes sure fds 0, 1 and 2 are open, so that no pipe we create lands there. */
@@ -128,7 +129,7 @@ int main(int argc, char **argv) {
         log_setup("pl-agent", LOG_LEVEL_INFO, STDERR_FILENO);
         AgentConfig config = {.exit_on_shutdown = true};
         if (parse_args(argc, argv, &config) < 0)
-                return EXIT_FAILURE;
+                return EXIT_USAGE;
         if (getpid() == 1)
                 pid1_main();
 
