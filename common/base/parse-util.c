@@ -7,8 +7,11 @@
 #include <stddef.h>
 
 /* Parses the leading decimal digits of s into *ret and points *end past
- * them. Returns 0, -EINVAL when there is no digit, -ERANGE on overflow. */
+ * them. Returns 0, -EINVAL when s is NULL or starts with no digit, -ERANGE
+ * on overflow. */
 static int parse_digits(const char *s, uint64_t *ret, const char **end) {
+        if (!s)
+                return -EINVAL;
         uint64_t v = 0;
         const char *p = s;
         for (; *p >= '0' && *p <= '9'; p++) {
@@ -24,18 +27,28 @@ static int parse_digits(const char *s, uint64_t *ret, const char **end) {
         return 0;
 }
 
+/* The binary shift of a size suffix ("" 0, K 10, M 20, G 30, T 40, either
+ * case), or -EINVAL for anything else, a second character included. */
+static int size_shift(const char *suffix) {
+        static const char suffixes[] = "KMGT";
+        if (!*suffix)
+                return 0;
+        char c = (char) (*suffix & ~0x20); /* upper case */
+        for (size_t i = 0; suffixes[i]; i++)
+                if (c == suffixes[i] && !suffix[1])
+                        return 10 * (int) (i + 1);
+        return -EINVAL;
+}
+
 int safe_atou64(const char *s, uint64_t *ret) {
-        if (!s)
-                return -EINVAL;
         const char *end;
         uint64_t v;
         int r = parse_digits(s, &v, &end);
-        if (r < 0)
-                return r;
-        if (*end)
-                return -EINVAL;
-        *ret = v;
-        return 0;
+        if (r >= 0 && *end)
+                r = -EINVAL;
+        if (r >= 0)
+                *ret = v;
+        return r;
 }
 
 int safe_atou32(const char *s, uint32_t *ret) {
@@ -64,23 +77,14 @@ int safe_atoi(const char *s, int *ret) {
 }
 
 int parse_size(const char *s, uint64_t *ret) {
-        if (!s)
-                return -EINVAL;
         const char *end;
         uint64_t v;
         int r = parse_digits(s, &v, &end);
         if (r < 0)
                 return r;
-        static const char suffixes[] = "KMGT";
-        unsigned shift = 0;
-        if (*end) {
-                char c = (char) (*end & ~0x20); /* upper case */
-                for (size_t i = 0; suffixes[i] && !shift; i++)
-                        if (c == suffixes[i])
-                                shift = 10 * (unsigned) (i + 1);
-                if (!shift || end[1])
-                        return -EINVAL;
-        }
+        int shift = size_shift(end);
+        if (shift < 0)
+                return shift;
         if (v > (UINT64_MAX >> shift))
                 return -ERANGE;
         *ret = v << shift;
