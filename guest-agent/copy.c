@@ -27,9 +27,12 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "common/archive/archive-util.h"
+#include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
 #include "common/base/macro.h"
+#include "common/base/path-util.h"
 
 #define COPY_BLOCK_SIZE (64u * 1024u)
 #define COPY_OUT_BLOCK_SIZE 10240
@@ -51,32 +54,11 @@ static const char *display_path(const char *path) {
         return path && *path ? path : "/";
 }
 
-static void archive_freep(struct archive **a) {
-        if (*a)
-                archive_free(*a); /* read or write: both end up in the same vtable */
-}
-#define _cleanup_archive_ _cleanup_(archive_freep)
-
-static void archive_entry_freep(struct archive_entry **e) {
-        if (*e)
-                archive_entry_free(*e);
-}
-
-static void closedirp(DIR **d) {
-        if (*d)
-                closedir(*d);
-}
-
 /* libarchive's errno is often 0, -1 or EILSEQ ("file format"), none of which
  * means anything to the host: report those as a bad message. */
 static int archive_code(struct archive *a) {
-        int e = archive_errno(a);
-        return e > 0 && e != EILSEQ ? e : EBADMSG;
-}
-
-static const char *archive_message(struct archive *a) {
-        const char *s = archive_error_string(a);
-        return s ? s : "unknown archive error";
+        int e = archive_errno_or(a, EBADMSG);
+        return e == EILSEQ ? EBADMSG : e;
 }
 
 int root_open(int root_fd, const char *path, int flags, mode_t mode) {
@@ -107,34 +89,23 @@ int root_open(int root_fd, const char *path, int flags, mode_t mode) {
  * names and ".." components are refused rather than clamped, so that a
  * hostile archive fails loudly instead of landing somewhere unexpected. */
 static int normalize_name(const char *raw, const char *what, char **ret, Error **err) {
-        if (!raw || !*raw)
+        static const PathRules rules = {.max_len = COPY_MAX_PATH};
+        PathReject why = PATH_REJECT_NONE;
+        int r = path_normalize(NULL, raw, &rules, ret, &why);
+        if (r >= 0)
+                return 0;
+        switch (why) {
+        case PATH_REJECT_EMPTY:
                 return error_set(err, EINVAL, "%s has an empty name", what);
-        size_t len = strlen(raw);
-        if (len > COPY_MAX_PATH)
+        case PATH_REJECT_TOO_LONG:
                 return error_set(err, ENAMETOOLONG, "%s: name longer than %u bytes", what, COPY_MAX_PATH);
-        if (raw[0] == '/')
+        case PATH_REJECT_ABSOLUTE:
                 return error_set(err, EINVAL, "%s '%s': absolute path not allowed", what, raw);
-
-        _cleanup_free_ char *out = malloc(len + 1);
-        if (!out)
-                return error_set(err, ENOMEM, "%s '%s': out of memory", what, raw);
-        size_t n = 0;
-        for (const char *p = raw; *p;) {
-                size_t k = strcspn(p, "/");
-                if (k == 2 && p[0] == '.' && p[1] == '.')
-                        return error_set(err, EINVAL, "%s '%s': path escapes the destination", what, raw);
-                if (k > 0 && !(k == 1 && p[0] == '.')) {
-                        if (n > 0)
-                                out[n++] = '/';
-                        memcpy(out + n, p, k);
-                        n += k;
-                }
-                p += k;
-                p += strspn(p, "/");
+        case PATH_REJECT_DOTDOT:
+                return error_set(err, EINVAL, "%s '%s': path escapes the destination", what, raw);
+        default:
+                return r == -ENOMEM ? error_oom(err) : error_set(err, -r, "%s '%s': bad name", what, raw);
         }
-        out[n] = 0;
-        *ret = TAKE_PTR(out);
-        return 0;
 }
 
 /* The entry name copy-out gives path: its last component after lexically
@@ -276,21 +247,6 @@ static void extract_done(Extract *x) {
         x->dest_fd = safe_close(x->dest_fd);
 }
 
-static const char *entry_pathname(struct archive_entry *e) {
-        const char *s = archive_entry_pathname(e);
-        return s ? s : archive_entry_pathname_utf8(e);
-}
-
-static const char *entry_hardlink(struct archive_entry *e) {
-        const char *s = archive_entry_hardlink(e);
-        return s ? s : archive_entry_hardlink_utf8(e);
-}
-
-static const char *entry_symlink(struct archive_entry *e) {
-        const char *s = archive_entry_symlink(e);
-        return s ? s : archive_entry_symlink_utf8(e);
-}
-
 /* Without preserved owners the file belongs to the agent (root), and a
  * setuid/setgid bit would hand the container a privileged binary. */
 static mode_t entry_mode(const Extract *x, struct archive_entry *e) {
@@ -430,7 +386,7 @@ static int extract_dir(Extract *x, struct archive_entry *e, int parent_fd, const
                 }
         }
         if (add_fixup(x, e, name) < 0)
-                return error_set(err, ENOMEM, "archive entry '%s': out of memory", name);
+                return error_oom(err);
         return 0;
 }
 
@@ -512,7 +468,7 @@ static int extract_hardlink(Extract *x, struct archive_entry *e, int parent_fd, 
         _cleanup_free_ char *target = NULL;
         _cleanup_free_ char *what = NULL;
         if (asprintf(&what, "archive entry '%s': hard link target", name) < 0)
-                return error_set(err, ENOMEM, "archive entry '%s': out of memory", name);
+                return error_oom(err);
         int r = normalize_name(entry_hardlink(e), what, &target, err);
         if (r < 0)
                 return r;
@@ -707,7 +663,7 @@ int copy_in_extract(int root_fd, const char *path, int in_fd, bool preserve_owne
         if (x.dest_fd < 0)
                 r = error_set_errno(err, -x.dest_fd, "create destination");
         else if (!(x.a = archive_read_new()) || !(src.buf = malloc(COPY_BLOCK_SIZE)))
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
         else
                 r = extract_stream(&x, &src, &stats, err);
 
@@ -798,9 +754,9 @@ static int read_link_at(int dir_fd, const char *at, char **ret) {
 
 static int write_header(Writer *w, const char *name, const struct stat *st, const char *symlink_target,
                         const char *hardlink_target, Error **err) {
-        _cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
+        _cleanup_archive_entry_ struct archive_entry *e = archive_entry_new();
         if (!e)
-                return error_set(err, ENOMEM, "'%s': out of memory", name);
+                return error_oom(err);
         archive_entry_set_pathname(e, name);
         archive_entry_set_filetype(e, st->st_mode & S_IFMT);
         archive_entry_set_perm(e, st->st_mode & 07777);
@@ -863,13 +819,13 @@ static int write_if_hardlink(Writer *w, const char *name, const struct stat *st,
         LinkKey *k = calloc(1, sizeof *k);
         if (!k || !(k->name = strdup(name))) {
                 free(k);
-                return error_set(err, ENOMEM, "'%s': out of memory", name);
+                return error_oom(err);
         }
         k->dev = st->st_dev;
         k->ino = st->st_ino;
         if (!tsearch(k, &w->links, link_key_cmp)) {
                 link_key_free(k);
-                return error_set(err, ENOMEM, "'%s': out of memory", name);
+                return error_oom(err);
         }
         return 0;
 }
@@ -937,7 +893,7 @@ static int write_dir(Writer *w, int dir_fd, const char *name, Error **err) {
                 safe_close(dir_fd);
                 return r;
         }
-        _cleanup_(closedirp) DIR *d = fdopendir(dir_fd);
+        _cleanup_closedir_ DIR *d = fdopendir(dir_fd);
         if (!d) {
                 int r = error_set_errno(err, errno, "'%s': opendir", name);
                 safe_close(dir_fd);
@@ -959,7 +915,7 @@ static int write_dir(Writer *w, int dir_fd, const char *name, Error **err) {
                         continue;
                 _cleanup_free_ char *child = NULL;
                 if (asprintf(&child, "%s/%s", name, de->d_name) < 0)
-                        return error_set(err, ENOMEM, "'%s': out of memory", name);
+                        return error_oom(err);
                 if ((r = write_child(w, dirfd(d), de->d_name, child, err)) < 0)
                         return r;
         }
@@ -1008,7 +964,7 @@ static int archive_tree(struct archive *a, int root_fd, const char *path, Sink *
         _cleanup_free_ char *name = NULL;
         _cleanup_free_ char *buf = malloc(COPY_BLOCK_SIZE);
         if (!buf || archive_base_name(path, &name) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
 
         if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
             archive_write_set_bytes_per_block(a, COPY_OUT_BLOCK_SIZE) != ARCHIVE_OK ||
@@ -1029,11 +985,11 @@ static int archive_tree(struct archive *a, int root_fd, const char *path, Sink *
 int copy_out_archive(int root_fd, const char *path, int out_fd, CopyStats *ret, Error **err) {
         CopyStats stats = {0};
         Sink sink = {.fd = out_fd};
-        _cleanup_archive_ struct archive *a = archive_write_new();
+        _cleanup_archive_write_ struct archive *a = archive_write_new();
         int r;
 
         if (!a)
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
         else
                 r = archive_tree(a, root_fd, path ? path : "", &sink, &stats.entries, err);
         sink.closed = true;
@@ -1072,7 +1028,7 @@ int fs_stat(int root_fd, const char *path, struct stat *ret_st, char **ret_link_
  * (unlinkat removes the link) and never descends into another file system:
  * a mount inside the root (a volume, /dev) is not ours to wipe. */
 static int remove_children(int dir_fd, dev_t dev, const char *path, Error **err) {
-        _cleanup_(closedirp) DIR *d = fdopendir(dir_fd);
+        _cleanup_closedir_ DIR *d = fdopendir(dir_fd);
         if (!d) {
                 int r = error_set_errno(err, errno, "remove '%s': opendir", path);
                 safe_close(dir_fd);
@@ -1104,7 +1060,7 @@ static int remove_children(int dir_fd, dev_t dev, const char *path, Error **err)
                 _cleanup_free_ char *child = NULL;
                 if (asprintf(&child, "%s/%s", path, de->d_name) < 0) {
                         safe_close(fd);
-                        return error_set(err, ENOMEM, "remove '%s': out of memory", path);
+                        return error_oom(err);
                 }
                 int r = remove_children(fd, dev, child, err);
                 if (r < 0)
@@ -1154,7 +1110,7 @@ int fs_remove(int root_fd, const char *path, bool recursive, Error **err) {
 
         _cleanup_free_ char *parent = NULL, *leaf = NULL;
         if (split_path(path, &parent, &leaf) < 0)
-                return error_set(err, ENOMEM, "remove '%s': out of memory", path);
+                return error_oom(err);
         if (is_dot_or_dotdot(leaf))
                 return error_set(err, EINVAL, "remove '%s': refusing to remove '.' or '..'", path);
 

@@ -23,8 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
+#include "common/base/parse-util.h"
 
 #ifndef MODULE_INIT_COMPRESSED_FILE
 #define MODULE_INIT_COMPRESSED_FILE 4
@@ -40,10 +42,8 @@ static int set_string(char *dst, size_t size, const char *key, const char *value
 }
 
 static int set_number(unsigned *dst, unsigned max, const char *key, const char *value, Error **err) {
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(value, &end, 10);
-        if (errno || end == value || *end || v > max)
+        uint32_t v;
+        if (safe_atou32(value, &v) < 0 || v > max)
                 return error_set(err, EINVAL, "kernel command line: %s=%s is not a number up to %u", key, value, max);
         *dst = (unsigned) v;
         return 0;
@@ -108,21 +108,6 @@ int init_config_parse(const char *cmdline, InitConfig *c, Error **err) {
 }
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static int mkdir_p(const char *path, mode_t mode) {
-        char buf[512];
-        if (strlen(path) >= sizeof buf)
-                return -ENAMETOOLONG;
-        strcpy(buf, path);
-        for (char *p = buf + 1; *p; p++)
-                if (*p == '/') {
-                        *p = 0;
-                        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-                                return negative_errno();
-                        *p = '/';
-                }
-        return mkdir(buf, mode) < 0 && errno != EEXIST ? negative_errno() : 0;
-}
 
 static int mount_at(const char *src, const char *target, const char *type, unsigned long flags, const char *data,
                     Error **err) {

@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "common/base/log.h"
+#include "common/base/parse-util.h"
+#include "common/base/verbs.h"
 #include "guest-agent/agent.h"
 #include "guest-agent/init.h"
 
@@ -27,7 +29,7 @@ static void usage(FILE *f) {
                 "  --root DIR         container root (default /)\n"
                 "  --chroot           run processes chrooted into the root\n"
                 "  --log-level LEVEL  error, warning, info (default) or debug\n"
-                "  --version          print the version\n");
+                "  --help, --version\n");
 }
 
 /* Makes sure fds 0, 1 and 2 are open, so that no pipe we create lands there. */
@@ -47,7 +49,6 @@ static int parse_args(int argc, char **argv, AgentConfig *c) {
                 {},
         };
         int o, level;
-        char *end;
         while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
                 switch (o) {
                 case 'u': c->unix_path = optarg; break;
@@ -56,9 +57,7 @@ static int parse_args(int argc, char **argv, AgentConfig *c) {
                 case 'c': c->chroot = true; break;
                 case 'L': c->vsock_allow_local = true; break;
                 case 'v':
-                        errno = 0;
-                        c->vsock_port = (unsigned) strtoul(optarg, &end, 10);
-                        if (errno || *end || c->vsock_port == 0)
+                        if (safe_atou32(optarg, &c->vsock_port) < 0 || c->vsock_port == 0)
                                 return log_error_errno(EINVAL, "invalid vsock port '%s'", optarg);
                         break;
                 case 'l':
@@ -134,7 +133,7 @@ int main(int argc, char **argv) {
         log_setup("pl-agent", LOG_LEVEL_INFO, STDERR_FILENO);
         AgentConfig config = {.exit_on_shutdown = true};
         if (parse_args(argc, argv, &config) < 0)
-                return EXIT_FAILURE;
+                return EXIT_USAGE;
         if (getpid() == 1)
                 pid1_main();
 

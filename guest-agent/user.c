@@ -8,6 +8,7 @@
 #include "guest-agent/copy.h"
 
 #include "common/base/io-util.h"
+#include "common/base/parse-util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,11 +20,11 @@
 #define USER_DB_MAX (4u * 1024u * 1024u)
 
 static int parse_id(const char *s, unsigned long *ret) {
-        if (!s || !*s || strspn(s, "0123456789") != strlen(s))
-                return -EINVAL;
-        errno = 0;
-        unsigned long v = strtoul(s, NULL, 10);
-        if (errno || v >= UINT_MAX)
+        uint32_t v;
+        int r = safe_atou32(s, &v);
+        if (r < 0)
+                return r;
+        if (v >= UINT_MAX) /* (uid_t) -1 means "no change" to chown() and setresuid() */
                 return -ERANGE;
         *ret = v;
         return 0;

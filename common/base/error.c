@@ -56,6 +56,10 @@ int error_set_errno(Error **err, int code, const char *fmt, ...) {
         return error_set(err, code, "%s: %s", head ? head : "?", strerror(code ? code : EIO));
 }
 
+int error_oom(Error **err) {
+        return error_set(err, ENOMEM, "out of memory");
+}
+
 int error_prefix(Error **err, const char *fmt, ...) {
         if (!err || !*err)
                 return -EIO;

@@ -26,6 +26,10 @@ int error_setv(Error **err, int code, const char *fmt, va_list ap) _printf_(3, 0
 /* Like error_set() but appends ": strerror(code)". */
 int error_set_errno(Error **err, int code, const char *fmt, ...) _printf_(3, 4);
 
+/* Sets *err to ENOMEM "out of memory" (as error_set() does) and returns
+ * -ENOMEM: the one way an allocation failure is reported. */
+int error_oom(Error **err);
+
 /* Prepends "context: " to an existing message; no-op if err or *err is NULL.
  * Returns -(*err)->code, or -EIO when nothing is set. */
 int error_prefix(Error **err, const char *fmt, ...) _printf_(2, 3);

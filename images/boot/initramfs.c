@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/archive/archive-util.h"
+#include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
 #include "common/base/macro.h"
@@ -60,8 +62,6 @@ static const Entry skeleton[] = {
         {"tmp", S_IFDIR | 01777, NULL, 0},
 };
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_write_free);
-
 static void inputs_done(Inputs *in) {
         free(in->agent.data);
         for (size_t i = 0; i < in->n_modules; i++) {
@@ -93,14 +93,14 @@ static int load_modules(const char *modules_dir, Inputs *in, Error **err) {
         in->entry_names = calloc(in->n_modules + 1, sizeof(char *));
         size_t order_len = 0;
         if (!in->modules || !in->entry_names)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (size_t i = 0; i < in->n_modules; i++) {
                 const char *rel = in->module_paths[i], *base = strrchr(rel, '/');
                 base = base ? base + 1 : rel;
                 _cleanup_free_ char *path = NULL;
                 if (asprintf(&path, "%s/%s", modules_dir, rel) < 0 ||
                     asprintf(&in->entry_names[i], "lib/modules/%s", base) < 0)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 int r = load_file(path, INITRAMFS_MAX_MODULE, &in->modules[i], err);
                 if (r < 0)
                         return r;
@@ -108,7 +108,7 @@ static int load_modules(const char *modules_dir, Inputs *in, Error **err) {
         }
         in->order = malloc(order_len + 1);
         if (!in->order)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         char *o = in->order;
         for (size_t i = 0; i < in->n_modules; i++)
                 o = stpcpy(stpcpy(o, in->entry_names[i] + strlen("lib/modules/")), "\n");
@@ -195,16 +195,14 @@ static int entries_collect(const Inputs *in, Entry *entries, size_t *ret_n, Erro
 }
 
 static int archive_fail(struct archive *a, const char *what, Error **err) {
-        int code = archive_errno(a) > 0 ? archive_errno(a) : EIO;
-        const char *msg = archive_error_string(a);
-        return error_set(err, code, "initramfs: %s: %s", what, msg ? msg : "unknown libarchive error");
+        return error_set(err, archive_errno_or(a, EIO), "initramfs: %s: %s", what, archive_message(a));
 }
 
 /* Writes one entry: owner 0:0, mtime 0, inode ino, no device numbers. */
 static int write_entry(struct archive *a, const Entry *e, int64_t ino, Error **err) {
-        struct archive_entry *ae = archive_entry_new();
+        _cleanup_archive_entry_ struct archive_entry *ae = archive_entry_new();
         if (!ae)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         archive_entry_set_pathname(ae, e->name);
         archive_entry_set_mode(ae, e->mode);
         archive_entry_set_uid(ae, 0);
@@ -213,20 +211,18 @@ static int write_entry(struct archive *a, const Entry *e, int64_t ino, Error **e
         archive_entry_set_ino64(ae, ino);
         archive_entry_set_nlink(ae, S_ISDIR(e->mode) ? 2 : 1);
         archive_entry_set_size(ae, S_ISREG(e->mode) ? (int64_t) e->size : 0);
-        int r = 0;
         if (archive_write_header(a, ae) != ARCHIVE_OK)
-                r = archive_fail(a, e->name, err);
-        else if (S_ISREG(e->mode) && e->size > 0 && archive_write_data(a, e->data, e->size) != (la_ssize_t) e->size)
-                r = archive_fail(a, e->name, err);
-        archive_entry_free(ae);
-        return r;
+                return archive_fail(a, e->name, err);
+        if (S_ISREG(e->mode) && e->size > 0 && archive_write_data(a, e->data, e->size) != (la_ssize_t) e->size)
+                return archive_fail(a, e->name, err);
+        return 0;
 }
 
 /* Writes the gzip'd newc archive of entries to fd. */
 static int archive_write_all(int fd, const Entry *entries, size_t n, Error **err) {
-        _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
+        _cleanup_archive_write_ struct archive *a = archive_write_new();
         if (!a)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         /* "!timestamp": a zero gzip mtime, or equal inputs would differ by the clock. */
         if (archive_write_set_format_cpio_newc(a) != ARCHIVE_OK || archive_write_add_filter_gzip(a) != ARCHIVE_OK ||
             archive_write_set_filter_option(a, "gzip", "timestamp", NULL) != ARCHIVE_OK ||
@@ -242,50 +238,28 @@ static int archive_write_all(int fd, const Entry *entries, size_t n, Error **err
         return 0;
 }
 
-/* Writes the archive into a temporary file in dir and renames it to path. */
-static int write_atomic(const char *dir, const char *path, const Inputs *in, Error **err) {
+/* Writes the archive into a temporary file beside path and renames it over path. */
+static int write_atomic(const char *path, const Inputs *in, Error **err) {
         _cleanup_free_ Entry *entries = calloc(ELEMENTSOF(skeleton) + 2 + in->n_modules, sizeof(Entry));
         _cleanup_free_ char *tmp = NULL;
         size_t n = 0;
-        if (!entries || asprintf(&tmp, "%s/.initramfs.XXXXXX", dir) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+        if (!entries)
+                return error_oom(err);
         int r = entries_collect(in, entries, &n, err);
         if (r < 0)
                 return r;
-        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        _cleanup_close_ int fd = tmpfile_open_beside(path, &tmp);
         if (fd < 0)
-                return error_set_errno(err, errno, "initramfs: create a temporary file in %s", dir);
+                return error_set_errno(err, -fd, "initramfs: create a temporary file beside %s", path);
         r = archive_write_all(fd, entries, n, err);
-        if (r >= 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0))
-                r = error_set_errno(err, errno, "initramfs: sync %s", tmp);
-        if (r >= 0 && rename(tmp, path) < 0)
-                r = error_set_errno(err, errno, "initramfs: rename %s to %s", tmp, path);
         if (r < 0) {
-                unlink(tmp);
+                (void) unlink(tmp);
                 return r;
         }
-        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || fsync(dfd) < 0)
-                return error_set_errno(err, errno, "initramfs: sync directory %s", dir);
+        r = tmpfile_link(fd, tmp, path, 0644);
+        if (r < 0)
+                return error_set_errno(err, -r, "initramfs: sync and rename %s to %s", tmp, path);
         return 0;
-}
-
-/* mkdir -p dir (mode 0755 for what it creates). */
-static int mkdir_parents(const char *dir, Error **err) {
-        _cleanup_free_ char *p = strdup(dir);
-        if (!p)
-                return error_set(err, ENOMEM, "out of memory");
-        for (char *s = p + 1;; s++) {
-                if (*s != '/' && *s != 0)
-                        continue;
-                char c = *s;
-                *s = 0;
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return error_set_errno(err, errno, "initramfs: create %s", p);
-                *s = c;
-                if (!c)
-                        return 0;
-        }
 }
 
 int initramfs_build(const InitramfsSpec *spec, const char *cache_dir, char **ret_path, Error **err) {
@@ -298,14 +272,16 @@ int initramfs_build(const InitramfsSpec *spec, const char *cache_dir, char **ret
         if (r >= 0)
                 r = inputs_digest(&in, hex, err);
         if (r >= 0 && asprintf(&path, "%s/initramfs-%s.cpio.gz", cache_dir, hex) < 0)
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
         struct stat st;
         if (r >= 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
                 log_debug("initramfs %s is cached", path);
         } else if (r >= 0) {
-                r = mkdir_parents(cache_dir, err);
+                r = mkdir_p(cache_dir, 0755);
+                if (r < 0)
+                        r = error_set_errno(err, -r, "initramfs: create %s", cache_dir);
                 if (r >= 0)
-                        r = write_atomic(cache_dir, path, &in, err);
+                        r = write_atomic(path, &in, err);
                 if (r >= 0)
                         log_debug("initramfs %s built with %zu modules", path, in.n_modules);
         }

@@ -138,7 +138,7 @@ static int mod_index_add_line(ModIndex *ix, char *line, size_t lineno, Error **e
         if (!module_path_valid(line))
                 return error_set(err, EINVAL, "modules.dep line %zu: invalid module path '%s'", lineno, line);
         if (grow(&ix->entries, &ix->cap_entries, ix->n_entries, 1, sizeof(ModEntry)) < 0)
-                return error_set(err, ENOMEM, "out of memory parsing modules.dep");
+                return error_oom(err);
         ModEntry *e = &ix->entries[ix->n_entries++];
         *e = (ModEntry){.path = line, .dep_first = ix->n_deps};
 
@@ -147,7 +147,7 @@ static int mod_index_add_line(ModIndex *ix, char *line, size_t lineno, Error **e
                 if (!module_path_valid(d))
                         return error_set(err, EINVAL, "modules.dep line %zu: invalid dependency '%s'", lineno, d);
                 if (grow(&ix->deps, &ix->cap_deps, ix->n_deps, 1, sizeof(char *)) < 0)
-                        return error_set(err, ENOMEM, "out of memory parsing modules.dep");
+                        return error_oom(err);
                 ix->deps[ix->n_deps++] = d;
                 e->n_deps++;
         }
@@ -199,10 +199,10 @@ static ModEntry *mod_index_find_name(ModIndex *ix, const char *name) {
 
 static int path_list_push(PathList *l, const char *path, Error **err) {
         if (grow(&l->paths, &l->cap, l->n, 2, sizeof(char *)) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         l->paths[l->n] = strdup(path);
         if (!l->paths[l->n])
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         l->paths[++l->n] = NULL;
         return 0;
 }
@@ -252,7 +252,7 @@ static bool builtin_has(char *builtin, const char *name) {
 static int load_builtin(const char *modules_dir, char **ret, Error **err) {
         _cleanup_free_ char *path = NULL;
         if (asprintf(&path, "%s/modules.builtin", modules_dir) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         *ret = NULL;
         if (access(path, F_OK) < 0 && errno == ENOENT)
                 return 0;
@@ -263,7 +263,7 @@ static int load_builtin(const char *modules_dir, char **ret, Error **err) {
 static int load_index(const char *modules_dir, ModIndex *ix, Error **err) {
         _cleanup_free_ char *path = NULL;
         if (asprintf(&path, "%s/modules.dep", modules_dir) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         int r = read_text_file(path, &ix->buf, &ix->len, err);
         if (r < 0)
                 return r;
@@ -302,7 +302,7 @@ int kernel_modules_resolve(const char *modules_dir, const char *const *names, ch
                 r = resolve_one(&ix, &builtin, modules_dir, names[i], &out, err);
         mod_index_done(&ix);
         if (r >= 0 && !out.paths)
-                r = grow(&out.paths, &out.cap, 0, 1, sizeof(char *)) < 0 ? error_set(err, ENOMEM, "out of memory")
+                r = grow(&out.paths, &out.cap, 0, 1, sizeof(char *)) < 0 ? error_oom(err)
                                                                          : 0;
         if (r < 0) {
                 kernel_modules_free(out.paths);
@@ -338,7 +338,7 @@ static int only_subdir(const char *dir, char **ret, Error **err) {
                         r = error_set(err, ENOTUNIQ, "%s holds several kernel releases (%s, %s)", dir, found,
                                       de->d_name);
                 else if (!(found = strdup(de->d_name)))
-                        r = error_set(err, ENOMEM, "out of memory");
+                        r = error_oom(err);
         }
         closedir(d);
         if (r < 0)
@@ -346,17 +346,17 @@ static int only_subdir(const char *dir, char **ret, Error **err) {
         if (!found)
                 return error_set(err, ENOENT, "%s holds no kernel release", dir);
         if (asprintf(ret, "%s/%s", dir, found) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return 0;
 }
 
 int kernel_modules_find_dir(const char *kernel_dir, char **ret, Error **err) {
         _cleanup_free_ char *dep = NULL, *lib = NULL;
         if (asprintf(&dep, "%s/modules.dep", kernel_dir) < 0 || asprintf(&lib, "%s/lib/modules", kernel_dir) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (access(dep, F_OK) == 0) {
                 *ret = strdup(kernel_dir);
-                return *ret ? 0 : error_set(err, ENOMEM, "out of memory");
+                return *ret ? 0 : error_oom(err);
         }
         if (access(lib, F_OK) < 0 && errno == ENOENT)
                 return error_set(err, ENOENT, "%s holds neither modules.dep nor lib/modules/<release>", kernel_dir);

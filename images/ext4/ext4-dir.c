@@ -229,7 +229,7 @@ static int dir_get(Ext4Writer *w, ext2_ino_t ino, Ext4Dir **ret, const char *ent
         if (rc)
                 return ext4_fs_fail(err, rc, "read directory inode", entry);
         if (!(d = dir_alloc(ino, 0)))
-                return error_set(err, ENOMEM, "layer entry '%s': out of memory reading a directory", entry);
+                return error_oom(err);
         d->disk_blocks = EXT2_I_SIZE(&inode) / w->fs->blocksize;
         LoadCtx c = {.w = w, .d = d};
         rc = ext2fs_dir_iterate2(w->fs, ino, 0, NULL, load_entry, &c);
@@ -321,7 +321,7 @@ int ext4_dir_created(Ext4Writer *w, ext2_ino_t dir, ext2_ino_t parent, const cha
         if (!d || dir_register(w, d) < 0) {
                 if (d)
                         dir_free(d);
-                return error_set(err, ENOMEM, "layer entry '%s': out of memory creating a directory", entry);
+                return error_oom(err);
         }
         d->disk_blocks = 1;
         return 0;

@@ -103,7 +103,7 @@ int ext4_writer_new(Ext4Writer **ret, const char *path, uint64_t size_bytes, Err
                                  (unsigned long long) size_bytes, EXT4_WRITER_MIN_SIZE);
         _cleanup_(ext4_writer_freep) Ext4Writer *w = calloc(1, sizeof(Ext4Writer));
         if (!w || !(w->path = strdup(path)))
-                return error_set(err, ENOMEM, "ext4 image '%s': out of memory", path);
+                return error_oom(err);
         _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0) {
                 int code = errno;

@@ -25,8 +25,10 @@
 #include <sys/sysmacros.h>
 #include <time.h>
 
+#include "common/archive/archive-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
+#include "common/base/path-util.h"
 #include "ext4-writer-internal.h"
 #include "images/ext4/layer-tar.h"
 
@@ -71,16 +73,6 @@ int ext4_fs_fail(Error **err, errcode_t rc, const char *what, const char *name) 
         return error_set(err, code, "layer entry '%s': %s: %s", name, what, ext4_fs_strerror(rc));
 }
 
-static int archive_code(struct archive *a) {
-        int e = archive_errno(a);
-        return e > 0 ? e : EIO;
-}
-
-static const char *archive_message(struct archive *a) {
-        const char *s = archive_error_string(a);
-        return s ? s : "unknown archive error";
-}
-
 /* ---- names --------------------------------------------------------------- */
 
 /* Fails for a bad name; names past 300 bytes are cut short in the message. */
@@ -97,51 +89,30 @@ static int name_fail(Error **err, int code, const char *entry, const char *raw, 
  * is refused. "" is the root itself. entry is NULL for an entry's own name,
  * or the entry whose hard link target raw is (errors then name both). */
 static int normalize_name(const char *raw, const char *entry, char **ret, Error **err) {
-        if (!raw || !*raw)
+        static const PathRules rules = {
+                .max_len = EXT4_WRITER_MAX_PATH,
+                .max_component = EXT4_WRITER_MAX_COMPONENT,
+                .strip_root = true,
+        };
+        PathReject why = PATH_REJECT_NONE;
+        int r = path_normalize(NULL, raw, &rules, ret, &why);
+        if (r >= 0)
+                return 0;
+        switch (why) {
+        case PATH_REJECT_EMPTY:
                 return name_fail(err, EINVAL, entry, "", "empty name");
-        size_t len = strlen(raw);
-        if (len > EXT4_WRITER_MAX_PATH)
+        case PATH_REJECT_TOO_LONG:
                 return name_fail(err, ENAMETOOLONG, entry, raw, "name longer than 4096 bytes");
-        _cleanup_free_ char *out = malloc(len + 1);
-        if (!out)
-                return name_fail(err, ENOMEM, entry, raw, "out of memory");
-        size_t n = 0;
-        for (const char *p = raw + strspn(raw, "/"); *p;) {
-                size_t k = strcspn(p, "/");
-                if (k == 2 && p[0] == '.' && p[1] == '.')
-                        return name_fail(err, EINVAL, entry, raw, "'..' component not allowed");
-                if (k > EXT4_WRITER_MAX_COMPONENT)
-                        return name_fail(err, ENAMETOOLONG, entry, raw, "component longer than 255 bytes");
-                if (k > 0 && !(k == 1 && p[0] == '.')) {
-                        if (n > 0)
-                                out[n++] = '/';
-                        memcpy(out + n, p, k);
-                        n += k;
-                }
-                p += k;
-                p += strspn(p, "/");
+        case PATH_REJECT_DOTDOT:
+                return name_fail(err, EINVAL, entry, raw, "'..' component not allowed");
+        case PATH_REJECT_COMPONENT_TOO_LONG:
+                return name_fail(err, ENAMETOOLONG, entry, raw, "component longer than 255 bytes");
+        default:
+                return r == -ENOMEM ? error_oom(err) : name_fail(err, -r, entry, raw, "bad name");
         }
-        out[n] = 0;
-        *ret = TAKE_PTR(out);
-        return 0;
 }
 
 _Static_assert(EXT4_WRITER_MAX_PATH == 4096 && EXT4_WRITER_MAX_COMPONENT == 255, "messages above");
-
-static const char *entry_pathname(struct archive_entry *e) {
-        const char *s = archive_entry_pathname(e);
-        return s ? s : archive_entry_pathname_utf8(e);
-}
-
-static const char *entry_hardlink(struct archive_entry *e) {
-        const char *s = archive_entry_hardlink(e);
-        return s ? s : archive_entry_hardlink_utf8(e);
-}
-
-static const char *entry_symlink(struct archive_entry *e) {
-        const char *s = archive_entry_symlink(e);
-        return s ? s : archive_entry_symlink_utf8(e);
-}
 
 /* ---- inode helpers ------------------------------------------------------- */
 
@@ -442,7 +413,7 @@ static int write_data(Layer *l, ext2_ino_t ino, struct archive_entry *e, Error *
                 if (ar == ARCHIVE_EOF)
                         break;
                 if (ar < ARCHIVE_WARN) {
-                        r = error_set(err, archive_code(l->a), "layer entry '%s': read data: %s", l->name,
+                        r = error_set(err, archive_errno_or(l->a, EIO), "layer entry '%s': read data: %s", l->name,
                                       archive_message(l->a));
                         break;
                 }
@@ -625,7 +596,7 @@ static int apply_other(Layer *l, ext2_ino_t parent, const char *leaf, ext2_ino_t
 static int apply_whiteout(Layer *l, const char *path, Error **err) {
         _cleanup_free_ char *walk = strdup(path);
         if (!walk)
-                return error_set(err, ENOMEM, "layer entry '%s': out of memory", path);
+                return error_oom(err);
         ext2_ino_t dir = 0;
         const char *leaf;
         l->stats.whiteouts++;
@@ -664,7 +635,7 @@ static int apply_entry(Layer *l, struct archive_entry *e, Error **err) {
         }
         _cleanup_free_ char *walk = strdup(path); /* walk_parent() cuts it up, l->name stays */
         if (!walk)
-                return error_set(err, ENOMEM, "layer entry '%s': out of memory", path);
+                return error_oom(err);
         ext2_ino_t parent = 0, existing = 0;
         const char *leaf;
         if ((r = walk_parent(l, walk, true, &parent, &leaf, err)) < 0)
@@ -690,7 +661,7 @@ static int apply_all(Layer *l, Error **err) {
                 if (ar == ARCHIVE_EOF)
                         return 0;
                 if (ar < ARCHIVE_WARN)
-                        return error_set(err, archive_code(l->a), "read layer after %llu entries: %s",
+                        return error_set(err, archive_errno_or(l->a, EIO), "read layer after %llu entries: %s",
                                          (unsigned long long) l->stats.entries, archive_message(l->a));
                 if (++l->stats.entries > EXT4_WRITER_MAX_ENTRIES)
                         return error_set(err, E2BIG, "layer has more than %u entries", EXT4_WRITER_MAX_ENTRIES);
@@ -708,7 +679,7 @@ int ext4_writer_apply_layer(Ext4Writer *w, int tar_fd, Ext4LayerStats *ret, Erro
         if (r < 0)
                 return error_set(err, r, "read layer: %s", r == -ENOMEM ? "out of memory" : "libarchive lacks tar, gzip or zstd");
         if (archive_read_open_fd(a, tar_fd, 1 << 16) != ARCHIVE_OK)
-                return error_set(err, archive_code(a), "read layer: %s", archive_message(a));
+                return error_set(err, archive_errno_or(a, EIO), "read layer: %s", archive_message(a));
         ext2fs_clear_inode_bitmap(w->touched);
         Layer l = {.w = w, .a = a, .name = ""};
         r = apply_all(&l, err);

@@ -4,17 +4,14 @@
  * accepted (libarchive's other filters may run external programs on the
  * input). Both readers of layers use this: the ext4 writer, which applies
  * them, and the store's measuring pass, which counts them against the
- * decompression-bomb caps; they must agree on what a layer is. It also
- * gives the cleanup attribute every libarchive reader in images/ uses. */
+ * decompression-bomb caps; they must agree on what a layer is. Cleanup
+ * attributes and error helpers come from common/archive/archive-util.h. */
 #pragma once
 
 #include <archive.h>
 #include <errno.h>
 
-#include "common/base/macro.h"
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_read_free);
-#define _cleanup_archive_read_ _cleanup_(archive_read_freep)
+#include "common/archive/archive-util.h"
 
 /* A new libarchive reader in *ret, set up for layer streams (not yet
  * opened). Returns 0, -ENOMEM, or -EOPNOTSUPP when this libarchive cannot

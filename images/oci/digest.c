@@ -141,7 +141,7 @@ static int digest_fd(Digest *d, int fd, uint64_t limit, uint64_t *ret_size, Erro
         uint64_t total = 0;
 
         if (!buf)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (;;) {
                 ssize_t n = read(fd, buf, VERIFY_CHUNK);
                 if (n < 0 && errno == EINTR)

@@ -61,7 +61,7 @@ static int string_dup(json_t *v, const char *key, size_t max, const char *what, 
         if (json_string_length(v) > max)
                 return error_set(err, EFBIG, "%s: \"%s\" longer than %zu bytes", what, key, max);
         *ret = strdup(json_string_value(v));
-        return *ret ? 0 : error_set(err, ENOMEM, "out of memory");
+        return *ret ? 0 : error_oom(err);
 }
 
 /* Absent or null members leave *ret NULL; an error only when required. */
@@ -76,7 +76,7 @@ static int get_string(json_t *obj, const char *key, bool required, size_t max, c
 static int strings_alloc(OciStrings *s, size_t n, Error **err) {
         s->v = calloc(n ? n : 1, sizeof(char *));
         if (!s->v)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         s->n = n;
         return 0;
 }
@@ -117,7 +117,7 @@ static int get_map(json_t *obj, const char *key, const char *what, OciStrings *k
                 if (strlen(k) > OCI_STRING_MAX)
                         return error_set(err, EFBIG, "%s: a key of \"%s\" is too long", what, key);
                 if (!(keys->v[i] = strdup(k)))
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 if (values && (r = string_dup(v, k, OCI_STRING_MAX, what, &values->v[i], err)) < 0)
                         return r;
                 i++;
@@ -296,7 +296,7 @@ static int layers_parse(json_t *j, OciManifest *m, Error **err) {
                                  OCI_LAYERS_MAX);
         m->layers = calloc(json_array_size(a) ?: 1, sizeof *m->layers);
         if (!m->layers)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         m->n_layers = json_array_size(a);
         for (size_t i = 0; i < m->n_layers; i++) {
                 snprintf(what, sizeof what, "manifest layer %zu", i);
@@ -316,7 +316,7 @@ int oci_manifest_parse(const void *data, size_t size, OciManifest **ret, Error *
             (r = schema_version_check(j, "manifest", err)) < 0)
                 return r;
         if (!(m = calloc(1, sizeof *m)))
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if ((r = get_string(j, "mediaType", false, OCI_STRING_MAX, "manifest", &m->media_type, err)) < 0)
                 return r;
         if (m->media_type && !oci_media_type_is_manifest(m->media_type))
@@ -358,7 +358,7 @@ static int index_entries_parse(json_t *j, OciIndex *index, Error **err) {
                                  OCI_INDEX_ENTRIES_MAX);
         index->manifests = calloc(json_array_size(a) ?: 1, sizeof *index->manifests);
         if (!index->manifests)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         index->n_manifests = json_array_size(a);
         for (size_t i = 0; i < index->n_manifests; i++) {
                 json_t *e = json_array_get(a, i);
@@ -380,7 +380,7 @@ int oci_index_parse(const void *data, size_t size, OciIndex **ret, Error **err) 
             (r = schema_version_check(j, "index", err)) < 0)
                 return r;
         if (!(index = calloc(1, sizeof *index)))
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if ((r = get_string(j, "mediaType", false, OCI_STRING_MAX, "index", &index->media_type, err)) < 0)
                 return r;
         if (index->media_type && !oci_media_type_is_index(index->media_type))
@@ -501,7 +501,7 @@ int oci_config_parse(const void *data, size_t size, OciConfig **ret, Error **err
         if ((r = json_load_bounded(data, size, "config", &j, err)) < 0)
                 return r;
         if (!(c = calloc(1, sizeof *c)))
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if ((r = get_string(j, "architecture", true, OCI_PLATFORM_STRING_MAX, "config", &c->architecture, err)) < 0 ||
             (r = get_string(j, "os", true, OCI_PLATFORM_STRING_MAX, "config", &c->os, err)) < 0 ||
             (r = get_string(j, "variant", false, OCI_PLATFORM_STRING_MAX, "config", &c->variant, err)) < 0 ||

@@ -240,14 +240,14 @@ int oci_ref_parse(const char *s, OciRef **ret, Error **err) {
         ref = calloc(1, sizeof *ref);
         buf = strdup(s);
         if (!ref || !buf)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (split_suffixes(buf, ref) < 0 || split_name(buf, ref) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         r = ref_validate(ref, err);
         if (r < 0)
                 return r;
         if (!ref->tag && !ref->digest && !(ref->tag = strdup(OCI_REF_DEFAULT_TAG)))
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         *ret = TAKE_PTR(ref);
         return 0;
 }

@@ -115,7 +115,7 @@ static int entry_parse(const char *key, json_t *v, Login *ret, Error **err) {
         if (json_is_string(auth) && json_string_length(auth) > 0) {
                 int r = auth_decode(json_string_value(auth), &u, &p);
                 if (r == -ENOMEM)
-                        return error_set(err, r, "auth file: out of memory");
+                        return error_oom(err);
                 if (r < 0)
                         return error_set(err, r, "auth file: entry '%.64s': \"auth\" is not base64 of user:password",
                                          key);
@@ -123,7 +123,7 @@ static int entry_parse(const char *key, json_t *v, Login *ret, Error **err) {
                 u = strdup(json_string_value(user));
                 p = strdup(json_string_value(pass));
                 if (!u || !p)
-                        return error_set(err, -ENOMEM, "auth file: out of memory");
+                        return error_oom(err);
         } else
                 return 0; /* identity token, credential helper, or empty: skip */
         if (strlen(u) > REGISTRY_CREDENTIAL_MAX || strlen(p) > REGISTRY_CREDENTIAL_MAX)
@@ -150,13 +150,13 @@ int registry_auth_file_parse(const char *data, size_t size, RegistryAuthFile **r
         int r = 0;
         json_t *auths = json_object_get(root, "auths");
         if (!f)
-                r = error_set(err, -ENOMEM, "auth file: out of memory");
+                r = error_oom(err);
         else if (auths && !json_is_object(auths))
                 r = error_set(err, -EBADMSG, "auth file: \"auths\" is not an object");
         else if (auths && json_object_size(auths) > REGISTRY_AUTH_FILE_ENTRIES)
                 r = error_set(err, -E2BIG, "auth file: more than %d entries", REGISTRY_AUTH_FILE_ENTRIES);
         else if (auths && !(f->logins = calloc(json_object_size(auths) + 1, sizeof *f->logins)))
-                r = error_set(err, -ENOMEM, "auth file: out of memory");
+                r = error_oom(err);
         const char *key;
         json_t *v;
         if (r == 0 && auths)

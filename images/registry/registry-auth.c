@@ -216,7 +216,7 @@ int reg_credentials_get(RegistryClient *c, const char *registry, char **ret_user
                         u = strdup(c->credentials[i].username);
                         p = strdup(c->credentials[i].password);
                         if (!u || !p)
-                                return error_set(err, ENOMEM, "out of memory");
+                                return error_oom(err);
                         r = 1;
                         break;
                 }
@@ -455,7 +455,7 @@ static int fetch_token(RegTransfer *t, const RegChallenge *ch, Error **err) {
         char *key = cache_key(t->registry, t->scope ? t->scope : "");
         if (!key) {
                 free_secret(token);
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         cache_put(c, key, token, have > 0, now_usec() + (uint64_t) (expires_in - margin) * USEC_PER_SEC);
         return 0;
@@ -493,7 +493,7 @@ int reg_auth_answer(RegTransfer *t, Error **err) {
                                  t->url, t->registry);
         char *key = cache_key(t->registry, BASIC_SCOPE);
         if (!key)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         cache_put(t->c, key, NULL, true, USEC_INFINITY);
         return 0;
 }

@@ -158,13 +158,13 @@ static int blobs_prepare(BlobFetch *f, const OciRef *ref, const OciDescriptor *d
                          Error **err) {
         _cleanup_free_ char *base = NULL;
         if (reg_base_url(f->c, ref, &base) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (size_t i = 0; i < f->n; i++) {
                 RegTransfer *t = &f->t[i];
                 *t = (RegTransfer){.c = f->c, .registry = ref->registry, .scope = scope, .sink = f->sink, .index = i};
                 if (asprintf(&t->url, "%s/v2/%s/blobs/%s", base, ref->repository, descs[i].digest) < 0) {
                         t->url = NULL;
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 }
                 /* Size 0 means "no limit" to curl's Content-Length check:
                  * the sink alone bounds empty blobs. */
@@ -188,7 +188,7 @@ int registry_fetch_blobs(RegistryClient *c, const OciRef *ref, const OciDescript
         }
         _cleanup_free_ char *scope = NULL;
         if (reg_scope(ref, &scope) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
 
         BlobFetch f = {.c = c, .n = n, .sink = sink};
         f.t = calloc(n, sizeof *f.t);
@@ -196,7 +196,7 @@ int registry_fetch_blobs(RegistryClient *c, const OciRef *ref, const OciDescript
         f.multi = curl_multi_init();
         int r;
         if (!f.t || !f.state || !f.multi)
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
         else
                 r = blobs_prepare(&f, ref, descs, scope, err);
         if (r >= 0)

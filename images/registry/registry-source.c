@@ -70,14 +70,14 @@ int registry_source_new(RegistryClient *c, const OciRef *ref, ImageSource **ret,
                 return error_set(err, EINVAL, "registry source: incomplete reference");
         RegistrySource *rs = calloc(1, sizeof *rs);
         if (!rs)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         rs->base.ops = &registry_source_ops;
         rs->client = c;
         if (dup_or_null(ref->registry, &rs->ref.registry) < 0 || dup_or_null(ref->repository, &rs->ref.repository) < 0 ||
             dup_or_null(ref->tag, &rs->ref.tag) < 0 || dup_or_null(ref->digest, &rs->ref.digest) < 0 ||
             oci_ref_to_string(&rs->ref, &rs->name) < 0) {
                 rs_free(&rs->base);
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         *ret = &rs->base;
         return 0;

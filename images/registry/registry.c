@@ -67,11 +67,11 @@ static int client_copy_options(RegistryClient *c, const RegistryOptions *o, Erro
 
         if (strdup_opt(o->user_agent ? o->user_agent : "portlayer/0.1", &c->user_agent) < 0 ||
             strdup_opt(o->ca_file, &c->ca_file) < 0)
-                return error_set(err, ENOMEM, "registry client: out of memory");
+                return error_oom(err);
         if (o->n_insecure_registries > 0) {
                 c->insecure = calloc(o->n_insecure_registries, sizeof *c->insecure);
                 if (!c->insecure)
-                        return error_set(err, ENOMEM, "registry client: out of memory");
+                        return error_oom(err);
                 for (size_t i = 0; i < o->n_insecure_registries; i++, c->n_insecure++)
                         if (!o->insecure_registries[i] || strdup_opt(o->insecure_registries[i], &c->insecure[i]) < 0)
                                 return error_set(err, o->insecure_registries[i] ? ENOMEM : EINVAL,
@@ -80,7 +80,7 @@ static int client_copy_options(RegistryClient *c, const RegistryOptions *o, Erro
         if (o->n_credentials > 0) {
                 c->credentials = calloc(o->n_credentials, sizeof *c->credentials);
                 if (!c->credentials)
-                        return error_set(err, ENOMEM, "registry client: out of memory");
+                        return error_oom(err);
                 for (size_t i = 0; i < o->n_credentials; i++, c->n_credentials++) {
                         const RegistryCredential *in = &o->credentials[i];
                         RegistryCredential *out = &c->credentials[i];
@@ -89,7 +89,7 @@ static int client_copy_options(RegistryClient *c, const RegistryOptions *o, Erro
                         if (strdup_opt(in->registry, (char **) &out->registry) < 0 ||
                             strdup_opt(in->username, (char **) &out->username) < 0 ||
                             strdup_opt(in->password, (char **) &out->password) < 0)
-                                return error_set(err, ENOMEM, "registry client: out of memory");
+                                return error_oom(err);
                 }
         }
         return 0;
@@ -104,7 +104,7 @@ int registry_client_new(const RegistryOptions *opts, RegistryClient **ret, Error
 
         RegistryClient *c = calloc(1, sizeof *c);
         if (!c)
-                return error_set(err, ENOMEM, "registry client: out of memory");
+                return error_oom(err);
         for (size_t i = 0; i < ELEMENTSOF(c->share_locks); i++)
                 pthread_mutex_init(&c->share_locks[i], NULL);
         pthread_mutex_init(&c->pool_lock, NULL);
@@ -311,7 +311,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata) {
                 cap = MIN(MAX(cap, t->len + n + 1), t->max + 1);
                 char *b = realloc(t->buf, cap);
                 if (!b) {
-                        t->sink_r = error_set(&t->sink_err, ENOMEM, "GET %s: out of memory", t->url);
+                        t->sink_r = error_oom(&t->sink_err);
                         return 0;
                 }
                 t->buf = b;
@@ -653,13 +653,13 @@ int registry_get_manifest(RegistryClient *c, const OciRef *ref, const char *refe
                                  reference ? reference : "(null)");
         _cleanup_free_ char *base = NULL, *scope = NULL;
         if (reg_base_url(c, ref, &base) < 0 || reg_scope(ref, &scope) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
 
         RegTransfer t = {.c = c, .registry = ref->registry, .scope = scope};
         int r;
         if (asprintf(&t.url, "%s/v2/%s/manifests/%s", base, ref->repository, reference) < 0) {
                 t.url = NULL;
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         t.easy = reg_easy_get(c);
         if (!t.easy || reg_transfer_setup(&t, OCI_MANIFEST_ACCEPT, OCI_JSON_MAX, true) < 0) {
@@ -670,14 +670,14 @@ int registry_get_manifest(RegistryClient *c, const OciRef *ref, const char *refe
         if (r < 0)
                 goto out;
         if (!t.buf && !(t.buf = calloc(1, 1))) {
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
                 goto out;
         }
         char *mt = NULL, *dg = NULL;
         if ((ret_media_type && t.h.content_type[0] && !(mt = strdup(t.h.content_type))) ||
             (ret_digest && digest_parse_check(t.h.digest) == 0 && !(dg = strdup(t.h.digest)))) {
                 free(mt);
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
                 goto out;
         }
         *ret_data = TAKE_PTR(t.buf);

@@ -20,6 +20,8 @@
 #include "images/store/docker-archive.h"
 #include "images/ext4/layer-tar.h"
 #include "images/oci/oci-ref.h"
+#include "common/archive/archive-util.h"
+#include "common/base/path-util.h"
 #include "common/json/json-util.h"
 
 #define MEMBER_NAME_MAX 4096
@@ -49,65 +51,20 @@ typedef struct ArchiveSource {
 } ArchiveSource;
 
 
-/* Normalises p, relative to directory base ("" for the top): drops "" and "."
- * components, resolves ".." only when allow_dotdot (link targets) and never
- * above the top. Returns 0 or -EINVAL. */
-static int path_normalize(const char *base, const char *p, bool allow_dotdot, char **ret) {
-        if (!p || !*p || p[0] == '/' || strlen(p) > MEMBER_NAME_MAX)
-                return -EINVAL;
-        size_t blen = strlen(base);
-        char *out = malloc(blen + strlen(p) + 2);
-        if (!out)
-                return -ENOMEM;
-        size_t n = 0;
-        char *tmp = NULL;
-        if (asprintf(&tmp, "%s/%s", base, p) < 0) {
-                free(out);
-                return -ENOMEM;
-        }
-        char *save = NULL;
-        for (char *c = strtok_r(tmp, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-                if (strcmp(c, ".") == 0)
-                        continue;
-                if (strcmp(c, "..") == 0) {
-                        if (!allow_dotdot || n == 0) {
-                                free(tmp);
-                                free(out);
-                                return -EINVAL;
-                        }
-                        while (n > 0 && out[n - 1] != '/')
-                                n--;
-                        if (n > 0)
-                                n--; /* the '/' */
-                        continue;
-                }
-                if (n > 0)
-                        out[n++] = '/';
-                memcpy(out + n, c, strlen(c));
-                n += strlen(c);
-        }
-        free(tmp);
-        out[n] = 0;
-        if (n == 0) {
-                free(out);
-                return -EINVAL;
-        }
-        *ret = out;
-        return 0;
-}
+/* Member names are relative, at most MEMBER_NAME_MAX bytes and name
+ * something; link targets may climb with ".." (symlinks are relative to
+ * their directory) but never above the top. */
+static const PathRules member_rules = {.max_len = MEMBER_NAME_MAX, .refuse_empty = true};
+static const PathRules link_rules = {.max_len = MEMBER_NAME_MAX, .refuse_empty = true, .resolve_dotdot = true};
 
 static int archive_open_file(const char *path, struct archive **ret, Error **err) {
-        struct archive *a = archive_read_new();
+        _cleanup_archive_read_ struct archive *a = archive_read_new();
         if (!a)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (archive_read_support_filter_none(a) != ARCHIVE_OK || archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
-            archive_read_support_format_tar(a) != ARCHIVE_OK || archive_read_open_filename(a, path, CHUNK) != ARCHIVE_OK) {
-                int code = archive_errno(a) > 0 ? archive_errno(a) : EBADMSG;
-                int r = error_set(err, code, "archive '%s': %s", path, archive_error_string(a));
-                archive_read_free(a);
-                return r;
-        }
-        *ret = a;
+            archive_read_support_format_tar(a) != ARCHIVE_OK || archive_read_open_filename(a, path, CHUNK) != ARCHIVE_OK)
+                return error_set(err, archive_errno_or(a, EBADMSG), "archive '%s': %s", path, archive_error_string(a));
+        *ret = TAKE_PTR(a);
         return 0;
 }
 
@@ -120,14 +77,14 @@ static int member_add(ArchiveSource *x, struct archive *a, struct archive_entry 
         const char *hl = archive_entry_hardlink(e);
         if (type != AE_IFREG && type != AE_IFLNK && !hl)
                 return 0; /* directories and the like are never read */
-        if (path_normalize("", raw, false, &name) < 0)
+        if (path_normalize(NULL, raw, &member_rules, &name, NULL) < 0)
                 return error_set(err, EINVAL, "archive '%s': member '%.200s' is outside the archive", x->path,
                                  raw ? raw : "");
         if (x->n_members >= DOCKER_ARCHIVE_MEMBERS_MAX)
                 return error_set(err, E2BIG, "archive '%s': more than %u members", x->path, DOCKER_ARCHIVE_MEMBERS_MAX);
         Member *ms = realloc(x->members, (x->n_members + 1) * sizeof *ms);
         if (!ms)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         x->members = ms;
         Member *m = &ms[x->n_members];
         *m = (Member) {.name = TAKE_PTR(name)};
@@ -136,18 +93,18 @@ static int member_add(ArchiveSource *x, struct archive *a, struct archive_entry 
                 /* Hard links name a member; symlinks are relative to their directory. */
                 _cleanup_free_ char *dir = strdup(m->name);
                 if (!dir)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 char *slash = strrchr(dir, '/');
                 *(slash ? slash : dir) = 0;
                 const char *target = hl ? hl : archive_entry_symlink(e);
-                if (path_normalize(hl ? "" : dir, target, !hl, &m->link) < 0)
+                if (path_normalize(hl ? NULL : dir, target, hl ? &member_rules : &link_rules, &m->link, NULL) < 0)
                         return error_set(err, EINVAL, "archive '%s': link '%s' points outside the archive", x->path,
                                          m->name);
                 return 0;
         }
         _cleanup_digest_ Digest *d = NULL;
         if (digest_new(&d) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         bool keep = strcmp(m->name, "manifest.json") == 0;
         if (keep && x->index_json) {
                 x->index_json = mfree(x->index_json);
@@ -175,7 +132,7 @@ static int member_add(ArchiveSource *x, struct archive *a, struct archive_entry 
                                                  x->path, OCI_JSON_MAX);
                         char *p = realloc(x->index_json, x->index_size + (size_t) k + 1);
                         if (!p)
-                                return error_set(err, ENOMEM, "out of memory");
+                                return error_oom(err);
                         memcpy(p + x->index_size, buf, (size_t) k);
                         x->index_size += (size_t) k;
                         p[x->index_size] = 0;
@@ -184,7 +141,7 @@ static int member_add(ArchiveSource *x, struct archive *a, struct archive_entry 
         }
         _cleanup_free_ char *hex = NULL;
         if (digest_final_hex(d, &hex) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         memcpy(m->digest, hex, DIGEST_STRING_LEN + 1);
         return 0;
 }
@@ -284,7 +241,7 @@ static json_t *descriptor(const char *media_type, const Member *m) {
 
 static int member_resolve(ArchiveSource *x, json_t *v, const char *what, const Member **ret, Error **err) {
         _cleanup_free_ char *name = NULL;
-        if (!json_is_string(v) || path_normalize("", json_string_value(v), false, &name) < 0)
+        if (!json_is_string(v) || path_normalize(NULL, json_string_value(v), &member_rules, &name, NULL) < 0)
                 return error_set(err, EINVAL, "archive '%s': %s path is missing or outside the archive", x->path, what);
         ssize_t i = member_find(x, name);
         if (i < 0)
@@ -305,7 +262,7 @@ static int manifest_build(ArchiveSource *x, const char *name, Error **err) {
         json_t *layers = json_object_get(img, "Layers");
         const char *tag0 = json_string_value(json_array_get(json_object_get(img, "RepoTags"), 0));
         if (tag0 && strlen(tag0) <= OCI_REF_MAX && !(x->repo_tag = strdup(tag0)))
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if ((r = member_resolve(x, json_object_get(img, "Config"), "config", &config, err)) < 0)
                 return r;
         if (config->size > OCI_JSON_MAX)
@@ -317,7 +274,7 @@ static int manifest_build(ArchiveSource *x, const char *name, Error **err) {
         _cleanup_json_ json_t *m = json_pack("{s:i, s:s, s:o}", "schemaVersion", 2, "mediaType", OCI_MEDIA_TYPE_MANIFEST,
                                              "config", descriptor(OCI_MEDIA_TYPE_CONFIG, config));
         if (!descs || !m)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         size_t i;
         json_t *v;
         json_array_foreach(layers, i, v) {
@@ -327,13 +284,13 @@ static int manifest_build(ArchiveSource *x, const char *name, Error **err) {
                 if ((r = member_resolve(x, v, what, &layer, err)) < 0)
                         return r;
                 if (json_array_append_new(descs, descriptor(layer_media_type(layer), layer)) < 0)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
         }
         if (json_object_set(m, "layers", descs) < 0 || !(x->manifest = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER)))
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         x->manifest_size = strlen(x->manifest);
         if (digest_buffer_hex(x->manifest, x->manifest_size, &x->manifest_digest) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return 0;
 }
 
@@ -348,7 +305,7 @@ static int archive_get_manifest(ImageSource *s, const char *digest, void **ret_d
         if (!data || !mt) {
                 free(data);
                 free(mt);
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         memcpy(data, x->manifest, x->manifest_size + 1);
         *ret_data = data;
@@ -381,7 +338,7 @@ static int archive_fetch_blobs(ImageSource *s, const OciDescriptor *descs, size_
         _cleanup_free_ ssize_t *at = calloc(n + 1, sizeof *at);
         _cleanup_free_ bool *want = calloc(n + 1, sizeof *want);
         if (!at || !want)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (size_t i = 0; i < n; i++) {
                 at[i] = -1;
                 for (size_t j = 0; j < x->n_members && at[i] < 0; j++)
@@ -458,12 +415,12 @@ int docker_archive_source_new(const char *path, const char *name, ImageSource **
         ArchiveSource *x = calloc(1, sizeof *x);
         _cleanup_image_source_ ImageSource *s = (ImageSource *) x;
         if (!x)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         x->base.ops = &archive_ops;
         if (!(x->path = strdup(path)) ||
             asprintf(&x->description, "docker-archive:%s%s%s", path, name ? ":" : "", name ? name : "") < 0) {
                 x->description = NULL;
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         struct stat st;
         if (stat(path, &st) < 0)

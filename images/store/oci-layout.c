@@ -126,7 +126,7 @@ static int index_lookup(LayoutSource *l, char **ret_digest, char **ret_media_typ
         if ((r = digest_parse_check(digest)) < 0)
                 return error_set(err, -r, "layout '%s': bad digest '%.80s'", l->dir, digest);
         if (!(*ret_digest = strdup(digest)) || (mt && !(*ret_media_type = strdup(mt))))
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return 0;
 }
 
@@ -148,7 +148,7 @@ static int layout_get_manifest(ImageSource *s, const char *digest, void **ret_da
                 /* The index promised this digest: hold the layout to it. */
                 _cleanup_free_ char *got = NULL;
                 if (digest_buffer_hex(data, n, &got) < 0)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 if (strcmp(got, found) != 0)
                         return error_set(err, EBADMSG, "layout '%s': blob %s: digest mismatch: got %s", l->dir, found,
                                          got);
@@ -164,7 +164,7 @@ static int layout_fetch_blobs(ImageSource *s, const OciDescriptor *descs, size_t
         LayoutSource *l = (LayoutSource *) s;
         _cleanup_free_ char *buf = malloc(LAYOUT_CHUNK);
         if (!buf)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (size_t i = 0; i < n; i++) {
                 _cleanup_close_ int fd = blob_open(l, descs[i].digest, err);
                 if (fd < 0)
@@ -229,13 +229,13 @@ int oci_layout_source_new(const char *dir, const char *tag_or_digest, ImageSourc
         LayoutSource *l = calloc(1, sizeof *l);
         _cleanup_image_source_ ImageSource *s = (ImageSource *) l;
         if (!l)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         l->base.ops = &layout_ops;
         l->dir_fd = l->blobs_fd = -1;
         if (!(l->dir = strdup(dir)) || (tag_or_digest && !(l->ref = strdup(tag_or_digest))) ||
             asprintf(&l->description, "oci:%s%s%s", dir, tag_or_digest ? ":" : "", tag_or_digest ? tag_or_digest : "") < 0) {
                 l->description = NULL;
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         if (l->ref && strlen(l->ref) > OCI_STRING_MAX)
                 return error_set(err, EINVAL, "layout reference too long");

@@ -39,7 +39,7 @@ int store_clean_leftovers(Store *s, StoreGcStats *stats, Error **err) {
         for (struct dirent *de; (de = readdir(tmp));) {
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                         continue;
-                int r = store_rm_rf_at(s->tmp_fd, de->d_name, &stats->bytes_freed);
+                int r = rm_rf_at(s->tmp_fd, de->d_name, &stats->bytes_freed);
                 if (r < 0)
                         return error_set_errno(err, -r, "remove '%s/tmp/%s'", s->root, de->d_name);
                 stats->tmp_removed++;
@@ -50,7 +50,7 @@ int store_clean_leftovers(Store *s, StoreGcStats *stats, Error **err) {
         for (struct dirent *de; (de = readdir(images));) {
                 if (!store_id_hex(de->d_name, NULL) || store_record_exists(s, de->d_name))
                         continue;
-                int r = store_rm_rf_at(s->images_fd, de->d_name, &stats->bytes_freed);
+                int r = rm_rf_at(s->images_fd, de->d_name, &stats->bytes_freed);
                 if (r < 0)
                         return error_set_errno(err, -r, "remove '%s/images/%s'", s->root, de->d_name);
                 stats->images_removed++;
@@ -131,7 +131,7 @@ static int gc_images(Store *s, bool keep_untagged, HexSet *keep, StoreGcStats *s
                         char rec[NAME_MAX + 16];
                         snprintf(rec, sizeof rec, "%s/image.json", de->d_name);
                         int q = unlinkat(s->images_fd, rec, 0) < 0 ? negative_errno()
-                                                                   : store_rm_rf_at(s->images_fd, de->d_name,
+                                                                   : rm_rf_at(s->images_fd, de->d_name,
                                                                                     &st->bytes_freed);
                         if (q < 0)
                                 return error_set_errno(err, -q, "remove image %.12s", de->d_name);
@@ -139,10 +139,10 @@ static int gc_images(Store *s, bool keep_untagged, HexSet *keep, StoreGcStats *s
                         continue;
                 }
                 if (hexset_add(keep, img->id) < 0 || hexset_add(keep, img->manifest_digest) < 0)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 for (size_t i = 0; i < img->layers.n; i++)
                         if (hexset_add(keep, img->layers.v[i]) < 0)
-                                return error_set(err, ENOMEM, "out of memory");
+                                return error_oom(err);
         }
         return 0;
 }
@@ -185,7 +185,7 @@ int store_gc(Store *s, bool keep_untagged, StoreGcStats *ret, Error **err) {
         for (struct dirent *de; (de = readdir(d));) {
                 if (de->d_name[0] == '.' || hexset_has(&keep, de->d_name))
                         continue;
-                if ((r = store_rm_rf_at(s->blobs_fd, de->d_name, &st.bytes_freed)) < 0) {
+                if ((r = rm_rf_at(s->blobs_fd, de->d_name, &st.bytes_freed)) < 0) {
                         free(keep.v);
                         return error_set_errno(err, -r, "remove blob %s", de->d_name);
                 }
@@ -206,7 +206,7 @@ int store_gc(Store *s, bool keep_untagged, StoreGcStats *ret, Error **err) {
 static int path_absolute(const char *path, char **ret, Error **err) {
         _cleanup_free_ char *a = strdup(path), *b = strdup(path);
         if (!a || !b)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         const char *base = basename(b);
         if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || strcmp(base, "/") == 0)
                 return error_set(err, EINVAL, "bad disk path '%s'", path);
@@ -214,7 +214,7 @@ static int path_absolute(const char *path, char **ret, Error **err) {
         if (!dir)
                 return error_set_errno(err, errno, "disk path '%s'", path);
         if (asprintf(ret, "%s/%s", strcmp(dir, "/") == 0 ? "" : dir, base) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return 0;
 }
 
@@ -279,7 +279,7 @@ static int disk_begin(Store *s, const char *path, char **ret_abs, char mname[sta
         if (r < 0)
                 return r;
         if (marker_name(*ret_abs, mname) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return store_lock(s, "store", LOCK_SH, err);
 }
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/base/fs-util.h"
 #include "images/store/store.h"
 
 #define STORE_HEX_LEN 64
@@ -42,18 +43,13 @@ void store_lock_image_unlink(Store *s, const char *hex);
 /* Resolves ref (as store_inspect() does) into hex under a shared tags lock. */
 int store_resolve_ref(Store *s, const char *ref, char hex[static STORE_HEX_LEN + 1], Error **err);
 
-static inline void closedirp(DIR **d) {
-        if (*d)
-                closedir(*d);
-}
-#define _cleanup_closedir_ _cleanup_(closedirp)
-
 /* Opens name below dir_fd as a directory stream without following a
  * symlink; NULL with errno set on failure. */
 DIR *store_dir_at(int dir_fd, const char *name);
 
 /* Writes data to dir_fd/name atomically: a temp file in tmp/, fsync,
- * rename, fsync of the directory. */
+ * rename, fsync of the directory. Not write_file_atomic() (fs-util.h): the
+ * temporary lives in tmp/, where gc finds what a killed process left. */
 int store_write_atomic(Store *s, int dir_fd, const char *name, const void *data, size_t n, Error **err);
 
 /* fsync of a directory fd. */
@@ -62,10 +58,6 @@ int store_fsync_dir(int dir_fd, const char *what, Error **err);
 /* A fresh unique name under tmp/ ("<prefix>-<random hex>") in *ret. */
 int store_tmp_name(const char *prefix, char **ret);
 
-/* Removes dir_fd/name recursively (files and directories, no symlink is
- * followed); adds the bytes of regular files to *bytes (may be NULL).
- * Missing is fine. Returns 0 or a negative errno. */
-int store_rm_rf_at(int dir_fd, const char *name, uint64_t *bytes);
 
 /* Whether s is "sha256:<hex>" or "<hex>" with 64 lowercase hex digits;
  * *ret_hex points at the hex part. */

@@ -181,12 +181,12 @@ static void *stream_thread(void *arg) {
 int store_stream_measure_new(StoreStreamMeasure **ret, const char *digest, StoreMeasureTotals *t, Error **err) {
         StoreStreamMeasure *s = calloc(1, sizeof *s);
         if (!s)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         s->t = t;
         if (!(s->digest = strdup(digest)) || !(s->ring = malloc(RING_SIZE))) {
                 free(s->digest);
                 free(s);
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->cond, NULL);
@@ -269,7 +269,7 @@ int store_measure_cache_write(Store *s, int image_dir_fd, const OciManifest *m, 
         size_t cap = m->n_layers * 128 + 1, len = 0;
         _cleanup_free_ char *text = malloc(cap);
         if (!text)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         text[0] = 0;
         for (size_t i = 0; i < m->n_layers; i++) {
                 if (!ms[i].known)

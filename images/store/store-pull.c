@@ -69,7 +69,7 @@ static void pull_done(Pull *p) {
         pull_blobs_clear(p);
         safe_close(p->dir_fd);
         if (p->dir_name)
-                store_rm_rf_at(p->s->tmp_fd, p->dir_name, NULL);
+                rm_rf_at(p->s->tmp_fd, p->dir_name, NULL);
         free(p->dir_name);
         error_free(p->blob_err);
         free(p->layer_ms);
@@ -169,7 +169,7 @@ static int pull_fetch(Pull *p, const OciDescriptor *descs, size_t n, bool layers
         if (n == 0)
                 return 0;
         if (!(p->blobs = calloc(n, sizeof *p->blobs)))
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (size_t i = 0; i < n; i++)
                 p->blobs[i].fd = -1;
         p->n_blobs = n;
@@ -181,7 +181,7 @@ static int pull_fetch(Pull *p, const OciDescriptor *descs, size_t n, bool layers
                 if (b->fd < 0)
                         return error_set_errno(err, errno, "create blob file for %s", descs[i].digest);
                 if (digest_new(&b->digest) < 0)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
         }
         ImageBlobSink sink = {.write = sink_write, .restart = sink_restart, .userdata = p};
         int r = p->src->ops->fetch_blobs(p->src, descs, n, &sink, err);
@@ -233,7 +233,7 @@ static int manifest_get(Pull *p, const OciDescriptor *want, char **ret, size_t *
                 return error_set(err, EFBIG, "manifest of %zu bytes is larger than %zu", size, p->o.max_manifest);
         _cleanup_free_ char *got = NULL;
         if (digest_buffer_hex(data, size, &got) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (want && (strcmp(got, want->digest) != 0 || size != want->size))
                 return error_set(err, EBADMSG, "manifest %s: digest mismatch: got %s (%zu bytes, expected %llu)",
                                  want->digest, got, size, (unsigned long long) want->size);
@@ -245,7 +245,7 @@ static int manifest_get(Pull *p, const OciDescriptor *want, char **ret, size_t *
         }
         char *text = malloc(size + 1);
         if (!text)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         memcpy(text, data, size);
         text[size] = 0;
         *ret = text;
@@ -367,7 +367,7 @@ static int pull_disk(Pull *p, const OciManifest *m, uint64_t *ret_size, Error **
                 return r;
         _cleanup_free_ char *path = NULL;
         if (asprintf(&path, "%s/tmp/%s/disk.ext4", p->s->root, p->dir_name) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         _cleanup_ext4_writer_ Ext4Writer *w = NULL;
         if ((r = ext4_writer_new(&w, path, ext4_size_for(sum.bytes, sum.entries), err)) < 0) {
                 error_prefix(err, "create disk");
@@ -434,7 +434,7 @@ static int pull_build(Pull *p, OciManifest *m, const char *mtext, size_t msize, 
                       Error **err) {
         int r;
         if ((r = store_tmp_name("pull", &p->dir_name)) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (mkdirat(p->s->tmp_fd, p->dir_name, 0700) < 0) {
                 p->dir_name = mfree(p->dir_name);
                 return error_set_errno(err, errno, "create '%s/tmp'", p->s->root);
@@ -449,7 +449,7 @@ static int pull_build(Pull *p, OciManifest *m, const char *mtext, size_t msize, 
 
         _cleanup_store_image_ StoreImage *img = calloc(1, sizeof *img);
         if (!img)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if ((r = pull_config(p, m, &img->config, &img->created, err)) < 0)
                 return r;
 
@@ -457,7 +457,7 @@ static int pull_build(Pull *p, OciManifest *m, const char *mtext, size_t msize, 
         _cleanup_free_ OciDescriptor *want = calloc(m->n_layers + 1, sizeof *want);
         size_t n_want = 0;
         if (!want)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (size_t i = 0; i < m->n_layers; i++) {
                 bool dup = false;
                 for (size_t j = 0; j < n_want && !dup; j++)
@@ -468,7 +468,7 @@ static int pull_build(Pull *p, OciManifest *m, const char *mtext, size_t msize, 
         /* Stored layers first: the totals the downloads add to start with them. */
         p->m = m;
         if (!(p->layer_ms = calloc(m->n_layers + 1, sizeof *p->layer_ms)))
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if ((r = measure_missing(p, want, n_want, err)) < 0 || (r = pull_fetch(p, want, n_want, true, err)) < 0)
                 return r;
         uint64_t disk_size = 0;
@@ -480,11 +480,11 @@ static int pull_build(Pull *p, OciManifest *m, const char *mtext, size_t msize, 
         img->source = strdup(p->src->ops->describe(p->src));
         img->layers.v = calloc(m->n_layers + 1, sizeof *img->layers.v);
         if (!img->id || !img->manifest_digest || !img->source || !img->layers.v)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         img->content_size = m->config.size;
         for (size_t i = 0; i < m->n_layers; i++) {
                 if (!(img->layers.v[i] = strdup(m->layers[i].digest)))
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 img->layers.n++;
                 img->content_size += m->layers[i].size;
         }

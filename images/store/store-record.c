@@ -119,7 +119,7 @@ int store_record_write(Store *s, const StoreImage *img, Error **err) {
         _cleanup_json_ json_t *o = record_json(img, false);
         _cleanup_free_ char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         if (!text)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         _cleanup_close_ int dir = openat(s->images_fd, hex, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dir < 0)
                 return error_set_errno(err, errno, "open '%s/images/%s'", s->root, hex);
@@ -234,15 +234,15 @@ int store_record_read(Store *s, const char *hex, StoreImage **ret, Error **err) 
         _cleanup_json_ json_t *o = json_loadb(data, n, JSON_REJECT_DUPLICATES, &jerr);
         _cleanup_store_image_ StoreImage *img = calloc(1, sizeof *img);
         if (!img || !(img->config = calloc(1, sizeof *img->config)))
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         r = json_is_object(o) ? record_parse(o, img) : -EBADMSG;
         if (r == -ENOMEM)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (r < 0 || strcmp(img->id + 7, hex) != 0)
                 return error_set(err, EBADMSG, "damaged image record '%s/images/%s'", s->root, path);
         if (asprintf(&img->disk_path, "%s/images/%s/disk.ext4", s->root, hex) < 0) {
                 img->disk_path = NULL;
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         *ret = TAKE_PTR(img);
         return 0;

@@ -48,7 +48,7 @@ int store_tag_name_normalize(const char *name, char **ret, Error **err) {
         if (ref->digest)
                 return error_set(err, EINVAL, "tag name '%s' has a digest", name);
         if (oci_ref_to_string(ref, ret) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return 0;
 }
 
@@ -120,7 +120,7 @@ DIR *store_dir_at(int dir_fd, const char *name) {
 int store_write_atomic(Store *s, int dir_fd, const char *name, const void *data, size_t n, Error **err) {
         _cleanup_free_ char *tmp = NULL;
         if (store_tmp_name("file", &tmp) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         _cleanup_close_ int fd = openat(s->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0)
                 return error_set_errno(err, errno, "create '%s/tmp/%s'", s->root, tmp);
@@ -136,33 +136,6 @@ int store_write_atomic(Store *s, int dir_fd, const char *name, const void *data,
         return store_fsync_dir(dir_fd, name, err);
 }
 
-int store_rm_rf_at(int dir_fd, const char *name, uint64_t *bytes) {
-        struct stat st;
-        if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return errno == ENOENT ? 0 : negative_errno();
-        if (!S_ISDIR(st.st_mode)) {
-                if (unlinkat(dir_fd, name, 0) < 0)
-                        return errno == ENOENT ? 0 : negative_errno();
-                if (bytes && S_ISREG(st.st_mode))
-                        *bytes += (uint64_t) st.st_blocks * 512;
-                return 0;
-        }
-        _cleanup_closedir_ DIR *d = store_dir_at(dir_fd, name);
-        if (!d)
-                return negative_errno();
-        int r = 0;
-        for (struct dirent *de; (de = readdir(d));) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                int q = store_rm_rf_at(dirfd(d), de->d_name, bytes);
-                if (q < 0 && r == 0)
-                        r = q;
-        }
-        if (unlinkat(dir_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
-                r = negative_errno();
-        return r;
-}
-
 /* ---- open / free ---- */
 
 static int dir_open(int parent, const char *name, const char *root, int *ret, Error **err) {
@@ -175,34 +148,17 @@ static int dir_open(int parent, const char *name, const char *root, int *ret, Er
         return 0;
 }
 
-static int mkdir_p(const char *path) {
-        _cleanup_free_ char *p = strdup(path);
-        if (!p)
-                return -ENOMEM;
-        for (char *c = p + 1; *c; c++) {
-                if (*c != '/')
-                        continue;
-                *c = 0;
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return negative_errno();
-                *c = '/';
-        }
-        if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                return negative_errno();
-        return 0;
-}
-
 int store_open(const char *root, Store **ret, Error **err) {
         if (!root)
                 root = getenv(STORE_ENV_ROOT);
         if (!root || !*root)
                 root = STORE_DEFAULT_ROOT;
-        int r = mkdir_p(root);
+        int r = mkdir_p(root, 0755);
         if (r < 0)
                 return error_set_errno(err, -r, "create store '%s'", root);
         _cleanup_store_ Store *s = calloc(1, sizeof *s);
         if (!s)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         s->root_fd = s->blobs_fd = s->images_fd = s->locks_fd = s->tmp_fd = -1;
         if (!(s->root = realpath(root, NULL)))
                 return error_set_errno(err, errno, "store '%s'", root);
@@ -266,7 +222,7 @@ int store_tags_set(StoreTags *t, const char *name, const char *id, Error **err) 
         ssize_t i = store_tags_find(t, name);
         char *v = strdup(id);
         if (!v)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (i >= 0) {
                 free(t->ids[i]);
                 t->ids[i] = v;
@@ -285,7 +241,7 @@ int store_tags_set(StoreTags *t, const char *name, const char *id, Error **err) 
         char *k = ids ? strdup(name) : NULL;
         if (!k) {
                 free(v);
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         /* Keep names sorted: insertion point. */
         size_t at = 0;
@@ -348,13 +304,13 @@ int store_tags_load(Store *s, StoreTags *ret, Error **err) {
 int store_tags_save(Store *s, const StoreTags *t, Error **err) {
         _cleanup_json_ json_t *j = json_object();
         if (!j)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (size_t i = 0; i < t->n; i++)
                 if (json_object_set_new(j, t->names[i], json_string(t->ids[i])) < 0)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
         _cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
         if (!text)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return store_write_atomic(s, s->root_fd, "tags.json", text, strlen(text), err);
 }
 
@@ -451,7 +407,7 @@ int store_inspect(Store *s, const char *ref, StoreImage **ret, Error **err) {
             (r = store_record_read(s, hex, &img, err)) < 0)
                 return r;
         if (store_image_fill_tags(img, &t) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         *ret = TAKE_PTR(img);
         return 0;
 }
@@ -504,7 +460,7 @@ int store_list(Store *s, StoreImage ***ret, size_t *ret_n, Error **err) {
                 StoreImage **nl = realloc(list, (n + 1) * sizeof *list);
                 if (!nl) {
                         store_image_list_free(list, n);
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 }
                 list = nl;
                 Error *e = NULL;
@@ -522,7 +478,7 @@ int store_list(Store *s, StoreImage ***ret, size_t *ret_n, Error **err) {
                 if (store_image_fill_tags(img, &t) < 0) {
                         store_image_free(img);
                         store_image_list_free(list, n);
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 }
                 list[n++] = img;
         }
@@ -545,7 +501,7 @@ static int image_delete(Store *s, const char *hex, Error **err) {
         int r = store_fsync_dir(dir, "image dir", err);
         if (r < 0)
                 return r;
-        r = store_rm_rf_at(s->images_fd, hex, NULL);
+        r = rm_rf_at(s->images_fd, hex, NULL);
         if (r < 0)
                 return error_set_errno(err, -r, "remove '%s/images/%s'", s->root, hex);
         return 0;

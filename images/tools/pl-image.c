@@ -15,7 +15,8 @@
  * The store defaults to $PL_IMAGE_STORE, then /var/lib/portlayer/images.
  * Progress goes to stderr: on a terminal one bar per layer redrawn in place,
  * otherwise one plain line when a layer starts and one when it is done.
- * Errors are one line "pl-image: <message>" and exit 1; usage errors exit 2.
+ * Errors are one line "pl-image: <message>" and exit 1; usage errors exit 2
+ * (the conventions of common/base/verbs.h: --help, --version, COMMAND --help).
  * `pull` reaches loopback registries over plain HTTP, others over HTTPS unless
  * named with --insecure-registry HOST[:PORT]; credentials come from
  * --creds USER:PASSWORD, else from a Docker-style auth file (--auth-file, else
@@ -33,6 +34,8 @@
 #include <unistd.h>
 
 #include "common/base/io-util.h"
+#include "common/base/parse-util.h"
+#include "common/base/verbs.h"
 #include "images/store/docker-archive.h"
 #include "images/store/oci-layout.h"
 #include "images/oci/oci-ref.h"
@@ -40,23 +43,9 @@
 #include "images/registry/registry-auth-file.h"
 #include "images/registry/registry.h"
 
-#define EXIT_USAGE 2
 #define PROGRESS_SLOTS 256
 
-static void usage(FILE *f) {
-        fprintf(f, "usage: pl-image [--store DIR] COMMAND ...\n"
-                   "  pull REF [--platform OS/ARCH[/VARIANT]] [--insecure-registry HOST]...\n"
-                   "           [--creds USER:PASSWORD] [--auth-file FILE]\n"
-                   "  import oci:DIR[:TAG] [NAME:TAG]\n"
-                   "  import docker-archive:FILE [NAME:TAG]\n"
-                   "  list [--json]\n"
-                   "  inspect REF|ID\n"
-                   "  tag REF|ID NAME:TAG\n"
-                   "  rm REF|ID\n"
-                   "  gc\n"
-                   "  disk create IMAGE PATH [--size N[K|M|G]]\n"
-                   "  disk rm PATH\n");
-}
+static void usage(FILE *f);
 
 static int fail(Error *err) {
         fprintf(stderr, "pl-image: %s\n", error_text(err));
@@ -299,8 +288,6 @@ static int import_archive(Store *s, const char *file, const char *tag) {
 }
 
 static int cmd_import(Store *s, int argc, char **argv) {
-        if (argc < 2 || argc > 3)
-                return usage_error("import takes a source and an optional NAME:TAG");
         const char *tag = argc == 3 ? argv[2] : NULL;
         if (strncmp(argv[1], "oci:", 4) == 0)
                 return import_oci(s, argv[1] + 4, tag);
@@ -322,7 +309,7 @@ static void human_size(uint64_t b, char *buf, size_t n) {
 
 static int cmd_list(Store *s, int argc, char **argv) {
         bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
-        if (argc > 2 || (argc == 2 && !json))
+        if (argc == 2 && !json)
                 return usage_error("list takes only --json");
         Error *err = NULL;
         StoreImage **list = NULL;
@@ -357,8 +344,6 @@ static int cmd_list(Store *s, int argc, char **argv) {
 }
 
 static int cmd_inspect(Store *s, int argc, char **argv) {
-        if (argc != 2)
-                return usage_error("inspect takes one image");
         Error *err = NULL;
         _cleanup_store_image_ StoreImage *img = NULL;
         _cleanup_free_ char *text = NULL;
@@ -371,22 +356,16 @@ static int cmd_inspect(Store *s, int argc, char **argv) {
 }
 
 static int cmd_tag(Store *s, int argc, char **argv) {
-        if (argc != 3)
-                return usage_error("tag takes an image and a NAME:TAG");
         Error *err = NULL;
         return store_tag(s, argv[1], argv[2], &err) < 0 ? fail(err) : 0;
 }
 
 static int cmd_rm(Store *s, int argc, char **argv) {
-        if (argc != 2)
-                return usage_error("rm takes one image");
         Error *err = NULL;
         return store_remove(s, argv[1], &err) < 0 ? fail(err) : 0;
 }
 
 static int cmd_gc(Store *s, int argc, char **argv) {
-        if (argc != 1)
-                return usage_error("gc takes no arguments");
         Error *err = NULL;
         StoreGcStats st;
         if (store_gc(s, false, &st, &err) < 0)
@@ -395,29 +374,6 @@ static int cmd_gc(Store *s, int argc, char **argv) {
         human_size(st.bytes_freed, freed, sizeof freed);
         printf("removed %" PRIu64 " blobs, %" PRIu64 " images, %" PRIu64 " temporary files; freed %s\n",
                st.blobs_removed, st.images_removed, st.tmp_removed, freed);
-        return 0;
-}
-
-static int size_parse(const char *s, uint64_t *ret) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (errno || end == s || *s == '-')
-                return -EINVAL;
-        unsigned shift = 0;
-        if (*end == 'K' || *end == 'k')
-                shift = 10;
-        else if (*end == 'M' || *end == 'm')
-                shift = 20;
-        else if (*end == 'G' || *end == 'g')
-                shift = 30;
-        else if (*end)
-                return -EINVAL;
-        if (shift && end[1])
-                return -EINVAL;
-        if (v > (UINT64_MAX >> shift))
-                return -ERANGE;
-        *ret = (uint64_t) v << shift;
         return 0;
 }
 
@@ -436,7 +392,7 @@ static int cmd_disk(Store *s, int argc, char **argv) {
         argc--;
         argv++;
         for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;)
-                if (c != 's' || size_parse(optarg, &size) < 0)
+                if (c != 's' || parse_size(optarg, &size) < 0)
                         return usage_error("bad --size (N, NK, NM or NG)");
         if (argc - optind != 2)
                 return usage_error("disk create takes IMAGE PATH");
@@ -445,10 +401,54 @@ static int cmd_disk(Store *s, int argc, char **argv) {
         return 0;
 }
 
+/* Every command runs on the store, opened once its arguments passed the
+ * count check (so "COMMAND --help" and usage errors never create it). */
+static int with_store(void *userdata, int (*fn)(Store *s, int argc, char **argv), int argc, char **argv) {
+        const char *const *root = userdata;
+        Error *err = NULL;
+        _cleanup_store_ Store *s = NULL;
+        if (store_open(*root, &s, &err) < 0)
+                return fail(err);
+        return fn(s, argc, argv);
+}
+
+#define STORE_VERB(name)                                                      \
+        static int verb_##name(int argc, char *argv[], void *userdata) {      \
+                return with_store(userdata, cmd_##name, argc, argv);          \
+        }
+STORE_VERB(pull)
+STORE_VERB(import)
+STORE_VERB(list)
+STORE_VERB(inspect)
+STORE_VERB(tag)
+STORE_VERB(rm)
+STORE_VERB(gc)
+STORE_VERB(disk)
+
+static const Verb verbs[] = {
+        {"pull", 1, VERB_ANY, verb_pull,
+         "REF [--platform OS/ARCH[/VARIANT]] [--insecure-registry HOST]...\n"
+         "           [--creds USER:PASSWORD] [--auth-file FILE]"},
+        {"import", 1, 2, verb_import, "oci:DIR[:TAG]|docker-archive:FILE [NAME:TAG]"},
+        {"list", 0, 1, verb_list, "[--json]"},
+        {"inspect", 1, 1, verb_inspect, "REF|ID"},
+        {"tag", 2, 2, verb_tag, "REF|ID NAME:TAG"},
+        {"rm", 1, 1, verb_rm, "REF|ID"},
+        {"gc", 0, 0, verb_gc, ""},
+        {"disk", 1, VERB_ANY, verb_disk, "create IMAGE PATH [--size N[K|M|G]] | rm PATH"},
+};
+
+static void usage(FILE *f) {
+        fprintf(f, "usage: pl-image [--store DIR] COMMAND ...\n"
+                   "       pl-image --help | --version\n");
+        verbs_print(verbs, ELEMENTSOF(verbs), f);
+}
+
 int main(int argc, char **argv) {
         static const struct option options[] = {
                 {"store", required_argument, NULL, 's'},
                 {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
                 {0},
         };
         const char *root = NULL;
@@ -460,31 +460,13 @@ int main(int argc, char **argv) {
                 case 'h':
                         usage(stdout);
                         return 0;
+                case 'V':
+                        version_print();
+                        return 0;
                 default:
                         usage(stderr);
                         return EXIT_USAGE;
                 }
         }
-        if (optind >= argc)
-                return usage_error("missing command");
-        static const struct {
-                const char *name;
-                int (*fn)(Store *s, int argc, char **argv);
-        } commands[] = {
-                {"pull", cmd_pull}, {"import", cmd_import}, {"list", cmd_list}, {"inspect", cmd_inspect},
-                {"tag", cmd_tag},   {"rm", cmd_rm},         {"gc", cmd_gc},     {"disk", cmd_disk},
-        };
-        const char *cmd = argv[optind];
-        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
-                if (strcmp(cmd, commands[i].name) != 0)
-                        continue;
-                Error *err = NULL;
-                _cleanup_store_ Store *s = NULL;
-                if (store_open(root, &s, &err) < 0)
-                        return fail(err);
-                return commands[i].fn(s, argc - optind, argv + optind);
-        }
-        fprintf(stderr, "pl-image: unknown command '%s'\n", cmd);
-        usage(stderr);
-        return EXIT_USAGE;
+        return verbs_dispatch(verbs, ELEMENTSOF(verbs), argc - optind, argv + optind, &root);
 }

@@ -17,6 +17,7 @@
 
 #include "common/base/error.h"
 #include "common/base/log.h"
+#include "common/base/verbs.h"
 #include "images/boot/initramfs.h"
 #include "images/boot/kernel-modules.h"
 
@@ -42,7 +43,8 @@ static void usage(FILE *f) {
                 "                     default: virtio_pci virtio_blk virtio_console\n"
                 "                     vmw_vsock_virtio_transport)\n"
                 "  --no-modules       pack no modules at all\n"
-                "  --log-level LEVEL  error, warning, info (default) or debug\n");
+                "  --log-level LEVEL  error, warning, info (default) or debug\n"
+                "  --help, --version\n");
 }
 
 static int parse_args(int argc, char **argv, Args *a) {
@@ -50,7 +52,8 @@ static int parse_args(int argc, char **argv, Args *a) {
                 {"agent", required_argument, NULL, 'a'},      {"kernel-dir", required_argument, NULL, 'k'},
                 {"cache", required_argument, NULL, 'c'},      {"module", required_argument, NULL, 'm'},
                 {"no-modules", no_argument, NULL, 'n'},       {"log-level", required_argument, NULL, 'l'},
-                {"help", no_argument, NULL, 'h'},             {},
+                {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
+                {},
         };
         int o, level;
         while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
@@ -70,6 +73,7 @@ static int parse_args(int argc, char **argv, Args *a) {
                         log_set_level((LogLevel) level);
                         break;
                 case 'h': usage(stdout); exit(EXIT_SUCCESS);
+                case 'V': version_print(); exit(EXIT_SUCCESS);
                 default: usage(stderr); return -EINVAL;
                 }
         if (optind < argc)
@@ -98,7 +102,7 @@ static int build(const Args *a, char **ret_path, Error **err) {
                         return r;
         }
         if (!a->cache && !(cache = default_cache()))
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         InitramfsSpec spec = {
                 .agent_path = a->agent,
                 .modules_dir = modules_dir,
@@ -111,7 +115,7 @@ int main(int argc, char **argv) {
         log_setup("pl-initramfs", LOG_LEVEL_INFO, -1);
         Args a = {0};
         if (parse_args(argc, argv, &a) < 0)
-                return EXIT_FAILURE;
+                return EXIT_USAGE;
         _cleanup_error_ Error *e = NULL;
         _cleanup_free_ char *path = NULL;
         if (build(&a, &path, &e) < 0) {

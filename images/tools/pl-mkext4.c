@@ -13,10 +13,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/base/parse-util.h"
+#include "common/base/verbs.h"
 #include "images/ext4/ext4-writer.h"
 
 static void usage(FILE *f) {
-        fprintf(f, "usage: pl-mkext4 [--size MiB] OUTPUT LAYER.tar[.gz|.zst]...\n");
+        fprintf(f, "usage: pl-mkext4 [--size MiB] OUTPUT LAYER.tar[.gz|.zst]...\n"
+                   "       pl-mkext4 --help | --version\n");
 }
 
 /* Guesses a size from the layer files: 3x their bytes (compression), one
@@ -59,30 +62,34 @@ int main(int argc, char **argv) {
         static const struct option options[] = {
                 {"size", required_argument, NULL, 's'},
                 {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
                 {0},
         };
         uint64_t size = 0;
         for (int c; (c = getopt_long(argc, argv, "s:h", options, NULL)) != -1;) {
-                char *end;
+                uint64_t mib;
                 switch (c) {
                 case 's':
-                        size = strtoull(optarg, &end, 10) << 20;
-                        if (*end || size == 0) {
+                        if (safe_atou64(optarg, &mib) < 0 || mib == 0 || mib > (UINT64_MAX >> 20)) {
                                 fprintf(stderr, "pl-mkext4: bad --size '%s'\n", optarg);
-                                return 2;
+                                return EXIT_USAGE;
                         }
+                        size = mib << 20;
                         break;
                 case 'h':
                         usage(stdout);
                         return 0;
+                case 'V':
+                        version_print();
+                        return 0;
                 default:
                         usage(stderr);
-                        return 2;
+                        return EXIT_USAGE;
                 }
         }
         if (argc - optind < 2) {
                 usage(stderr);
-                return 2;
+                return EXIT_USAGE;
         }
         char **layers = argv + optind + 1;
         int n = argc - optind - 1;

@@ -60,7 +60,7 @@ void channels_wake_all_locked(AgentClient *c) {
 int channel_open(AgentClient *c, bool inbound, const char *name, Channel **ret, Error **err) {
         Channel *ch = calloc(1, sizeof(*ch));
         if (!ch)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         int r = agent_cond_init(&ch->cond);
         if (r < 0) {
                 free(ch);
@@ -425,7 +425,7 @@ static int copy_in_stream(AgentClient *c, Channel *ch, int tar_fd, uint64_t dead
                           const Pending *p, Error **err) {
         _cleanup_free_ uint8_t *buf = malloc(PL_DATA_CHUNK);
         if (!buf)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (;;) {
                 ssize_t n = read_deadline(tar_fd, buf, PL_DATA_CHUNK, deadline, timeout_ms, err);
                 if (n < 0)
@@ -443,7 +443,7 @@ static int copy_out_stream(AgentClient *c, Channel *ch, int out_fd, uint64_t dea
                            const Pending *p, Error **err) {
         _cleanup_free_ uint8_t *buf = malloc(PL_DATA_CHUNK);
         if (!buf)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (;;) {
                 ssize_t n = channel_read(c, ch, buf, PL_DATA_CHUNK, deadline, timeout_ms, p, err);
                 if (n <= 0)

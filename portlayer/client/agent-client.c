@@ -532,7 +532,7 @@ static int handshake_send(AgentClient *c, uint64_t nonce, uint64_t deadline, Err
                 return error_set_errno(err, r, "cannot build the HELLO frame");
         _cleanup_free_ uint8_t *buf = malloc(PL_SYNC_SIZE + frame_len);
         if (!buf)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         memcpy(buf, pl_sync_marker, PL_SYNC_SIZE);
         memcpy(buf + PL_SYNC_SIZE, frame, frame_len);
 
@@ -668,7 +668,7 @@ static int handshake_handover(AgentClient *c, const HandshakeScan *s, Error **er
 static int client_handshake(AgentClient *c, uint64_t deadline, int timeout_ms, Error **err) {
         _cleanup_free_ uint8_t *buf = malloc(HANDSHAKE_SCAN_BUFFER);
         if (!buf)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         HandshakeScan s = {.buf = buf};
         uint64_t nonce;
         random_bytes(&nonce, sizeof nonce);
@@ -730,7 +730,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(AgentClient *, client_destroy);
 static int client_alloc(AgentClient **ret, const ClientConfig *cfg, Error **err) {
         _cleanup_(client_destroyp) AgentClient *c = calloc(1, sizeof(*c));
         if (!c)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         c->fd = -1;
         c->wake_fd = -1;
         pthread_mutex_init(&c->lock, NULL);
@@ -742,7 +742,7 @@ static int client_alloc(AgentClient **ret, const ClientConfig *cfg, Error **err)
 
         int r = frame_reader_new(&c->reader, true);
         if (r < 0)
-                return error_set(err, -r, "out of memory");
+                return error_oom(err);
         c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (c->wake_fd < 0)
                 return error_set_errno(err, errno, "cannot create an eventfd");

@@ -141,7 +141,7 @@ int agent_client_exec(AgentClient *c, const AgentExecSpec *spec, AgentProcess **
 
         _cleanup_(process_discardp) AgentProcess *p = calloc(1, sizeof(*p));
         if (!p)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         p->client = c;
         r = process_open_channels(p, spec, err);
         if (r < 0)
@@ -261,7 +261,7 @@ int agent_client_list_processes(AgentClient *c, AgentProcessInfo **ret, size_t *
                                  l->n_processes, AGENT_MAX_PROCESSES);
         AgentProcessInfo *v = calloc(MAX(l->n_processes, (size_t) 1), sizeof(*v));
         if (!v)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (size_t i = 0; i < l->n_processes; i++)
                 process_info_from(&v[i], l->processes[i]);
         *ret = v;

@@ -5,8 +5,10 @@
  * One connection per invocation, one command: ping, info, exec, ps, kill,
  * cp-in, cp-out, stat, rm, shutdown. Used by the benchmark scripts and by
  * humans poking at a guest. Errors are printed once as "pl-agent-cli: ..."
- * and exit 1; exec exits with the process's code, or 125 when the agent could
- * not start it (as docker does) or its output could not be written. --timeout bounds each request (default 30 s);
+ * and exit 1, usage errors exit 2 (the conventions of common/base/verbs.h);
+ * exec exits with the process's code, or 125 when the agent could not start
+ * it (as docker does) or its output could not be written. --timeout bounds
+ * each request (default 30 s);
  * exec's wait and the copies have no deadline unless --timeout is given. */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +29,8 @@
 
 #include "common/base/io-util.h"
 #include "common/base/log.h"
+#include "common/base/parse-util.h"
+#include "common/base/verbs.h"
 #include "portlayer/client/agent-client.h"
 
 #define EXIT_AGENT_ERROR 125
@@ -53,7 +57,7 @@ _printf_(1, 2) static int usage_error(const char *fmt, ...) {
         vfprintf(stderr, fmt, ap);
         fprintf(stderr, " (see --help)\n");
         va_end(ap);
-        return 1;
+        return EXIT_USAGE;
 }
 
 /* getopt runs with opterr = 0: this reports what it refused. */
@@ -62,18 +66,34 @@ static int bad_option(char **argv, const char *where) {
 }
 
 static int parse_int(const char *s, int min, int max, int *ret) {
-        char *end;
-        errno = 0;
-        long v = strtol(s, &end, 10);
-        if (errno || end == s || *end || v < min || v > max)
+        int v;
+        if (safe_atoi(s, &v) < 0 || v < min || v > max)
                 return -EINVAL;
-        *ret = (int) v;
+        *ret = v;
+        return 0;
+}
+
+/* "CID:PORT", both unsigned 32-bit numbers, the port not 0. */
+static int parse_vsock(const char *s, unsigned *ret_cid, unsigned *ret_port) {
+        const char *colon = strchr(s, ':');
+        if (!colon || colon == s || colon - s >= 16)
+                return -EINVAL;
+        char cid[16];
+        memcpy(cid, s, (size_t) (colon - s));
+        cid[colon - s] = 0;
+        uint32_t c, p;
+        if (safe_atou32(cid, &c) < 0 || safe_atou32(colon + 1, &p) < 0 || p == 0)
+                return -EINVAL;
+        *ret_cid = c;
+        *ret_port = p;
         return 0;
 }
 
 /* Connects after the command checked its arguments. Returns 0, or the exit
  * code after reporting the failure. */
 static int cli_connect(Cli *cli, int fail_code) {
+        if (!cli->socket_path == !cli->vsock_port)
+                return usage_error("give exactly one of --socket or --vsock");
         _cleanup_error_ Error *e = NULL;
         AgentClientOptions opts = {
                 .handshake_timeout_ms = cli->connect_timeout_ms,
@@ -95,7 +115,8 @@ static int cli_connect(Cli *cli, int fail_code) {
 
 /* --- ping, info, ps --- */
 
-static int cmd_ping(Cli *cli, int argc, char **argv) {
+static int verb_ping(int argc, char *argv[], void *userdata) {
+        Cli *cli = userdata;
         _cleanup_error_ Error *e = NULL;
         CONNECT_OR_RETURN(cli, 1);
         uint64_t start = now_usec();
@@ -106,7 +127,8 @@ static int cmd_ping(Cli *cli, int argc, char **argv) {
         return 0;
 }
 
-static int cmd_info(Cli *cli, int argc, char **argv) {
+static int verb_info(int argc, char *argv[], void *userdata) {
+        Cli *cli = userdata;
         _cleanup_error_ Error *e = NULL;
         AgentGuestInfo g;
         CONNECT_OR_RETURN(cli, 1);
@@ -126,7 +148,8 @@ static int cmd_info(Cli *cli, int argc, char **argv) {
         return 0;
 }
 
-static int cmd_ps(Cli *cli, int argc, char **argv) {
+static int verb_ps(int argc, char *argv[], void *userdata) {
+        Cli *cli = userdata;
         _cleanup_error_ Error *e = NULL;
         _cleanup_free_ AgentProcessInfo *v = NULL;
         size_t n = 0;
@@ -278,7 +301,8 @@ static int exec_stream(Cli *cli, AgentProcess *p, const AgentExecSpec *spec, Age
         return r;
 }
 
-static int cmd_exec(Cli *cli, int argc, char **argv) {
+static int verb_exec(int argc, char *argv[], void *userdata) {
+        Cli *cli = userdata;
         ExecArgs a = {0};
         int r = exec_parse(argc, argv, &a);
         if (r != 0)
@@ -329,7 +353,8 @@ static int parse_signal(const char *s, int *ret) {
         return -EINVAL;
 }
 
-static int cmd_kill(Cli *cli, int argc, char **argv) {
+static int verb_kill(int argc, char *argv[], void *userdata) {
+        Cli *cli = userdata;
         static const struct option options[] = {{"all", no_argument, NULL, 'a'}, {}};
         bool all = false;
         int opt, sig, id = 0;
@@ -355,9 +380,8 @@ static int cmd_kill(Cli *cli, int argc, char **argv) {
 
 /* --- files --- */
 
-static int cmd_cp_in(Cli *cli, int argc, char **argv) {
-        if (argc != 3)
-                return usage_error("cp-in: expected SRC_TAR_FILE DEST");
+static int verb_cp_in(int argc, char *argv[], void *userdata) {
+        Cli *cli = userdata;
         _cleanup_close_ int fd = -1;
         int tar_fd = STDIN_FILENO;
         if (strcmp(argv[1], "-") != 0) {
@@ -377,9 +401,8 @@ static int cmd_cp_in(Cli *cli, int argc, char **argv) {
         return 0;
 }
 
-static int cmd_cp_out(Cli *cli, int argc, char **argv) {
-        if (argc != 2)
-                return usage_error("cp-out: expected PATH");
+static int verb_cp_out(int argc, char *argv[], void *userdata) {
+        Cli *cli = userdata;
         if (isatty(STDOUT_FILENO))
                 return usage_error("cp-out: refusing to write a tar archive to a terminal");
         _cleanup_error_ Error *e = NULL;
@@ -403,9 +426,8 @@ static const char *mode_type(mode_t mode) {
         }
 }
 
-static int cmd_stat(Cli *cli, int argc, char **argv) {
-        if (argc != 2)
-                return usage_error("stat: expected PATH");
+static int verb_stat(int argc, char *argv[], void *userdata) {
+        Cli *cli = userdata;
         _cleanup_error_ Error *e = NULL;
         AgentStat st;
         CONNECT_OR_RETURN(cli, 1);
@@ -422,7 +444,8 @@ static int cmd_stat(Cli *cli, int argc, char **argv) {
         return 0;
 }
 
-static int cmd_rm(Cli *cli, int argc, char **argv) {
+static int verb_rm(int argc, char *argv[], void *userdata) {
+        Cli *cli = userdata;
         static const struct option options[] = {{"recursive", no_argument, NULL, 'r'}, {}};
         bool recursive = false;
         int opt;
@@ -440,7 +463,8 @@ static int cmd_rm(Cli *cli, int argc, char **argv) {
         return 0;
 }
 
-static int cmd_shutdown(Cli *cli, int argc, char **argv) {
+static int verb_shutdown(int argc, char *argv[], void *userdata) {
+        Cli *cli = userdata;
         static const struct option options[] = {{"grace", required_argument, NULL, 'g'}, {}};
         int opt, grace = 0;
         while ((opt = getopt_long(argc, argv, "+g:", options, NULL)) >= 0)
@@ -455,13 +479,17 @@ static int cmd_shutdown(Cli *cli, int argc, char **argv) {
 
 /* --- main --- */
 
-static const struct {
-        const char *name;
-        int (*run)(Cli *cli, int argc, char **argv);
-} commands[] = {
-        {"ping", cmd_ping},   {"info", cmd_info},   {"exec", cmd_exec}, {"ps", cmd_ps},
-        {"kill", cmd_kill},   {"cp-in", cmd_cp_in}, {"cp-out", cmd_cp_out}, {"stat", cmd_stat},
-        {"rm", cmd_rm},       {"shutdown", cmd_shutdown},
+static const Verb verbs[] = {
+        {"ping", 0, 0, verb_ping, ""},
+        {"info", 0, 0, verb_info, ""},
+        {"exec", 1, VERB_ANY, verb_exec, "[--tty] [--stdin] [--env K=V]... [--workdir D] [--user U] -- ARGV..."},
+        {"ps", 0, 0, verb_ps, ""},
+        {"kill", 1, 3, verb_kill, "[--all] PROCESS_ID SIGNAL"},
+        {"cp-in", 2, 2, verb_cp_in, "SRC_TAR_FILE|- DEST"},
+        {"cp-out", 1, 1, verb_cp_out, "PATH > archive.tar"},
+        {"stat", 1, 1, verb_stat, "PATH"},
+        {"rm", 1, 2, verb_rm, "[-r] PATH"},
+        {"shutdown", 0, 2, verb_shutdown, "[--grace MS]"},
 };
 
 static void help(void) {
@@ -473,18 +501,11 @@ static void help(void) {
                "  -t, --timeout MS           per-request timeout (default 30000); also bounds\n"
                "                             exec's wait and copies, which otherwise have none\n"
                "  -c, --connect-timeout MS   handshake deadline, retried until then (default 10000)\n"
-               "  -v, --verbose              debug logging\n\n"
-               "Commands:\n"
-               "  ping\n"
-               "  info\n"
-               "  exec [--tty] [--stdin] [--env K=V]... [--workdir D] [--user U] -- ARGV...\n"
-               "  ps\n"
-               "  kill [--all] PROCESS_ID SIGNAL\n"
-               "  cp-in SRC_TAR_FILE|- DEST\n"
-               "  cp-out PATH > archive.tar\n"
-               "  stat PATH\n"
-               "  rm [-r] PATH\n"
-               "  shutdown [--grace MS]\n");
+               "  -v, --verbose              debug logging\n"
+               "  -h, --help                 this text (COMMAND --help: that command's usage)\n"
+               "      --version              the version\n\n"
+               "Commands:\n");
+        verbs_print(verbs, ELEMENTSOF(verbs), stdout);
 }
 
 static int parse_global(int argc, char **argv, Cli *cli) {
@@ -492,14 +513,15 @@ static int parse_global(int argc, char **argv, Cli *cli) {
                 {"socket", required_argument, NULL, 's'},  {"timeout", required_argument, NULL, 't'},
                 {"vsock", required_argument, NULL, 'V'},
                 {"connect-timeout", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
-                {"help", no_argument, NULL, 'h'},          {},
+                {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'R'},
+                {},
         };
         int opt;
         while ((opt = getopt_long(argc, argv, "+s:t:c:vh", options, NULL)) >= 0)
                 switch (opt) {
                 case 's': cli->socket_path = optarg; break;
                 case 'V':
-                        if (sscanf(optarg, "%u:%u", &cli->vsock_cid, &cli->vsock_port) != 2 || !cli->vsock_port)
+                        if (parse_vsock(optarg, &cli->vsock_cid, &cli->vsock_port) < 0)
                                 return usage_error("bad --vsock (want CID:PORT): %s", optarg);
                         break;
                 case 't':
@@ -513,12 +535,9 @@ static int parse_global(int argc, char **argv, Cli *cli) {
                         break;
                 case 'v': log_set_level(LOG_LEVEL_DEBUG); break;
                 case 'h': help(); exit(0);
+                case 'R': version_print(); exit(0);
                 default: return usage_error("unknown option or missing argument: %s", argv[optind - 1]);
                 }
-        if (!cli->socket_path == !cli->vsock_port)
-                return usage_error("give exactly one of --socket or --vsock");
-        if (optind >= argc)
-                return usage_error("no command given");
         return 0;
 }
 
@@ -532,18 +551,10 @@ int main(int argc, char **argv) {
         if (r != 0)
                 return r;
 
-        const char *name = argv[optind];
-        int (*run)(Cli *, int, char **) = NULL;
-        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                if (strcmp(name, commands[i].name) == 0)
-                        run = commands[i].run;
-        if (!run)
-                return usage_error("unknown command: %s", name);
-
         int sub_argc = argc - optind;
         char **sub_argv = argv + optind;
         optind = 0; /* restart getopt for the command's own options */
-        r = run(&cli, sub_argc, sub_argv);
+        r = verbs_dispatch(verbs, ELEMENTSOF(verbs), sub_argc, sub_argv, &cli);
         agent_client_free(cli.client);
         return r;
 }

@@ -5,7 +5,8 @@
  * Boots the VM through libvirt's embedded driver (rooted at DIR/libvirt),
  * waits for its agent, prints where to reach it, and keeps it running until
  * SIGINT/SIGTERM (then shuts it down cleanly and destroys it) or until the
- * guest stops by itself. Errors are reported once, exit code 1. */
+ * guest stops by itself. Errors are reported once, exit code 1; usage
+ * errors exit 2 (the conventions of common/base/verbs.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -16,6 +17,8 @@
 #include <unistd.h>
 
 #include "common/base/log.h"
+#include "common/base/parse-util.h"
+#include "common/base/verbs.h"
 #include "portlayer/guest/guest.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -35,7 +38,7 @@ static int parse_args(int argc, char **argv, Args *a) {
                 {"initrd", required_argument, NULL, 'i'}, {"disk", required_argument, NULL, 'd'},
                 {"name", required_argument, NULL, 'n'},   {"accel", required_argument, NULL, 'a'},
                 {"memory", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'},
-                {},
+                {"version", no_argument, NULL, 'V'},      {},
         };
         int o;
         while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
@@ -46,13 +49,19 @@ static int parse_args(int argc, char **argv, Args *a) {
                 case 'd': a->disk = optarg; break;
                 case 'n': a->name = optarg; break;
                 case 'a': a->accel = optarg; break;
-                case 'm': a->memory_mib = (unsigned) strtoul(optarg, NULL, 10); break;
+                case 'm':
+                        if (safe_atou32(optarg, &a->memory_mib) < 0)
+                                return log_error_errno(EINVAL, "pl-guest: bad --memory '%s' (MiB)", optarg);
+                        break;
                 case 'h':
                         puts("usage: pl-guest --state DIR --kernel VMLINUZ --initrd INITRD --disk ROOT.qcow2 "
                              "[--name NAME] [--accel auto|kvm|tcg] [--memory MiB]");
                         exit(0);
+                case 'V': version_print(); exit(0);
                 default: return -EINVAL;
                 }
+        if (optind < argc)
+                return log_error_errno(EINVAL, "pl-guest: unexpected argument '%s'", argv[optind]);
         if (!a->state || !a->kernel || !a->initrd || !a->disk)
                 return log_error_errno(EINVAL, "pl-guest: --state, --kernel, --initrd and --disk are required");
         return 0;
@@ -74,7 +83,7 @@ int main(int argc, char **argv) {
         log_setup("pl-guest", LOG_LEVEL_INFO, STDERR_FILENO);
         Args a = {.name = "pl-guest", .accel = "auto", .memory_mib = 256};
         if (parse_args(argc, argv, &a) < 0)
-                return 1;
+                return EXIT_USAGE;
         int accel = vm_accel_from_string(a.accel);
         if (accel < 0)
                 return log_error("pl-guest: unknown accelerator '%s'", a.accel), 1;

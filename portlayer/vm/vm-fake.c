@@ -157,7 +157,7 @@ static int fake_open(VmDriver **ret, const char *uri, const char *state_dir, VmE
                      Error **err) {
         FakeDriver *f = calloc(1, sizeof(*f));
         if (!f)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         f->base.ops = &vm_driver_fake;
         f->cb = cb;
         f->userdata = userdata;
@@ -222,7 +222,7 @@ static int fake_create(VmDriver *base, const VmSpec *spec, Error **err) {
         }
         dom = domain_new(spec, accel, xml);
         if (!dom) {
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
                 goto out;
         }
         TAKE_PTR(xml);
@@ -305,7 +305,7 @@ static int collect_ours(FakeDriver *f, char **names, size_t *n, Error **err) {
                 if (!dom->xml || vm_xml_container_id(dom->xml, &id) < 0)
                         continue;
                 if (!(names[*n] = strdup(dom->name)))
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 (*n)++;
         }
         return 0;
@@ -321,7 +321,7 @@ static int fake_list_ours(VmDriver *base, char ***ret_names, size_t *ret_n, Erro
         for (FakeDomain *dom = f->domains; dom; dom = dom->next)
                 count++;
         if (r == 0 && !(names = calloc(count + 1, sizeof(char *))))
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
         if (r == 0)
                 r = collect_ours(f, names, &n, err);
         pthread_mutex_unlock(&f->lock);

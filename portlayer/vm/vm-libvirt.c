@@ -32,6 +32,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
 #include "vm-xml-internal.h"
@@ -254,23 +255,6 @@ static void loop_release(void) {
 
 /* --- the embedded driver's root --- */
 
-static int mkdir_parents(const char *path, mode_t mode) {
-        _cleanup_free_ char *copy = strdup(path);
-        if (!copy)
-                return -ENOMEM;
-        for (char *p = copy + 1;; p++) {
-                if (*p != '/' && *p != '\0')
-                        continue;
-                char saved = *p;
-                *p = '\0';
-                if (mkdir(copy, mode) < 0 && errno != EEXIST)
-                        return negative_errno();
-                *p = saved;
-                if (saved == '\0')
-                        return 0;
-        }
-}
-
 static bool root_char_is_plain(char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("/+_.-", c);
 }
@@ -290,28 +274,17 @@ static int check_root(const char *root, Error **err) {
 }
 
 static int write_qemu_conf(const char *root, Error **err) {
-        _cleanup_free_ char *etc = NULL, *path = NULL, *tmp = NULL;
-        if (asprintf(&etc, "%s/etc", root) < 0 || asprintf(&path, "%s/qemu.conf", etc) < 0 ||
-            asprintf(&tmp, "%s.XXXXXX", path) < 0)
-                return error_set(err, ENOMEM, "out of memory");
-        int r = mkdir_parents(etc, 0700);
+        _cleanup_free_ char *etc = NULL, *path = NULL;
+        if (asprintf(&etc, "%s/etc", root) < 0 || asprintf(&path, "%s/qemu.conf", etc) < 0)
+                return error_oom(err);
+        int r = mkdir_p(etc, 0700);
         if (r < 0)
                 return error_set_errno(err, r, "cannot create %s", etc);
         if (access(path, F_OK) == 0)
                 return 0;
-
-        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return error_set_errno(err, errno, "cannot create %s", tmp);
-        r = write_all(fd, qemu_conf, sizeof qemu_conf - 1);
-        if (r >= 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0))
-                r = negative_errno();
-        if (r >= 0 && rename(tmp, path) < 0)
-                r = negative_errno();
-        if (r < 0) {
-                unlink(tmp);
+        r = write_file_atomic(path, qemu_conf, sizeof qemu_conf - 1, 0644);
+        if (r < 0)
                 return error_set_errno(err, r, "cannot write %s", path);
-        }
         return 0;
 }
 
@@ -327,7 +300,7 @@ static int embed_root_of(const char *uri, char **ret_root, Error **err) {
         root += strlen("root=");
         *ret_root = strndup(root, strcspn(root, "&"));
         if (!*ret_root)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return check_root(*ret_root, err);
 }
 
@@ -344,14 +317,14 @@ static int prepare_uri(const char *uri, const char *state_dir, char **ret_uri, E
                 if (!state_dir || state_dir[0] != '/')
                         return error_set(err, EINVAL, "VM driver: an absolute state directory is required");
                 if (asprintf(&root, "%s/libvirt", state_dir) < 0)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 if ((r = check_root(root, err)) < 0)
                         return r;
                 if (asprintf(&resolved, EMBED_URI_PREFIX "?root=%s", root) < 0)
                         resolved = NULL;
         }
         if (!resolved)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (root && (r = write_qemu_conf(root, err)) < 0)
                 return r;
         *ret_uri = TAKE_PTR(resolved);
@@ -470,7 +443,7 @@ static int lv_open(VmDriver **ret, const char *uri, const char *state_dir, VmEve
 
         LibvirtDriver *d = calloc(1, sizeof(*d));
         if (!d)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         *d = (LibvirtDriver) { .base.ops = &vm_driver_libvirt, .lifecycle_id = -1, .cb = cb, .userdata = userdata };
         if ((r = loop_acquire(err)) < 0) {
                 free(d);
@@ -640,7 +613,7 @@ static int domain_is_ours(virDomainPtr dom, const char *name, Error **err) {
         int r = vm_xml_container_id(xml, &id);
         free(xml);
         if (r == -ENOMEM)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (r == -EINVAL) /* our element, damaged: still ours, so it can be collected */
                 log_debug("domain '%s': invalid portlayer metadata", name);
         else if (r < 0 && r != -ENOENT)
@@ -660,14 +633,14 @@ static int lv_list_ours(VmDriver *base, char ***ret_names, size_t *ret_n, Error 
         int r = 0;
         names = calloc((size_t) count + 1, sizeof(char *));
         if (!names)
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
         for (int i = 0; r >= 0 && i < count; i++) {
                 const char *name = virDomainGetName(doms[i]);
                 if (!name || !vm_name_is_valid(name, VM_NAME_MAX)) /* never one of ours */
                         continue;
                 r = domain_is_ours(doms[i], name, err);
                 if (r > 0 && !(names[n++] = strdup(name)))
-                        r = error_set(err, ENOMEM, "out of memory");
+                        r = error_oom(err);
         }
         for (int i = 0; i < count; i++)
                 virDomainFree(doms[i]);

@@ -208,14 +208,14 @@ int vm_xml_build(const VmSpec *spec, VmAccel accel, char **ret_xml, Error **err)
         doc = xmlNewDoc(BAD_CAST "1.0");
         xmlNodePtr domain = doc ? xmlNewDocNode(doc, NULL, BAD_CAST "domain", NULL) : NULL;
         if (!domain)
-                return error_set(err, ENOMEM, "domain XML: out of memory");
+                return error_oom(err);
         xmlDocSetRootElement(doc, domain);
         prop(&b, domain, "type", accel == VM_ACCEL_KVM ? "kvm" : "qemu");
         add_head(&b, domain, spec);
         add_os(&b, domain, spec, accel);
         add_devices(&b, domain, spec);
         if (b.failed || serialize(doc, ret_xml) < 0)
-                return error_set(err, ENOMEM, "domain XML: out of memory");
+                return error_oom(err);
         return 0;
 }
 

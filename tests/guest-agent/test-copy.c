@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "common/base/error.h"
+#include "common/base/fs-util.h"
 #include "common/base/macro.h"
 #include "guest-agent/copy.h"
 

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/base/fs-util.h"
 #include "images/boot/initramfs.h"
 #include "images/boot/kernel-modules.h"
 

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/base/fs-util.h"
 #include "images/boot/kernel-modules.h"
 
 static const char fake_dep[] =

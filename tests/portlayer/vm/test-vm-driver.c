@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/base/fs-util.h"
 #include "common/base/error.h"
 #include "common/base/io-util.h"
 #include "portlayer/vm/vm-driver.h"
