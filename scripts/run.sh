@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The main job, until the daemon exists: installs what is missing, builds,
-# fetches the guest kernel, builds the initramfs, imports a busybox test image
-# into the image store and gives it a container disk,
-# and boots one container VM on libvirt's embedded QEMU driver (KVM when
-# usable, TCG otherwise) with the agent as its PID 1. A short client session
-# shows it working; the VM then keeps running until Ctrl-C, which shuts it
-# down and removes it. Grows into starting portlayerd.
+# The main job: installs what is missing, builds, fetches the guest kernel,
+# imports a busybox test image into the image store, and runs portlayerd in
+# the foreground on libvirt's embedded QEMU driver (KVM when usable, TCG
+# otherwise), serving the REST API on a Unix socket. It prints the curl lines
+# that run a container. Ctrl-C stops the daemon; containers keep running and
+# the next start reattaches to them (remove them through the API first to
+# leave nothing behind).
 #   PL_STATE       state directory (default ./state; keep its path short:
 #                  libvirt limits the embedded root's socket paths)
 #   PL_KERNEL_DIR  a kernel directory to boot instead of Debian's cloud kernel:
@@ -20,38 +20,28 @@ state=$(cd "$state" && pwd)
 bash scripts/setup.sh
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/release -j"$(nproc)"
-B=build/release
+B=build/release/bin
 
 kdir=${PL_KERNEL_DIR:-$(bash scripts/fetch-kernel.sh | tail -n 1)}
-initrd=$("$B/bin/pl-initramfs" --agent "$B/bin/pl-agent" --kernel-dir "$kdir" --cache "$state/initramfs" \
-        --module virtio_pci --module virtio_blk --module virtio_console --module virtio_rng \
-        --module vmw_vsock_virtio_transport | tail -n 1)
 # The test image: a busybox OCI image built with umoci, imported into the
-# image store (layers written into ext4 with libext2fs), and a copy-on-write
-# container disk on top of it.
-img=("$B/bin/pl-image" --store "$state/images")
+# daemon's image store (layers written into ext4 with libext2fs).
 rm -rf "$state/oci-busybox"
 bash tests/lib/make-oci-image.sh "$state/oci-busybox" >/dev/null
-"${img[@]}" import "oci:$state/oci-busybox:latest" localhost/busybox:latest
-"${img[@]}" disk rm "$state/container.qcow2" 2>/dev/null || rm -f "$state/container.qcow2"
-"${img[@]}" disk create localhost/busybox:latest "$state/container.qcow2" --size 1G
+"$B/pl-image" --store "$state/images" import "oci:$state/oci-busybox:latest" localhost/busybox:latest
 
-"$B/bin/pl-guest" --state "$state" --name pl-demo --kernel "$kdir/vmlinuz" --initrd "$initrd" \
-        --disk "$state/container.qcow2" > "$state/pl-guest.out" &
-guest_pid=$!
-trap 'kill -INT "$guest_pid" 2>/dev/null; wait "$guest_pid" 2>/dev/null; "${img[@]}" disk rm "$state/container.qcow2" 2>/dev/null' EXIT INT TERM
-until grep -q "agent socket" "$state/pl-guest.out" 2>/dev/null; do
-        kill -0 "$guest_pid" 2>/dev/null || { echo "run.sh: the guest did not start" >&2; exit 1; }
-        sleep 0.2
-done
-sock=$(sed -n 's/^agent socket: //p' "$state/pl-guest.out")
-cli=("$B/bin/pl-agent-cli" --socket "$sock")
+sock=$state/portlayer.sock
+c="curl -s --unix-socket $sock"
+cat <<EOF
 
-echo "== images: ${img[*]} list"
-"${img[@]}" list
-echo "== container VM pl-demo is up; agent at $sock"
-"${cli[@]}" info
-"${cli[@]}" exec -- sh -c 'echo "hello from $(hostname), kernel $(uname -r)"; cat /etc/pl-test-marker; ls /'
-echo "== try: ${cli[*]} exec --tty --stdin -- sh"
-echo "== console: $state/pl-demo/console.log; Ctrl-C shuts the VM down"
-wait "$guest_pid"
+== portlayerd starts on $sock (state in $state). In another shell:
+  # create a container from the test image, give it a program, run it
+  h=\$($c -X POST -d '{"name": "demo", "image": "localhost/busybox:latest"}' http://pl/containers | sed 's/.*"handle":"\\([^"]*\\)".*/\\1/')
+  $c -X PUT -d '{"path": "/bin/sh", "args": ["-c", "echo hello; exec sleep 100000"]}' http://pl/handles/\$h/entrypoint
+  $c -X PUT -d '{"state": "running"}' http://pl/handles/\$h/state; $c -X POST http://pl/handles/\$h/commit
+  # run a command in it, then remove it
+  $c -X POST -d '{"path": "/bin/uname", "args": ["-a"]}' http://pl/containers/demo/exec-sync
+  $c -X DELETE 'http://pl/containers/demo?force=1'
+(docs/api.md has every call.) Ctrl-C stops the daemon.
+
+EOF
+exec "$B/portlayerd" --state-dir "$state" --socket "$sock" --guest-kernel "$kdir/vmlinuz"
