@@ -95,7 +95,7 @@ static int strv_of(const json_t *a, const char *what, const char *first, const c
                 return error_set(err, EINVAL, "%s: more than 1024 entries", what);
         const char **v = calloc(n + 2, sizeof(char *));
         if (!v)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (first)
                 v[k++] = first;
         for (size_t i = 0; i < n; i++)
@@ -250,7 +250,7 @@ int api_containers_archive_get(Api *a, HttpRequest *req, char **p, HttpResponse 
                 free(co);
                 safe_close(fds[0]);
                 safe_close(fds[1]);
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         co->host = a->host;
         co->fd = fds[1];

@@ -72,7 +72,7 @@ static int pull_run(Pull *pl, StoreImage **ret, Error **err) {
                 OciRef t = *ref;
                 t.digest = NULL;
                 if (oci_ref_to_string(&t, &tag) < 0)
-                        r = error_set(err, ENOMEM, "out of memory");
+                        r = error_oom(err);
         }
         if (r < 0)
                 return r;
@@ -120,7 +120,7 @@ int api_images_pull(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Erro
                 free(pl);
                 safe_close(fds[0]);
                 safe_close(fds[1]);
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         pl->api = a;
         pl->fd = fds[1];
@@ -159,7 +159,7 @@ int api_images_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Erro
                         arr = (json_decref(arr), NULL);
         store_image_list_free(list, n);
         if (!arr)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return api_reply_json(resp, 200, arr);
 }
 
@@ -169,7 +169,7 @@ int api_images_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, E
         if (r < 0)
                 return r;
         json_t *j = image_json(img);
-        return j ? api_reply_json(resp, 200, j) : error_set(err, ENOMEM, "out of memory");
+        return j ? api_reply_json(resp, 200, j) : error_oom(err);
 }
 
 int api_images_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/base/log.h"
+#include "common/base/parse-util.h"
 #include "common/json/json-util.h"
 
 #define PARAMS_MAX 2
@@ -202,7 +203,7 @@ int api_json_parse(const char *body, size_t len, const char *const *allowed, boo
                 if (!empty_ok)
                         return error_set(err, EINVAL, "a JSON object is required as the request body");
                 *ret = json_object();
-                return *ret ? 0 : error_set(err, ENOMEM, "out of memory");
+                return *ret ? 0 : error_oom(err);
         }
         json_error_t je;
         _cleanup_json_ json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
@@ -240,12 +241,10 @@ int api_query_int(HttpRequest *req, const char *name, long min, long max, long d
                 *ret = def;
                 return 0;
         }
-        char *end = NULL;
-        errno = 0;
-        long x = strtol(v, &end, 10);
-        if (errno || end == v || *end || x < min || x > max)
+        int x;
+        if (safe_atoi(v, &x) < 0 || x < min || x > max)
                 return error_set(err, EINVAL, "query %s=%.32s: must be an integer from %ld to %ld", name, v, min, max);
-        *ret = x;
+        *ret = (long) x;
         return 0;
 }
 
@@ -253,7 +252,7 @@ int api_new(const ApiConfig *cfg, Api **ret, Error **err) {
         Api *a = calloc(1, sizeof(*a));
         if (!a || !(a->version = strdup(cfg->version ? cfg->version : "0.0.0"))) {
                 free(a);
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         a->host = cfg->host;
         a->store = cfg->store;

@@ -232,7 +232,7 @@ static int listen_unix(const char *path, Error **err) {
         snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
         _cleanup_free_ char *dir = strdup(path);
         if (!dir)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         char *slash = strrchr(dir, '/');
         if (slash && slash != dir) {
                 *slash = 0;
@@ -260,7 +260,7 @@ int http_server_start_unix(const char *path, const HttpApp *app, HttpServer **re
         HttpServer *s = calloc(1, sizeof(*s));
         if (!s || !(s->path = strdup(path))) {
                 free(s);
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         s->app = *app;
         s->fd = listen_unix(path, err);

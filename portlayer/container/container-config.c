@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/parse-util.h"
 #include "common/json/json-util.h"
 
 typedef enum FieldKind {
@@ -161,7 +162,7 @@ int container_config_from_image(const StoreImage *img, json_t **ret, Error **err
         OciStrings all = {0};
         _cleanup_free_ char **v = calloc(oc->entrypoint.n + oc->cmd.n + 1, sizeof(char *));
         if (!v)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (size_t i = 0; i < oc->entrypoint.n; i++)
                 v[all.n++] = oc->entrypoint.v[i];
         for (size_t i = 0; i < oc->cmd.n; i++)
@@ -171,9 +172,9 @@ int container_config_from_image(const StoreImage *img, json_t **ret, Error **err
                                              strings_to_json(&oc->env, 0), "memory_mb", CONTAINER_MEMORY_MB_DEFAULT,
                                              "vcpus", 1, "labels", json_object());
         if (!c)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (all.n > 0 && json_object_set_new(c, "path", json_string(all.v[0])) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (size_t i = 0; i < oc->label_keys.n; i++)
                 (void) json_object_set_new(json_object_get(c, "labels"), oc->label_keys.v[i],
                                            json_string(oc->label_values.v[i]));
@@ -210,7 +211,7 @@ int container_config_argv(const json_t *config, const char ***ret_argv, const ch
         _cleanup_free_ const char **argv = strings_of(json_object_get(config, "args"), path);
         _cleanup_free_ const char **env = strings_of(json_object_get(config, "env"), NULL);
         if (!argv || !env)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         *ret_argv = TAKE_PTR(argv);
         *ret_env = TAKE_PTR(env);
         return 0;
@@ -234,9 +235,8 @@ int container_signal_from_string(const char *s) {
         if (!s || !*s)
                 return -EINVAL;
         if (s[0] >= '0' && s[0] <= '9') {
-                char *end;
-                long v = strtol(s, &end, 10);
-                return *end || v < 1 || v > 64 ? -EINVAL : (int) v;
+                int v;
+                return safe_atoi(s, &v) < 0 || v < 1 || v > 64 ? -EINVAL : v;
         }
         if (strncasecmp(s, "SIG", 3) == 0)
                 s += 3;

@@ -136,7 +136,7 @@ int container_host_create(ContainerHost *h, const char *name, const char *image,
                 return r == -ENOENT ? error_set(err, ENOENT, "no such image: %s", image) : r;
         Handle *hd = handle_new();
         if (!hd)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         hd->is_new = true;
         hd->container_id = strdup(id);
         hd->name = strdup(name);
@@ -145,7 +145,7 @@ int container_host_create(ContainerHost *h, const char *name, const char *image,
         r = container_config_from_image(img, &hd->config, err);
         if (r >= 0 && (!hd->container_id || !hd->name || !hd->image || !hd->image_id || !(*ret_id = strdup(id)) ||
                        !(*ret_handle = strdup(hd->id))))
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
         if (r < 0) {
                 handle_destroy(hd);
                 return r;
@@ -154,7 +154,7 @@ int container_host_create(ContainerHost *h, const char *name, const char *image,
         if (name_taken_locked(h, name, NULL))
                 r = error_set(err, EEXIST, "the name '%s' is already in use", name);
         else if ((r = handles_reserve(h)) < 0)
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
         else
                 handles_add_locked(h, hd);
         pthread_mutex_unlock(&h->lock);
@@ -169,7 +169,7 @@ int container_host_create(ContainerHost *h, const char *name, const char *image,
 int container_host_get_handle(ContainerHost *h, const char *ref, char **ret_handle, Error **err) {
         Handle *hd = handle_new();
         if (!hd)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         pthread_mutex_lock(&h->lock);
         Container *c = container_find_locked(h, ref);
         int r = c ? 0 : error_set(err, ENOENT, "no such container: %s", ref);
@@ -180,7 +180,7 @@ int container_host_get_handle(ContainerHost *h, const char *ref, char **ret_hand
                 hd->config = json_deep_copy(c->config);
                 if (!hd->container_id || !hd->name || !hd->config || !(*ret_handle = strdup(hd->id)) ||
                     handles_reserve(h) < 0)
-                        r = error_set(err, ENOMEM, "out of memory");
+                        r = error_oom(err);
         }
         if (r >= 0)
                 handles_add_locked(h, TAKE_PTR(hd));
@@ -202,7 +202,7 @@ int container_handle_update(ContainerHost *h, const char *handle, const json_t *
         else {
                 _cleanup_json_ json_t *merged = json_deep_copy(hd->config);
                 if (!merged || json_object_update(merged, (json_t *) fields) < 0)
-                        r = error_set(err, ENOMEM, "out of memory");
+                        r = error_oom(err);
                 else if ((r = container_config_validate(merged, err)) >= 0) {
                         json_decref(hd->config);
                         hd->config = TAKE_PTR(merged);
@@ -229,7 +229,7 @@ static int spool(ContainerHost *h, int fd, uint64_t max, char **ret_path, Error 
         char rnd[17];
         hex_random(rnd, 16);
         if (asprintf(&path, "%s/archive-%s.tar", h->tmp_dir, rnd) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         _cleanup_close_ int out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (out < 0)
                 return error_set_errno(err, errno, "create %s", path);
@@ -277,7 +277,7 @@ int container_handle_add_archive(ContainerHost *h, const char *handle, const cha
         else if (json_array_size(hd->files) >= CONTAINER_FILES_MAX)
                 r = error_set(err, E2BIG, "a handle holds at most %d archives", CONTAINER_FILES_MAX);
         else if (json_array_append_new(hd->files, json_pack("{s:s, s:s}", "dir", dir, "file", file)) < 0)
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
         pthread_mutex_unlock(&h->lock);
         if (r < 0)
                 (void) unlink(file);
@@ -296,7 +296,7 @@ int container_handle_inspect(ContainerHost *h, const char *handle, json_t **ret,
         if (!hd)
                 return error_set(err, ENOENT, "no such handle: %s", handle);
         if (!j)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         *ret = j;
         return 0;
 }
@@ -309,12 +309,12 @@ static int pending_adopt(Container *c, Handle *hd, Error **err) {
                 _cleanup_free_ char *dst = NULL;
                 if (asprintf(&dst, "%s/pending-%zu-%s", c->dir, json_array_size(c->pending),
                              strrchr(json_string_value(json_object_get(f, "file")), '/') + 1) < 0)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 if (rename(json_string_value(json_object_get(f, "file")), dst) < 0)
                         return error_set_errno(err, errno, "move archive into %s", c->dir);
                 if (json_array_append_new(c->pending,
                                           json_pack("{s:O, s:s}", "dir", json_object_get(f, "dir"), "file", dst)) < 0)
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
         }
         json_array_clear(hd->files);
         return 0;
@@ -327,7 +327,7 @@ static int commit_new(ContainerHost *h, Handle *hd, Container **ret, Error **err
         if (!c || container_paths(h, c) < 0 || !(c->name = strdup(hd->name)) || !(c->image = strdup(hd->image)) ||
             !(c->image_id = strdup(hd->image_id)) || !(c->pending = json_array())) {
                 container_unref(c);
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         c->config = json_incref(hd->config);
         c->generation = 1;
@@ -344,7 +344,7 @@ static int commit_new(ContainerHost *h, Handle *hd, Container **ret, Error **err
         if (r >= 0)
                 r = container_save(h, c, err);
         if (r >= 0 && container_host_add_locked(h, c) < 0)
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
         pthread_mutex_unlock(&h->lock);
         if (r < 0) {
                 (void) store_container_disk_remove(h->store, c->disk, NULL);

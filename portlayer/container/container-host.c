@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/base/fs-util.h"
+#include "common/base/io-util.h"
 #include "common/base/log.h"
 #include "common/json/json-util.h"
 
@@ -34,7 +36,7 @@ static int host_dirs(ContainerHost *h, const ContainerHostConfig *cfg, Error **e
                 return error_set(err, EINVAL, "state directory must be an absolute path");
         if (!(h->state_dir = strdup(cfg->state_dir)) || asprintf(&h->containers_dir, "%s/containers", cfg->state_dir) < 0 ||
             asprintf(&h->run_dir, "%s/run", cfg->state_dir) < 0 || asprintf(&h->tmp_dir, "%s/tmp", cfg->state_dir) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         /* Handles and their spooled archives do not survive a restart. */
         int r = rm_rf(h->tmp_dir);
         if (r < 0)
@@ -84,7 +86,7 @@ static int host_load(ContainerHost *h, Error **err) {
 int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Error **err) {
         ContainerHost *h = calloc(1, sizeof(*h));
         if (!h)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         pthread_mutex_init(&h->lock, NULL);
         pthread_cond_init(&h->changed, NULL);
         h->driver = cfg->driver;
@@ -95,7 +97,7 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
         if (r >= 0 && (!(h->kernel = strdup(cfg->kernel ? cfg->kernel : "")) ||
                        !(h->initrd = strdup(cfg->initrd ? cfg->initrd : "")) ||
                        (cfg->extra_cmdline && !(h->extra_cmdline = strdup(cfg->extra_cmdline)))))
-                r = error_set(err, ENOMEM, "out of memory");
+                r = error_oom(err);
         if (r >= 0)
                 r = host_load(h, err);
         if (r >= 0)
@@ -174,6 +176,21 @@ int container_find(ContainerHost *h, const char *ref, Container **ret, Error **e
         return 0;
 }
 
+bool container_host_wait_locked(ContainerHost *h, uint64_t deadline) {
+        int ms = deadline_poll_ms(deadline);
+        if (ms == 0)
+                return false;
+        /* Bounded, so a lost wake-up costs at most this long. */
+        ms = ms < 0 || ms > 500 ? 500 : ms;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long) ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&h->changed, &h->lock, &ts);
+        return true;
+}
+
 void container_set_state_locked(ContainerHost *h, Container *c, ContainerState s) {
         c->state = s;
         _cleanup_error_ Error *e = NULL;
@@ -223,7 +240,7 @@ int container_host_inspect(ContainerHost *h, const char *ref, json_t **ret, Erro
         json_t *j = container_render(h, c);
         container_unref(c);
         if (!j)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         *ret = j;
         return 0;
 }
@@ -248,7 +265,7 @@ int container_host_list(ContainerHost *h, int state, const char *const *labels, 
                         Error **err) {
         _cleanup_json_ json_t *list = json_array();
         if (!list)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         pthread_mutex_lock(&h->lock);
         for (size_t i = h->n_containers; i-- > 0;) {
                 Container *c = h->containers[i];
@@ -257,7 +274,7 @@ int container_host_list(ContainerHost *h, int state, const char *const *labels, 
                         continue;
                 if (json_array_append_new(list, container_to_json(c)) < 0) {
                         pthread_mutex_unlock(&h->lock);
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 }
         }
         pthread_mutex_unlock(&h->lock);

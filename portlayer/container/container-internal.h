@@ -84,9 +84,6 @@ struct ContainerHost {
 
 /* --- container-config.c --- */
 
-/* Validates a configuration object as a whole: only known fields, each of
- * its type and within its limits. -EINVAL with the field named. */
-int container_config_validate(const json_t *config, Error **err);
 /* The defaults an image gives a new container (entry point, env, workdir,
  * user, stop signal) plus ours (memory, vcpus). */
 int container_config_from_image(const StoreImage *img, json_t **ret, Error **err);
@@ -126,6 +123,9 @@ void container_host_forget_locked(ContainerHost *h, Container *c);
  * Caller holds lock. */
 Container *container_find_locked(ContainerHost *h, const char *ref);
 int container_find(ContainerHost *h, const char *ref, Container **ret, Error **err);
+/* Waits on h->changed (lock held) for at most 500 ms or until deadline (a
+ * now_usec() value, USEC_INFINITY for none). False once the deadline passed. */
+bool container_host_wait_locked(ContainerHost *h, uint64_t deadline);
 /* Sets the state, saves, wakes waiters. Caller holds lock. */
 void container_set_state_locked(ContainerHost *h, Container *c, ContainerState s);
 

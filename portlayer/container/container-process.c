@@ -51,7 +51,7 @@ static int capture_step(AgentProcess *p, AgentStream s, Capture *c, bool *trunca
 
 static int exec_collect(AgentProcess *p, uint64_t deadline, size_t max, ContainerExecResult *ret, Error **err) {
         Capture out = {.buf = malloc(max + 1), .max = max}, er = {.buf = malloc(max + 1), .max = max};
-        int r = out.buf && er.buf ? 0 : error_set(err, ENOMEM, "out of memory");
+        int r = out.buf && er.buf ? 0 : error_oom(err);
         while (r >= 0 && (!out.eof || !er.eof)) {
                 if (deadline_poll_ms(deadline) == 0) {
                         r = error_set(err, ETIMEDOUT, "the process did not finish in time: killed");
@@ -135,18 +135,10 @@ int container_host_wait(ContainerHost *h, const char *ref, int timeout_ms, int *
         uint64_t deadline = deadline_after_ms(timeout_ms);
         pthread_mutex_lock(&h->lock);
         while (!c->removed && is_active(c->state) && r >= 0) {
-                int ms = deadline_poll_ms(deadline);
-                if (ms == 0) {
+                if (!container_host_wait_locked(h, deadline)) {
                         r = -ETIMEDOUT;
                         break;
                 }
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ms = ms < 0 || ms > 1000 ? 1000 : ms;
-                ts.tv_nsec += (long) ms * 1000000L;
-                ts.tv_sec += ts.tv_nsec / 1000000000L;
-                ts.tv_nsec %= 1000000000L;
-                pthread_cond_timedwait(&h->changed, &h->lock, &ts);
         }
         int code = c->exit_code;
         pthread_mutex_unlock(&h->lock);
@@ -157,31 +149,26 @@ int container_host_wait(ContainerHost *h, const char *ref, int timeout_ms, int *
         return 0;
 }
 
-static int with_runtime(ContainerHost *h, const char *ref, Runtime **ret, Error **err) {
+/* Copies a tar archive into (in) or out of the running container. */
+static int archive_copy(ContainerHost *h, const char *ref, const char *path, int fd, bool in, Error **err) {
         Container *c = NULL;
+        Runtime *rt = NULL;
         int r = container_find(h, ref, &c, err);
         if (r >= 0)
-                r = container_runtime_get(h, c, ret, err);
+                r = container_runtime_get(h, c, &rt, err);
         container_unref(c);
+        if (r < 0)
+                return r;
+        r = in ? agent_client_copy_in(rt->guest->agent, path, fd, NULL, 300000, err)
+               : agent_client_copy_out(rt->guest->agent, path, fd, NULL, 300000, err);
+        runtime_unref(h, rt);
         return r;
 }
 
 int container_host_archive_in(ContainerHost *h, const char *ref, const char *dir, int tar_fd, Error **err) {
-        Runtime *rt = NULL;
-        int r = with_runtime(h, ref, &rt, err);
-        if (r < 0)
-                return r;
-        r = agent_client_copy_in(rt->guest->agent, dir, tar_fd, NULL, 300000, err);
-        runtime_unref(h, rt);
-        return r;
+        return archive_copy(h, ref, dir, tar_fd, true, err);
 }
 
 int container_host_archive_out(ContainerHost *h, const char *ref, const char *path, int out_fd, Error **err) {
-        Runtime *rt = NULL;
-        int r = with_runtime(h, ref, &rt, err);
-        if (r < 0)
-                return r;
-        r = agent_client_copy_out(rt->guest->agent, path, out_fd, NULL, 300000, err);
-        runtime_unref(h, rt);
-        return r;
+        return archive_copy(h, ref, path, out_fd, false, err);
 }

@@ -92,7 +92,7 @@ int container_save(ContainerHost *h, Container *c, Error **err) {
         _cleanup_free_ char *text = j ? json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS) : NULL;
         _cleanup_free_ char *path = NULL;
         if (!text || asprintf(&path, "%s/" RECORD_NAME, c->dir) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         int r = write_file_atomic(path, text, strlen(text), 0600);
         if (r < 0)
                 return error_set_errno(err, -r, "container %.12s: write %s", c->id, path);
@@ -146,7 +146,7 @@ static int record_fill(Container *c, json_t *j, Error **err) {
         c->pid = pid;
         c->main_id = (uint32_t) main_id;
         if (!c->name || !c->image || !c->image_id || (error && !c->error))
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         return 0;
 }
 
@@ -164,7 +164,7 @@ int container_load(ContainerHost *h, const char *id, Container **ret, Error **er
         Container *c = container_new(id);
         if (!c || container_paths(h, c) < 0) {
                 container_unref(c);
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         _cleanup_free_ char *path = NULL, *text = NULL;
         size_t len = 0;

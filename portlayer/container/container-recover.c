@@ -55,7 +55,7 @@ static int find_main(Guest *g, uint32_t main_id, AgentProcessInfo *info, Error *
 static int reattach(ContainerHost *h, Container *c, Error **err) {
         _cleanup_free_ char *run_dir = NULL;
         if (asprintf(&run_dir, "%s/%.16s", h->run_dir, c->id) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         VmState st = VM_STATE_MISSING;
         (void) vm_driver_state(h->driver, c->domain, &st, NULL);
         /* A paused guest cannot answer the handshake: it runs for that long. */
@@ -87,7 +87,7 @@ static int reattach(ContainerHost *h, Container *c, Error **err) {
         Runtime *rt = calloc(1, sizeof(*rt));
         if (!rt) {
                 guest_free(g);
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         }
         rt->refs = 1;
         rt->guest = g;
@@ -220,7 +220,7 @@ int container_host_recover(ContainerHost *h, Error **err) {
                 list[i] = container_ref(h->containers[i]);
         pthread_mutex_unlock(&h->lock);
         if (!list)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         for (size_t i = 0; i < n; i++) {
                 recover_one(h, list[i]);
                 container_unref(list[i]);

@@ -105,7 +105,7 @@ static int start_guest(ContainerHost *h, Container *c, Guest **ret, Error **err)
         pthread_mutex_unlock(&h->lock);
         _cleanup_free_ char *run_dir = NULL;
         if (asprintf(&run_dir, "%s/%.16s", h->run_dir, c->id) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         GuestConfig gc = {
                 .name = c->domain, .container_id = c->id, .kernel = h->kernel, .initrd = h->initrd,
                 .root_disk = c->disk, .root_format = VM_DISK_QCOW2, .run_dir = run_dir, .hostname = c->name,
@@ -137,7 +137,7 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
         pthread_mutex_unlock(&h->lock);
 
         Runtime *rt = calloc(1, sizeof(*rt));
-        int r = rt ? start_guest(h, c, &rt->guest, err) : error_set(err, ENOMEM, "out of memory");
+        int r = rt ? start_guest(h, c, &rt->guest, err) : error_oom(err);
         if (r >= 0)
                 r = start_copy_pending(h, c, rt, err);
         if (r >= 0)
@@ -174,18 +174,9 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
 
 /* Waits (lock held) until the monitor dropped c's runtime or deadline. */
 static bool wait_stopped_locked(ContainerHost *h, Container *c, uint64_t deadline) {
-        while (c->rt) {
-                int ms = deadline_poll_ms(deadline);
-                if (ms == 0)
+        while (c->rt)
+                if (!container_host_wait_locked(h, deadline))
                         return false;
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ms = ms < 0 || ms > 500 ? 500 : ms;
-                ts.tv_nsec += (long) ms * 1000000L;
-                ts.tv_sec += ts.tv_nsec / 1000000000L;
-                ts.tv_nsec %= 1000000000L;
-                pthread_cond_timedwait(&h->changed, &h->lock, &ts);
-        }
         return true;
 }
 

@@ -91,6 +91,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(ContainerHost *, container_host_free);
 /* Lets the host know a VM changed state (the driver's event callback). */
 void container_host_vm_event(ContainerHost *h, const VmEvent *ev);
 
+/* Validates a configuration object as a whole (docs/api.md): only known
+ * fields, each of its type and within its limits. -EINVAL with the field
+ * named. */
+int container_config_validate(const json_t *config, Error **err);
+
 /* --- handles --- */
 
 /* A handle for a new container named name (NULL: a generated name) from

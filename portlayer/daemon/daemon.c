@@ -15,6 +15,7 @@
 #include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
+#include "common/base/parse-util.h"
 #include "images/boot/initramfs.h"
 #include "images/boot/kernel-modules.h"
 #include "images/registry/registry.h"
@@ -49,7 +50,7 @@ void daemon_config_clear(DaemonConfig *c) {
 static int set_string(char **field, const char *value, Error **err) {
         char *v = strdup(value);
         if (!v)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         free(*field);
         *field = v;
         return 0;
@@ -79,11 +80,10 @@ int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error
                 return set_string(strings[i].field, value, err);
         }
         if (strcmp(key, "boot-timeout") == 0) {
-                char *end = NULL;
-                long v = strtol(value, &end, 10);
-                if (!*value || *end || v < 1 || v > 3600)
+                int v;
+                if (safe_atoi(value, &v) < 0 || v < 1 || v > 3600)
                         return error_set(err, EINVAL, "boot-timeout: '%s' is not a number of seconds (1-3600)", value);
-                c->boot_timeout_s = (int) v;
+                c->boot_timeout_s = v;
                 return 0;
         }
         return error_set(err, EINVAL, "unknown setting '%s'", key);
@@ -129,7 +129,7 @@ static int default_kernel(char **ret_kernel, char **ret_dir, Error **err) {
         const char *cache = getenv("PL_CACHE");
         if (asprintf(ret_dir, "%s/kernel/current", cache && *cache ? cache : "/var/cache/portlayer") < 0 ||
             asprintf(ret_kernel, "%s/vmlinuz", *ret_dir) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if (access(*ret_kernel, R_OK) < 0)
                 return error_set_errno(err, errno, "guest kernel %s (run scripts/fetch-kernel.sh, or give --guest-kernel)",
                                        *ret_kernel);
@@ -146,12 +146,12 @@ static int guest_boot_files(const DaemonConfig *cfg, const char *self_exe, char 
                 /* Its modules are looked for beside it (a fetch-kernel.sh
                  * or build-kernel.sh directory). */
                 if (!(*ret_kernel = strdup(cfg->guest_kernel)) || !(kdir = strdup(cfg->guest_kernel)))
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 *strrchr(kdir, '/') = 0;
         } else if ((r = default_kernel(ret_kernel, &kdir, err)) < 0)
                 return r;
         if (cfg->guest_initrd)
-                return (*ret_initrd = strdup(cfg->guest_initrd)) ? 0 : error_set(err, ENOMEM, "out of memory");
+                return (*ret_initrd = strdup(cfg->guest_initrd)) ? 0 : error_oom(err);
         if (cfg->agent)
                 agent = strdup(cfg->agent);
         else {
@@ -163,7 +163,7 @@ static int guest_boot_files(const DaemonConfig *cfg, const char *self_exe, char 
                         agent = NULL;
         }
         if (!agent || asprintf(&cache, "%s/initramfs", cfg->state_dir) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if ((r = kernel_modules_find_dir(kdir, &modules, err)) < 0)
                 return r;
         InitramfsSpec spec = {.agent_path = agent, .modules_dir = modules, .modules = initramfs_default_modules};
@@ -183,7 +183,7 @@ static int open_registry(Daemon *d, const DaemonConfig *cfg, Error **err) {
         for (char *t = list ? strtok_r(list, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
                 char **n = realloc(d->insecure, (d->n_insecure + 1) * sizeof(char *));
                 if (!n || !(n[d->n_insecure] = strdup(t)))
-                        return error_set(err, ENOMEM, "out of memory");
+                        return error_oom(err);
                 d->insecure = n;
                 d->n_insecure++;
         }
@@ -198,7 +198,7 @@ static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *sel
         if (r < 0)
                 return error_set_errno(err, -r, "create %s", cfg->state_dir);
         if (asprintf(&store_root, "%s/images", cfg->state_dir) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         if ((r = store_open(cfg->image_store ? cfg->image_store : store_root, &d->store, err)) < 0 ||
             (r = open_registry(d, cfg, err)) < 0 || (r = guest_boot_files(cfg, self_exe, &kernel, &initrd, err)) < 0)
                 return r;
@@ -218,7 +218,7 @@ static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *sel
 int daemon_start(const DaemonConfig *cfg, const char *self_exe, Daemon **ret, Error **err) {
         Daemon *d = calloc(1, sizeof(*d));
         if (!d)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         int r = daemon_open_parts(d, cfg, self_exe, err);
         if (r >= 0) {
                 ApiConfig ac = {.host = d->host, .store = d->store, .registry = d->registry, .version = PL_VERSION};

@@ -154,7 +154,7 @@ int guest_attach(VmDriver *d, const char *name, const char *run_dir, int timeout
         _cleanup_(guest_freep) Guest *g = calloc(1, sizeof(*g));
         if (!g || !(g->name = strdup(name)) || asprintf(&g->socket_path, "%s/agent.sock", run_dir) < 0 ||
             asprintf(&g->console_path, "%s/console.log", run_dir) < 0)
-                return error_set(err, ENOMEM, "out of memory");
+                return error_oom(err);
         g->driver = d;
         AgentClientOptions o = {.handshake_timeout_ms = timeout_ms};
         r = agent_client_connect_unix(&g->agent, g->socket_path, &o, err);
