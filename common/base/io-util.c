@@ -175,3 +175,8 @@ void random_bytes(void *buf, size_t len) {
                 p[i] = (uint8_t) (t >> ((i % 8) * 8));
         }
 }
+
+bool fd_peer_gone(int fd) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLERR | POLLHUP));
+}

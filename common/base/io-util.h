@@ -23,6 +23,10 @@ int deadline_poll_ms(uint64_t deadline);
 int fd_set_nonblock(int fd, bool nonblock);
 int fd_set_cloexec(int fd, bool cloexec);
 
+/* True when the other end of a pipe or socket we write to is gone (poll
+ * reports POLLERR or POLLHUP), without writing anything. */
+bool fd_peer_gone(int fd);
+
 /* Writes all of buf, polling a non-blocking fd as needed until deadline.
  * Returns 0, -ETIMEDOUT, -EPIPE or another negative errno. */
 int write_all_deadline(int fd, const void *buf, size_t len, uint64_t deadline);

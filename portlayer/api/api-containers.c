@@ -209,20 +209,34 @@ int api_containers_archive_put(Api *a, HttpRequest *req, char **p, HttpResponse 
         return r < 0 ? r : api_reply_json(resp, 200, json_pack("{s:s}", "path", dir));
 }
 
-typedef struct CopyOut {
+typedef struct Streamed {
         ContainerHost *host;
         char *ref, *path;
-        int fd;
-} CopyOut;
+        ContainerLogOptions log;
+} Streamed;
 
-static void *copy_out_main(void *arg) {
-        CopyOut *co = arg;
-        (void) container_host_archive_out(co->host, co->ref, co->path, co->fd, NULL);
-        safe_close(co->fd);
-        free(co->ref);
-        free(co->path);
-        free(co);
-        return NULL;
+static Streamed *streamed_new(Api *a, const char *ref, const char *path) {
+        Streamed *s = calloc(1, sizeof(*s));
+        if (s && (!(s->ref = strdup(ref)) || (path && !(s->path = strdup(path))))) {
+                free(s->ref);
+                free(s);
+                return NULL;
+        }
+        if (s)
+                s->host = a->host;
+        return s;
+}
+
+static void streamed_free(void *arg) {
+        Streamed *s = arg;
+        free(s->ref);
+        free(s->path);
+        free(s);
+}
+
+static void copy_out_main(void *arg, int fd) {
+        Streamed *s = arg;
+        (void) container_host_archive_out(s->host, s->ref, s->path, fd, NULL);
 }
 
 int api_containers_archive_get(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
@@ -233,41 +247,106 @@ int api_containers_archive_get(Api *a, HttpRequest *req, char **p, HttpResponse 
         /* Errors a client can act on come first, as a status: the container
          * must run and the path must exist. A failure after that can only cut
          * the stream short (the tar then lacks its end). */
-        json_t *j = NULL;
-        if ((r = container_host_inspect(a->host, p[0], &j, err)) < 0)
+        json_t *st = NULL;
+        if ((r = container_host_stat_path(a->host, p[0], path, &st, err)) < 0)
                 return r;
-        bool running = strcmp(json_string_value(json_object_get(j, "state")), "running") == 0;
+        json_decref(st);
+        Streamed *s = streamed_new(a, p[0], path);
+        return s ? api_stream(resp, "application/x-tar", copy_out_main, s, streamed_free, err) : error_oom(err);
+}
+
+int api_containers_stat(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        const char *path = NULL;
+        json_t *j = NULL;
+        int r = archive_dir(req, &path, err);
+        if (r >= 0)
+                r = container_host_stat_path(a->host, p[0], path, &j, err);
+        return r < 0 ? r : api_reply_json(resp, 200, j);
+}
+
+int api_containers_stats(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        json_t *j = NULL;
+        int r = container_host_stats(a->host, p[0], &j, err);
+        return r < 0 ? r : api_reply_json(resp, 200, j);
+}
+
+static void logs_main(void *arg, int fd) {
+        Streamed *s = arg;
+        (void) container_host_logs(s->host, s->ref, &s->log, fd, NULL);
+}
+
+int api_containers_logs(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        long tail, since;
+        int r = api_query_int(req, "tail", -1, INT32_MAX, -1, &tail, err);
+        if (r >= 0)
+                r = api_query_int(req, "since", 0, INT32_MAX, 0, &since, err);
+        const char *format = http_request_query(req, "format");
+        if (r >= 0 && format && strcmp(format, "json") != 0 && strcmp(format, "raw") != 0)
+                r = error_set(err, EINVAL, "format=%.16s: json or raw", format);
+        json_t *j = NULL;
+        if (r >= 0) /* a missing container is a 404, not an empty stream */
+                r = container_host_inspect(a->host, p[0], &j, err);
         json_decref(j);
-        if (!running)
-                return error_set(err, EBADFD, "container %s is not running", p[0]);
-        int fds[2];
-        if (pipe2(fds, O_CLOEXEC) < 0)
-                return error_set_errno(err, errno, "pipe");
-        CopyOut *co = calloc(1, sizeof(*co));
-        if (!co || !(co->ref = strdup(p[0])) || !(co->path = strdup(path))) {
-                if (co)
-                        free(co->ref);
-                free(co);
-                safe_close(fds[0]);
-                safe_close(fds[1]);
+        if (r < 0)
+                return r;
+        Streamed *s = streamed_new(a, p[0], NULL);
+        if (!s)
                 return error_oom(err);
+        s->log = (ContainerLogOptions){
+                .follow = api_query_bool(req, "follow"), .tail = tail, .since_ns = (int64_t) since * 1000000000,
+                .raw = format && strcmp(format, "raw") == 0,
+                .no_stdout = http_request_query(req, "stdout") && !api_query_bool(req, "stdout"),
+                .no_stderr = http_request_query(req, "stderr") && !api_query_bool(req, "stderr"),
+        };
+        return api_stream(resp, s->log.raw ? "application/octet-stream" : "application/x-ndjson", logs_main, s,
+                          streamed_free, err);
+}
+
+typedef struct EventsStream {
+        ContainerHost *host;
+        uint64_t after;
+        bool follow;
+} EventsStream;
+
+static void events_main(void *arg, int fd) {
+        EventsStream *es = arg;
+        ContainerEvent ev[64];
+        for (;;) {
+                size_t n = container_host_events(es->host, es->after, ev, ELEMENTSOF(ev), es->follow ? 1000 : 0);
+                for (size_t i = 0; i < n; i++) {
+                        _cleanup_json_ json_t *j = json_pack("{s:I, s:I, s:s, s:s, s:s, s:i}", "seq",
+                                                             (json_int_t) ev[i].seq, "time_ns", (json_int_t) ev[i].time_ns,
+                                                             "action", ev[i].action, "id", ev[i].id, "name", ev[i].name,
+                                                             "exit_code", ev[i].exit_code);
+                        _cleanup_free_ char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+                        if (!line)
+                                return;
+                        size_t len = strlen(line);
+                        line[len] = '\n';
+                        if (write_all(fd, line, len + 1) < 0)
+                                return;
+                        es->after = ev[i].seq;
+                }
+                if (!es->follow && n < ELEMENTSOF(ev))
+                        return;
+                /* with nothing to write, the pipe says whether its reader
+                 * (the client's connection) is still there */
+                if (n == 0 && fd_peer_gone(fd))
+                        return;
         }
-        co->host = a->host;
-        co->fd = fds[1];
-        pthread_t t;
-        if (pthread_create(&t, NULL, copy_out_main, co) != 0) {
-                safe_close(fds[0]);
-                safe_close(fds[1]);
-                free(co->ref);
-                free(co->path);
-                free(co);
-                return error_set(err, EAGAIN, "cannot start the copy");
-        }
-        pthread_detach(t);
-        resp->status = 200;
-        resp->stream_fd = fds[0];
-        resp->content_type = "application/x-tar";
-        return 0;
+}
+
+int api_events(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        long since;
+        int r = api_query_int(req, "since", 0, INT32_MAX, 0, &since, err);
+        if (r < 0)
+                return r;
+        EventsStream *es = calloc(1, sizeof(*es));
+        if (!es)
+                return error_oom(err);
+        *es = (EventsStream){.host = a->host, .after = (uint64_t) since, .follow = !http_request_query(req, "follow") ||
+                                                                                     api_query_bool(req, "follow")};
+        return api_stream(resp, "application/x-ndjson", events_main, es, free, err);
 }
 
 /* --- handles --- */

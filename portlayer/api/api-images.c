@@ -80,8 +80,9 @@ static int pull_run(Pull *pl, StoreImage **ret, Error **err) {
         return store_pull(pl->api->store, src, tag, &o, ret, err);
 }
 
-static void *pull_main(void *arg) {
+static void pull_main(void *arg, int fd) {
         Pull *pl = arg;
+        pl->fd = fd;
         _cleanup_error_ Error *e = NULL;
         _cleanup_store_image_ StoreImage *img = NULL;
         pull_line(pl, json_pack("{s:s, s:s}", "status", "pulling", "reference", pl->reference));
@@ -92,11 +93,13 @@ static void *pull_main(void *arg) {
                 log_info("pulled %s: %s", pl->reference, img->id);
                 pull_line(pl, json_pack("{s:s, s:s}", "status", "done", "id", img->id));
         }
-        safe_close(pl->fd);
+}
+
+static void pull_free(void *arg) {
+        Pull *pl = arg;
         pthread_mutex_destroy(&pl->lock);
         free(pl->reference);
         free(pl);
-        return NULL;
 }
 
 int api_images_pull(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
@@ -112,32 +115,14 @@ int api_images_pull(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Erro
         _cleanup_oci_ref_ OciRef *ref = NULL;
         if ((r = oci_ref_parse(reference, &ref, err)) < 0)
                 return r;
-        int fds[2];
-        if (pipe2(fds, O_CLOEXEC) < 0)
-                return error_set_errno(err, errno, "pipe");
         Pull *pl = calloc(1, sizeof(*pl));
         if (!pl || !(pl->reference = strdup(reference))) {
                 free(pl);
-                safe_close(fds[0]);
-                safe_close(fds[1]);
                 return error_oom(err);
         }
         pl->api = a;
-        pl->fd = fds[1];
         pthread_mutex_init(&pl->lock, NULL);
-        pthread_t t;
-        if (pthread_create(&t, NULL, pull_main, pl) != 0) {
-                safe_close(fds[0]);
-                safe_close(fds[1]);
-                free(pl->reference);
-                free(pl);
-                return error_set(err, EAGAIN, "cannot start the pull");
-        }
-        pthread_detach(t);
-        resp->status = 200;
-        resp->stream_fd = fds[0];
-        resp->content_type = "application/x-ndjson";
-        return 0;
+        return api_stream(resp, "application/x-ndjson", pull_main, pl, pull_free, err);
 }
 
 static json_t *image_json(const StoreImage *img) {

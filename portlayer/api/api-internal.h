@@ -24,6 +24,14 @@ bool api_query_bool(HttpRequest *req, const char *name);
 /* An integer query argument in [min, max]; def when absent. -EINVAL. */
 int api_query_int(HttpRequest *req, const char *name, long min, long max, long def, long *ret, Error **err);
 
+/* Streams a response: fn(arg, fd) runs in a thread of its own writing the
+ * body into fd (a pipe the server reads to EOF); fd is closed and free_fn(arg)
+ * called when fn returns. A reader that goes away makes writes fail (EPIPE),
+ * which fn takes as its cue to stop. On failure to start, free_fn(arg) is
+ * called and a negative errno returned. */
+int api_stream(HttpResponse *resp, const char *content_type, void (*fn)(void *arg, int fd), void *arg,
+               void (*free_fn)(void *arg), Error **err);
+
 /* The handlers (api-containers.c, api-images.c). */
 int api_ping(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_version(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
@@ -41,6 +49,10 @@ int api_containers_signal(Api *a, HttpRequest *req, char **p, HttpResponse *resp
 int api_containers_wait(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_containers_archive_put(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_containers_archive_get(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_containers_logs(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_containers_stats(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_containers_stat(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_events(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_entrypoint(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_limits(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);

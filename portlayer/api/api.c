@@ -3,6 +3,9 @@
 #include "api-internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +41,10 @@ static const Route routes[] = {
         {"POST", "/containers/{}/wait", HTTP_BODY_NONE, api_containers_wait},
         {"PUT", "/containers/{}/archive", HTTP_BODY_STREAM, api_containers_archive_put},
         {"GET", "/containers/{}/archive", HTTP_BODY_NONE, api_containers_archive_get},
+        {"GET", "/containers/{}/logs", HTTP_BODY_NONE, api_containers_logs},
+        {"GET", "/containers/{}/stats", HTTP_BODY_NONE, api_containers_stats},
+        {"GET", "/containers/{}/stat", HTTP_BODY_NONE, api_containers_stat},
+        {"GET", "/events", HTTP_BODY_NONE, api_events},
         {"GET", "/handles/{}", HTTP_BODY_NONE, api_handles_inspect},
         {"PUT", "/handles/{}/entrypoint", HTTP_BODY_JSON, api_handles_entrypoint},
         {"PUT", "/handles/{}/limits", HTTP_BODY_JSON, api_handles_limits},
@@ -245,6 +252,52 @@ int api_query_int(HttpRequest *req, const char *name, long min, long max, long d
         if (safe_atoi(v, &x) < 0 || x < min || x > max)
                 return error_set(err, EINVAL, "query %s=%.32s: must be an integer from %ld to %ld", name, v, min, max);
         *ret = (long) x;
+        return 0;
+}
+
+typedef struct Stream {
+        void (*fn)(void *arg, int fd);
+        void (*free_fn)(void *arg);
+        void *arg;
+        int fd;
+} Stream;
+
+static void *stream_main(void *p) {
+        Stream *st = p;
+        st->fn(st->arg, st->fd);
+        safe_close(st->fd);
+        if (st->free_fn)
+                st->free_fn(st->arg);
+        free(st);
+        return NULL;
+}
+
+int api_stream(HttpResponse *resp, const char *content_type, void (*fn)(void *arg, int fd), void *arg,
+               void (*free_fn)(void *arg), Error **err) {
+        int fds[2] = {-1, -1};
+        Stream *st = calloc(1, sizeof(*st));
+        int r = !st ? error_oom(err) : pipe2(fds, O_CLOEXEC) < 0 ? error_set_errno(err, errno, "pipe") : 0;
+        pthread_t t;
+        if (r >= 0) {
+                *st = (Stream){.fn = fn, .free_fn = free_fn, .arg = arg, .fd = fds[1]};
+                pthread_attr_t attr;
+                pthread_attr_init(&attr);
+                pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                if (pthread_create(&t, &attr, stream_main, st) != 0)
+                        r = error_set(err, EAGAIN, "cannot start a thread for the response");
+                pthread_attr_destroy(&attr);
+        }
+        if (r < 0) {
+                safe_close(fds[0]);
+                safe_close(fds[1]);
+                free(st);
+                if (free_fn)
+                        free_fn(arg);
+                return r;
+        }
+        resp->status = 200;
+        resp->stream_fd = fds[0];
+        resp->content_type = content_type;
         return 0;
 }
 

@@ -345,6 +345,8 @@ static int commit_new(ContainerHost *h, Handle *hd, Container **ret, Error **err
                 r = container_save(h, c, err);
         if (r >= 0 && container_host_add_locked(h, c) < 0)
                 r = error_oom(err);
+        if (r >= 0)
+                container_event_locked(h, c, "create");
         pthread_mutex_unlock(&h->lock);
         if (r < 0) {
                 (void) store_container_disk_remove(h->store, c->disk, NULL);

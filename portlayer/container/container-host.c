@@ -191,8 +191,45 @@ bool container_host_wait_locked(ContainerHost *h, uint64_t deadline) {
         return true;
 }
 
+void container_event_locked(ContainerHost *h, const Container *c, const char *action) {
+        ContainerEvent *ev = &h->events[++h->event_seq % CONTAINER_EVENTS_KEPT];
+        *ev = (ContainerEvent){.seq = h->event_seq, .time_ns = (int64_t) realtime_nsec(), .action = action,
+                               .exit_code = strcmp(action, "die") == 0 ? c->exit_code : 0};
+        snprintf(ev->id, sizeof ev->id, "%s", c->id);
+        snprintf(ev->name, sizeof ev->name, "%s", c->name);
+        pthread_cond_broadcast(&h->changed);
+}
+
+/* The event a state change is, or NULL. */
+static const char *event_of(ContainerState from, ContainerState to) {
+        if (to == CONTAINER_RUNNING)
+                return from == CONTAINER_STARTING ? "start" : from == CONTAINER_PAUSED ? "unpause" : NULL;
+        if (to == CONTAINER_PAUSED && from != CONTAINER_PAUSED)
+                return "pause";
+        if (to == CONTAINER_STOPPED && (from == CONTAINER_RUNNING || from == CONTAINER_PAUSED ||
+                                        from == CONTAINER_STOPPING))
+                return "die";
+        return NULL;
+}
+
+size_t container_host_events(ContainerHost *h, uint64_t after, ContainerEvent *ret, size_t max, int timeout_ms) {
+        uint64_t deadline = deadline_after_ms(timeout_ms);
+        size_t n = 0;
+        pthread_mutex_lock(&h->lock);
+        while (h->event_seq <= after && !h->closing && container_host_wait_locked(h, deadline))
+                ;
+        uint64_t first = h->event_seq > CONTAINER_EVENTS_KEPT ? h->event_seq - CONTAINER_EVENTS_KEPT + 1 : 1;
+        for (uint64_t seq = MAX(after + 1, first); seq <= h->event_seq && n < max; seq++)
+                ret[n++] = h->events[seq % CONTAINER_EVENTS_KEPT];
+        pthread_mutex_unlock(&h->lock);
+        return n;
+}
+
 void container_set_state_locked(ContainerHost *h, Container *c, ContainerState s) {
+        const char *ev = event_of(c->state, s);
         c->state = s;
+        if (ev && !c->removed)
+                container_event_locked(h, c, ev);
         _cleanup_error_ Error *e = NULL;
         if (!c->removed && container_save(h, c, &e) < 0)
                 log_error("%s", error_text(e));
@@ -298,6 +335,7 @@ void container_host_forget_locked(ContainerHost *h, Container *c) {
                                 (h->n_containers - i - 1) * sizeof(*h->containers));
                         h->n_containers--;
                         c->removed = true;
+                        container_event_locked(h, c, "destroy");
                         container_unref(c);
                         break;
                 }

@@ -79,6 +79,8 @@ struct ContainerHost {
         size_t n_handles;
         uint64_t handle_serial;
         bool closing;           /* monitors must leave containers as they are */
+        ContainerEvent events[CONTAINER_EVENTS_KEPT]; /* a ring: seq % KEPT */
+        uint64_t event_seq;     /* the last event's number */
         unsigned monitors;      /* monitor threads still running */
 };
 
@@ -126,6 +128,8 @@ int container_find(ContainerHost *h, const char *ref, Container **ret, Error **e
 /* Waits on h->changed (lock held) for at most 500 ms or until deadline (a
  * now_usec() value, USEC_INFINITY for none). False once the deadline passed. */
 bool container_host_wait_locked(ContainerHost *h, uint64_t deadline);
+/* Records an event of c (caller holds lock) and wakes waiters. */
+void container_event_locked(ContainerHost *h, const Container *c, const char *action);
 /* Sets the state, saves, wakes waiters. Caller holds lock. */
 void container_set_state_locked(ContainerHost *h, Container *c, ContainerState s);
 

@@ -20,6 +20,16 @@ void container_exec_result_clear(ContainerExecResult *r) {
         r->out_len = r->err_len = 0;
 }
 
+/* A reference on the runtime of the running container ref. */
+static int runtime_of(ContainerHost *h, const char *ref, Runtime **ret, Error **err) {
+        Container *c = NULL;
+        int r = container_find(h, ref, &c, err);
+        if (r >= 0)
+                r = container_runtime_get(h, c, ret, err);
+        container_unref(c);
+        return r;
+}
+
 typedef struct Capture {
         char *buf;
         size_t len, max;
@@ -79,12 +89,8 @@ int container_host_exec_sync(ContainerHost *h, const char *ref, const char *cons
                              const char *workdir, const char *user, int timeout_s, size_t max_output,
                              ContainerExecResult *ret, Error **err) {
         *ret = (ContainerExecResult){.exit_code = -1};
-        Container *c = NULL;
         Runtime *rt = NULL;
-        int r = container_find(h, ref, &c, err);
-        if (r >= 0)
-                r = container_runtime_get(h, c, &rt, err);
-        container_unref(c);
+        int r = runtime_of(h, ref, &rt, err);
         if (r < 0)
                 return r;
         AgentExecSpec spec = {.argv = argv, .env = env, .workdir = workdir, .user = user, .capture_stdout = true,
@@ -110,12 +116,8 @@ int container_host_exec_sync(ContainerHost *h, const char *ref, const char *cons
 int container_host_signal(ContainerHost *h, const char *ref, int sig, bool all, Error **err) {
         if (sig < 1 || sig > 64)
                 return error_set(err, EINVAL, "signal %d: must be 1..64", sig);
-        Container *c = NULL;
         Runtime *rt = NULL;
-        int r = container_find(h, ref, &c, err);
-        if (r >= 0)
-                r = container_runtime_get(h, c, &rt, err);
-        container_unref(c);
+        int r = runtime_of(h, ref, &rt, err);
         if (r < 0)
                 return r;
         r = agent_client_signal(rt->guest->agent, all ? 0 : rt->main_id, sig, all, err);
@@ -151,12 +153,8 @@ int container_host_wait(ContainerHost *h, const char *ref, int timeout_ms, int *
 
 /* Copies a tar archive into (in) or out of the running container. */
 static int archive_copy(ContainerHost *h, const char *ref, const char *path, int fd, bool in, Error **err) {
-        Container *c = NULL;
         Runtime *rt = NULL;
-        int r = container_find(h, ref, &c, err);
-        if (r >= 0)
-                r = container_runtime_get(h, c, &rt, err);
-        container_unref(c);
+        int r = runtime_of(h, ref, &rt, err);
         if (r < 0)
                 return r;
         r = in ? agent_client_copy_in(rt->guest->agent, path, fd, NULL, 300000, err)
@@ -171,4 +169,52 @@ int container_host_archive_in(ContainerHost *h, const char *ref, const char *dir
 
 int container_host_archive_out(ContainerHost *h, const char *ref, const char *path, int out_fd, Error **err) {
         return archive_copy(h, ref, path, out_fd, false, err);
+}
+
+int container_host_stats(ContainerHost *h, const char *ref, json_t **ret, Error **err) {
+        Runtime *rt = NULL;
+        int r = runtime_of(h, ref, &rt, err);
+        if (r < 0)
+                return r;
+        VmStats vs;
+        AgentGuestInfo gi;
+        r = vm_driver_stats(h->driver, rt->guest->name, &vs, err);
+        if (r >= 0)
+                r = agent_client_guest_info(rt->guest->agent, &gi, 10000, err);
+        runtime_unref(h, rt);
+        if (r < 0)
+                return r;
+        json_t *j = json_pack("{s:I, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:i}, s:{s:I, s:I, s:I, s:I}}",
+                              "read_ns", (json_int_t) realtime_nsec(),
+                              "host", "cpu_time_ns", (json_int_t) vs.cpu_time_ns, "rss_kib", (json_int_t) vs.rss_kib,
+                              "memory_kib", (json_int_t) vs.memory_kib, "uptime_ms", (json_int_t) gi.uptime_ms,
+                              "guest", "mem_total_kib", (json_int_t) gi.mem_total_kib, "mem_available_kib",
+                              (json_int_t) gi.mem_available_kib, "mem_used_kib",
+                              (json_int_t) (gi.mem_total_kib - MIN(gi.mem_available_kib, gi.mem_total_kib)),
+                              "processes", (json_int_t) gi.processes, "cpus", (int) gi.cpus, "block", "read_bytes",
+                              (json_int_t) vs.rd_bytes, "write_bytes", (json_int_t) vs.wr_bytes, "reads",
+                              (json_int_t) vs.rd_reqs, "writes", (json_int_t) vs.wr_reqs);
+        if (!j)
+                return error_oom(err);
+        *ret = j;
+        return 0;
+}
+
+int container_host_stat_path(ContainerHost *h, const char *ref, const char *path, json_t **ret, Error **err) {
+        Runtime *rt = NULL;
+        int r = runtime_of(h, ref, &rt, err);
+        if (r < 0)
+                return r;
+        AgentStat st;
+        r = agent_client_stat(rt->guest->agent, path, &st, 10000, err);
+        runtime_unref(h, rt);
+        if (r < 0)
+                return r;
+        json_t *j = json_pack("{s:s, s:I, s:i, s:I, s:s, s:i, s:i}", "name", st.name, "size", (json_int_t) st.size,
+                              "mode", (int) st.mode, "mtime_ns", (json_int_t) st.mtime_ns, "link_target",
+                              st.link_target, "uid", (int) st.uid, "gid", (int) st.gid);
+        if (!j)
+                return error_oom(err);
+        *ret = j;
+        return 0;
 }

@@ -170,6 +170,42 @@ int container_host_signal(ContainerHost *h, const char *ref, int sig, bool all, 
  * timeout_ms passes (-1: no limit); *ret_exit_code gets the exit code.
  * -ETIMEDOUT. */
 int container_host_wait(ContainerHost *h, const char *ref, int timeout_ms, int *ret_exit_code, Error **err);
+/* The main process's output (docs/api.md, "Logs"). */
+typedef struct ContainerLogOptions {
+        bool follow;       /* keep going while the container runs */
+        bool no_stdout, no_stderr;
+        long tail;         /* the last n records only; -1: all */
+        int64_t since_ns;  /* records from then on (Unix ns); 0: all */
+        bool raw;          /* the bytes as written, instead of JSON lines */
+} ContainerLogOptions;
+/* Writes the output kept for ref's main process to out_fd as JSON lines
+ * ({"time", "stream", "data"}) or raw bytes, and with follow what comes while
+ * it runs. Ends at the end of the log (or, following, once the container
+ * stopped), or when out_fd fails (a reader gone). */
+int container_host_logs(ContainerHost *h, const char *ref, const ContainerLogOptions *o, int out_fd, Error **err);
+
+/* Events: create, start, die (with exit_code), pause, unpause, destroy. The
+ * host keeps the last CONTAINER_EVENTS_KEPT, numbered from 1. */
+#define CONTAINER_EVENTS_KEPT 1024
+typedef struct ContainerEvent {
+        uint64_t seq;
+        int64_t time_ns;
+        const char *action; /* static */
+        char id[CONTAINER_ID_HEX + 1];
+        char name[CONTAINER_NAME_MAX + 1];
+        int exit_code;      /* die: the exit code; else 0 */
+} ContainerEvent;
+/* Copies up to max events numbered after `after` into ret, waiting up to
+ * timeout_ms (-1: no limit) for one when there is none. Returns how many
+ * (0 on timeout). Events older than the kept window are skipped: a caller
+ * sees the gap in seq. */
+size_t container_host_events(ContainerHost *h, uint64_t after, ContainerEvent *ret, size_t max, int timeout_ms);
+
+/* Statistics of a running container (docs/api.md, "Stats"). */
+int container_host_stats(ContainerHost *h, const char *ref, json_t **ret, Error **err);
+/* Stat of a path in the running container (never follows a final symlink). */
+int container_host_stat_path(ContainerHost *h, const char *ref, const char *path, json_t **ret, Error **err);
+
 /* Extracts the tar read from tar_fd under dir in the running container. */
 int container_host_archive_in(ContainerHost *h, const char *ref, const char *dir, int tar_fd, Error **err);
 /* Writes path of the running container as tar to out_fd. */

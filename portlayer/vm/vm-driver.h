@@ -97,6 +97,14 @@ typedef struct VmSpec {
         bool vsock;                /* a virtio-vsock device, guest CID chosen by libvirt */
 } VmSpec;
 
+/* What the host sees of a running domain. */
+typedef struct VmStats {
+        uint64_t cpu_time_ns;   /* CPU time QEMU used, all threads */
+        uint64_t memory_kib;    /* the guest's memory size */
+        uint64_t rss_kib;       /* QEMU's resident set; 0 when unknown */
+        uint64_t rd_bytes, wr_bytes, rd_reqs, wr_reqs; /* the root disk (vda) */
+} VmStats;
+
 typedef struct VmEvent {
         const char *name;   /* domain name */
         VmState state;      /* the new state */
@@ -142,6 +150,9 @@ struct VmDriverOps {
          * not paused. */
         int (*suspend)(VmDriver *d, const char *name, Error **err);
         int (*resume)(VmDriver *d, const char *name, Error **err);
+        /* Host-side statistics of a running domain. -ENOENT when missing,
+         * -EBADFD when not running. */
+        int (*stats)(VmDriver *d, const char *name, VmStats *ret, Error **err);
         /* Names of the domains, running or not, that carry our metadata, in
          * no particular order. Free with vm_names_free(). */
         int (*list_ours)(VmDriver *d, char ***ret_names, size_t *ret_n, Error **err);
@@ -168,6 +179,9 @@ static inline int vm_driver_suspend(VmDriver *d, const char *name, Error **err) 
 }
 static inline int vm_driver_resume(VmDriver *d, const char *name, Error **err) {
         return d->ops->resume(d, name, err);
+}
+static inline int vm_driver_stats(VmDriver *d, const char *name, VmStats *ret, Error **err) {
+        return d->ops->stats(d, name, ret, err);
 }
 static inline int vm_driver_list_ours(VmDriver *d, char ***ret_names, size_t *ret_n, Error **err) {
         return d->ops->list_ours(d, ret_names, ret_n, err);

@@ -298,6 +298,21 @@ static int fake_resume(VmDriver *base, const char *name, Error **err) {
         return fake_suspend_resume(base, name, false, err);
 }
 
+static int fake_stats(VmDriver *base, const char *name, VmStats *ret, Error **err) {
+        FakeDriver *f = (FakeDriver *) base;
+        pthread_mutex_lock(&f->lock);
+        FakeDomain *dom = find(f, name);
+        int r = 0;
+        if (!dom)
+                r = error_set(err, ENOENT, "statistics of domain '%s': no such domain", name);
+        else if (dom->state != VM_STATE_RUNNING && dom->state != VM_STATE_PAUSED)
+                r = error_set(err, EBADFD, "statistics of domain '%s': not running", name);
+        else
+                *ret = (VmStats){.memory_kib = dom->info.memory_mib * 1024};
+        pthread_mutex_unlock(&f->lock);
+        return r;
+}
+
 /* Call with lock held. */
 static int collect_ours(FakeDriver *f, char **names, size_t *n, Error **err) {
         for (FakeDomain *dom = f->domains; dom; dom = dom->next) {
@@ -343,6 +358,7 @@ const VmDriverOps vm_driver_fake = {
         .state = fake_state,
         .suspend = fake_suspend,
         .resume = fake_resume,
+        .stats = fake_stats,
         .list_ours = fake_list_ours,
 };
 

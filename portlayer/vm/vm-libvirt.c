@@ -601,6 +601,43 @@ static int lv_resume(VmDriver *base, const char *name, Error **err) {
         return lv_suspend_resume((LibvirtDriver *) base, name, false, err);
 }
 
+static int lv_stats(VmDriver *base, const char *name, VmStats *ret, Error **err) {
+        LibvirtDriver *d = (LibvirtDriver *) base;
+        virDomainPtr dom = NULL;
+        int r = lookup(d, name, &dom, "statistics of", err);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return error_set(err, ENOENT, "statistics of domain '%s': no such domain", name);
+        *ret = (VmStats){0};
+        virDomainInfo info;
+        r = 0;
+        if (virDomainGetInfo(dom, &info) < 0)
+                r = libvirt_error(err, "statistics of domain '%s'", name);
+        else if (info.state != VIR_DOMAIN_RUNNING && info.state != VIR_DOMAIN_PAUSED &&
+                 info.state != VIR_DOMAIN_BLOCKED)
+                r = error_set(err, EBADFD, "statistics of domain '%s': not running", name);
+        if (r >= 0) {
+                ret->cpu_time_ns = info.cpuTime;
+                ret->memory_kib = info.memory;
+                virDomainMemoryStatStruct mem[VIR_DOMAIN_MEMORY_STAT_NR];
+                int n = virDomainMemoryStats(dom, mem, VIR_DOMAIN_MEMORY_STAT_NR, 0);
+                for (int i = 0; i < n; i++)
+                        if (mem[i].tag == VIR_DOMAIN_MEMORY_STAT_RSS)
+                                ret->rss_kib = mem[i].val;
+                virDomainBlockStatsStruct bs;
+                if (virDomainBlockStats(dom, "vda", &bs, sizeof bs) == 0) {
+                        ret->rd_bytes = bs.rd_bytes > 0 ? (uint64_t) bs.rd_bytes : 0;
+                        ret->wr_bytes = bs.wr_bytes > 0 ? (uint64_t) bs.wr_bytes : 0;
+                        ret->rd_reqs = bs.rd_req > 0 ? (uint64_t) bs.rd_req : 0;
+                        ret->wr_reqs = bs.wr_req > 0 ? (uint64_t) bs.wr_req : 0;
+                }
+        }
+        virResetLastError();
+        virDomainFree(dom);
+        return r;
+}
+
 /* 1 when dom carries our metadata element, 0 when not, < 0 on error. */
 static int domain_is_ours(virDomainPtr dom, const char *name, Error **err) {
         char *xml = virDomainGetXMLDesc(dom, 0);
@@ -663,5 +700,6 @@ const VmDriverOps vm_driver_libvirt = {
         .state = lv_state,
         .suspend = lv_suspend,
         .resume = lv_resume,
+        .stats = lv_stats,
         .list_ours = lv_list_ours,
 };

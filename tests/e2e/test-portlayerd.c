@@ -490,6 +490,108 @@ static void test_bad_requests(void **state) {
         json_decref(list);
 }
 
+/* Lines of an ndjson body, parsed; *n gets how many. */
+static json_t *ndjson(const char *body) {
+        json_t *a = json_array();
+        const char *p = body ? body : "";
+        while (*p) {
+                const char *nl = strchr(p, '\n');
+                size_t len = nl ? (size_t) (nl - p) : strlen(p);
+                json_t *j = json_loadb(p, len, 0, NULL);
+                if (!j)
+                        fail_msg("not a JSON line: %.*s", (int) len, p);
+                json_array_append_new(a, j);
+                p += len + (nl ? 1 : 0);
+        }
+        return a;
+}
+
+static json_t *get_ndjson(const char *path) {
+        char *raw = NULL;
+        size_t len = 0;
+        assert_int_equal(http("GET", path, NULL, 0, NULL, &raw, &len), 200);
+        json_t *a = ndjson(raw);
+        free(raw);
+        return a;
+}
+
+static uint64_t last_event_seq(void) {
+        json_t *a = get_ndjson("/events?follow=0");
+        size_t n = json_array_size(a);
+        uint64_t seq = n ? (uint64_t) json_integer_value(json_object_get(json_array_get(a, n - 1), "seq")) : 0;
+        json_decref(a);
+        return seq;
+}
+
+static void test_logs_events_stats(void **state) {
+        uint64_t seq = last_event_seq();
+        char id[65], path[256];
+        assert_int_equal(create_run("chatty", "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"echo out1; echo err1 >&2; sleep 1; echo out2\"]}",
+                                    "running", id, NULL),
+                         200);
+        /* follow: ends by itself once the container stopped, with every line */
+        json_t *lines = get_ndjson("/containers/chatty/logs?follow=1");
+        assert_int_equal(json_array_size(lines), 3);
+        assert_string_equal(str(json_array_get(lines, 0), "data"), "out1\n");
+        assert_string_equal(str(json_array_get(lines, 1), "stream"), "stderr");
+        assert_string_equal(str(json_array_get(lines, 2), "data"), "out2\n");
+        assert_true(strlen(str(json_array_get(lines, 0), "time")) > 20);
+        json_decref(lines);
+        json_t *c = inspect("chatty");
+        assert_string_equal(str(c, "state"), "stopped");
+        json_decref(c);
+
+        lines = get_ndjson("/containers/chatty/logs?tail=1");
+        assert_int_equal(json_array_size(lines), 1);
+        assert_string_equal(str(json_array_get(lines, 0), "data"), "out2\n");
+        json_decref(lines);
+        lines = get_ndjson("/containers/chatty/logs?stdout=0");
+        assert_int_equal(json_array_size(lines), 1);
+        assert_string_equal(str(json_array_get(lines, 0), "data"), "err1\n");
+        json_decref(lines);
+        char *raw = NULL;
+        size_t len = 0;
+        assert_int_equal(http("GET", "/containers/chatty/logs?format=raw&stderr=0", NULL, 0, NULL, &raw, &len), 200);
+        assert_string_equal(raw, "out1\nout2\n");
+        free(raw);
+        assert_int_equal(call("GET", "/containers/nope/logs", NULL, NULL), 404);
+        assert_int_equal(call("GET", "/containers/chatty/logs?tail=x", NULL, NULL), 400);
+
+        /* events: create, start, die with the exit code, in order */
+        snprintf(path, sizeof path, "/events?follow=0&since=%llu", (unsigned long long) seq);
+        json_t *ev = get_ndjson(path);
+        const char *want[] = {"create", "start", "die"};
+        size_t k = 0;
+        for (size_t i = 0; i < json_array_size(ev) && k < 3; i++) {
+                json_t *e = json_array_get(ev, i);
+                if (strcmp(str(e, "name"), "chatty") == 0 && strcmp(str(e, "action"), want[k]) == 0)
+                        k++;
+        }
+        assert_int_equal(k, 3);
+        json_decref(ev);
+        destroy(id);
+
+        /* stats and stat of a running container */
+        assert_int_equal(create_run("statty", "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"exec sleep 100000\"]}", "running",
+                                    id, NULL),
+                         200);
+        json_t *st = NULL;
+        assert_int_equal(call("GET", "/containers/statty/stats", NULL, &st), 200);
+        json_t *host = json_object_get(st, "host"), *guest = json_object_get(st, "guest");
+        assert_true(json_integer_value(json_object_get(host, "cpu_time_ns")) > 0);
+        assert_true(json_integer_value(json_object_get(host, "rss_kib")) > 1024);
+        assert_true(json_integer_value(json_object_get(guest, "mem_total_kib")) > 100 * 1024);
+        assert_true(json_integer_value(json_object_get(guest, "processes")) >= 1);
+        json_decref(st);
+        assert_int_equal(call("GET", "/containers/statty/stat?path=/etc/passwd", NULL, &st), 200);
+        assert_string_equal(str(st, "name"), "passwd");
+        assert_true(json_integer_value(json_object_get(st, "size")) > 0);
+        json_decref(st);
+        assert_int_equal(call("GET", "/containers/statty/stat?path=/no/such/file", NULL, NULL), 404);
+        assert_int_equal(call("GET", "/containers/statty/archive?path=/no/such/file", NULL, NULL), 404);
+        destroy(id);
+}
+
 typedef struct Par {
         char name[32];
         char id[65];
@@ -546,6 +648,7 @@ int main(void) {
                 cmocka_unit_test(test_commit_conflict),
                 cmocka_unit_test(test_main_exits),
                 cmocka_unit_test(test_guest_panic),
+                cmocka_unit_test(test_logs_events_stats),
                 cmocka_unit_test(test_parallel_and_restart),
         };
         return test_run_group(tests, group_setup, group_teardown);
