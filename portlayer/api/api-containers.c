@@ -85,28 +85,6 @@ int api_containers_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp
         return r < 0 ? r : api_reply_json(resp, 204, NULL);
 }
 
-/* A JSON array of strings as a NULL-terminated vector of borrowed strings
- * after first (which may be NULL). */
-static int strv_of(const json_t *a, const char *what, const char *first, const char ***ret, Error **err) {
-        if (a && !json_is_array(a))
-                return error_set(err, EINVAL, "%s: must be an array of strings", what);
-        size_t n = json_array_size(a), k = 0;
-        if (n > 1024)
-                return error_set(err, EINVAL, "%s: more than 1024 entries", what);
-        const char **v = calloc(n + 2, sizeof(char *));
-        if (!v)
-                return error_oom(err);
-        if (first)
-                v[k++] = first;
-        for (size_t i = 0; i < n; i++)
-                if (!(v[k++] = json_string_value(json_array_get(a, i)))) {
-                        free(v);
-                        return error_set(err, EINVAL, "%s[%zu]: must be a string", what, i);
-                }
-        *ret = v;
-        return 0;
-}
-
 static json_t *bytes_json(const char *s, size_t len) {
         /* Output is bytes; JSON strings are UTF-8: invalid sequences become
          * U+FFFD rather than failing the call. */
@@ -146,8 +124,8 @@ int api_containers_exec_sync(Api *a, HttpRequest *req, char **p, HttpResponse *r
         if ((wd && !json_is_string(wd)) || (user && !json_is_string(user)))
                 return error_set(err, EINVAL, "workdir and user must be strings");
         _cleanup_free_ const char **argv = NULL, **env = NULL;
-        if ((r = strv_of(json_object_get(body, "args"), "args", path, &argv, err)) < 0 ||
-            (r = strv_of(json_object_get(body, "env"), "env", NULL, &env, err)) < 0)
+        if ((r = api_strv(json_object_get(body, "args"), "args", path, &argv, err)) < 0 ||
+            (r = api_strv(json_object_get(body, "env"), "env", NULL, &env, err)) < 0)
                 return r;
         ContainerExecResult res;
         r = container_host_exec_sync(a->host, p[0], argv, env, json_string_value(wd), json_string_value(user),

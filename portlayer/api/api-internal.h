@@ -19,6 +19,9 @@ typedef int (*ApiHandler)(Api *a, HttpRequest *req, char **params, HttpResponse 
 int api_reply_json(HttpResponse *resp, unsigned status, json_t *j);
 /* The request's JSON body parsed with api_json_parse(). */
 int api_body(HttpRequest *req, const char *const *allowed, bool empty_ok, json_t **ret, Error **err);
+/* A JSON array of strings (or NULL) as a NULL-terminated vector of borrowed
+ * strings after first (which may be NULL); free the array only. -EINVAL. */
+int api_strv(const json_t *a, const char *what, const char *first, const char ***ret, Error **err);
 /* A boolean query argument: "1", "true", "yes" (absent: false). */
 bool api_query_bool(HttpRequest *req, const char *name);
 /* An integer query argument in [min, max]; def when absent. -EINVAL. */
@@ -52,6 +55,9 @@ int api_containers_archive_get(Api *a, HttpRequest *req, char **p, HttpResponse 
 int api_containers_logs(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_containers_stats(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_containers_stat(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_containers_exec(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_exec_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_exec_resize(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_events(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_entrypoint(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);

@@ -44,6 +44,9 @@ static const Route routes[] = {
         {"GET", "/containers/{}/logs", HTTP_BODY_NONE, api_containers_logs},
         {"GET", "/containers/{}/stats", HTTP_BODY_NONE, api_containers_stats},
         {"GET", "/containers/{}/stat", HTTP_BODY_NONE, api_containers_stat},
+        {"POST", "/containers/{}/exec", HTTP_BODY_JSON, api_containers_exec},
+        {"GET", "/exec/{}", HTTP_BODY_NONE, api_exec_inspect},
+        {"POST", "/exec/{}/resize", HTTP_BODY_NONE, api_exec_resize},
         {"GET", "/events", HTTP_BODY_NONE, api_events},
         {"GET", "/handles/{}", HTTP_BODY_NONE, api_handles_inspect},
         {"PUT", "/handles/{}/entrypoint", HTTP_BODY_JSON, api_handles_entrypoint},
@@ -298,6 +301,28 @@ int api_stream(HttpResponse *resp, const char *content_type, void (*fn)(void *ar
         resp->status = 200;
         resp->stream_fd = fds[0];
         resp->content_type = content_type;
+        return 0;
+}
+
+/* A JSON array of strings as a NULL-terminated vector of borrowed strings
+ * after first (which may be NULL). */
+int api_strv(const json_t *a, const char *what, const char *first, const char ***ret, Error **err) {
+        if (a && !json_is_array(a))
+                return error_set(err, EINVAL, "%s: must be an array of strings", what);
+        size_t n = json_array_size(a), k = 0;
+        if (n > 1024)
+                return error_set(err, EINVAL, "%s: more than 1024 entries", what);
+        const char **v = calloc(n + 2, sizeof(char *));
+        if (!v)
+                return error_oom(err);
+        if (first)
+                v[k++] = first;
+        for (size_t i = 0; i < n; i++)
+                if (!(v[k++] = json_string_value(json_array_get(a, i)))) {
+                        free(v);
+                        return error_set(err, EINVAL, "%s[%zu]: must be a string", what, i);
+                }
+        *ret = v;
         return 0;
 }
 

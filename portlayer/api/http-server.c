@@ -151,21 +151,60 @@ static void request_take(HttpRequest *req, const char *data, size_t len) {
         }
 }
 
+typedef struct Upgrade {
+        void (*fn)(void *arg, int fd, const char *extra, size_t extra_len);
+        void (*free_fn)(void *arg);
+        void *arg;
+} Upgrade;
+
+static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
+                       size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh) {
+        Upgrade *u = cls;
+        /* Thread per connection: blocking here is allowed. */
+        u->fn(u->arg, sock, extra_in, extra_in_size);
+        (void) MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        if (u->free_fn)
+                u->free_fn(u->arg);
+        free(u);
+}
+
+static struct MHD_Response *upgrade_response(HttpResponse *resp) {
+        Upgrade *u = calloc(1, sizeof(*u));
+        if (!u)
+                return NULL;
+        *u = (Upgrade){.fn = resp->upgrade, .free_fn = resp->upgrade_free, .arg = resp->upgrade_arg};
+        struct MHD_Response *r = MHD_create_response_for_upgrade(on_upgrade, u);
+        if (!r) {
+                free(u);
+                return NULL;
+        }
+        resp->upgrade_arg = NULL; /* the Upgrade owns it now */
+        resp->status = MHD_HTTP_SWITCHING_PROTOCOLS;
+        (void) MHD_add_response_header(r, MHD_HTTP_HEADER_UPGRADE, "tcp");
+        (void) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
+        return r;
+}
+
 static enum MHD_Result queue(struct MHD_Connection *conn, HttpResponse *resp) {
         struct MHD_Response *r;
-        if (resp->stream_fd >= 0)
+        if (resp->upgrade)
+                r = upgrade_response(resp);
+        else if (resp->stream_fd >= 0)
                 r = MHD_create_response_from_pipe(TAKE_FD(resp->stream_fd));
         else
                 r = MHD_create_response_from_buffer(resp->body_len, resp->body ? TAKE_PTR(resp->body) : "",
                                                     resp->body_len ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
         free(resp->body);
         if (!r) {
+                if (resp->upgrade && resp->upgrade_arg && resp->upgrade_free)
+                        resp->upgrade_free(resp->upgrade_arg);
                 free(resp->header_name);
                 free(resp->header_value);
                 return MHD_NO;
         }
-        (void) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                       resp->content_type ? resp->content_type : "application/json");
+        if (!resp->upgrade)
+                (void) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                               resp->content_type ? resp->content_type : "application/json");
         (void) MHD_add_response_header(r, "Server", "portlayerd");
         if (resp->header_name && resp->header_value)
                 (void) MHD_add_response_header(r, resp->header_name, resp->header_value);
@@ -270,7 +309,9 @@ int http_server_start_unix(const char *path, const HttpApp *app, HttpServer **re
                 free(s);
                 return r;
         }
-        s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0,
+        s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                                          MHD_ALLOW_UPGRADE,
+                                  0,
                                   NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->fd,
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
                                   (unsigned) HTTP_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,

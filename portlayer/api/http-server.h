@@ -43,6 +43,14 @@ typedef struct HttpResponse {
         int stream_fd;
         const char *content_type;
         char *header_name, *header_value; /* one extra header, both malloc'd, optional */
+        /* An upgrade: the server answers 101 with "Upgrade: tcp", then runs
+         * upgrade(upgrade_arg, fd, extra, extra_len) on the connection's
+         * thread with the raw socket (extra: bytes the client sent after
+         * its headers, to be treated as read from fd); the connection is
+         * closed when it returns, then upgrade_free(upgrade_arg) runs. */
+        void (*upgrade)(void *arg, int fd, const char *extra, size_t extra_len);
+        void (*upgrade_free)(void *arg);
+        void *upgrade_arg;
 } HttpResponse;
 
 /* The application side: how to take a request's body (called once the

@@ -125,6 +125,7 @@ ContainerHost *container_host_free(ContainerHost *h) {
         while (h->monitors > 0)
                 pthread_cond_wait(&h->changed, &h->lock);
         pthread_mutex_unlock(&h->lock);
+        container_host_execs_clear(h);
         for (size_t i = 0; i < h->n_containers; i++) {
                 Container *c = h->containers[i];
                 if (c->rt)

@@ -81,6 +81,9 @@ struct ContainerHost {
         bool closing;           /* monitors must leave containers as they are */
         ContainerEvent events[CONTAINER_EVENTS_KEPT]; /* a ring: seq % KEPT */
         uint64_t event_seq;     /* the last event's number */
+        struct ContainerExec *execs[CONTAINER_EXECS_KEPT]; /* a ring of recent execs */
+        size_t exec_next;
+        struct ContainerExec *exec_dropped; /* handed from the ring to be freed */
         unsigned monitors;      /* monitor threads still running */
 };
 
@@ -151,6 +154,11 @@ void runtime_unref(ContainerHost *h, Runtime *rt);
 int container_monitor_start(ContainerHost *h, Container *c);
 /* Extracts the archive at file under dir through rt's agent. */
 int container_copy_in_file(Runtime *rt, const char *dir, const char *file, Error **err);
+
+/* --- container-exec.c --- */
+
+/* Drops the table's references (host teardown, lock not held). */
+void container_host_execs_clear(ContainerHost *h);
 
 /* --- container-log.c --- */
 

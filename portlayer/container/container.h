@@ -164,6 +164,37 @@ int container_host_exec_sync(ContainerHost *h, const char *ref, const char *cons
 /* Signal names and numbers: "SIGTERM", "TERM", "15". -EINVAL. */
 int container_signal_from_string(const char *s);
 
+/* An interactive process: exec with streams the caller pumps (a terminal or
+ * pipes), found again by its id for resize and inspect. The host keeps the
+ * last CONTAINER_EXECS_KEPT of them. */
+#define CONTAINER_EXECS_KEPT 256
+typedef struct ContainerExec ContainerExec;
+typedef struct ContainerExecSpec {
+        const char *const *argv;  /* argv[0] is the program */
+        const char *const *env;   /* NULL-terminated or NULL */
+        const char *workdir, *user;
+        bool tty, open_stdin;
+        uint16_t rows, cols;
+} ContainerExecSpec;
+/* Starts it; *ret is a new reference (container_exec_unref). */
+int container_host_exec_start(ContainerHost *h, const char *ref, const ContainerExecSpec *spec, ContainerExec **ret,
+                              Error **err);
+/* A new reference to exec id, or -ENOENT. */
+int container_host_exec_find(ContainerHost *h, const char *id, ContainerExec **ret, Error **err);
+void container_exec_unref(ContainerExec *e);
+const char *container_exec_id(const ContainerExec *e);
+bool container_exec_tty(const ContainerExec *e);
+/* stream 1 stdout, 2 stderr: as agent_process_read(). */
+ssize_t container_exec_read(ContainerExec *e, int stream, void *buf, size_t len, int timeout_ms, Error **err);
+int container_exec_write(ContainerExec *e, const void *buf, size_t len, Error **err);
+int container_exec_close_stdin(ContainerExec *e, Error **err);
+int container_exec_resize(ContainerExec *e, uint16_t rows, uint16_t cols, Error **err);
+/* Waits for the end (after its output was read); records and returns the
+ * exit code in *ret. */
+int container_exec_wait(ContainerExec *e, int timeout_ms, int *ret, Error **err);
+/* {"id", "running", "exit_code", "pid", "tty"} (new reference). */
+json_t *container_exec_to_json(ContainerExec *e);
+
 /* Sends sig to the main process (or, with all, to every process). */
 int container_host_signal(ContainerHost *h, const char *ref, int sig, bool all, Error **err);
 /* Blocks until the container is not running (stopped or removed) or

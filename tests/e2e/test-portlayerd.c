@@ -28,10 +28,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/pltest.h"
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
 
 static struct {
         char dir[64];
@@ -592,6 +596,110 @@ static void test_logs_events_stats(void **state) {
         destroy(id);
 }
 
+/* --- exec over an upgraded connection --- */
+
+/* Sends an exec request on a raw Unix socket and reads the 101 answer's
+ * headers; returns the connected fd and the exec id. */
+static int exec_upgrade(const char *ref, const char *body, char exec_id[64]) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%.100s", W.sock);
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        char req[2048];
+        int n = snprintf(req, sizeof req,
+                         "POST /containers/%s/exec HTTP/1.1\r\nHost: pl\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                         "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                         ref, strlen(body), body);
+        assert_int_equal(write(fd, req, (size_t) n), n);
+        char hdr[4096] = {0};
+        size_t got = 0;
+        while (!strstr(hdr, "\r\n\r\n")) {
+                assert_true(got < sizeof hdr - 1);
+                ssize_t k = read(fd, hdr + got, 1); /* byte by byte: nothing past the headers */
+                assert_true(k == 1);
+                got++;
+        }
+        if (strncmp(hdr, "HTTP/1.1 101", 12) != 0)
+                fail_msg("exec: %s", hdr);
+        const char *id = strcasestr(hdr, "X-Portlayer-Exec-Id: ");
+        assert_non_null(id);
+        snprintf(exec_id, 64, "%.32s", id + 21);
+        return fd;
+}
+
+static size_t read_all(int fd, char *buf, size_t size) {
+        size_t got = 0;
+        for (;;) {
+                ssize_t k = read(fd, buf + got, size - 1 - got);
+                if (k <= 0)
+                        break;
+                got += (size_t) k;
+        }
+        buf[got] = 0;
+        return got;
+}
+
+static void test_exec_streams(void **state) {
+        char id[65], exec_id[64], path[256];
+        assert_int_equal(create_run("execy", "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"exec sleep 100000\"]}", "running",
+                                    id, NULL),
+                         200);
+        /* pipes: stdin in, stdout and stderr as frames, then the exit code */
+        int fd = exec_upgrade("execy", "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"cat; echo err >&2; exit 4\"], \"stdin\": true}",
+                              exec_id);
+        assert_int_equal(write(fd, "hello\n", 6), 6);
+        assert_int_equal(shutdown(fd, SHUT_WR), 0);
+        static char buf[65536];
+        size_t n = read_all(fd, buf, sizeof buf);
+        close(fd);
+        char out[256] = "", err[256] = "", sys[256] = "";
+        for (size_t at = 0; at + 8 <= n;) {
+                size_t len = (size_t) (uint8_t) buf[at + 4] << 24 | (size_t) (uint8_t) buf[at + 5] << 16 |
+                             (size_t) (uint8_t) buf[at + 6] << 8 | (uint8_t) buf[at + 7];
+                assert_true(at + 8 + len <= n);
+                char *dst = buf[at] == 1 ? out : buf[at] == 2 ? err : sys;
+                strncat(dst, buf + at + 8, MIN(len, 255 - strlen(dst)));
+                at += 8 + len;
+        }
+        assert_string_equal(out, "hello\n");
+        assert_string_equal(err, "err\n");
+        assert_string_equal(sys, "{\"exit_code\": 4}\n");
+        json_t *j = NULL;
+        snprintf(path, sizeof path, "/exec/%s", exec_id);
+        assert_int_equal(call("GET", path, NULL, &j), 200);
+        assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 4);
+        assert_true(json_is_false(json_object_get(j, "running")));
+        json_decref(j);
+
+        /* a terminal: its size, a resize, input echoed, raw bytes */
+        fd = exec_upgrade("execy",
+                          "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"stty size; read x; stty size; echo got:$x\"], "
+                          "\"tty\": true, \"stdin\": true, \"rows\": 40, \"cols\": 100}",
+                          exec_id);
+        size_t got = 0;
+        while (!memmem(buf, got, "40 100", 6)) {
+                ssize_t k = read(fd, buf + got, sizeof buf - 1 - got);
+                assert_true(k > 0);
+                got += (size_t) k;
+        }
+        snprintf(path, sizeof path, "/exec/%s/resize?rows=50&cols=120", exec_id);
+        assert_int_equal(call("POST", path, NULL, NULL), 204);
+        assert_int_equal(write(fd, "abc\n", 4), 4);
+        n = read_all(fd, buf, sizeof buf);
+        close(fd);
+        if (!strstr(buf, "50 120") || !strstr(buf, "got:abc"))
+                fail_msg("terminal output: '%s'", buf);
+        snprintf(path, sizeof path, "/exec/%s", exec_id);
+        assert_int_equal(call("GET", path, NULL, &j), 200);
+        assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 0);
+        json_decref(j);
+
+        /* no upgrade, no stream */
+        assert_int_equal(call("POST", "/containers/execy/exec", "{\"path\": \"/bin/true\"}", NULL), 400);
+        assert_int_equal(call("GET", "/exec/0123456789abcdef0123456789abcdef", NULL, NULL), 404);
+        destroy(id);
+}
+
 typedef struct Par {
         char name[32];
         char id[65];
@@ -649,6 +757,7 @@ int main(void) {
                 cmocka_unit_test(test_main_exits),
                 cmocka_unit_test(test_guest_panic),
                 cmocka_unit_test(test_logs_events_stats),
+                cmocka_unit_test(test_exec_streams),
                 cmocka_unit_test(test_parallel_and_restart),
         };
         return test_run_group(tests, group_setup, group_teardown);
