@@ -185,8 +185,11 @@ static int exec_sync(const char *ref, const char *args_json, char *out, size_t o
 
 static void destroy(const char *ref) {
         char path[256];
+        json_t *e = NULL;
         snprintf(path, sizeof path, "/containers/%s?force=1", ref);
-        assert_int_equal(call("DELETE", path, NULL, NULL), 204);
+        long st = call("DELETE", path, NULL, &e);
+        if (st != 204)
+                fail_msg("remove %s: %ld %s", ref, st, e ? json_dumps(e, 0) : "");
 }
 
 /* --- the daemon --- */
@@ -704,12 +707,16 @@ typedef struct Par {
         char name[32];
         char id[65];
         long status;
+        char *answer;
 } Par;
 
 static void *par_main(void *arg) {
         Par *p = arg;
+        json_t *j = NULL;
         p->status = create_run(p->name, "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"exec sleep 100000\"]}", "running", p->id,
-                               NULL);
+                               &j);
+        p->answer = j ? json_dumps(j, 0) : NULL;
+        json_decref(j);
         return NULL;
 }
 
@@ -723,7 +730,9 @@ static void test_parallel_and_restart(void **state) {
         }
         for (int i = 0; i < 5; i++) {
                 pthread_join(t[i], NULL);
-                assert_int_equal(p[i].status, 200);
+                if (p[i].status != 200)
+                        fail_msg("parallel start %d: %ld %s", i, p[i].status, p[i].answer ? p[i].answer : "");
+                free(p[i].answer);
         }
         for (int i = 0; i < 5; i++) {
                 json_t *c = inspect(p[i].name);
@@ -747,6 +756,119 @@ static void test_parallel_and_restart(void **state) {
                 destroy(p[i].id);
 }
 
+static int count_our_qemus(void) {
+        int n = 0;
+        DIR *d = opendir("/proc");
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+                char path[300], buf[8192];
+                snprintf(path, sizeof path, "/proc/%s/cmdline", de->d_name);
+                FILE *f = fopen(path, "re");
+                if (!f)
+                        continue;
+                size_t k = fread(buf, 1, sizeof buf - 1, f);
+                fclose(f);
+                for (size_t i = 0; i < k; i++)
+                        if (!buf[i])
+                                buf[i] = ' ';
+                buf[k] = 0;
+                n += strstr(buf, "qemu-system") && strstr(buf, W.dir);
+        }
+        if (d)
+                closedir(d);
+        return n;
+}
+
+/* After a restart: no container is caught half-way, every running one has
+ * exactly its VM, every stopped or created one none, and each has its disk. */
+static void assert_reconciled(void) {
+        json_t *list = NULL;
+        assert_int_equal(call("GET", "/containers", NULL, &list), 200);
+        size_t i;
+        json_t *c;
+        int running = 0;
+        json_array_foreach(list, i, c) {
+                const char *st = str(c, "state");
+                if (strcmp(st, "starting") == 0 || strcmp(st, "stopping") == 0 || strcmp(st, "removing") == 0)
+                        fail_msg("container %s is still %s after the restart", str(c, "name"), st);
+                running += strcmp(st, "running") == 0;
+                char disk[512];
+                snprintf(disk, sizeof disk, "%s/containers/%s/disk.qcow2", W.dir, str(c, "id"));
+                assert_int_equal(access(disk, F_OK), 0);
+        }
+        /* QEMU processes of destroyed domains may take a moment to go */
+        for (int t = 0; t < 50 && count_our_qemus() != running; t++)
+                usleep(100 * 1000);
+        assert_int_equal(count_our_qemus(), running);
+        /* no directory without a container */
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "test $(ls %s/containers | wc -l) -eq %zu", W.dir, json_array_size(list));
+        assert_int_equal(run(cmd), 0);
+        json_decref(list);
+}
+
+typedef struct Bg {
+        const char *name, *state;
+} Bg;
+
+static void *bg_commit(void *arg) {
+        Bg *b = arg;
+        char path[256], body[64];
+        json_t *j = NULL;
+        snprintf(path, sizeof path, "/containers/%s/handle", b->name);
+        if (call("GET", path, NULL, &j) != 200)
+                return NULL;
+        char handle[64];
+        snprintf(handle, sizeof handle, "%s", str(j, "handle"));
+        json_decref(j);
+        snprintf(path, sizeof path, "/handles/%s/state", handle);
+        snprintf(body, sizeof body, "{\"state\": \"%s\"}", b->state);
+        (void) call("PUT", path, body, NULL);
+        snprintf(path, sizeof path, "/handles/%s/commit", handle);
+        (void) call("POST", path, NULL, NULL); /* the daemon dies under it */
+        return NULL;
+}
+
+/* kill -9 of the daemon while containers start, then while they stop. */
+static void test_kill_during_transitions(void **state) {
+        const char *names[] = {"k0", "k1", "k2"};
+        char ids[3][65];
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(create_run(names[i], "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"exec sleep 100000\"]}",
+                                            NULL, ids[i], NULL),
+                                 200);
+        for (int round = 0; round < 2; round++) {
+                const char *target = round == 0 ? "running" : "stopped";
+                Bg b[3];
+                pthread_t t[3];
+                W.probing = true; /* the calls in flight fail with the daemon */
+                for (int i = 0; i < 3; i++) {
+                        b[i] = (Bg){names[i], target};
+                        assert_int_equal(pthread_create(&t[i], NULL, bg_commit, &b[i]), 0);
+                }
+                usleep(round == 0 ? 1500 * 1000 : 300 * 1000); /* boots under way / signals sent */
+                daemon_signal(SIGKILL);
+                for (int i = 0; i < 3; i++)
+                        pthread_join(t[i], NULL);
+                W.probing = false;
+                daemon_start();
+                assert_reconciled();
+                if (round == 0) /* whatever made it, the rest runs now */
+                        for (int i = 0; i < 3; i++) {
+                                json_t *c = inspect(names[i]);
+                                bool running = strcmp(str(c, "state"), "running") == 0;
+                                json_decref(c);
+                                if (!running)
+                                        set_state(names[i], "running", 200);
+                                char out[64];
+                                assert_int_equal(exec_sync(names[i], "[\"-c\", \"echo ok\"]", out, sizeof out), 0);
+                        }
+        }
+        for (int i = 0; i < 3; i++)
+                destroy(ids[i]);
+        assert_reconciled();
+}
+
 int main(void) {
         if (!getenv("PL_KERNEL_DIR"))
                 test_program_skip_or_fail("PL_KERNEL_DIR, a guest kernel (scripts/fetch-kernel.sh)");
@@ -759,6 +881,7 @@ int main(void) {
                 cmocka_unit_test(test_logs_events_stats),
                 cmocka_unit_test(test_exec_streams),
                 cmocka_unit_test(test_parallel_and_restart),
+                cmocka_unit_test(test_kill_during_transitions),
         };
         return test_run_group(tests, group_setup, group_teardown);
 }
