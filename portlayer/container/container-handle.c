@@ -531,6 +531,10 @@ int container_host_destroy(ContainerHost *h, const char *ref, bool force, Error 
                 r = rm_rf(c->dir);
                 if (r < 0)
                         r = error_set_errno(err, -r, "remove %s", c->dir);
+                /* The run directory (agent socket, console log) goes too. */
+                _cleanup_free_ char *run_dir = NULL;
+                if (asprintf(&run_dir, "%s/%.16s", h->run_dir, c->id) >= 0)
+                        (void) rm_rf(run_dir);
                 pthread_mutex_lock(&h->lock);
                 container_host_forget_locked(h, c);
                 pthread_mutex_unlock(&h->lock);
