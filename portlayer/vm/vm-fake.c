@@ -127,7 +127,8 @@ static void queue_event(FakeDriver *f, const char *name, VmState state, const ch
 
 typedef struct ProcLink {
         pid_t pid, ppid;
-        bool live; /* not a zombie */
+        bool live;    /* not a zombie */
+        bool stopped; /* by a signal */
 } ProcLink;
 
 /* pid, parent and liveness of every process in /proc; *ret is malloc'd. */
@@ -159,14 +160,16 @@ static size_t proc_links(ProcLink **ret) {
                                 break;
                         *ret = nv;
                 }
-                (*ret)[n++] = (ProcLink){.pid = pid, .ppid = ppid, .live = state != 'Z' && state != 'X'};
+                (*ret)[n++] = (ProcLink){.pid = pid, .ppid = ppid, .live = state != 'Z' && state != 'X',
+                                         .stopped = state == 'T' || state == 't'};
         }
         closedir(d);
         return n;
 }
 
 /* Sends sig to every live descendant of root (the agent is a subreaper, so
- * processes that daemonized stay below it). Returns how many it found. */
+ * processes that daemonized stay below it) and returns how many it found;
+ * with sig 0, the number of those not stopped, root included. */
 static size_t signal_descendants(pid_t root, int sig) {
         ProcLink *v = NULL;
         size_t n = proc_links(&v), found = 0;
@@ -184,11 +187,14 @@ static size_t signal_descendants(pid_t root, int sig) {
                                                 set[n_set++] = v[i].pid;
                                         }
                 }
-                for (size_t i = 0; i < n; i++)
-                        if (in[i] && v[i].live) {
+                for (size_t i = 0; i < n; i++) {
+                        if (sig == 0 && ((in[i] && v[i].live) || v[i].pid == root))
+                                found += !v[i].stopped;
+                        else if (in[i] && v[i].live) {
                                 (void) kill(v[i].pid, sig);
                                 found++;
                         }
+                }
         }
         free(v);
         return found;
@@ -211,7 +217,8 @@ static void agent_kill(FakeDomain *dom) {
         dom->agent = 0;
 }
 
-/* Call with lock held. A paused guest stops as a whole, agent first. */
+/* Call with lock held. A paused guest stops as a whole, agent first, and is
+ * stopped when suspend returns, as a VM's vCPUs are. */
 static void agent_stop_or_cont(FakeDomain *dom, bool stop) {
         if (dom->agent <= 0)
                 return;
@@ -220,6 +227,8 @@ static void agent_stop_or_cont(FakeDomain *dom, bool stop) {
         (void) signal_descendants(dom->agent, stop ? SIGSTOP : SIGCONT);
         if (!stop)
                 (void) kill(dom->agent, SIGCONT);
+        for (int i = 0; stop && i < 1000 && signal_descendants(dom->agent, 0) > 0; i++)
+                usleep(1000);
 }
 
 /* Call with lock held. Starts the agent for spec: it serves agent_socket
