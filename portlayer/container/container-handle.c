@@ -320,6 +320,16 @@ static int pending_adopt(Container *c, Handle *hd, Error **err) {
         return 0;
 }
 
+/* Forgets the pending copy-ins from index `from` on (what a failed commit
+ * had adopted) and deletes their files. Caller holds lock. */
+static void pending_drop_locked(Container *c, size_t from) {
+        while (json_array_size(c->pending) > from) {
+                size_t last = json_array_size(c->pending) - 1;
+                (void) unlink(json_string_value(json_object_get(json_array_get(c->pending, last), "file")));
+                (void) json_array_remove(c->pending, last);
+        }
+}
+
 /* A new container: directory, disk, record (generation 1). On failure
  * nothing of it is left. */
 static int commit_new(ContainerHost *h, Handle *hd, Container **ret, Error **err) {
@@ -420,6 +430,7 @@ static int commit_existing(ContainerHost *h, Container *c, Handle *hd, Error **e
                 r = commit_files_now(h, c, hd, err);
         _cleanup_json_ json_t *old_config = NULL;
         pthread_mutex_lock(&h->lock);
+        size_t n_pending = json_array_size(c->pending);
         if (r >= 0 && !(running_after && s == CONTAINER_RUNNING))
                 r = pending_adopt(c, hd, err);
         if (r >= 0) {
@@ -428,18 +439,29 @@ static int commit_existing(ContainerHost *h, Container *c, Handle *hd, Error **e
                 c->generation++;
                 c->error = mfree(c->error);
                 r = container_save(h, c, err);
+                if (r < 0) {
+                        json_decref(c->config);
+                        c->config = TAKE_PTR(old_config);
+                        c->generation--;
+                }
+        }
+        if (r < 0) {
+                pending_drop_locked(c, n_pending);
+                (void) container_save(h, c, NULL);
         }
         pthread_mutex_unlock(&h->lock);
         if (r < 0)
                 return r;
         r = commit_state(h, c, hd->target, err);
         if (r < 0) {
-                /* Nothing of the change stays: the old configuration and
-                 * generation come back, the error is kept for inspect. */
+                /* Nothing of the change stays: the old configuration,
+                 * generation and copy-ins come back, the error is kept for
+                 * inspect. */
                 pthread_mutex_lock(&h->lock);
                 json_decref(c->config);
                 c->config = TAKE_PTR(old_config);
                 c->generation--;
+                pending_drop_locked(c, n_pending);
                 free(c->error);
                 c->error = strdup(error_text(err ? *err : NULL));
                 container_set_state_locked(h, c, c->state);
@@ -511,6 +533,10 @@ int container_host_destroy(ContainerHost *h, const char *ref, bool force, Error 
                 r = rm_rf(c->dir);
                 if (r < 0)
                         r = error_set_errno(err, -r, "remove %s", c->dir);
+                /* The run directory (agent socket, console log) goes too. */
+                _cleanup_free_ char *run_dir = NULL;
+                if (asprintf(&run_dir, "%s/%.16s", h->run_dir, c->id) >= 0)
+                        (void) rm_rf(run_dir);
                 pthread_mutex_lock(&h->lock);
                 container_host_forget_locked(h, c);
                 pthread_mutex_unlock(&h->lock);

@@ -26,6 +26,7 @@
 
 #define AGENT_RPC_MS 30000
 #define POWEROFF_WAIT_MS 10000
+#define VM_SETTLE_MS 2000 /* a broken connection can come before the driver sees the VM end */
 #define KILL_WAIT_MS 5000
 #define CONTAINER_EXIT_UNKNOWN 255 /* no exit status: the VM ended first */
 
@@ -289,8 +290,11 @@ static void monitor_finish(Monitor *m, int r, const AgentProcessInfo *info, cons
         ContainerHost *h = m->h;
         Container *c = m->c;
         /* The agent powers the guest off after the main process; the domain
-         * (persistent) is undefined once it is off, or at once if it hangs. */
-        uint64_t deadline = deadline_after_ms(r >= 0 ? POWEROFF_WAIT_MS : 0);
+         * (persistent) is undefined once it is off, or after a while if it
+         * hangs. A broken agent connection is waited on too, more briefly:
+         * QEMU's end of the socket closes as it dies, before the driver has
+         * seen the domain stop, and the reason must say what the VM did. */
+        uint64_t deadline = deadline_after_ms(r >= 0 ? POWEROFF_WAIT_MS : VM_SETTLE_MS);
         VmState st = VM_STATE_RUNNING;
         while (deadline_poll_ms(deadline) > 0 && vm_driver_state(h->driver, c->domain, &st, NULL) >= 0 &&
                st == VM_STATE_RUNNING)

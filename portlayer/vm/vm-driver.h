@@ -257,3 +257,14 @@ int vm_fake_domain_xml(VmDriver *d, const char *name, char **ret_xml);
 /* Returns once every event queued so far has been delivered. Not from a
  * callback. */
 void vm_fake_flush(VmDriver *d);
+/* Makes the fake stand in for whole guests: from now on create() of a spec
+ * with an agent_socket starts agent_bin (absolute; pl-agent) in host mode,
+ * `--unix <agent_socket> --root <dirname(agent_socket)>/root`, the root
+ * created when missing and the agent's output appended to console_log. The
+ * agent is the guest: when it exits by itself the domain becomes SHUTOFF
+ * (exit status 0, as the agent does once its main process ended) or CRASHED
+ * (anything else), with an event; suspend/resume stop and continue its
+ * process tree; destroy, a set_state to a stopped state and close kill the
+ * tree and reap the agent, so nothing is left behind. NULL turns it off for
+ * later creates. 0, -EINVAL or a negative errno. */
+int vm_fake_set_agent(VmDriver *d, const char *agent_bin);

@@ -10,13 +10,28 @@
  * SHUTOFF "destroyed" then MISSING "undefined"). Tests steer it with the
  * vm_fake_*() controls: inject a failure into the next call of an operation,
  * move a domain to another state as a guest would (power-off, crash), add a
- * foreign domain, wait until queued events are delivered. */
+ * foreign domain, wait until queued events are delivered.
+ *
+ * With vm_fake_set_agent() it also stands in for the guest: a domain whose
+ * spec has an agent socket gets the real agent in host mode, serving that
+ * socket and running processes in a root directory beside it. The agent is
+ * the VM: it exiting by itself is a power-off (a clean exit) or a crash,
+ * suspend stops its process tree and resume continues it, destroy and close
+ * kill the tree and reap the agent. A reaper thread notices the exits. */
 #include "portlayer/vm/vm-driver.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "vm-xml-internal.h"
 
@@ -27,6 +42,7 @@ typedef struct FakeDomain {
         char *xml;       /* NULL for a foreign domain */
         VmFakeInfo info;
         VmState state;
+        pid_t agent;     /* the host-mode agent standing in for the guest, 0 when none */
 } FakeDomain;
 
 typedef struct FakeEvent {
@@ -50,6 +66,10 @@ typedef struct FakeDriver {
         VmEventFn cb;
         void *userdata;
         int fail[_VM_FAKE_OP_MAX]; /* positive errno for the next call, or 0 */
+        char *agent_bin;         /* vm_fake_set_agent(), or NULL */
+        bool has_reaper;
+        pthread_t reaper;
+        pthread_cond_t reap;     /* wakes the reaper: quit */
 } FakeDriver;
 
 static const char *const op_names[_VM_FAKE_OP_MAX] = {
@@ -103,6 +123,174 @@ static void queue_event(FakeDriver *f, const char *name, VmState state, const ch
         pthread_cond_signal(&f->work);
 }
 
+/* --- the agent standing in for a guest --- */
+
+typedef struct ProcLink {
+        pid_t pid, ppid;
+        bool live;    /* not a zombie */
+        bool stopped; /* by a signal */
+} ProcLink;
+
+/* pid, parent and liveness of every process in /proc; *ret is malloc'd. */
+static size_t proc_links(ProcLink **ret) {
+        *ret = NULL;
+        DIR *d = opendir("/proc");
+        if (!d)
+                return 0;
+        size_t n = 0, cap = 0;
+        for (struct dirent *de; (de = readdir(d));) {
+                char path[64], buf[512], state;
+                int pid = atoi(de->d_name), ppid;
+                if (pid <= 0)
+                        continue;
+                snprintf(path, sizeof path, "/proc/%d/stat", pid);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                ssize_t k = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+                if (fd >= 0)
+                        close(fd);
+                if (k <= 0)
+                        continue; /* gone meanwhile */
+                buf[k] = 0;
+                const char *rp = strrchr(buf, ')'); /* the command name may hold anything */
+                if (!rp || sscanf(rp + 1, " %c %d", &state, &ppid) != 2)
+                        continue;
+                if (n == cap) {
+                        ProcLink *nv = realloc(*ret, (cap = cap ? cap * 2 : 256) * sizeof(*nv));
+                        if (!nv)
+                                break;
+                        *ret = nv;
+                }
+                (*ret)[n++] = (ProcLink){.pid = pid, .ppid = ppid, .live = state != 'Z' && state != 'X',
+                                         .stopped = state == 'T' || state == 't'};
+        }
+        closedir(d);
+        return n;
+}
+
+/* Sends sig to every live descendant of root (the agent is a subreaper, so
+ * processes that daemonized stay below it) and returns how many it found;
+ * with sig 0, the number of those not stopped, root included. */
+static size_t signal_descendants(pid_t root, int sig) {
+        ProcLink *v = NULL;
+        size_t n = proc_links(&v), found = 0;
+        _cleanup_free_ pid_t *set = calloc(n + 1, sizeof(pid_t));
+        _cleanup_free_ bool *in = calloc(n + 1, sizeof(bool));
+        size_t n_set = 0;
+        if (set && in) {
+                set[n_set++] = root;
+                for (bool more = true; more;) { /* one generation per pass */
+                        more = false;
+                        for (size_t i = 0; i < n; i++)
+                                for (size_t j = 0; !in[i] && j < n_set; j++)
+                                        if (v[i].ppid == set[j]) {
+                                                in[i] = more = true;
+                                                set[n_set++] = v[i].pid;
+                                        }
+                }
+                for (size_t i = 0; i < n; i++) {
+                        if (sig == 0 && ((in[i] && v[i].live) || v[i].pid == root))
+                                found += !v[i].stopped;
+                        else if (in[i] && v[i].live) {
+                                (void) kill(v[i].pid, sig);
+                                found++;
+                        }
+                }
+        }
+        free(v);
+        return found;
+}
+
+/* Call with lock held. A powered-off guest: the agent and every process it
+ * started are killed. The agent is stopped first, so that it reports no
+ * exit of its processes (a guest that is gone reports nothing), and its
+ * processes are killed until none is left (one may fork meanwhile), then the
+ * agent is killed and reaped. */
+static void agent_kill(FakeDomain *dom) {
+        if (dom->agent <= 0)
+                return;
+        (void) kill(dom->agent, SIGSTOP);
+        for (int i = 0; i < 1000 && signal_descendants(dom->agent, SIGKILL) > 0; i++)
+                usleep(1000);
+        (void) kill(dom->agent, SIGKILL);
+        while (waitpid(dom->agent, NULL, 0) < 0 && errno == EINTR)
+                ;
+        dom->agent = 0;
+}
+
+/* Call with lock held. A paused guest stops as a whole, agent first, and is
+ * stopped when suspend returns, as a VM's vCPUs are. */
+static void agent_stop_or_cont(FakeDomain *dom, bool stop) {
+        if (dom->agent <= 0)
+                return;
+        if (stop)
+                (void) kill(dom->agent, SIGSTOP);
+        (void) signal_descendants(dom->agent, stop ? SIGSTOP : SIGCONT);
+        if (!stop)
+                (void) kill(dom->agent, SIGCONT);
+        for (int i = 0; stop && i < 1000 && signal_descendants(dom->agent, 0) > 0; i++)
+                usleep(1000);
+}
+
+/* Call with lock held. Starts the agent for spec: it serves agent_socket
+ * and runs processes in <dirname(agent_socket)>/root (created here); its
+ * output goes to the console log, as a guest's console would. */
+static int agent_spawn(FakeDriver *f, const VmSpec *spec, pid_t *ret, Error **err) {
+        _cleanup_free_ char *root = NULL;
+        const char *sock = spec->agent_socket, *slash = strrchr(sock, '/');
+        if (asprintf(&root, "%.*s/root", (int) (slash - sock), sock) < 0)
+                return error_oom(err);
+        if (mkdir(root, 0755) < 0 && errno != EEXIST)
+                return error_set_errno(err, errno, "create domain '%s': create %s", spec->name, root);
+        (void) unlink(sock);
+        const char *argv[] = {f->agent_bin, "--unix", sock, "--root", root, NULL};
+        const char *console = spec->console_log ? spec->console_log : "/dev/null";
+        pid_t pid = fork();
+        if (pid < 0)
+                return error_set_errno(err, errno, "create domain '%s': fork", spec->name);
+        if (pid == 0) { /* async-signal-safe calls only until the exec */
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                int out = open(console, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+                        _exit(126);
+                execv(argv[0], (char **) argv);
+                _exit(127);
+        }
+        *ret = pid;
+        return 0;
+}
+
+/* Call with lock held. An agent that exited by itself: the guest powered off
+ * (exit status 0) or crashed (anything else). */
+static void agent_reap(FakeDriver *f, FakeDomain *dom) {
+        int status;
+        if (dom->agent <= 0 || waitpid(dom->agent, &status, WNOHANG) != dom->agent)
+                return;
+        dom->agent = 0;
+        bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        dom->state = clean ? VM_STATE_SHUTOFF : VM_STATE_CRASHED;
+        queue_event(f, dom->name, dom->state, clean ? "shutdown" : "crashed");
+}
+
+static void *reaper_main(void *arg) {
+        FakeDriver *f = arg;
+        pthread_mutex_lock(&f->lock);
+        while (!f->quit) {
+                for (FakeDomain *dom = f->domains; dom; dom = dom->next)
+                        agent_reap(f, dom);
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 20 * 1000 * 1000;
+                ts.tv_sec += ts.tv_nsec / 1000000000L;
+                ts.tv_nsec %= 1000000000L;
+                pthread_cond_timedwait(&f->reap, &f->lock, &ts);
+        }
+        pthread_mutex_unlock(&f->lock);
+        return NULL;
+}
+
 static void *event_main(void *arg) {
         FakeDriver *f = arg;
         pthread_mutex_lock(&f->lock);
@@ -133,9 +321,12 @@ static void fake_close(VmDriver *base) {
         f->quit = true;
         pthread_cond_signal(&f->work);
         pthread_cond_broadcast(&f->progress);
+        pthread_cond_broadcast(&f->reap);
         pthread_mutex_unlock(&f->lock);
         if (f->has_thread)
                 pthread_join(f->thread, NULL);
+        if (f->has_reaper)
+                pthread_join(f->reaper, NULL);
 
         while (f->head) {
                 FakeEvent *ev = f->head;
@@ -145,8 +336,11 @@ static void fake_close(VmDriver *base) {
         while (f->domains) {
                 FakeDomain *dom = f->domains;
                 f->domains = dom->next;
+                agent_kill(dom); /* a test that failed half-way leaves no process */
                 domain_free(dom);
         }
+        free(f->agent_bin);
+        pthread_cond_destroy(&f->reap);
         pthread_cond_destroy(&f->progress);
         pthread_cond_destroy(&f->work);
         pthread_mutex_destroy(&f->lock);
@@ -164,6 +358,7 @@ static int fake_open(VmDriver **ret, const char *uri, const char *state_dir, VmE
         pthread_mutex_init(&f->lock, NULL);
         pthread_cond_init(&f->work, NULL);
         pthread_cond_init(&f->progress, NULL);
+        pthread_cond_init(&f->reap, NULL);
         if (cb) {
                 int r = pthread_create(&f->thread, NULL, event_main, f);
                 if (r != 0) {
@@ -226,6 +421,11 @@ static int fake_create(VmDriver *base, const VmSpec *spec, Error **err) {
                 goto out;
         }
         TAKE_PTR(xml);
+        if (f->agent_bin && spec->agent_socket && (r = agent_spawn(f, spec, &dom->agent, err)) < 0) {
+                queue_event(f, spec->name, VM_STATE_MISSING, "undefined");
+                domain_free(dom);
+                goto out;
+        }
         dom->next = f->domains;
         f->domains = dom;
         queue_event(f, spec->name, VM_STATE_RUNNING, "started");
@@ -249,6 +449,7 @@ static int fake_destroy(VmDriver *base, const char *name, Error **err) {
                         queue_event(f, name, VM_STATE_SHUTOFF, "destroyed");
                 queue_event(f, name, VM_STATE_MISSING, "undefined");
                 *p = dom->next;
+                agent_kill(dom);
                 domain_free(dom);
                 break;
         }
@@ -283,6 +484,7 @@ static int fake_suspend_resume(VmDriver *base, const char *name, bool suspend, E
         else if (dom->state != from)
                 r = error_set(err, EBADFD, "%s domain '%s': domain is %s", what, name, vm_state_to_string(dom->state));
         else {
+                agent_stop_or_cont(dom, suspend);
                 dom->state = to;
                 queue_event(f, name, to, suspend ? "suspended" : "resumed");
         }
@@ -380,6 +582,11 @@ int vm_fake_set_state(VmDriver *d, const char *name, VmState state, const char *
         pthread_mutex_lock(&f->lock);
         FakeDomain *dom = find(f, name);
         if (dom) {
+                /* The agent is the guest: it runs, stops, or is gone. */
+                if (state == VM_STATE_RUNNING || state == VM_STATE_PAUSED)
+                        agent_stop_or_cont(dom, state == VM_STATE_PAUSED);
+                else
+                        agent_kill(dom);
                 dom->state = state;
                 queue_event(f, name, state, reason ? reason : "set by test");
         }
@@ -443,4 +650,23 @@ void vm_fake_flush(VmDriver *d) {
         while (f->delivered < target && !f->quit)
                 pthread_cond_wait(&f->progress, &f->lock);
         pthread_mutex_unlock(&f->lock);
+}
+
+int vm_fake_set_agent(VmDriver *d, const char *agent_bin) {
+        FakeDriver *f = fake_of(d);
+        if (!f || (agent_bin && agent_bin[0] != '/'))
+                return -EINVAL;
+        char *copy = agent_bin ? strdup(agent_bin) : NULL;
+        if (agent_bin && !copy)
+                return -ENOMEM;
+        pthread_mutex_lock(&f->lock);
+        free(f->agent_bin);
+        f->agent_bin = copy;
+        int r = 0;
+        if (copy && !f->has_reaper) {
+                r = -pthread_create(&f->reaper, NULL, reaper_main, f);
+                f->has_reaper = r == 0;
+        }
+        pthread_mutex_unlock(&f->lock);
+        return r;
 }
