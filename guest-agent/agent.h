@@ -54,6 +54,7 @@ typedef struct AgentConfig {
         bool vsock_allow_local;  /* serve vsock peers other than the host (the guest's own processes) */
         bool exit_on_shutdown;   /* host mode: exit after a shutdown request */
         const char *boot_error;  /* PID 1: why stage 1 failed, reported in guest info */
+        const char *root_grow_error; /* PID 1: why the root filesystem was not grown to its disk (not fatal) */
 } AgentConfig;
 
 typedef enum ProcessKind {

@@ -346,6 +346,7 @@ static int handle_guest_info_request(Session *s, uint32_t id, Plagent__Request *
         gi.processes = process_count_running(s->agent);
         gi.root = (char *) (s->agent->config.root ? s->agent->config.root : "/");
         gi.boot_error = (char *) (s->agent->config.boot_error ? s->agent->config.boot_error : "");
+        gi.root_grow_error = (char *) (s->agent->config.root_grow_error ? s->agent->config.root_grow_error : "");
         Plagent__Response resp = PLAGENT__RESPONSE__INIT;
         resp.result_case = PLAGENT__RESPONSE__RESULT_GUEST_INFO;
         resp.guest_info = &gi;

@@ -76,6 +76,7 @@ typedef struct AgentGuestInfo {
         char machine[64];
         char root[4096];
         char boot_error[1024]; /* PID 1: why stage 1 failed (the agent serves anyway); "" when fine */
+        char root_grow_error[1024]; /* PID 1: why the root filesystem was not grown to its disk; "" when fine */
         uint64_t uptime_ms;
         uint64_t mem_total_kib;
         uint64_t mem_available_kib;

@@ -76,6 +76,7 @@ int agent_client_guest_info(AgentClient *c, AgentGuestInfo *ret, int timeout_ms,
         agent_copy_string(ret->machine, sizeof ret->machine, g->machine, true);
         agent_copy_string(ret->root, sizeof ret->root, g->root, false);
         agent_copy_string(ret->boot_error, sizeof ret->boot_error, g->boot_error, true);
+        agent_copy_string(ret->root_grow_error, sizeof ret->root_grow_error, g->root_grow_error, true);
         return 0;
 }
 

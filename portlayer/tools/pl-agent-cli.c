@@ -145,6 +145,10 @@ static int verb_info(int argc, char *argv[], void *userdata) {
                g.mem_available_kib);
         printf("uptime:      %.3f s\n", (double) g.uptime_ms / 1000.0);
         printf("processes:   %" PRIu32 " running\n", g.processes);
+        if (g.boot_error[0])
+                printf("boot error:  %s\n", g.boot_error);
+        if (g.root_grow_error[0])
+                printf("root grow:   %s\n", g.root_grow_error);
         return 0;
 }
 
