@@ -4,8 +4,9 @@
  * host mode), the listeners, the current session, and every process stream
  * that can make progress (output only while its channel has credit and its
  * session's outbound queue is short; stdin only while bytes wait). After each
- * round, finished processes are completed (waiters answered, history trimmed)
- * and the outbound queues are flushed. Sessions are independent: a new
+ * round, buffered output goes to the sessions that attached to it, finished
+ * processes are completed (waiters answered, history trimmed) and the
+ * outbound queues are flushed. Sessions are independent: a new
  * connection adds one (up to AGENT_MAX_SESSIONS) and processes outlive them.
  * A connection must finish its handshake within AGENT_HELLO_TIMEOUT_MS, and
  * when the sessions are all taken, one still in its handshake gives way. */
@@ -271,10 +272,15 @@ static int pollset_add(PollSet *ps, int fd, short events, Process *p, Session *s
         return 0;
 }
 
+/* An unbound output is always read (dropped or buffered), so its process
+ * never blocks; a bound one only once its buffer went out and while there is
+ * credit and room in its session's queue. */
 static bool stream_wants_read(Agent *a, const Stream *st) {
         if (!st->open)
                 return false;
-        return st->discard || (st->channel && st->send_credit > 0 && session_can_take_output(st->session));
+        if (st->discard || !st->channel)
+                return true;
+        return st->ring.len == 0 && st->send_credit > 0 && session_can_take_output(st->session);
 }
 
 static void pollset_add_processes(Agent *a, PollSet *ps) {
@@ -388,6 +394,7 @@ int agent_run(Agent *a) {
                 if (k > 0)
                         agent_dispatch(a, &ps);
                 agent_expire_handshakes(a);
+                process_pump_output(a);
                 process_complete(a);
                 agent_flush_sessions(a);
                 a->done = agent_shutdown_progress(a);

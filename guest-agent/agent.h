@@ -8,7 +8,9 @@
  *   copy helpers, each with up to three Streams bound to a session's channel.
  * Processes belong to the agent, not to a session: every session sees and
  * controls all of them, and a session that ends only detaches the streams and
- * waits it owned (output is drained and discarded, stdin closed).
+ * waits it owned (stdin is closed; output the host asked for is kept in a
+ * bounded buffer per process, newest bytes kept, until a session attaches to
+ * it again: output-buffer.c).
  * Nothing here blocks for long: the only blocking work (tar extraction and
  * creation) runs in forked helper processes behind pipes. */
 #pragma once
@@ -32,6 +34,13 @@
 #define AGENT_HELLO_TIMEOUT_MS 5000u  /* a connection silent this long after accept or a sync marker is closed */
 #define AGENT_DEFAULT_GRACE_MS 5000u
 #define AGENT_MAIN_LINGER_MS 10000u   /* main process done, nobody waited: shut down after this */
+/* Output of a process that nobody reads (its session went away or reset the
+ * channel) is kept for a later attach, up to this much per process (split
+ * evenly between stdout and stderr when both were captured); beyond it the
+ * oldest bytes are dropped and counted, so the process never blocks. */
+#define AGENT_OUTPUT_BUFFER_MAX (1024u * 1024u)
+#define AGENT_OUTPUT_BUFFER_TOTAL (32u * 1024u * 1024u) /* all processes together */
+#define AGENT_OUTPUT_BUFFER_MIN (16u * 1024u)           /* first allocation of a buffer */
 
 typedef struct Agent Agent;
 typedef struct Session Session;
@@ -54,6 +63,7 @@ typedef struct AgentConfig {
         bool vsock_allow_local;  /* serve vsock peers other than the host (the guest's own processes) */
         bool exit_on_shutdown;   /* host mode: exit after a shutdown request */
         const char *boot_error;  /* PID 1: why stage 1 failed, reported in guest info */
+        const char *root_grow_error; /* PID 1: why the root filesystem was not grown to its disk (not fatal) */
 } AgentConfig;
 
 typedef enum ProcessKind {
@@ -69,16 +79,26 @@ typedef enum StreamIndex {
         _STREAM_MAX,
 } StreamIndex;
 
+/* Output bytes kept while no session reads a stream: a ring that drops its
+ * oldest bytes when full. buf is allocated on demand and freed once empty. */
+typedef struct OutputRing {
+        uint8_t *buf;
+        size_t cap, head, len; /* bytes live at buf[head, head + len) modulo cap */
+        uint64_t dropped;      /* bytes lost to the limit since the last attach */
+} OutputRing;
+
 /* One direction of a process's stdio, bound to a data channel of the session. */
 typedef struct Stream {
         int fd;               /* pipe end or pty master (shared by stdin and stdout with a tty) */
         Session *session;     /* the session the channel belongs to; NULL = not bound */
         uint32_t channel;     /* 0 = not bound (never was, or detached) */
         bool open;            /* fd still in use for this direction */
-        bool discard;         /* output: no reader, drain and drop */
+        bool discard;         /* output: nobody will ever read it, drain and drop */
         /* output */
+        bool captured;        /* the host asked for it: kept in ring while unbound, attachable */
+        OutputRing ring;      /* kept while unbound; sent first after an attach */
         uint64_t send_credit; /* bytes the host still accepts */
-        bool eof_sent;
+        bool eof_sent;        /* EOF went to the bound channel */
         /* input */
         uint8_t *buf;         /* bytes received, not yet written to fd */
         size_t buf_len;
@@ -125,6 +145,7 @@ struct Agent {
         size_t n_sessions;
         Process *processes;
         uint32_t next_process_id;
+        size_t output_buffered;     /* bytes allocated by every OutputRing (AGENT_OUTPUT_BUFFER_TOTAL) */
         uint64_t instance;
         bool shutting_down;
         uint64_t shutdown_deadline; /* SIGKILL everything after this */
@@ -201,8 +222,23 @@ void process_on_input_writable(Agent *a, Process *p);
 /* Host sent DATA for a stdin stream (already checked against credit). */
 void process_on_stdin_data(Agent *a, Process *p, const uint8_t *data, size_t len, bool eof);
 /* Session s is gone or restarting: the streams, waits and copies it owned
- * are detached (output drained and dropped, stdin closed, copies aborted). */
+ * are detached (captured output buffered, stdin closed, copies aborted). */
 void process_detach_session(Agent *a, Session *s);
+/* The host reset the output stream idx of p: it is unbound, and its output
+ * kept for a later attach (a copy helper's is dropped). */
+void process_unbind_output(Agent *a, Process *p, StreamIndex idx);
+/* Binds the captured stdout and/or stderr of p to new channels of session s
+ * (0 = leave that stream alone); what was buffered goes first, then live
+ * output. *ret_dropped[i] (stdout, stderr) is how many bytes the buffer limit
+ * cost since the last attach. -EINVAL when a stream was not captured or p has
+ * a tty and stderr is asked for, -EBUSY when a stream is still delivering to
+ * another channel. */
+int process_attach(Agent *a, Session *s, Process *p, uint32_t stdout_channel, uint32_t stderr_channel,
+                   uint64_t ret_dropped[2], Error **err);
+/* Sends buffered output of attached streams as far as credit and the
+ * sessions' queues allow, and EOF once a finished stream is empty. Called
+ * every round of the loop, before process_complete(). */
+void process_pump_output(Agent *a);
 /* Answers waiters / copy requests of finished processes; trims history. */
 void process_complete(Agent *a);
 int process_signal(Agent *a, Process *p, int sig);
@@ -216,6 +252,18 @@ bool process_descendants_running(Agent *a);
 unsigned process_count_running(Agent *a);
 void process_fill_info(const Process *p, Plagent__ProcessInfo *info);
 void process_free_all(Agent *a);
+
+/* output-buffer.c */
+/* Appends n bytes to r, growing it up to limit bytes within the agent's
+ * total (AGENT_OUTPUT_BUFFER_TOTAL) and dropping the oldest bytes beyond;
+ * never fails (bytes that find no room are counted in r->dropped). */
+void output_ring_write(Agent *a, OutputRing *r, size_t limit, const uint8_t *data, size_t n);
+/* The oldest buffered bytes that are contiguous in memory: returns their
+ * count (0 when empty) and sets *ret to them. */
+size_t output_ring_peek(const OutputRing *r, const uint8_t **ret);
+/* Forgets the n oldest bytes (n <= len); frees the buffer once it is empty. */
+void output_ring_consume(Agent *a, OutputRing *r, size_t n);
+void output_ring_free(Agent *a, OutputRing *r);
 
 /* user.c */
 /* Resolves "uid[:gid]" or "name[:group]" against the root's /etc/passwd and

@@ -76,6 +76,12 @@ static int init_config_apply(InitConfig *c, const char *key, const char *value, 
                 c->vsock_local = n;
                 return 0;
         }
+        if (strcmp(key, "pl.grow") == 0) {
+                if ((r = set_number(&n, 1, key, value, err)) < 0)
+                        return r;
+                c->root_grow = n;
+                return 0;
+        }
         if (strcmp(key, "pl.wait") == 0) {
                 if ((r = set_number(&n, 600000, key, value, err)) < 0)
                         return r;
@@ -87,7 +93,7 @@ static int init_config_apply(InitConfig *c, const char *key, const char *value, 
 
 int init_config_parse(const char *cmdline, InitConfig *c, Error **err) {
         *c = (InitConfig){.fstype = "ext4", .vsock_port = INIT_DEFAULT_VSOCK_PORT, .wait_ms = 10000,
-                          .hostname = "container"};
+                          .hostname = "container", .root_grow = true};
         strcpy(c->port_name, INIT_DEFAULT_PORT);
         strcpy(c->root_serial, INIT_DEFAULT_ROOT_SERIAL);
         _cleanup_free_ char *copy = strdup(cmdline ? cmdline : "");
@@ -230,13 +236,14 @@ static void check_entropy(void) {
         log_warning("the kernel has no entropy yet after 2 s; continuing");
 }
 
-static int mount_container_root(const InitConfig *c, Error **err) {
-        char dev[64], path[96];
+/* Mounts the root disk; path (size bytes) receives its device node. */
+static int mount_container_root(const InitConfig *c, char *path, size_t size, Error **err) {
+        char dev[64];
         int r = wait_for_attr("/sys/block", "vd", "serial", c->root_serial, c->wait_ms, dev, sizeof dev);
         if (r < 0)
                 return error_set(err, ENODEV, "no virtio disk with serial '%s' appeared within %d ms", c->root_serial,
                                  c->wait_ms);
-        snprintf(path, sizeof path, "/dev/%s", dev);
+        snprintf(path, size, "/dev/%s", dev);
         if ((r = mkdir_p(INIT_ROOT_MOUNT, 0755)) < 0)
                 return error_set_errno(err, -r, "create %s", INIT_ROOT_MOUNT);
         if (mount(path, INIT_ROOT_MOUNT, c->fstype, MS_NODEV | (c->root_ro ? MS_RDONLY : 0), NULL) < 0)
@@ -366,8 +373,22 @@ int init_early(char **ret_cmdline, Error **err) {
         return *ret_cmdline ? 0 : -ENOMEM;
 }
 
-int init_stage1(const InitConfig *c, char **ret_port, Error **err) {
+/* A root that cannot grow still boots: the reason goes to the console and,
+ * through *ret_error, to guest info. A read-only root is left as it is. */
+static void grow_container_root(const InitConfig *c, const char *device, char **ret_error) {
+        _cleanup_error_ Error *e = NULL;
+        if (c->root_ro || !c->root_grow)
+                return;
+        if (init_root_grow(device, INIT_ROOT_MOUNT, &e) >= 0)
+                return;
+        log_error("stage 1: %s (the container keeps the image's size)", error_text(e));
+        *ret_error = strdup(error_text(e));
+}
+
+int init_stage1(const InitConfig *c, char **ret_port, char **ret_grow_error, Error **err) {
+        char device[96];
         *ret_port = NULL;
+        *ret_grow_error = NULL;
         int r = load_modules(err);
         if (r < 0)
                 return r; /* without the virtio modules there is no port to find */
@@ -376,8 +397,10 @@ int init_stage1(const InitConfig *c, char **ret_port, Error **err) {
                 return error_set(err, ENODEV, "no virtio-serial port named '%s' appeared within %d ms", c->port_name,
                                  c->wait_ms);
         /* From here on the host can be told what went wrong. */
-        if ((r = mount_container_root(c, err)) < 0 || (r = mount_container_filesystems(err)) < 0 ||
-            (r = write_identity(c, err)) < 0)
+        if ((r = mount_container_root(c, device, sizeof device, err)) < 0)
+                return r;
+        grow_container_root(c, device, ret_grow_error);
+        if ((r = mount_container_filesystems(err)) < 0 || (r = write_identity(c, err)) < 0)
                 return r;
         return 0;
 }

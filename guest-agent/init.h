@@ -2,7 +2,8 @@
  *
  * Stage 1 (init_stage1) prepares the guest: kernel filesystems, modules from
  * the initramfs, entropy, the container's root disk found by its virtio
- * serial and mounted with the standard mounts inside it, hostname, hosts and
+ * serial, mounted and grown to the size of its disk (root-grow.c), with the
+ * standard mounts inside it, hostname, hosts and
  * resolv.conf; and it finds the agent's virtio-serial port by name. Stage 2 is
  * the ordinary agent loop, chrooted into the root. Stage 3 (init_poweroff)
  * syncs, unmounts and powers off. PID 1 never exits: a failed stage 1 is
@@ -13,6 +14,8 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "common/base/error.h"
 
@@ -26,6 +29,7 @@ typedef struct InitConfig {
         char root_serial[21];  /* pl.root=   virtio-blk serial of the root disk (20 chars max) */
         char fstype[16];       /* pl.fstype= ext4 */
         bool root_ro;          /* pl.ro=1    mount the root read-only */
+        bool root_grow;        /* pl.grow=0  leave the root filesystem at its size (default: grow to the disk) */
         char hostname[65];     /* pl.hostname= */
         char dns[256];         /* pl.dns=    comma-separated nameservers */
         unsigned vsock_port;   /* pl.vsock=  0 disables */
@@ -46,8 +50,39 @@ int init_early(char **ret_cmdline, Error **err);
 /* Stage 1, after init_early(). On success *ret_port is the /dev path of the agent's port (malloc'd)
  * and the root is mounted at INIT_ROOT_MOUNT. Errors that leave the host
  * unreachable return -ENODEV with no port; others still return the port when
- * found, so the agent can serve and report (*err says what failed). */
-int init_stage1(const InitConfig *c, char **ret_port, Error **err);
+ * found, so the agent can serve and report (*err says what failed). A root
+ * that could not be grown is not a failure: *ret_grow_error (malloc'd, NULL
+ * when fine) says why, for guest info. */
+int init_stage1(const InitConfig *c, char **ret_port, char **ret_grow_error, Error **err);
+
+/* ---- growing the root filesystem (root-grow.c) ---------------------------- */
+
+#define INIT_EXT4_SUPERBLOCK_SIZE 1024u
+
+/* What the grow needs from an ext4 superblock. */
+typedef struct Ext4Geometry {
+        uint32_t block_size; /* bytes */
+        uint64_t blocks;     /* s_blocks_count: the filesystem's size in blocks */
+        bool is_64bit;       /* 64bit feature: block numbers past 2^32 */
+} Ext4Geometry;
+
+/* Reads the geometry from the len bytes of a superblock (those at byte 1024
+ * of the device). Returns 0, or -EINVAL when it is not an ext4 superblock or
+ * its block size or count make no sense. */
+int init_ext4_geometry_parse(const uint8_t *sb, size_t len, Ext4Geometry *ret);
+
+/* Decides the block count to grow the filesystem g to on a device of
+ * device_bytes: every whole block of the device (at most 2^32 - 1 without the
+ * 64bit feature). Returns 1 with *ret_blocks when that is more than g has, 0
+ * when the filesystem already fills the device (or the device is smaller:
+ * never shrink), -EINVAL for a block size that is not a power of two >= 1024
+ * or an empty filesystem. */
+int init_root_grow_target(uint64_t device_bytes, const Ext4Geometry *g, uint64_t *ret_blocks);
+
+/* Grows the ext4 mounted read-write at mountpoint, on block device device, to
+ * the device's size with EXT4_IOC_RESIZE_FS. Returns 1 when it grew, 0 when
+ * there was nothing to do, or a negative errno with *err. */
+int init_root_grow(const char *device, const char *mountpoint, Error **err);
 
 /* Stage 3: sync, unmount everything below and at the root, power off. */
 _noreturn_ void init_poweroff(void);

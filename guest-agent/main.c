@@ -75,8 +75,9 @@ static int parse_args(int argc, char **argv, AgentConfig *c) {
 }
 
 /* Builds the agent configuration from stage 1; boot_error keeps what failed
- * for guest info (stage 1 errors short of "no port" still let us serve). */
-static int pid1_configure(AgentConfig *config, char **ret_port, char **ret_boot_error) {
+ * for guest info (stage 1 errors short of "no port" still let us serve), and
+ * grow_error why the root filesystem could not be grown (the boot goes on). */
+static int pid1_configure(AgentConfig *config, char **ret_port, char **ret_boot_error, char **ret_grow_error) {
         _cleanup_free_ char *cmdline = NULL;
         _cleanup_error_ Error *e = NULL;
         InitConfig ic;
@@ -89,7 +90,7 @@ static int pid1_configure(AgentConfig *config, char **ret_port, char **ret_boot_
         }
         if (ic.debug)
                 log_set_level(LOG_LEVEL_DEBUG);
-        r = init_stage1(&ic, ret_port, &e);
+        r = init_stage1(&ic, ret_port, ret_grow_error, &e);
         if (r < 0) {
                 log_error("stage 1: %s", error_text(e));
                 if (!*ret_port)
@@ -98,6 +99,7 @@ static int pid1_configure(AgentConfig *config, char **ret_port, char **ret_boot_
         }
         *config = (AgentConfig){.root = r < 0 ? "/" : INIT_ROOT_MOUNT, .chroot = r >= 0, .pid1 = true,
                                 .serial_path = *ret_port, .boot_error = *ret_boot_error,
+                                .root_grow_error = *ret_grow_error,
                                 .vsock_port = access("/dev/vsock", F_OK) == 0 ? ic.vsock_port : 0,
                                 .vsock_allow_local = ic.vsock_local};
         return 0;
@@ -106,10 +108,10 @@ static int pid1_configure(AgentConfig *config, char **ret_port, char **ret_boot_
 _noreturn_ static void pid1_main(void) {
         log_setup("pl-agent", LOG_LEVEL_INFO, STDERR_FILENO);
         AgentConfig config;
-        char *port = NULL, *boot_error = NULL;
+        char *port = NULL, *boot_error = NULL, *grow_error = NULL;
         _cleanup_error_ Error *e = NULL;
         Agent *a = NULL;
-        if (pid1_configure(&config, &port, &boot_error) >= 0) {
+        if (pid1_configure(&config, &port, &boot_error, &grow_error) >= 0) {
                 if (agent_new(&a, &config, &e) < 0 && config.vsock_port) {
                         /* vsock is a bonus: retry without it before giving up. */
                         log_warning("%s; serving without vsock", error_text(e));

@@ -4,9 +4,11 @@
  * (copy-in / copy-out) forked to run blocking tar work. Its stdio are pipes or
  * one pty master, bound to data channels of the current session. Output is read
  * only while the host has granted credit, so a stalled reader stalls only its
- * own process. A process is "done" once it was reaped AND its output reached
- * EOF on the wire; only then are waiters answered, so the host always has all
- * output before it learns the exit status. Signalling all processes reaches
+ * own process; output nobody reads any more is kept in a bounded buffer for a
+ * later attach (output-buffer.c). A process is "done" once it was reaped AND
+ * its output reached EOF on the wire of every channel it is bound to; only
+ * then are waiters answered, so the host always has all output before it
+ * learns the exit status. Signalling all processes reaches
  * every descendant of the agent (as PID 1: everything but the agent; in host
  * mode: found in /proc), so one that daemonized does not escape it. */
 #include "guest-agent/agent.h"
@@ -66,11 +68,13 @@ static void stream_close(Process *p, StreamIndex idx) {
         safe_close(fd);
 }
 
-static Process *process_free(Process *p) {
+static Process *process_free(Agent *a, Process *p) {
         if (!p)
                 return NULL;
-        for (int i = 0; i < _STREAM_MAX; i++)
+        for (int i = 0; i < _STREAM_MAX; i++) {
                 stream_close(p, (StreamIndex) i);
+                output_ring_free(a, &p->streams[i].ring);
+        }
         safe_close(p->status_fd);
         while (p->waiters) {
                 Waiter *w = p->waiters;
@@ -86,7 +90,7 @@ void process_free_all(Agent *a) {
         while (a->processes) {
                 Process *p = a->processes;
                 a->processes = p->next;
-                process_free(p);
+                process_free(a, p);
         }
 }
 
@@ -262,7 +266,8 @@ static int exec_make_stdio(Agent *a, Session *s, const ExecSpec *spec, Process *
                 /* The master is always drained, or a process writing to the terminal would block. */
                 p->streams[STREAM_STDOUT] = (Stream){.fd = master, .session = spec->stdout_channel ? s : NULL,
                                                      .channel = spec->stdout_channel, .open = true,
-                                                     .discard = spec->stdout_channel == 0};
+                                                     .discard = spec->stdout_channel == 0,
+                                                     .captured = spec->stdout_channel != 0};
                 return 0;
         }
         for (int i = 0; i < 3; i++) {
@@ -272,7 +277,8 @@ static int exec_make_stdio(Agent *a, Session *s, const ExecSpec *spec, Process *
                 int r = make_pipe(i != STREAM_STDIN, &mine, &child_fds[i]);
                 if (r < 0)
                         return r;
-                p->streams[i] = (Stream){.fd = mine, .session = s, .channel = channels[i], .open = true};
+                p->streams[i] = (Stream){.fd = mine, .session = s, .channel = channels[i], .open = true,
+                                         .captured = i != STREAM_STDIN};
         }
         return 0;
 }
@@ -346,7 +352,7 @@ int process_exec(Agent *a, Session *s, const ExecSpec *spec, Process **ret, Erro
         return 0;
 fail:
         close_fds(child_fds, 3);
-        process_free(p);
+        process_free(a, p);
         return r;
 }
 
@@ -397,7 +403,7 @@ static int process_copy(Agent *a, Session *s, ProcessKind kind, const char *path
         if ((r = make_pipe(idx == STREAM_STDOUT, &p->streams[idx].fd, &child_data)) < 0 ||
             (r = make_pipe(true, &p->status_fd, &child_status)) < 0) {
                 safe_close(child_data);
-                process_free(p);
+                process_free(a, p);
                 return error_set_errno(err, -r, "%s '%s': pipe", what, path);
         }
         p->streams[idx].session = s;
@@ -413,7 +419,7 @@ static int process_copy(Agent *a, Session *s, ProcessKind kind, const char *path
         safe_close(child_data);
         safe_close(child_status);
         if (pid < 0) {
-                process_free(p);
+                process_free(a, p);
                 return error_set_errno(err, saved, "%s '%s': fork", what, path);
         }
         p->pid = pid;
@@ -431,27 +437,39 @@ int process_copy_out(Agent *a, Session *s, const char *path, uint32_t channel, u
 
 /* ---- I/O ----------------------------------------------------------------- */
 
+/* How much one output stream of p may keep while nobody reads it. */
+static size_t output_buffer_limit(const Process *p) {
+        unsigned n = p->streams[STREAM_STDOUT].captured + p->streams[STREAM_STDERR].captured;
+        return AGENT_OUTPUT_BUFFER_MAX / MAX(n, 1u);
+}
+
 void process_on_output(Agent *a, Process *p, StreamIndex idx) {
         Stream *st = &p->streams[idx];
         if (!st->open)
                 return;
-        size_t want = st->discard ? sizeof scratch : (size_t) MIN(st->send_credit, (uint64_t) sizeof scratch);
+        bool bound = st->channel && st->session;
+        if (bound && st->ring.len > 0)
+                return; /* the buffered bytes go first (process_pump_output) */
+        size_t want = bound ? (size_t) MIN(st->send_credit, (uint64_t) sizeof scratch) : sizeof scratch;
         if (want == 0)
                 return;
         ssize_t n = read(st->fd, scratch, want);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return;
         if (n > 0) {
-                if (!st->discard) {
+                if (bound) {
                         st->send_credit -= (uint64_t) n;
                         (void) session_send_data(st->session, st->channel, scratch, (size_t) n, false);
-                }
+                } else if (st->captured && !st->discard)
+                        output_ring_write(a, &st->ring, output_buffer_limit(p), scratch, (size_t) n);
                 return;
         }
-        /* EOF, or EIO from a pty master whose last slave closed. */
-        if (!st->discard && st->channel && st->session)
+        /* EOF, or EIO from a pty master whose last slave closed. Unbound, the
+         * EOF is sent after the buffered bytes once a session attaches. */
+        if (bound) {
                 (void) session_send_data(st->session, st->channel, NULL, 0, true);
-        st->eof_sent = true;
+                st->eof_sent = true;
+        }
         stream_close(p, idx);
         if (p->tty && idx == STREAM_STDOUT)
                 stream_close(p, STREAM_STDIN);
@@ -562,11 +580,18 @@ static void process_read_status(Process *p) {
         p->status[p->status_len] = 0;
 }
 
+/* Exited, and every output delivered: read to EOF, and that EOF sent on
+ * the channel it is bound to (an unbound stream keeps its bytes for an
+ * attach, which does not hold up the exit status). */
 static bool process_done(Process *p) {
         if (p->kind != PROCESS_EXEC)
                 process_read_status(p);
-        return p->exited && !p->streams[STREAM_STDOUT].open && !p->streams[STREAM_STDERR].open &&
-               p->status_fd < 0;
+        for (int i = STREAM_STDOUT; i < _STREAM_MAX; i++) {
+                const Stream *st = &p->streams[i];
+                if (st->open || (st->channel && !st->eof_sent))
+                        return false;
+        }
+        return p->exited && p->status_fd < 0;
 }
 
 void process_fill_info(const Process *p, Plagent__ProcessInfo *info) {
@@ -660,7 +685,7 @@ void process_complete(Agent *a) {
                 } else if (p->copy_session && p->copy_request)
                         answer_copy(a, p);
                 *pp = p->next;
-                process_free(p);
+                process_free(a, p);
         }
 }
 
@@ -685,11 +710,8 @@ void process_detach_session(Agent *a, Session *s) {
                         stdin_finish(p);
                 }
                 for (int i = STREAM_STDOUT; i < _STREAM_MAX; i++)
-                        if (p->streams[i].session == s) {
-                                p->streams[i].channel = 0;
-                                p->streams[i].session = NULL;
-                                p->streams[i].discard = true;
-                        }
+                        if (p->streams[i].session == s)
+                                process_unbind_output(a, p, (StreamIndex) i);
                 waiters_drop_session(p, s);
                 if (p->kind != PROCESS_EXEC && p->copy_session == s) {
                         p->copy_session = NULL; /* nobody to answer: abort the copy */

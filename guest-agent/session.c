@@ -301,12 +301,12 @@ static void session_on_reset(Session *s, const FrameEvent *ev) {
         Stream *st = process_find_stream(s->agent, s, ev->header.channel, &p, &idx);
         if (!st)
                 return; /* never answer a RESET with a RESET */
-        st->channel = 0;
-        st->session = NULL;
-        if (idx == STREAM_STDIN)
+        if (idx == STREAM_STDIN) {
+                st->channel = 0;
+                st->session = NULL;
                 process_on_stdin_data(s->agent, p, NULL, 0, true);
-        else
-                st->discard = true;
+        } else
+                process_unbind_output(s->agent, p, idx); /* kept for a later attach */
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -346,6 +346,7 @@ static int handle_guest_info_request(Session *s, uint32_t id, Plagent__Request *
         gi.processes = process_count_running(s->agent);
         gi.root = (char *) (s->agent->config.root ? s->agent->config.root : "/");
         gi.boot_error = (char *) (s->agent->config.boot_error ? s->agent->config.boot_error : "");
+        gi.root_grow_error = (char *) (s->agent->config.root_grow_error ? s->agent->config.root_grow_error : "");
         Plagent__Response resp = PLAGENT__RESPONSE__INIT;
         resp.result_case = PLAGENT__RESPONSE__RESULT_GUEST_INFO;
         resp.guest_info = &gi;
@@ -471,6 +472,35 @@ static int handle_wait_request(Session *s, uint32_t id, Plagent__Request *req, E
         return 0;
 }
 
+static int handle_attach_request(Session *s, uint32_t id, Plagent__Request *req, Error **err) {
+        Plagent__AttachRequest *x = req->attach;
+        Process *p;
+        int r = find_process(s, x->process_id, &p, err);
+        if (r < 0)
+                return r;
+        if (!x->stdout_channel && !x->stderr_channel)
+                return error_set(err, EINVAL, "attach: no channel given");
+        if (x->stdout_channel == x->stderr_channel)
+                return error_set(err, EINVAL, "attach: channel %u used twice", x->stdout_channel);
+        if ((r = check_new_channel(s, x->stdout_channel, "stdout", err)) < 0 ||
+            (r = check_new_channel(s, x->stderr_channel, "stderr", err)) < 0)
+                return r;
+        uint64_t dropped[2];
+        if ((r = process_attach(s->agent, s, p, x->stdout_channel, x->stderr_channel, dropped, err)) < 0)
+                return r;
+        Plagent__ProcessInfo info;
+        process_fill_info(p, &info);
+        Plagent__AttachResponse ar = PLAGENT__ATTACH_RESPONSE__INIT;
+        ar.process = &info;
+        ar.stdout_dropped = dropped[0];
+        ar.stderr_dropped = dropped[1];
+        Plagent__Response resp = PLAGENT__RESPONSE__INIT;
+        resp.result_case = PLAGENT__RESPONSE__RESULT_ATTACH;
+        resp.attach = &ar;
+        /* Queued before any DATA: the buffered bytes go out after this round. */
+        return session_send_response(s, id, &resp);
+}
+
 static int handle_resize_request(Session *s, uint32_t id, Plagent__Request *req, Error **err) {
         Plagent__ResizeRequest *x = req->resize;
         Process *p;
@@ -592,6 +622,7 @@ static const RequestHandler request_handlers[] = {
         [PLAGENT__REQUEST__OP_STAT] = handle_stat_request,
         [PLAGENT__REQUEST__OP_REMOVE] = handle_remove_request,
         [PLAGENT__REQUEST__OP_SHUTDOWN] = handle_shutdown_request,
+        [PLAGENT__REQUEST__OP_ATTACH] = handle_attach_request,
 };
 
 static void session_on_request(Session *s, const FrameEvent *ev) {

@@ -374,7 +374,8 @@ AgentProcess *agent_process_free(AgentProcess *p) {
         if (!p)
                 return NULL;
         /* stdin gets its end; output nobody will read is reset, so the agent
-         * drains and drops it instead of leaving the process blocked on a pipe. */
+         * buffers it for a later attach (the newest 1 MiB) instead of leaving
+         * the process blocked on a pipe. */
         if (p->in)
                 (void) channel_send_eof(p->client, p->in, deadline_after_ms(PROCESS_FREE_EOF_MS), NULL);
         Channel *outputs[] = {p->out, p->err};

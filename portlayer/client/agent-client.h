@@ -76,6 +76,7 @@ typedef struct AgentGuestInfo {
         char machine[64];
         char root[4096];
         char boot_error[1024]; /* PID 1: why stage 1 failed (the agent serves anyway); "" when fine */
+        char root_grow_error[1024]; /* PID 1: why the root filesystem was not grown to its disk; "" when fine */
         uint64_t uptime_ms;
         uint64_t mem_total_kib;
         uint64_t mem_available_kib;
@@ -100,7 +101,8 @@ typedef struct AgentExecSpec {
 
 /* Starts a process. On success *ret is a handle whose streams can be read and
  * written from any thread. Freeing the handle does not kill the process; it
- * closes its channels (the agent then drains and discards its output). */
+ * closes its channels (the agent then keeps the newest 1 MiB of its captured
+ * output for agent_client_attach() and drops the rest). */
 int agent_client_exec(AgentClient *c, const AgentExecSpec *spec, AgentProcess **ret, int timeout_ms, Error **err);
 AgentProcess *agent_process_free(AgentProcess *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AgentProcess *, agent_process_free);
@@ -148,6 +150,25 @@ typedef struct AgentProcessInfo {
  * streams, or the agent cannot drain them. */
 int agent_process_wait(AgentProcess *p, AgentProcessInfo *ret, int timeout_ms, Error **err);
 int agent_client_wait(AgentClient *c, uint32_t process_id, AgentProcessInfo *ret, int timeout_ms, Error **err);
+
+typedef struct AgentAttachInfo {
+        AgentProcessInfo process; /* as it was at the attach (it may have exited) */
+        uint64_t stdout_dropped;  /* bytes the agent's buffer limit dropped (oldest first) since the last attach */
+        uint64_t stderr_dropped;
+} AgentAttachInfo;
+
+/* Re-attaches to the captured stdout and/or stderr of process process_id
+ * (one started by any session, for example before a daemon restart): the
+ * handle's streams read like an exec's, first what the agent kept while
+ * nobody read them (its newest 1 MiB per process), then live output, then
+ * EOF. The handle has no stdin. *ret_info (may be NULL) says how many bytes
+ * were lost to the agent's limit. Errors from the agent: -ESRCH (no such
+ * process, or forgotten), -EINVAL (a stream the exec did not capture, or
+ * stderr of a tty process), -EBUSY (a stream still attached elsewhere).
+ * Freeing the handle leaves the process running and its output buffered for
+ * the next attach. */
+int agent_client_attach(AgentClient *c, uint32_t process_id, bool attach_stdout, bool attach_stderr,
+                        AgentProcess **ret, AgentAttachInfo *ret_info, int timeout_ms, Error **err);
 
 int agent_process_resize(AgentProcess *p, uint16_t rows, uint16_t cols, Error **err);
 int agent_process_signal(AgentProcess *p, int sig, Error **err);

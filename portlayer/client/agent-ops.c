@@ -1,5 +1,6 @@
 /* agent-ops.c: the request/response operations of the agent client (ping,
- * guest info, exec, wait, signal, resize, list, stat, remove, shutdown).
+ * guest info, exec, attach, wait, signal, resize, list, stat, remove,
+ * shutdown).
  *
  * Each builds one Request, goes through agent_call() (agent-client.c) and
  * copies what it needs out of the Response with bounds: strings into fixed
@@ -76,6 +77,7 @@ int agent_client_guest_info(AgentClient *c, AgentGuestInfo *ret, int timeout_ms,
         agent_copy_string(ret->machine, sizeof ret->machine, g->machine, true);
         agent_copy_string(ret->root, sizeof ret->root, g->root, false);
         agent_copy_string(ret->boot_error, sizeof ret->boot_error, g->boot_error, true);
+        agent_copy_string(ret->root_grow_error, sizeof ret->root_grow_error, g->root_grow_error, true);
         return 0;
 }
 
@@ -186,6 +188,59 @@ static void process_info_from(AgentProcessInfo *dst, const Plagent__ProcessInfo 
                 .tty = src->tty,
         };
         agent_copy_string(dst->command, sizeof dst->command, src->command, true);
+}
+
+static int attach_response_read(const Plagent__Response *resp, uint32_t process_id, AgentAttachInfo *ret,
+                                Error **err) {
+        int r = response_expect(resp, PLAGENT__RESPONSE__RESULT_ATTACH, "attach", err);
+        if (r < 0)
+                return r;
+        const Plagent__AttachResponse *a = resp->attach;
+        if (!a->process || a->process->process_id != process_id)
+                return error_set(err, EPROTO, "the agent answered attach to process %u about another process",
+                                 process_id);
+        process_info_from(&ret->process, a->process);
+        ret->stdout_dropped = a->stdout_dropped;
+        ret->stderr_dropped = a->stderr_dropped;
+        return 0;
+}
+
+int agent_client_attach(AgentClient *c, uint32_t process_id, bool attach_stdout, bool attach_stderr,
+                        AgentProcess **ret, AgentAttachInfo *ret_info, int timeout_ms, Error **err) {
+        if (!attach_stdout && !attach_stderr)
+                return error_set(err, EINVAL, "attach: neither stdout nor stderr asked for");
+        _cleanup_(process_discardp) AgentProcess *p = calloc(1, sizeof(*p));
+        if (!p)
+                return error_oom(err);
+        p->client = c;
+        p->process_id = process_id;
+        int r = 0;
+        if (attach_stdout)
+                r = channel_open(c, true, "stdout", &p->out, err);
+        if (r >= 0 && attach_stderr)
+                r = channel_open(c, true, "stderr", &p->err, err);
+        if (r < 0)
+                return r;
+
+        Plagent__AttachRequest op = PLAGENT__ATTACH_REQUEST__INIT;
+        op.process_id = process_id;
+        op.stdout_channel = p->out ? p->out->id : 0;
+        op.stderr_channel = p->err ? p->err->id : 0;
+        Plagent__Request req = request_init(PLAGENT__REQUEST__OP_ATTACH);
+        req.attach = &op;
+
+        _cleanup_response_ Plagent__Response *resp = NULL;
+        AgentAttachInfo info;
+        r = agent_call(c, "attach", &req, timeout_ms, &resp, err);
+        if (r >= 0)
+                r = attach_response_read(resp, process_id, &info, err);
+        if (r < 0)
+                return r;
+        p->pid = info.process.pid;
+        if (ret_info)
+                *ret_info = info;
+        *ret = TAKE_PTR(p);
+        return 0;
 }
 
 int agent_client_wait(AgentClient *c, uint32_t process_id, AgentProcessInfo *ret, int timeout_ms, Error **err) {

@@ -145,6 +145,10 @@ static int verb_info(int argc, char *argv[], void *userdata) {
                g.mem_available_kib);
         printf("uptime:      %.3f s\n", (double) g.uptime_ms / 1000.0);
         printf("processes:   %" PRIu32 " running\n", g.processes);
+        if (g.boot_error[0])
+                printf("boot error:  %s\n", g.boot_error);
+        if (g.root_grow_error[0])
+                printf("root grow:   %s\n", g.root_grow_error);
         return 0;
 }
 
@@ -273,14 +277,16 @@ static int exec_stream(Cli *cli, AgentProcess *p, const AgentExecSpec *spec, Age
         Pump errp = {p, AGENT_STREAM_STDERR, STDERR_FILENO, &stop, NULL};
         Pump in = {p, 0, STDIN_FILENO, &stop, NULL};
         pthread_t t_out, t_err, t_in;
-        bool with_err = !spec->tty;
+        bool with_out = spec->capture_stdout, with_err = spec->capture_stderr && !spec->tty;
 
-        start_thread(&t_out, pump_output, &out);
+        if (with_out)
+                start_thread(&t_out, pump_output, &out);
         if (with_err)
                 start_thread(&t_err, pump_output, &errp);
         if (spec->open_stdin)
                 start_thread(&t_in, pump_input, &in);
-        pthread_join(t_out, NULL);
+        if (with_out)
+                pthread_join(t_out, NULL);
         if (with_err)
                 pthread_join(t_err, NULL);
 
@@ -326,6 +332,45 @@ static int verb_exec(int argc, char *argv[], void *userdata) {
         if (raw)
                 tcsetattr(STDIN_FILENO, TCSANOW, &saved);
         if (r < 0)
+                return fail(e, EXIT_AGENT_ERROR);
+        return info.exit_code;
+}
+
+/* Attaches to the captured output of a process (its buffered bytes, then
+ * live output) and exits with its exit code, as exec does. A tty process has
+ * one output; a process that captured only one stream takes --stdout or
+ * --stderr. */
+static int verb_attach(int argc, char *argv[], void *userdata) {
+        Cli *cli = userdata;
+        static const struct option options[] = {{"stdout", no_argument, NULL, 'o'}, {"stderr", no_argument, NULL, 'e'},
+                                                {"tty", no_argument, NULL, 't'}, {}};
+        bool want_out = false, want_err = false, tty = false;
+        int opt, id = 0;
+        while ((opt = getopt_long(argc, argv, "+", options, NULL)) >= 0)
+                if (opt == 'o' || opt == 'e' || opt == 't')
+                        *(opt == 'o' ? &want_out : opt == 'e' ? &want_err : &tty) = true;
+                else
+                        return bad_option(argv, "attach");
+        if (argc - optind != 1 || parse_int(argv[optind], 1, INT32_MAX, &id) < 0)
+                return usage_error("attach: expected one PROCESS_ID");
+        if (!want_out && !want_err) {
+                want_out = true;
+                want_err = !tty;
+        }
+
+        _cleanup_error_ Error *e = NULL;
+        _cleanup_agent_process_ AgentProcess *p = NULL;
+        AgentAttachInfo ai;
+        CONNECT_OR_RETURN(cli, EXIT_AGENT_ERROR);
+        if (agent_client_attach(cli->client, (uint32_t) id, want_out, want_err, &p, &ai, cli->timeout_ms, &e) < 0)
+                return fail(e, EXIT_AGENT_ERROR);
+        if (ai.stdout_dropped || ai.stderr_dropped)
+                fprintf(stderr, "pl-agent-cli: the agent dropped %" PRIu64 " bytes of stdout and %" PRIu64
+                                " of stderr while nobody read them\n",
+                        ai.stdout_dropped, ai.stderr_dropped);
+        AgentExecSpec spec = {.tty = tty, .capture_stdout = want_out, .capture_stderr = want_err};
+        AgentProcessInfo info;
+        if (exec_stream(cli, p, &spec, &info, &e) < 0)
                 return fail(e, EXIT_AGENT_ERROR);
         return info.exit_code;
 }
@@ -483,6 +528,7 @@ static const Verb verbs[] = {
         {"ping", 0, 0, verb_ping, ""},
         {"info", 0, 0, verb_info, ""},
         {"exec", 1, VERB_ANY, verb_exec, "[--tty] [--stdin] [--env K=V]... [--workdir D] [--user U] -- ARGV..."},
+        {"attach", 1, 3, verb_attach, "[--tty | --stdout | --stderr] PROCESS_ID"},
         {"ps", 0, 0, verb_ps, ""},
         {"kill", 1, 3, verb_kill, "[--all] PROCESS_ID SIGNAL"},
         {"cp-in", 2, 2, verb_cp_in, "SRC_TAR_FILE|- DEST"},

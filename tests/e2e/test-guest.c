@@ -7,7 +7,8 @@
  * temporary directory. Each test boots its own guest on a qcow2 overlay of that
  * disk and destroys it in teardown, also when an assertion failed; the group
  * teardown destroys whatever domain of ours is left and checks that no QEMU
- * process remains.
+ * process remains. Every guest's root filesystem is grown to its disk by
+ * stage 1 (the overlays are larger than the images).
  *
  * Without $PL_KERNEL_DIR the test skips (tests/lib/test-skip.h), unless
  * PL_TESTS_REQUIRED=1 (scripts/test.sh), where a missing kernel is a failure. */
@@ -303,6 +304,45 @@ static void test_shutdown_powers_off(void **state) {
         assert_non_null(strstr(guest_console_tail(g, 4000), "powering off"));
 }
 
+/* Size in KiB of the guest's root filesystem, from `df -k /`. */
+static unsigned long long root_size_kib(Guest *g) {
+        char *out = NULL;
+        unsigned long long kib = 0;
+        run_ok(g, ARGV("sh", "-c", "df -k / | tail -n 1"), &out);
+        assert_int_equal(sscanf(out, "%*s %llu", &kib), 1);
+        free(out);
+        return kib;
+}
+
+/* The container disk is a 1 GiB qcow2 overlay of the 64 MiB test image:
+ * stage 1 grows the root ext4 (made by mke2fs, with a resize inode) online
+ * to the disk, so the container sees nearly 1 GiB, not 64 MiB, and can write
+ * past the image's size. */
+static void test_root_grows_to_disk(void **state) {
+        Fixture *f = *state;
+        fixture_name(f);
+        char disk[400];
+        snprintf(disk, sizeof disk, "%s/big.qcow2", f->run_dir);
+        assert_int_equal(test_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 1G", world.base, disk), 0);
+        Guest *g = boot_disk_ok(f, disk);
+        AgentGuestInfo gi;
+        assert_int_equal(agent_client_guest_info(g->agent, &gi, 10000, NULL), 0);
+        assert_string_equal(gi.root_grow_error, "");
+        unsigned long long kib = root_size_kib(g);
+        char *tail = guest_console_tail(g, 8000);
+        char *line = strstr(tail, "root filesystem grown");
+        fprintf(stderr, "e2e: 1 GiB disk over a 64 MiB image: df says %llu KiB; console: %.*s\n", kib,
+                line ? (int) strcspn(line, "\r\n") : 4, line ? line : "none");
+        free(tail);
+        assert_true(kib > 900ull * 1024 && kib <= 1024ull * 1024);
+        char *out = NULL;
+        /* 200 MiB does not fit in the image's 64 MiB: dd fails with ENOSPC there. */
+        run_ok(g, ARGV("sh", "-c", "dd if=/dev/zero of=/fill bs=1M count=200 2>/dev/null && sync && stat -c %s /fill"),
+               &out);
+        assert_string_equal(out, "209715200\n");
+        free(out);
+}
+
 /* No init and no root: the kernel panics, panic=-1 reboots, libvirt destroys
  * the domain; the start must fail at once with the console's words, not wait
  * for its 90 s boot timeout, and leave no domain. */
@@ -405,6 +445,14 @@ static void test_boot_pulled_image(void **state) {
         store_image_free(img);
 
         Guest *g = boot_disk_ok(f, disk);
+        /* Our ext4 writer makes no resize inode: the kernel's online resize
+         * converts it to meta_bg and still grows it to the 256 MiB disk. */
+        AgentGuestInfo gi;
+        assert_int_equal(agent_client_guest_info(g->agent, &gi, 10000, NULL), 0);
+        assert_string_equal(gi.root_grow_error, "");
+        unsigned long long kib = root_size_kib(g);
+        fprintf(stderr, "e2e: 256 MiB disk over a pulled image: df says %llu KiB\n", kib);
+        assert_true(kib > 200ull * 1024 && kib <= 256ull * 1024);
         char *out = NULL;
         run_ok(g, ARGV("cat", "/etc/pl-test-marker", "/etc/layer2", "/etc/opaque/new"), &out);
         assert_string_equal(out, "pl-test-image\nlayer 2\nnew in layer 2\n");
@@ -510,6 +558,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_copy_20mib, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_signal_sleep, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_shutdown_powers_off, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_root_grows_to_disk, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_panicking_guest_fails_fast, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_boot_error_is_reported, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_vsock_loopback_in_guest, setup, teardown),

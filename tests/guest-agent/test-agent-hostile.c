@@ -7,8 +7,9 @@
  * output and exit status must still arrive complete and in order. Then a
  * header with reserved bits set loses framing until a new sync + HELLO, and a
  * truncated frame followed by a hang-up leaves an agent that serves the next
- * client. A request with the reserved id 0 goes unanswered, and connections
- * that never speak cannot lock clients out. */
+ * client. A request with the reserved id 0 goes unanswered, connections
+ * that never speak cannot lock clients out, and attach requests naming
+ * unknown processes, channels in use or streams never captured are refused. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -322,7 +323,17 @@ static void test_silent_connections_do_not_lock_out(void **state) {
         for (int i = 0; i < SESSIONS - 2; i++)
                 held[i] = raw_connect(h, 0x5000 + (uint64_t) i);
         Raw extra = raw_open(h);
-        raw_hello(&extra, 0x6000);
+        /* The agent may close it before the HELLO is even written (EPIPE):
+         * that is the refusal too. */
+        Plagent__Hello hello = PLAGENT__HELLO__INIT;
+        hello.version_min = hello.version_max = PL_PROTOCOL_VERSION;
+        hello.nonce = 0x6000;
+        uint8_t *frame = NULL;
+        size_t frame_len;
+        assert_int_equal(wire_frame_build(&frame, &frame_len, FRAME_HELLO, 0, 0, &hello.base, NULL, 0), 0);
+        if (write_all(extra.fd, pl_sync_marker, PL_SYNC_SIZE) == 0)
+                (void) write_all(extra.fd, frame, frame_len);
+        free(frame);
         assert_true(raw_closed_within(&extra, 5000));
         raw_close(&extra);
         assert_int_equal(agent_client_ping(first, 2000, NULL), 0);
@@ -352,6 +363,69 @@ static void test_request_id_zero_is_dropped(void **state) {
         assert_int_equal(f.h.type, FRAME_RESPONSE);
         assert_int_equal(f.h.channel, 7);
         free(f.payload);
+        raw_close(&r);
+}
+
+static void attach_request(Raw *r, uint32_t id, uint32_t process_id, uint32_t out_ch, uint32_t err_ch) {
+        Plagent__Request req = PLAGENT__REQUEST__INIT;
+        Plagent__AttachRequest x = PLAGENT__ATTACH_REQUEST__INIT;
+        x.process_id = process_id;
+        x.stdout_channel = out_ch;
+        x.stderr_channel = err_ch;
+        req.op_case = PLAGENT__REQUEST__OP_ATTACH;
+        req.attach = &x;
+        raw_request(r, id, &req);
+}
+
+/* Attach requests a client library would never send: each gets its own
+ * error and changes nothing. Then the host resets its output channel, takes
+ * the output up again on the same channel id, and still gets all of it, EOF,
+ * then the exit status. */
+static void test_attach_hostile(void **state) {
+        AgentHarness *h = *state;
+        Raw r = raw_connect(h, 0x4444);
+        Seen s = {0};
+        exec_request(&r, 1, "sleep 1; echo x", 0, 100); /* process 1, stdout on 100, no stderr */
+        attach_request(&r, 2, 999, 300, 0);            /* no such process */
+        attach_request(&r, 3, 1, 100, 0);              /* channel 100 is in use */
+        attach_request(&r, 4, 1, 300, 300);            /* one channel twice */
+        attach_request(&r, 5, 1, 0, 0);                /* no channel */
+        attach_request(&r, 6, 1, 0, 301);              /* stderr was not captured */
+        attach_request(&r, 7, 1, 302, 0);              /* stdout is read on 100 */
+        while (!s.errors[7]) {
+                RawFrame f = raw_next(&r);
+                seen_frame(&s, &f);
+        }
+        assert_int_equal(s.errors[1], -1);
+        assert_int_equal(s.errors[2], ESRCH);
+        assert_int_equal(s.errors[3], EADDRINUSE);
+        assert_int_equal(s.errors[4], EINVAL);
+        assert_int_equal(s.errors[5], EINVAL);
+        assert_int_equal(s.errors[6], EINVAL);
+        assert_int_equal(s.errors[7], EBUSY);
+
+        Plagent__ChannelReset rst = PLAGENT__CHANNEL_RESET__INIT;
+        rst.code = ECANCELED;
+        raw_send(&r, FRAME_RESET, 100, 0, &rst.base, NULL, 0);
+        attach_request(&r, 8, 1, 100, 0); /* the id is free again */
+        raw_send(&r, FRAME_DATA, 100, 0, NULL, "in", 2); /* an output channel takes no DATA */
+        Plagent__Request req = PLAGENT__REQUEST__INIT;
+        Plagent__WaitRequest w = PLAGENT__WAIT_REQUEST__INIT;
+        w.process_id = 1;
+        req.op_case = PLAGENT__REQUEST__OP_WAIT;
+        req.wait = &w;
+        raw_request(&r, 9, &req);
+        while (!s.errors[9]) {
+                RawFrame f = raw_next(&r);
+                seen_frame(&s, &f);
+        }
+        assert_int_equal(s.errors[8], -1);
+        assert_int_equal(s.resets[100], EBADR);
+        assert_true(s.out_eof);
+        assert_false(s.wait_before_eof);
+        assert_int_equal(s.wait_exit, 0);
+        s.out[s.out_len] = 0;
+        assert_string_equal(s.out, "x\n");
         raw_close(&r);
 }
 
@@ -392,6 +466,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_stale_bytes_before_sync, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_request_id_zero_is_dropped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_silent_connections_do_not_lock_out, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_attach_hostile, setup, teardown),
         };
         return test_run_group(tests, NULL, NULL);
 }

@@ -3,8 +3,8 @@
  * malformed and undecodable frames, answers to requests never made, data on
  * channels never opened, a sync marker or a request from the agent) end the
  * connection with a clear error; bad answers (huge or escape-laden messages,
- * odd error codes, missing results) and too many processes fail only the
- * call. */
+ * odd error codes, missing results, attach answers about another process)
+ * and too many processes fail only the call. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -181,6 +181,73 @@ static void test_bad_answers(void **state) {
         fake_finish(&f);
 }
 
+/* Answers an attach with info about process_id (0: no process info at all),
+ * or with no result when wrong_result; then sends a byte on its stdout
+ * channel, which the client has retired by then or must still accept. */
+static bool fake_answer_attach(Fake *f, uint32_t process_id, bool wrong_result) {
+        uint32_t id;
+        Plagent__Request *req = fake_request(f, &id, FAKE_IO_TIMEOUT_MS);
+        if (!req)
+                return false;
+        bool ok = req->op_case == PLAGENT__REQUEST__OP_ATTACH && req->attach->stdout_channel;
+        uint32_t channel = ok ? req->attach->stdout_channel : 0;
+        wire_message_free(&req->base);
+        Plagent__ProcessInfo info = PLAGENT__PROCESS_INFO__INIT;
+        info.process_id = process_id;
+        info.command = (char *) "sh\x1b[2J";
+        Plagent__AttachResponse ar = PLAGENT__ATTACH_RESPONSE__INIT;
+        ar.process = process_id ? &info : NULL;
+        ar.stdout_dropped = 12345;
+        Plagent__Response resp = PLAGENT__RESPONSE__INIT;
+        if (!wrong_result) {
+                resp.result_case = PLAGENT__RESPONSE__RESULT_ATTACH;
+                resp.attach = &ar;
+        }
+        return ok && fake_respond(f, id, &resp) && fake_send(f, FRAME_DATA, channel, 0, NULL, "x", 1);
+}
+
+static void script_attach(Fake *f) {
+        FAKE_CHECK(f, fake_handshake(f, true));
+        FAKE_CHECK(f, fake_answer_attach(f, 0, false));
+        FAKE_CHECK(f, fake_answer_attach(f, 8, false));
+        FAKE_CHECK(f, fake_answer_attach(f, 7, true));
+        FAKE_CHECK(f, fake_answer_attach(f, 7, false));
+        fake_serve(f);
+}
+
+/* Attach answers about no process, another process or of the wrong kind
+ * fail that call only (late data on its channel is dropped); a good one
+ * gives a handle whose stream reads, with the command sanitized. */
+static void test_attach_bad_answers(void **state) {
+        Fake f = {0};
+        AgentClient *c = fake_connect(&f, script_attach, NULL);
+        _cleanup_error_ Error *e1 = NULL, *e2 = NULL, *e3 = NULL;
+        AgentProcess *p = NULL;
+        AgentAttachInfo info;
+
+        int r = agent_client_attach(c, 7, true, false, &p, &info, 5000, &e1);
+        assert_error(r, EPROTO, e1, "another process");
+        r = agent_client_attach(c, 7, true, false, &p, &info, 5000, &e2);
+        assert_error(r, EPROTO, e2, "another process");
+        r = agent_client_attach(c, 7, true, false, &p, &info, 5000, &e3);
+        assert_error(r, EPROTO, e3, "wrong result");
+        assert_null(p);
+        assert_true(agent_client_is_alive(c));
+
+        assert_int_equal(agent_client_attach(c, 7, true, false, &p, &info, 5000, NULL), 0);
+        assert_int_equal(agent_process_id(p), 7);
+        assert_int_equal(info.process.process_id, 7);
+        assert_int_equal(info.stdout_dropped, 12345);
+        assert_null(strchr(info.process.command, '\x1b'));
+        char buf[4];
+        assert_int_equal(agent_process_read(p, AGENT_STREAM_STDOUT, buf, sizeof buf, 5000, NULL), 1);
+        assert_int_equal(agent_process_read(p, AGENT_STREAM_STDERR, buf, sizeof buf, 0, NULL), -EBADF);
+        agent_process_free(p);
+        ping_ok(c);
+        agent_client_free(c);
+        fake_finish(&f);
+}
+
 static bool fake_answer_list(Fake *f, size_t n) {
         uint32_t id;
         Plagent__Request *req = fake_request(f, &id, FAKE_IO_TIMEOUT_MS);
@@ -249,6 +316,7 @@ int main(void) {
                 cmocka_unit_test(test_hostile),
                 cmocka_unit_test(test_bad_answers),
                 cmocka_unit_test(test_list_processes_limits),
+                cmocka_unit_test(test_attach_bad_answers),
         };
         return test_run_group(tests, NULL, NULL);
 }
