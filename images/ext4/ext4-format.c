@@ -3,7 +3,8 @@
  * ext4_writer_new() lays out an empty ext4 filesystem in a new sparse file
  * with ext2fs_initialize() (the features listed in ext4-writer.h, a random
  * uuid and hash seed, crc32c metadata checksums), makes the root and a 16 KiB
- * lost+found, and reserves inodes 1..10 as mke2fs does. ext4_writer_finish()
+ * lost+found, reserves inodes 1..10 as mke2fs does, and adds a journal of
+ * mke2fs's default size. ext4_writer_finish()
  * gives exact link counts back to directories that once had too many
  * subdirectories and writes the superblock, descriptors and bitmaps. Layers
  * are applied in ext4-writer.c. */
@@ -24,7 +25,9 @@ uint64_t ext4_size_for(uint64_t content_bytes, uint64_t entries) {
         uint64_t data = content_bytes + entries * (EXT4_BLOCK_SIZE + INODE_SIZE);
         uint64_t size = data + data / 5 + (16ull << 20);
         uint64_t for_inodes = (entries + entries / 5 + 64) * BYTES_PER_INODE;
-        size = MAX(MAX(size, for_inodes), EXT4_WRITER_MIN_SIZE);
+        size = MAX(size, for_inodes);
+        int journal = ext2fs_default_journal_size(size / EXT4_BLOCK_SIZE);
+        size = MAX(size + (journal > 0 ? (uint64_t) journal * EXT4_BLOCK_SIZE : 0), EXT4_WRITER_MIN_SIZE);
         uint64_t step = 4ull << 20;
         return (size + step - 1) / step * step;
 }
@@ -89,6 +92,15 @@ static errcode_t format(ext2_filsys *ret, const char *path, uint64_t blocks) {
                 rc = make_root(fs);
         if (!rc)
                 rc = reserve_inodes(fs);
+        /* A journal, as mke2fs makes one: a container's guest mounts its
+         * copy read-write, and a VM powered off hard (a daemon killed
+         * mid-start, a crash) must find its filesystem replayable, not in
+         * need of e2fsck. Lazily initialised: the blocks stay sparse. */
+        struct ext2fs_journal_params jp;
+        if (!rc)
+                rc = ext2fs_get_journal_params(&jp, fs);
+        if (!rc)
+                rc = ext2fs_add_journal_inode3(fs, &jp, ~0ULL, EXT2_MKJOURNAL_LAZYINIT | EXT2_MKJOURNAL_NO_MNT_CHECK);
         if (rc) {
                 ext2fs_free(fs);
                 return rc;

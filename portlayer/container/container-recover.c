@@ -52,6 +52,23 @@ static int find_main(Guest *g, uint32_t main_id, AgentProcessInfo *info, Error *
         return error_set(err, ESRCH, "the agent does not know the main process (id %u)", main_id);
 }
 
+/* The output an exited main process left in the agent's buffer goes to
+ * main.log (stdout's, then stderr's). */
+static void recover_tail(Guest *g, Container *c) {
+        _cleanup_agent_process_ AgentProcess *p = NULL;
+        if (agent_client_attach(g->agent, c->main_id, true, true, &p, NULL, ATTACH_TIMEOUT_MS, NULL) < 0)
+                return;
+        _cleanup_close_ int fd = container_log_open(c);
+        char buf[32768];
+        for (int s = AGENT_STREAM_STDOUT; fd >= 0 && s <= AGENT_STREAM_STDERR; s++)
+                for (;;) {
+                        ssize_t n = agent_process_read(p, (AgentStream) s, buf, sizeof buf, ATTACH_TIMEOUT_MS, NULL);
+                        if (n <= 0)
+                                break;
+                        (void) container_log_append(fd, s, buf, (size_t) n);
+                }
+}
+
 static int reattach(ContainerHost *h, Container *c, Error **err) {
         _cleanup_free_ char *run_dir = NULL;
         if (asprintf(&run_dir, "%s/%.16s", h->run_dir, c->id) < 0)
@@ -74,6 +91,7 @@ static int reattach(ContainerHost *h, Container *c, Error **err) {
                 return r;
         }
         if (r == 0) { /* it ended while we were away; the agent is powering off */
+                recover_tail(g, c);
                 guest_free(g);
                 (void) vm_driver_destroy(h->driver, c->domain, NULL);
                 pthread_mutex_lock(&h->lock);
@@ -92,6 +110,18 @@ static int reattach(ContainerHost *h, Container *c, Error **err) {
         rt->refs = 1;
         rt->guest = g;
         rt->main_id = c->main_id;
+        /* What the main process wrote while nobody listened is in the
+         * agent's buffer (its newest 1 MiB): attaching delivers it first,
+         * then the live output, into main.log as before. */
+        AgentAttachInfo ai = {0};
+        _cleanup_error_ Error *ae = NULL;
+        if (agent_client_attach(g->agent, c->main_id, true, true, &rt->main, &ai, ATTACH_TIMEOUT_MS, &ae) < 0)
+                log_warning("container %s (%.12s): output written while the daemon was away is lost: %s", c->name,
+                            c->id, error_text(ae));
+        else if (ai.stdout_dropped || ai.stderr_dropped)
+                log_warning("container %s (%.12s): %llu bytes of output written while the daemon was away were "
+                            "dropped (the agent keeps the newest 1 MiB)",
+                            c->name, c->id, (unsigned long long) (ai.stdout_dropped + ai.stderr_dropped));
         pthread_mutex_lock(&h->lock);
         c->rt = rt;
         container_set_state_locked(h, c, paused ? CONTAINER_PAUSED : CONTAINER_RUNNING);

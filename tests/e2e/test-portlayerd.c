@@ -869,6 +869,32 @@ static void test_kill_during_transitions(void **state) {
         assert_reconciled();
 }
 
+/* Output the main process writes while the daemon is down is not lost. */
+static void test_output_across_restart(void **state) {
+        char id[65];
+        assert_int_equal(create_run("talker", "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"echo before; sleep 4; echo during; exec sleep 100000\"]}",
+                                    "running", id, NULL),
+                         200);
+        daemon_signal(SIGKILL);
+        sleep(6);
+        daemon_start();
+        char *raw = NULL;
+        size_t len = 0;
+        /* the monitor attaches at start-up; give the buffered bytes a moment */
+        for (int i = 0; i < 50; i++) {
+                free(raw);
+                raw = NULL;
+                assert_int_equal(http("GET", "/containers/talker/logs?format=raw", NULL, 0, NULL, &raw, &len), 200);
+                if (raw && strstr(raw, "during"))
+                        break;
+                usleep(100 * 1000);
+        }
+        if (!raw || strcmp(raw, "before\nduring\n") != 0)
+                fail_msg("logs after the restart: '%s'", raw ? raw : "");
+        free(raw);
+        destroy(id);
+}
+
 int main(void) {
         if (!getenv("PL_KERNEL_DIR"))
                 test_program_skip_or_fail("PL_KERNEL_DIR, a guest kernel (scripts/fetch-kernel.sh)");
@@ -882,6 +908,7 @@ int main(void) {
                 cmocka_unit_test(test_exec_streams),
                 cmocka_unit_test(test_parallel_and_restart),
                 cmocka_unit_test(test_kill_during_transitions),
+                cmocka_unit_test(test_output_across_restart),
         };
         return test_run_group(tests, group_setup, group_teardown);
 }
