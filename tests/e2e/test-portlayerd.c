@@ -333,9 +333,12 @@ static void test_full_life(void **state) {
         assert_string_equal(out, "a|b\n");
 
         /* copy in, read back through exec and copy out */
-        assert_int_equal(run("mkdir -p /tmp/pld-in && echo payload > /tmp/pld-in/data.txt && "
-                             "tar -C /tmp/pld-in -cf /tmp/pld-in.tar data.txt"), 0);
-        FILE *f = fopen("/tmp/pld-in.tar", "rb");
+        char cmd[512], tarpath[256];
+        snprintf(tarpath, sizeof tarpath, "%s/in.tar", W.dir);
+        snprintf(cmd, sizeof cmd, "mkdir -p %s/in && echo payload > %s/in/data.txt && tar -C %s/in -cf %s data.txt", W.dir,
+                 W.dir, W.dir, tarpath);
+        assert_int_equal(run(cmd), 0);
+        FILE *f = fopen(tarpath, "rb");
         assert_non_null(f);
         char tar[65536];
         size_t n = fread(tar, 1, sizeof tar, f);
