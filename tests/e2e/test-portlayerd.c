@@ -333,7 +333,7 @@ static void test_full_life(void **state) {
         assert_string_equal(out, "a|b\n");
 
         /* copy in, read back through exec and copy out */
-        char cmd[512], tarpath[256];
+        char cmd[1024], tarpath[256];
         snprintf(tarpath, sizeof tarpath, "%s/in.tar", W.dir);
         snprintf(cmd, sizeof cmd, "mkdir -p %s/in && echo payload > %s/in/data.txt && tar -C %s/in -cf %s data.txt", W.dir,
                  W.dir, W.dir, tarpath);
