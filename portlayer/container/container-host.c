@@ -93,6 +93,15 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
         h->store = cfg->store;
         h->accel = cfg->accel;
         h->boot_timeout_ms = cfg->boot_timeout_ms > 0 ? cfg->boot_timeout_ms : 60000;
+        const char *t = cfg->transport ? cfg->transport : "auto";
+        if (strcmp(t, "auto") == 0)
+                h->transport = vm_vsock_usable(VM_VHOST_VSOCK_DEV) ? "vsock" : "virtio-serial";
+        else if (strcmp(t, "vsock") == 0 || strcmp(t, "virtio-serial") == 0)
+                h->transport = strcmp(t, "vsock") == 0 ? "vsock" : "virtio-serial";
+        else {
+                container_host_free(h);
+                return error_set(err, EINVAL, "transport '%.32s': auto, vsock or virtio-serial", t);
+        }
         int r = host_dirs(h, cfg, err);
         if (r >= 0 && (!(h->kernel = strdup(cfg->kernel ? cfg->kernel : "")) ||
                        !(h->initrd = strdup(cfg->initrd ? cfg->initrd : "")) ||

@@ -44,7 +44,7 @@ typedef struct Container {
         int pid;               /* the main process's pid in the guest, 0 when none */
         uint32_t main_id;      /* the agent's id of it, to find it again after a restart */
         int64_t started_ns, finished_ns;
-        const char *transport; /* static: "virtio-serial" */
+        const char *transport; /* static: "virtio-serial" or "vsock", chosen at its start */
 
         Runtime *rt;           /* while starting, running, paused, stopping */
         bool removed;
@@ -68,6 +68,7 @@ struct ContainerHost {
         char *kernel, *initrd, *extra_cmdline;
         VmAccel accel;
         int boot_timeout_ms;
+        const char *transport;  /* static: what new starts use */
         VmDriver *driver;
         Store *store;
 

@@ -78,13 +78,14 @@ json_t *container_to_json(const Container *c) {
 }
 
 static json_t *record_json(const Container *c) {
-        return json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:O, s:O, s:s, s:s, s:i, s:s*, s:i, s:I, s:I, s:I}",
+        return json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:O, s:O, s:s, s:s, s:i, s:s*, s:i, s:I, s:I, s:I, s:s}",
                          "version", 1, "id", c->id, "name", c->name, "image", c->image, "image_id", c->image_id,
                          "created_ns", (json_int_t) c->created_ns, "generation", (json_int_t) c->generation,
                          "config", c->config, "pending", c->pending, "state", container_state_to_string(c->state),
                          "state_before", container_state_to_string(c->state_before), "exit_code", c->exit_code,
                          "error", c->error, "pid", c->pid, "started_ns", (json_int_t) c->started_ns,
-                         "finished_ns", (json_int_t) c->finished_ns, "main_id", (json_int_t) c->main_id);
+                         "finished_ns", (json_int_t) c->finished_ns, "main_id", (json_int_t) c->main_id, "transport",
+                         c->transport);
 }
 
 int container_save(ContainerHost *h, Container *c, Error **err) {
@@ -145,6 +146,9 @@ static int record_fill(Container *c, json_t *j, Error **err) {
         c->exit_code = exit_code;
         c->pid = pid;
         c->main_id = (uint32_t) main_id;
+        /* records from before the field existed were all virtio-serial */
+        c->transport = strcmp(json_string_value(json_object_get(j, "transport")) ?: "", "vsock") == 0 ? "vsock"
+                                                                                                     : "virtio-serial";
         if (!c->name || !c->image || !c->image_id || (error && !c->error))
                 return error_oom(err);
         return 0;

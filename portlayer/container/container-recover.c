@@ -80,7 +80,7 @@ static int reattach(ContainerHost *h, Container *c, Error **err) {
         if (paused)
                 (void) vm_driver_resume(h->driver, c->domain, NULL);
         Guest *g = NULL;
-        int r = guest_attach(h->driver, c->domain, run_dir, ATTACH_TIMEOUT_MS, &g, err);
+        int r = guest_attach(h->driver, c->domain, run_dir, strcmp(c->transport, "vsock") == 0, ATTACH_TIMEOUT_MS, &g, err);
         AgentProcessInfo info = {0};
         if (r >= 0)
                 r = find_main(g, c->main_id, &info, err);

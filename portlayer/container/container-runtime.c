@@ -112,7 +112,7 @@ static int start_guest(ContainerHost *h, Container *c, Guest **ret, Error **err)
                 .root_disk = c->disk, .root_format = VM_DISK_QCOW2, .run_dir = run_dir, .hostname = c->name,
                 .memory_mib = mem > 0 ? (uint64_t) mem : CONTAINER_MEMORY_MB_DEFAULT,
                 .vcpus = vcpus > 0 ? (unsigned) vcpus : 1, .accel = h->accel, .boot_timeout_ms = h->boot_timeout_ms,
-                .extra_cmdline = h->extra_cmdline,
+                .extra_cmdline = h->extra_cmdline, .vsock = strcmp(h->transport, "vsock") == 0,
         };
         /* A domain left defined by an earlier run of this container goes. */
         (void) vm_driver_destroy(h->driver, c->domain, NULL);
@@ -134,6 +134,7 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
                 return error_set(err, EBUSY, "container %s is already running", c->name);
         }
         c->state_before = c->state;
+        c->transport = h->transport; /* recorded: a restart reattaches the same way */
         container_set_state_locked(h, c, CONTAINER_STARTING);
         pthread_mutex_unlock(&h->lock);
 

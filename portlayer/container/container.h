@@ -74,6 +74,9 @@ typedef struct ContainerHostConfig {
         VmAccel accel;
         int boot_timeout_ms;     /* 0: 60000 */
         const char *extra_cmdline; /* for the guest kernel, or NULL */
+        const char *transport;   /* how the host reaches agents: "auto" (NULL: vsock where
+                                  * /dev/vhost-vsock opens, else virtio-serial), "vsock",
+                                  * "virtio-serial" */
 } ContainerHostConfig;
 
 /* Opens the host: loads every record, then reconciles them with the VMs the

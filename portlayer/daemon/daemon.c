@@ -42,7 +42,8 @@ void daemon_config_init(DaemonConfig *c) {
 
 void daemon_config_clear(DaemonConfig *c) {
         char **fields[] = {&c->state_dir, &c->socket, &c->libvirt_uri, &c->guest_kernel, &c->guest_initrd,
-                           &c->agent, &c->image_store, &c->accel, &c->log_level, &c->insecure_registries};
+                           &c->agent, &c->image_store, &c->accel, &c->log_level, &c->insecure_registries,
+                           &c->transport};
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
                 *fields[i] = mfree(*fields[i]);
 }
@@ -67,6 +68,7 @@ int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error
                 {"guest-initrd", &c->guest_initrd, true}, {"agent", &c->agent, true},
                 {"image-store", &c->image_store, true},   {"accel", &c->accel, false},
                 {"log-level", &c->log_level, false},      {"insecure-registries", &c->insecure_registries, false},
+                {"transport", &c->transport, false},
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
                 if (strcmp(strings[i].key, key) != 0)
@@ -75,6 +77,9 @@ int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error
                         return error_set(err, EINVAL, "%s: '%s' is not an absolute path", key, value);
                 if (strcmp(key, "accel") == 0 && vm_accel_from_string(value) < 0)
                         return error_set(err, EINVAL, "accel: '%s' is not auto, kvm or tcg", value);
+                if (strcmp(key, "transport") == 0 && strcmp(value, "auto") != 0 && strcmp(value, "vsock") != 0 &&
+                    strcmp(value, "virtio-serial") != 0)
+                        return error_set(err, EINVAL, "transport: '%s' is not auto, vsock or virtio-serial", value);
                 if (strcmp(key, "log-level") == 0 && log_level_from_string(value) < 0)
                         return error_set(err, EINVAL, "log-level: '%s' is not error, warning, info or debug", value);
                 return set_string(strings[i].field, value, err);
@@ -209,7 +214,7 @@ static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *sel
         ContainerHostConfig hc = {
                 .state_dir = cfg->state_dir, .driver = d->driver, .store = d->store, .kernel = kernel,
                 .initrd = initrd, .accel = cfg->accel ? (VmAccel) vm_accel_from_string(cfg->accel) : VM_ACCEL_AUTO,
-                .boot_timeout_ms = cfg->boot_timeout_s * 1000,
+                .boot_timeout_ms = cfg->boot_timeout_s * 1000, .transport = cfg->transport,
         };
         log_info("guest kernel %s, initramfs %s", kernel, initrd);
         return container_host_open(&hc, &d->host, err);

@@ -27,6 +27,7 @@ typedef struct DaemonConfig {
         char *accel;         /* "auto", "kvm", "tcg" */
         char *log_level;
         char *insecure_registries; /* comma-separated host:port reached over plain HTTP */
+        char *transport;     /* "auto" (NULL), "vsock", "virtio-serial" */
         int boot_timeout_s;
 } DaemonConfig;
 

@@ -29,6 +29,7 @@ static void usage(FILE *f) {
               "  --accel auto|kvm|tcg      default auto (KVM when really usable)\n"
               "  --insecure-registries L   host:port,... reached over plain HTTP (loopback always is)\n"
               "  --boot-timeout SECONDS    how long a guest may take to answer (default 60)\n"
+              "  --transport T             auto (vsock where /dev/vhost-vsock opens), vsock, virtio-serial\n"
               "  --log-level LEVEL         error, warning, info (default), debug\n"
               "  --help, --version\n",
               f);
@@ -48,6 +49,7 @@ static int parse_args(int argc, char **argv, DaemonConfig *cfg) {
                 {"agent", required_argument, NULL, 0},          {"image-store", required_argument, NULL, 0},
                 {"accel", required_argument, NULL, 0},          {"insecure-registries", required_argument, NULL, 0},
                 {"boot-timeout", required_argument, NULL, 0},   {"log-level", required_argument, NULL, 0},
+                {"transport", required_argument, NULL, 0},
                 {"help", no_argument, NULL, 'h'},               {"version", no_argument, NULL, 'V'},
                 {},
         };

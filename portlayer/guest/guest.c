@@ -13,6 +13,7 @@
 #include "common/base/log.h"
 
 #define GUEST_ATTEMPT_MS 1500
+#define GUEST_VSOCK_PORT 1024 /* the agent's port in guests (pl.vsock) */
 #define GUEST_CONSOLE_TAIL 1500
 
 static char *console_tail_at(const char *path, size_t max_bytes) {
@@ -72,8 +73,21 @@ static int guest_create_vm(Guest *g, const GuestConfig *c, Error **err) {
                 .memory_mib = c->memory_mib ? c->memory_mib : 256, .vcpus = c->vcpus ? c->vcpus : 1,
                 .accel = c->accel, .kernel = c->kernel, .initrd = c->initrd, .cmdline = cmdline,
                 .disks = &root, .n_disks = 1, .agent_socket = g->socket_path, .console_log = g->console_path,
+                .vsock = c->vsock,
         };
         return vm_driver_create(g->driver, &spec, err);
+}
+
+/* One connection attempt over the guest's transport. */
+static int guest_connect_once(Guest *g, const AgentClientOptions *o, Error **err) {
+        if (!g->vsock)
+                return agent_client_connect_unix(&g->agent, g->socket_path, o, err);
+        if (g->cid == 0) {
+                int r = vm_driver_vsock_cid(g->driver, g->name, &g->cid, err);
+                if (r < 0)
+                        return r;
+        }
+        return agent_client_connect_vsock(&g->agent, g->cid, GUEST_VSOCK_PORT, o, err);
 }
 
 /* Connects to the agent, attempt by attempt, as long as the VM runs. */
@@ -82,7 +96,7 @@ static int guest_connect(Guest *g, int timeout_ms, Error **err) {
         AgentClientOptions o = {.handshake_timeout_ms = GUEST_ATTEMPT_MS};
         for (;;) {
                 _cleanup_error_ Error *e = NULL;
-                if (agent_client_connect_unix(&g->agent, g->socket_path, &o, &e) >= 0)
+                if (guest_connect_once(g, &o, &e) >= 0)
                         return 0;
                 VmState st = VM_STATE_UNKNOWN;
                 (void) vm_driver_state(g->driver, g->name, &st, NULL);
@@ -117,6 +131,7 @@ int guest_start(VmDriver *d, const GuestConfig *c, Guest **ret, Error **err) {
         if (!g)
                 return -ENOMEM;
         g->driver = d;
+        g->vsock = c->vsock;
         g->name = strdup(c->name ? c->name : "");
         if (!g->name) {
                 guest_free(g);
@@ -147,7 +162,8 @@ fail_free:
         return r;
 }
 
-int guest_attach(VmDriver *d, const char *name, const char *run_dir, int timeout_ms, Guest **ret, Error **err) {
+int guest_attach(VmDriver *d, const char *name, const char *run_dir, bool vsock, int timeout_ms, Guest **ret,
+                 Error **err) {
         VmState st = VM_STATE_MISSING;
         int r = vm_driver_state(d, name, &st, err);
         if (r < 0)
@@ -159,8 +175,9 @@ int guest_attach(VmDriver *d, const char *name, const char *run_dir, int timeout
             asprintf(&g->console_path, "%s/console.log", run_dir) < 0)
                 return error_oom(err);
         g->driver = d;
+        g->vsock = vsock;
         AgentClientOptions o = {.handshake_timeout_ms = timeout_ms};
-        r = agent_client_connect_unix(&g->agent, g->socket_path, &o, err);
+        r = guest_connect_once(g, &o, err);
         if (r < 0)
                 return error_prefix(err, "guest '%s'", name);
         *ret = TAKE_PTR(g);

@@ -30,6 +30,8 @@ typedef struct GuestConfig {
         VmAccel accel;
         int boot_timeout_ms;       /* 0: 60000 (TCG boots take seconds) */
         const char *extra_cmdline; /* appended to the kernel command line, or NULL */
+        bool vsock;                /* reach the agent over virtio-vsock (the host needs
+                                    * vhost-vsock), not the virtio-serial port */
 } GuestConfig;
 
 typedef struct Guest {
@@ -38,6 +40,8 @@ typedef struct Guest {
         char *socket_path;
         char *console_path;
         AgentClient *agent;
+        bool vsock;           /* the agent is reached over vsock */
+        unsigned cid;         /* then: the guest's CID */
         uint64_t create_usec; /* from create to the VM running (define + start) */
         uint64_t boot_usec;   /* from create to the agent's HELLO */
 } Guest;
@@ -48,9 +52,11 @@ typedef struct Guest {
 int guest_start(VmDriver *d, const GuestConfig *c, Guest **ret, Error **err);
 
 /* Reconnects to the agent of a VM that already runs (after a daemon
- * restart): name and run_dir as guest_start() was given them. The handshake
- * takes at most timeout_ms. -ENOENT when the domain is not running. */
-int guest_attach(VmDriver *d, const char *name, const char *run_dir, int timeout_ms, Guest **ret, Error **err);
+ * restart): name, run_dir and vsock as guest_start() was given them. The
+ * handshake takes at most timeout_ms. -ENOENT when the domain is not
+ * running. */
+int guest_attach(VmDriver *d, const char *name, const char *run_dir, bool vsock, int timeout_ms, Guest **ret,
+                 Error **err);
 
 /* Asks the agent to stop everything and power off, waits up to timeout_ms for
  * the domain to stop, then destroys (undefines) it either way. */

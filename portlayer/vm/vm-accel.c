@@ -118,3 +118,11 @@ int vm_accel_detect_at(VmAccel requested, const char *cpuinfo_path, const char *
 int vm_accel_detect(VmAccel requested, VmAccel *ret, char **ret_reason) {
         return vm_accel_detect_at(requested, "/proc/cpuinfo", "/dev/kvm", ret, ret_reason);
 }
+
+bool vm_vsock_usable(const char *path) {
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        close(fd);
+        return true;
+}

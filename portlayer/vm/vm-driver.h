@@ -150,6 +150,9 @@ struct VmDriverOps {
          * not paused. */
         int (*suspend)(VmDriver *d, const char *name, Error **err);
         int (*resume)(VmDriver *d, const char *name, Error **err);
+        /* The guest CID of a running domain's vsock device (given by the
+         * hypervisor). -ENOENT when it has none. */
+        int (*vsock_cid)(VmDriver *d, const char *name, unsigned *ret, Error **err);
         /* Host-side statistics of a running domain. -ENOENT when missing,
          * -EBADFD when not running. */
         int (*stats)(VmDriver *d, const char *name, VmStats *ret, Error **err);
@@ -179,6 +182,9 @@ static inline int vm_driver_suspend(VmDriver *d, const char *name, Error **err) 
 }
 static inline int vm_driver_resume(VmDriver *d, const char *name, Error **err) {
         return d->ops->resume(d, name, err);
+}
+static inline int vm_driver_vsock_cid(VmDriver *d, const char *name, unsigned *ret, Error **err) {
+        return d->ops->vsock_cid(d, name, ret, err);
 }
 static inline int vm_driver_stats(VmDriver *d, const char *name, VmStats *ret, Error **err) {
         return d->ops->stats(d, name, ret, err);
@@ -210,6 +216,14 @@ const char *vm_state_to_string(VmState s);   /* "missing", "running"... */
 const char *vm_accel_to_string(VmAccel a);   /* "auto", "kvm", "tcg" */
 int vm_accel_from_string(const char *s);     /* VmAccel or -EINVAL */
 const char *vm_disk_format_to_string(VmDiskFormat f); /* "raw", "qcow2" */
+
+/* --- the agent's transport (vm-accel.c) --- */
+
+/* True when this host can give guests a virtio-vsock device: the vhost
+ * device (path, normally VM_VHOST_VSOCK_DEV) opens read-write. Only the
+ * device is opened, never an AF_VSOCK socket. */
+#define VM_VHOST_VSOCK_DEV "/dev/vhost-vsock"
+bool vm_vsock_usable(const char *path);
 
 /* --- the accelerator (vm-accel.c) --- */
 

@@ -500,6 +500,19 @@ static int fake_resume(VmDriver *base, const char *name, Error **err) {
         return fake_suspend_resume(base, name, false, err);
 }
 
+static int fake_vsock_cid(VmDriver *base, const char *name, unsigned *ret, Error **err) {
+        FakeDriver *f = (FakeDriver *) base;
+        pthread_mutex_lock(&f->lock);
+        FakeDomain *dom = find(f, name);
+        int r = 0;
+        if (!dom || !dom->xml || !dom->info.vsock)
+                r = error_set(err, ENOENT, "vsock of domain '%s': no vsock device", name);
+        else /* a CID derived from the name: stable, and never 0-2 */
+                *ret = 3 + (unsigned) (strlen(dom->name) * 131u + (unsigned char) dom->name[0]) % 100000u;
+        pthread_mutex_unlock(&f->lock);
+        return r;
+}
+
 static int fake_stats(VmDriver *base, const char *name, VmStats *ret, Error **err) {
         FakeDriver *f = (FakeDriver *) base;
         pthread_mutex_lock(&f->lock);
@@ -560,6 +573,7 @@ const VmDriverOps vm_driver_fake = {
         .state = fake_state,
         .suspend = fake_suspend,
         .resume = fake_resume,
+        .vsock_cid = fake_vsock_cid,
         .stats = fake_stats,
         .list_ours = fake_list_ours,
 };

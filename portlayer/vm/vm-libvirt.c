@@ -601,6 +601,26 @@ static int lv_resume(VmDriver *base, const char *name, Error **err) {
         return lv_suspend_resume((LibvirtDriver *) base, name, false, err);
 }
 
+static int lv_vsock_cid(VmDriver *base, const char *name, unsigned *ret, Error **err) {
+        LibvirtDriver *d = (LibvirtDriver *) base;
+        virDomainPtr dom = NULL;
+        int r = lookup(d, name, &dom, "vsock of", err);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return error_set(err, ENOENT, "vsock of domain '%s': no such domain", name);
+        char *xml = virDomainGetXMLDesc(dom, 0); /* the live definition: the CID libvirt picked */
+        virDomainFree(dom);
+        if (!xml)
+                return libvirt_error(err, "vsock of domain '%s'", name);
+        r = vm_xml_vsock_cid(xml, ret);
+        free(xml);
+        if (r < 0)
+                return error_set(err, -r, "vsock of domain '%s': %s", name,
+                                 r == -ENOENT ? "no vsock device with a CID" : "unreadable domain XML");
+        return 0;
+}
+
 static int lv_stats(VmDriver *base, const char *name, VmStats *ret, Error **err) {
         LibvirtDriver *d = (LibvirtDriver *) base;
         virDomainPtr dom = NULL;
@@ -700,6 +720,7 @@ const VmDriverOps vm_driver_libvirt = {
         .state = lv_state,
         .suspend = lv_suspend,
         .resume = lv_resume,
+        .vsock_cid = lv_vsock_cid,
         .stats = lv_stats,
         .list_ours = lv_list_ours,
 };

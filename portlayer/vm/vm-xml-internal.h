@@ -32,3 +32,9 @@ int vm_xml_build(const VmSpec *spec, VmAccel accel, char **ret_xml, Error **err)
  * (not ours); -EINVAL when the XML does not parse, has a DTD, holds the
  * element twice or the id is not a valid name; -E2BIG past VM_XML_INPUT_MAX. */
 int vm_xml_container_id(const char *domain_xml, char **ret_id);
+
+/* The guest CID libvirt gave the domain's vsock device, from the live
+ * domain XML (<devices><vsock><cid address="N"/>). Returns 0; -ENOENT when
+ * the domain has no vsock device or no address yet; -EINVAL/-EBADMSG/-E2BIG
+ * as vm_xml_container_id(). */
+int vm_xml_vsock_cid(const char *domain_xml, unsigned *ret_cid);

@@ -18,6 +18,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libxml/parser.h>
@@ -252,10 +253,8 @@ static int find_container(xmlDocPtr doc, xmlNodePtr *ret) {
         return 0;
 }
 
-int vm_xml_container_id(const char *domain_xml, char **ret_id) {
-        _cleanup_(xml_doc_freep) xmlDocPtr doc = NULL;
-        xmlNodePtr container = NULL;
-
+/* Parses a domain XML read back from libvirt, bounded and without DTDs. */
+static int parse_domain(const char *domain_xml, xmlDocPtr *ret) {
         if (!domain_xml)
                 return -EINVAL;
         size_t len = strnlen(domain_xml, VM_XML_INPUT_MAX + 1);
@@ -264,13 +263,19 @@ int vm_xml_container_id(const char *domain_xml, char **ret_id) {
         /* libvirt never writes a DTD; one here can only be an entity trick. */
         if (memmem(domain_xml, len, "<!DOCTYPE", 9) || memmem(domain_xml, len, "<!ENTITY", 8))
                 return -EBADMSG;
-
         pthread_once(&xml_once, xml_init);
-        doc = xmlReadMemory(domain_xml, (int) len, "domain.xml", NULL,
-                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-        if (!doc)
-                return -EBADMSG;
-        int r = find_container(doc, &container);
+        *ret = xmlReadMemory(domain_xml, (int) len, "domain.xml", NULL,
+                             XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        return *ret ? 0 : -EBADMSG;
+}
+
+int vm_xml_container_id(const char *domain_xml, char **ret_id) {
+        _cleanup_(xml_doc_freep) xmlDocPtr doc = NULL;
+        xmlNodePtr container = NULL;
+        int r = parse_domain(domain_xml, &doc);
+        if (r < 0)
+                return r;
+        r = find_container(doc, &container);
         if (r < 0)
                 return r;
 
@@ -283,5 +288,36 @@ int vm_xml_container_id(const char *domain_xml, char **ret_id) {
         if (!copy)
                 return -ENOMEM;
         *ret_id = copy;
+        return 0;
+}
+
+static xmlNodePtr child_element(xmlNodePtr parent, const char *name) {
+        for (xmlNodePtr c = parent ? parent->children : NULL; c; c = c->next)
+                if (is_element(c, name, NULL))
+                        return c;
+        return NULL;
+}
+
+int vm_xml_vsock_cid(const char *domain_xml, unsigned *ret_cid) {
+        _cleanup_(xml_doc_freep) xmlDocPtr doc = NULL;
+        int r = parse_domain(domain_xml, &doc);
+        if (r < 0)
+                return r;
+        xmlNodePtr root = xmlDocGetRootElement(doc);
+        if (!is_element(root, "domain", NULL))
+                return -EINVAL;
+        xmlNodePtr cid = child_element(child_element(child_element(root, "devices"), "vsock"), "cid");
+        if (!cid)
+                return -ENOENT;
+        xmlChar *addr = xmlGetNoNsProp(cid, BAD_CAST "address");
+        if (!addr)
+                return -ENOENT;
+        char *end = NULL;
+        unsigned long v = strtoul((const char *) addr, &end, 10);
+        bool ok = end != (char *) addr && !*end && v >= 3 && v < 0xffffffffUL;
+        xmlFree(addr);
+        if (!ok) /* 0-2 are the hypervisor, local and host; -1 is "any" */
+                return -EINVAL;
+        *ret_cid = (unsigned) v;
         return 0;
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/base/error.h"
@@ -325,6 +326,50 @@ static void test_metadata_size_bound(void **state) {
         assert_null(id);
 }
 
+/* The CID libvirt picked, read back from a live domain XML; anything that is
+ * not a guest CID is refused. */
+static void test_vsock_cid(void **state) {
+        unsigned cid = 0;
+        assert_int_equal(vm_xml_vsock_cid("<domain><devices><disk/><vsock model='virtio'><cid auto='yes' address='42'/>"
+                                          "</vsock></devices></domain>", &cid),
+                         0);
+        assert_int_equal(cid, 42);
+        assert_int_equal(vm_xml_vsock_cid("<domain><devices><vsock model='virtio'><cid auto='yes'/></vsock></devices>"
+                                          "</domain>", &cid),
+                         -ENOENT);
+        assert_int_equal(vm_xml_vsock_cid("<domain><devices/></domain>", &cid), -ENOENT);
+        const char *bad[] = {"0", "2", "-1", "4294967295", "12x", ""};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                char xml[256];
+                snprintf(xml, sizeof xml, "<domain><devices><vsock><cid address='%s'/></vsock></devices></domain>", bad[i]);
+                if (vm_xml_vsock_cid(xml, &cid) != -EINVAL)
+                        fail_msg("CID '%s' accepted", bad[i]);
+        }
+        assert_int_equal(vm_xml_vsock_cid("<!DOCTYPE x [<!ENTITY a 'b'>]><domain/>", &cid), -EBADMSG);
+        /* built by us with vsock, read back: no address until libvirt gives one */
+        VmDisk disk = {.path = "/d.qcow2", .format = VM_DISK_QCOW2, .serial = "pl-root"};
+        VmSpec spec = {.name = "v", .container_id = "c", .memory_mib = 256, .vcpus = 1, .kernel = "/k",
+                       .disks = &disk, .n_disks = 1, .console_log = "/c.log", .vsock = true};
+        _cleanup_free_ char *xml = NULL;
+        Error *e = NULL;
+        if (vm_xml_build(&spec, VM_ACCEL_TCG, &xml, &e) < 0)
+                fail_msg("%s", error_text(e));
+        assert_int_equal(vm_xml_vsock_cid(xml, &cid), -ENOENT);
+}
+
+static void test_vsock_usable(void **state) {
+        assert_false(vm_vsock_usable("/nonexistent/vhost-vsock"));
+        char path[] = "/tmp/pl-vsock-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_true(vm_vsock_usable(path));
+        assert_int_equal(chmod(path, 0), 0);
+        if (geteuid() != 0) /* root opens it anyway */
+                assert_false(vm_vsock_usable(path));
+        unlink(path);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_golden_tcg),
@@ -339,6 +384,8 @@ int main(void) {
                 cmocka_unit_test(test_metadata_not_ours),
                 cmocka_unit_test(test_metadata_hostile),
                 cmocka_unit_test(test_metadata_size_bound),
+                cmocka_unit_test(test_vsock_cid),
+                cmocka_unit_test(test_vsock_usable),
         };
         return test_run_group(tests, NULL, NULL);
 }

@@ -1,0 +1,95 @@
+/* test-daemon-config.c: portlayerd's settings: the config file's grammar,
+ * every key checked, errors naming the file, line and key, and nothing set
+ * by a line that fails. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "portlayer/daemon/daemon.h"
+
+static char *write_tmp(const char *text) {
+        char *path = strdup("/tmp/pl-config-XXXXXX");
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, strlen(text)), (ssize_t) strlen(text));
+        close(fd);
+        return path;
+}
+
+static void test_file(void **state) {
+        char *path = write_tmp("# portlayerd\n\n  state-dir = /srv/pl  \nsocket=/run/x.sock\naccel = tcg\n"
+                               "boot-timeout = 90\ntransport = virtio-serial\ninsecure-registries = a:5000,b:5000\n");
+        DaemonConfig c;
+        daemon_config_init(&c);
+        Error *e = NULL;
+        assert_int_equal(daemon_config_load(&c, path, true, &e), 0);
+        assert_string_equal(c.state_dir, "/srv/pl");
+        assert_string_equal(c.socket, "/run/x.sock");
+        assert_string_equal(c.accel, "tcg");
+        assert_string_equal(c.transport, "virtio-serial");
+        assert_string_equal(c.insecure_registries, "a:5000,b:5000");
+        assert_int_equal(c.boot_timeout_s, 90);
+        /* the command line comes after the file and wins */
+        assert_int_equal(daemon_config_set(&c, "state-dir", "/other", &e), 0);
+        assert_string_equal(c.state_dir, "/other");
+        daemon_config_clear(&c);
+        unlink(path);
+        free(path);
+}
+
+static void test_bad(void **state) {
+        const struct {
+                const char *key, *value, *needle;
+        } cases[] = {
+                {"state-dir", "relative/dir", "absolute"}, {"socket", "x.sock", "absolute"},
+                {"accel", "hvf", "accel"},                 {"transport", "tcp", "transport"},
+                {"boot-timeout", "0", "boot-timeout"},     {"boot-timeout", "9999", "boot-timeout"},
+                {"boot-timeout", "12s", "boot-timeout"},   {"log-level", "loud", "log-level"},
+                {"no-such-key", "1", "unknown setting"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                DaemonConfig c;
+                daemon_config_init(&c);
+                Error *e = NULL;
+                assert_true(daemon_config_set(&c, cases[i].key, cases[i].value, &e) < 0);
+                if (!strstr(error_text(e), cases[i].needle))
+                        fail_msg("%s=%s: '%s' lacks '%s'", cases[i].key, cases[i].value, error_text(e), cases[i].needle);
+                error_free(e);
+                assert_null(c.state_dir);
+                assert_null(c.accel);
+                assert_int_equal(c.boot_timeout_s, 60);
+                daemon_config_clear(&c);
+        }
+        char *path = write_tmp("state-dir = /a\nthis line has no equals sign\n");
+        DaemonConfig c;
+        daemon_config_init(&c);
+        Error *e = NULL;
+        assert_true(daemon_config_load(&c, path, true, &e) < 0);
+        assert_non_null(strstr(error_text(e), ":2:"));
+        error_free(e);
+        daemon_config_clear(&c);
+        unlink(path);
+        free(path);
+        /* a missing file: fine unless asked for */
+        daemon_config_init(&c);
+        e = NULL;
+        assert_int_equal(daemon_config_load(&c, "/nonexistent/portlayerd.conf", false, &e), 0);
+        assert_true(daemon_config_load(&c, "/nonexistent/portlayerd.conf", true, &e) < 0);
+        error_free(e);
+        daemon_config_clear(&c);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_file),
+                cmocka_unit_test(test_bad),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
