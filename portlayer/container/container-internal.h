@@ -35,6 +35,7 @@ typedef struct Container {
         uint64_t generation;
         int64_t created_ns;
         json_t *config;        /* validated, see container-config.c */
+        json_t *started_config; /* the configuration its running VM was started with, or NULL */
         json_t *pending;       /* [{"dir", "file"}] copy-ins for the next start */
 
         ContainerState state;

@@ -50,6 +50,7 @@ void container_unref(Container *c) {
         free(c->disk);
         free(c->error);
         json_decref(c->config);
+        json_decref(c->started_config);
         json_decref(c->pending);
         pthread_mutex_destroy(&c->op);
         free(c);
@@ -68,24 +69,39 @@ static json_t *time_json(int64_t ns) {
         return json_string(buf);
 }
 
+/* The fields whose change waits for the next start: everything but labels
+ * and the stop settings (a VM keeps the memory, vCPUs and main process it
+ * was started with). */
+static json_t *pending_restart(const Container *c) {
+        static const char *const keys[] = {"path", "args", "env", "workdir", "user", "memory_mb", "vcpus"};
+        json_t *a = json_array();
+        for (size_t i = 0; a && c->started_config && i < ELEMENTSOF(keys); i++)
+                if (!json_equal(json_object_get(c->config, keys[i]), json_object_get(c->started_config, keys[i])))
+                        (void) json_array_append_new(a, json_string(keys[i]));
+        return a;
+}
+
 json_t *container_to_json(const Container *c) {
-        return json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:s, s:i, s:s?, s:i, s:o, s:o, s:s, s:s, s:O}", "id", c->id,
+        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:s, s:i, s:s?, s:i, s:o, s:o, s:s, s:s, s:O}", "id", c->id,
                          "name", c->name, "image", c->image, "image_id", c->image_id, "created",
                          time_json(c->created_ns), "generation", (json_int_t) c->generation, "state",
                          container_state_to_string(c->state), "exit_code", c->exit_code, "error", c->error, "pid",
                          c->pid, "started_at", time_json(c->started_ns), "finished_at", time_json(c->finished_ns),
                          "transport", c->transport, "domain", c->domain, "config", c->config);
+        if (j && c->rt)
+                (void) json_object_set_new(j, "pending_restart", pending_restart(c));
+        return j;
 }
 
 static json_t *record_json(const Container *c) {
-        return json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:O, s:O, s:s, s:s, s:i, s:s*, s:i, s:I, s:I, s:I, s:s}",
+        return json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:O, s:O, s:s, s:s, s:i, s:s*, s:i, s:I, s:I, s:I, s:s, s:O*}",
                          "version", 1, "id", c->id, "name", c->name, "image", c->image, "image_id", c->image_id,
                          "created_ns", (json_int_t) c->created_ns, "generation", (json_int_t) c->generation,
                          "config", c->config, "pending", c->pending, "state", container_state_to_string(c->state),
                          "state_before", container_state_to_string(c->state_before), "exit_code", c->exit_code,
                          "error", c->error, "pid", c->pid, "started_ns", (json_int_t) c->started_ns,
                          "finished_ns", (json_int_t) c->finished_ns, "main_id", (json_int_t) c->main_id, "transport",
-                         c->transport);
+                         c->transport, "started_config", c->started_config);
 }
 
 int container_save(ContainerHost *h, Container *c, Error **err) {
@@ -146,6 +162,9 @@ static int record_fill(Container *c, json_t *j, Error **err) {
         c->exit_code = exit_code;
         c->pid = pid;
         c->main_id = (uint32_t) main_id;
+        json_t *sc = json_object_get(j, "started_config");
+        if (sc && container_config_validate(sc, NULL) >= 0)
+                c->started_config = json_incref(sc);
         /* records from before the field existed were all virtio-serial */
         c->transport = strcmp(json_string_value(json_object_get(j, "transport")) ?: "", "vsock") == 0 ? "vsock"
                                                                                                      : "virtio-serial";

@@ -162,6 +162,8 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
         c->rt = rt;
         c->pid = agent_process_pid(rt->main);
         c->main_id = rt->main_id;
+        json_decref(c->started_config);
+        c->started_config = json_incref(c->config);
         c->started_ns = (int64_t) realtime_nsec();
         c->finished_ns = 0;
         c->exit_code = -1;

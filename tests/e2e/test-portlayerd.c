@@ -353,6 +353,21 @@ static void test_full_life(void **state) {
         assert_non_null(memmem(raw, raw_len, "payload\n", 8));
         free(raw);
 
+        /* limits changed on a running container wait for its next start,
+         * and the container says so */
+        json_t *hj = NULL;
+        assert_int_equal(call("GET", "/containers/life/handle", NULL, &hj), 200);
+        char hpath[256];
+        snprintf(hpath, sizeof hpath, "/handles/%s/limits", str(hj, "handle"));
+        assert_int_equal(call("PUT", hpath, "{\"memory_mb\": 320}", NULL), 200);
+        snprintf(hpath, sizeof hpath, "/handles/%s/commit", str(hj, "handle"));
+        json_decref(hj);
+        assert_int_equal(call("POST", hpath, NULL, &c), 200);
+        json_t *pend = json_object_get(c, "pending_restart");
+        assert_int_equal(json_array_size(pend), 1);
+        assert_string_equal(json_string_value(json_array_get(pend, 0)), "memory_mb");
+        json_decref(c);
+
         /* stop: the image's StopSignal (SIGINT, make-oci-image.sh) ends the
          * shell's sleep; the exit code is 128+2 */
         set_state("life", "stopped", 200);
@@ -363,6 +378,12 @@ static void test_full_life(void **state) {
 
         /* start again: the disk kept the file */
         set_state("life", "running", 200);
+        c = inspect("life");
+        assert_int_equal(json_array_size(json_object_get(c, "pending_restart")), 0);
+        json_decref(c);
+        /* the guest has the new memory size (MemTotal a little under it) */
+        assert_int_equal(exec_sync("life", "[\"-c\", \"awk '/MemTotal/ {print ($2 > 250000)}' /proc/meminfo\"]", out, sizeof out), 0);
+        assert_string_equal(out, "1\n");
         assert_int_equal(exec_sync("life", "[\"-c\", \"cat /srv/data.txt\"]", out, sizeof out), 0);
         assert_string_equal(out, "payload\n");
 
