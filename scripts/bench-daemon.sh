@@ -48,7 +48,7 @@ qemu_pids() {
         for f in /proc/[0-9]*/cmdline; do
                 p=${f#/proc/}
                 p=${p%/cmdline}
-                tr '\0' ' ' <"$f" 2>/dev/null | grep -q "qemu-system.*$dir" && echo "$p"
+                { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -q "qemu-system.*$dir" && echo "$p"
         done
         return 0
 }
@@ -340,6 +340,12 @@ for i in "${!one[@]}"; do ratios+=("$(echo "scale=2; ${one[$i]} / ${raw_init[$i]
 echo "1 ratio daemon / raw to /init:       $(printf '%s\n' "${ratios[@]}" | stats)"
 echo "2 $par daemon starts at once (ms):    $(printf '%s\n' "${par_d[@]}" | stats); $par x one start $((par * one_med))"
 echo "2 $par raw boots at once, /init (ms): $(printf '%s\n' "${par_raw_init[@]}" | stats)"
+ratios=()
+for i in "${!par_d[@]}"; do ratios+=("$(echo "scale=2; ${par_d[$i]} / ${par_raw_init[$i]}" | bc)"); done
+echo "2 ratio at once / raw at once:       $(printf '%s\n' "${ratios[@]}" | stats)"
+ratios=()
+for i in "${!par_d[@]}"; do ratios+=("$(echo "scale=2; ${par_d[$i]} / ($par * $one_med)" | bc)"); done
+echo "2 ratio at once / $par x one start:    $(printf '%s\n' "${ratios[@]}" | stats)"
 echo "2 $par raw boots at once, agent (ms): $(printf '%s\n' "${par_raw_agent[@]}" | stats)"
 echo "3 raw QEMU idle PSS, 1 (KiB):        $(printf '%s\n' "${raw1_pss[@]}" | stats)"
 echo "3 raw QEMU idle PSS, $par each (KiB): $(printf '%s\n' "${rawn_pss[@]}" | stats)"

@@ -2,8 +2,8 @@
  * speak only TCP). N threads, each one keep-alive connection, send the same
  * GET for a fixed time; every response is read by its Content-Length. When
  * the server closes a connection (after "Connection: close", or silently
- * between requests) the thread reconnects and counts it, so the report says
- * how keep-alive behaved. Prints requests/s and latency percentiles over all
+ * between requests, when the request is sent again) the thread reconnects
+ * and counts which it was, so the report says how keep-alive behaved. Prints requests/s and latency percentiles over all
  * threads; a response that is not 200, or whose body length differs from
  * the first one's, is counted as an error.
  * Usage: bench-http SOCKET PATH [threads] [seconds] */
@@ -34,7 +34,7 @@ typedef struct Worker {
         uint64_t deadline;
         uint32_t *lat_us; /* one sample per request */
         size_t n;
-        uint64_t connects, server_closes, errors, body_len;
+        uint64_t connects, closes_announced, closes_silent, errors, body_len;
         char fail[256];
 } Worker;
 
@@ -126,10 +126,10 @@ static void *worker_run(void *arg) {
                 bool close_after = false;
                 int st = write_all(c->fd, w->request, w->request_len) < 0 ? 0
                                                                              : response_read(c, body, &blen, &close_after);
-                if (st == 0) { /* closed between requests: keep-alive ended by the server */
+                if (st == 0) { /* closed between requests without a word: retried */
                         close(c->fd);
                         c->fd = -1;
-                        w->server_closes++;
+                        w->closes_silent++;
                         continue;
                 }
                 if (st < 0) {
@@ -144,7 +144,7 @@ static void *worker_run(void *arg) {
                 if (close_after) {
                         close(c->fd);
                         c->fd = -1;
-                        w->server_closes++;
+                        w->closes_announced++;
                 }
         }
 out:
@@ -168,7 +168,7 @@ static double pct(const uint32_t *v, size_t n, double p) {
 /* One line: requests/s, latency percentiles in ms, connections and closes. */
 static int report(Worker *w, int threads, double secs) {
         size_t total = 0;
-        uint64_t connects = 0, closes = 0, errors = 0;
+        uint64_t connects = 0, announced = 0, silent = 0, errors = 0;
         for (int i = 0; i < threads; i++) {
                 if (w[i].fail[0]) {
                         fprintf(stderr, "bench-http: thread %d: %s\n", i, w[i].fail);
@@ -176,7 +176,8 @@ static int report(Worker *w, int threads, double secs) {
                 }
                 total += w[i].n;
                 connects += w[i].connects;
-                closes += w[i].server_closes;
+                announced += w[i].closes_announced;
+                silent += w[i].closes_silent;
                 errors += w[i].errors;
         }
         if (total == 0) {
@@ -193,10 +194,10 @@ static int report(Worker *w, int threads, double secs) {
         }
         qsort(all, total, sizeof *all, cmp_u32);
         printf("rps %.0f requests %zu threads %d seconds %.1f body %llu p50_ms %.3f p90_ms %.3f p99_ms %.3f "
-               "max_ms %.3f connects %llu server_closes %llu errors %llu\n",
+               "max_ms %.3f connects %llu closes_announced %llu closes_silent %llu errors %llu\n",
                (double) total / secs, total, threads, secs, (unsigned long long) w[0].body_len, pct(all, total, 50),
                pct(all, total, 90), pct(all, total, 99), all[total - 1] / 1000.0, (unsigned long long) connects,
-               (unsigned long long) closes, (unsigned long long) errors);
+               (unsigned long long) announced, (unsigned long long) silent, (unsigned long long) errors);
         free(all);
         return errors ? 1 : 0;
 }
