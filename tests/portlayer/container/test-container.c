@@ -882,9 +882,9 @@ static char *list_names(T *t, int st, const char *const *labels, size_t n) {
 
 static void test_list_labels(void **state) {
         T *t = *state;
-        _cleanup_free_ char *a = run_labeled(t, "a", "{\"tier\": \"web\", \"env\": \"prod\"}", -1);
-        _cleanup_free_ char *b = run_labeled(t, "b", "{\"tier\": \"db\", \"env\": \"prod\"}", CONTAINER_RUNNING);
-        _cleanup_free_ char *c = run_labeled(t, "c", "{\"tier\": \"web\"}", -1);
+        free(run_labeled(t, "a", "{\"tier\": \"web\", \"env\": \"prod\"}", -1));
+        free(run_labeled(t, "b", "{\"tier\": \"db\", \"env\": \"prod\"}", CONTAINER_RUNNING));
+        free(run_labeled(t, "c", "{\"tier\": \"web\"}", -1));
         ASSERT_LIST("c,b,a", -1, NULL); /* newest first */
         ASSERT_LIST("c,a", -1, "tier=web", NULL);
         ASSERT_LIST("b,a", -1, "env", NULL);
