@@ -240,8 +240,9 @@ static void daemon_signal(int sig) {
         W.daemon = 0;
 }
 
-/* QEMU processes whose command line names our state directory: ours. */
-static int kill_our_qemus(void) {
+/* QEMU processes whose command line names our state directory: ours.
+ * Counts them, and with kill ends them (SIGKILL, by pid). */
+static int our_qemus(bool kill_them) {
         int found = 0;
         DIR *d = opendir("/proc");
         struct dirent *de;
@@ -258,7 +259,8 @@ static int kill_our_qemus(void) {
                                 buf[i] = ' ';
                 buf[n] = 0;
                 if (strstr(buf, "qemu-system") && strstr(buf, W.dir)) {
-                        kill(atoi(de->d_name), SIGKILL);
+                        if (kill_them)
+                                kill(atoi(de->d_name), SIGKILL);
                         found++;
                 }
         }
@@ -302,7 +304,7 @@ static int group_teardown(void **state) {
         json_decref(list);
         daemon_signal(SIGTERM);
         usleep(500 * 1000);
-        int left = kill_our_qemus();
+        int left = our_qemus(true);
         char cmd[256];
         if (!getenv("PL_KEEP_TEST_DIRS")) {
                 snprintf(cmd, sizeof cmd, "rm -rf %s", W.dir);
@@ -780,29 +782,6 @@ static void test_parallel_and_restart(void **state) {
                 destroy(p[i].id);
 }
 
-static int count_our_qemus(void) {
-        int n = 0;
-        DIR *d = opendir("/proc");
-        struct dirent *de;
-        while (d && (de = readdir(d))) {
-                char path[300], buf[8192];
-                snprintf(path, sizeof path, "/proc/%s/cmdline", de->d_name);
-                FILE *f = fopen(path, "re");
-                if (!f)
-                        continue;
-                size_t k = fread(buf, 1, sizeof buf - 1, f);
-                fclose(f);
-                for (size_t i = 0; i < k; i++)
-                        if (!buf[i])
-                                buf[i] = ' ';
-                buf[k] = 0;
-                n += strstr(buf, "qemu-system") && strstr(buf, W.dir);
-        }
-        if (d)
-                closedir(d);
-        return n;
-}
-
 /* After a restart: no container is caught half-way, every running one has
  * exactly its VM, every stopped or created one none, and each has its disk. */
 static void assert_reconciled(void) {
@@ -821,9 +800,9 @@ static void assert_reconciled(void) {
                 assert_int_equal(access(disk, F_OK), 0);
         }
         /* QEMU processes of destroyed domains may take a moment to go */
-        for (int t = 0; t < 50 && count_our_qemus() != running; t++)
+        for (int t = 0; t < 50 && our_qemus(false) != running; t++)
                 usleep(100 * 1000);
-        assert_int_equal(count_our_qemus(), running);
+        assert_int_equal(our_qemus(false), running);
         /* no directory without a container */
         char cmd[512];
         snprintf(cmd, sizeof cmd, "test $(ls %s/containers | wc -l) -eq %zu", W.dir, json_array_size(list));

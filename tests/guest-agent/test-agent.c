@@ -28,29 +28,10 @@
 #include "common/base/io-util.h"
 #include "lib/agent-harness.h"
 
-typedef struct Fixture {
-        AgentHarness h;
-        AgentClient *c;
-} Fixture;
-
-static int setup(void **state) {
-        Fixture *f = calloc(1, sizeof *f);
-        if (!f || harness_start(&f->h) < 0)
-                return -1;
-        f->c = harness_connect(&f->h);
-        *state = f;
-        return f->c ? 0 : -1;
-}
-
-static int teardown(void **state) {
-        Fixture *f = *state;
-        if (!f)
-                return 0;
-        agent_client_free(f->c);
-        int r = harness_stop(&f->h);
-        free(f);
-        return r;
-}
+/* The agent on a socket and a connected client, per test. */
+typedef AgentFixture Fixture;
+#define setup agent_fixture_setup
+#define teardown agent_fixture_teardown
 
 #define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
 

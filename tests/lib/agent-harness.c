@@ -200,3 +200,24 @@ int harness_run(AgentClient *c, const char *const *argv, const char *stdin_data,
                 *ret_exit = info.exit_code;
         return r;
 }
+
+int agent_fixture_setup(void **state) {
+        AgentFixture *f = calloc(1, sizeof *f);
+        if (!f || harness_start(&f->h) < 0) {
+                free(f);
+                return -1;
+        }
+        f->c = harness_connect(&f->h);
+        *state = f;
+        return f->c ? 0 : -1;
+}
+
+int agent_fixture_teardown(void **state) {
+        AgentFixture *f = *state;
+        if (!f)
+                return 0;
+        agent_client_free(f->c);
+        int r = harness_stop(&f->h);
+        free(f);
+        return r;
+}

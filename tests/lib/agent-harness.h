@@ -33,6 +33,15 @@ AgentClient *harness_connect(AgentHarness *h);
  * so a teardown can fail the test; else 0. */
 int harness_stop(AgentHarness *h);
 
+/* A cmocka fixture: the agent started and one client connected
+ * (*state is an AgentFixture); teardown frees the client and stops it. */
+typedef struct AgentFixture {
+        AgentHarness h;
+        AgentClient *c;
+} AgentFixture;
+int agent_fixture_setup(void **state);
+int agent_fixture_teardown(void **state);
+
 
 /* Runs argv in the agent, feeding stdin_data (if not NULL, then EOF), and
  * collects stdout/stderr (NUL-terminated, malloc'd) and the exit code. */
