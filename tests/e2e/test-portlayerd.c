@@ -625,6 +625,36 @@ static void test_logs_events_stats(void **state) {
         destroy(id);
 }
 
+/* pause and unpause suspend and resume the VM; signals reach the main
+ * process. */
+static void test_pause_and_signal(void **state) {
+        char id[65];
+        assert_int_equal(create_run("pausy", "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"trap 'exit 42' USR1; while :; do sleep 0.1; done\"]}",
+                                    "running", id, NULL),
+                         200);
+        set_state("pausy", "paused", 200);
+        json_t *c = inspect("pausy");
+        assert_string_equal(str(c, "state"), "paused");
+        json_decref(c);
+        /* a paused guest runs nothing: its agent does not answer */
+        json_t *e = NULL;
+        assert_int_equal(call("POST", "/containers/pausy/exec-sync", "{\"path\": \"/bin/true\"}", &e), 409);
+        json_decref(e);
+        set_state("pausy", "running", 200);
+        char out[64];
+        assert_int_equal(exec_sync("pausy", "[\"-c\", \"echo awake\"]", out, sizeof out), 0);
+        assert_string_equal(out, "awake\n");
+        assert_int_equal(call("POST", "/containers/pausy/signal", "{\"signal\": \"NOPE\"}", NULL), 400);
+        assert_int_equal(call("POST", "/containers/pausy/signal", "{\"signal\": \"USR1\"}", NULL), 204);
+        json_t *w = NULL;
+        assert_int_equal(call("POST", "/containers/pausy/wait?timeout_s=60", NULL, &w), 200);
+        assert_int_equal(json_integer_value(json_object_get(w, "exit_code")), 42);
+        json_decref(w);
+        /* pausing a stopped container is refused */
+        set_state("pausy", "paused", 409);
+        destroy(id);
+}
+
 /* --- exec over an upgraded connection --- */
 
 /* Sends an exec request on a raw Unix socket and reads the 101 answer's
@@ -909,6 +939,7 @@ int main(void) {
                 cmocka_unit_test(test_guest_panic),
                 cmocka_unit_test(test_logs_events_stats),
                 cmocka_unit_test(test_exec_streams),
+                cmocka_unit_test(test_pause_and_signal),
                 cmocka_unit_test(test_parallel_and_restart),
                 cmocka_unit_test(test_kill_during_transitions),
                 cmocka_unit_test(test_output_across_restart),
