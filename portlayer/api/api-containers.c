@@ -230,7 +230,7 @@ int api_containers_archive_get(Api *a, HttpRequest *req, char **p, HttpResponse 
                 return r;
         json_decref(st);
         Streamed *s = streamed_new(a, p[0], path);
-        return s ? api_stream(resp, "application/x-tar", copy_out_main, s, streamed_free, err) : error_oom(err);
+        return s ? api_stream(a, resp, "application/x-tar", copy_out_main, s, streamed_free, err) : error_oom(err);
 }
 
 int api_containers_stat(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
@@ -276,7 +276,7 @@ int api_containers_logs(Api *a, HttpRequest *req, char **p, HttpResponse *resp, 
                 .no_stdout = http_request_query(req, "stdout") && !api_query_bool(req, "stdout"),
                 .no_stderr = http_request_query(req, "stderr") && !api_query_bool(req, "stderr"),
         };
-        return api_stream(resp, s->log.raw ? "application/octet-stream" : "application/x-ndjson", logs_main, s,
+        return api_stream(a, resp, s->log.raw ? "application/octet-stream" : "application/x-ndjson", logs_main, s,
                           streamed_free, err);
 }
 
@@ -324,7 +324,7 @@ int api_events(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **e
                 return error_oom(err);
         *es = (EventsStream){.host = a->host, .after = (uint64_t) since, .follow = !http_request_query(req, "follow") ||
                                                                                      api_query_bool(req, "follow")};
-        return api_stream(resp, "application/x-ndjson", events_main, es, free, err);
+        return api_stream(a, resp, "application/x-ndjson", events_main, es, free, err);
 }
 
 /* --- handles --- */

@@ -25,6 +25,7 @@
 #define FRAME_HEADER 8
 
 typedef struct ExecSession {
+        Api *api;
         ContainerExec *e;
         bool open_stdin;
         int fd;
@@ -50,16 +51,54 @@ typedef struct Pump {
         int stream;
 } Pump;
 
-/* Output of one stream to the client until EOF (or the client left). */
+static bool session_over(ExecSession *s) {
+        pthread_mutex_lock(&s->api->lock);
+        bool stopping = s->api->stopping;
+        pthread_mutex_unlock(&s->api->lock);
+        return stopping || fd_peer_gone(s->fd);
+}
+
+/* Output of one stream to the client until EOF, or until the client left
+ * or the daemon stops (looked at twice a second while the process is
+ * quiet). */
 static void *pump_out(void *arg) {
         Pump *p = arg;
         char buf[32768];
         for (;;) {
-                ssize_t n = container_exec_read(p->s->e, p->stream, buf, sizeof buf, -1, NULL);
-                if (n <= 0 || send_frame(p->s, p->stream, buf, (size_t) n) < 0)
+                ssize_t n = container_exec_read(p->s->e, p->stream, buf, sizeof buf, 500, NULL);
+                if (n == -ETIMEDOUT && !session_over(p->s))
+                        continue;
+                if (n <= 0 || send_frame(p->s, p->stream, buf, (size_t) n) < 0) {
+                        if (n != 0)
+                                p->s->client_gone = true;
                         break;
+                }
         }
         return NULL;
+}
+
+static void sessions_add(ExecSession *s) {
+        Api *a = s->api;
+        pthread_mutex_lock(&a->lock);
+        int *n = realloc(a->session_fds, (a->n_session_fds + 1) * sizeof(int));
+        if (n) {
+                a->session_fds = n;
+                a->session_fds[a->n_session_fds++] = s->fd;
+        }
+        if (a->stopping)
+                (void) shutdown(s->fd, SHUT_RDWR);
+        pthread_mutex_unlock(&a->lock);
+}
+
+static void sessions_remove(ExecSession *s) {
+        Api *a = s->api;
+        pthread_mutex_lock(&a->lock);
+        for (size_t i = 0; i < a->n_session_fds; i++)
+                if (a->session_fds[i] == s->fd) {
+                        a->session_fds[i] = a->session_fds[--a->n_session_fds];
+                        break;
+                }
+        pthread_mutex_unlock(&a->lock);
 }
 
 /* The client's bytes to stdin until it half-closes (or leaves). */
@@ -82,6 +121,7 @@ static void exec_session(void *arg, int fd, const char *extra, size_t extra_len)
         s->fd = fd;
         /* microhttpd's sockets are non-blocking; the pumps block. */
         (void) fd_set_nonblock(fd, false);
+        sessions_add(s);
         pthread_t in, err_thread;
         bool have_in = false, have_err = false;
         if (s->open_stdin) {
@@ -105,6 +145,7 @@ static void exec_session(void *arg, int fd, const char *extra, size_t extra_len)
         (void) shutdown(fd, SHUT_RDWR);
         if (have_in)
                 pthread_join(in, NULL);
+        sessions_remove(s);
 }
 
 static void exec_session_free(void *arg) {
@@ -149,6 +190,7 @@ int api_containers_exec(Api *a, HttpRequest *req, char **p, HttpResponse *resp, 
         if (!s)
                 return error_oom(err);
         s->open_stdin = spec.open_stdin;
+        s->api = a;
         pthread_mutex_init(&s->write_lock, NULL);
         r = container_host_exec_start(a->host, p[0], &spec, &s->e, err);
         if (r < 0) {

@@ -122,7 +122,7 @@ int api_images_pull(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Erro
         }
         pl->api = a;
         pthread_mutex_init(&pl->lock, NULL);
-        return api_stream(resp, "application/x-ndjson", pull_main, pl, pull_free, err);
+        return api_stream(a, resp, "application/x-ndjson", pull_main, pl, pull_free, err);
 }
 
 static json_t *image_json(const StoreImage *img) {

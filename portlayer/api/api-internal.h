@@ -1,6 +1,8 @@
 /* api-internal.h: what the route handlers of plapi share. */
 #pragma once
 
+#include <pthread.h>
+
 #include "api.h"
 
 struct Api {
@@ -8,6 +10,15 @@ struct Api {
         Store *store;
         RegistryClient *registry;
         char *version;
+        /* streamed answers still being written (api_stream): api_free waits
+         * for them, so none outlives the host it reads */
+        pthread_mutex_t lock;
+        pthread_cond_t streams_done;
+        unsigned streams;
+        /* upgraded exec sessions: their sockets, shut down by api_shutdown() */
+        bool stopping;
+        int *session_fds;
+        size_t n_session_fds;
 };
 
 /* A route handler: params are the {} parts of the pattern, in order. It
@@ -32,7 +43,7 @@ int api_query_int(HttpRequest *req, const char *name, long min, long max, long d
  * called when fn returns. A reader that goes away makes writes fail (EPIPE),
  * which fn takes as its cue to stop. On failure to start, free_fn(arg) is
  * called and a negative errno returned. */
-int api_stream(HttpResponse *resp, const char *content_type, void (*fn)(void *arg, int fd), void *arg,
+int api_stream(Api *a, HttpResponse *resp, const char *content_type, void (*fn)(void *arg, int fd), void *arg,
                void (*free_fn)(void *arg), Error **err);
 
 /* The handlers (api-containers.c, api-images.c). */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,6 +260,7 @@ int api_query_int(HttpRequest *req, const char *name, long min, long max, long d
 }
 
 typedef struct Stream {
+        Api *api;
         void (*fn)(void *arg, int fd);
         void (*free_fn)(void *arg);
         void *arg;
@@ -271,23 +273,35 @@ static void *stream_main(void *p) {
         safe_close(st->fd);
         if (st->free_fn)
                 st->free_fn(st->arg);
+        Api *a = st->api;
         free(st);
+        pthread_mutex_lock(&a->lock);
+        if (--a->streams == 0)
+                pthread_cond_broadcast(&a->streams_done);
+        pthread_mutex_unlock(&a->lock);
         return NULL;
 }
 
-int api_stream(HttpResponse *resp, const char *content_type, void (*fn)(void *arg, int fd), void *arg,
+int api_stream(Api *a, HttpResponse *resp, const char *content_type, void (*fn)(void *arg, int fd), void *arg,
                void (*free_fn)(void *arg), Error **err) {
         int fds[2] = {-1, -1};
         Stream *st = calloc(1, sizeof(*st));
         int r = !st ? error_oom(err) : pipe2(fds, O_CLOEXEC) < 0 ? error_set_errno(err, errno, "pipe") : 0;
         pthread_t t;
         if (r >= 0) {
-                *st = (Stream){.fn = fn, .free_fn = free_fn, .arg = arg, .fd = fds[1]};
+                *st = (Stream){.api = a, .fn = fn, .free_fn = free_fn, .arg = arg, .fd = fds[1]};
+                pthread_mutex_lock(&a->lock);
+                a->streams++;
+                pthread_mutex_unlock(&a->lock);
                 pthread_attr_t attr;
                 pthread_attr_init(&attr);
                 pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-                if (pthread_create(&t, &attr, stream_main, st) != 0)
+                if (pthread_create(&t, &attr, stream_main, st) != 0) {
                         r = error_set(err, EAGAIN, "cannot start a thread for the response");
+                        pthread_mutex_lock(&a->lock);
+                        a->streams--;
+                        pthread_mutex_unlock(&a->lock);
+                }
                 pthread_attr_destroy(&attr);
         }
         if (r < 0) {
@@ -335,14 +349,36 @@ int api_new(const ApiConfig *cfg, Api **ret, Error **err) {
         a->host = cfg->host;
         a->store = cfg->store;
         a->registry = cfg->registry;
+        pthread_mutex_init(&a->lock, NULL);
+        pthread_cond_init(&a->streams_done, NULL);
         *ret = a;
         return 0;
 }
 
+void api_shutdown(Api *a) {
+        if (!a)
+                return;
+        pthread_mutex_lock(&a->lock);
+        a->stopping = true;
+        for (size_t i = 0; i < a->n_session_fds; i++)
+                (void) shutdown(a->session_fds[i], SHUT_RDWR);
+        pthread_mutex_unlock(&a->lock);
+}
+
 Api *api_free(Api *a) {
-        if (a) {
-                free(a->version);
-                free(a);
-        }
+        if (!a)
+                return NULL;
+        /* Once the server stopped, every stream's reader is gone: the
+         * writers notice at their next write or check (a pull finishes its
+         * pull first, so an image is never left half-made). */
+        pthread_mutex_lock(&a->lock);
+        while (a->streams > 0)
+                pthread_cond_wait(&a->streams_done, &a->lock);
+        pthread_mutex_unlock(&a->lock);
+        pthread_cond_destroy(&a->streams_done);
+        pthread_mutex_destroy(&a->lock);
+        free(a->session_fds);
+        free(a->version);
+        free(a);
         return NULL;
 }

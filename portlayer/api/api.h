@@ -29,6 +29,10 @@ typedef struct ApiConfig {
 } ApiConfig;
 
 int api_new(const ApiConfig *cfg, Api **ret, Error **err);
+/* Ends every upgraded exec session (their sockets are shut down, their
+ * pumps stop), so the HTTP server can stop; call before
+ * http_server_stop(). */
+void api_shutdown(Api *a);
 Api *api_free(Api *a);
 
 /* The HttpApp that serves a. */

@@ -244,6 +244,7 @@ int daemon_start(const DaemonConfig *cfg, const char *self_exe, Daemon **ret, Er
 void daemon_stop(Daemon *d) {
         if (!d)
                 return;
+        api_shutdown(d->api);
         http_server_stop(d->http);
         api_free(d->api);
         container_host_free(d->host);
