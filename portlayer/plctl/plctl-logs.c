@@ -151,7 +151,7 @@ int plctl_verb_stats(int argc, char *argv[], void *userdata) {
         int status = 0;
         for (unsigned round = 0; status == 0; round++) {
                 _cleanup_json_ json_t *list = json_array();
-                if (!p->json && (round == 0 || stream))
+                if (!p->json && round == 0)
                         stats_header();
                 for (int i = 0; i < n && status == 0; i++) {
                         json_t *s = NULL;
