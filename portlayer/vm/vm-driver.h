@@ -164,6 +164,11 @@ struct VmDriverOps {
 extern const VmDriverOps vm_driver_libvirt;
 extern const VmDriverOps vm_driver_fake;
 
+/* The version of the libvirt library this program runs with ("9.0.0"), as
+ * virGetVersion() gives it; no connection is opened. Returns 0, or -EIO
+ * when libvirt does not say. */
+int vm_libvirt_version(char *buf, size_t size);
+
 static inline int vm_driver_open(const VmDriverOps *ops, VmDriver **ret, const char *uri, const char *state_dir,
                                  VmEventFn cb, void *userdata, Error **err) {
         return ops->open(ret, uri, state_dir, cb, userdata, err);

@@ -724,3 +724,11 @@ const VmDriverOps vm_driver_libvirt = {
         .stats = lv_stats,
         .list_ours = lv_list_ours,
 };
+
+int vm_libvirt_version(char *buf, size_t size) {
+        unsigned long v = 0;
+        if (virGetVersion(&v, NULL, NULL) < 0)
+                return -EIO;
+        snprintf(buf, size, "%lu.%lu.%lu", v / 1000000, v / 1000 % 1000, v % 1000);
+        return 0;
+}

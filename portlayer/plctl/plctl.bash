@@ -1,0 +1,42 @@
+# plctl.bash: bash completion for plctl (docs/plctl.md). Installed nowhere;
+# source it by hand:  . portlayer/plctl/plctl.bash
+# Container names come from "plctl ps -a --json" (python3), when the daemon
+# answers.
+_plctl_containers() {
+        plctl ${_plctl_socket:+--socket "$_plctl_socket"} ps -a --json 2>/dev/null |
+                python3 -c 'import json,sys; print("\n".join(c["name"] for c in json.load(sys.stdin)))' 2>/dev/null
+}
+
+_plctl() {
+        local cur=${COMP_WORDS[COMP_CWORD]} verb="" i _plctl_socket=""
+        local verbs="ps inspect create run start stop kill pause unpause rm wait logs stats events exec cp images version doctor"
+        for ((i = 1; i < COMP_CWORD; i++)); do
+                case ${COMP_WORDS[i]} in
+                --socket | -s) _plctl_socket=${COMP_WORDS[i + 1]}; ((i++)) ;;
+                -*) ;;
+                *) verb=${COMP_WORDS[i]}; break ;;
+                esac
+        done
+        if [ -z "$verb" ]; then
+                COMPREPLY=($(compgen -W "$verbs --socket --json --help --version" -- "$cur"))
+                return
+        fi
+        case $verb in
+        ps) COMPREPLY=($(compgen -W "-a -q --filter --json --help" -- "$cur")) ;;
+        create | run)
+                COMPREPLY=($(compgen -W "--name -e -w -u -m --cpus --label --json --help $([ "$verb" = run ] && echo -d --rm)" -- "$cur")) ;;
+        stop) COMPREPLY=($(compgen -W "-t --json --help $(_plctl_containers)" -- "$cur")) ;;
+        kill) COMPREPLY=($(compgen -W "-s --json --help $(_plctl_containers)" -- "$cur")) ;;
+        rm) COMPREPLY=($(compgen -W "-f --json --help $(_plctl_containers)" -- "$cur")) ;;
+        logs) COMPREPLY=($(compgen -W "-f --tail -t --json --help $(_plctl_containers)" -- "$cur")) ;;
+        stats) COMPREPLY=($(compgen -W "--no-stream --json --help $(_plctl_containers)" -- "$cur")) ;;
+        exec) COMPREPLY=($(compgen -W "-i -t -e -w -u --json --help $(_plctl_containers)" -- "$cur")) ;;
+        events) COMPREPLY=($(compgen -W "--since --no-follow --json --help" -- "$cur")) ;;
+        images) COMPREPLY=($(compgen -W "pull ls inspect rm --json --help" -- "$cur")) ;;
+        doctor) COMPREPLY=($(compgen -W "--state-dir --json --help" -- "$cur")) ;;
+        version) COMPREPLY=($(compgen -W "--json --help" -- "$cur")) ;;
+        cp) COMPREPLY=($(compgen -f -- "$cur") $(compgen -W "$(_plctl_containers | sed 's/$/:/')" -- "$cur")) ;;
+        *) COMPREPLY=($(compgen -W "--json --help $(_plctl_containers)" -- "$cur")) ;;
+        esac
+}
+complete -F _plctl plctl
