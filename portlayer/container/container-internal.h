@@ -87,6 +87,8 @@ struct ContainerHost {
         size_t exec_next;
         struct ContainerExec *exec_dropped; /* handed from the ring to be freed */
         unsigned monitors;      /* monitor threads still running */
+        uint64_t log_max_size;  /* main.log is rotated before it passes this */
+        unsigned log_max_files; /* rotated files kept: main.log.1 ... */
 };
 
 /* --- container-config.c --- */
@@ -165,10 +167,18 @@ void container_host_execs_clear(ContainerHost *h);
 /* --- container-log.c --- */
 
 #define CONTAINER_LOG_HEADER 16
-/* Opens <dir>/main.log for appending: an fd or a negative errno. */
-int container_log_open(const Container *c);
-/* Appends one record of stream (1 stdout, 2 stderr). */
-int container_log_append(int fd, int stream, const void *data, size_t len);
+/* The writing end of a container's main.log, rotated by h's limits. One per
+ * container at a time (the monitor's, or recovery's before the monitor
+ * starts); its threads share it. */
+typedef struct ContainerLog ContainerLog;
+/* Opens <dir>/main.log for appending: 0 or a negative errno. */
+int container_log_open(ContainerHost *h, const Container *c, ContainerLog **ret);
+/* Appends one record of stream (1 stdout, 2 stderr), rotating the files
+ * first when the record would take main.log past the limit. Thread-safe. */
+int container_log_append(ContainerLog *l, int stream, const void *data, size_t len);
+/* NULL-safe; returns NULL. */
+ContainerLog *container_log_close(ContainerLog *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ContainerLog *, container_log_close);
 
 /* --- container-recover.c --- */
 

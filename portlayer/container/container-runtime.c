@@ -256,7 +256,7 @@ typedef struct Monitor {
 typedef struct LogReader {
         Runtime *rt;
         AgentStream stream;
-        int fd;
+        ContainerLog *log;
 } LogReader;
 
 static void *log_reader_main(void *arg) {
@@ -266,7 +266,7 @@ static void *log_reader_main(void *arg) {
                 ssize_t n = agent_process_read(lr->rt->main, lr->stream, buf, sizeof buf, -1, NULL);
                 if (n <= 0)
                         break;
-                (void) container_log_append(lr->fd, lr->stream, buf, (size_t) n);
+                (void) container_log_append(lr->log, lr->stream, buf, (size_t) n);
         }
         return NULL;
 }
@@ -330,11 +330,11 @@ static void *monitor_main(void *arg) {
         pthread_t readers[2];
         LogReader lr[2];
         int n_readers = 0;
-        _cleanup_close_ int log_fd = container_log_open(m->c);
-        if (m->rt->main && log_fd >= 0)
+        _cleanup_(container_log_closep) ContainerLog *log = NULL;
+        if (m->rt->main && container_log_open(m->h, m->c, &log) >= 0)
                 for (int i = 0; i < 2; i++) {
                         lr[i] = (LogReader){.rt = m->rt, .stream = i ? AGENT_STREAM_STDERR : AGENT_STREAM_STDOUT,
-                                            .fd = log_fd};
+                                            .log = log};
                         if (pthread_create(&readers[n_readers], NULL, log_reader_main, &lr[i]) == 0)
                                 n_readers++;
                 }

@@ -25,7 +25,8 @@ static char *write_tmp(const char *text) {
 
 static void test_file(void **state) {
         char *path = write_tmp("# portlayerd\n\n  state-dir = /srv/pl  \nsocket=/run/x.sock\naccel = tcg\n"
-                               "boot-timeout = 90\ntransport = virtio-serial\ninsecure-registries = a:5000,b:5000\n");
+                               "boot-timeout = 90\ntransport = virtio-serial\ninsecure-registries = a:5000,b:5000\n"
+                               "log-max-size = 64K\nlog-max-files = 5\n");
         DaemonConfig c;
         daemon_config_init(&c);
         Error *e = NULL;
@@ -36,6 +37,8 @@ static void test_file(void **state) {
         assert_string_equal(c.transport, "virtio-serial");
         assert_string_equal(c.insecure_registries, "a:5000,b:5000");
         assert_int_equal(c.boot_timeout_s, 90);
+        assert_int_equal(c.log_max_size, 64 << 10);
+        assert_int_equal(c.log_max_files, 5);
         /* the command line comes after the file and wins */
         assert_int_equal(daemon_config_set(&c, "state-dir", "/other", &e), 0);
         assert_string_equal(c.state_dir, "/other");
@@ -52,6 +55,8 @@ static void test_bad(void **state) {
                 {"accel", "hvf", "accel"},                 {"transport", "tcp", "transport"},
                 {"boot-timeout", "0", "boot-timeout"},     {"boot-timeout", "9999", "boot-timeout"},
                 {"boot-timeout", "12s", "boot-timeout"},   {"log-level", "loud", "log-level"},
+                {"log-max-size", "1K", "log-max-size"},    {"log-max-size", "16 M", "log-max-size"},
+                {"log-max-files", "0", "log-max-files"},   {"log-max-files", "101", "log-max-files"},
                 {"no-such-key", "1", "unknown setting"},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -65,6 +70,8 @@ static void test_bad(void **state) {
                 assert_null(c.state_dir);
                 assert_null(c.accel);
                 assert_int_equal(c.boot_timeout_s, 60);
+                assert_int_equal(c.log_max_size, 16 << 20);
+                assert_int_equal(c.log_max_files, 2);
                 daemon_config_clear(&c);
         }
         char *path = write_tmp("state-dir = /a\nthis line has no equals sign\n");
