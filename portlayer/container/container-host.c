@@ -89,6 +89,7 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
                 return error_oom(err);
         pthread_mutex_init(&h->lock, NULL);
         pthread_cond_init(&h->changed, NULL);
+        pthread_mutex_init(&h->metrics.memory_lock, NULL);
         h->driver = cfg->driver;
         h->store = cfg->store;
         h->accel = cfg->accel;
@@ -157,6 +158,7 @@ ContainerHost *container_host_free(ContainerHost *h) {
         free(h->extra_cmdline);
         pthread_cond_destroy(&h->changed);
         pthread_mutex_destroy(&h->lock);
+        pthread_mutex_destroy(&h->metrics.memory_lock);
         free(h);
         return NULL;
 }

@@ -87,6 +87,12 @@ struct ContainerHost {
         size_t exec_next;
         struct ContainerExec *exec_dropped; /* handed from the ring to be freed */
         unsigned monitors;      /* monitor threads still running */
+        struct {                /* container-metrics.c: atomics, no lock */
+                uint64_t starts, start_failures, agent_errors, start_usec_sum;
+                uint64_t start_buckets[CONTAINER_START_BUCKETS + 1]; /* per bucket, not cumulative */
+                pthread_mutex_t memory_lock; /* the QEMU memory cache only */
+                uint64_t memory_bytes, memory_at;
+        } metrics;
         uint64_t log_max_size;  /* main.log is rotated before it passes this */
         unsigned log_max_files; /* rotated files kept: main.log.1 ... */
 };
@@ -179,6 +185,15 @@ int container_log_append(ContainerLog *l, int stream, const void *data, size_t l
 /* NULL-safe; returns NULL. */
 ContainerLog *container_log_close(ContainerLog *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ContainerLog *, container_log_close);
+
+/* --- container-metrics.c --- */
+
+/* Counts a start that reached running (ok, taking usec) or failed. */
+void container_metrics_start(ContainerHost *h, bool ok, uint64_t usec);
+/* Counts r (an agent call's result) as an agent error when it is one the
+ * client did not cause (a broken connection, a protocol violation, an RPC
+ * timeout). Returns r. */
+int container_metrics_agent_result(ContainerHost *h, int r);
 
 /* --- container-recover.c --- */
 

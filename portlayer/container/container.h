@@ -242,6 +242,26 @@ typedef struct ContainerEvent {
  * sees the gap in seq. */
 size_t container_host_events(ContainerHost *h, uint64_t after, ContainerEvent *ret, size_t max, int timeout_ms);
 
+/* --- metrics (GET /metrics; container-metrics.c) --- */
+
+#define CONTAINER_START_BUCKETS 11
+/* The histogram's upper bounds in seconds: 0.5 1 2 3 5 8 13 20 30 45 60. */
+extern const double container_start_buckets[CONTAINER_START_BUCKETS];
+typedef struct ContainerHostMetrics {
+        uint64_t containers[_CONTAINER_STATE_MAX]; /* how many are in each state */
+        uint64_t starts;          /* since the daemon started: starts that reached running */
+        uint64_t start_failures;  /* starts that failed */
+        uint64_t agent_errors;    /* agent calls that failed through no fault of the client */
+        /* start_le[i]: starts that took at most container_start_buckets[i]
+         * seconds (cumulative); start_le[CONTAINER_START_BUCKETS]: all, the
+         * histogram's count. */
+        uint64_t start_le[CONTAINER_START_BUCKETS + 1];
+        double start_seconds_sum;
+        uint64_t qemu_memory_bytes; /* resident memory of the running containers' QEMUs, up to 5 s old */
+} ContainerHostMetrics;
+/* A snapshot. Cheap: the counters are atomics, the QEMU memory is cached. */
+void container_host_metrics(ContainerHost *h, ContainerHostMetrics *ret);
+
 /* Statistics of a running container (docs/api.md, "Stats"). */
 int container_host_stats(ContainerHost *h, const char *ref, json_t **ret, Error **err);
 /* Stat of a path in the running container (never follows a final symlink). */

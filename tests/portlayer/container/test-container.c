@@ -1083,6 +1083,40 @@ static void test_recover_leftovers(void **state) {
         assert_int_equal(disk_users(t), 2);
 }
 
+/* ---- metrics ---- */
+
+static void test_metrics(void **state) {
+        T *t = *state;
+        ContainerHostMetrics m;
+        container_host_metrics(t->h, &m);
+        assert_int_equal(m.starts, 0);
+        _cleanup_free_ char *id = run(t, "web", NULL, CONTAINER_RUNNING);
+        _cleanup_free_ char *id2 = run(t, "other", NULL, -1);
+        vm_fake_fail_next(t->d, VM_FAKE_OP_CREATE, EIO);
+        FAILS(EIO, commit_to(t, id2, CONTAINER_RUNNING));
+        ContainerExecResult res;
+        OK(exec_sh(t, id, "true", 10, 100, &res));
+        container_exec_result_clear(&res);
+        /* the client's own deadline is not the agent's fault */
+        FAILS(ETIMEDOUT, exec_sh(t, id, "exec sleep 30", 1, 100, &res));
+        container_host_metrics(t->h, &m);
+        assert_int_equal(m.starts, 1);
+        assert_int_equal(m.start_failures, 1);
+        assert_int_equal(m.start_le[CONTAINER_START_BUCKETS], 1);
+        assert_int_equal(m.start_le[0], 1); /* the fake boots in well under 0.5 s */
+        assert_true(m.start_seconds_sum > 0 && m.start_seconds_sum < 0.5);
+        assert_int_equal(m.containers[CONTAINER_RUNNING], 1);
+        assert_int_equal(m.containers[CONTAINER_CREATED], 1);
+        assert_int_equal(m.agent_errors, 0);
+        /* an agent that dies under an exec-sync is */
+        _cleanup_free_ char *dom = str_of(t, id, "domain");
+        assert_int_equal(vm_fake_set_state(t->d, dom, VM_STATE_CRASHED, "crashed"), 0);
+        assert_int_equal(wait_exit(t, id), 255);
+        container_host_metrics(t->h, &m);
+        assert_int_equal(m.agent_errors, 1); /* the monitor's wait */
+        assert_int_equal(m.containers[CONTAINER_STOPPED], 1);
+}
+
 /* ---- main.log rotation ---- */
 
 #define ROT_LINES 1500
@@ -1240,6 +1274,7 @@ int main(void) {
                 CASE(test_recover_running),
                 CASE(test_recover_leftovers),
                 CASE(test_log_rotation),
+                CASE(test_metrics),
         };
         int r = test_run_group(tests, NULL, NULL);
         test_tmpdir_remove(layout_root);
