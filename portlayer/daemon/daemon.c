@@ -36,6 +36,12 @@ struct Daemon {
         size_t n_insecure;
 };
 
+const char *const daemon_config_keys[] = {
+        "state-dir",  "socket",       "libvirt-uri",         "guest-kernel", "guest-initrd",  "agent",
+        "image-store", "accel",       "insecure-registries", "boot-timeout", "transport",     "log-max-size",
+        "log-max-files", "log-level", NULL,
+};
+
 void daemon_config_init(DaemonConfig *c) {
         *c = (DaemonConfig){.boot_timeout_s = 60, .log_max_size = CONTAINER_LOG_MAX_SIZE_DEFAULT,
                             .log_max_files = CONTAINER_LOG_MAX_FILES_DEFAULT};

@@ -34,6 +34,9 @@ typedef struct DaemonConfig {
         unsigned log_max_files;  /* rotated files kept (2) */
 } DaemonConfig;
 
+/* Every key daemon_config_set() takes, NULL-terminated. */
+extern const char *const daemon_config_keys[];
+
 void daemon_config_init(DaemonConfig *c);
 void daemon_config_clear(DaemonConfig *c);
 /* Sets key to value (a config-file line or a long option). -EINVAL for an
