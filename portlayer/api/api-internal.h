@@ -77,3 +77,8 @@ int api_handles_labels(Api *a, HttpRequest *req, char **p, HttpResponse *resp, E
 int api_handles_state(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_archive(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_commit(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_metrics(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+
+/* api-metrics.c: m in Prometheus' text format (0.0.4), with
+ * portlayer_build_info{version}. *ret is malloc'd. 0 or -ENOMEM. */
+int api_metrics_render(const ContainerHostMetrics *m, const char *version, char **ret, size_t *ret_len);

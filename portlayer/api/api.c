@@ -28,6 +28,7 @@ static const Route routes[] = {
         {"GET", "/_ping", HTTP_BODY_NONE, api_ping},
         {"HEAD", "/_ping", HTTP_BODY_NONE, api_ping},
         {"GET", "/version", HTTP_BODY_NONE, api_version},
+        {"GET", "/metrics", HTTP_BODY_NONE, api_metrics},
         {"POST", "/images/pull", HTTP_BODY_JSON, api_images_pull},
         {"GET", "/images", HTTP_BODY_NONE, api_images_list},
         {"GET", "/images/{*}", HTTP_BODY_NONE, api_images_inspect},

@@ -85,7 +85,7 @@ int container_host_exec_start(ContainerHost *h, const char *ref, const Container
                 .rows = spec->rows ? spec->rows : 24, .cols = spec->cols ? spec->cols : 80,
                 .open_stdin = spec->open_stdin, .capture_stdout = true, .capture_stderr = !spec->tty,
         };
-        r = agent_client_exec(rt->guest->agent, &as, &e->p, 30000, err);
+        r = container_metrics_agent_result(h, agent_client_exec(rt->guest->agent, &as, &e->p, 30000, err));
         if (r < 0) {
                 exec_free(e);
                 return r;
@@ -148,8 +148,8 @@ int container_exec_resize(ContainerExec *e, uint16_t rows, uint16_t cols, Error 
 int container_exec_wait(ContainerExec *e, int timeout_ms, int *ret, Error **err) {
         AgentProcessInfo info;
         int r = agent_process_wait(e->p, &info, timeout_ms, err);
-        if (r < 0)
-                return r;
+        if (r < 0) /* a timeout is the caller's own deadline */
+                return r == -ETIMEDOUT ? r : container_metrics_agent_result(e->host, r);
         pthread_mutex_lock(&e->host->lock);
         e->done = true;
         e->exit_code = info.exit_code;

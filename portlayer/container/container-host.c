@@ -89,10 +89,14 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
                 return error_oom(err);
         pthread_mutex_init(&h->lock, NULL);
         pthread_cond_init(&h->changed, NULL);
+        pthread_mutex_init(&h->metrics.memory_lock, NULL);
         h->driver = cfg->driver;
         h->store = cfg->store;
         h->accel = cfg->accel;
         h->boot_timeout_ms = cfg->boot_timeout_ms > 0 ? cfg->boot_timeout_ms : 60000;
+        h->log_max_size = cfg->log_max_size > 0 ? cfg->log_max_size : CONTAINER_LOG_MAX_SIZE_DEFAULT;
+        h->log_max_files = cfg->log_max_files > 0 ? MIN(cfg->log_max_files, CONTAINER_LOG_MAX_FILES_MAX)
+                                                  : CONTAINER_LOG_MAX_FILES_DEFAULT;
         const char *t = cfg->transport ? cfg->transport : "auto";
         if (strcmp(t, "auto") == 0)
                 h->transport = vm_vsock_usable(VM_VHOST_VSOCK_DEV) ? "vsock" : "virtio-serial";
@@ -154,6 +158,7 @@ ContainerHost *container_host_free(ContainerHost *h) {
         free(h->extra_cmdline);
         pthread_cond_destroy(&h->changed);
         pthread_mutex_destroy(&h->lock);
+        pthread_mutex_destroy(&h->metrics.memory_lock);
         free(h);
         return NULL;
 }

@@ -87,6 +87,14 @@ struct ContainerHost {
         size_t exec_next;
         struct ContainerExec *exec_dropped; /* handed from the ring to be freed */
         unsigned monitors;      /* monitor threads still running */
+        struct {                /* container-metrics.c: atomics, no lock */
+                uint64_t starts, start_failures, agent_errors, start_usec_sum;
+                uint64_t start_buckets[CONTAINER_START_BUCKETS + 1]; /* per bucket, not cumulative */
+                pthread_mutex_t memory_lock; /* the QEMU memory cache only */
+                uint64_t memory_bytes, memory_at;
+        } metrics;
+        uint64_t log_max_size;  /* main.log is rotated before it passes this */
+        unsigned log_max_files; /* rotated files kept: main.log.1 ... */
 };
 
 /* --- container-config.c --- */
@@ -165,10 +173,27 @@ void container_host_execs_clear(ContainerHost *h);
 /* --- container-log.c --- */
 
 #define CONTAINER_LOG_HEADER 16
-/* Opens <dir>/main.log for appending: an fd or a negative errno. */
-int container_log_open(const Container *c);
-/* Appends one record of stream (1 stdout, 2 stderr). */
-int container_log_append(int fd, int stream, const void *data, size_t len);
+/* The writing end of a container's main.log, rotated by h's limits. One per
+ * container at a time (the monitor's, or recovery's before the monitor
+ * starts); its threads share it. */
+typedef struct ContainerLog ContainerLog;
+/* Opens <dir>/main.log for appending: 0 or a negative errno. */
+int container_log_open(ContainerHost *h, const Container *c, ContainerLog **ret);
+/* Appends one record of stream (1 stdout, 2 stderr), rotating the files
+ * first when the record would take main.log past the limit. Thread-safe. */
+int container_log_append(ContainerLog *l, int stream, const void *data, size_t len);
+/* NULL-safe; returns NULL. */
+ContainerLog *container_log_close(ContainerLog *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ContainerLog *, container_log_close);
+
+/* --- container-metrics.c --- */
+
+/* Counts a start that reached running (ok, taking usec) or failed. */
+void container_metrics_start(ContainerHost *h, bool ok, uint64_t usec);
+/* Counts r (an agent call's result) as an agent error when it is one the
+ * client did not cause (a broken connection, a protocol violation, an RPC
+ * timeout). Returns r. */
+int container_metrics_agent_result(ContainerHost *h, int r);
 
 /* --- container-recover.c --- */
 

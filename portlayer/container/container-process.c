@@ -97,12 +97,14 @@ int container_host_exec_sync(ContainerHost *h, const char *ref, const char *cons
                               .capture_stderr = true};
         _cleanup_agent_process_ AgentProcess *p = NULL;
         uint64_t deadline = timeout_s > 0 ? deadline_after_ms(timeout_s * 1000) : USEC_INFINITY;
-        r = agent_client_exec(rt->guest->agent, &spec, &p, 30000, err);
+        r = container_metrics_agent_result(h, agent_client_exec(rt->guest->agent, &spec, &p, 30000, err));
         if (r >= 0)
                 r = exec_collect(p, deadline, max_output, ret, err);
         AgentProcessInfo info;
         if (r >= 0)
                 r = agent_process_wait(p, &info, deadline_poll_ms(deadline), err);
+        if (p && r != -ETIMEDOUT) /* a timeout here is the client's own deadline */
+                (void) container_metrics_agent_result(h, r);
         if (r == -ETIMEDOUT && p)
                 (void) agent_process_signal(p, SIGKILL, NULL);
         if (r >= 0)
@@ -159,6 +161,7 @@ static int archive_copy(ContainerHost *h, const char *ref, const char *path, int
                 return r;
         r = in ? agent_client_copy_in(rt->guest->agent, path, fd, NULL, 300000, err)
                : agent_client_copy_out(rt->guest->agent, path, fd, NULL, 300000, err);
+        (void) container_metrics_agent_result(h, r);
         runtime_unref(h, rt);
         return r;
 }
@@ -180,7 +183,7 @@ int container_host_stats(ContainerHost *h, const char *ref, json_t **ret, Error 
         AgentGuestInfo gi;
         r = vm_driver_stats(h->driver, rt->guest->name, &vs, err);
         if (r >= 0)
-                r = agent_client_guest_info(rt->guest->agent, &gi, 10000, err);
+                r = container_metrics_agent_result(h, agent_client_guest_info(rt->guest->agent, &gi, 10000, err));
         runtime_unref(h, rt);
         if (r < 0)
                 return r;
@@ -206,7 +209,7 @@ int container_host_stat_path(ContainerHost *h, const char *ref, const char *path
         if (r < 0)
                 return r;
         AgentStat st;
-        r = agent_client_stat(rt->guest->agent, path, &st, 10000, err);
+        r = container_metrics_agent_result(h, agent_client_stat(rt->guest->agent, path, &st, 10000, err));
         runtime_unref(h, rt);
         if (r < 0)
                 return r;

@@ -54,18 +54,20 @@ static int find_main(Guest *g, uint32_t main_id, AgentProcessInfo *info, Error *
 
 /* The output an exited main process left in the agent's buffer goes to
  * main.log (stdout's, then stderr's). */
-static void recover_tail(Guest *g, Container *c) {
+static void recover_tail(ContainerHost *h, Guest *g, Container *c) {
         _cleanup_agent_process_ AgentProcess *p = NULL;
         if (agent_client_attach(g->agent, c->main_id, true, true, &p, NULL, ATTACH_TIMEOUT_MS, NULL) < 0)
                 return;
-        _cleanup_close_ int fd = container_log_open(c);
+        _cleanup_(container_log_closep) ContainerLog *log = NULL;
+        if (container_log_open(h, c, &log) < 0)
+                return;
         char buf[32768];
-        for (int s = AGENT_STREAM_STDOUT; fd >= 0 && s <= AGENT_STREAM_STDERR; s++)
+        for (int s = AGENT_STREAM_STDOUT; s <= AGENT_STREAM_STDERR; s++)
                 for (;;) {
                         ssize_t n = agent_process_read(p, (AgentStream) s, buf, sizeof buf, ATTACH_TIMEOUT_MS, NULL);
                         if (n <= 0)
                                 break;
-                        (void) container_log_append(fd, s, buf, (size_t) n);
+                        (void) container_log_append(log, s, buf, (size_t) n);
                 }
 }
 
@@ -91,7 +93,7 @@ static int reattach(ContainerHost *h, Container *c, Error **err) {
                 return r;
         }
         if (r == 0) { /* it ended while we were away; the agent is powering off */
-                recover_tail(g, c);
+                recover_tail(h, g, c);
                 guest_free(g);
                 (void) vm_driver_destroy(h->driver, c->domain, NULL);
                 pthread_mutex_lock(&h->lock);

@@ -128,6 +128,7 @@ static void pending_clear_locked(Container *c) {
 }
 
 int container_start(ContainerHost *h, Container *c, Error **err) {
+        uint64_t t0 = now_usec();
         pthread_mutex_lock(&h->lock);
         if (c->rt) {
                 pthread_mutex_unlock(&h->lock);
@@ -155,6 +156,7 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
                 pthread_mutex_lock(&h->lock);
                 container_set_state_locked(h, c, c->state_before);
                 pthread_mutex_unlock(&h->lock);
+                container_metrics_start(h, false, 0);
                 return error_prefix(err, "start container %s", c->name);
         }
         rt->refs = 1;
@@ -171,6 +173,7 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
         pending_clear_locked(c);
         container_set_state_locked(h, c, CONTAINER_RUNNING);
         pthread_mutex_unlock(&h->lock);
+        container_metrics_start(h, true, now_usec() - t0);
         log_info("container %s (%.12s) running: VM %s booted in %.2f s", c->name, c->id, c->domain,
                  rt->guest->boot_usec / 1e6);
         return container_monitor_start(h, c);
@@ -256,7 +259,7 @@ typedef struct Monitor {
 typedef struct LogReader {
         Runtime *rt;
         AgentStream stream;
-        int fd;
+        ContainerLog *log;
 } LogReader;
 
 static void *log_reader_main(void *arg) {
@@ -266,7 +269,7 @@ static void *log_reader_main(void *arg) {
                 ssize_t n = agent_process_read(lr->rt->main, lr->stream, buf, sizeof buf, -1, NULL);
                 if (n <= 0)
                         break;
-                (void) container_log_append(lr->fd, lr->stream, buf, (size_t) n);
+                (void) container_log_append(lr->log, lr->stream, buf, (size_t) n);
         }
         return NULL;
 }
@@ -306,8 +309,10 @@ static void monitor_finish(Monitor *m, int r, const AgentProcessInfo *info, cons
         pthread_mutex_lock(&h->lock);
         bool stopping = c->state == CONTAINER_STOPPING;
         pthread_mutex_unlock(&h->lock);
-        if (r < 0 && !stopping)
+        if (r < 0 && !stopping) {
                 reason = vm_end_reason(h, c, e);
+                (void) container_metrics_agent_result(h, r);
+        }
         (void) vm_driver_destroy(h->driver, c->domain, NULL);
 
         pthread_mutex_lock(&h->lock);
@@ -330,11 +335,11 @@ static void *monitor_main(void *arg) {
         pthread_t readers[2];
         LogReader lr[2];
         int n_readers = 0;
-        _cleanup_close_ int log_fd = container_log_open(m->c);
-        if (m->rt->main && log_fd >= 0)
+        _cleanup_(container_log_closep) ContainerLog *log = NULL;
+        if (m->rt->main && container_log_open(m->h, m->c, &log) >= 0)
                 for (int i = 0; i < 2; i++) {
                         lr[i] = (LogReader){.rt = m->rt, .stream = i ? AGENT_STREAM_STDERR : AGENT_STREAM_STDOUT,
-                                            .fd = log_fd};
+                                            .log = log};
                         if (pthread_create(&readers[n_readers], NULL, log_reader_main, &lr[i]) == 0)
                                 n_readers++;
                 }

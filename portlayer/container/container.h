@@ -47,6 +47,9 @@
 #define CONTAINER_MEMORY_MB_DEFAULT 256
 #define CONTAINER_DISK_SIZE_DEFAULT (1ull << 30)
 #define CONTAINER_STOP_TIMEOUT_DEFAULT 10 /* seconds from the stop signal to SIGKILL */
+#define CONTAINER_LOG_MAX_SIZE_DEFAULT (16ull << 20) /* main.log is rotated before it passes this */
+#define CONTAINER_LOG_MAX_FILES_DEFAULT 2            /* rotated files kept: main.log.1, main.log.2 */
+#define CONTAINER_LOG_MAX_FILES_MAX 100
 
 typedef enum ContainerState {
         CONTAINER_CREATED,
@@ -77,6 +80,8 @@ typedef struct ContainerHostConfig {
         const char *transport;   /* how the host reaches agents: "auto" (NULL: vsock where
                                   * /dev/vhost-vsock opens, else virtio-serial), "vsock",
                                   * "virtio-serial" */
+        uint64_t log_max_size;   /* bytes of main.log before it is rotated; 0: 16 MiB */
+        unsigned log_max_files;  /* rotated files kept (main.log.1 ...); 0: 2; at most 100 */
 } ContainerHostConfig;
 
 /* Opens the host: loads every record, then reconciles them with the VMs the
@@ -214,8 +219,10 @@ typedef struct ContainerLogOptions {
 } ContainerLogOptions;
 /* Writes the output kept for ref's main process to out_fd as JSON lines
  * ({"time", "stream", "data"}) or raw bytes, and with follow what comes while
- * it runs. Ends at the end of the log (or, following, once the container
- * stopped), or when out_fd fails (a reader gone). */
+ * it runs. The rotated files (main.log.N ... main.log.1) come first, then
+ * main.log; a follower moves on across rotations (container-log.c). Ends at
+ * the end of the log (or, following, once the container stopped), or when
+ * out_fd fails (a reader gone). */
 int container_host_logs(ContainerHost *h, const char *ref, const ContainerLogOptions *o, int out_fd, Error **err);
 
 /* Events: create, start, die (with exit_code), pause, unpause, destroy. The
@@ -234,6 +241,26 @@ typedef struct ContainerEvent {
  * (0 on timeout). Events older than the kept window are skipped: a caller
  * sees the gap in seq. */
 size_t container_host_events(ContainerHost *h, uint64_t after, ContainerEvent *ret, size_t max, int timeout_ms);
+
+/* --- metrics (GET /metrics; container-metrics.c) --- */
+
+#define CONTAINER_START_BUCKETS 11
+/* The histogram's upper bounds in seconds: 0.5 1 2 3 5 8 13 20 30 45 60. */
+extern const double container_start_buckets[CONTAINER_START_BUCKETS];
+typedef struct ContainerHostMetrics {
+        uint64_t containers[_CONTAINER_STATE_MAX]; /* how many are in each state */
+        uint64_t starts;          /* since the daemon started: starts that reached running */
+        uint64_t start_failures;  /* starts that failed */
+        uint64_t agent_errors;    /* agent calls that failed through no fault of the client */
+        /* start_le[i]: starts that took at most container_start_buckets[i]
+         * seconds (cumulative); start_le[CONTAINER_START_BUCKETS]: all, the
+         * histogram's count. */
+        uint64_t start_le[CONTAINER_START_BUCKETS + 1];
+        double start_seconds_sum;
+        uint64_t qemu_memory_bytes; /* resident memory of the running containers' QEMUs, up to 5 s old */
+} ContainerHostMetrics;
+/* A snapshot. Cheap: the counters are atomics, the QEMU memory is cached. */
+void container_host_metrics(ContainerHost *h, ContainerHostMetrics *ret);
 
 /* Statistics of a running container (docs/api.md, "Stats"). */
 int container_host_stats(ContainerHost *h, const char *ref, json_t **ret, Error **err);

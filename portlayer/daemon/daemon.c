@@ -36,8 +36,15 @@ struct Daemon {
         size_t n_insecure;
 };
 
+const char *const daemon_config_keys[] = {
+        "state-dir",  "socket",       "libvirt-uri",         "guest-kernel", "guest-initrd",  "agent",
+        "image-store", "accel",       "insecure-registries", "boot-timeout", "transport",     "log-max-size",
+        "log-max-files", "log-level", NULL,
+};
+
 void daemon_config_init(DaemonConfig *c) {
-        *c = (DaemonConfig){.boot_timeout_s = 60};
+        *c = (DaemonConfig){.boot_timeout_s = 60, .log_max_size = CONTAINER_LOG_MAX_SIZE_DEFAULT,
+                            .log_max_files = CONTAINER_LOG_MAX_FILES_DEFAULT};
 }
 
 void daemon_config_clear(DaemonConfig *c) {
@@ -89,6 +96,21 @@ int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error
                 if (safe_atoi(value, &v) < 0 || v < 1 || v > 3600)
                         return error_set(err, EINVAL, "boot-timeout: '%s' is not a number of seconds (1-3600)", value);
                 c->boot_timeout_s = v;
+                return 0;
+        }
+        if (strcmp(key, "log-max-size") == 0) {
+                uint64_t v;
+                if (parse_size(value, &v) < 0 || v < 4096)
+                        return error_set(err, EINVAL, "log-max-size: '%s' is not a size of at least 4K (like 16M)", value);
+                c->log_max_size = v;
+                return 0;
+        }
+        if (strcmp(key, "log-max-files") == 0) {
+                int v;
+                if (safe_atoi(value, &v) < 0 || v < 1 || v > CONTAINER_LOG_MAX_FILES_MAX)
+                        return error_set(err, EINVAL, "log-max-files: '%s' is not a number of files (1-%d)", value,
+                                         CONTAINER_LOG_MAX_FILES_MAX);
+                c->log_max_files = (unsigned) v;
                 return 0;
         }
         return error_set(err, EINVAL, "unknown setting '%s'", key);
@@ -215,6 +237,7 @@ static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *sel
                 .state_dir = cfg->state_dir, .driver = d->driver, .store = d->store, .kernel = kernel,
                 .initrd = initrd, .accel = cfg->accel ? (VmAccel) vm_accel_from_string(cfg->accel) : VM_ACCEL_AUTO,
                 .boot_timeout_ms = cfg->boot_timeout_s * 1000, .transport = cfg->transport,
+                .log_max_size = cfg->log_max_size, .log_max_files = cfg->log_max_files,
         };
         log_info("guest kernel %s, initramfs %s", kernel, initrd);
         return container_host_open(&hc, &d->host, err);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/base/error.h"
 #include "portlayer/vm/vm-driver.h"
@@ -29,7 +30,12 @@ typedef struct DaemonConfig {
         char *insecure_registries; /* comma-separated host:port reached over plain HTTP */
         char *transport;     /* "auto" (NULL), "vsock", "virtio-serial" */
         int boot_timeout_s;
+        uint64_t log_max_size;   /* a container's main.log is rotated past this (16 MiB) */
+        unsigned log_max_files;  /* rotated files kept (2) */
 } DaemonConfig;
+
+/* Every key daemon_config_set() takes, NULL-terminated. */
+extern const char *const daemon_config_keys[];
 
 void daemon_config_init(DaemonConfig *c);
 void daemon_config_clear(DaemonConfig *c);

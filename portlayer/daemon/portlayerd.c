@@ -30,6 +30,8 @@ static void usage(FILE *f) {
               "  --insecure-registries L   host:port,... reached over plain HTTP (loopback always is)\n"
               "  --boot-timeout SECONDS    how long a guest may take to answer (default 60)\n"
               "  --transport T             auto (vsock where /dev/vhost-vsock opens), vsock, virtio-serial\n"
+              "  --log-max-size SIZE       rotate a container's main.log past SIZE (default 16M)\n"
+              "  --log-max-files N         rotated logs kept per container (default 2)\n"
               "  --log-level LEVEL         error, warning, info (default), debug\n"
               "  --help, --version\n",
               f);
@@ -49,7 +51,8 @@ static int parse_args(int argc, char **argv, DaemonConfig *cfg) {
                 {"agent", required_argument, NULL, 0},          {"image-store", required_argument, NULL, 0},
                 {"accel", required_argument, NULL, 0},          {"insecure-registries", required_argument, NULL, 0},
                 {"boot-timeout", required_argument, NULL, 0},   {"log-level", required_argument, NULL, 0},
-                {"transport", required_argument, NULL, 0},
+                {"transport", required_argument, NULL, 0},     {"log-max-size", required_argument, NULL, 0},
+                {"log-max-files", required_argument, NULL, 0},
                 {"help", no_argument, NULL, 'h'},               {"version", no_argument, NULL, 'V'},
                 {},
         };

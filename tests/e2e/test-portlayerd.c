@@ -448,6 +448,54 @@ static void test_main_exits(void **state) {
         destroy(id2);
 }
 
+/* The value of the sample line starting with series (name and labels) in
+ * GET /metrics' text; -1 when there is none. */
+static double metric(const char *text, const char *series) {
+        size_t n = strlen(series);
+        for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+                if (strncmp(l, series, n) == 0 && l[n] == ' ')
+                        return strtod(l + n + 1, NULL);
+        return -1;
+}
+
+static char *metrics_get(void) {
+        char *raw = NULL;
+        size_t len = 0;
+        assert_int_equal(http("GET", "/metrics", NULL, 0, NULL, &raw, &len), 200);
+        assert_non_null(raw);
+        return raw;
+}
+
+static void test_metrics(void **state) {
+        char *before = metrics_get();
+        double starts = metric(before, "portlayer_container_starts_total");
+        double running = metric(before, "portlayer_containers{state=\"running\"}");
+        assert_true(starts >= 0 && running >= 0);
+        const char *info = strstr(before, "\nportlayer_build_info{version=\"");
+        assert_true(info && strstr(info, "\"} 1\n"));
+        char id[65];
+        assert_int_equal(create_run("metered", "{\"path\": \"/bin/sleep\", \"args\": [\"1000\"]}", "running", id, NULL),
+                         200);
+        char *after = metrics_get();
+        double now = metric(after, "portlayer_container_starts_total");
+        if (now != starts + 1 || now < 1)
+                fail_msg("starts_total %g after one start, %g before", now, starts);
+        assert_true(metric(after, "portlayer_container_start_seconds_count") == now);
+        assert_true(metric(after, "portlayer_container_start_seconds_bucket{le=\"+Inf\"}") == now);
+        assert_true(metric(after, "portlayer_container_start_seconds_sum") > 0);
+        assert_true(metric(after, "portlayer_containers{state=\"running\"}") == running + 1);
+        assert_true(metric(after, "portlayer_agent_errors_total") == 0);
+        /* a real QEMU holds some memory (the 5 s cache may predate it) */
+        sleep(6);
+        char *later = metrics_get();
+        if (metric(later, "portlayer_qemu_memory_bytes") < (1 << 20))
+                fail_msg("qemu memory %g bytes with one running", metric(later, "portlayer_qemu_memory_bytes"));
+        destroy(id);
+        free(before);
+        free(after);
+        free(later);
+}
+
 static void test_guest_panic(void **state) {
         char id[65];
         assert_int_equal(create_run("panics", "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"exec sleep 100000\"]}", "running",
@@ -936,6 +984,7 @@ int main(void) {
                 cmocka_unit_test(test_full_life),
                 cmocka_unit_test(test_commit_conflict),
                 cmocka_unit_test(test_main_exits),
+                cmocka_unit_test(test_metrics),
                 cmocka_unit_test(test_guest_panic),
                 cmocka_unit_test(test_logs_events_stats),
                 cmocka_unit_test(test_exec_streams),

@@ -149,15 +149,22 @@ static bool saw_event(T *t, const char *domain, VmState state, const char *reaso
         return found;
 }
 
-static void host_open(T *t) {
+/* Opens the host, with main.log rotated past log_max_size bytes (0: the
+ * default) keeping log_max_files rotated files. */
+static void host_open_logs(T *t, uint64_t log_max_size, unsigned log_max_files) {
         ContainerHostConfig cfg = {.state_dir = t->state, .driver = t->d, .store = t->store,
                                    .kernel = "/nonexistent/vmlinuz", .initrd = "/nonexistent/initrd.img",
-                                   .accel = VM_ACCEL_TCG, .boot_timeout_ms = 5000};
+                                   .accel = VM_ACCEL_TCG, .boot_timeout_ms = 5000,
+                                   .log_max_size = log_max_size, .log_max_files = log_max_files};
         ContainerHost *h = NULL;
         OK(container_host_open(&cfg, &h, E));
         pthread_mutex_lock(&t->ev_lock);
         t->h = h;
         pthread_mutex_unlock(&t->ev_lock);
+}
+
+static void host_open(T *t) {
+        host_open_logs(t, 0, 0);
 }
 
 /* Frees the host as a daemon that stops does: running VMs keep running. */
@@ -1076,6 +1083,165 @@ static void test_recover_leftovers(void **state) {
         assert_int_equal(disk_users(t), 2);
 }
 
+/* ---- metrics ---- */
+
+static void test_metrics(void **state) {
+        T *t = *state;
+        ContainerHostMetrics m;
+        container_host_metrics(t->h, &m);
+        assert_int_equal(m.starts, 0);
+        _cleanup_free_ char *id = run(t, "web", NULL, CONTAINER_RUNNING);
+        _cleanup_free_ char *id2 = run(t, "other", NULL, -1);
+        vm_fake_fail_next(t->d, VM_FAKE_OP_CREATE, EIO);
+        FAILS(EIO, commit_to(t, id2, CONTAINER_RUNNING));
+        ContainerExecResult res;
+        OK(exec_sh(t, id, "true", 10, 100, &res));
+        container_exec_result_clear(&res);
+        /* the client's own deadline is not the agent's fault */
+        FAILS(ETIMEDOUT, exec_sh(t, id, "exec sleep 30", 1, 100, &res));
+        container_host_metrics(t->h, &m);
+        assert_int_equal(m.starts, 1);
+        assert_int_equal(m.start_failures, 1);
+        assert_int_equal(m.start_le[CONTAINER_START_BUCKETS], 1);
+        assert_int_equal(m.start_le[0], 1); /* the fake boots in well under 0.5 s */
+        assert_true(m.start_seconds_sum > 0 && m.start_seconds_sum < 0.5);
+        assert_int_equal(m.containers[CONTAINER_RUNNING], 1);
+        assert_int_equal(m.containers[CONTAINER_CREATED], 1);
+        assert_int_equal(m.agent_errors, 0);
+        /* an agent that dies under an exec-sync is */
+        _cleanup_free_ char *dom = str_of(t, id, "domain");
+        assert_int_equal(vm_fake_set_state(t->d, dom, VM_STATE_CRASHED, "crashed"), 0);
+        assert_int_equal(wait_exit(t, id), 255);
+        container_host_metrics(t->h, &m);
+        assert_int_equal(m.agent_errors, 1); /* the monitor's wait */
+        assert_int_equal(m.containers[CONTAINER_STOPPED], 1);
+}
+
+/* ---- main.log rotation ---- */
+
+#define ROT_LINES 1500
+
+/* What the rotation test's main process writes to stream s (1 or 2). */
+static char *rot_expected(int s, size_t *ret_len) {
+        char *text = malloc(ROT_LINES * 16);
+        assert_non_null(text);
+        size_t n = 0;
+        for (int i = 0; i < ROT_LINES; i++)
+                n += (size_t) sprintf(text + n, "%s %04d\n", s == 1 ? "out" : "err", i);
+        *ret_len = n;
+        return text;
+}
+
+typedef struct LogsCall {
+        T *t;
+        const char *id;
+        ContainerLogOptions o;
+        int fd;
+        int r;
+} LogsCall;
+
+static void *logs_main(void *arg) {
+        LogsCall *lc = arg;
+        lc->r = container_host_logs(lc->t->h, lc->id, &lc->o, lc->fd, NULL);
+        close(lc->fd);
+        return NULL;
+}
+
+/* Runs container_host_logs in a thread into a pipe and collects its output
+ * here, as the REST layer does. */
+static char *logs_collect(T *t, const char *id, ContainerLogOptions o, size_t *ret_len) {
+        int p[2];
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        LogsCall lc = {.t = t, .id = id, .o = o, .fd = p[1]};
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, logs_main, &lc), 0);
+        size_t size = 1 << 16, n = 0;
+        char *buf = malloc(size + 1);
+        for (ssize_t k; buf && (k = read(p[0], buf + n, size - n)) > 0;) {
+                n += (size_t) k;
+                if (n == size)
+                        buf = realloc(buf, (size *= 2) + 1);
+        }
+        assert_non_null(buf);
+        pthread_join(th, NULL);
+        close(p[0]);
+        assert_int_equal(lc.r, 0);
+        buf[n] = 0;
+        *ret_len = n;
+        return buf;
+}
+
+/* got must be the end of want, starting at a record boundary of the
+ * writer (so anywhere) but with nothing lost or repeated inside it. */
+static void assert_suffix(const char *got, size_t got_len, const char *want, size_t want_len) {
+        if (got_len > want_len || memcmp(got, want + want_len - got_len, got_len) != 0)
+                fail_msg("log of %zu bytes is not the end of the %zu bytes written: '%.40s...'", got_len, want_len, got);
+}
+
+static void test_log_rotation(void **state) {
+        T *t = *state;
+        host_close(t);
+        host_open_logs(t, 1024, 3);
+        /* A follower starts before the output and keeps up (it polls every
+         * 200 ms; the process writes about 2 KiB a second, the kept files
+         * hold 4 KiB), so it must see every byte exactly once. */
+        _cleanup_free_ char *id = run(t, "chatty",
+                                      "sleep 0.5; i=0; while [ $i -lt 1500 ]; do printf 'out %04d\\n' $i;"
+                                      " printf 'err %04d\\n' $i >&2; i=$((i+1));"
+                                      " [ $((i % 30)) -eq 0 ] && sleep 0.1; done; exit 0",
+                                      CONTAINER_RUNNING);
+        size_t out_len, err_len, got_len;
+        _cleanup_free_ char *out = rot_expected(1, &out_len), *err = rot_expected(2, &err_len);
+        _cleanup_free_ char *followed =
+                logs_collect(t, id, (ContainerLogOptions){.follow = true, .tail = -1, .raw = true, .no_stderr = true},
+                             &got_len);
+        assert_int_equal(got_len, out_len);
+        assert_memory_equal(followed, out, out_len);
+        assert_int_equal(wait_exit(t, id), 0);
+
+        /* Rotated: main.log and main.log.1-3, no more; the rotated ones
+         * within the limit (the agent's chunks of 10-byte lines are far
+         * smaller than 1 KiB at this pace). */
+        for (int i = 0; i <= 4; i++) {
+                _cleanup_free_ char *p = i ? test_pathf("%s/containers/%s/main.log.%d", t->state, id, i)
+                                           : test_pathf("%s/containers/%s/main.log", t->state, id);
+                assert_int_equal(test_exists(p), i < 4);
+                struct stat st;
+                if (i < 4 && stat(p, &st) == 0 && st.st_size > 1024 && i > 0)
+                        fail_msg("%s: %lld bytes", p, (long long) st.st_size);
+        }
+        /* What is kept reads back in order, per stream and as JSON. */
+        _cleanup_free_ char *kept_out = logs_collect(t, id, (ContainerLogOptions){.tail = -1, .raw = true, .no_stderr = true},
+                                                     &got_len);
+        assert_true(got_len > 0 && got_len < out_len);
+        assert_suffix(kept_out, got_len, out, out_len);
+        _cleanup_free_ char *kept_err = logs_collect(t, id, (ContainerLogOptions){.tail = -1, .raw = true, .no_stdout = true},
+                                                     &got_len);
+        assert_true(got_len > 0);
+        assert_suffix(kept_err, got_len, err, err_len);
+        size_t all_len, tail_len;
+        _cleanup_free_ char *all = logs_collect(t, id, (ContainerLogOptions){.tail = -1}, &all_len);
+        _cleanup_free_ char *tail = logs_collect(t, id, (ContainerLogOptions){.tail = 3}, &tail_len);
+        size_t lines = 0;
+        for (char *l = all, *nl; (nl = memchr(l, '\n', all_len - (size_t) (l - all))); l = nl + 1) {
+                json_error_t je;
+                json_t *j = json_loadb(l, (size_t) (nl - l), 0, &je);
+                assert_non_null(j);
+                json_decref(j);
+                lines++;
+        }
+        assert_true(lines > 3);
+        /* the last three records span the files' boundary or not: either way
+         * they are the end of everything */
+        assert_true(tail_len < all_len);
+        assert_memory_equal(tail, all + all_len - tail_len, tail_len);
+        assert_int_equal(tail[tail_len - 1], '\n');
+        size_t tail_lines = 0;
+        for (size_t i = 0; i < tail_len; i++)
+                tail_lines += tail[i] == '\n';
+        assert_int_equal(tail_lines, 3);
+}
+
 int main(void) {
         if (!getenv("PL_AGENT_BIN"))
                 test_program_skip_or_fail("PL_AGENT_BIN, the agent binary (run through ctest)");
@@ -1107,6 +1273,8 @@ int main(void) {
                 CASE(test_bad_config),
                 CASE(test_recover_running),
                 CASE(test_recover_leftovers),
+                CASE(test_log_rotation),
+                CASE(test_metrics),
         };
         int r = test_run_group(tests, NULL, NULL);
         test_tmpdir_remove(layout_root);

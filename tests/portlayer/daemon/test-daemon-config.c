@@ -25,7 +25,8 @@ static char *write_tmp(const char *text) {
 
 static void test_file(void **state) {
         char *path = write_tmp("# portlayerd\n\n  state-dir = /srv/pl  \nsocket=/run/x.sock\naccel = tcg\n"
-                               "boot-timeout = 90\ntransport = virtio-serial\ninsecure-registries = a:5000,b:5000\n");
+                               "boot-timeout = 90\ntransport = virtio-serial\ninsecure-registries = a:5000,b:5000\n"
+                               "log-max-size = 64K\nlog-max-files = 5\n");
         DaemonConfig c;
         daemon_config_init(&c);
         Error *e = NULL;
@@ -36,6 +37,8 @@ static void test_file(void **state) {
         assert_string_equal(c.transport, "virtio-serial");
         assert_string_equal(c.insecure_registries, "a:5000,b:5000");
         assert_int_equal(c.boot_timeout_s, 90);
+        assert_int_equal(c.log_max_size, 64 << 10);
+        assert_int_equal(c.log_max_files, 5);
         /* the command line comes after the file and wins */
         assert_int_equal(daemon_config_set(&c, "state-dir", "/other", &e), 0);
         assert_string_equal(c.state_dir, "/other");
@@ -52,6 +55,8 @@ static void test_bad(void **state) {
                 {"accel", "hvf", "accel"},                 {"transport", "tcp", "transport"},
                 {"boot-timeout", "0", "boot-timeout"},     {"boot-timeout", "9999", "boot-timeout"},
                 {"boot-timeout", "12s", "boot-timeout"},   {"log-level", "loud", "log-level"},
+                {"log-max-size", "1K", "log-max-size"},    {"log-max-size", "16 M", "log-max-size"},
+                {"log-max-files", "0", "log-max-files"},   {"log-max-files", "101", "log-max-files"},
                 {"no-such-key", "1", "unknown setting"},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -65,6 +70,8 @@ static void test_bad(void **state) {
                 assert_null(c.state_dir);
                 assert_null(c.accel);
                 assert_int_equal(c.boot_timeout_s, 60);
+                assert_int_equal(c.log_max_size, 16 << 20);
+                assert_int_equal(c.log_max_files, 2);
                 daemon_config_clear(&c);
         }
         char *path = write_tmp("state-dir = /a\nthis line has no equals sign\n");
@@ -86,10 +93,69 @@ static void test_bad(void **state) {
         daemon_config_clear(&c);
 }
 
+/* scripts/systemd/portlayerd.conf.example names every key (set or
+ * commented out), loads, and sets only the defaults. */
+static void test_example(void **state) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/scripts/systemd/portlayerd.conf.example", getenv("PL_SOURCE_DIR"));
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        char text[16384];
+        size_t len = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[len] = 0;
+        for (size_t i = 0; daemon_config_keys[i]; i++) {
+                char set[128], commented[128];
+                snprintf(set, sizeof set, "\n%s =", daemon_config_keys[i]);
+                snprintf(commented, sizeof commented, "\n#%s =", daemon_config_keys[i]);
+                if (!strstr(text, set) && !strstr(text, commented))
+                        fail_msg("%s does not list '%s'", path, daemon_config_keys[i]);
+        }
+        DaemonConfig c, def;
+        daemon_config_init(&c);
+        daemon_config_init(&def);
+        Error *e = NULL;
+        if (daemon_config_load(&c, path, true, &e) < 0)
+                fail_msg("%s", error_text(e));
+        assert_string_equal(c.state_dir, DAEMON_DEFAULT_STATE_DIR);
+        assert_string_equal(c.socket, DAEMON_DEFAULT_SOCKET);
+        assert_string_equal(c.accel, "auto");
+        assert_string_equal(c.transport, "auto");
+        assert_string_equal(c.log_level, "info");
+        assert_string_equal(c.insecure_registries, "");
+        /* the ones without a fixed default stay unset */
+        assert_null(c.libvirt_uri);
+        assert_null(c.guest_kernel);
+        assert_null(c.guest_initrd);
+        assert_null(c.agent);
+        assert_null(c.image_store);
+        assert_int_equal(c.boot_timeout_s, def.boot_timeout_s);
+        assert_int_equal(c.log_max_size, def.log_max_size);
+        assert_int_equal(c.log_max_files, def.log_max_files);
+        daemon_config_clear(&c);
+        daemon_config_clear(&def);
+}
+
+/* Every key in the list is one daemon_config_set() knows. */
+static void test_keys_known(void **state) {
+        for (size_t i = 0; daemon_config_keys[i]; i++) {
+                DaemonConfig c;
+                daemon_config_init(&c);
+                Error *e = NULL;
+                (void) daemon_config_set(&c, daemon_config_keys[i], "?", &e);
+                if (e && strstr(error_text(e), "unknown setting"))
+                        fail_msg("'%s' is listed but not taken", daemon_config_keys[i]);
+                error_free(e);
+                daemon_config_clear(&c);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_file),
                 cmocka_unit_test(test_bad),
+                cmocka_unit_test(test_example),
+                cmocka_unit_test(test_keys_known),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
