@@ -1,6 +1,8 @@
 /* verbs.c: the verb dispatcher and --version of every tool (see verbs.h). */
 #include "common/base/verbs.h"
 
+#include <unistd.h>
+
 #include <errno.h>
 #include <string.h>
 
@@ -98,4 +100,10 @@ int verbs_dispatch(const Verb *verbs, size_t n, int argc, char *argv[], void *us
                 return EXIT_USAGE;
         }
         return v->run(argc, argv, userdata);
+}
+
+int verbs_dispatch_after_options(const Verb *verbs, size_t n, int argc, char *argv[], void *userdata) {
+        int first = optind;
+        optind = 0; /* getopt starts afresh on the verb's arguments */
+        return verbs_dispatch(verbs, n, argc - first, argv + first, userdata);
 }

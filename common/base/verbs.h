@@ -45,6 +45,10 @@ typedef struct Verb {
  * line to stdout and return 0. */
 int verbs_dispatch(const Verb *verbs, size_t n, int argc, char *argv[], void *userdata);
 
+/* verbs_dispatch() of what getopt left after a tool's global options
+ * (argv[optind..]), with getopt reset for the verb's own options. */
+int verbs_dispatch_after_options(const Verb *verbs, size_t n, int argc, char *argv[], void *userdata);
+
 /* Prints one line per verb, "  NAME SUMMARY", to f: the command list of a
  * tool's help. */
 void verbs_print(const Verb *verbs, size_t n, FILE *f);

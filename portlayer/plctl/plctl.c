@@ -191,10 +191,7 @@ int plctl_main(int argc, char *argv[]) {
         int r = parse_global(argc, argv, &p);
         if (r != 0)
                 return r;
-        int sub_argc = argc - optind;
-        char **sub_argv = argv + optind;
-        optind = 0; /* restart getopt for the verb's own options */
-        r = verbs_dispatch(verbs, ELEMENTSOF(verbs), sub_argc, sub_argv, &p);
+        r = verbs_dispatch_after_options(verbs, ELEMENTSOF(verbs), argc, argv, &p);
         plctl_client_free(p.client);
         fflush(stdout);
         return r;

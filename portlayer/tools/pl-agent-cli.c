@@ -597,10 +597,7 @@ int main(int argc, char **argv) {
         if (r != 0)
                 return r;
 
-        int sub_argc = argc - optind;
-        char **sub_argv = argv + optind;
-        optind = 0; /* restart getopt for the command's own options */
-        r = verbs_dispatch(verbs, ELEMENTSOF(verbs), sub_argc, sub_argv, &cli);
+        r = verbs_dispatch_after_options(verbs, ELEMENTSOF(verbs), argc, argv, &cli);
         agent_client_free(cli.client);
         return r;
 }
