@@ -2,6 +2,7 @@
 #include "common/base/io-util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
@@ -179,4 +180,26 @@ void random_bytes(void *buf, size_t len) {
 bool fd_peer_gone(int fd) {
         struct pollfd pfd = {.fd = fd, .events = POLLOUT};
         return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLERR | POLLHUP));
+}
+
+void random_hex(char *out, size_t n_hex) {
+        static const char digits[] = "0123456789abcdef";
+        unsigned char b[64];
+        n_hex = MIN(n_hex, 2 * sizeof b);
+        random_bytes(b, (n_hex + 1) / 2);
+        for (size_t i = 0; i < n_hex; i++)
+                out[i] = digits[(b[i / 2] >> (i % 2 ? 0 : 4)) & 0xf];
+        out[n_hex] = 0;
+}
+
+void time_rfc3339_ns(int64_t ns, char out[TIME_RFC3339_MAX]) {
+        out[0] = 0;
+        if (ns <= 0)
+                return;
+        time_t s = (time_t) (ns / 1000000000);
+        struct tm tm;
+        if (!gmtime_r(&s, &tm))
+                return;
+        size_t n = strftime(out, TIME_RFC3339_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(out + n, TIME_RFC3339_MAX - n, ".%09lldZ", (long long) (ns % 1000000000));
 }

@@ -50,3 +50,12 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_len)
 /* Fills buf with random bytes from getrandom(), falling back to the clock
  * (only for nonces, never for secrets). */
 void random_bytes(void *buf, size_t len);
+
+/* n_hex random lowercase hex digits and a NUL into out (n_hex <= 128):
+ * ids and names, not secrets (see random_bytes). */
+void random_hex(char *out, size_t n_hex);
+
+/* Unix nanoseconds as RFC 3339 in UTC with nanoseconds
+ * ("2026-12-03T07:52:29.095868385Z") into out; "" for ns <= 0. */
+#define TIME_RFC3339_MAX 40
+void time_rfc3339_ns(int64_t ns, char out[TIME_RFC3339_MAX]);

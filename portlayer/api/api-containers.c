@@ -85,29 +85,6 @@ int api_containers_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp
         return r < 0 ? r : api_reply_json(resp, 204, NULL);
 }
 
-static json_t *bytes_json(const char *s, size_t len) {
-        /* Output is bytes; JSON strings are UTF-8: invalid sequences become
-         * U+FFFD rather than failing the call. */
-        json_t *j = json_stringn(s, len);
-        if (j)
-                return j;
-        _cleanup_free_ char *clean = malloc(len * 3 + 1);
-        if (!clean)
-                return NULL;
-        size_t k = 0;
-        for (size_t i = 0; i < len; i++) {
-                unsigned char c = (unsigned char) s[i];
-                if (c < 0x80 && c != 0)
-                        clean[k++] = (char) c;
-                else {
-                        clean[k++] = (char) 0xef;
-                        clean[k++] = (char) 0xbf;
-                        clean[k++] = (char) 0xbd;
-                }
-        }
-        return json_stringn(clean, k);
-}
-
 int api_containers_exec_sync(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
         static const char *const allowed[] = {"path", "args", "env", "workdir", "user", "timeout_s", NULL};
         _cleanup_json_ json_t *body = NULL;
@@ -133,7 +110,7 @@ int api_containers_exec_sync(Api *a, HttpRequest *req, char **p, HttpResponse *r
         if (r < 0)
                 return r;
         json_t *j = json_pack("{s:i, s:o, s:o, s:b}", "exit_code", res.exit_code, "stdout",
-                              bytes_json(res.out, res.out_len), "stderr", bytes_json(res.err, res.err_len),
+                              json_bytes(res.out, res.out_len), "stderr", json_bytes(res.err, res.err_len),
                               "truncated", res.truncated);
         container_exec_result_clear(&res);
         return api_reply_json(resp, 200, j);
@@ -296,12 +273,7 @@ static void events_main(void *arg, int fd) {
                                                              (json_int_t) ev[i].seq, "time_ns", (json_int_t) ev[i].time_ns,
                                                              "action", ev[i].action, "id", ev[i].id, "name", ev[i].name,
                                                              "exit_code", ev[i].exit_code);
-                        _cleanup_free_ char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
-                        if (!line)
-                                return;
-                        size_t len = strlen(line);
-                        line[len] = '\n';
-                        if (write_all(fd, line, len + 1) < 0)
+                        if (json_write_line(fd, j) < 0)
                                 return;
                         es->after = ev[i].seq;
                 }

@@ -30,13 +30,8 @@ typedef struct Pull {
 
 /* One JSON line into the pipe (short lines: one atomic write). */
 static void pull_line(Pull *pl, json_t *j) {
-        _cleanup_free_ char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        (void) json_write_line(pl->fd, j);
         json_decref(j);
-        if (!s)
-                return;
-        size_t len = strlen(s);
-        s[len] = '\n';
-        (void) write_all(pl->fd, s, len + 1);
 }
 
 static void pull_progress(const char *digest, uint64_t done, uint64_t total, void *userdata) {

@@ -25,17 +25,6 @@ struct ContainerExec {
         int pid;
 };
 
-static void hex_id(char out[33]) {
-        static const char digits[] = "0123456789abcdef";
-        unsigned char b[16];
-        random_bytes(b, sizeof b);
-        for (int i = 0; i < 16; i++) {
-                out[2 * i] = digits[b[i] >> 4];
-                out[2 * i + 1] = digits[b[i] & 15];
-        }
-        out[32] = 0;
-}
-
 static void exec_free(ContainerExec *e) {
         agent_process_free(e->p);
         runtime_unref(e->host, e->rt);
@@ -52,25 +41,20 @@ void container_exec_unref(ContainerExec *e) {
                 exec_free(e);
 }
 
-/* Puts e in the table (a reference), forgetting the oldest past the cap. */
-static void execs_add_locked(ContainerHost *h, ContainerExec *e) {
+/* Puts e in the table (a reference), forgetting the oldest past the cap.
+ * Returns the forgotten exec when that was its last reference: the caller
+ * frees it once the lock is released (runtime_unref takes the lock). */
+static ContainerExec *execs_add_locked(ContainerHost *h, ContainerExec *e) {
         e->refs++;
         ContainerExec *old = h->execs[h->exec_next % CONTAINER_EXECS_KEPT];
         h->execs[h->exec_next++ % CONTAINER_EXECS_KEPT] = e;
-        if (old && --old->refs == 0) {
-                /* runtime_unref takes the lock: free outside it */
-                h->exec_dropped = old;
-        }
+        return old && --old->refs == 0 ? old : NULL;
 }
 
 int container_host_exec_start(ContainerHost *h, const char *ref, const ContainerExecSpec *spec, ContainerExec **ret,
                               Error **err) {
-        Container *c = NULL;
         Runtime *rt = NULL;
-        int r = container_find(h, ref, &c, err);
-        if (r >= 0)
-                r = container_runtime_get(h, c, &rt, err);
-        container_unref(c);
+        int r = container_runtime_of(h, ref, &rt, err);
         if (r < 0)
                 return r;
         ContainerExec *e = calloc(1, sizeof(*e));
@@ -79,7 +63,7 @@ int container_host_exec_start(ContainerHost *h, const char *ref, const Container
                 return error_oom(err);
         }
         *e = (ContainerExec){.refs = 1, .host = h, .rt = rt, .tty = spec->tty, .exit_code = -1};
-        hex_id(e->id);
+        random_hex(e->id, 32);
         AgentExecSpec as = {
                 .argv = spec->argv, .env = spec->env, .workdir = spec->workdir, .user = spec->user, .tty = spec->tty,
                 .rows = spec->rows ? spec->rows : 24, .cols = spec->cols ? spec->cols : 80,
@@ -92,8 +76,7 @@ int container_host_exec_start(ContainerHost *h, const char *ref, const Container
         }
         e->pid = agent_process_pid(e->p);
         pthread_mutex_lock(&h->lock);
-        execs_add_locked(h, e);
-        ContainerExec *dropped = TAKE_PTR(h->exec_dropped);
+        ContainerExec *dropped = execs_add_locked(h, e);
         pthread_mutex_unlock(&h->lock);
         if (dropped)
                 exec_free(dropped);

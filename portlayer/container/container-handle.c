@@ -23,15 +23,6 @@
 #include "common/base/log.h"
 #include "common/json/json-util.h"
 
-static void hex_random(char *out, size_t n_hex) {
-        static const char digits[] = "0123456789abcdef";
-        unsigned char b[64];
-        random_bytes(b, (n_hex + 1) / 2);
-        for (size_t i = 0; i < n_hex; i++)
-                out[i] = digits[(b[i / 2] >> (i % 2 ? 0 : 4)) & 0xf];
-        out[n_hex] = 0;
-}
-
 static bool name_is_valid(const char *s) {
         size_t n = strlen(s);
         if (n == 0 || n > CONTAINER_NAME_MAX || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') ||
@@ -102,7 +93,7 @@ static Handle *handle_new(void) {
         hd->files = json_array();
         if (!hd->files)
                 return free(hd), NULL;
-        hex_random(hd->id, 32);
+        random_hex(hd->id, 32);
         return hd;
 }
 
@@ -120,7 +111,7 @@ static bool name_taken_locked(ContainerHost *h, const char *name, const char *ex
 int container_host_create(ContainerHost *h, const char *name, const char *image, char **ret_id, char **ret_handle,
                           Error **err) {
         char id[CONTAINER_ID_HEX + 1], gen_name[32];
-        hex_random(id, CONTAINER_ID_HEX);
+        random_hex(id, CONTAINER_ID_HEX);
         if (!name) {
                 snprintf(gen_name, sizeof gen_name, "pl-%.12s", id);
                 name = gen_name;
@@ -227,7 +218,7 @@ int container_handle_set_state(ContainerHost *h, const char *handle, ContainerSt
 static int spool(ContainerHost *h, int fd, uint64_t max, char **ret_path, Error **err) {
         _cleanup_free_ char *path = NULL;
         char rnd[17];
-        hex_random(rnd, 16);
+        random_hex(rnd, 16);
         if (asprintf(&path, "%s/archive-%s.tar", h->tmp_dir, rnd) < 0)
                 return error_oom(err);
         _cleanup_close_ int out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -534,9 +525,7 @@ int container_host_destroy(ContainerHost *h, const char *ref, bool force, Error 
                 if (r < 0)
                         r = error_set_errno(err, -r, "remove %s", c->dir);
                 /* The run directory (agent socket, console log) goes too. */
-                _cleanup_free_ char *run_dir = NULL;
-                if (asprintf(&run_dir, "%s/%.16s", h->run_dir, c->id) >= 0)
-                        (void) rm_rf(run_dir);
+                (void) rm_rf(c->run_dir);
                 pthread_mutex_lock(&h->lock);
                 container_host_forget_locked(h, c);
                 pthread_mutex_unlock(&h->lock);

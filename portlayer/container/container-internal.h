@@ -32,6 +32,7 @@ typedef struct Container {
         char *dir;             /* <state>/containers/<id> */
         char *domain;          /* "pl-<first 16 hex of id>" */
         char *disk;            /* <dir>/disk.qcow2 */
+        char *run_dir;         /* <state>/run/<first 16 hex of id>: agent socket, console log */
         uint64_t generation;
         int64_t created_ns;
         json_t *config;        /* validated, see container-config.c */
@@ -85,7 +86,6 @@ struct ContainerHost {
         uint64_t event_seq;     /* the last event's number */
         struct ContainerExec *execs[CONTAINER_EXECS_KEPT]; /* a ring of recent execs */
         size_t exec_next;
-        struct ContainerExec *exec_dropped; /* handed from the ring to be freed */
         unsigned monitors;      /* monitor threads still running */
         struct {                /* container-metrics.c: atomics, no lock */
                 uint64_t starts, start_failures, agent_errors, start_usec_sum;
@@ -116,7 +116,7 @@ void handle_destroy(Handle *hd);
 /* --- container-record.c --- */
 
 Container *container_new(const char *id);
-/* Fills dir, disk and domain from the id. */
+/* Fills dir, disk, domain and run_dir from the id. */
 int container_paths(ContainerHost *h, Container *c);
 Container *container_ref(Container *c);
 void container_unref(Container *c);
@@ -159,6 +159,8 @@ int container_resume(ContainerHost *h, Container *c, Error **err);
 /* A new reference to c's runtime, or -EBADFD when it is not running. */
 int container_runtime_get(ContainerHost *h, Container *c, Runtime **ret, Error **err);
 void runtime_unref(ContainerHost *h, Runtime *rt);
+/* The same for the container ref names (id, prefix or name). */
+int container_runtime_of(ContainerHost *h, const char *ref, Runtime **ret, Error **err);
 /* Starts the thread that waits for the main process (and, when it ends,
  * records the exit and tears the VM down). */
 int container_monitor_start(ContainerHost *h, Container *c);

@@ -306,31 +306,12 @@ static int cursor_advance(LogCursor *cur, LogFile *files) {
 static int record_emit(int out_fd, const LogRecord *rec, const char *data, const ContainerLogOptions *o) {
         if (o->raw)
                 return write_all(out_fd, data, rec->len);
-        json_t *d = json_stringn(data, rec->len);
-        if (!d) { /* not UTF-8: each byte outside ASCII becomes U+FFFD */
-                _cleanup_free_ char *clean = malloc((size_t) rec->len * 3 + 1);
-                size_t k = 0;
-                for (uint32_t i = 0; clean && i < rec->len; i++)
-                        if ((unsigned char) data[i] < 0x80 && data[i])
-                                clean[k++] = data[i];
-                        else
-                                k += (size_t) sprintf(clean + k, "\xef\xbf\xbd");
-                d = clean ? json_stringn(clean, k) : NULL;
-        }
-        time_t s = (time_t) (rec->time_ns / 1000000000);
-        struct tm tm;
-        char when[64];
-        gmtime_r(&s, &tm);
-        size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(when + n, sizeof when - n, ".%09lldZ", (long long) (rec->time_ns % 1000000000));
+        char when[TIME_RFC3339_MAX];
+        time_rfc3339_ns(rec->time_ns, when);
         _cleanup_json_ json_t *j = json_pack("{s:s, s:s, s:o*}", "time", when, "stream",
-                                             rec->stream == 1 ? "stdout" : "stderr", "data", d);
-        _cleanup_free_ char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        if (!line)
-                return -ENOMEM;
-        size_t len = strlen(line);
-        line[len] = '\n'; /* json_dumps leaves room: its NUL */
-        return write_all(out_fd, line, len + 1);
+                                             rec->stream == 1 ? "stdout" : "stderr", "data",
+                                             json_bytes(data, rec->len));
+        return j ? json_write_line(out_fd, j) : -ENOMEM;
 }
 
 static bool still_running(ContainerHost *h, Container *c) {

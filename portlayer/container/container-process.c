@@ -20,8 +20,7 @@ void container_exec_result_clear(ContainerExecResult *r) {
         r->out_len = r->err_len = 0;
 }
 
-/* A reference on the runtime of the running container ref. */
-static int runtime_of(ContainerHost *h, const char *ref, Runtime **ret, Error **err) {
+int container_runtime_of(ContainerHost *h, const char *ref, Runtime **ret, Error **err) {
         Container *c = NULL;
         int r = container_find(h, ref, &c, err);
         if (r >= 0)
@@ -90,7 +89,7 @@ int container_host_exec_sync(ContainerHost *h, const char *ref, const char *cons
                              ContainerExecResult *ret, Error **err) {
         *ret = (ContainerExecResult){.exit_code = -1};
         Runtime *rt = NULL;
-        int r = runtime_of(h, ref, &rt, err);
+        int r = container_runtime_of(h, ref, &rt, err);
         if (r < 0)
                 return r;
         AgentExecSpec spec = {.argv = argv, .env = env, .workdir = workdir, .user = user, .capture_stdout = true,
@@ -119,7 +118,7 @@ int container_host_signal(ContainerHost *h, const char *ref, int sig, bool all, 
         if (sig < 1 || sig > 64)
                 return error_set(err, EINVAL, "signal %d: must be 1..64", sig);
         Runtime *rt = NULL;
-        int r = runtime_of(h, ref, &rt, err);
+        int r = container_runtime_of(h, ref, &rt, err);
         if (r < 0)
                 return r;
         r = agent_client_signal(rt->guest->agent, all ? 0 : rt->main_id, sig, all, err);
@@ -156,7 +155,7 @@ int container_host_wait(ContainerHost *h, const char *ref, int timeout_ms, int *
 /* Copies a tar archive into (in) or out of the running container. */
 static int archive_copy(ContainerHost *h, const char *ref, const char *path, int fd, bool in, Error **err) {
         Runtime *rt = NULL;
-        int r = runtime_of(h, ref, &rt, err);
+        int r = container_runtime_of(h, ref, &rt, err);
         if (r < 0)
                 return r;
         r = in ? agent_client_copy_in(rt->guest->agent, path, fd, NULL, 300000, err)
@@ -176,7 +175,7 @@ int container_host_archive_out(ContainerHost *h, const char *ref, const char *pa
 
 int container_host_stats(ContainerHost *h, const char *ref, json_t **ret, Error **err) {
         Runtime *rt = NULL;
-        int r = runtime_of(h, ref, &rt, err);
+        int r = container_runtime_of(h, ref, &rt, err);
         if (r < 0)
                 return r;
         VmStats vs;
@@ -205,7 +204,7 @@ int container_host_stats(ContainerHost *h, const char *ref, json_t **ret, Error 
 
 int container_host_stat_path(ContainerHost *h, const char *ref, const char *path, json_t **ret, Error **err) {
         Runtime *rt = NULL;
-        int r = runtime_of(h, ref, &rt, err);
+        int r = container_runtime_of(h, ref, &rt, err);
         if (r < 0)
                 return r;
         AgentStat st;

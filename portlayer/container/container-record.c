@@ -48,6 +48,7 @@ void container_unref(Container *c) {
         free(c->dir);
         free(c->domain);
         free(c->disk);
+        free(c->run_dir);
         free(c->error);
         json_decref(c->config);
         json_decref(c->started_config);
@@ -58,14 +59,8 @@ void container_unref(Container *c) {
 
 /* RFC 3339 in UTC with nanoseconds, "" for 0. */
 static json_t *time_json(int64_t ns) {
-        if (ns <= 0)
-                return json_string("");
-        time_t s = (time_t) (ns / 1000000000);
-        struct tm tm;
-        char buf[64];
-        gmtime_r(&s, &tm);
-        size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(buf + n, sizeof buf - n, ".%09lldZ", (long long) (ns % 1000000000));
+        char buf[TIME_RFC3339_MAX];
+        time_rfc3339_ns(ns, buf);
         return json_string(buf);
 }
 
@@ -176,7 +171,8 @@ static int record_fill(Container *c, json_t *j, Error **err) {
 int container_paths(ContainerHost *h, Container *c) {
         if (asprintf(&c->dir, "%s/%s", h->containers_dir, c->id) < 0 ||
             asprintf(&c->disk, "%s/%s/disk.qcow2", h->containers_dir, c->id) < 0 ||
-            asprintf(&c->domain, "pl-%.16s", c->id) < 0)
+            asprintf(&c->domain, "pl-%.16s", c->id) < 0 ||
+            asprintf(&c->run_dir, "%s/%.16s", h->run_dir, c->id) < 0)
                 return -ENOMEM;
         return 0;
 }

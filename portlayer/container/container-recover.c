@@ -72,9 +72,6 @@ static void recover_tail(ContainerHost *h, Guest *g, Container *c) {
 }
 
 static int reattach(ContainerHost *h, Container *c, Error **err) {
-        _cleanup_free_ char *run_dir = NULL;
-        if (asprintf(&run_dir, "%s/%.16s", h->run_dir, c->id) < 0)
-                return error_oom(err);
         VmState st = VM_STATE_MISSING;
         (void) vm_driver_state(h->driver, c->domain, &st, NULL);
         /* A paused guest cannot answer the handshake: it runs for that long. */
@@ -82,7 +79,8 @@ static int reattach(ContainerHost *h, Container *c, Error **err) {
         if (paused)
                 (void) vm_driver_resume(h->driver, c->domain, NULL);
         Guest *g = NULL;
-        int r = guest_attach(h->driver, c->domain, run_dir, strcmp(c->transport, "vsock") == 0, ATTACH_TIMEOUT_MS, &g, err);
+        int r = guest_attach(h->driver, c->domain, c->run_dir, strcmp(c->transport, "vsock") == 0, ATTACH_TIMEOUT_MS,
+                             &g, err);
         AgentProcessInfo info = {0};
         if (r >= 0)
                 r = find_main(g, c->main_id, &info, err);

@@ -104,12 +104,9 @@ static int start_guest(ContainerHost *h, Container *c, Guest **ret, Error **err)
         json_int_t mem = json_integer_value(json_object_get(c->config, "memory_mb"));
         json_int_t vcpus = json_integer_value(json_object_get(c->config, "vcpus"));
         pthread_mutex_unlock(&h->lock);
-        _cleanup_free_ char *run_dir = NULL;
-        if (asprintf(&run_dir, "%s/%.16s", h->run_dir, c->id) < 0)
-                return error_oom(err);
         GuestConfig gc = {
                 .name = c->domain, .container_id = c->id, .kernel = h->kernel, .initrd = h->initrd,
-                .root_disk = c->disk, .root_format = VM_DISK_QCOW2, .run_dir = run_dir, .hostname = c->name,
+                .root_disk = c->disk, .root_format = VM_DISK_QCOW2, .run_dir = c->run_dir, .hostname = c->name,
                 .memory_mib = mem > 0 ? (uint64_t) mem : CONTAINER_MEMORY_MB_DEFAULT,
                 .vcpus = vcpus > 0 ? (unsigned) vcpus : 1, .accel = h->accel, .boot_timeout_ms = h->boot_timeout_ms,
                 .extra_cmdline = h->extra_cmdline, .vsock = strcmp(h->transport, "vsock") == 0,
