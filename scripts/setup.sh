@@ -22,6 +22,9 @@ packages=(
   linux-source bc flex bison libelf-dev xz-utils lz4
   # image store tests: a loopback registry, images built and pushed locally
   docker-registry skopeo umoci apache2-utils zstd
+  # container networking: bridges and taps (iproute2), NAT and published ports
+  # (libnftables; nft for operators), user-mode networking measured against passt
+  iproute2 nftables libnftables-dev passt
   # tests and benchmarks
   libcmocka-dev hyperfine procps
 )
