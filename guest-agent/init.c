@@ -76,6 +76,12 @@ static int init_config_apply(InitConfig *c, const char *key, const char *value, 
                 c->vsock_local = n;
                 return 0;
         }
+        if (strcmp(key, "pl.pool") == 0) {
+                if ((r = set_number(&n, 1, key, value, err)) < 0)
+                        return r;
+                c->pool = n;
+                return 0;
+        }
         if (strcmp(key, "pl.grow") == 0) {
                 if ((r = set_number(&n, 1, key, value, err)) < 0)
                         return r;
@@ -386,8 +392,19 @@ static void grow_container_root(const InitConfig *c, const char *device, char **
         *ret_error = strdup(error_text(e));
 }
 
-int init_stage1(const InitConfig *c, char **ret_port, char **ret_grow_error, Error **err) {
+int init_root_setup(const InitConfig *c, char **ret_grow_error, Error **err) {
         char device[96];
+        *ret_grow_error = NULL;
+        int r = mount_container_root(c, device, sizeof device, err);
+        if (r < 0)
+                return r;
+        grow_container_root(c, device, ret_grow_error);
+        if ((r = mount_container_filesystems(err)) < 0 || (r = write_identity(c, err)) < 0)
+                return r;
+        return 0;
+}
+
+int init_stage1(const InitConfig *c, char **ret_port, char **ret_grow_error, Error **err) {
         *ret_port = NULL;
         *ret_grow_error = NULL;
         int r = load_modules(err);
@@ -397,13 +414,13 @@ int init_stage1(const InitConfig *c, char **ret_port, char **ret_grow_error, Err
         if (find_port(c, ret_port) < 0)
                 return error_set(err, ENODEV, "no virtio-serial port named '%s' appeared within %d ms", c->port_name,
                                  c->wait_ms);
+        /* A pool guest gets its root later, from an activate request. */
+        if (c->pool) {
+                log_info("pool mode: serving without a container root until activated");
+                return 0;
+        }
         /* From here on the host can be told what went wrong. */
-        if ((r = mount_container_root(c, device, sizeof device, err)) < 0)
-                return r;
-        grow_container_root(c, device, ret_grow_error);
-        if ((r = mount_container_filesystems(err)) < 0 || (r = write_identity(c, err)) < 0)
-                return r;
-        return 0;
+        return init_root_setup(c, ret_grow_error, err);
 }
 
 /* ---- stage 3 ------------------------------------------------------------- */

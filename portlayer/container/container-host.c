@@ -115,6 +115,8 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
                 r = host_load(h, err);
         if (r >= 0)
                 r = container_host_recover(h, err);
+        if (r >= 0)
+                r = container_pool_open(h, cfg->pool_size, err);
         if (r < 0) {
                 container_host_free(h);
                 return r;
@@ -147,6 +149,7 @@ ContainerHost *container_host_free(ContainerHost *h) {
         }
         for (size_t i = 0; i < h->n_handles; i++)
                 handle_destroy(h->handles[i]);
+        h->pool = guest_pool_free(h->pool);
         free(h->containers);
         free(h->handles);
         free(h->state_dir);

@@ -30,7 +30,9 @@ typedef struct Container {
         char id[CONTAINER_ID_HEX + 1];
         char *name, *image, *image_id;
         char *dir;             /* <state>/containers/<id> */
-        char *domain;          /* "pl-<first 16 hex of id>" */
+        char *domain;          /* "pl-<first 16 hex of id>", or the pool guest's "plp-<16 hex>" it
+                               * last started from (recorded) */
+        const char *start_path; /* static: "template" or "cold", how it last started; NULL: never */
         char *disk;            /* <dir>/disk.qcow2 */
         char *run_dir;         /* <state>/run/<first 16 hex of id>: agent socket, console log */
         uint64_t generation;
@@ -95,6 +97,7 @@ struct ContainerHost {
         } metrics;
         uint64_t log_max_size;  /* main.log is rotated before it passes this */
         unsigned log_max_files; /* rotated files kept: main.log.1 ... */
+        GuestPool *pool;        /* NULL: every start boots cold */
 };
 
 /* --- container-config.c --- */
@@ -201,3 +204,12 @@ int container_metrics_agent_result(ContainerHost *h, int r);
 
 /* Reconciles loaded records with the driver's VMs and removes orphans. */
 int container_host_recover(ContainerHost *h, Error **err);
+
+/* container-pool.c: the warm pool. Takes a pool guest for c unless the
+ * daemon or c's "cold_start" says no, or none fits; sets c->domain and
+ * c->start_path either way. 1 with *ret (started from the pool), 0 (boot
+ * cold, as c->domain now says), -ENOMEM. */
+int container_start_from_pool(ContainerHost *h, Container *c, const GuestConfig *gc, Guest **ret);
+/* Opens h->pool (none when size is 0), after recovery: pool guests of an
+ * earlier run are destroyed first. */
+int container_pool_open(ContainerHost *h, unsigned size, Error **err);

@@ -113,6 +113,9 @@ static int start_guest(ContainerHost *h, Container *c, Guest **ret, Error **err)
         };
         /* A domain left defined by an earlier run of this container goes. */
         (void) vm_driver_destroy(h->driver, c->domain, NULL);
+        if (container_start_from_pool(h, c, &gc, ret) > 0)
+                return 0;
+        gc.name = c->domain;
         return guest_start(h->driver, &gc, ret, err);
 }
 

@@ -68,6 +68,8 @@ int container_state_from_string(const char *s);          /* a ContainerState or 
 typedef struct ContainerHost ContainerHost;
 
 /* Where the parts come from. Strings are copied. */
+#define CONTAINER_POOL_MAX 16 /* GUEST_POOL_MAX */
+
 typedef struct ContainerHostConfig {
         const char *state_dir;   /* absolute; containers/ and run/ live here */
         VmDriver *driver;        /* borrowed; outlives the host */
@@ -82,6 +84,8 @@ typedef struct ContainerHostConfig {
                                   * "virtio-serial" */
         uint64_t log_max_size;   /* bytes of main.log before it is rotated; 0: 16 MiB */
         unsigned log_max_files;  /* rotated files kept (main.log.1 ...); 0: 2; at most 100 */
+        unsigned pool_size;      /* warm-pool guests kept ready (docs/templates.md); 0: none, every
+                                  * start boots cold */
 } ContainerHostConfig;
 
 /* Opens the host: loads every record, then reconciles them with the VMs the

@@ -39,12 +39,12 @@ struct Daemon {
 const char *const daemon_config_keys[] = {
         "state-dir",  "socket",       "libvirt-uri",         "guest-kernel", "guest-initrd",  "agent",
         "image-store", "accel",       "insecure-registries", "boot-timeout", "transport",     "log-max-size",
-        "log-max-files", "log-level", NULL,
+        "log-max-files", "log-level", "pool-size", "cold-start", NULL,
 };
 
 void daemon_config_init(DaemonConfig *c) {
         *c = (DaemonConfig){.boot_timeout_s = 60, .log_max_size = CONTAINER_LOG_MAX_SIZE_DEFAULT,
-                            .log_max_files = CONTAINER_LOG_MAX_FILES_DEFAULT};
+                            .log_max_files = CONTAINER_LOG_MAX_FILES_DEFAULT, .pool_size = DAEMON_POOL_SIZE_DEFAULT};
 }
 
 void daemon_config_clear(DaemonConfig *c) {
@@ -111,6 +111,20 @@ int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error
                         return error_set(err, EINVAL, "log-max-files: '%s' is not a number of files (1-%d)", value,
                                          CONTAINER_LOG_MAX_FILES_MAX);
                 c->log_max_files = (unsigned) v;
+                return 0;
+        }
+        if (strcmp(key, "pool-size") == 0) {
+                int v;
+                if (safe_atoi(value, &v) < 0 || v < 0 || v > CONTAINER_POOL_MAX)
+                        return error_set(err, EINVAL, "pool-size: '%s' is not a number of guests (0-%d)", value,
+                                         CONTAINER_POOL_MAX);
+                c->pool_size = (unsigned) v;
+                return 0;
+        }
+        if (strcmp(key, "cold-start") == 0) {
+                if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+                        return error_set(err, EINVAL, "cold-start: '%s' is not true or false", value);
+                c->cold_start = strcmp(value, "true") == 0;
                 return 0;
         }
         return error_set(err, EINVAL, "unknown setting '%s'", key);
@@ -238,6 +252,7 @@ static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *sel
                 .initrd = initrd, .accel = cfg->accel ? (VmAccel) vm_accel_from_string(cfg->accel) : VM_ACCEL_AUTO,
                 .boot_timeout_ms = cfg->boot_timeout_s * 1000, .transport = cfg->transport,
                 .log_max_size = cfg->log_max_size, .log_max_files = cfg->log_max_files,
+                .pool_size = cfg->cold_start ? 0 : cfg->pool_size,
         };
         log_info("guest kernel %s, initramfs %s", kernel, initrd);
         return container_host_open(&hc, &d->host, err);

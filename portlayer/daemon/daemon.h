@@ -16,6 +16,7 @@
 #define DAEMON_DEFAULT_STATE_DIR "/var/lib/portlayer"
 #define DAEMON_DEFAULT_SOCKET "/run/portlayer/portlayer.sock"
 #define DAEMON_DEFAULT_CONFIG "/etc/portlayer/portlayerd.conf"
+#define DAEMON_POOL_SIZE_DEFAULT 2
 
 typedef struct DaemonConfig {
         char *state_dir;
@@ -32,6 +33,8 @@ typedef struct DaemonConfig {
         int boot_timeout_s;
         uint64_t log_max_size;   /* a container's main.log is rotated past this (16 MiB) */
         unsigned log_max_files;  /* rotated files kept (2) */
+        unsigned pool_size;      /* warm-pool guests kept ready (2; docs/templates.md) */
+        bool cold_start;         /* no warm pool: every start boots (--cold-start) */
 } DaemonConfig;
 
 /* Every key daemon_config_set() takes, NULL-terminated. */

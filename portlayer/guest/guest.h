@@ -39,6 +39,8 @@ typedef struct GuestConfig {
         size_t n_extra_disks;      /* at most VM_DISKS_MAX - 1 */
         const VmFilesystem *filesystems; /* optional: virtio-fs shares (VmSpec.filesystems) */
         size_t n_filesystems;
+        const char *pool_key;      /* a warm-pool guest (guest-pool.h): no disks, the agent booted
+                                    * with pl.pool=1 waits for an activate; VmSpec.pool_key */
 } GuestConfig;
 
 typedef struct Guest {
@@ -78,3 +80,42 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Guest *, guest_free);
 
 /* The last max_bytes of the console log (malloc'd, "" when none). */
 char *guest_console_tail(const Guest *g, size_t max_bytes);
+
+/* --- the warm pool (guest-pool.c, docs/templates.md) --- */
+
+/* A few guests booted ahead of time with no container attached (pl.pool=1),
+ * paused, their agents connected. Taking one resumes it, gives it to the
+ * container (domain metadata), moves its run directory to the container's,
+ * hot-plugs the root disk and activates the agent: no boot on the start
+ * path. Pool guests are keyed by what their boot depends on (kernel and
+ * initramfs files, which hold the agent, memory, vCPUs, accelerator, machine,
+ * command line, transport): a request with another key boots cold, and
+ * guests of a stale key are destroyed. */
+typedef struct GuestPool GuestPool;
+
+typedef struct GuestPoolConfig {
+        const char *dir;   /* absolute: the pool guests' run directories */
+        unsigned size;     /* guests kept ready, 1..GUEST_POOL_MAX */
+        GuestConfig guest; /* the guest each pool VM is booted as (name, root disk, run_dir and
+                            * container_id are the pool's own) */
+} GuestPoolConfig;
+
+#define GUEST_POOL_MAX 16
+
+/* Destroys every pool domain the driver holds (left by an earlier run: a
+ * paused guest of another daemon's life is not trusted to be fresh) and their
+ * run directories, then starts a thread that keeps size guests ready. */
+int guest_pool_new(VmDriver *d, const GuestPoolConfig *c, GuestPool **ret, Error **err);
+/* Stops the thread and destroys the guests not taken. NULL-safe. */
+GuestPool *guest_pool_free(GuestPool *p);
+
+/* True when c can start from the pool: the same key, no NICs and no
+ * virtio-fs shares (pool guests have private memory and no NIC). */
+bool guest_pool_fits(GuestPool *p, const GuestConfig *c);
+/* Starts c from a ready pool guest; *ret is like guest_start()'s, but its
+ * name is the pool guest's, not c->name. -EAGAIN when no ready guest fits
+ * (nothing changed: boot cold); other errors after the guest was taken (it
+ * is destroyed; booting cold is still possible). */
+int guest_pool_take(GuestPool *p, const GuestConfig *c, Guest **ret, Error **err);
+/* Guests ready now. */
+unsigned guest_pool_ready(GuestPool *p);

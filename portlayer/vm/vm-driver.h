@@ -136,7 +136,15 @@ typedef struct VmSpec {
          * domain shared memory backing (memfd), as virtio-fs needs. */
         const VmFilesystem *filesystems;
         size_t n_filesystems;
+        /* optional: a warm-pool VM (docs/templates.md) of this key
+         * ([A-Za-z0-9_.-]{1,64}): its metadata marks it as the pool's, so
+         * list_ours() never returns it (list_pool() does) until adopt()
+         * gives it to a container, and it gets VM_POOL_HOTPLUG_PORTS spare
+         * PCIe root ports for devices attached after it resumes. */
+        const char *pool_key;
 } VmSpec;
+
+#define VM_POOL_HOTPLUG_PORTS 4
 
 /* A host->guest port forward of a VM_NIC_USER NIC. */
 typedef struct VmForward {
@@ -221,6 +229,20 @@ struct VmDriverOps {
          * -EINVAL for a bad forward, -EOPNOTSUPP when the domain has no
          * user-mode NIC or the driver cannot forward. */
         int (*forward)(VmDriver *d, const char *name, const VmForward *fw, bool add, Error **err);
+
+        /* --- the warm pool (docs/templates.md); the fake answers -EOPNOTSUPP --- */
+        /* Names and keys of the domains created with a pool_key, running or
+         * not (two parallel lists). Free both with vm_names_free(). */
+        int (*list_pool)(VmDriver *d, char ***ret_names, char ***ret_keys, size_t *ret_n, Error **err);
+        /* Gives pool domain name to container_id: its metadata becomes a
+         * container's, live and in its definition, so from now on
+         * list_ours() returns it and list_pool() does not. -ENOENT when
+         * missing, -EINVAL when it is not a pool domain. */
+        int (*adopt)(VmDriver *d, const char *name, const char *container_id, Error **err);
+        /* Hot-plugs disk into the running domain as vd<a + index> (a spare
+         * root port: only pool domains have them). -ENOENT when missing,
+         * -EBADFD when not running. */
+        int (*attach_disk)(VmDriver *d, const char *name, const VmDisk *disk, size_t index, Error **err);
 };
 
 extern const VmDriverOps vm_driver_libvirt;
@@ -261,6 +283,16 @@ static inline int vm_driver_list_ours(VmDriver *d, char ***ret_names, size_t *re
 }
 static inline int vm_driver_forward(VmDriver *d, const char *name, const VmForward *fw, bool add, Error **err) {
         return d->ops->forward(d, name, fw, add, err);
+}
+static inline int vm_driver_list_pool(VmDriver *d, char ***ret_names, char ***ret_keys, size_t *ret_n, Error **err) {
+        return d->ops->list_pool(d, ret_names, ret_keys, ret_n, err);
+}
+static inline int vm_driver_adopt(VmDriver *d, const char *name, const char *container_id, Error **err) {
+        return d->ops->adopt(d, name, container_id, err);
+}
+static inline int vm_driver_attach_disk(VmDriver *d, const char *name, const VmDisk *disk, size_t index,
+                                        Error **err) {
+        return d->ops->attach_disk(d, name, disk, index, err);
 }
 /* NULL-safe; returns NULL. */
 static inline VmDriver *vm_driver_close(VmDriver *d) {

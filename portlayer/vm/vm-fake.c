@@ -661,6 +661,33 @@ static int fake_forward(VmDriver *base, const char *name, const VmForward *fw, b
         return r;
 }
 
+/* The fake has no warm pool: daemons over it always boot cold. */
+static int fake_list_pool(VmDriver *base, char ***ret_names, char ***ret_keys, size_t *ret_n, Error **err) {
+        (void) base;
+        *ret_names = calloc(1, sizeof(char *));
+        *ret_keys = calloc(1, sizeof(char *));
+        *ret_n = 0;
+        if (!*ret_names || !*ret_keys) {
+                *ret_names = vm_names_free(*ret_names, 0);
+                *ret_keys = vm_names_free(*ret_keys, 0);
+                return error_oom(err);
+        }
+        return 0;
+}
+
+static int fake_adopt(VmDriver *base, const char *name, const char *container_id, Error **err) {
+        (void) base;
+        (void) container_id;
+        return error_set(err, EOPNOTSUPP, "adopt domain '%s': the fake driver has no pool", name);
+}
+
+static int fake_attach_disk(VmDriver *base, const char *name, const VmDisk *disk, size_t index, Error **err) {
+        (void) base;
+        (void) disk;
+        (void) index;
+        return error_set(err, EOPNOTSUPP, "attach to domain '%s': the fake driver has no hotplug", name);
+}
+
 const VmDriverOps vm_driver_fake = {
         .name = "fake",
         .open = fake_open,
@@ -674,6 +701,9 @@ const VmDriverOps vm_driver_fake = {
         .stats = fake_stats,
         .list_ours = fake_list_ours,
         .forward = fake_forward,
+        .list_pool = fake_list_pool,
+        .adopt = fake_adopt,
+        .attach_disk = fake_attach_disk,
 };
 
 /* --- controls --- */

@@ -790,16 +790,19 @@ static int lv_forward(VmDriver *base, const char *name, const VmForward *fw, boo
         return r;
 }
 
-/* 1 when dom carries our metadata element, 0 when not, < 0 on error. */
-static int domain_is_ours(virDomainPtr dom, const char *name, Error **err) {
+typedef int (*MetadataReader)(const char *domain_xml, char **ret);
+
+/* 1 when dom carries our metadata element that read finds (*ret_value its
+ * attribute, or NULL when damaged), 0 when not, < 0 on error. */
+static int domain_metadata(virDomainPtr dom, const char *name, MetadataReader read, char **ret_value, Error **err) {
+        *ret_value = NULL;
         char *xml = virDomainGetXMLDesc(dom, 0);
         if (!xml) {
                 if (libvirt_error_is(VIR_ERR_NO_DOMAIN)) /* gone meanwhile */
                         return 0;
                 return libvirt_error(err, "XML of domain '%s'", name);
         }
-        _cleanup_free_ char *id = NULL;
-        int r = vm_xml_container_id(xml, &id);
+        int r = read(xml, ret_value);
         free(xml);
         if (r == -ENOMEM)
                 return error_oom(err);
@@ -810,10 +813,12 @@ static int domain_is_ours(virDomainPtr dom, const char *name, Error **err) {
         return r == 0 || r == -EINVAL;
 }
 
-static int lv_list_ours(VmDriver *base, char ***ret_names, size_t *ret_n, Error **err) {
-        LibvirtDriver *d = (LibvirtDriver *) base;
+/* The domains whose metadata read finds: names and (ret_values non-NULL)
+ * the attribute read returns, "" when damaged. */
+static int list_marked(LibvirtDriver *d, MetadataReader read, char ***ret_names, char ***ret_values, size_t *ret_n,
+                       Error **err) {
         virDomainPtr *doms = NULL;
-        char **names = NULL;
+        char **names = NULL, **values = NULL;
         size_t n = 0;
 
         int count = virConnectListAllDomains(d->conn, &doms, 0);
@@ -821,26 +826,90 @@ static int lv_list_ours(VmDriver *base, char ***ret_names, size_t *ret_n, Error 
                 return libvirt_error(err, "list domains");
         int r = 0;
         names = calloc((size_t) count + 1, sizeof(char *));
-        if (!names)
+        values = calloc((size_t) count + 1, sizeof(char *));
+        if (!names || !values)
                 r = error_oom(err);
         for (int i = 0; r >= 0 && i < count; i++) {
                 const char *name = virDomainGetName(doms[i]);
+                char *value = NULL;
                 if (!name || !vm_name_is_valid(name, VM_NAME_MAX)) /* never one of ours */
                         continue;
-                r = domain_is_ours(doms[i], name, err);
-                if (r > 0 && !(names[n++] = strdup(name)))
-                        r = error_oom(err);
+                r = domain_metadata(doms[i], name, read, &value, err);
+                if (r > 0) {
+                        values[n] = value ? value : strdup("");
+                        if (!(names[n++] = strdup(name)) || !values[n - 1])
+                                r = error_oom(err);
+                } else
+                        free(value);
         }
         for (int i = 0; i < count; i++)
                 virDomainFree(doms[i]);
         free(doms);
+        if (r < 0 || !ret_values)
+                values = vm_names_free(values, n);
         if (r < 0) {
                 vm_names_free(names, n);
                 return r;
         }
         *ret_names = names;
+        if (ret_values)
+                *ret_values = values;
         *ret_n = n;
         return 0;
+}
+
+static int lv_list_ours(VmDriver *base, char ***ret_names, size_t *ret_n, Error **err) {
+        return list_marked((LibvirtDriver *) base, vm_xml_container_id, ret_names, NULL, ret_n, err);
+}
+
+static int lv_list_pool(VmDriver *base, char ***ret_names, char ***ret_keys, size_t *ret_n, Error **err) {
+        return list_marked((LibvirtDriver *) base, vm_xml_pool_key, ret_names, ret_keys, ret_n, err);
+}
+
+static int lv_adopt(VmDriver *base, const char *name, const char *container_id, Error **err) {
+        LibvirtDriver *d = (LibvirtDriver *) base;
+        virDomainPtr dom = NULL;
+        if (!vm_name_is_valid(container_id, VM_NAME_MAX))
+                return error_set(err, EINVAL, "adopt domain '%s': invalid container id", name);
+        int r = lookup(d, name, &dom, "adopt", err);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return error_set(err, ENOENT, "adopt domain '%s': no such domain", name);
+        _cleanup_free_ char *key = NULL;
+        r = domain_metadata(dom, name, vm_xml_pool_key, &key, err);
+        if (r == 0)
+                r = error_set(err, EINVAL, "adopt domain '%s': not a pool domain", name);
+        _cleanup_free_ char *xml = NULL;
+        if (r > 0 && asprintf(&xml, "<" VM_XML_METADATA_ELEMENT " id='%s'/>", container_id) < 0)
+                r = error_oom(err);
+        /* One element per namespace: setting ours replaces the pool's. */
+        if (r > 0 && virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml, VM_XML_PREFIX, VM_XML_NAMESPACE,
+                                          VIR_DOMAIN_AFFECT_LIVE | VIR_DOMAIN_AFFECT_CONFIG) < 0)
+                r = libvirt_error(err, "adopt domain '%s'", name);
+        virDomainFree(dom);
+        return r < 0 ? r : 0;
+}
+
+static int lv_attach_disk(VmDriver *base, const char *name, const VmDisk *disk, size_t index, Error **err) {
+        LibvirtDriver *d = (LibvirtDriver *) base;
+        virDomainPtr dom = NULL;
+        _cleanup_free_ char *xml = NULL;
+        int r = vm_xml_disk(disk, index, &xml, err);
+        if (r < 0)
+                return error_prefix(err, "attach to domain '%s'", name);
+        if ((r = lookup(d, name, &dom, "attach to", err)) < 0)
+                return r;
+        if (r == 0)
+                return error_set(err, ENOENT, "attach to domain '%s': no such domain", name);
+        r = 0;
+        if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
+                r = libvirt_error_is(VIR_ERR_OPERATION_INVALID)
+                            ? error_set(err, EBADFD, "attach to domain '%s': %s", name, virGetLastErrorMessage())
+                            : libvirt_error(err, "attach disk '%s' to domain '%s'", disk->serial, name);
+        virResetLastError();
+        virDomainFree(dom);
+        return r;
 }
 
 const VmDriverOps vm_driver_libvirt = {
@@ -856,6 +925,9 @@ const VmDriverOps vm_driver_libvirt = {
         .stats = lv_stats,
         .list_ours = lv_list_ours,
         .forward = lv_forward,
+        .list_pool = lv_list_pool,
+        .adopt = lv_adopt,
+        .attach_disk = lv_attach_disk,
 };
 
 int vm_libvirt_version(char *buf, size_t size) {

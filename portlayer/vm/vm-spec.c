@@ -128,6 +128,8 @@ static int check_identity(const VmSpec *spec, Error **err) {
         r = check_name("container_id", spec->container_id, VM_NAME_MAX, err);
         if (r < 0)
                 return r;
+        if (spec->pool_key && (r = check_name("pool_key", spec->pool_key, VM_NAME_MAX, err)) < 0)
+                return r;
         if (spec->uuid && !uuid_is_valid(spec->uuid))
                 return error_set(err, EINVAL, "uuid '%.*s': must be 8-4-4-4-12 hex digits", 80, spec->uuid);
         if (spec->memory_mib < VM_MEMORY_MIB_MIN || spec->memory_mib > VM_MEMORY_MIB_MAX)

@@ -69,7 +69,9 @@ static xmlNodePtr empty(Builder *b, xmlNodePtr parent, const char *name, const c
 
 static void add_metadata(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
         xmlNodePtr metadata = child(b, domain, "metadata", NULL);
-        xmlNodePtr container = child(b, metadata, VM_XML_METADATA_ELEMENT, NULL);
+        /* A warm-pool VM is marked differently, so that it is never taken
+         * for a container's (vm_xml_container_id() does not see it). */
+        xmlNodePtr container = child(b, metadata, spec->pool_key ? VM_XML_POOL_ELEMENT : VM_XML_METADATA_ELEMENT, NULL);
         if (!container)
                 return;
         xmlNsPtr ns = xmlNewNs(container, BAD_CAST VM_XML_NAMESPACE, BAD_CAST VM_XML_PREFIX);
@@ -78,7 +80,10 @@ static void add_metadata(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
                 return;
         }
         xmlSetNs(container, ns);
-        prop(b, container, "id", spec->container_id);
+        if (spec->pool_key)
+                prop(b, container, "key", spec->pool_key);
+        else
+                prop(b, container, "id", spec->container_id);
 }
 
 static void add_head(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
@@ -223,6 +228,15 @@ static void add_devices(Builder *b, xmlNodePtr domain, const VmSpec *spec, const
         for (size_t i = 0; i < spec->n_nics; i++)
                 add_interface(b, devices, &spec->nics[i]);
         empty(b, devices, "controller", "type", "usb", "model", "none");
+        /* q35 has no hot-pluggable PCIe slot of its own: libvirt gives each
+         * device at define time a root port, so a pool VM gets spare ones
+         * for what is attached after it resumes. */
+        if (spec->pool_key) {
+                xmlNodePtr root = empty(b, devices, "controller", "type", "pci", "model", "pcie-root");
+                prop(b, root, "index", "0");
+        }
+        for (unsigned i = 0; spec->pool_key && i < VM_POOL_HOTPLUG_PORTS + VM_XML_BUILTIN_PCI; i++)
+                empty(b, devices, "controller", "type", "pci", "model", "pcie-root-port");
         add_console(b, devices, spec);
         add_channels(b, devices, spec);
 
@@ -299,6 +313,30 @@ int vm_xml_build(const VmSpec *spec, VmAccel accel, char **ret_xml, Error **err)
         return 0;
 }
 
+int vm_xml_disk(const VmDisk *disk, size_t index, char **ret_xml, Error **err) {
+        _cleanup_(xml_doc_freep) xmlDocPtr doc = NULL;
+        Builder b = { .failed = false };
+        if (index >= VM_DISKS_MAX || !disk->path || disk->path[0] != '/' || !xmlCheckUTF8(BAD_CAST disk->path) ||
+            !disk->serial || !vm_name_is_valid(disk->serial, VM_DISK_SERIAL_MAX) || disk->format >= _VM_DISK_FORMAT_MAX)
+                return error_set(err, EINVAL, "disk %zu: needs an absolute UTF-8 path, a serial of [A-Za-z0-9_.-]{1,%d} "
+                                 "and an index below %d", index, VM_DISK_SERIAL_MAX, VM_DISKS_MAX);
+        pthread_once(&xml_once, xml_init);
+        doc = xmlNewDoc(BAD_CAST "1.0");
+        xmlNodePtr devices = doc ? xmlNewDocNode(doc, NULL, BAD_CAST "devices", NULL) : NULL;
+        if (!devices)
+                return error_oom(err);
+        xmlDocSetRootElement(doc, devices);
+        add_disk(&b, devices, disk, index);
+        xmlNodePtr node = devices->children;
+        if (b.failed || !node)
+                return error_oom(err);
+        xmlUnlinkNode(node);
+        xmlFreeNode(xmlDocSetRootElement(doc, node));
+        if (serialize(doc, ret_xml) < 0)
+                return error_oom(err);
+        return 0;
+}
+
 /* --- reading our metadata back --- */
 
 static bool is_element(xmlNodePtr node, const char *name, const char *ns_href) {
@@ -309,9 +347,9 @@ static bool is_element(xmlNodePtr node, const char *name, const char *ns_href) {
         return node->ns && xmlStrEqual(node->ns->href, BAD_CAST ns_href);
 }
 
-/* Our element among the children of <domain><metadata>. -ENOENT when
- * absent, -EINVAL when there are two. */
-static int find_container(xmlDocPtr doc, xmlNodePtr *ret) {
+/* Our element called name among the children of <domain><metadata>.
+ * -ENOENT when absent, -EINVAL when there are two. */
+static int find_ours(xmlDocPtr doc, const char *name, xmlNodePtr *ret) {
         xmlNodePtr root = xmlDocGetRootElement(doc), found = NULL;
         if (!is_element(root, "domain", NULL))
                 return -ENOENT;
@@ -319,7 +357,7 @@ static int find_container(xmlDocPtr doc, xmlNodePtr *ret) {
                 if (!is_element(m, "metadata", NULL))
                         continue;
                 for (xmlNodePtr c = m->children; c; c = c->next) {
-                        if (!is_element(c, VM_XML_METADATA_ELEMENT, VM_XML_NAMESPACE))
+                        if (!is_element(c, name, VM_XML_NAMESPACE))
                                 continue;
                         if (found)
                                 return -EINVAL;
@@ -348,26 +386,35 @@ static int parse_domain(const char *domain_xml, xmlDocPtr *ret) {
         return *ret ? 0 : -EBADMSG;
 }
 
-int vm_xml_container_id(const char *domain_xml, char **ret_id) {
+/* The attribute attr of our element called name, checked as a name. */
+static int ours_attr(const char *domain_xml, const char *name, const char *attr, char **ret) {
         _cleanup_(xml_doc_freep) xmlDocPtr doc = NULL;
-        xmlNodePtr container = NULL;
+        xmlNodePtr node = NULL;
         int r = parse_domain(domain_xml, &doc);
         if (r < 0)
                 return r;
-        r = find_container(doc, &container);
+        r = find_ours(doc, name, &node);
         if (r < 0)
                 return r;
 
-        xmlChar *id = xmlGetNoNsProp(container, BAD_CAST "id");
-        bool valid = id && vm_name_is_valid((const char *) id, VM_NAME_MAX);
-        char *copy = valid ? strdup((const char *) id) : NULL;
-        xmlFree(id);
+        xmlChar *v = xmlGetNoNsProp(node, BAD_CAST attr);
+        bool valid = v && vm_name_is_valid((const char *) v, VM_NAME_MAX);
+        char *copy = valid ? strdup((const char *) v) : NULL;
+        xmlFree(v);
         if (!valid)
                 return -EINVAL;
         if (!copy)
                 return -ENOMEM;
-        *ret_id = copy;
+        *ret = copy;
         return 0;
+}
+
+int vm_xml_container_id(const char *domain_xml, char **ret_id) {
+        return ours_attr(domain_xml, VM_XML_METADATA_ELEMENT, "id", ret_id);
+}
+
+int vm_xml_pool_key(const char *domain_xml, char **ret_key) {
+        return ours_attr(domain_xml, VM_XML_POOL_ELEMENT, "key", ret_key);
 }
 
 static xmlNodePtr child_element(xmlNodePtr parent, const char *name) {
