@@ -252,9 +252,14 @@ static int mount_container_root(const InitConfig *c, char *path, size_t size, Er
         snprintf(path, size, "/dev/%s", dev);
         if ((r = mkdir_p(INIT_ROOT_MOUNT, 0755)) < 0)
                 return error_set_errno(err, -r, "create %s", INIT_ROOT_MOUNT);
-        if (mount(path, INIT_ROOT_MOUNT, c->fstype, MS_NODEV | (c->root_ro ? MS_RDONLY : 0), NULL) < 0)
-                return error_set_errno(err, errno, "mount root disk %s (serial '%s') as %s", path, c->root_serial,
-                                       c->fstype);
+        /* A hot-plugged disk shows in sysfs a moment before it opens (ENXIO). */
+        uint64_t deadline = deadline_after_ms(c->wait_ms);
+        while (mount(path, INIT_ROOT_MOUNT, c->fstype, MS_NODEV | (c->root_ro ? MS_RDONLY : 0), NULL) < 0) {
+                if (errno != ENXIO || deadline_poll_ms(deadline) == 0)
+                        return error_set_errno(err, errno, "mount root disk %s (serial '%s') as %s", path,
+                                               c->root_serial, c->fstype);
+                sleep_ms(10);
+        }
         log_info("root disk %s (serial '%s') mounted on %s%s", path, c->root_serial, INIT_ROOT_MOUNT,
                  c->root_ro ? " read-only" : "");
         return 0;

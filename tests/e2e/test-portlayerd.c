@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/pltest.h"
@@ -976,11 +977,100 @@ static void test_output_across_restart(void **state) {
         destroy(id);
 }
 
+/* --- the warm pool (docs/templates.md) --- */
+
+/* Waits until the daemon's log says n pool guests became ready in all. */
+static void wait_pool_ready(int n) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "test $(grep -c 'pool: guest plp-[0-9a-f]* ready after' %s/daemon.log) -ge %d",
+                 W.dir, n);
+        for (int i = 0; i < 3000 && run(cmd) != 0; i++)
+                usleep(100 * 1000);
+        assert_int_equal(run(cmd), 0);
+}
+
+/* boot_id, 16 bytes of /dev/urandom, hostname and the clock (seconds) of a
+ * running container, one line each. */
+static void identity(const char *ref, char *out, size_t size) {
+        assert_int_equal(exec_sync(ref, "[\"-c\", \"cat /proc/sys/kernel/random/boot_id; "
+                                        "od -An -tx1 -N16 /dev/urandom; hostname; date +%s\"]", out, size), 0);
+}
+
+static void test_start_paths(void **state) {
+        char id1[65], id2[65], id3[65], a[512], b[512], out[256];
+        json_t *c = NULL;
+        wait_pool_ready(2);
+        const char *sleeper = "{\"path\": \"/bin/sleep\", \"args\": [\"100000\"]}";
+        assert_int_equal(create_run("tpl1", sleeper, "running", id1, NULL), 200);
+        assert_int_equal(create_run("tpl2", sleeper, "running", id2, NULL), 200);
+        for (int i = 0; i < 2; i++) {
+                c = inspect(i ? "tpl2" : "tpl1");
+                assert_string_equal(str(c, "start_path"), "template");
+                assert_memory_equal(str(c, "domain"), "plp-", 4);
+                json_decref(c);
+        }
+        /* two clones of one pool: their own boot, RNG, hostname; the host's clock */
+        identity("tpl1", a, sizeof a);
+        identity("tpl2", b, sizeof b);
+        fprintf(stderr, "tpl1: %stpl2: %s", a, b);
+        char *la[4], *lb[4], *sa = NULL, *sb = NULL;
+        la[0] = strtok_r(a, "\n", &sa), lb[0] = strtok_r(b, "\n", &sb);
+        for (int i = 1; i < 4; i++)
+                la[i] = strtok_r(NULL, "\n", &sa), lb[i] = strtok_r(NULL, "\n", &sb);
+        for (int i = 0; i < 4; i++)
+                assert_true(la[i] && lb[i]);
+        assert_string_not_equal(la[0], lb[0]);
+        assert_string_not_equal(la[1], lb[1]);
+        assert_string_equal(la[2], "tpl1");
+        assert_string_equal(lb[2], "tpl2");
+        long now = (long) time(NULL);
+        assert_true(labs(atol(la[3]) - now) < 30 && labs(atol(lb[3]) - now) < 30);
+
+        /* exec, copy out, stop and start again like a cold-booted one */
+        char *raw = NULL;
+        size_t raw_len = 0;
+        assert_int_equal(http("GET", "/containers/tpl1/archive?path=/etc/hostname", NULL, 0, NULL, &raw, &raw_len), 200);
+        assert_non_null(memmem(raw, raw_len, "tpl1\n", 5));
+        free(raw);
+        set_state("tpl1", "stopped", 200);
+        c = inspect("tpl1");
+        assert_string_equal(str(c, "state"), "stopped");
+        json_decref(c);
+        set_state("tpl1", "running", 200);
+        assert_int_equal(exec_sync("tpl1", "[\"-c\", \"echo again\"]", out, sizeof out), 0);
+        assert_string_equal(out, "again\n");
+
+        /* per container: cold_start boots its own VM */
+        json_t *j = NULL;
+        assert_int_equal(call("POST", "/containers", "{\"name\": \"coldone\", \"image\": \"localhost/busybox:latest\"}",
+                              &j), 201);
+        snprintf(id3, sizeof id3, "%s", str(j, "id"));
+        char path[256];
+        snprintf(path, sizeof path, "/handles/%s/limits", str(j, "handle"));
+        assert_int_equal(call("PUT", path, "{\"cold_start\": \"yes\"}", NULL), 400);
+        assert_int_equal(call("PUT", path, "{\"cold_start\": true}", NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/entrypoint", str(j, "handle"));
+        assert_int_equal(call("PUT", path, sleeper, NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/state", str(j, "handle"));
+        assert_int_equal(call("PUT", path, "{\"state\": \"running\"}", NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/commit", str(j, "handle"));
+        json_decref(j);
+        assert_int_equal(call("POST", path, NULL, NULL), 200);
+        c = inspect("coldone");
+        assert_string_equal(str(c, "start_path"), "cold");
+        assert_memory_equal(str(c, "domain"), "pl-", 3);
+        json_decref(c);
+        destroy(id1);
+        destroy(id2);
+        destroy(id3);
+}
+
 int main(void) {
         if (!getenv("PL_KERNEL_DIR"))
                 test_program_skip_or_fail("PL_KERNEL_DIR, a guest kernel (scripts/fetch-kernel.sh)");
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bad_requests),
+                cmocka_unit_test(test_start_paths),
                 cmocka_unit_test(test_full_life),
                 cmocka_unit_test(test_commit_conflict),
                 cmocka_unit_test(test_main_exits),
