@@ -17,6 +17,7 @@
 #include "common/base/log.h"
 #include "common/json/json-util.h"
 #include "images/oci/oci-ref.h"
+#include "images/store/docker-archive.h"
 
 #define PROGRESS_EVERY_USEC (250 * USEC_PER_MSEC)
 
@@ -155,4 +156,44 @@ int api_images_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, E
 int api_images_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
         int r = store_remove(a->store, p[0], err);
         return r < 0 ? r : api_reply_json(resp, 204, NULL);
+}
+
+/* POST /images/import?tag=T: a `docker save` archive (plain or gzip; Docker
+ * 25's, which holds an OCI layout too, included) spooled by the server,
+ * read through its /proc/self/fd name: the docker-archive source reopens it
+ * for the blobs. Without a tag, the archive's first RepoTags entry. */
+int api_images_import(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        int fd = http_request_body_fd(req);
+        const char *tag = http_request_query(req, "tag");
+        if (fd < 0 || lseek(fd, 0, SEEK_END) <= 0)
+                return error_set(err, EINVAL, "the request body must be an image archive (docker save)");
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        _cleanup_image_source_ ImageSource *src = NULL;
+        _cleanup_store_image_ StoreImage *img = NULL;
+        int r = docker_archive_source_new(path, NULL, &src, err);
+        if (r == -ENOENT)
+                return error_set(err, EINVAL, "not a docker-archive: %s (an OCI layout is imported from a "
+                                              "`docker save` archive, or pushed to a registry and pulled)",
+                                 error_text(*err));
+        if (r < 0)
+                return error_prefix(err, "import");
+        const char *t = tag ? tag : docker_archive_source_repo_tag(src);
+        StorePullOptions o = {0};
+        if ((r = store_pull(a->store, src, t, &o, &img, err)) < 0)
+                return error_prefix(err, "import");
+        log_info("imported %s%s%s", img->id, t ? " as " : "", t ? t : "");
+        json_t *j = image_json(img);
+        return j ? api_reply_json(resp, 200, j) : error_oom(err);
+}
+
+int api_images_gc(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        StoreGcStats st = {0};
+        int r = store_gc(a->store, false, &st, err);
+        if (r < 0)
+                return r;
+        return api_reply_json(resp, 200,
+                              json_pack("{s:I, s:I, s:I, s:I}", "blobs_removed", (json_int_t) st.blobs_removed,
+                                        "images_removed", (json_int_t) st.images_removed, "tmp_removed",
+                                        (json_int_t) st.tmp_removed, "bytes_freed", (json_int_t) st.bytes_freed));
 }
