@@ -160,6 +160,7 @@ static void *conn_main(void *arg) {
         TlsServer *t = c->t;
         SSL *ssl = SSL_new(t->ctx);
         int pair[2] = {-1, -1};
+        Error *err = NULL;
         set_timeouts(c->fd, TLS_HANDSHAKE_TIMEOUT_S);
         if (!ssl || !SSL_set_fd(ssl, c->fd) || !SSL_set_ex_data(ssl, conn_ex_index, c))
                 goto out;
@@ -169,7 +170,6 @@ static void *conn_main(void *arg) {
                 goto out;
         }
         set_timeouts(c->fd, 0);
-        _cleanup_error_ Error *err = NULL;
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0 ||
             http_server_add_connection(t->http, pair[1], c->peer, &err) < 0) {
                 log_warning("TLS: client %s: %s", c->peer, err ? error_text(err) : strerror(errno));
@@ -180,6 +180,7 @@ static void *conn_main(void *arg) {
         log_debug("TLS: client %s connected", c->peer);
         pump(ssl, c->fd, pair[0]);
 out:
+        error_free(err);
         ERR_clear_error();
         SSL_free(ssl);
         safe_close(pair[0]);

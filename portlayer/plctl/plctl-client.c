@@ -259,6 +259,17 @@ static int transfer_run(PlctlClient *c, const char *method, const char *path, js
         }
         if (t->sink_error < 0)
                 return error_set_errno(err, -t->sink_error, "%s %s", method, path);
+        if (c->remote.url && cc == CURLE_PEER_FAILED_VERIFICATION)
+                return error_set(err, EKEYREJECTED,
+                                 "%s presented a certificate other than the one pinned for remote %s (if the "
+                                 "server's was replaced: plctl remote rm, then remote add)",
+                                 c->remote.url, c->remote.name);
+        if (c->remote.url && status == 0 && cc != CURLE_COULDNT_CONNECT && cc != CURLE_OPERATION_TIMEDOUT &&
+            cc != CURLE_COULDNT_RESOLVE_HOST)
+                return error_set(err, EACCES,
+                                 "%s refused this client (%s): is its certificate in the daemon's trust list? "
+                                 "(plctl trust add on the server)",
+                                 c->remote.url, curl_easy_strerror(cc));
         if (cc == CURLE_COULDNT_CONNECT || (cc != CURLE_OK && status == 0))
                 return error_set(err, ECONNREFUSED, "cannot reach portlayerd at %s: %s (is it running? see %s)",
                                  plctl_client_target(c), curl_easy_strerror(cc),
