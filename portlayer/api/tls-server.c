@@ -71,7 +71,7 @@ static int verify_client(X509_STORE_CTX *sctx, void *arg) {
         if (r < 0) {
                 X509_STORE_CTX_set_error(sctx, r == -EKEYEXPIRED ? X509_V_ERR_CERT_HAS_EXPIRED
                                                                  : X509_V_ERR_CERT_NOT_YET_VALID);
-                snprintf(c->why, sizeof c->why, "certificate %.16s...: %s", fp, error_text(e));
+                snprintf(c->why, sizeof c->why, "certificate %s: %s", fp, error_text(e));
                 return 0;
         }
         if (tls_trust_load(t->trust, &list, &n, &e) < 0) {

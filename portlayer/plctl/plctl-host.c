@@ -88,7 +88,7 @@ int plctl_verb_gc(int argc, char *argv[], void *userdata) {
         size_t i;
         json_t *o;
         json_array_foreach(list, i, o)
-                printf("%-13s  %-11s  %-20.20s  %s\n", plctl_str(o, "kind"), plctl_str(o, "action"), plctl_str(o, "name"),
+                printf("%-13s  %-11s  %-20s  %s\n", plctl_str(o, "kind"), plctl_str(o, "action"), plctl_str(o, "name"),
                        plctl_str(o, "path"));
         if (!remove)
                 printf("(plctl gc --remove removes them)\n");

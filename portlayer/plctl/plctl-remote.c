@@ -277,7 +277,9 @@ static int trust_add(Plctl *p, PlctlClient *c, int n, char **args, const char *n
                 error_set_errno(&e, -r, "read %s", args[1]);
                 return plctl_fail(e);
         }
-        _cleanup_json_ json_t *body = json_pack("{s:s, s:s?}", "certificate", pem, "name", name);
+        _cleanup_json_ json_t *body = json_pack("{s:s}", "certificate", pem);
+        if (body && name)
+                json_object_set_new(body, "name", json_string(name));
         if (!body) {
                 error_set(&e, EINVAL, "%s: not a text certificate", args[1]);
                 return plctl_fail(e);
