@@ -166,6 +166,17 @@ pc 1 remote add r0 http://127.0.0.1:1
 has_err "https://"
 pc 0 remote ls
 lacks r0
+step="bash completion of the new commands"
+bash -c '. "$1/portlayer/plctl/plctl.bash"
+        c() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _plctl; echo "${COMPREPLY[*]}"; }
+        c plctl ""; c plctl images ""; c plctl gc ""; c plctl remote ""; c plctl trust ""; c plctl vm ""' \
+        _ "$PL_SOURCE_DIR" >"$out" 2>"$err" || fail "completion"
+has "vm gc version doctor remote trust"
+has "pull import ls inspect rm gc"
+has "^--remove"
+has "^add ls rm --accept-fingerprint"
+has "^add ls rm --name"
+has "^ls --json"
 
 # --- doctor before the daemon: this machine's accelerator, vsock, kernel ---
 
