@@ -42,8 +42,10 @@ int tls_trust_load(const char *path, TlsTrustEntry **ret, size_t *ret_n, Error *
         if (!list)
                 return error_oom(err);
         unsigned lineno = 0;
-        char *save = NULL;
-        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        for (char *l = text, *next; l && *l; l = next) {
+                next = strchr(l, '\n');
+                if (next)
+                        *next++ = 0;
                 lineno++;
                 l += strspn(l, " \t");
                 if (!*l || *l == '#')
