@@ -13,7 +13,8 @@
 # trust add` works (ps, exec -i, exec -it); untrusted, certificate-less and
 # expired clients are refused at the handshake (curl, openssl s_client);
 # `plctl gc` finds the orphans the test plants and removes only them;
-# `images import` takes a docker-archive skopeo writes. The trap removes every container, stops the daemon and ends
+# `images import` takes a docker-archive skopeo writes and an OCI layout tar
+# (and refuses one with a symlinked index.json). The trap removes every container, stops the daemon and ends
 # any QEMU whose command line names the temporary directory, also on
 # failure.
 set -uo pipefail
@@ -630,6 +631,24 @@ pc 0 images import --json "$dir/img.tar" --tag localhost/again:v2
 py "'localhost/again:v2' in j['tags']"
 pr 0 images import --json "$dir/img.tar" --tag localhost/remote:v3
 py "'localhost/remote:v3' in j['tags']"
+step="an OCI layout tar"
+tar -C "$dir/oci" -cf "$dir/oci.tar" . || fail "tar the layout"
+pc 0 images import --json "$dir/oci.tar" --tag localhost/fromoci:v1
+py "'localhost/fromoci:v1' in j['tags']"
+pc 0 images rm localhost/fromoci:v1
+step="an OCI layout tar whose index.json is a symlink"
+python3 - "$dir/evil.tar" <<'PY' || fail "make evil.tar"
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w") as t:
+    i = tarfile.TarInfo("oci-layout"); data = b'{"imageLayoutVersion": "1.0.0"}'; i.size = len(data)
+    t.addfile(i, io.BytesIO(data))
+    l = tarfile.TarInfo("index.json"); l.type = tarfile.SYMTYPE; l.linkname = "/etc/passwd"
+    t.addfile(l)
+PY
+pc 1 images import "$dir/evil.tar"
+has_err "index.json' is not a regular file"
+step="nothing left of the unpacked layouts"
+! ls -d /var/tmp/portlayer-import-* 2>/dev/null | grep -q . || fail "an unpacked layout was left in /var/tmp"
 echo "not an archive" >"$dir/junk.tar"
 pc 1 images import "$dir/junk.tar"
 has_err "plctl: "
