@@ -632,6 +632,7 @@ py "'localhost/again:v2' in j['tags']"
 pr 0 images import --json "$dir/img.tar" --tag localhost/remote:v3
 py "'localhost/remote:v3' in j['tags']"
 step="an OCI layout tar"
+unpacked_before=$(ls -d /var/tmp/portlayer-import-* 2>/dev/null | sort)
 tar -C "$dir/oci" -cf "$dir/oci.tar" . || fail "tar the layout"
 pc 0 images import --json "$dir/oci.tar" --tag localhost/fromoci:v1
 py "'localhost/fromoci:v1' in j['tags']"
@@ -642,13 +643,14 @@ import io, sys, tarfile
 with tarfile.open(sys.argv[1], "w") as t:
     i = tarfile.TarInfo("oci-layout"); data = b'{"imageLayoutVersion": "1.0.0"}'; i.size = len(data)
     t.addfile(i, io.BytesIO(data))
-    l = tarfile.TarInfo("index.json"); l.type = tarfile.SYMTYPE; l.linkname = "/etc/passwd"
+    l = tarfile.TarInfo("index.json"); l.type = tarfile.SYMTYPE; l.linkname = "oci-layout"
     t.addfile(l)
 PY
 pc 1 images import "$dir/evil.tar"
 has_err "index.json' is not a regular file"
 step="nothing left of the unpacked layouts"
-! ls -d /var/tmp/portlayer-import-* 2>/dev/null | grep -q . || fail "an unpacked layout was left in /var/tmp"
+[ "$(ls -d /var/tmp/portlayer-import-* 2>/dev/null | sort)" = "$unpacked_before" ] ||
+        fail "an unpacked layout was left in /var/tmp"
 echo "not an archive" >"$dir/junk.tar"
 pc 1 images import "$dir/junk.tar"
 has_err "plctl: "
