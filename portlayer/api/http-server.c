@@ -73,7 +73,10 @@ const char *http_request_peer(const HttpRequest *req) {
 }
 
 /* Connections handed over by another front carry "tls:<peer>" as their
- * (Unix) client address; those accepted on our socket have none. */
+ * (Unix) client address; those accepted on our socket have none, unless a
+ * local client bound its socket to such a name: that only makes it look
+ * remote, which never grants more (remote requests are refused the trust
+ * calls, nothing else differs). */
 #define PEER_PREFIX "tls:"
 
 static char *connection_peer(struct MHD_Connection *conn) {

@@ -13,8 +13,8 @@
  * peer named after the trust entry) and pumped both ways by a thread of its
  * own, so streamed answers and upgraded exec streams pass unchanged; a
  * client's close_notify half-closes the pair (stdin EOF of an exec). At
- * most TLS_CONNECTIONS_MAX connections at once, handshakes bounded by
- * TLS_HANDSHAKE_TIMEOUT_S. */
+ * most TLS_CONNECTIONS_MAX connections at once; no read or write of a
+ * handshake waits longer than TLS_HANDSHAKE_TIMEOUT_S. */
 #pragma once
 
 #include "common/base/error.h"

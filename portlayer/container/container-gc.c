@@ -199,45 +199,52 @@ static long long pss_kib(int pid) {
         return p ? strtoll(p + 5, NULL, 10) : -1;
 }
 
-static json_t *vm_json(ContainerHost *h, const Container *c, const char *accel) {
+/* What vm ls shows of a container, copied under the lock so that /proc and
+ * the driver are read without it. */
+typedef struct VmRow {
+        char domain[VM_NAME_MAX + 1], id[CONTAINER_ID_HEX + 1], name[CONTAINER_NAME_MAX + 1];
+        char disk[PATH_MAX], console[PATH_MAX], transport[32];
+        json_int_t memory_mb, vcpus;
+} VmRow;
+
+static void vm_row_locked(const Container *c, VmRow *r) {
         const json_t *cfg = c->started_config ? c->started_config : c->config;
-        char console[PATH_MAX];
-        snprintf(console, sizeof console, "%s/console.log", c->run_dir);
-        int pid = qemu_pid(c->domain);
-        long long pss = pss_kib(pid);
+        snprintf(r->domain, sizeof r->domain, "%s", c->domain);
+        snprintf(r->id, sizeof r->id, "%s", c->id);
+        snprintf(r->name, sizeof r->name, "%s", c->name);
+        snprintf(r->disk, sizeof r->disk, "%s", c->disk);
+        snprintf(r->console, sizeof r->console, "%s/console.log", c->run_dir);
+        snprintf(r->transport, sizeof r->transport, "%s", c->transport ? c->transport : "");
+        r->memory_mb = json_integer_value(json_object_get(cfg, "memory_mb"));
+        r->vcpus = json_integer_value(json_object_get(cfg, "vcpus"));
+}
+
+static json_t *vm_json(ContainerHost *h, const VmRow *r, const char *accel) {
+        int pid = qemu_pid(r->domain);
         VmState st = VM_STATE_MISSING;
-        (void) vm_driver_state(h->driver, c->domain, &st, NULL);
-        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:[s], s:s, s:s, s:i, s:I}", "domain", c->domain,
-                         "container", c->id, "name", c->name, "state", vm_state_to_string(st), "accelerator", accel,
-                         "memory_mb", json_integer_value(json_object_get(cfg, "memory_mb")), "vcpus",
-                         json_integer_value(json_object_get(cfg, "vcpus")), "disks", c->disk, "transport",
-                         c->transport ? c->transport : "", "console_log", console, "qemu_pid", pid, "pss_kib",
-                         (json_int_t) pss);
+        (void) vm_driver_state(h->driver, r->domain, &st, NULL);
+        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:[s], s:s, s:s, s:i, s:I}", "domain", r->domain,
+                         "container", r->id, "name", r->name, "state", vm_state_to_string(st), "accelerator", accel,
+                         "memory_mb", r->memory_mb, "vcpus", r->vcpus, "disks", r->disk, "transport", r->transport,
+                         "console_log", r->console, "qemu_pid", pid, "pss_kib", (json_int_t) pss_kib(pid));
 }
 
 int container_host_vms(ContainerHost *h, json_t **ret, Error **err) {
         VmAccel accel = VM_ACCEL_TCG;
         _cleanup_free_ char *reason = NULL;
         (void) vm_accel_detect(h->accel, &accel, &reason);
-        _cleanup_free_ Container **list = NULL;
+        _cleanup_free_ VmRow *rows = NULL;
         size_t n = 0;
         pthread_mutex_lock(&h->lock);
-        list = calloc(h->n_containers ? h->n_containers : 1, sizeof *list);
-        for (size_t i = 0; list && i < h->n_containers; i++)
+        rows = calloc(h->n_containers ? h->n_containers : 1, sizeof *rows);
+        for (size_t i = 0; rows && i < h->n_containers; i++)
                 if (h->containers[i]->rt)
-                        list[n++] = container_ref(h->containers[i]);
+                        vm_row_locked(h->containers[i], &rows[n++]);
         pthread_mutex_unlock(&h->lock);
-        if (!list)
-                return error_oom(err);
-        json_t *out = json_array();
-        for (size_t i = 0; i < n; i++) {
-                pthread_mutex_lock(&h->lock);
-                json_t *j = out ? vm_json(h, list[i], vm_accel_to_string(accel)) : NULL;
-                pthread_mutex_unlock(&h->lock);
-                if (out && json_array_append_new(out, j) < 0)
+        json_t *out = rows ? json_array() : NULL;
+        for (size_t i = 0; out && i < n; i++)
+                if (json_array_append_new(out, vm_json(h, &rows[i], vm_accel_to_string(accel))) < 0)
                         out = (json_decref(out), NULL);
-                container_unref(list[i]);
-        }
         if (!out)
                 return error_oom(err);
         *ret = out;

@@ -258,7 +258,8 @@ pc 0 remote ls
 has "^r1 .*$url"
 pc 0 remote ls --json
 py "sorted(r['name'] for r in j) == ['r1', 'r2'] and j[0]['server_fingerprint'] == '$(echo "$server_fp" | tr -d : | tr A-F a-f)'"
-pc 0 remote rm r2
+pc 0 remote rm --json r2
+py "j == {'removed': 'r2'}"
 pc 1 remote rm r2
 pc 0 remote ls --json
 py "[r['name'] for r in j] == ['r1']"
@@ -284,6 +285,10 @@ grep -qi "alert" "$err" || fail "s_client saw no alert"
 
 pc 0 trust add "$ccert" --name tester
 has "trusted tester $client_fp"
+pc 0 trust add --json "$dir/tls/server.crt" --name self
+py "j['name'] == 'self' and len(j['fingerprint']) == 64"
+pc 0 trust rm self
+has "removed self"
 pc 1 trust add "$ccert" --name other
 has_err "already trusted"
 echo nonsense >"$dir/bad.pem"
@@ -327,8 +332,8 @@ curl -sS -k --cert "$dir/ca/exp.crt" --key "$dir/ca/exp.key" "$url/_ping" >"$out
         fail "an expired certificate got through"
 [ ! -s "$out" ] || fail "an expired client was served"
 grep -q "certificate $exp_fp.*expired" "$dir/daemon.log" || fail "the daemon did not say the certificate expired"
-pc 0 trust rm expired
-has "removed expired $exp_fp"
+pc 0 trust rm --json expired
+py "j == {'fingerprint': '$exp_fp', 'name': 'expired'}"
 pc 1 trust rm expired
 
 # --- images ---
