@@ -44,7 +44,7 @@ key=$XDG_CONFIG_HOME/portlayer/client.key
 tls=(--cert "$cert" --key "$key" --cacert "$dir/state/tls/server.crt" --insecure)
 
 echo "== 1: one plctl call (plctl version), new connection each"
-hyperfine -N -w 5 -r 50 "$B/plctl --socket $sock version" "$B/plctl --remote b version" 2>&1 | grep -E "Time|±|plctl"
+hyperfine -N -w 5 -r 100 "$B/plctl --socket $sock version" "$B/plctl --remote b version" 2>&1 | grep -E "Time|±|plctl"
 
 echo "== 2: $n GET /_ping on one connection, seconds (unix, tls) per round"
 for r in $(seq "$rounds"); do
