@@ -222,7 +222,7 @@ static int check_mac(const char *field, const char *mac, Error **err) {
 }
 
 static int check_nic(const VmNic *nic, size_t i, Error **err) {
-        char field[32];
+        char field[48];
         int r;
         if ((unsigned) nic->type >= _VM_NIC_TYPE_MAX)
                 return error_set(err, EINVAL, "nics[%zu].type %d: unknown", i, (int) nic->type);
@@ -235,6 +235,9 @@ static int check_nic(const VmNic *nic, size_t i, Error **err) {
         if (nic->type == VM_NIC_USER) {
                 if (nic->bridge || nic->tap)
                         return error_set(err, EINVAL, "nics[%zu]: a user-mode NIC has no bridge and no tap", i);
+                if (nic->mtu)
+                        return error_set(err, EINVAL, "nics[%zu].mtu %u: a user-mode NIC has QEMU's fixed MTU", i,
+                                         nic->mtu);
                 return 0;
         }
         snprintf(field, sizeof field, "nics[%zu].bridge", i);
@@ -281,7 +284,7 @@ static int check_filesystems(const VmSpec *spec, Error **err) {
                 return error_set(err, EINVAL, "filesystems: missing");
         for (size_t i = 0; i < spec->n_filesystems; i++) {
                 const VmFilesystem *fs = &spec->filesystems[i];
-                char field[40];
+                char field[48];
                 snprintf(field, sizeof field, "filesystems[%zu].source", i);
                 int r = check_path(field, fs->source, PATH_MAX, err);
                 if (r < 0)
