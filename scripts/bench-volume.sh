@@ -67,6 +67,7 @@ trap 'exit 130' INT TERM
 die() { echo "bench-volume: $*" >&2; [ -f "$dir/daemon.log" ] && tail -n 20 "$dir/daemon.log" >&2; exit 1; }
 now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+range() { sort -n | awk '{a[NR]=$1} END {printf "%s-%s", a[1], a[NR]}'; }
 
 api() {
         local out code
@@ -131,6 +132,7 @@ start bench "[{\"source\": \"$tree\", \"target\": \"/bind\", \"read_only\": true
               {\"volume\": \"benchvol\", \"target\": \"/vol\", \"read_only\": true}]" /root || die "start bench"
 
 drop='sync; echo 3 > /proc/sys/vm/drop_caches'
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 exec_ms "$drop" >/dev/null
 base=$(for _ in $(seq 1 5); do exec_ms true; done | median)
 declare -A small large
@@ -149,8 +151,8 @@ for r in $(seq 1 "$rounds"); do
 done
 
 echo "bench-volume: $nfiles files of $kib KiB + one file of $mib MiB ($total_mib MiB), $rounds rounds, TCG guest, 512 MiB"
-echo "exec of true (subtracted): $base ms"
-printf '%-28s %18s %22s\n' "where" "small files (ms)" "large file (MiB/s)"
+echo "exec of true (subtracted): $base ms; load before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-28s %24s %22s %20s\n' "where" "small files, ms (range)" "large file, ms (range)" "large file (MiB/s)"
 for place in root/tree bind vol/tree; do
         s=$(tr ' ' '\n' <<<"${small[$place]}" | grep . | median)
         l=$(tr ' ' '\n' <<<"${large[$place]}" | grep . | median)
@@ -159,5 +161,7 @@ for place in root/tree bind vol/tree; do
         bind) what="bind mount (virtio-fs)" ;;
         vol/tree) what="named volume (virtio-blk)" ;;
         esac
-        printf '%-28s %18s %22s\n' "$what" "$s" "$(awk -v m="$mib" -v t="$l" 'BEGIN {printf "%.0f", t > 0 ? m * 1000 / t : 0}')"
+        sr=$(tr ' ' '\n' <<<"${small[$place]}" | grep . | range)
+        lr=$(tr ' ' '\n' <<<"${large[$place]}" | grep . | range)
+        printf '%-28s %24s %22s %20s\n' "$what" "$s ($sr)" "$l ($lr)" "$(awk -v m="$mib" -v t="$l" 'BEGIN {printf "%.0f", (t > 0 ? m * 1000 / t : 0)}')"
 done
