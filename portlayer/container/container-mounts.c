@@ -283,9 +283,11 @@ static bool keep_user(void *arg, const char *volume, const char *container_id) {
         ContainerHost *h = arg;
         for (size_t i = 0; i < h->n_containers; i++) {
                 const Container *c = h->containers[i];
-                if (!c->removed && strcmp(c->id, container_id) == 0)
-                        return uses_volume(c->config, volume) ||
-                               (c->started_config && uses_volume(c->started_config, volume));
+                if (!c->removed && strcmp(c->id, container_id) == 0) {
+                        /* a running VM keeps what it was started with */
+                        const json_t *live = active_config_locked(c);
+                        return uses_volume(c->config, volume) || (live && uses_volume(live, volume));
+                }
         }
         return false;
 }
