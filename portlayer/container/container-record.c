@@ -70,9 +70,12 @@ static json_t *time_json(int64_t ns) {
 static json_t *pending_restart(const Container *c) {
         static const char *const keys[] = {"path", "args", "env", "workdir", "user", "memory_mb", "vcpus", "mounts"};
         json_t *a = json_array();
-        for (size_t i = 0; a && c->started_config && i < ELEMENTSOF(keys); i++)
-                if (!json_equal(json_object_get(c->config, keys[i]), json_object_get(c->started_config, keys[i])))
+        for (size_t i = 0; a && c->started_config && i < ELEMENTSOF(keys); i++) {
+                const json_t *now = json_object_get(c->config, keys[i]);
+                const json_t *then = json_object_get(c->started_config, keys[i]);
+                if (now != then && !json_equal(now, then)) /* json_equal() is false when either is absent */
                         (void) json_array_append_new(a, json_string(keys[i]));
+        }
         return a;
 }
 

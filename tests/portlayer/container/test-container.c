@@ -1127,6 +1127,30 @@ static void test_mounts_users(void **state) {
         OK(volume_remove(t->vs, "data", E));
 }
 
+/* Mounts changed on a running container wait for its next start and are
+ * listed in pending_restart; fields absent before and after are not. */
+static void test_mounts_pending_restart(void **state) {
+        T *t = *state;
+        _cleanup_free_ char *id = run(t, "runner", NULL, CONTAINER_RUNNING);
+        _cleanup_free_ char *hd = handle_of(t, id);
+        json_t *f = json_pack("{s:{s:s}}", "labels", "k", "v");
+        OK(container_handle_update(t->h, hd, f, E));
+        json_decref(f);
+        OK(container_host_commit(t->h, hd, NULL, E));
+        json_t *j = inspect(t, id);
+        assert_int_equal(json_array_size(json_object_get(j, "pending_restart")), 0);
+        json_decref(j);
+        _cleanup_free_ char *hd2 = handle_of(t, id);
+        set_mounts(t, hd2, "[{s:s, s:s}]", "source", t->dir, "target", "/share");
+        OK(container_host_commit(t->h, hd2, NULL, E));
+        j = inspect(t, id);
+        json_t *p = json_object_get(j, "pending_restart");
+        assert_int_equal(json_array_size(p), 1);
+        assert_string_equal(json_string_value(json_array_get(p, 0)), "mounts");
+        json_decref(j);
+        OK(commit_to(t, id, CONTAINER_STOPPED));
+}
+
 /* ---- recovery ---- */
 
 static void test_recover_running(void **state) {
@@ -1437,6 +1461,7 @@ int main(void) {
                 CASE(test_bad_config),
                 CASE(test_mounts_bad),
                 CASE(test_mounts_users),
+                CASE(test_mounts_pending_restart),
                 CASE(test_recover_running),
                 CASE(test_recover_leftovers),
                 CASE(test_log_rotation),
