@@ -1035,6 +1035,12 @@ static void test_volumes_and_binds(void **state) {
         assert_int_equal(call("PUT", path, "[{\"source\": \"/nonexistent/dir\", \"target\": \"/x\"}]", &j), 400);
         assert_true(message_has(j, "/nonexistent/dir"));
         json_decref(j);
+        assert_int_equal(call("PUT", path, "{\"volume\": \"a\", \"target\": \"/a\"}", &j), 400); /* not an array */
+        assert_true(message_has(j, "array"));
+        json_decref(j);
+        assert_int_equal(call("PUT", path, "[{\"volume\": \"a\", \"target\": \"/a\"", NULL), 400);
+        assert_int_equal(call("PUT", path, "[{\"volume\": \"a\", \"target\": \"/a\", \"target\": \"/b\"}]", NULL), 400);
+        assert_int_equal(call("PUT", "/handles/nosuch/mounts", "[]", NULL), 404);
 
         snprintf(mounts, sizeof mounts,
                  "[{\"volume\": \"vdata\", \"target\": \"/data\"}, {\"volume\": \"vauto\", \"target\": \"/auto\"},"
