@@ -28,6 +28,7 @@ typedef struct ApiConfig {
         RegistryClient *registry;/* borrowed */
         VolumeStore *volumes;    /* borrowed */
         const char *version;     /* "0.1.0" */
+        const char *trust_path;  /* the TLS listener's trust list (Unix-socket-only calls) */
 } ApiConfig;
 
 int api_new(const ApiConfig *cfg, Api **ret, Error **err);
