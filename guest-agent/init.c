@@ -339,7 +339,8 @@ static int write_identity(const InitConfig *c, Error **err) {
 
 static int find_port(const InitConfig *c, char **ret) {
         char name[64];
-        int r = init_wait_for_attr("/sys/class/virtio-ports", "vport", "name", c->port_name, c->wait_ms, name, sizeof name);
+        int r = init_wait_for_attr("/sys/class/virtio-ports", "vport", "name", c->port_name, c->wait_ms, name,
+                                   sizeof name);
         if (r < 0)
                 return r;
         return asprintf(ret, "/dev/%s", name) < 0 ? -ENOMEM : 0;
