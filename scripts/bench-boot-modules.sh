@@ -9,7 +9,8 @@
 # each timed from QEMU's start to the agent's first console line ("PID 1
 # started") and to its answer on the virtio-serial socket, and by the guest's
 # own clock (its console timestamps) from "PID 1 started" to "serving": stage
-# 1, where the modules load, less exposed to the host's load. No NIC is attached
+# 1, where the modules load; and the CPU time QEMU used until the agent
+# answered, which the host's load inflates least. No NIC is attached
 # (the cost measured is loading the modules; no packet leaves QEMU).
 # Usage: scripts/bench-boot-modules.sh [boots] [kernel-dir]
 #   PL_BUILD_DIR=build/dev uses an existing build instead of build/release.
@@ -50,7 +51,12 @@ stage1_ms() {
         awk -F'[][]' '/PID 1 started/ {a = $2} / serving / {b = $2} END {printf "%.0f", (b - a) * 1000}' "$dir/console.log"
 }
 
-# boot INITRD: one boot; sets ms_init, ms_agent and ms_stage1.
+# CPU milliseconds (user + system) the process $1 has used.
+cpu_ms() {
+        awk -v hz="$(getconf CLK_TCK)" '{printf "%.0f", ($14 + $15) * 1000 / hz}' "/proc/$1/stat"
+}
+
+# boot INITRD: one boot; sets ms_init, ms_agent, ms_stage1 and ms_cpu.
 boot() {
         cp --sparse=always "$rootfs" "$dir/run.ext4"
         rm -f "$dir/agent.sock" "$dir/console.log"
@@ -73,20 +79,22 @@ boot() {
         ms_init=$(ms_since "$t0")
         "$B/bin/pl-agent-cli" --socket "$dir/agent.sock" --connect-timeout 120000 ping >/dev/null
         ms_agent=$(ms_since "$t0")
+        ms_cpu=$(cpu_ms "$qpid")
         ms_stage1=$(stage1_ms)
         kill "$qpid" 2>/dev/null
         wait "$qpid" 2>/dev/null || true
         qpid=
 }
 
-base_init=() base_agent=() base_stage1=() def_init=() def_agent=() def_stage1=()
+base_init=() base_agent=() base_stage1=() base_cpu=() def_init=() def_agent=() def_stage1=() def_cpu=()
 for i in $(seq "$boots"); do
         boot "$initrd_base"
-        base_init+=("$ms_init") base_agent+=("$ms_agent") base_stage1+=("$ms_stage1")
+        base_init+=("$ms_init") base_agent+=("$ms_agent") base_stage1+=("$ms_stage1") base_cpu+=("$ms_cpu")
         boot "$initrd_defaults"
-        def_init+=("$ms_init") def_agent+=("$ms_agent") def_stage1+=("$ms_stage1")
-        printf '# boot %d: baseline %.0f / %.0f / stage 1 %s ms, defaults %.0f / %.0f / stage 1 %s ms\n' "$i" \
-                "${base_init[-1]}" "${base_agent[-1]}" "${base_stage1[-1]}" "$ms_init" "$ms_agent" "$ms_stage1"
+        def_init+=("$ms_init") def_agent+=("$ms_agent") def_stage1+=("$ms_stage1") def_cpu+=("$ms_cpu")
+        printf '# boot %d: baseline %.0f / %.0f / stage 1 %s / cpu %s ms, defaults %.0f / %.0f / stage 1 %s / cpu %s ms\n' \
+                "$i" "${base_init[-1]}" "${base_agent[-1]}" "${base_stage1[-1]}" "${base_cpu[-1]}" "$ms_init" "$ms_agent" \
+                "$ms_stage1" "$ms_cpu"
 done
 m() { printf '%s\n' "$@" | median; }
 printf '%-40s n=%-3d median %6s ms\n' "baseline modules: start -> /init runs" "$boots" "$(m "${base_init[@]}")"
@@ -95,4 +103,6 @@ printf '%-40s n=%-3d median %6s ms\n' "default modules: start -> /init runs" "$b
 printf '%-40s n=%-3d median %6s ms\n' "default modules: start -> agent answers" "$boots" "$(m "${def_agent[@]}")"
 printf '%-40s n=%-3d median %6s ms\n' "baseline modules: stage 1 (guest clock)" "$boots" "$(m "${base_stage1[@]}")"
 printf '%-40s n=%-3d median %6s ms\n' "default modules: stage 1 (guest clock)" "$boots" "$(m "${def_stage1[@]}")"
+printf '%-40s n=%-3d median %6s ms\n' "baseline modules: QEMU CPU to agent" "$boots" "$(m "${base_cpu[@]}")"
+printf '%-40s n=%-3d median %6s ms\n' "default modules: QEMU CPU to agent" "$boots" "$(m "${def_cpu[@]}")"
 echo "# load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -24,6 +24,7 @@ typedef enum FieldKind {
         FIELD_INT,
         FIELD_SIGNAL,
         FIELD_BOOL,
+        FIELD_MOUNTS,
 } FieldKind;
 
 typedef struct Field {
@@ -44,6 +45,7 @@ static const Field fields[] = {
         {"stop_signal", FIELD_SIGNAL},
         {"stop_timeout_s", FIELD_INT, 0, 3600},
         {"cold_start", FIELD_BOOL}, /* boot a VM even when the warm pool has a guest ready */
+        {"mounts", FIELD_MOUNTS},
 };
 
 static const Field *field_find(const char *name) {
@@ -128,6 +130,8 @@ static int check_field(const Field *f, const json_t *v, Error **err) {
                 if (!json_is_boolean(v))
                         return error_set(err, EINVAL, "%s: must be true or false", f->name);
                 return 0;
+        case FIELD_MOUNTS:
+                return container_mounts_check(v, err);
         }
         return -EINVAL;
 }
