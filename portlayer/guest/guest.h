@@ -113,7 +113,8 @@ GuestPool *guest_pool_free(GuestPool *p);
  * virtio-fs shares (pool guests have private memory and no NIC). */
 bool guest_pool_fits(GuestPool *p, const GuestConfig *c);
 /* Starts c from a ready pool guest; *ret is like guest_start()'s, but its
- * name is the pool guest's, not c->name. -EAGAIN when no ready guest fits
+ * name is the pool guest's, not c->name, and c->run_dir is replaced by the
+ * pool guest's run directory (whatever was there is removed). -EAGAIN when no ready guest fits
  * (nothing changed: boot cold); other errors after the guest was taken (it
  * is destroyed; booting cold is still possible). */
 int guest_pool_take(GuestPool *p, const GuestConfig *c, Guest **ret, Error **err);

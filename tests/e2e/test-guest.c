@@ -735,7 +735,7 @@ static void test_pool_take_and_stale(void **state) {
         Fixture *f = *state;
         fixture_name(f);
         char disk[400], pool_dir[300];
-        snprintf(disk, sizeof disk, "%s/root.qcow2", f->run_dir);
+        snprintf(disk, sizeof disk, "%s.qcow2", f->run_dir); /* a take replaces the run directory */
         assert_int_equal(test_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 256M", world.base, disk), 0);
         snprintf(pool_dir, sizeof pool_dir, "%s/pool", world.dir);
         GuestConfig c = {.name = f->name, .container_id = f->name, .kernel = world.kernel, .initrd = world.initrd,
