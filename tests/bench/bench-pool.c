@@ -109,13 +109,14 @@ static void wait_ready(unsigned n) {
                         usleep(20000);
 }
 
-/* PSS (KiB) summed over the QEMU processes whose command line names state. */
-static unsigned long long qemu_pss_kib(void) {
+/* PSS (KiB) of the QEMU process of domain name (its "-name guest=NAME,"):
+ * the pool's own ready guests are not counted. */
+static unsigned long long qemu_pss_kib(const char *name) {
         char cmd[700];
         snprintf(cmd, sizeof cmd,
-                 "for p in $(pgrep -f '[q]emu-system.*%s'); do awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup; done "
-                 "| awk '{s+=$1} END {print s+0}'",
-                 state);
+                 "for p in $(pgrep -f '[q]emu-system.*guest=%s,'); do awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup; "
+                 "done | awk '{s+=$1} END {print s+0}'",
+                 name);
         FILE *f = popen(cmd, "r");
         unsigned long long kib = 0;
         if (!f || fscanf(f, "%llu", &kib) != 1)
@@ -154,7 +155,9 @@ static void parallel(int n, bool from_pool, int base) {
         printf("%-44s %.0f ms\n", "  wall time for all", wall / 1e3);
         (void) ready;
         sleep(5); /* idle */
-        unsigned long long kib = qemu_pss_kib();
+        unsigned long long kib = 0;
+        for (int i = 0; i < n; i++)
+                kib += qemu_pss_kib(s[i].g->name);
         printf("%-44s %llu MiB total, %llu MiB each\n", from_pool ? "  QEMU PSS, idle, pool" : "  QEMU PSS, idle, cold",
                kib / 1024, kib / 1024 / (unsigned long long) n);
         destroy_all(s, n);
