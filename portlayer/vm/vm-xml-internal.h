@@ -18,6 +18,7 @@
 #define VM_XML_NAMESPACE "https://portlayer.dev/xmlns/vm/1"
 #define VM_XML_PREFIX "pl"
 #define VM_XML_METADATA_ELEMENT "container"
+#define VM_XML_VIRTIOFSD "/usr/lib/qemu/virtiofsd" /* the C virtiofsd of Debian 12's qemu-system-common */
 #define VM_XML_INPUT_MAX (4u * 1024u * 1024u) /* a real domain is a few KiB */
 
 /* Validates spec and writes the domain XML (no XML declaration, two-space
@@ -38,3 +39,10 @@ int vm_xml_container_id(const char *domain_xml, char **ret_id);
  * the domain has no vsock device or no address yet; -EINVAL/-EBADMSG/-E2BIG
  * as vm_xml_container_id(). */
 int vm_xml_vsock_cid(const char *domain_xml, unsigned *ret_cid);
+
+/* The QEMU netdev id of the domain's user-mode NIC, from the live domain
+ * XML: "host" + the <alias name> libvirt gave the <interface type='user'>
+ * ("hostnet0"), which is what QEMU's hostfwd_add wants. Returns 0 and a
+ * strdup'ed id; -ENOENT when the domain has no user-mode NIC (or no alias
+ * yet); -EINVAL/-EBADMSG/-E2BIG as vm_xml_container_id(). */
+int vm_xml_user_netdev(const char *domain_xml, char **ret_id);
