@@ -48,8 +48,10 @@ int host_bridge_ensure(const Network *net, Error **err) {
         r = netlink_addr_add(nl, index, cidr, err);
         if (r >= 0)
                 r = netlink_link_set(nl, index, true, 0, err);
-        if (r < 0)
-                return error_prefix(err, "bridge %s", net->bridge);
+        if (r < 0) {
+                error_prefix(err, "bridge %s", net->bridge);
+                return r;
+        }
         return host_sysctls(net, err);
 }
 
@@ -93,8 +95,10 @@ int network_taps_prune(NetworkHost *h, bool (*keep)(const char *tap, void *userd
                 if (netlink_link_index(nl, *n, &index, NULL) < 0)
                         continue; /* gone meanwhile */
                 r = netlink_link_del(nl, index, err);
-                if (r < 0 && r != -ENODEV)
-                        return error_prefix(err, "remove tap %s", *n);
+                if (r < 0 && r != -ENODEV) {
+                        error_prefix(err, "remove tap %s", *n);
+                        return r;
+                }
                 log_info("network: removed tap %s of a VM that is gone", *n);
                 pruned++;
         }

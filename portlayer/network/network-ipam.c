@@ -11,7 +11,6 @@
  * bytes, drawn again while one collides with a lease of this host. */
 #include "network-internal.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,29 +24,23 @@
 #include "common/base/io-util.h"
 #include "common/base/log.h"
 #include "common/json/json-util.h"
+#include "common/netlink/netlink.h"
 
 #define LEASE_FILE_MAX 4096
 
 int ipv4_cidr_parse(const char *s, unsigned min_prefix, uint32_t *ret_base, unsigned *ret_prefix, Error **err) {
-        const char *slash = s ? strchr(s, '/') : NULL;
-        char addr[16];
-        if (!slash || (size_t) (slash - s) >= sizeof addr)
-                return error_set(err, EINVAL, "'%.64s' is not an IPv4 CIDR (a.b.c.d/prefix)", s ?: "");
-        memcpy(addr, s, slash - s);
-        addr[slash - s] = 0;
         struct in_addr in;
-        char *end = NULL;
-        errno = 0;
-        unsigned long p = strtoul(slash + 1, &end, 10);
-        if (inet_pton(AF_INET, addr, &in) != 1 || !slash[1] || *end || errno || slash[1] == '+' || slash[1] == '-')
-                return error_set(err, EINVAL, "'%.64s' is not an IPv4 CIDR (a.b.c.d/prefix)", s);
+        unsigned p = 0;
+        if (!s || netlink_parse_cidr(s, &in, &p) < 0)
+                return error_set(err, EINVAL, "'%.64s' is not an IPv4 CIDR (a.b.c.d/prefix)", s ?: "");
         if (p < min_prefix || p > 30)
                 return error_set(err, EINVAL, "'%.64s': the prefix must be from %u to 30", s, min_prefix);
-        uint32_t a = ntohl(in.s_addr), mask = p ? ~0u << (32 - p) : 0;
-        if (a & ~mask)
-                return error_set(err, EINVAL, "'%.64s': host bits are set (the subnet is %u.%u.%u.%u/%lu)", s,
-                                 (a & mask) >> 24, ((a & mask) >> 16) & 255, ((a & mask) >> 8) & 255, a & mask & 255,
-                                 p);
+        uint32_t a = ntohl(in.s_addr), mask = ~0u << (32 - p);
+        if (a & ~mask) {
+                char net[16];
+                ipv4_format(a & mask, net);
+                return error_set(err, EINVAL, "'%.64s': host bits are set (the subnet is %s/%u)", s, net, p);
+        }
         *ret_base = a;
         *ret_prefix = p;
         return 0;
@@ -119,7 +112,7 @@ static int lease_path(const Network *net, uint32_t a, char **ret) {
 /* One lease file: 1 loaded, 0 dropped (empty: never handed out). */
 static int ipam_load_one(NetworkHost *h, Network *net, const char *name, Error **err) {
         struct in_addr in;
-        if (inet_pton(AF_INET, name, &in) != 1)
+        if (netlink_parse_ipv4(name, &in) < 0)
                 return 0;
         uint32_t a = ntohl(in.s_addr);
         _cleanup_free_ char *path = NULL, *data = NULL;

@@ -19,6 +19,7 @@
 #include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/json/json-util.h"
+#include "common/netlink/netlink.h"
 
 #define PORTS_FILE_MAX (64 * 1024)
 
@@ -53,7 +54,7 @@ static int port_parse(const json_t *e, size_t i, NetworkPort *p, Error **err) {
         if ((v = json_object_get(e, "host_ip"))) {
                 const char *s = json_string_value(v);
                 struct in_addr in;
-                if (!s || strlen(s) >= sizeof p->host_ip || inet_pton(AF_INET, s, &in) != 1)
+                if (!s || strlen(s) >= sizeof p->host_ip || netlink_parse_ipv4(s, &in) < 0)
                         return error_set(err, EINVAL, "ports[%zu].host_ip: must be an IPv4 address", i);
                 inet_ntop(AF_INET, &in, p->host_ip, sizeof p->host_ip); /* canonical */
         }

@@ -36,8 +36,10 @@ static void rules_dnat(FILE *f, const RulesPort *ports, size_t n_ports) {
         }
 }
 
-static void rules_nat_chain(FILE *f, const char *name, const char *hook, const RulesPort *ports, size_t n_ports) {
-        fprintf(f, "\tchain %s {\n\t\ttype nat hook %s priority dstnat; policy accept;\n", name, hook);
+/* nft names the priority -100 "dstnat" in prerouting only. */
+static void rules_nat_chain(FILE *f, const char *hook, const char *priority, const RulesPort *ports,
+                            size_t n_ports) {
+        fprintf(f, "\tchain %s {\n\t\ttype nat hook %s priority %s; policy accept;\n", hook, hook, priority);
         rules_dnat(f, ports, n_ports);
         fprintf(f, "\t}\n");
 }
@@ -51,8 +53,8 @@ int rules_build(const RulesNetwork *nets, size_t n_nets, const RulesPort *ports,
                 return error_oom(err);
 
         fprintf(f, "table ip portlayer\ndelete table ip portlayer\ntable ip portlayer {\n");
-        rules_nat_chain(f, "prerouting", "prerouting", ports, n_ports);
-        rules_nat_chain(f, "output", "output", ports, n_ports);
+        rules_nat_chain(f, "prerouting", "dstnat", ports, n_ports);
+        rules_nat_chain(f, "output", "-100", ports, n_ports);
         fprintf(f, "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n");
         for (size_t i = 0; i < n_nets; i++) {
                 fprintf(f, "\t\tip saddr %s oifname != \"%s\" masquerade\n", nets[i].subnet, nets[i].bridge);

@@ -83,8 +83,10 @@ static int network_new(NetworkHost *h, const char *name, const char *subnet, con
         uint32_t base;
         unsigned prefix;
         r = ipv4_cidr_parse(subnet, 8, &base, &prefix, err);
-        if (r < 0)
-                return error_prefix(err, "subnet");
+        if (r < 0) {
+                error_prefix(err, "subnet");
+                return r;
+        }
         if (!bridge[0] || strlen(bridge) > NETWORK_IFNAME_MAX || strncmp(bridge, "plbr", 4) != 0)
                 return error_set(err, EINVAL, "'%.32s' is not a bridge name of ours", bridge);
         Network *n = calloc(1, sizeof *n);
@@ -163,7 +165,8 @@ static int network_load(NetworkHost *h, const char *file, Error **err) {
                 r = network_add_locked(h, n, err);
         if (r < 0) {
                 network_free(n);
-                return error_prefix(err, "%s", path);
+                error_prefix(err, "%s", path);
+                return r;
         }
         return ipam_load(h, n, err);
 }
@@ -295,8 +298,10 @@ int network_host_open(const NetworkHostConfig *cfg, NetworkHost **ret, Error **e
         if (!network_find(h, NETWORK_DEFAULT)) {
                 r = network_create_locked(h, NETWORK_DEFAULT, cfg->default_subnet ?: NETWORK_DEFAULT_SUBNET, "plbr0",
                                           NULL, err);
-                if (r < 0)
-                        return error_prefix(err, "network default");
+                if (r < 0) {
+                        error_prefix(err, "network default");
+                        return r;
+                }
         }
         r = host_setup_locked(h, err);
         if (r < 0)
