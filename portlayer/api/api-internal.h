@@ -9,6 +9,7 @@ struct Api {
         ContainerHost *host;
         Store *store;
         RegistryClient *registry;
+        NetworkHost *network;   /* NULL: the networks calls answer 400 */
         char *version;
         /* streamed answers still being written (api_stream): api_free waits
          * for them, so none outlives the host it reads */
@@ -77,6 +78,11 @@ int api_handles_labels(Api *a, HttpRequest *req, char **p, HttpResponse *resp, E
 int api_handles_state(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_archive(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_commit(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_handles_network(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_networks_create(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_networks_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_networks_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_networks_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_metrics(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 
 /* api-metrics.c: m in Prometheus' text format (0.0.4), with

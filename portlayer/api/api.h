@@ -25,6 +25,7 @@ typedef struct ApiConfig {
         ContainerHost *host;     /* borrowed */
         Store *store;            /* borrowed */
         RegistryClient *registry;/* borrowed */
+        NetworkHost *network;    /* borrowed; NULL: no networks */
         const char *version;     /* "0.1.0" */
 } ApiConfig;
 

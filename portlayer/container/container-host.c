@@ -92,6 +92,7 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
         pthread_mutex_init(&h->metrics.memory_lock, NULL);
         h->driver = cfg->driver;
         h->store = cfg->store;
+        h->network = cfg->network;
         h->accel = cfg->accel;
         h->boot_timeout_ms = cfg->boot_timeout_ms > 0 ? cfg->boot_timeout_ms : 60000;
         h->log_max_size = cfg->log_max_size > 0 ? cfg->log_max_size : CONTAINER_LOG_MAX_SIZE_DEFAULT;
@@ -115,6 +116,8 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
                 r = host_load(h, err);
         if (r >= 0)
                 r = container_host_recover(h, err);
+        if (r >= 0)
+                container_network_recover(h);
         if (r < 0) {
                 container_host_free(h);
                 return r;
@@ -261,6 +264,8 @@ static json_t *container_render(ContainerHost *h, Container *c) {
                 rt->refs++;
         }
         pthread_mutex_unlock(&h->lock);
+        if (j)
+                container_network_json(h, c->id, json_object_get(j, "config"), j);
         json_t *procs = json_array();
         AgentProcessInfo *p = NULL;
         size_t n = 0;

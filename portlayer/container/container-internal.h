@@ -73,6 +73,7 @@ struct ContainerHost {
         const char *transport;  /* static: what new starts use */
         VmDriver *driver;
         Store *store;
+        NetworkHost *network;   /* or NULL: no NICs */
 
         pthread_mutex_t lock;
         pthread_cond_t changed; /* any container's state changed */
@@ -196,6 +197,37 @@ void container_metrics_start(ContainerHost *h, bool ok, uint64_t usec);
  * client did not cause (a broken connection, a protocol violation, an RPC
  * timeout). Returns r. */
 int container_metrics_agent_result(ContainerHost *h, int r);
+
+/* --- container-network.c --- */
+
+/* config's "network", or "default". */
+const char *container_network_name(const json_t *config);
+/* User mode: c's ports forwarded to its running VM (again). */
+int container_network_forwards_add(ContainerHost *h, Container *c, Error **err);
+
+/* Takes (or keeps) the address of c's network and publishes its ports as
+ * config says ("network", default "default"; "none" releases). Caller holds
+ * c->op. -ENOENT unknown network, -EADDRINUSE a port taken, -EBUSY moving a
+ * running container to another network. */
+int container_network_commit(ContainerHost *h, Container *c, const json_t *config, Error **err);
+/* Releases c's address and ports (destroy). */
+void container_network_release(ContainerHost *h, Container *c);
+/* c's NIC for its next boot: 1 and *ret filled (strings in *lease and tap),
+ * or 0 when it has none. */
+int container_network_nic(ContainerHost *h, Container *c, NetworkLease *lease, char tap[NETWORK_IFNAME_MAX + 1],
+                          VmNic *ret);
+/* After the boot, before the main process: the guest's interface and its
+ * /etc files, user-mode forwards; then the peers' /etc/hosts. */
+int container_network_start(ContainerHost *h, Container *c, Runtime *rt, Error **err);
+/* A container of c's network started or stopped: rewrite the running
+ * peers' /etc/hosts (best effort, logged). */
+void container_network_peers_changed(ContainerHost *h, const char *network, const char *except_id);
+/* Adds "network", "ip_address", "mac_address", "ports" of container id
+ * (whose configuration is config) to inspect's j. Lock not held. */
+void container_network_json(ContainerHost *h, const char *id, const json_t *config, json_t *j);
+/* At open, after recovery: leases of containers that are gone, taps of VMs
+ * that are gone, forwards of running user-mode containers again. */
+void container_network_recover(ContainerHost *h);
 
 /* --- container-recover.c --- */
 

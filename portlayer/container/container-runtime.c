@@ -111,6 +111,13 @@ static int start_guest(ContainerHost *h, Container *c, Guest **ret, Error **err)
                 .vcpus = vcpus > 0 ? (unsigned) vcpus : 1, .accel = h->accel, .boot_timeout_ms = h->boot_timeout_ms,
                 .extra_cmdline = h->extra_cmdline, .vsock = strcmp(h->transport, "vsock") == 0,
         };
+        NetworkLease lease;
+        char tap[NETWORK_IFNAME_MAX + 1];
+        VmNic nic;
+        if (container_network_nic(h, c, &lease, tap, &nic) > 0) {
+                gc.nics = &nic;
+                gc.n_nics = 1;
+        }
         /* A domain left defined by an earlier run of this container goes. */
         (void) vm_driver_destroy(h->driver, c->domain, NULL);
         return guest_start(h->driver, &gc, ret, err);
@@ -138,6 +145,8 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
 
         Runtime *rt = calloc(1, sizeof(*rt));
         int r = rt ? start_guest(h, c, &rt->guest, err) : error_oom(err);
+        if (r >= 0)
+                r = container_network_forwards_add(h, c, err);
         if (r >= 0)
                 r = start_copy_pending(h, c, rt, err);
         if (r >= 0)

@@ -60,6 +60,18 @@ static int network_name_check(const char *name, Error **err) {
         return 0;
 }
 
+int network_subnet_validate(const char *subnet, Error **err) {
+        uint32_t base;
+        unsigned prefix;
+        return ipv4_cidr_parse(subnet, 8, &base, &prefix, err);
+}
+
+int network_name_validate(const char *name, Error **err) {
+        if (name && strcmp(name, NETWORK_NONE) == 0)
+                return 0;
+        return network_name_check(name, err);
+}
+
 static Network *network_find(NetworkHost *h, const char *name) {
         for (size_t i = 0; i < h->n_nets; i++)
                 if (strcmp(h->nets[i]->name, name) == 0)

@@ -82,6 +82,12 @@ int network_list(NetworkHost *h, json_t **ret, Error **err);
 /* Removes an unused network (and its bridge). -ENOENT, -EBUSY while a
  * container holds a lease on it, -EPERM for "default". */
 int network_remove(NetworkHost *h, const char *name, Error **err);
+/* Checks a subnet a network may have: an IPv4 CIDR, prefix 8-30, no host
+ * bits. -EINVAL. */
+int network_subnet_validate(const char *subnet, Error **err);
+/* Checks what a container may name: a network name
+ * ([A-Za-z0-9][A-Za-z0-9_.-], at most 64 bytes) or "none". -EINVAL. */
+int network_name_validate(const char *name, Error **err);
 /* 0 when name is a network (or "none"), -ENOENT otherwise. */
 int network_exists(NetworkHost *h, const char *name, Error **err);
 
