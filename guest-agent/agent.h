@@ -152,6 +152,7 @@ struct Agent {
         bool killed_all;
         uint64_t main_linger_deadline; /* main process done but its status not yet delivered */
         bool done;                  /* leave the loop */
+        bool setup_done;            /* a setup request succeeded: it runs once per boot */
 };
 
 /* agent.c */
@@ -171,6 +172,16 @@ const char *transport_kind_to_string(TransportKind k);
  * which admits any other CID too (the guest's own processes, over loopback
  * or its own CID). Anything but a whole AF_VSOCK address is refused. */
 bool transport_vsock_peer_allowed(const struct sockaddr *peer, socklen_t len, bool allow_local);
+
+/* setup.c: the setup and etc requests (docs/protocol.md, "Setup and /etc").
+ * Each checks the whole request first (-EINVAL, -E2BIG: nothing changed),
+ * then applies it; *err says what failed. agent_setup() is -EALREADY after a
+ * setup succeeded, configures the network only as PID 1 or in a network
+ * namespace other than the host's initial one (-EPERM), and undoes its
+ * mounts when one fails. agent_write_etc() sets the UTS hostname only as
+ * PID 1. */
+int agent_setup(Agent *a, const Plagent__SetupRequest *req, Error **err);
+int agent_write_etc(Agent *a, const Plagent__EtcRequest *req, Error **err);
 
 /* session.c */
 int session_new(Session **ret, Agent *a, int fd, TransportKind kind);

@@ -168,8 +168,8 @@ static int find_by_attr(const char *dir, const char *prefix, const char *attr, c
         return r;
 }
 
-static int wait_for_attr(const char *dir, const char *prefix, const char *attr, const char *want, int wait_ms,
-                         char *ret, size_t size) {
+int init_wait_for_attr(const char *dir, const char *prefix, const char *attr, const char *want, int wait_ms,
+                       char *ret, size_t size) {
         uint64_t deadline = deadline_after_ms(wait_ms);
         for (;;) {
                 int r = find_by_attr(dir, prefix, attr, want, ret, size);
@@ -239,7 +239,7 @@ static void check_entropy(void) {
 /* Mounts the root disk; path (size bytes) receives its device node. */
 static int mount_container_root(const InitConfig *c, char *path, size_t size, Error **err) {
         char dev[64];
-        int r = wait_for_attr("/sys/block", "vd", "serial", c->root_serial, c->wait_ms, dev, sizeof dev);
+        int r = init_wait_for_attr("/sys/block", "vd", "serial", c->root_serial, c->wait_ms, dev, sizeof dev);
         if (r < 0)
                 return error_set(err, ENODEV, "no virtio disk with serial '%s' appeared within %d ms", c->root_serial,
                                  c->wait_ms);
@@ -339,7 +339,7 @@ static int write_identity(const InitConfig *c, Error **err) {
 
 static int find_port(const InitConfig *c, char **ret) {
         char name[64];
-        int r = wait_for_attr("/sys/class/virtio-ports", "vport", "name", c->port_name, c->wait_ms, name, sizeof name);
+        int r = init_wait_for_attr("/sys/class/virtio-ports", "vport", "name", c->port_name, c->wait_ms, name, sizeof name);
         if (r < 0)
                 return r;
         return asprintf(ret, "/dev/%s", name) < 0 ? -ENOMEM : 0;
