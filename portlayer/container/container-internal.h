@@ -216,12 +216,22 @@ void container_network_release(ContainerHost *h, Container *c);
  * or 0 when it has none. */
 int container_network_nic(ContainerHost *h, Container *c, NetworkLease *lease, char tap[NETWORK_IFNAME_MAX + 1],
                           VmNic *ret);
-/* After the boot, before the main process: the guest's interface and its
- * /etc files, user-mode forwards; then the peers' /etc/hosts. */
+
+/* --- container-network-guest.c --- */
+
+/* c's interface for the agent's setup: 1 and *ret filled (strings in *lease
+ * and cidr), or 0 when it has no NIC. */
+int container_network_interface(ContainerHost *h, Container *c, NetworkLease *lease, char cidr[24],
+                                AgentInterface *ret);
+/* After the boot, before the copy-ins and the main process: the guest's
+ * interface, then its /etc files (hostname, hosts with the running peers,
+ * resolv.conf) unless a mount provides them. 0 for a container without a
+ * NIC. */
 int container_network_start(ContainerHost *h, Container *c, Runtime *rt, Error **err);
-/* A container of c's network started or stopped: rewrite the running
- * peers' /etc/hosts (best effort, logged). */
-void container_network_peers_changed(ContainerHost *h, const char *network, const char *except_id);
+/* Container id started or stopped: rewrite the /etc/hosts of the running
+ * containers of its network (best effort, logged; none while the host
+ * closes). Lock not held. */
+void container_network_peers_changed(ContainerHost *h, const char *id);
 /* Adds "network", "ip_address", "mac_address", "ports" of container id
  * (whose configuration is config) to inspect's j. Lock not held. */
 void container_network_json(ContainerHost *h, const char *id, const json_t *config, json_t *j);

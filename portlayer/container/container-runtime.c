@@ -146,6 +146,8 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
         Runtime *rt = calloc(1, sizeof(*rt));
         int r = rt ? start_guest(h, c, &rt->guest, err) : error_oom(err);
         if (r >= 0)
+                r = container_network_start(h, c, rt, err);
+        if (r >= 0)
                 r = container_network_forwards_add(h, c, err);
         if (r >= 0)
                 r = start_copy_pending(h, c, rt, err);
@@ -182,6 +184,7 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
         container_metrics_start(h, true, now_usec() - t0);
         log_info("container %s (%.12s) running: VM %s booted in %.2f s", c->name, c->id, c->domain,
                  rt->guest->boot_usec / 1e6);
+        container_network_peers_changed(h, c->id);
         return container_monitor_start(h, c);
 }
 
@@ -334,6 +337,7 @@ static void monitor_finish(Monitor *m, int r, const AgentProcessInfo *info, cons
         log_info("container %s (%.12s) stopped: exit code %d%s%s", c->name, c->id, c->exit_code,
                  c->error ? ": " : "", c->error ? c->error : "");
         runtime_unref(h, m->rt); /* the container's reference */
+        container_network_peers_changed(h, c->id);
 }
 
 static void *monitor_main(void *arg) {
