@@ -62,6 +62,7 @@ typedef struct AgentConfig {
         unsigned vsock_port;     /* listen on this vsock port (0 = no) */
         bool vsock_allow_local;  /* serve vsock peers other than the host (the guest's own processes) */
         bool exit_on_shutdown;   /* host mode: exit after a shutdown request */
+        bool allow_network;      /* setup may configure NICs (PID 1; host mode only in a namespace of its own) */
         const char *boot_error;  /* PID 1: why stage 1 failed, reported in guest info */
         const char *root_grow_error; /* PID 1: why the root filesystem was not grown to its disk (not fatal) */
 } AgentConfig;
@@ -176,8 +177,8 @@ bool transport_vsock_peer_allowed(const struct sockaddr *peer, socklen_t len, bo
 /* setup.c: the setup and etc requests (docs/protocol.md, "Setup and /etc").
  * Each checks the whole request first (-EINVAL, -E2BIG: nothing changed),
  * then applies it; *err says what failed. agent_setup() is -EALREADY after a
- * setup succeeded, configures the network only as PID 1 or in a network
- * namespace other than the host's initial one (-EPERM), and undoes its
+ * setup succeeded, configures the network only with config.allow_network and
+ * never in the initial network namespace when it can tell (-EPERM), and undoes its
  * mounts when one fails. agent_write_etc() sets the UTS hostname only as
  * PID 1. */
 int agent_setup(Agent *a, const Plagent__SetupRequest *req, Error **err);

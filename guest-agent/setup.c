@@ -107,12 +107,14 @@ static int interfaces_check(const Plagent__SetupRequest *req, IfacePlan *plans, 
         return 0;
 }
 
-/* The host-mode agent serves tests: it must never reconfigure the host, so it
- * only touches a network namespace other than PID 1's (one a test made). */
+/* The host-mode agent serves tests: it must never reconfigure the host. It
+ * configures NICs only when told it runs in a namespace of its own
+ * (--allow-network), and not even then in PID 1's namespace when it can see
+ * that one (a container may hide it). */
 static bool in_initial_netns(void) {
         struct stat self, init;
         if (stat("/proc/self/ns/net", &self) < 0 || stat("/proc/1/ns/net", &init) < 0)
-                return true; /* cannot tell: assume the worst */
+                return false; /* cannot tell: --allow-network decides */
         return self.st_dev == init.st_dev && self.st_ino == init.st_ino;
 }
 
@@ -133,6 +135,8 @@ static int interface_apply(Netlink *nl, const Plagent__InterfaceConfig *c, const
 
 /* Finds every NIC first (an unknown MAC changes nothing), then configures. */
 static int network_apply(Agent *a, const Plagent__SetupRequest *req, IfacePlan *plans, Error **err) {
+        if (!a->config.allow_network)
+                return error_set(err, EPERM, "setup: network configuration is off (host mode without --allow-network)");
         if (!a->config.pid1 && in_initial_netns())
                 return error_set(err, EPERM,
                                  "setup: refusing to configure the host's initial network namespace (host-mode agent)");
@@ -206,6 +210,31 @@ static void unmount_fd(int fd) {
                 log_warning("undo a mount: %m");
 }
 
+/* Mounting over the root itself (a target that is a symlink to "/") would
+ * hide the whole container: refused. */
+static int target_not_root(Agent *a, int fd, const char *target, Error **err) {
+        struct stat st, root;
+        if (fstat(fd, &st) < 0 || fstat(a->root_fd, &root) < 0)
+                return error_set_errno(err, errno, "target /%s", target);
+        if (st.st_dev == root.st_dev && st.st_ino == root.st_ino)
+                return error_set(err, EINVAL, "target /%s resolves to the container root", target);
+        return 0;
+}
+
+/* Before anything is mounted: a target that exists must be a directory other
+ * than the root (one that does not exist yet is created by mount_one()). */
+static int target_check(Agent *a, const char *target, size_t i, Error **err) {
+        _cleanup_close_ int fd = root_open(a->root_fd, target, O_PATH | O_DIRECTORY, 0);
+        if (fd == -ENOENT)
+                return 0;
+        if (fd < 0)
+                return error_set_errno(err, -fd, "setup: mount %zu: target /%s", i, target);
+        int r = target_not_root(a, fd, target, err);
+        if (r < 0)
+                error_prefix(err, "setup: mount %zu", i);
+        return r;
+}
+
 /* The device of the disk with serial, waited for up to wait_ms. */
 static int block_device(const char *serial, unsigned wait_ms, char *ret, size_t size, Error **err) {
         char name[32];
@@ -230,11 +259,8 @@ static int mount_one(Agent *a, const Plagent__MountConfig *m, const char *target
         _cleanup_close_ int fd = root_mkdir_p(a->root_fd, target);
         if (fd < 0)
                 return error_set_errno(err, -fd, "target /%s", target);
-        struct stat st, root;
-        if (fstat(fd, &st) < 0 || fstat(a->root_fd, &root) < 0)
-                return error_set_errno(err, errno, "target /%s", target);
-        if (st.st_dev == root.st_dev && st.st_ino == root.st_ino)
-                return error_set(err, EINVAL, "target /%s resolves to the container root", target);
+        if ((r = target_not_root(a, fd, target, err)) < 0)
+                return r;
         char path[32];
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
         unsigned long flags = MS_NODEV | MS_NOSUID | (m->read_only ? MS_RDONLY : 0);
@@ -245,7 +271,7 @@ static int mount_one(Agent *a, const Plagent__MountConfig *m, const char *target
         return 0;
 }
 
-static int mounts_check(const Plagent__SetupRequest *req, char **targets, Error **err) {
+static int mounts_check(Agent *a, const Plagent__SetupRequest *req, char **targets, Error **err) {
         if (req->n_mounts > SETUP_MAX_MOUNTS)
                 return error_set(err, E2BIG, "setup: %zu mounts, at most %u", req->n_mounts, SETUP_MAX_MOUNTS);
         if (req->device_wait_ms > SETUP_MAX_WAIT_MS)
@@ -253,7 +279,7 @@ static int mounts_check(const Plagent__SetupRequest *req, char **targets, Error 
                                  SETUP_MAX_WAIT_MS);
         for (size_t i = 0; i < req->n_mounts; i++) {
                 int r = mount_check(req->mounts[i], i, &targets[i], err);
-                if (r < 0)
+                if (r < 0 || (r = target_check(a, targets[i], i, err)) < 0)
                         return r;
         }
         return 0;
@@ -291,7 +317,7 @@ int agent_setup(Agent *a, const Plagent__SetupRequest *req, Error **err) {
                 return error_oom(err);
         int r = interfaces_check(req, plans, err);
         if (r >= 0)
-                r = mounts_check(req, targets, err);
+                r = mounts_check(a, req, targets, err);
         /* As PID 1, loopback comes up even when there is no NIC. */
         if (r >= 0 && (a->config.pid1 || req->n_interfaces > 0))
                 r = network_apply(a, req, plans, err);

@@ -39,8 +39,10 @@ static int harness_launch(AgentHarness *h, const char *port) {
         if (h->pid == 0) {
                 FILE *f = freopen(h->log, "w", stderr);
                 (void) f;
-                execl(bin, bin, port ? "--serial" : "--unix", port ? port : h->socket, "--root", h->root,
-                      "--log-level", "debug", (char *) NULL);
+                /* Inside a test's own network namespace the agent may configure NICs. */
+                const char *argv[] = {bin, port ? "--serial" : "--unix", port ? port : h->socket, "--root", h->root,
+                                      "--log-level", "debug", getenv("PL_TEST_NETNS") ? "--allow-network" : NULL, NULL};
+                execv(bin, (char *const *) argv);
                 _exit(127);
         }
         return 0;
