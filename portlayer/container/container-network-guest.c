@@ -18,11 +18,13 @@
 
 #include "common/base/io-util.h"
 #include "common/base/log.h"
+#include "common/json/json-util.h"
 #include "common/netlink/netlink.h"
 
 #define NET_RPC_MS 30000
 #define RESOLV_CONF_MAX (64u << 10)
 #define NAMESERVERS_MAX 3
+#define HOSTS_MAX 256 /* what the agent takes */
 #define USER_ADDRESS "10.0.2.15/24"
 #define USER_GATEWAY "10.0.2.2"
 #define USER_DNS "10.0.2.3"
@@ -56,8 +58,8 @@ static size_t nameservers(const char *gateway, char ret[NAMESERVERS_MAX][16]) {
                         bool dup = false;
                         for (size_t k = 0; k < n; k++)
                                 dup |= strcmp(ret[k], use) == 0;
-                        if (!dup)
-                                snprintf(ret[n++], 16, "%s", use);
+                        if (!dup && strlen(use) < 16)
+                                memcpy(ret[n++], use, strlen(use) + 1);
                 }
         }
         if (n == 0)
@@ -144,7 +146,7 @@ static int etc_write(Runtime *rt, const Peers *peers, const json_t *config, cons
                 .write_hostname = !hosts_only && !user_provides(config, "/etc/hostname"),
                 .write_hosts = !user_provides(config, "/etc/hosts"),
                 .write_resolv = !hosts_only && !user_provides(config, "/etc/resolv.conf"),
-                .hostname = hostname, .hosts = hosts, .n_hosts = user ? 0 : peers->n,
+                .hostname = hostname, .hosts = hosts, .n_hosts = user ? 0 : MIN(peers->n, HOSTS_MAX),
                 .nameservers = ns_v, .n_nameservers = n_ns,
         };
         int r = 0;
