@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -976,6 +978,206 @@ static void test_output_across_restart(void **state) {
         destroy(id);
 }
 
+
+/* --- networking (docs/networking.md) --- */
+
+/* A command's stdout (trailing newline kept) into out; its exit status. */
+static int sh_out(char *out, size_t size, const char *cmd) {
+        char *o = NULL;
+        int r = test_sh_out(&o, NULL, "%s", cmd);
+        snprintf(out, size, "%s", o ? o : "");
+        free(o);
+        return r;
+}
+
+/* A new container on network net publishing ports (JSON or NULL), running
+ * cmd; the commit's status (its answer in *ret when not NULL). */
+static long create_net(const char *name, const char *net, const char *ports, const char *cmd, const char *state,
+                       char id[65], json_t **ret) {
+        char body[1024], path[256], handle[64];
+        json_t *j = NULL;
+        snprintf(body, sizeof body, "{\"name\": \"%s\", \"image\": \"localhost/busybox:latest\"}", name);
+        assert_int_equal(call("POST", "/containers", body, &j), 201);
+        snprintf(id, 65, "%s", str(j, "id"));
+        snprintf(handle, sizeof handle, "%s", str(j, "handle"));
+        json_decref(j);
+        snprintf(path, sizeof path, "/handles/%s/entrypoint", handle);
+        snprintf(body, sizeof body, "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"%s\"]}", cmd);
+        assert_int_equal(call("PUT", path, body, NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/network", handle);
+        snprintf(body, sizeof body, "{\"network\": \"%s\", \"ports\": %s}", net, ports ? ports : "[]");
+        assert_int_equal(call("PUT", path, body, NULL), 200);
+        if (state) {
+                snprintf(path, sizeof path, "/handles/%s/state", handle);
+                snprintf(body, sizeof body, "{\"state\": \"%s\"}", state);
+                assert_int_equal(call("PUT", path, body, NULL), 200);
+        }
+        snprintf(path, sizeof path, "/handles/%s/commit", handle);
+        return call("POST", path, NULL, ret);
+}
+
+static void expect_message(json_t *j, const char *want) {
+        const char *m = str(j, "message");
+        if (!strstr(m, want))
+                fail_msg("expected a message naming '%s', got '%s'", want, m);
+}
+
+/* Retries cmd until it prints want (a fresh NIC, a DNAT rule: give them a
+ * moment), then asserts. */
+static void expect_sh(const char *cmd, const char *want) {
+        char out[4096] = "";
+        for (int i = 0; i < 50; i++) {
+                if (sh_out(out, sizeof out, cmd) == 0 && strstr(out, want))
+                        return;
+                usleep(200 * 1000);
+        }
+        fail_msg("'%s' printed '%s', not '%s'", cmd, out, want);
+}
+
+static int count_lines(const char *cmd) {
+        char out[8192];
+        (void) sh_out(out, sizeof out, cmd);
+        int n = 0;
+        for (char *p = out; *p; p++)
+                n += *p == '\n';
+        return n;
+}
+
+#define WEB_CMD "mkdir -p /www && echo web-ok > /www/index.html && exec httpd -f -p 80 -h /www"
+#define SLEEP_CMD "exec sleep 100000"
+
+static void test_networking(void **state) {
+        json_t *j = NULL;
+        char web[65], cli[65], out[4096], cmd[1024];
+
+        /* the default network and its bridge */
+        assert_int_equal(call("GET", "/networks/default", NULL, &j), 200);
+        assert_string_equal(str(j, "subnet"), "10.88.0.0/16");
+        assert_string_equal(str(j, "gateway"), "10.88.0.1");
+        json_decref(j);
+        expect_sh("ip -4 addr show dev plbr0", "10.88.0.1/16");
+
+        /* an HTTP server of the test's own on the gateway address */
+        char www[300];
+        snprintf(www, sizeof www, "%s/www", W.dir);
+        snprintf(cmd, sizeof cmd, "mkdir -p %s && echo from-the-host > %s/hello", www, www);
+        assert_int_equal(run(cmd), 0);
+        pid_t httpd = fork();
+        assert_true(httpd >= 0);
+        if (httpd == 0) {
+                execl("/bin/busybox", "busybox", "httpd", "-f", "-p", "10.88.0.1:18000", "-h", www, (char *) NULL);
+                _exit(127);
+        }
+
+        /* a web server publishing port 80 on every address and on 127.0.0.1,
+         * and a client */
+        long st = create_net("web", "default",
+                             "[{\"host_port\": 18080, \"container_port\": 80},"
+                             " {\"host_ip\": \"127.0.0.1\", \"host_port\": 18081, \"container_port\": 80}]",
+                             WEB_CMD, "running", web, &j);
+        if (st != 200)
+                fail_msg("web: %ld %s", st, j ? json_dumps(j, 0) : "");
+        const char *web_ip = str(j, "ip_address");
+        char web_addr[16];
+        snprintf(web_addr, sizeof web_addr, "%s", web_ip);
+        assert_memory_equal(str(j, "mac_address"), "0a:70:6c:", 9);
+        assert_string_equal(str(j, "network"), "default");
+        assert_int_equal(json_array_size(json_object_get(j, "ports")), 2);
+        json_decref(j);
+        assert_int_equal(create_net("client", "default", NULL, SLEEP_CMD, "running", cli, NULL), 200);
+
+        /* by address and by name, both ways; hostname is the name */
+        snprintf(cmd, sizeof cmd, "[\"-c\", \"ping -c1 -W5 %s >/dev/null && wget -qO- http://web/\"]", web_addr);
+        assert_int_equal(exec_sync("client", cmd, out, sizeof out), 0);
+        assert_string_equal(out, "web-ok\n");
+        assert_int_equal(exec_sync("web", "[\"-c\", \"ping -c1 -W5 client >/dev/null && hostname\"]", out,
+                                   sizeof out),
+                         0);
+        assert_string_equal(out, "web\n");
+        /* the gateway's HTTP server, through the bridge */
+        assert_int_equal(exec_sync("client", "[\"-c\", \"wget -qO- http://10.88.0.1:18000/hello\"]", out,
+                                   sizeof out),
+                         0);
+        assert_string_equal(out, "from-the-host\n");
+
+        /* published ports from the namespace: loopback, the gateway address */
+        expect_sh("curl -s --max-time 10 http://127.0.0.1:18081/", "web-ok");
+        expect_sh("curl -s --max-time 10 http://10.88.0.1:18080/", "web-ok");
+        expect_sh("curl -s --max-time 10 http://127.0.0.1:18080/", "web-ok");
+
+        /* port conflicts: another container's port, a host socket's */
+        char other[65];
+        st = create_net("other", "default", "[{\"host_ip\": \"127.0.0.1\", \"host_port\": 18080, \"container_port\": 80}]",
+                        SLEEP_CMD, NULL, other, &j);
+        assert_int_equal(st, 409);
+        expect_message(j, "127.0.0.1:18080/tcp");
+        json_decref(j);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(18090), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        assert_int_equal(listen(fd, 1), 0);
+        st = create_net("other", "default", "[{\"host_port\": 18090, \"container_port\": 80}]", SLEEP_CMD, NULL, other,
+                        &j);
+        assert_int_equal(st, 409);
+        expect_message(j, "0.0.0.0:18090/tcp");
+        json_decref(j);
+        close(fd);
+        assert_int_equal(call("GET", "/containers/other", NULL, NULL), 404); /* a failed commit leaves nothing */
+
+        /* address conflicts: a /30 has one address */
+        assert_int_equal(call("POST", "/networks", "{\"name\": \"tiny\", \"subnet\": \"10.99.0.0/30\"}", &j), 201);
+        json_decref(j);
+        assert_int_equal(call("POST", "/networks", "{\"name\": \"dup\", \"subnet\": \"10.99.0.0/24\"}", NULL), 409);
+        char t1[65], t2[65];
+        assert_int_equal(create_net("tiny1", "tiny", NULL, SLEEP_CMD, NULL, t1, &j), 200);
+        assert_string_equal(str(j, "ip_address"), "10.99.0.2");
+        json_decref(j);
+        assert_int_equal(create_net("tiny2", "tiny", NULL, SLEEP_CMD, NULL, t2, &j), 507);
+        expect_message(j, "no free address");
+        json_decref(j);
+        assert_int_equal(call("DELETE", "/networks/tiny", NULL, &j), 409);
+        json_decref(j);
+        assert_int_equal(call("DELETE", "/networks/default", NULL, &j), 409);
+        expect_message(j, "cannot be removed");
+        json_decref(j);
+        destroy(t1);
+        assert_int_equal(call("DELETE", "/networks/tiny", NULL, NULL), 204);
+
+        /* kill -9 with published ports, leftovers of a crash planted: a stale
+         * rule, a tap of no VM, the lease file of a container that is gone */
+        daemon_signal(SIGKILL);
+        assert_int_equal(run("nft add rule ip portlayer prerouting tcp dport 9999 dnat to 10.88.0.99:99"), 0);
+        assert_int_equal(run("ip tuntap add pl0123456789ab mode tap"), 0);
+        snprintf(cmd, sizeof cmd,
+                 "echo '{\"container\": \"%064d\", \"mac\": \"0a:70:6c:00:00:99\"}' > %s/networks/default.leases/10.88.0.99",
+                 9, W.dir);
+        assert_int_equal(run(cmd), 0);
+        daemon_start();
+        expect_sh("curl -s --max-time 10 http://127.0.0.1:18081/", "web-ok");
+        assert_int_equal(exec_sync("client", "[\"-c\", \"wget -qO- http://web/\"]", out, sizeof out), 0);
+        assert_string_equal(out, "web-ok\n");
+        assert_int_equal(count_lines("nft list table ip portlayer | grep 9999"), 0);
+        assert_int_equal(count_lines("nft list table ip portlayer | grep dnat"), 4); /* 2 ports x 2 chains */
+        assert_int_equal(count_lines("ip -o link show | grep -E ': pl[0-9a-f]{12}[:@]'"), 2);
+        snprintf(cmd, sizeof cmd, "ls %s/networks/default.leases", W.dir);
+        assert_int_equal(count_lines(cmd), 2);
+
+        /* stop one: the other's /etc/hosts forgets it; destroy: its lease,
+         * tap and rules go */
+        set_state("client", "stopped", 200);
+        assert_int_equal(exec_sync("web", "[\"-c\", \"grep -c client /etc/hosts || true\"]", out, sizeof out), 0);
+        assert_string_equal(out, "0\n");
+        destroy(web);
+        destroy(cli);
+        assert_int_equal(count_lines("nft list table ip portlayer | grep dnat"), 0);
+        assert_int_equal(count_lines("ip -o link show | grep -E ': pl[0-9a-f]{12}[:@]'"), 0);
+        assert_int_equal(count_lines(cmd), 0);
+        assert_int_not_equal(run("curl -s --max-time 3 http://127.0.0.1:18081/ >/dev/null"), 0);
+
+        kill(httpd, SIGTERM);
+        waitpid(httpd, NULL, 0);
+}
+
 int main(void) {
         if (!getenv("PL_KERNEL_DIR"))
                 test_program_skip_or_fail("PL_KERNEL_DIR, a guest kernel (scripts/fetch-kernel.sh)");
@@ -992,6 +1194,10 @@ int main(void) {
                 cmocka_unit_test(test_parallel_and_restart),
                 cmocka_unit_test(test_kill_during_transitions),
                 cmocka_unit_test(test_output_across_restart),
+                cmocka_unit_test(test_networking),
         };
+        /* PL_TEST_FILTER=test_networking runs the matching cases only */
+        if (getenv("PL_TEST_FILTER"))
+                cmocka_set_test_filter(getenv("PL_TEST_FILTER"));
         return test_run_group(tests, group_setup, group_teardown);
 }
