@@ -22,6 +22,7 @@
 #include "portlayer/vm/vm-driver.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -506,6 +507,13 @@ static int lv_create(VmDriver *base, const VmSpec *spec, Error **err) {
         log_debug("domain '%s': %s (%s)", spec->name, vm_accel_to_string(accel), reason ? reason : "");
         if ((r = vm_xml_build(spec, accel, &xml, err)) < 0)
                 return r;
+        for (size_t i = 0; i < spec->n_filesystems; i++) {
+                char ro[PATH_MAX];
+                if (spec->filesystems[i].read_only && vm_xml_virtiofsd_ro(ro, sizeof ro) == 0 &&
+                    access(ro, X_OK) < 0)
+                        return error_set_errno(err, errno, "create domain '%s': read-only share '%s' needs %s",
+                                               spec->name, spec->filesystems[i].tag, ro);
+        }
 
         r = lookup(d, spec->name, &existing, "create", err);
         if (r < 0)

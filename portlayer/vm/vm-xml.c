@@ -16,6 +16,8 @@
 #include "vm-xml-internal.h"
 
 #include <inttypes.h>
+#include <limits.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,14 +143,31 @@ static void add_disk(Builder *b, xmlNodePtr devices, const VmDisk *disk, size_t 
  * with the domain. The binary is the C virtiofsd Debian 12's QEMU ships
  * (libvirt would otherwise look for a vhost-user description in
  * /usr/share/qemu/vhost-user, which that package does not install). */
-static void add_filesystem(Builder *b, xmlNodePtr devices, const VmFilesystem *fs) {
+int vm_xml_virtiofsd_ro(char *buf, size_t size) {
+        const char *env = getenv("PL_VIRTIOFSD_RO");
+        if (env && env[0]) {
+                int n = snprintf(buf, size, "%s", env);
+                return n > 0 && (size_t) n < size && env[0] == '/' ? 0 : -EINVAL;
+        }
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n <= 0)
+                return -errno;
+        self[n] = 0;
+        char *slash = strrchr(self, '/');
+        *slash = 0;
+        n = snprintf(buf, size, "%s/%s", self, VM_XML_VIRTIOFSD_RO_NAME);
+        return n > 0 && (size_t) n < size ? 0 : -ENAMETOOLONG;
+}
+
+/* A read-only share gets our wrapper as its binary: libvirt 9.0 refuses
+ * <readonly/> for virtio-fs, and a guest's own ro mount protects nothing. */
+static void add_filesystem(Builder *b, xmlNodePtr devices, const VmFilesystem *fs, const char *ro_binary) {
         xmlNodePtr node = empty(b, devices, "filesystem", "type", "mount", "accessmode", "passthrough");
         empty(b, node, "driver", "type", "virtiofs", NULL, NULL);
-        empty(b, node, "binary", "path", VM_XML_VIRTIOFSD, NULL, NULL);
+        empty(b, node, "binary", "path", fs->read_only ? ro_binary : VM_XML_VIRTIOFSD, NULL, NULL);
         empty(b, node, "source", "dir", fs->source, NULL, NULL);
         empty(b, node, "target", "dir", fs->tag, NULL, NULL);
-        if (fs->read_only)
-                child(b, node, "readonly", NULL);
 }
 
 /* A virtio-net NIC: a tap libvirt creates and enslaves to the bridge, or
@@ -193,12 +212,12 @@ static void add_channels(Builder *b, xmlNodePtr devices, const VmSpec *spec) {
         }
 }
 
-static void add_devices(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
+static void add_devices(Builder *b, xmlNodePtr domain, const VmSpec *spec, const char *ro_binary) {
         xmlNodePtr devices = child(b, domain, "devices", NULL);
         for (size_t i = 0; i < spec->n_disks; i++)
                 add_disk(b, devices, &spec->disks[i], i);
         for (size_t i = 0; i < spec->n_filesystems; i++)
-                add_filesystem(b, devices, &spec->filesystems[i]);
+                add_filesystem(b, devices, &spec->filesystems[i], ro_binary);
         for (size_t i = 0; i < spec->n_nics; i++)
                 add_interface(b, devices, &spec->nics[i]);
         empty(b, devices, "controller", "type", "usb", "model", "none");
@@ -257,6 +276,12 @@ int vm_xml_build(const VmSpec *spec, VmAccel accel, char **ret_xml, Error **err)
         if ((r = check_utf8(spec, err)) < 0)
                 return r;
 
+        char ro_binary[PATH_MAX] = "";
+        for (size_t i = 0; i < spec->n_filesystems; i++)
+                if (spec->filesystems[i].read_only && (r = vm_xml_virtiofsd_ro(ro_binary, sizeof ro_binary)) < 0)
+                        return error_set(err, -r, "filesystems[%zu]: cannot locate %s (PL_VIRTIOFSD_RO)", i,
+                                         VM_XML_VIRTIOFSD_RO_NAME);
+
         doc = xmlNewDoc(BAD_CAST "1.0");
         xmlNodePtr domain = doc ? xmlNewDocNode(doc, NULL, BAD_CAST "domain", NULL) : NULL;
         if (!domain)
@@ -266,7 +291,7 @@ int vm_xml_build(const VmSpec *spec, VmAccel accel, char **ret_xml, Error **err)
         add_head(&b, domain, spec);
         add_memory_backing(&b, domain, spec);
         add_os(&b, domain, spec, accel);
-        add_devices(&b, domain, spec);
+        add_devices(&b, domain, spec, ro_binary);
         if (b.failed || serialize(doc, ret_xml) < 0)
                 return error_oom(err);
         return 0;

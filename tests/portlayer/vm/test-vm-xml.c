@@ -581,6 +581,8 @@ static void test_vsock_usable(void **state) {
 }
 
 int main(void) {
+        /* The read-only virtio-fs wrapper at a fixed place, for the golden files. */
+        setenv("PL_VIRTIOFSD_RO", "/usr/lib/portlayer/pl-virtiofsd-ro", 1);
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_golden_tcg),
                 cmocka_unit_test(test_golden_kvm_vsock_readonly),
