@@ -184,6 +184,23 @@ Container *container_find_locked(ContainerHost *h, const char *ref) {
         return found ? container_ref(found) : NULL;
 }
 
+Container **container_host_snapshot(ContainerHost *h, size_t *ret_n) {
+        pthread_mutex_lock(&h->lock);
+        size_t n = h->n_containers;
+        Container **list = calloc(n + 1, sizeof(*list));
+        for (size_t i = 0; list && i < n; i++)
+                list[i] = container_ref(h->containers[i]);
+        pthread_mutex_unlock(&h->lock);
+        *ret_n = list ? n : 0;
+        return list;
+}
+
+void container_list_unref(Container **list, size_t n) {
+        for (size_t i = 0; list && i < n; i++)
+                container_unref(list[i]);
+        free(list);
+}
+
 int container_find(ContainerHost *h, const char *ref, Container **ret, Error **err) {
         pthread_mutex_lock(&h->lock);
         Container *c = container_find_locked(h, ref);

@@ -135,6 +135,12 @@ json_t *container_to_json(const Container *c);
 int container_host_add_locked(ContainerHost *h, Container *c);
 void container_host_forget_locked(ContainerHost *h, Container *c);
 
+/* A new reference to every container (a snapshot to walk without the lock),
+ * *ret_n of them; NULL when out of memory. Release with
+ * container_list_unref(). */
+Container **container_host_snapshot(ContainerHost *h, size_t *ret_n);
+void container_list_unref(Container **list, size_t n);
+
 /* Finds by id, unique id prefix (>= 12 hex) or name; a new reference.
  * Caller holds lock. */
 Container *container_find_locked(ContainerHost *h, const char *ref);

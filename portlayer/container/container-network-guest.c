@@ -93,15 +93,11 @@ static void peers_clear(ContainerHost *h, Peers *p) {
 /* The running containers of network (and self, running or starting), each
  * with a runtime reference when it has one. */
 static int peers_collect(ContainerHost *h, const char *network, const Container *self, Peers *ret) {
-        pthread_mutex_lock(&h->lock);
-        size_t n = h->n_containers;
-        Container **list = calloc(n + 1, sizeof(*list));
-        for (size_t i = 0; list && i < n; i++)
-                list[i] = container_ref(h->containers[i]);
-        pthread_mutex_unlock(&h->lock);
+        size_t n = 0;
+        Container **list = container_host_snapshot(h, &n);
         Peers p = {.v = calloc(n + 1, sizeof(Peer))};
         int r = list && p.v ? 0 : -ENOMEM;
-        for (size_t i = 0; i < n && list; i++) {
+        for (size_t i = 0; i < n; i++) {
                 Container *c = list[i];
                 NetworkLease l;
                 if (r >= 0 && network_lease_find(h->network, c->id, &l) == 0 && strcmp(l.network, network) == 0) {
@@ -118,9 +114,8 @@ static int peers_collect(ContainerHost *h, const char *network, const Container 
                         }
                         pthread_mutex_unlock(&h->lock);
                 }
-                container_unref(c);
         }
-        free(list);
+        container_list_unref(list, n);
         if (r < 0) {
                 peers_clear(h, &p);
                 return r;

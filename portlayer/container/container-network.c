@@ -193,20 +193,15 @@ void container_network_recover(ContainerHost *h) {
         r = network_taps_prune(h->network, tap_in_use, h, &e);
         if (r < 0)
                 log_warning("network: remove stale taps: %s", error_text(e));
-        pthread_mutex_lock(&h->lock);
-        size_t n = h->n_containers;
-        Container **list = calloc(n ? n : 1, sizeof(*list));
-        for (size_t i = 0; list && i < n; i++)
-                list[i] = container_ref(h->containers[i]);
-        pthread_mutex_unlock(&h->lock);
-        for (size_t i = 0; list && i < n; i++) {
+        size_t n = 0;
+        Container **list = container_host_snapshot(h, &n);
+        for (size_t i = 0; i < n; i++) {
                 pthread_mutex_lock(&h->lock);
                 bool running = list[i]->rt != NULL;
                 pthread_mutex_unlock(&h->lock);
                 e = error_free(e);
                 if (running && container_network_forwards_add(h, list[i], &e) < 0)
                         log_warning("container %s: forward its ports again: %s", list[i]->name, error_text(e));
-                container_unref(list[i]);
         }
-        free(list);
+        container_list_unref(list, n);
 }

@@ -243,19 +243,13 @@ static void remove_orphan_dirs(ContainerHost *h, const char *dir, size_t id_len,
 }
 
 int container_host_recover(ContainerHost *h, Error **err) {
-        pthread_mutex_lock(&h->lock);
-        size_t n = h->n_containers;
-        Container **list = calloc(n ? n : 1, sizeof(*list));
-        for (size_t i = 0; list && i < n; i++)
-                list[i] = container_ref(h->containers[i]);
-        pthread_mutex_unlock(&h->lock);
+        size_t n = 0;
+        Container **list = container_host_snapshot(h, &n);
         if (!list)
                 return error_oom(err);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++)
                 recover_one(h, list[i]);
-                container_unref(list[i]);
-        }
-        free(list);
+        container_list_unref(list, n);
         remove_orphan_domains(h);
         remove_orphan_dirs(h, h->containers_dir, CONTAINER_ID_HEX, true);
         remove_orphan_dirs(h, h->run_dir, 16, false);

@@ -43,6 +43,7 @@ static struct {
         char dir[64];
         char sock[128];
         pid_t daemon;
+        const char *network_mode; /* --network-mode, NULL: the default (bridge) */
         bool probing; /* a failed connection is an answer (-1), not a failure */
 } W;
 
@@ -117,10 +118,11 @@ static const char *str(json_t *j, const char *key) {
         return s ? s : "";
 }
 
-/* Creates a container from the test image with the given entry point and
- * target state; returns its id (static buffer per call site is the caller's). */
-static long create_run(const char *name, const char *entrypoint_json, const char *state, char id[65],
-                       json_t **ret_commit) {
+/* Creates a container from the test image with the given entry point,
+ * network settings (a PUT /handles/{h}/network body, or NULL) and target
+ * state; returns the commit's status, its answer in *ret_commit. */
+static long create_with(const char *name, const char *entrypoint_json, const char *network_json,
+                        const char *state, char id[65], json_t **ret_commit) {
         char body[512];
         json_t *j = NULL;
         snprintf(body, sizeof body, "{\"name\": \"%s\", \"image\": \"localhost/busybox:latest\"}", name);
@@ -129,10 +131,12 @@ static long create_run(const char *name, const char *entrypoint_json, const char
         char handle[64], path[256];
         snprintf(handle, sizeof handle, "%s", str(j, "handle"));
         json_decref(j);
-        if (entrypoint_json) {
-                snprintf(path, sizeof path, "/handles/%s/entrypoint", handle);
-                assert_int_equal(call("PUT", path, entrypoint_json, NULL), 200);
-        }
+        const char *puts[][2] = {{"entrypoint", entrypoint_json}, {"network", network_json}};
+        for (size_t i = 0; i < 2; i++)
+                if (puts[i][1]) {
+                        snprintf(path, sizeof path, "/handles/%s/%s", handle, puts[i][0]);
+                        assert_int_equal(call("PUT", path, puts[i][1], NULL), 200);
+                }
         if (state) {
                 snprintf(path, sizeof path, "/handles/%s/state", handle);
                 snprintf(body, sizeof body, "{\"state\": \"%s\"}", state);
@@ -140,6 +144,11 @@ static long create_run(const char *name, const char *entrypoint_json, const char
         }
         snprintf(path, sizeof path, "/handles/%s/commit", handle);
         return call("POST", path, NULL, ret_commit);
+}
+
+static long create_run(const char *name, const char *entrypoint_json, const char *state, char id[65],
+                       json_t **ret_commit) {
+        return create_with(name, entrypoint_json, NULL, state, id, ret_commit);
 }
 
 static void set_state(const char *ref, const char *state, long want_status) {
@@ -212,8 +221,10 @@ static void daemon_start(void) {
                 int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
                 dup2(fd, 2);
                 dup2(fd, 1);
-                execl(bin, bin, "--state-dir", W.dir, "--socket", W.sock, "--guest-kernel", kernel,
-                      "--boot-timeout", "120", "--log-level", "debug", (char *) NULL);
+                const char *argv[] = {bin, "--state-dir", W.dir, "--socket", W.sock, "--guest-kernel", kernel,
+                                      "--boot-timeout", "120", "--log-level", "debug",
+                                      W.network_mode ? "--network-mode" : NULL, W.network_mode, NULL};
+                execv(bin, (char **) argv);
                 _exit(127);
         }
         for (int i = 0; i < 600; i++) {
@@ -994,26 +1005,10 @@ static int sh_out(char *out, size_t size, const char *cmd) {
  * cmd; the commit's status (its answer in *ret when not NULL). */
 static long create_net(const char *name, const char *net, const char *ports, const char *cmd, const char *state,
                        char id[65], json_t **ret) {
-        char body[1024], path[256], handle[64];
-        json_t *j = NULL;
-        snprintf(body, sizeof body, "{\"name\": \"%s\", \"image\": \"localhost/busybox:latest\"}", name);
-        assert_int_equal(call("POST", "/containers", body, &j), 201);
-        snprintf(id, 65, "%s", str(j, "id"));
-        snprintf(handle, sizeof handle, "%s", str(j, "handle"));
-        json_decref(j);
-        snprintf(path, sizeof path, "/handles/%s/entrypoint", handle);
-        snprintf(body, sizeof body, "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"%s\"]}", cmd);
-        assert_int_equal(call("PUT", path, body, NULL), 200);
-        snprintf(path, sizeof path, "/handles/%s/network", handle);
-        snprintf(body, sizeof body, "{\"network\": \"%s\", \"ports\": %s}", net, ports ? ports : "[]");
-        assert_int_equal(call("PUT", path, body, NULL), 200);
-        if (state) {
-                snprintf(path, sizeof path, "/handles/%s/state", handle);
-                snprintf(body, sizeof body, "{\"state\": \"%s\"}", state);
-                assert_int_equal(call("PUT", path, body, NULL), 200);
-        }
-        snprintf(path, sizeof path, "/handles/%s/commit", handle);
-        return call("POST", path, NULL, ret);
+        char entry[512], network[512];
+        snprintf(entry, sizeof entry, "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"%s\"]}", cmd);
+        snprintf(network, sizeof network, "{\"network\": \"%s\", \"ports\": %s}", net, ports ? ports : "[]");
+        return create_with(name, entry, network, state, id, ret);
 }
 
 static void expect_message(json_t *j, const char *want) {
@@ -1158,24 +1153,85 @@ static void test_networking(void **state) {
         assert_string_equal(out, "web-ok\n");
         assert_int_equal(count_lines("nft list table ip portlayer | grep 9999"), 0);
         assert_int_equal(count_lines("nft list table ip portlayer | grep dnat"), 4); /* 2 ports x 2 chains */
-        assert_int_equal(count_lines("ip -o link show | grep -E ': pl[0-9a-f]{12}[:@]'"), 2);
+        /* one tap per running container, one lease per container (an
+         * earlier case that failed may have left one of its own) */
+        json_t *all = NULL, *running = NULL;
+        assert_int_equal(call("GET", "/containers", NULL, &all), 200);
+        assert_int_equal(call("GET", "/containers?state=running", NULL, &running), 200);
+        assert_int_equal(count_lines("ip -o link show | grep -E ': pl[0-9a-f]{12}[:@]'"), json_array_size(running));
         snprintf(cmd, sizeof cmd, "ls %s/networks/default.leases", W.dir);
-        assert_int_equal(count_lines(cmd), 2);
+        assert_int_equal(count_lines(cmd), json_array_size(all));
+        char planted[300];
+        snprintf(planted, sizeof planted, "%s/networks/default.leases/10.88.0.99", W.dir);
+        assert_false(test_exists(planted));
+        assert_false(test_exists("/sys/class/net/pl0123456789ab"));
+        json_decref(all);
+        json_decref(running);
 
         /* stop one: the other's /etc/hosts forgets it; destroy: its lease,
          * tap and rules go */
         set_state("client", "stopped", 200);
         assert_int_equal(exec_sync("web", "[\"-c\", \"grep -c client /etc/hosts || true\"]", out, sizeof out), 0);
         assert_string_equal(out, "0\n");
+        int leases = count_lines(cmd);
         destroy(web);
         destroy(cli);
         assert_int_equal(count_lines("nft list table ip portlayer | grep dnat"), 0);
         assert_int_equal(count_lines("ip -o link show | grep -E ': pl[0-9a-f]{12}[:@]'"), 0);
-        assert_int_equal(count_lines(cmd), 0);
+        assert_int_equal(count_lines(cmd), leases - 2);
         assert_int_not_equal(run("curl -s --max-time 3 http://127.0.0.1:18081/ >/dev/null"), 0);
 
         kill(httpd, SIGTERM);
         waitpid(httpd, NULL, 0);
+}
+
+/* The user mode: QEMU's slirp per container, published ports as forwards of
+ * the VM, nothing on the host; forwards again after a kill -9. */
+static void test_user_mode(void **state) {
+        char id[65], out[4096], cmd[1024];
+        daemon_signal(SIGTERM);
+        W.network_mode = "user";
+        daemon_start();
+        W.network_mode = NULL;
+        /* the test's HTTP server on the namespace's loopback: slirp's 10.0.2.2 */
+        char www[300];
+        snprintf(www, sizeof www, "%s/www-user", W.dir);
+        snprintf(cmd, sizeof cmd, "mkdir -p %s && echo via-slirp > %s/hello", www, www);
+        assert_int_equal(run(cmd), 0);
+        pid_t httpd = fork();
+        assert_true(httpd >= 0);
+        if (httpd == 0) {
+                execl("/bin/busybox", "busybox", "httpd", "-f", "-p", "127.0.0.1:18001", "-h", www, (char *) NULL);
+                _exit(127);
+        }
+        json_t *j = NULL;
+        long st = create_net("uweb", "default", "[{\"host_ip\": \"127.0.0.1\", \"host_port\": 18085, \"container_port\": 80}]",
+                             WEB_CMD, "running", id, &j);
+        if (st != 200)
+                fail_msg("uweb: %ld %s", st, j ? json_dumps(j, 0) : "");
+        assert_string_equal(str(j, "ip_address"), "10.0.2.15");
+        json_decref(j);
+        expect_sh("curl -s --max-time 10 http://127.0.0.1:18085/", "web-ok");
+        assert_int_equal(exec_sync("uweb", "[\"-c\", \"wget -qO- http://10.0.2.2:18001/hello\"]", out, sizeof out), 0);
+        assert_string_equal(out, "via-slirp\n");
+        /* a port a forward holds is taken for others too */
+        char other[65];
+        assert_int_equal(create_net("uother", "default", "[{\"host_port\": 18085, \"container_port\": 80}]",
+                                    SLEEP_CMD, "running", other, &j),
+                         409);
+        expect_message(j, "18085/tcp");
+        json_decref(j);
+        daemon_signal(SIGKILL);
+        W.network_mode = "user";
+        daemon_start();
+        W.network_mode = NULL;
+        expect_sh("curl -s --max-time 10 http://127.0.0.1:18085/", "web-ok");
+        destroy(id);
+        assert_int_not_equal(run("curl -s --max-time 3 http://127.0.0.1:18085/ >/dev/null"), 0);
+        kill(httpd, SIGTERM);
+        waitpid(httpd, NULL, 0);
+        daemon_signal(SIGTERM);
+        daemon_start();
 }
 
 int main(void) {
@@ -1195,6 +1251,7 @@ int main(void) {
                 cmocka_unit_test(test_kill_during_transitions),
                 cmocka_unit_test(test_output_across_restart),
                 cmocka_unit_test(test_networking),
+                cmocka_unit_test(test_user_mode),
         };
         /* PL_TEST_FILTER=test_networking runs the matching cases only */
         if (getenv("PL_TEST_FILTER"))
