@@ -27,6 +27,8 @@ packages=(
   iproute2 nftables libnftables-dev passt
   # tests and benchmarks
   libcmocka-dev hyperfine procps
+  # the networking e2e test and scripts/bench-net.sh: curl and jq in the namespace, python3 senders
+  curl jq python3
 )
 
 if [ "$(id -u)" -ne 0 ]; then
