@@ -234,10 +234,11 @@ int container_network_interface(ContainerHost *h, Container *c, NetworkLease *le
  * resolv.conf) unless a mount provides them. 0 for a container without a
  * NIC. */
 int container_network_start(ContainerHost *h, Container *c, Runtime *rt, Error **err);
-/* Container id started or stopped: rewrite the /etc/hosts of the running
+/* Container id started (or, leaving, stops: it is left out even while its
+ * state still says running): rewrite the /etc/hosts of the running
  * containers of its network (best effort, logged; none while the host
  * closes). Lock not held. */
-void container_network_peers_changed(ContainerHost *h, const char *id);
+void container_network_peers_changed(ContainerHost *h, const char *id, bool leaving);
 /* Adds "network", "ip_address", "mac_address", "ports" of container id
  * (whose configuration is config) to inspect's j. Lock not held. */
 void container_network_json(ContainerHost *h, const char *id, const json_t *config, json_t *j);

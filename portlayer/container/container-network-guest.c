@@ -8,7 +8,10 @@
  *
  * A file the user provides is left alone: a mount whose target is the file
  * or /etc. When a container of a network starts or stops, the running
- * peers' /etc/hosts are written again. */
+ * peers' /etc/hosts are written again, unless it is no longer the file we
+ * wrote (its size or mtime moved: a copy-in, which lands after our files at
+ * a start, or the container itself replaced it). What we wrote last is kept
+ * in <run dir>/etc-hosts.stat, so a restarted daemon knows it too. */
 #include "container-internal.h"
 
 #include <errno.h>
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
 #include "common/json/json-util.h"
@@ -70,6 +74,7 @@ static size_t nameservers(const char *gateway, char ret[NAMESERVERS_MAX][16]) {
 typedef struct Peer {
         char address[16];
         char *name;
+        char *run_dir;
         Runtime *rt;      /* a reference, or NULL */
         json_t *config;
 } Peer;
@@ -82,6 +87,7 @@ typedef struct Peers {
 static void peers_clear(ContainerHost *h, Peers *p) {
         for (size_t i = 0; i < p->n; i++) {
                 free(p->v[i].name);
+                free(p->v[i].run_dir);
                 json_decref(p->v[i].config);
                 if (p->v[i].rt)
                         runtime_unref(h, p->v[i].rt);
@@ -90,9 +96,10 @@ static void peers_clear(ContainerHost *h, Peers *p) {
         *p = (Peers) {0};
 }
 
-/* The running containers of network (and self, running or starting), each
- * with a runtime reference when it has one. */
-static int peers_collect(ContainerHost *h, const char *network, const Container *self, Peers *ret) {
+/* The running containers of network (and self, running or starting; not
+ * the one with id leaving), each with a runtime reference when it has one. */
+static int peers_collect(ContainerHost *h, const char *network, const Container *self, const char *leaving,
+                         Peers *ret) {
         size_t n = 0;
         Container **list = container_host_snapshot(h, &n);
         Peers p = {.v = calloc(n + 1, sizeof(Peer))};
@@ -100,10 +107,12 @@ static int peers_collect(ContainerHost *h, const char *network, const Container 
         for (size_t i = 0; i < n; i++) {
                 Container *c = list[i];
                 NetworkLease l;
-                if (r >= 0 && network_lease_find(h->network, c->id, &l) == 0 && strcmp(l.network, network) == 0) {
+                if (r >= 0 && (!leaving || strcmp(c->id, leaving) != 0) &&
+                    network_lease_find(h->network, c->id, &l) == 0 && strcmp(l.network, network) == 0) {
                         pthread_mutex_lock(&h->lock);
                         bool running = c->rt && c->state == CONTAINER_RUNNING;
-                        if ((running || c == self) && (p.v[p.n].name = strdup(c->name))) {
+                        if ((running || c == self) && (p.v[p.n].name = strdup(c->name)) &&
+                            (p.v[p.n].run_dir = strdup(c->run_dir))) {
                                 snprintf(p.v[p.n].address, 16, "%s", l.address);
                                 p.v[p.n].config = json_incref(c->config);
                                 if (running && c != self) {
@@ -124,8 +133,37 @@ static int peers_collect(ContainerHost *h, const char *network, const Container 
         return 0;
 }
 
-static int etc_write(Runtime *rt, const Peers *peers, const json_t *config, const char *hostname,
-                     const char *gateway, bool user, bool hosts_only, Error **err) {
+static int hosts_stat_path(const char *run_dir, char **ret) {
+        return asprintf(ret, "%s/etc-hosts.stat", run_dir) < 0 ? -ENOMEM : 0;
+}
+
+/* Remembers the guest's /etc/hosts as we left it. */
+static void hosts_remember(Runtime *rt, const char *run_dir) {
+        AgentStat st;
+        _cleanup_free_ char *path = NULL;
+        char line[64];
+        if (hosts_stat_path(run_dir, &path) < 0 ||
+            agent_client_stat(rt->guest->agent, "/etc/hosts", &st, NET_RPC_MS, NULL) < 0)
+                return;
+        snprintf(line, sizeof line, "%lld %llu\n", (long long) st.mtime_ns, (unsigned long long) st.size);
+        (void) write_file_atomic(path, line, strlen(line), 0600);
+}
+
+/* The guest's /etc/hosts is still the one we wrote last. */
+static bool hosts_ours(Runtime *rt, const char *run_dir) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        size_t len = 0;
+        long long mtime;
+        unsigned long long size;
+        AgentStat st;
+        return hosts_stat_path(run_dir, &path) >= 0 && read_file_bounded(path, 64, &text, &len) >= 0 &&
+               sscanf(text, "%lld %llu", &mtime, &size) == 2 &&
+               agent_client_stat(rt->guest->agent, "/etc/hosts", &st, NET_RPC_MS, NULL) >= 0 &&
+               st.mtime_ns == mtime && st.size == size;
+}
+
+static int etc_write(Runtime *rt, const char *run_dir, const Peers *peers, const json_t *config,
+                     const char *hostname, const char *gateway, bool user, bool hosts_only, Error **err) {
         AgentHostEntry *hosts = calloc(peers->n + 1, sizeof(*hosts));
         if (!hosts)
                 return error_oom(err);
@@ -148,6 +186,8 @@ static int etc_write(Runtime *rt, const Peers *peers, const json_t *config, cons
         if (etc.write_hostname || etc.write_hosts || etc.write_resolv)
                 r = agent_client_write_etc(rt->guest->agent, &etc, NET_RPC_MS, err);
         free(hosts);
+        if (r >= 0 && etc.write_hosts)
+                hosts_remember(rt, run_dir);
         return r;
 }
 
@@ -176,20 +216,20 @@ int container_network_start(ContainerHost *h, Container *c, Runtime *rt, Error *
                 return r;
         }
         Peers peers = {0};
-        if (peers_collect(h, l.network, c, &peers) < 0)
+        if (peers_collect(h, l.network, c, NULL, &peers) < 0)
                 return error_oom(err);
         pthread_mutex_lock(&h->lock);
         _cleanup_json_ json_t *config = json_incref(c->config);
         pthread_mutex_unlock(&h->lock);
-        r = etc_write(rt, &peers, config, c->name, l.gateway, network_host_mode(h->network) == NETWORK_MODE_USER,
-                      false, err);
+        r = etc_write(rt, c->run_dir, &peers, config, c->name, l.gateway,
+                      network_host_mode(h->network) == NETWORK_MODE_USER, false, err);
         peers_clear(h, &peers);
         if (r < 0)
                 error_prefix(err, "write the guest's /etc files");
         return r;
 }
 
-void container_network_peers_changed(ContainerHost *h, const char *id) {
+void container_network_peers_changed(ContainerHost *h, const char *id, bool leaving) {
         NetworkLease l;
         if (!h->network || network_host_mode(h->network) == NETWORK_MODE_USER ||
             network_lease_find(h->network, id, &l) < 0)
@@ -198,15 +238,25 @@ void container_network_peers_changed(ContainerHost *h, const char *id) {
         pthread_mutex_lock(&h->lock);
         bool closing = h->closing;
         pthread_mutex_unlock(&h->lock);
-        Peers peers = {0};
-        if (closing || peers_collect(h, network, NULL, &peers) < 0)
+        if (closing)
                 return;
+        /* One rewrite at a time (two starts at once): the last one sees
+         * every peer, and a runtime's record of its file has one writer. */
+        static pthread_mutex_t rewrite = PTHREAD_MUTEX_INITIALIZER;
+        pthread_mutex_lock(&rewrite);
+        Peers peers = {0};
+        if (peers_collect(h, network, NULL, leaving ? id : NULL, &peers) < 0) {
+                pthread_mutex_unlock(&rewrite);
+                return;
+        }
         for (size_t i = 0; i < peers.n; i++) {
-                if (!peers.v[i].rt)
+                Peer *p = &peers.v[i];
+                if (!p->rt || !hosts_ours(p->rt, p->run_dir))
                         continue;
                 _cleanup_error_ Error *e = NULL;
-                if (etc_write(peers.v[i].rt, &peers, peers.v[i].config, peers.v[i].name, "", false, true, &e) < 0)
+                if (etc_write(p->rt, p->run_dir, &peers, p->config, p->name, "", false, true, &e) < 0)
                         log_warning("container %s: rewrite /etc/hosts: %s", peers.v[i].name, error_text(e));
         }
         peers_clear(h, &peers);
+        pthread_mutex_unlock(&rewrite);
 }

@@ -184,7 +184,7 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
         container_metrics_start(h, true, now_usec() - t0);
         log_info("container %s (%.12s) running: VM %s booted in %.2f s", c->name, c->id, c->domain,
                  rt->guest->boot_usec / 1e6);
-        container_network_peers_changed(h, c->id);
+        container_network_peers_changed(h, c->id, false);
         return container_monitor_start(h, c);
 }
 
@@ -323,6 +323,9 @@ static void monitor_finish(Monitor *m, int r, const AgentProcessInfo *info, cons
                 (void) container_metrics_agent_result(h, r);
         }
         (void) vm_driver_destroy(h->driver, c->domain, NULL);
+        /* Before the stop is reported: whoever waits for it finds the
+         * peers' /etc/hosts without c. */
+        container_network_peers_changed(h, c->id, true);
 
         pthread_mutex_lock(&h->lock);
         c->exit_code = r >= 0 ? info->exit_code : stopping ? 128 + SIGKILL : CONTAINER_EXIT_UNKNOWN;
@@ -337,7 +340,6 @@ static void monitor_finish(Monitor *m, int r, const AgentProcessInfo *info, cons
         log_info("container %s (%.12s) stopped: exit code %d%s%s", c->name, c->id, c->exit_code,
                  c->error ? ": " : "", c->error ? c->error : "");
         runtime_unref(h, m->rt); /* the container's reference */
-        container_network_peers_changed(h, c->id);
 }
 
 static void *monitor_main(void *arg) {

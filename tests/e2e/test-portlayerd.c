@@ -1168,8 +1168,27 @@ static void test_networking(void **state) {
         json_decref(all);
         json_decref(running);
 
+        /* a file the user copies in stays the user's: a third container
+         * starting rewrites web's /etc/hosts, not client's */
+        snprintf(cmd, sizeof cmd, "mkdir -p %s/etc && echo '10.1.2.3 custom' > %s/etc/hosts && tar -C %s/etc -cf %s/hosts.tar hosts",
+                 W.dir, W.dir, W.dir, W.dir);
+        assert_int_equal(run(cmd), 0);
+        snprintf(cmd, sizeof cmd, "%s/hosts.tar", W.dir);
+        size_t tar_len = 0;
+        char *tar = test_read_file(cmd, &tar_len);
+        assert_non_null(tar);
+        assert_int_equal(http("PUT", "/containers/client/archive?path=/etc", tar, tar_len, NULL, NULL, NULL), 200);
+        free(tar);
+        char third[65];
+        assert_int_equal(create_net("third", "default", NULL, SLEEP_CMD, "running", third, NULL), 200);
+        assert_int_equal(exec_sync("web", "[\"-c\", \"ping -c1 -W5 third >/dev/null && echo ok\"]", out, sizeof out), 0);
+        assert_int_equal(exec_sync("client", "[\"-c\", \"cat /etc/hosts\"]", out, sizeof out), 0);
+        assert_string_equal(out, "10.1.2.3 custom\n");
+        destroy(third);
+
         /* stop one: the other's /etc/hosts forgets it; destroy: its lease,
          * tap and rules go */
+        snprintf(cmd, sizeof cmd, "ls %s/networks/default.leases", W.dir);
         set_state("client", "stopped", 200);
         assert_int_equal(exec_sync("web", "[\"-c\", \"grep -c client /etc/hosts || true\"]", out, sizeof out), 0);
         assert_string_equal(out, "0\n");
