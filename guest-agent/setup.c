@@ -44,7 +44,8 @@
 #define ETC_HOSTNAME_MAX 64u
 #define ETC_NAME_MAX 253u
 
-#define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+#define LOWER_DIGITS "abcdefghijklmnopqrstuvwxyz0123456789"
+#define ALNUM LOWER_DIGITS "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 /* s is min..max bytes of letters, digits and the characters of extra. */
 static bool chars_ok(const char *s, size_t min, size_t max, const char *alphabet, const char *extra) {
@@ -136,7 +137,8 @@ static int interface_apply(Netlink *nl, const Plagent__InterfaceConfig *c, const
 /* Finds every NIC first (an unknown MAC changes nothing), then configures. */
 static int network_apply(Agent *a, const Plagent__SetupRequest *req, IfacePlan *plans, Error **err) {
         if (!a->config.allow_network)
-                return error_set(err, EPERM, "setup: network configuration is off (host mode without --allow-network)");
+                return error_set(err, EPERM,
+                                 "setup: network configuration is off (host mode without --allow-network)");
         if (!a->config.pid1 && in_initial_netns())
                 return error_set(err, EPERM,
                                  "setup: refusing to configure the host's initial network namespace (host-mode agent)");
@@ -173,7 +175,7 @@ static int mount_check(const Plagent__MountConfig *m, size_t i, char **ret_targe
         case PLAGENT__MOUNT_KIND__MOUNT_KIND_BLOCK:
                 if (!chars_ok(m->source, 1, SETUP_SERIAL_MAX, ALNUM, "_.:-"))
                         return error_set(err, EINVAL, "setup: mount %zu: bad disk serial '%.64s'", i, m->source);
-                if (m->fstype[0] && !chars_ok(m->fstype, 1, SETUP_FSTYPE_MAX, "abcdefghijklmnopqrstuvwxyz0123456789", ""))
+                if (m->fstype[0] && !chars_ok(m->fstype, 1, SETUP_FSTYPE_MAX, LOWER_DIGITS, ""))
                         return error_set(err, EINVAL, "setup: mount %zu: bad file system type '%.32s'", i, m->fstype);
                 break;
         case PLAGENT__MOUNT_KIND__MOUNT_KIND_VIRTIOFS:

@@ -13,7 +13,8 @@
 #   start       create + start to the main process running (POST /containers,
 #               PUT entrypoint, PUT network, PUT state, POST commit), median
 #               of runs, with a NIC (network default: tap, guest setup, /etc
-#               files) and without one (network none)
+#               files) and without one (network none), alternating, each
+#               container removed before the next (only the sink runs beside)
 # Everything runs in a network namespace this script creates (re-executing
 # itself inside it) and deletes: the daemon, its bridge and nft table, the
 # containers; the daemon and every container are ended on exit.
@@ -60,7 +61,7 @@ trap cleanup EXIT
 ip link set lo up
 
 bash tests/lib/make-oci-image.sh "$dir/oci" >/dev/null 2>&1
-"$B/pl-image" --store "$dir/images" import "oci:$dir/oci:latest" localhost/busybox:latest >/dev/null
+"$B/pl-image" --store "$dir/images" import "oci:$dir/oci:latest" localhost/busybox:latest >/dev/null 2>&1
 "$B/portlayerd" --state-dir "$dir" --socket "$sock" --guest-kernel "$kdir/vmlinuz" --boot-timeout 300 \
         >"$dir/daemon.log" 2>&1 &
 dpid=$!
@@ -142,11 +143,13 @@ measure "published port 127.0.0.1:18080 (DNAT)" 127.0.0.1 18080
 measure "container address $addr (baseline)" "$addr" 5001
 measure "process on the bridge 10.88.0.1 (baseline)" 10.88.0.1 5002
 
-echo "# start: create + start to the main process running, median of $runs (ms)"
+echo "# start: create + start to the main process running, median of $runs (ms); each removed after"
 with=() without=()
 for i in $(seq "$runs"); do
         with+=("$(start "nic$i" default '[]' 'exec sleep 100000')")
+        api DELETE "/containers/nic$i?force=1" >/dev/null
         without+=("$(start "nonic$i" none '[]' 'exec sleep 100000')")
+        api DELETE "/containers/nonic$i?force=1" >/dev/null
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 echo "with a NIC (network default)              $(median "${with[@]}") ms  (${with[*]})"

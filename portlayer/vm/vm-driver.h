@@ -103,7 +103,8 @@ typedef struct VmNic {
 typedef struct VmFilesystem {
         const char *source; /* host directory, absolute */
         const char *tag;    /* virtiofs mount tag, [A-Za-z0-9_.-]{1,36}, unique in the spec */
-        bool read_only;     /* the guest can read only (enforced by QEMU's device, not just the mount) */
+        bool read_only;     /* the guest can read only: enforced on the host (virtiofsd runs on a
+                             * read-only bind mount, through pl-virtiofsd-ro), not by the guest's mount */
 } VmFilesystem;
 
 /* Everything a VM is made of. Strings are borrowed for the call. Names match

@@ -155,6 +155,8 @@ int vm_xml_virtiofsd_ro(char *buf, size_t size) {
                 return -errno;
         self[n] = 0;
         char *slash = strrchr(self, '/');
+        if (!slash)
+                return -EINVAL;
         *slash = 0;
         n = snprintf(buf, size, "%s/%s", self, VM_XML_VIRTIOFSD_RO_NAME);
         return n > 0 && (size_t) n < size ? 0 : -ENAMETOOLONG;

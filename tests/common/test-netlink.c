@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "lib/pltest.h"
+#include "lib/test-net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,15 +23,6 @@
 #include "common/netlink/netlink.h"
 
 static const uint8_t MAC0[6] = {0x0a, 0x70, 0x6c, 0x00, 0x00, 0x01};
-
-/* `ip OPTS` output in a static buffer, for substring checks. */
-static const char *ip(const char *args) {
-        static char *out;
-        free(out);
-        out = NULL;
-        assert_int_equal(test_sh_out(&out, NULL, "ip %s", args), 0);
-        return out;
-}
 
 static void teardown_links(void) {
         test_sh("ip link del pltd0 2>/dev/null; ip link del pltd1 2>/dev/null; ip link del pltbr0 2>/dev/null");
@@ -119,20 +111,20 @@ static void test_link_set(void **state) {
         Netlink *nl = *state;
         int d0 = 0;
         assert_int_equal(netlink_link_index(nl, "pltd0", &d0, NULL), 0);
-        assert_null(strstr(ip("-o link show pltd0"), ",UP"));
+        assert_null(strstr(test_ip("-o link show pltd0"), ",UP"));
         assert_int_equal(netlink_link_set(nl, d0, true, 1400, NULL), 0);
-        assert_non_null(strstr(ip("-o link show pltd0"), ",UP"));
-        assert_non_null(strstr(ip("-o link show pltd0"), "mtu 1400 "));
+        assert_non_null(strstr(test_ip("-o link show pltd0"), ",UP"));
+        assert_non_null(strstr(test_ip("-o link show pltd0"), "mtu 1400 "));
         assert_int_equal(netlink_link_set(nl, d0, true, 0, NULL), 0); /* 0 leaves the MTU */
-        assert_non_null(strstr(ip("-o link show pltd0"), "mtu 1400 "));
+        assert_non_null(strstr(test_ip("-o link show pltd0"), "mtu 1400 "));
         assert_int_equal(netlink_link_set(nl, d0, false, 0, NULL), 0);
-        assert_null(strstr(ip("-o link show pltd0"), ",UP"));
+        assert_null(strstr(test_ip("-o link show pltd0"), ",UP"));
 
         _cleanup_error_ Error *err = NULL;
         assert_int_equal(netlink_link_set(nl, d0, true, 10, &err), -EINVAL); /* below the minimum MTU */
         assert_non_null(err);
-        assert_non_null(strstr(ip("-o link show pltd0"), "mtu 1400 "));
-        assert_null(strstr(ip("-o link show pltd0"), ",UP")); /* refused as a whole */
+        assert_non_null(strstr(test_ip("-o link show pltd0"), "mtu 1400 "));
+        assert_null(strstr(test_ip("-o link show pltd0"), ",UP")); /* refused as a whole */
         assert_int_equal(netlink_link_set(nl, 99999, true, 0, NULL), -ENODEV);
         assert_int_equal(netlink_link_set(nl, 0, true, 0, NULL), -EINVAL);
 }
@@ -141,7 +133,7 @@ static void test_bridge(void **state) {
         Netlink *nl = *state;
         int d0 = 0, br = 0;
         assert_int_equal(netlink_bridge_add(nl, "pltbr0", NULL), 0);
-        assert_non_null(strstr(ip("-d -o link show pltbr0"), "bridge"));
+        assert_non_null(strstr(test_ip("-d -o link show pltbr0"), "bridge"));
         _cleanup_error_ Error *err = NULL;
         assert_int_equal(netlink_bridge_add(nl, "pltbr0", &err), -EEXIST);
         assert_non_null(strstr(error_text(err), "pltbr0"));
@@ -152,9 +144,9 @@ static void test_bridge(void **state) {
         assert_int_equal(netlink_link_index(nl, "pltbr0", &br, NULL), 0);
         assert_int_equal(netlink_link_index(nl, "pltd0", &d0, NULL), 0);
         assert_int_equal(netlink_link_set_master(nl, d0, br, NULL), 0);
-        assert_non_null(strstr(ip("-o link show pltd0"), "master pltbr0"));
+        assert_non_null(strstr(test_ip("-o link show pltd0"), "master pltbr0"));
         assert_int_equal(netlink_link_set_master(nl, d0, 0, NULL), 0);
-        assert_null(strstr(ip("-o link show pltd0"), "master"));
+        assert_null(strstr(test_ip("-o link show pltd0"), "master"));
         assert_int_equal(netlink_link_set_master(nl, d0, 99999, NULL), -EINVAL); /* the kernel's choice */
 
         assert_int_equal(netlink_link_del(nl, br, NULL), 0);
@@ -169,7 +161,7 @@ static void test_address_and_route(void **state) {
         assert_int_equal(netlink_link_index(nl, "pltd0", &d0, NULL), 0);
         assert_int_equal(netlink_link_set(nl, d0, true, 0, NULL), 0);
         assert_int_equal(netlink_addr_add(nl, d0, "10.77.0.5/24", NULL), 0);
-        assert_non_null(strstr(ip("-o -4 addr show dev pltd0"), "inet 10.77.0.5/24 brd 10.77.0.255 "));
+        assert_non_null(strstr(test_ip("-o -4 addr show dev pltd0"), "inet 10.77.0.5/24 brd 10.77.0.255 "));
         assert_int_equal(netlink_addr_add(nl, d0, "10.77.0.5/24", NULL), 0); /* again: not an error */
 
         _cleanup_error_ Error *err = NULL;
@@ -180,14 +172,14 @@ static void test_address_and_route(void **state) {
         }
         assert_int_equal(netlink_addr_add(nl, d0, NULL, NULL), -EINVAL);
         assert_int_equal(netlink_addr_add(nl, 99999, "10.78.0.1/24", NULL), -ENODEV);
-        assert_null(strstr(ip("-o -4 addr show dev pltd0"), "10.77.0.6"));
+        assert_null(strstr(test_ip("-o -4 addr show dev pltd0"), "10.77.0.6"));
 
         assert_int_equal(netlink_route_add_default(nl, d0, "10.99.0.1", &err), -ENETUNREACH);
         err = error_free(err);
         assert_int_equal(netlink_route_add_default(nl, d0, "10.77.0.1", NULL), 0);
-        assert_non_null(strstr(ip("-4 route show default"), "default via 10.77.0.1 dev pltd0"));
+        assert_non_null(strstr(test_ip("-4 route show default"), "default via 10.77.0.1 dev pltd0"));
         assert_int_equal(netlink_route_add_default(nl, d0, "10.77.0.254", NULL), 0); /* replaces */
-        const char *routes = ip("-4 route show default");
+        const char *routes = test_ip("-4 route show default");
         assert_non_null(strstr(routes, "default via 10.77.0.254 dev pltd0"));
         assert_null(strstr(routes, "10.77.0.1 "));
         assert_int_equal(netlink_route_add_default(nl, d0, "10.77.0", NULL), -EINVAL);
@@ -227,11 +219,7 @@ static void test_many_requests(void **state) {
 }
 
 int main(void) {
-        if (!getenv("PL_TEST_NETNS"))
-                test_program_skip_or_fail("a network namespace of its own (run through tests/lib/in-netns.sh)");
-        const char *missing = test_missing_tool("ip");
-        if (missing)
-                test_program_skip_or_fail(missing);
+        test_netns_require();
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse),
                 cmocka_unit_test_setup_teardown(test_link_lookup, setup, teardown),

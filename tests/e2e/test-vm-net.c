@@ -292,6 +292,18 @@ static void test_user_nic_forward(void **state) {
         err = error_free(err);
         assert_int_equal(vm_driver_forward(world.driver, world.name, &taken, true, &err), -EADDRINUSE);
 
+        /* All addresses (QEMU lists it as 0.0.0.0 or *): also found again. */
+        VmForward all = {.protocol = "tcp", .host_port = free_port(), .guest_port = 80};
+        err = error_free(err);
+        if (vm_driver_forward(world.driver, world.name, &all, true, &err) < 0)
+                fail_msg("forward on all addresses: %s", error_text(err));
+        assert_int_equal(vm_driver_forward(world.driver, world.name, &all, true, NULL), 0);
+        memset(reply, 0, sizeof reply);
+        r = http_get(all.host_port, reply, sizeof reply);
+        if (r < 0 || !strstr(reply, "hello-from-guest"))
+                fail_msg("GET through the all-addresses forward: %s, reply '%s'", strerror(-r), reply);
+        assert_int_equal(vm_driver_forward(world.driver, world.name, &all, false, NULL), 0);
+
         assert_int_equal(vm_driver_forward(world.driver, world.name, &fw, false, NULL), 0);
         assert_true(http_get(port, reply, sizeof reply) < 0); /* nothing listens any more */
         err = error_free(err);

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "lib/pltest.h"
+#include "lib/test-net.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -46,20 +47,11 @@ static int teardown(void **state) {
         return agent_fixture_teardown(state);
 }
 
-/* `ip ARGS` output (static buffer), for substring checks. */
-static const char *ip(const char *args) {
-        static char *out;
-        free(out);
-        out = NULL;
-        assert_int_equal(test_sh_out(&out, NULL, "ip %s", args), 0);
-        return out;
-}
-
 /* The NIC as the fixture made it: down, no IPv4 address, no default route. */
 static void assert_nic_untouched(void) {
-        assert_null(strstr(ip("-o link show plta0"), ",UP"));
-        assert_null(strstr(ip("-o -4 addr show dev plta0"), "inet "));
-        assert_null(strstr(ip("-4 route show default"), "default"));
+        assert_null(strstr(test_ip("-o link show plta0"), ",UP"));
+        assert_null(strstr(test_ip("-o -4 addr show dev plta0"), "inet "));
+        assert_null(strstr(test_ip("-4 route show default"), "default"));
 }
 
 static char *root_path(Fixture *f, const char *rel) {
@@ -87,12 +79,12 @@ static void test_setup_interface(void **state) {
         int r = agent_client_setup(f->c, &nic, 1, NULL, 0, TIMEOUT_MS, &err);
         if (r < 0)
                 fail_msg("setup: %s", error_text(err));
-        const char *link = ip("-o link show plta0");
+        const char *link = test_ip("-o link show plta0");
         assert_non_null(strstr(link, ",UP"));
         assert_non_null(strstr(link, "mtu 1400 "));
-        assert_non_null(strstr(ip("-o -4 addr show dev plta0"), "inet 10.66.0.5/24 brd 10.66.0.255 "));
-        assert_non_null(strstr(ip("-4 route show default"), "default via 10.66.0.1 dev plta0"));
-        assert_non_null(strstr(ip("-o link show lo"), ",UP"));
+        assert_non_null(strstr(test_ip("-o -4 addr show dev plta0"), "inet 10.66.0.5/24 brd 10.66.0.255 "));
+        assert_non_null(strstr(test_ip("-4 route show default"), "default via 10.66.0.1 dev plta0"));
+        assert_non_null(strstr(test_ip("-o link show lo"), ",UP"));
 
         /* Once per boot. */
         assert_int_equal(agent_client_setup(f->c, &nic, 1, NULL, 0, TIMEOUT_MS, &err), -EALREADY);
@@ -103,9 +95,9 @@ static void test_setup_interface_minimal(void **state) {
         Fixture *f = *state;
         const AgentInterface nic = {.mac = "0A:70:6C:00:00:0A", .address = "192.168.77.2/30"};
         assert_int_equal(agent_client_setup(f->c, &nic, 1, NULL, 0, TIMEOUT_MS, NULL), 0);
-        assert_non_null(strstr(ip("-o link show plta0"), "mtu 1500 "));
-        assert_non_null(strstr(ip("-o -4 addr show dev plta0"), "inet 192.168.77.2/30 "));
-        assert_null(strstr(ip("-4 route show default"), "default"));
+        assert_non_null(strstr(test_ip("-o link show plta0"), "mtu 1500 "));
+        assert_non_null(strstr(test_ip("-o -4 addr show dev plta0"), "inet 192.168.77.2/30 "));
+        assert_null(strstr(test_ip("-4 route show default"), "default"));
 }
 
 /* Every NIC is looked up before any is configured. */
@@ -119,7 +111,7 @@ static void test_setup_unknown_mac(void **state) {
         assert_nic_untouched();
         /* A failed setup does not count: the right one still runs. */
         assert_int_equal(agent_client_setup(f->c, nics, 1, NULL, 0, TIMEOUT_MS, NULL), 0);
-        assert_non_null(strstr(ip("-o -4 addr show dev plta0"), "inet 10.66.0.5/24 "));
+        assert_non_null(strstr(test_ip("-o -4 addr show dev plta0"), "inet 10.66.0.5/24 "));
 }
 
 static void expect_refused(Fixture *f, const AgentInterface *nics, size_t n_nics, const AgentMount *mounts,
@@ -345,11 +337,7 @@ static void test_etc_bad_input(void **state) {
 }
 
 int main(void) {
-        if (!getenv("PL_TEST_NETNS"))
-                test_program_skip_or_fail("a network namespace of its own (run through tests/lib/in-netns.sh)");
-        const char *missing = test_missing_tool("ip");
-        if (missing)
-                test_program_skip_or_fail(missing);
+        test_netns_require();
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_setup_interface, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_setup_interface_minimal, setup, teardown),

@@ -223,3 +223,18 @@ int agent_fixture_teardown(void **state) {
         free(f);
         return r;
 }
+
+int harness_sh(AgentClient *c, const char *line, char **ret_out) {
+        int code = -1;
+        char *out = NULL, *err = NULL;
+        if (harness_run(c, (const char *const[]){"sh", "-c", line, NULL}, NULL, &out, &err, &code) < 0)
+                code = -1;
+        if (code != 0)
+                fprintf(stderr, "agent: '%s' exited %d: %s%s", line, code, out ? out : "", err ? err : "");
+        free(err);
+        if (ret_out)
+                *ret_out = code < 0 ? (free(out), NULL) : out;
+        else
+                free(out);
+        return code;
+}
