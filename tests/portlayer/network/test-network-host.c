@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "lib/pltest.h"
+#include "lib/test-net.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -63,9 +64,8 @@ static int teardown(void **state) {
 static void test_bridge_and_rules(void **state) {
         const char *dir = *state;
         _cleanup_(network_host_freep) NetworkHost *h = open_host(dir);
-        assert_non_null(strstr(sh("ip -4 addr show dev plbr0"), "inet 10.88.0.1/16"));
-        assert_non_null(strstr(sh("ip link show dev plbr0"), "state UP") ||
-                                strstr(sh("ip link show dev plbr0"), ",UP"));
+        assert_non_null(strstr(test_ip("-4 addr show dev plbr0"), "inet 10.88.0.1/16"));
+        assert_non_null(strstr(test_ip("link show dev plbr0"), ",UP"));
         assert_string_equal(sh("cat /proc/sys/net/ipv4/ip_forward"), "1\n");
         assert_string_equal(sh("cat /proc/sys/net/ipv4/conf/plbr0/route_localnet"), "1\n");
         const char *t = sh("nft list table ip portlayer");
@@ -114,8 +114,7 @@ static void test_network_bridge_lifecycle(void **state) {
                 fail_msg("create: %s", error_text(err));
         const char *br = json_string_value(json_object_get(j, "bridge"));
         char cmd[128];
-        snprintf(cmd, sizeof cmd, "ip -4 addr show dev %s", br);
-        assert_non_null(strstr(sh(cmd), "inet 10.89.0.1/24"));
+        assert_non_null(strstr(test_ip("-4 addr show dev %s", br), "inet 10.89.0.1/24"));
         assert_non_null(strstr(sh("nft list table ip portlayer"), "ip saddr 10.89.0.0/24"));
         assert_int_equal(network_remove(h, "second", NULL), 0);
         snprintf(cmd, sizeof cmd, "ip link show dev %s 2>/dev/null", br);
@@ -148,11 +147,8 @@ static void test_taps_prune(void **state) {
 }
 
 int main(void) {
-        if (!getenv("PL_TEST_NETNS"))
-                test_program_skip_or_fail("a network namespace of its own (run through tests/lib/in-netns.sh)");
-        const char *missing = test_missing_tool("ip");
-        if (!missing)
-                missing = test_missing_tool("nft");
+        test_netns_require();
+        const char *missing = test_missing_tool("nft");
         if (missing)
                 test_program_skip_or_fail(missing);
         const struct CMUnitTest tests[] = {
