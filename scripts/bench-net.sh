@@ -27,20 +27,9 @@ mib=${1:-64}
 runs=${2:-5}
 kdir=${3:-}
 
-if [ -z "${PL_BENCH_NETNS:-}" ]; then
-        [ "$(id -u)" -eq 0 ] || { echo "bench-net: needs root (a network namespace)" >&2; exit 1; }
-        B=${PL_BUILD_DIR:-build/release}
-        if [ -z "${PL_BUILD_DIR:-}" ]; then
-                cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
-        fi
-        nice cmake --build "$B" -j2 --target portlayerd pl-image pl-agent >/dev/null
-        [ -n "$kdir" ] || kdir=$(bash scripts/fetch-kernel.sh | tail -n 1)
-        ns=plbench-$$
-        ip netns add "$ns"
-        trap 'pids=$(ip netns pids "$ns" 2>/dev/null); [ -n "$pids" ] && kill -9 $pids 2>/dev/null; ip netns del "$ns"' EXIT
-        PL_BENCH_NETNS=$ns PL_BUILD_DIR=$B ip netns exec "$ns" bash "$0" "$mib" "$runs" "$kdir"
-        exit $?
-fi
+# shellcheck source=scripts/bench-netns.sh
+. scripts/bench-netns.sh
+bench_netns_enter bench-net "$0" kdir portlayerd pl-image pl-agent -- "$mib" "$runs"
 
 B=$(cd "$PL_BUILD_DIR" && pwd)/bin
 dir=$(mktemp -d /tmp/plbn-XXXXXX)

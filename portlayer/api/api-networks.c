@@ -13,12 +13,16 @@ static int networks_on(Api *a, Error **err) {
         return a->network ? 0 : error_set(err, EOPNOTSUPP, "this daemon has no networks");
 }
 
+/* The request's JSON body with only allowed fields, once networks exist. */
+static int network_body(Api *a, HttpRequest *req, const char *const *allowed, json_t **ret, Error **err) {
+        int r = networks_on(a, err);
+        return r < 0 ? r : api_body(req, allowed, false, ret, err);
+}
+
 int api_networks_create(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
         static const char *const allowed[] = {"name", "subnet", NULL};
         _cleanup_json_ json_t *body = NULL;
-        int r = networks_on(a, err);
-        if (r >= 0)
-                r = api_body(req, allowed, false, &body, err);
+        int r = network_body(a, req, allowed, &body, err);
         if (r < 0)
                 return r;
         json_t *name = json_object_get(body, "name"), *subnet = json_object_get(body, "subnet");
@@ -58,9 +62,7 @@ int api_networks_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp, 
 int api_handles_network(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
         static const char *const allowed[] = {"network", "ports", NULL};
         _cleanup_json_ json_t *body = NULL;
-        int r = networks_on(a, err);
-        if (r >= 0)
-                r = api_body(req, allowed, false, &body, err);
+        int r = network_body(a, req, allowed, &body, err);
         if (r < 0)
                 return r;
         const char *net = json_string_value(json_object_get(body, "network"));

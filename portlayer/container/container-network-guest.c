@@ -237,15 +237,20 @@ void container_network_peers_changed(ContainerHost *h, const char *id, bool leav
         const char *network = l.network;
         pthread_mutex_lock(&h->lock);
         bool closing = h->closing;
+        Container *origin = container_find_locked(h, id);
         pthread_mutex_unlock(&h->lock);
-        if (closing)
-                return;
         /* One rewrite at a time (two starts at once): the last one sees
-         * every peer, and a runtime's record of its file has one writer. */
+         * every peer, and a runtime's record of its file has one writer. A
+         * container that starts is listed but not rewritten (its files were
+         * written a moment ago); one that stops is left out. */
         static pthread_mutex_t rewrite = PTHREAD_MUTEX_INITIALIZER;
         pthread_mutex_lock(&rewrite);
         Peers peers = {0};
-        if (peers_collect(h, network, NULL, leaving ? id : NULL, &peers) < 0) {
+        int r = closing ? -ESHUTDOWN
+                        : peers_collect(h, network, leaving ? NULL : origin, leaving ? id : NULL, &peers);
+        if (origin)
+                container_unref(origin);
+        if (r < 0) {
                 pthread_mutex_unlock(&rewrite);
                 return;
         }

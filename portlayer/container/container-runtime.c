@@ -184,8 +184,11 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
         container_metrics_start(h, true, now_usec() - t0);
         log_info("container %s (%.12s) running: VM %s booted in %.2f s", c->name, c->id, c->domain,
                  rt->guest->boot_usec / 1e6);
+        r = container_monitor_start(h, c);
+        /* After the monitor runs: the main process's output is drained
+         * meanwhile. */
         container_network_peers_changed(h, c->id, false);
-        return container_monitor_start(h, c);
+        return r;
 }
 
 /* Waits (lock held) until the monitor dropped c's runtime or deadline. */
