@@ -102,6 +102,11 @@ int container_network_commit(ContainerHost *h, Container *c, const json_t *confi
         if (r < 0)
                 return r;
         _cleanup_json_ json_t *old_ports = network_ports_json(h->network, c->id);
+        _cleanup_json_ json_t *new_ports = network_ports_to_json(ports, n_ports);
+        if (!old_ports || !new_ports)
+                return error_oom(err);
+        if (json_equal(old_ports, new_ports))
+                return 0; /* nothing to publish anew (a state change, a label) */
         r = network_ports_set(h->network, c->id, ports, n_ports, err);
         if (r >= 0)
                 r = forwards_replace(h, c, old_ports, err);

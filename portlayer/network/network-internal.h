@@ -58,7 +58,6 @@ Lease *ipam_find(NetworkHost *h, const char *container);
 int ports_load(NetworkHost *h, Error **err);
 /* Writes (n > 0) or removes the ports file of l. */
 int ports_save(NetworkHost *h, const Lease *l, const NetworkPort *ports, size_t n, Error **err);
-json_t *ports_to_json(const NetworkPort *ports, size_t n);
 
 /* --- network-rules.c: the ruleset text, a pure function of this --- */
 

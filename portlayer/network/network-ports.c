@@ -91,7 +91,7 @@ int network_ports_parse(const json_t *ports, NetworkPort *ret, size_t *ret_n, Er
         return 0;
 }
 
-json_t *ports_to_json(const NetworkPort *ports, size_t n) {
+json_t *network_ports_to_json(const NetworkPort *ports, size_t n) {
         json_t *a = json_array();
         for (size_t i = 0; a && i < n; i++)
                 if (json_array_append_new(a, json_pack("{s:s, s:i, s:i, s:s}", "host_ip", ports[i].host_ip,
@@ -161,7 +161,7 @@ int ports_save(NetworkHost *h, const Lease *l, const NetworkPort *ports, size_t 
                         return error_set_errno(err, errno, "remove %s", path);
                 return 0;
         }
-        _cleanup_json_ json_t *j = ports_to_json(ports, n);
+        _cleanup_json_ json_t *j = network_ports_to_json(ports, n);
         _cleanup_free_ char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
         if (!text)
                 return error_oom(err);
@@ -249,7 +249,7 @@ out:
 json_t *network_ports_json(NetworkHost *h, const char *container_id) {
         pthread_mutex_lock(&h->lock);
         Lease *l = ipam_find(h, container_id);
-        json_t *j = l ? ports_to_json(l->ports, l->n_ports) : json_array();
+        json_t *j = l ? network_ports_to_json(l->ports, l->n_ports) : json_array();
         pthread_mutex_unlock(&h->lock);
         return j;
 }

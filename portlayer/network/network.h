@@ -143,6 +143,8 @@ int network_ports_parse(const json_t *ports, NetworkPort *ret, size_t *ret_n, Er
  * are applied. Nothing changes on failure. */
 int network_ports_set(NetworkHost *h, const char *container_id, const NetworkPort *ports, size_t n_ports,
                       Error **err);
+/* ports as the "ports" array (new reference; NULL when out of memory). */
+json_t *network_ports_to_json(const NetworkPort *ports, size_t n);
 /* The ports container_id publishes, as the "ports" array (new reference; an
  * empty array when none). */
 json_t *network_ports_json(NetworkHost *h, const char *container_id);

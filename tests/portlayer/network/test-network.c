@@ -275,7 +275,7 @@ static void test_ports_conflict(void **state) {
         h = open_host(dir, NULL);
         _cleanup_json_ json_t *back = network_ports_json(h, ID(01));
         assert_int_equal(json_array_size(back), 2);
-        _cleanup_json_ json_t *want_ports = ports_to_json(p, n);
+        _cleanup_json_ json_t *want_ports = network_ports_to_json(p, n);
         assert_true(json_equal(back, want_ports));
         assert_int_equal(json_integer_value(json_object_get(json_array_get(back, 0), "host_port")), 18080);
         assert_int_equal(network_lease_release(h, ID(01), NULL), 0);
