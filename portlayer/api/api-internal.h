@@ -10,7 +10,9 @@ struct Api {
         Store *store;
         RegistryClient *registry;
         NetworkHost *network;   /* NULL: the networks calls answer 400 */
+        VolumeStore *volumes;
         char *version;
+        char *trust_path;        /* <state>/tls/trust; edits under lock */
         /* streamed answers still being written (api_stream): api_free waits
          * for them, so none outlives the host it reads */
         pthread_mutex_t lock;
@@ -83,6 +85,19 @@ int api_networks_create(Api *a, HttpRequest *req, char **p, HttpResponse *resp, 
 int api_networks_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_networks_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_networks_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_handles_mounts(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_volumes_create(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_volumes_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_volumes_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_volumes_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_images_import(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_images_gc(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_trust_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_trust_add(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_trust_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_vms_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_gc_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_gc_run(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_metrics(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 
 /* api-metrics.c: m in Prometheus' text format (0.0.4), with

@@ -30,6 +30,8 @@ static const Route routes[] = {
         {"GET", "/version", HTTP_BODY_NONE, api_version},
         {"GET", "/metrics", HTTP_BODY_NONE, api_metrics},
         {"POST", "/images/pull", HTTP_BODY_JSON, api_images_pull},
+        {"POST", "/images/import", HTTP_BODY_STREAM, api_images_import},
+        {"POST", "/images/gc", HTTP_BODY_NONE, api_images_gc},
         {"GET", "/images", HTTP_BODY_NONE, api_images_list},
         {"GET", "/images/{*}", HTTP_BODY_NONE, api_images_inspect},
         {"DELETE", "/images/{*}", HTTP_BODY_NONE, api_images_remove},
@@ -50,12 +52,23 @@ static const Route routes[] = {
         {"GET", "/exec/{}", HTTP_BODY_NONE, api_exec_inspect},
         {"POST", "/exec/{}/resize", HTTP_BODY_NONE, api_exec_resize},
         {"GET", "/events", HTTP_BODY_NONE, api_events},
+        {"POST", "/volumes", HTTP_BODY_JSON, api_volumes_create},
+        {"GET", "/volumes", HTTP_BODY_NONE, api_volumes_list},
+        {"GET", "/volumes/{}", HTTP_BODY_NONE, api_volumes_inspect},
+        {"DELETE", "/volumes/{}", HTTP_BODY_NONE, api_volumes_remove},
+        {"GET", "/vms", HTTP_BODY_NONE, api_vms_list},
+        {"GET", "/gc", HTTP_BODY_NONE, api_gc_list},
+        {"POST", "/gc", HTTP_BODY_NONE, api_gc_run},
+        {"GET", "/trust", HTTP_BODY_NONE, api_trust_list},
+        {"POST", "/trust", HTTP_BODY_JSON, api_trust_add},
+        {"DELETE", "/trust/{}", HTTP_BODY_NONE, api_trust_remove},
         {"GET", "/handles/{}", HTTP_BODY_NONE, api_handles_inspect},
         {"PUT", "/handles/{}/entrypoint", HTTP_BODY_JSON, api_handles_entrypoint},
         {"PUT", "/handles/{}/limits", HTTP_BODY_JSON, api_handles_limits},
         {"PUT", "/handles/{}/labels", HTTP_BODY_JSON, api_handles_labels},
         {"PUT", "/handles/{}/state", HTTP_BODY_JSON, api_handles_state},
         {"PUT", "/handles/{}/archive", HTTP_BODY_STREAM, api_handles_archive},
+        {"PUT", "/handles/{}/mounts", HTTP_BODY_JSON, api_handles_mounts},
         {"PUT", "/handles/{}/network", HTTP_BODY_JSON, api_handles_network},
         {"POST", "/handles/{}/commit", HTTP_BODY_NONE, api_handles_commit},
         {"POST", "/networks", HTTP_BODY_JSON, api_networks_create},
@@ -96,6 +109,9 @@ unsigned api_status_of_errno(int r) {
                 return 507;
         case EFBIG:
                 return 413;
+        case EPERM:
+        case EACCES:
+                return 403;
         case ETIMEDOUT:
                 return 504;
         case ECONNREFUSED:
@@ -352,7 +368,10 @@ int api_strv(const json_t *a, const char *what, const char *first, const char **
 
 int api_new(const ApiConfig *cfg, Api **ret, Error **err) {
         Api *a = calloc(1, sizeof(*a));
-        if (!a || !(a->version = strdup(cfg->version ? cfg->version : "0.0.0"))) {
+        if (!a || !(a->version = strdup(cfg->version ? cfg->version : "0.0.0")) ||
+            !(a->trust_path = strdup(cfg->trust_path ? cfg->trust_path : "/dev/null/trust"))) {
+                if (a)
+                        free(a->version);
                 free(a);
                 return error_oom(err);
         }
@@ -360,6 +379,7 @@ int api_new(const ApiConfig *cfg, Api **ret, Error **err) {
         a->store = cfg->store;
         a->registry = cfg->registry;
         a->network = cfg->network;
+        a->volumes = cfg->volumes;
         pthread_mutex_init(&a->lock, NULL);
         pthread_cond_init(&a->streams_done, NULL);
         *ret = a;
@@ -390,6 +410,7 @@ Api *api_free(Api *a) {
         pthread_mutex_destroy(&a->lock);
         free(a->session_fds);
         free(a->version);
+        free(a->trust_path);
         free(a);
         return NULL;
 }

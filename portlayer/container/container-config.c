@@ -25,6 +25,7 @@ typedef enum FieldKind {
         FIELD_SIGNAL,
         FIELD_NETWORK,
         FIELD_PORTS,
+        FIELD_MOUNTS,
 } FieldKind;
 
 typedef struct Field {
@@ -46,6 +47,7 @@ static const Field fields[] = {
         {"stop_timeout_s", FIELD_INT, 0, 3600},
         {"network", FIELD_NETWORK},
         {"ports", FIELD_PORTS},
+        {"mounts", FIELD_MOUNTS},
 };
 
 static const Field *field_find(const char *name) {
@@ -132,6 +134,8 @@ static int check_field(const Field *f, const json_t *v, Error **err) {
                 return network_name_validate(json_string_value(v), err);
         case FIELD_PORTS:
                 return network_ports_parse(v, NULL, NULL, err);
+        case FIELD_MOUNTS:
+                return container_mounts_check(v, err);
         }
         return -EINVAL;
 }

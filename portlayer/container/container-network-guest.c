@@ -1,6 +1,7 @@
 /* container-network-guest.c: the guest's side of a container's network:
- * its interface (address, prefix, default route; found by MAC) set up by
- * the agent before anything runs, and the /etc files the agent writes:
+ * its interface (address, prefix, default route; found by MAC) that the
+ * start's one setup request gives the agent (container-runtime.c, with the
+ * mounts), and the /etc files the agent writes:
  * hostname (the container's name), hosts (every running container of the
  * same network by name, so names resolve without a DNS server) and
  * resolv.conf (the host's IPv4 nameservers; loopback ones, which the guest
@@ -204,17 +205,11 @@ int container_network_interface(ContainerHost *h, Container *c, NetworkLease *le
         return 1;
 }
 
-int container_network_start(ContainerHost *h, Container *c, Runtime *rt, Error **err) {
+int container_network_etc(ContainerHost *h, Container *c, Runtime *rt, Error **err) {
         NetworkLease l;
-        char cidr[24];
-        AgentInterface ifc;
-        if (container_network_interface(h, c, &l, cidr, &ifc) == 0)
+        if (!h->network || network_lease_find(h->network, c->id, &l) < 0)
                 return 0;
-        int r = agent_client_setup(rt->guest->agent, &ifc, 1, NULL, 0, NET_RPC_MS, err);
-        if (r < 0) {
-                error_prefix(err, "configure the guest's network");
-                return r;
-        }
+        int r;
         Peers peers = {0};
         if (peers_collect(h, l.network, c, NULL, &peers) < 0)
                 return error_oom(err);
