@@ -103,7 +103,6 @@ unsigned api_status_of_errno(int r) {
         case EBUSY:
         case EBADFD:
         case EADDRINUSE: /* a published host port is taken */
-        case EPERM:      /* the default network cannot be removed */
                 return 409;
         case ENOSPC:     /* no address left in a network's subnet */
                 return 507;

@@ -417,7 +417,7 @@ static int network_remove_locked(NetworkHost *h, const char *name, Error **err) 
         if (!n)
                 return error_set(err, ENOENT, "no network %.80s", name);
         if (strcmp(name, NETWORK_DEFAULT) == 0)
-                return error_set(err, EPERM, "network default cannot be removed");
+                return error_set(err, EBUSY, "network default cannot be removed");
         size_t users = network_users(h, n);
         if (users > 0)
                 return error_set(err, EBUSY, "network %s is in use by %zu container(s)", name, users);

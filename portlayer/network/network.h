@@ -80,7 +80,8 @@ int network_inspect(NetworkHost *h, const char *name, json_t **ret, Error **err)
 /* Every network as inspect renders it, by name. */
 int network_list(NetworkHost *h, json_t **ret, Error **err);
 /* Removes an unused network (and its bridge). -ENOENT, -EBUSY while a
- * container holds a lease on it, -EPERM for "default". */
+ * container holds a lease on it, and for "default" (the message says
+ * which). */
 int network_remove(NetworkHost *h, const char *name, Error **err);
 /* Checks a subnet a network may have: an IPv4 CIDR, prefix 8-30, no host
  * bits. -EINVAL. */
