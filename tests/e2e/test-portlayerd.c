@@ -120,10 +120,11 @@ static const char *str(json_t *j, const char *key) {
 }
 
 /* Creates a container from the test image with the given entry point,
- * network settings (a PUT /handles/{h}/network body, or NULL) and target
- * state; returns the commit's status, its answer in *ret_commit. */
+ * network settings and mounts (PUT /handles/{h}/network and /mounts bodies,
+ * or NULL) and target state; returns the commit's status, its answer in
+ * *ret_commit. */
 static long create_with(const char *name, const char *entrypoint_json, const char *network_json,
-                        const char *state, char id[65], json_t **ret_commit) {
+                        const char *mounts_json, const char *state, char id[65], json_t **ret_commit) {
         char body[512];
         json_t *j = NULL;
         snprintf(body, sizeof body, "{\"name\": \"%s\", \"image\": \"localhost/busybox:latest\"}", name);
@@ -132,11 +133,15 @@ static long create_with(const char *name, const char *entrypoint_json, const cha
         char handle[64], path[256];
         snprintf(handle, sizeof handle, "%s", str(j, "handle"));
         json_decref(j);
-        const char *puts[][2] = {{"entrypoint", entrypoint_json}, {"network", network_json}};
-        for (size_t i = 0; i < 2; i++)
+        const char *puts[][2] = {{"entrypoint", entrypoint_json}, {"network", network_json}, {"mounts", mounts_json}};
+        for (size_t i = 0; i < sizeof puts / sizeof puts[0]; i++)
                 if (puts[i][1]) {
                         snprintf(path, sizeof path, "/handles/%s/%s", handle, puts[i][0]);
-                        assert_int_equal(call("PUT", path, puts[i][1], NULL), 200);
+                        json_t *e = NULL;
+                        long st = call("PUT", path, puts[i][1], &e);
+                        if (st != 200)
+                                fail_msg("PUT %s: %ld %s", puts[i][0], st, e ? json_dumps(e, 0) : "");
+                        json_decref(e);
                 }
         if (state) {
                 snprintf(path, sizeof path, "/handles/%s/state", handle);
@@ -149,7 +154,7 @@ static long create_with(const char *name, const char *entrypoint_json, const cha
 
 static long create_run(const char *name, const char *entrypoint_json, const char *state, char id[65],
                        json_t **ret_commit) {
-        return create_with(name, entrypoint_json, NULL, state, id, ret_commit);
+        return create_with(name, entrypoint_json, NULL, NULL, state, id, ret_commit);
 }
 
 static void set_state(const char *ref, const char *state, long want_status) {
@@ -1009,7 +1014,7 @@ static long create_net(const char *name, const char *net, const char *ports, con
         char entry[512], network[512];
         snprintf(entry, sizeof entry, "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"%s\"]}", cmd);
         snprintf(network, sizeof network, "{\"network\": \"%s\", \"ports\": %s}", net, ports ? ports : "[]");
-        return create_with(name, entry, network, state, id, ret);
+        return create_with(name, entry, network, NULL, state, id, ret);
 }
 
 static void expect_message(json_t *j, const char *want) {
@@ -1261,25 +1266,8 @@ static void test_user_mode(void **state) {
 /* A sleeping container with mounts (a JSON array) committed running: the
  * commit's status; its answer in *ret. */
 static long create_mounted(const char *name, const char *mounts_json, char id[65], json_t **ret) {
-        char body[512], path[256];
-        json_t *j = NULL;
-        snprintf(body, sizeof body, "{\"name\": \"%s\", \"image\": \"localhost/busybox:latest\"}", name);
-        assert_int_equal(call("POST", "/containers", body, &j), 201);
-        snprintf(id, 65, "%s", str(j, "id"));
-        char handle[64];
-        snprintf(handle, sizeof handle, "%s", str(j, "handle"));
-        json_decref(j);
-        snprintf(path, sizeof path, "/handles/%s/entrypoint", handle);
-        assert_int_equal(call("PUT", path, "{\"path\": \"/bin/sleep\", \"args\": [\"100000\"]}", NULL), 200);
-        snprintf(path, sizeof path, "/handles/%s/mounts", handle);
-        long st = call("PUT", path, mounts_json, &j);
-        if (st != 200)
-                fail_msg("PUT mounts: %ld %s", st, j ? json_dumps(j, 0) : "");
-        json_decref(j);
-        snprintf(path, sizeof path, "/handles/%s/state", handle);
-        assert_int_equal(call("PUT", path, "{\"state\": \"running\"}", NULL), 200);
-        snprintf(path, sizeof path, "/handles/%s/commit", handle);
-        return call("POST", path, NULL, ret);
+        return create_with(name, "{\"path\": \"/bin/sleep\", \"args\": [\"100000\"]}", NULL, mounts_json, "running", id,
+                           ret);
 }
 
 static bool message_has(json_t *j, const char *what) {
