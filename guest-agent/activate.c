@@ -18,6 +18,7 @@
 
 #include "common/base/io-util.h"
 #include "common/base/log.h"
+#include "common/netlink/netlink.h"
 #include "guest-agent/agent.h"
 #include "guest-agent/init.h"
 
@@ -63,6 +64,12 @@ static int activate_check(const Plagent__ActivateRequest *req, InitConfig *c, Er
                                  ACTIVATE_MAX_WAIT_MS);
         if (req->realtime_ns < 0)
                 return error_set(err, EINVAL, "activate: negative realtime_ns");
+        uint8_t mac[6];
+        if (req->n_wait_macs > 4)
+                return error_set(err, E2BIG, "activate: %zu NICs to wait for, at most 4", req->n_wait_macs);
+        for (size_t i = 0; i < req->n_wait_macs; i++)
+                if (netlink_parse_mac(req->wait_macs[i], mac) < 0)
+                        return error_set(err, EINVAL, "activate: wait_macs[%zu] is not a MAC address", i);
         strcpy(c->root_serial, req->root_serial);
         strcpy(c->fstype, req->fstype[0] ? req->fstype : "ext4");
         strcpy(c->hostname, req->hostname);
@@ -94,6 +101,31 @@ static int mix_entropy(const uint8_t *bytes, size_t len, Error **err) {
         return r;
 }
 
+/* Hot-plugged NICs probe asynchronously: setup finds them by MAC only once
+ * they exist, so activate answers after they do. */
+static int wait_nics(char **macs, size_t n, int wait_ms, Error **err) {
+        _cleanup_(netlink_closep) Netlink *nl = NULL;
+        if (n == 0)
+                return 0;
+        int r = netlink_open(&nl, err);
+        if (r < 0)
+                return error_prefix(err, "activate");
+        uint64_t deadline = deadline_after_ms(wait_ms);
+        for (size_t i = 0; i < n; i++) {
+                uint8_t mac[6];
+                int index;
+                char name[16];
+                (void) netlink_parse_mac(macs[i], mac);
+                while (netlink_link_by_mac(nl, mac, &index, name, NULL) < 0)
+                        if (deadline_poll_ms(deadline) == 0)
+                                return error_set(err, ENODEV, "activate: no NIC %s appeared within %d ms", macs[i],
+                                                 wait_ms);
+                        else
+                                nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+        }
+        return 0;
+}
+
 int agent_activate(Agent *a, const Plagent__ActivateRequest *req, Error **err) {
         if (!a->config.pool)
                 return error_set(err, EALREADY, "activate: this agent was not booted for the pool, or is active");
@@ -112,6 +144,10 @@ int agent_activate(Agent *a, const Plagent__ActivateRequest *req, Error **err) {
         if ((r = init_root_setup(&c, &grow_error, err)) < 0) {
                 free(grow_error);
                 return error_prefix(err, "activate");
+        }
+        if ((r = wait_nics(req->wait_macs, req->n_wait_macs, c.wait_ms, err)) < 0) {
+                free(grow_error);
+                return r;
         }
         int fd = open(INIT_ROOT_MOUNT, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0) {

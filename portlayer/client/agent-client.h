@@ -268,6 +268,8 @@ typedef struct AgentActivate {
         bool read_only;
         bool no_grow;
         const char *hostname;
+        const char *const *wait_macs; /* hot-plugged NICs the agent waits for, at most 4 */
+        size_t n_wait_macs;
 } AgentActivate;
 
 /* Turns a guest booted for the warm pool (pl.pool=1) into a container's

@@ -472,6 +472,8 @@ int agent_client_activate(AgentClient *c, const AgentActivate *a, int timeout_ms
         op.device_wait_ms = setup_device_wait_ms(timeout_ms);
         op.entropy = (ProtobufCBinaryData){.len = sizeof entropy, .data = entropy};
         op.realtime_ns = (int64_t) realtime_nsec();
+        op.wait_macs = (char **) a->wait_macs;
+        op.n_wait_macs = a->n_wait_macs;
         Plagent__Request req = request_init(PLAGENT__REQUEST__OP_ACTIVATE);
         req.activate = &op;
         int r = call_simple(c, "activate", &req, timeout_ms, err);

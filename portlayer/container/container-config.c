@@ -24,6 +24,8 @@ typedef enum FieldKind {
         FIELD_INT,
         FIELD_SIGNAL,
         FIELD_BOOL,
+        FIELD_NETWORK,
+        FIELD_PORTS,
         FIELD_MOUNTS,
 } FieldKind;
 
@@ -45,6 +47,8 @@ static const Field fields[] = {
         {"stop_signal", FIELD_SIGNAL},
         {"stop_timeout_s", FIELD_INT, 0, 3600},
         {"cold_start", FIELD_BOOL}, /* boot a VM even when the warm pool has a guest ready */
+        {"network", FIELD_NETWORK},
+        {"ports", FIELD_PORTS},
         {"mounts", FIELD_MOUNTS},
 };
 
@@ -130,6 +134,12 @@ static int check_field(const Field *f, const json_t *v, Error **err) {
                 if (!json_is_boolean(v))
                         return error_set(err, EINVAL, "%s: must be true or false", f->name);
                 return 0;
+        case FIELD_NETWORK:
+                if (!json_is_string(v))
+                        return error_set(err, EINVAL, "network: must be a string");
+                return network_name_validate(json_string_value(v), err);
+        case FIELD_PORTS:
+                return network_ports_parse(v, NULL, NULL, err);
         case FIELD_MOUNTS:
                 return container_mounts_check(v, err);
         }

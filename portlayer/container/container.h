@@ -35,6 +35,7 @@
 
 #include "common/base/error.h"
 #include "images/store/store.h"
+#include "portlayer/network/network.h"
 #include "portlayer/vm/vm-driver.h"
 #include "portlayer/volume/volume.h"
 
@@ -90,6 +91,7 @@ typedef struct ContainerHostConfig {
         unsigned log_max_files;  /* rotated files kept (main.log.1 ...); 0: 2; at most 100 */
         unsigned pool_size;      /* warm-pool guests kept ready (docs/templates.md); 0: none, every
                                   * start boots cold */
+        NetworkHost *network;    /* borrowed; outlives the host. NULL: no container gets a NIC */
 } ContainerHostConfig;
 
 /* Opens the host: loads every record, then reconciles them with the VMs the

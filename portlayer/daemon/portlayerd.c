@@ -37,6 +37,8 @@ static void usage(FILE *f) {
               "  --log-level LEVEL         error, warning, info (default), debug\n"
               "  --pool-size N             pre-booted guests kept ready for fast starts (default 2, 0-16)\n"
               "  --cold-start              no pre-booted guests: every container start boots its VM\n"
+              "  --network-mode MODE       bridge (default: a bridge, taps, nftables; needs root) or user\n"
+              "  --network-subnet CIDR     the default network's subnet when first made (10.88.0.0/16)\n"
               "  --help, --version\n",
               f);
 }
@@ -58,6 +60,7 @@ static int parse_args(int argc, char **argv, DaemonConfig *cfg) {
                 {"transport", required_argument, NULL, 0},     {"log-max-size", required_argument, NULL, 0},
                 {"log-max-files", required_argument, NULL, 0},  {"tls-listen", required_argument, NULL, 0},
                 {"pool-size", required_argument, NULL, 0},     {"cold-start", no_argument, NULL, 0},
+                {"network-mode", required_argument, NULL, 0},   {"network-subnet", required_argument, NULL, 0},
                 {"help", no_argument, NULL, 'h'},               {"version", no_argument, NULL, 'V'},
                 {},
         };

@@ -247,7 +247,7 @@ bool guest_pool_fits(GuestPool *p, const GuestConfig *c) {
         char want[POOL_KEY_MAX], have[POOL_KEY_MAX];
         pool_key(c, want);
         pool_key(&p->base, have);
-        return c->n_nics == 0 && c->n_filesystems == 0 && strcmp(want, have) == 0;
+        return c->n_nics <= 1 && c->n_filesystems == 0 && strcmp(want, have) == 0;
 }
 
 /* Pops the oldest ready guest of key; stale ones (another key) go. */
@@ -302,13 +302,15 @@ static int pool_attach_disks(VmDriver *d, const Guest *g, const GuestConfig *c, 
         int r = vm_driver_attach_disk(d, g->name, &root, 0, err);
         for (size_t i = 0; r >= 0 && i < c->n_extra_disks; i++)
                 r = vm_driver_attach_disk(d, g->name, &c->extra_disks[i], i + 1, err);
+        for (size_t i = 0; r >= 0 && i < c->n_nics; i++)
+                r = vm_driver_attach_nic(d, g->name, &c->nics[i], err);
         return r;
 }
 
 int guest_pool_take(GuestPool *p, const GuestConfig *c, Guest **ret, Error **err) {
         if (!guest_pool_fits(p, c))
                 return error_set(err, EAGAIN, "pool: the request does not fit the pool's guests");
-        if (c->n_extra_disks > VM_POOL_HOTPLUG_PORTS - 1)
+        if (c->n_extra_disks + c->n_nics > VM_POOL_HOTPLUG_PORTS - 1)
                 return error_set(err, EAGAIN, "pool: %zu extra disks, at most %d hot-plugged", c->n_extra_disks,
                                  VM_POOL_HOTPLUG_PORTS - 1);
         char key[POOL_KEY_MAX];
@@ -318,7 +320,9 @@ int guest_pool_take(GuestPool *p, const GuestConfig *c, Guest **ret, Error **err
                 return error_set(err, EAGAIN, "pool: no guest ready");
         uint64_t t0 = now_usec();
         Guest *g = pg.guest;
-        AgentActivate act = {.root_serial = GUEST_ROOT_SERIAL, .hostname = c->hostname ? c->hostname : c->name};
+        const char *macs[1] = {c->n_nics ? c->nics[0].mac : NULL};
+        AgentActivate act = {.root_serial = GUEST_ROOT_SERIAL, .hostname = c->hostname ? c->hostname : c->name,
+                             .wait_macs = macs, .n_wait_macs = c->n_nics};
         int timeout_ms = c->boot_timeout_ms ? c->boot_timeout_ms : 60000;
         int r = vm_driver_resume(p->driver, g->name, err);
         if (r >= 0)

@@ -109,8 +109,8 @@ int guest_pool_new(VmDriver *d, const GuestPoolConfig *c, GuestPool **ret, Error
 /* Stops the thread and destroys the guests not taken. NULL-safe. */
 GuestPool *guest_pool_free(GuestPool *p);
 
-/* True when c can start from the pool: the same key, no NICs and no
- * virtio-fs shares (pool guests have private memory and no NIC). */
+/* True when c can start from the pool: the same key, at most one NIC
+ * (hot-plugged) and no virtio-fs shares (pool guests have private memory). */
 bool guest_pool_fits(GuestPool *p, const GuestConfig *c);
 /* Starts c from a ready pool guest; *ret is like guest_start()'s, but its
  * name is the pool guest's, not c->name, and c->run_dir is replaced by the

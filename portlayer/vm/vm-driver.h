@@ -243,6 +243,8 @@ struct VmDriverOps {
          * root port: only pool domains have them). -ENOENT when missing,
          * -EBADFD when not running. */
         int (*attach_disk)(VmDriver *d, const char *name, const VmDisk *disk, size_t index, Error **err);
+        /* Hot-plugs a NIC into the running domain, as attach_disk(). */
+        int (*attach_nic)(VmDriver *d, const char *name, const VmNic *nic, Error **err);
 };
 
 extern const VmDriverOps vm_driver_libvirt;
@@ -294,6 +296,9 @@ static inline int vm_driver_attach_disk(VmDriver *d, const char *name, const VmD
                                         Error **err) {
         return d->ops->attach_disk(d, name, disk, index, err);
 }
+static inline int vm_driver_attach_nic(VmDriver *d, const char *name, const VmNic *nic, Error **err) {
+        return d->ops->attach_nic(d, name, nic, err);
+}
 /* NULL-safe; returns NULL. */
 static inline VmDriver *vm_driver_close(VmDriver *d) {
         if (d)
@@ -316,6 +321,8 @@ bool vm_name_is_valid(const char *s, size_t max);
 /* Checks a forward (protocol, an IPv4 host_ip or none, ports 1..65535);
  * -EINVAL with a message naming the field. */
 int vm_forward_validate(const VmForward *fw, Error **err);
+/* Checks nics[i] as vm_spec_validate() does; -EINVAL naming the field. */
+int vm_nic_validate(const VmNic *nic, size_t i, Error **err);
 
 const char *vm_state_to_string(VmState s);   /* "missing", "running"... */
 const char *vm_accel_to_string(VmAccel a);   /* "auto", "kvm", "tcg" */

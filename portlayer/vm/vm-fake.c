@@ -661,6 +661,12 @@ static int fake_forward(VmDriver *base, const char *name, const VmForward *fw, b
         return r;
 }
 
+static int fake_attach_nic(VmDriver *base, const char *name, const VmNic *nic, Error **err) {
+        (void) base;
+        (void) nic;
+        return error_set(err, EOPNOTSUPP, "attach to domain '%s': the fake driver has no hotplug", name);
+}
+
 /* The fake has no warm pool: daemons over it always boot cold. */
 static int fake_list_pool(VmDriver *base, char ***ret_names, char ***ret_keys, size_t *ret_n, Error **err) {
         (void) base;
@@ -704,6 +710,7 @@ const VmDriverOps vm_driver_fake = {
         .list_pool = fake_list_pool,
         .adopt = fake_adopt,
         .attach_disk = fake_attach_disk,
+        .attach_nic = fake_attach_nic,
 };
 
 /* --- controls --- */

@@ -891,14 +891,10 @@ static int lv_adopt(VmDriver *base, const char *name, const char *container_id, 
         return r < 0 ? r : 0;
 }
 
-static int lv_attach_disk(VmDriver *base, const char *name, const VmDisk *disk, size_t index, Error **err) {
-        LibvirtDriver *d = (LibvirtDriver *) base;
+static int attach_xml(LibvirtDriver *d, const char *name, const char *what, const char *xml, Error **err) {
         virDomainPtr dom = NULL;
-        _cleanup_free_ char *xml = NULL;
-        int r = vm_xml_disk(disk, index, &xml, err);
+        int r = lookup(d, name, &dom, "attach to", err);
         if (r < 0)
-                return error_prefix(err, "attach to domain '%s'", name);
-        if ((r = lookup(d, name, &dom, "attach to", err)) < 0)
                 return r;
         if (r == 0)
                 return error_set(err, ENOENT, "attach to domain '%s': no such domain", name);
@@ -906,10 +902,26 @@ static int lv_attach_disk(VmDriver *base, const char *name, const VmDisk *disk, 
         if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
                 r = libvirt_error_is(VIR_ERR_OPERATION_INVALID)
                             ? error_set(err, EBADFD, "attach to domain '%s': %s", name, virGetLastErrorMessage())
-                            : libvirt_error(err, "attach disk '%s' to domain '%s'", disk->serial, name);
+                            : libvirt_error(err, "attach %s to domain '%s'", what, name);
         virResetLastError();
         virDomainFree(dom);
         return r;
+}
+
+static int lv_attach_disk(VmDriver *base, const char *name, const VmDisk *disk, size_t index, Error **err) {
+        _cleanup_free_ char *xml = NULL;
+        int r = vm_xml_disk(disk, index, &xml, err);
+        if (r < 0)
+                return error_prefix(err, "attach to domain '%s'", name);
+        return attach_xml((LibvirtDriver *) base, name, "disk", xml, err);
+}
+
+static int lv_attach_nic(VmDriver *base, const char *name, const VmNic *nic, Error **err) {
+        _cleanup_free_ char *xml = NULL;
+        int r = vm_xml_interface(nic, &xml, err);
+        if (r < 0)
+                return error_prefix(err, "attach to domain '%s'", name);
+        return attach_xml((LibvirtDriver *) base, name, "NIC", xml, err);
 }
 
 const VmDriverOps vm_driver_libvirt = {
@@ -928,6 +940,7 @@ const VmDriverOps vm_driver_libvirt = {
         .list_pool = lv_list_pool,
         .adopt = lv_adopt,
         .attach_disk = lv_attach_disk,
+        .attach_nic = lv_attach_nic,
 };
 
 int vm_libvirt_version(char *buf, size_t size) {

@@ -223,7 +223,7 @@ static int check_mac(const char *field, const char *mac, Error **err) {
         return 0;
 }
 
-static int check_nic(const VmNic *nic, size_t i, Error **err) {
+int vm_nic_validate(const VmNic *nic, size_t i, Error **err) {
         char field[48];
         int r;
         if ((unsigned) nic->type >= _VM_NIC_TYPE_MAX)
@@ -263,7 +263,7 @@ static int check_nics(const VmSpec *spec, Error **err) {
         size_t n_user = 0;
         for (size_t i = 0; i < spec->n_nics; i++) {
                 const VmNic *nic = &spec->nics[i];
-                int r = check_nic(nic, i, err);
+                int r = vm_nic_validate(nic, i, err);
                 if (r < 0)
                         return r;
                 if (nic->type == VM_NIC_USER && ++n_user > 1)

@@ -48,6 +48,9 @@ int vm_xml_pool_key(const char *domain_xml, char **ret_key);
 /* One <disk> element alone, as add_disk() writes it into a domain (target
  * vd<a + index>), for a live attach. -EINVAL for a bad disk. */
 int vm_xml_disk(const VmDisk *disk, size_t index, char **ret_xml, Error **err);
+/* One <interface> element alone, as the domain XML has it; -EINVAL for a
+ * bad NIC. */
+int vm_xml_interface(const VmNic *nic, char **ret_xml, Error **err);
 
 /* The guest CID libvirt gave the domain's vsock device, from the live
  * domain XML (<devices><vsock><cid address="N"/>). Returns 0; -ENOENT when

@@ -313,20 +313,19 @@ int vm_xml_build(const VmSpec *spec, VmAccel accel, char **ret_xml, Error **err)
         return 0;
 }
 
-int vm_xml_disk(const VmDisk *disk, size_t index, char **ret_xml, Error **err) {
+/* One device element alone, built by add (disk or nic) into a scratch
+ * <devices>, for a live attach. */
+static int device_alone(void (*add)(Builder *, xmlNodePtr, const void *, size_t), const void *dev, size_t index,
+                        char **ret_xml, Error **err) {
         _cleanup_(xml_doc_freep) xmlDocPtr doc = NULL;
         Builder b = { .failed = false };
-        if (index >= VM_DISKS_MAX || !disk->path || disk->path[0] != '/' || !xmlCheckUTF8(BAD_CAST disk->path) ||
-            !disk->serial || !vm_name_is_valid(disk->serial, VM_DISK_SERIAL_MAX) || disk->format >= _VM_DISK_FORMAT_MAX)
-                return error_set(err, EINVAL, "disk %zu: needs an absolute UTF-8 path, a serial of [A-Za-z0-9_.-]{1,%d} "
-                                 "and an index below %d", index, VM_DISK_SERIAL_MAX, VM_DISKS_MAX);
         pthread_once(&xml_once, xml_init);
         doc = xmlNewDoc(BAD_CAST "1.0");
         xmlNodePtr devices = doc ? xmlNewDocNode(doc, NULL, BAD_CAST "devices", NULL) : NULL;
         if (!devices)
                 return error_oom(err);
         xmlDocSetRootElement(doc, devices);
-        add_disk(&b, devices, disk, index);
+        add(&b, devices, dev, index);
         xmlNodePtr node = devices->children;
         if (b.failed || !node)
                 return error_oom(err);
@@ -335,6 +334,30 @@ int vm_xml_disk(const VmDisk *disk, size_t index, char **ret_xml, Error **err) {
         if (serialize(doc, ret_xml) < 0)
                 return error_oom(err);
         return 0;
+}
+
+static void add_disk_alone(Builder *b, xmlNodePtr devices, const void *dev, size_t index) {
+        add_disk(b, devices, dev, index);
+}
+
+static void add_interface_alone(Builder *b, xmlNodePtr devices, const void *dev, size_t index) {
+        (void) index;
+        add_interface(b, devices, dev);
+}
+
+int vm_xml_interface(const VmNic *nic, char **ret_xml, Error **err) {
+        int r = vm_nic_validate(nic, 0, err);
+        if (r < 0)
+                return r;
+        return device_alone(add_interface_alone, nic, 0, ret_xml, err);
+}
+
+int vm_xml_disk(const VmDisk *disk, size_t index, char **ret_xml, Error **err) {
+        if (index >= VM_DISKS_MAX || !disk->path || disk->path[0] != '/' || !xmlCheckUTF8(BAD_CAST disk->path) ||
+            !disk->serial || !vm_name_is_valid(disk->serial, VM_DISK_SERIAL_MAX) || disk->format >= _VM_DISK_FORMAT_MAX)
+                return error_set(err, EINVAL, "disk %zu: needs an absolute UTF-8 path, a serial of [A-Za-z0-9_.-]{1,%d} "
+                                 "and an index below %d", index, VM_DISK_SERIAL_MAX, VM_DISKS_MAX);
+        return device_alone(add_disk_alone, disk, index, ret_xml, err);
 }
 
 /* --- reading our metadata back --- */
