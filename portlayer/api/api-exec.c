@@ -52,10 +52,7 @@ typedef struct Pump {
 } Pump;
 
 static bool session_over(ExecSession *s) {
-        pthread_mutex_lock(&s->api->lock);
-        bool stopping = s->api->stopping;
-        pthread_mutex_unlock(&s->api->lock);
-        return stopping || fd_peer_gone(s->fd);
+        return api_stopping(s->api) || fd_peer_gone(s->fd);
 }
 
 /* Output of one stream to the client until EOF, or until the client left
@@ -75,30 +72,6 @@ static void *pump_out(void *arg) {
                 }
         }
         return NULL;
-}
-
-static void sessions_add(ExecSession *s) {
-        Api *a = s->api;
-        pthread_mutex_lock(&a->lock);
-        int *n = realloc(a->session_fds, (a->n_session_fds + 1) * sizeof(int));
-        if (n) {
-                a->session_fds = n;
-                a->session_fds[a->n_session_fds++] = s->fd;
-        }
-        if (a->stopping)
-                (void) shutdown(s->fd, SHUT_RDWR);
-        pthread_mutex_unlock(&a->lock);
-}
-
-static void sessions_remove(ExecSession *s) {
-        Api *a = s->api;
-        pthread_mutex_lock(&a->lock);
-        for (size_t i = 0; i < a->n_session_fds; i++)
-                if (a->session_fds[i] == s->fd) {
-                        a->session_fds[i] = a->session_fds[--a->n_session_fds];
-                        break;
-                }
-        pthread_mutex_unlock(&a->lock);
 }
 
 /* The client's bytes to stdin until it half-closes (or leaves). */
@@ -121,7 +94,7 @@ static void exec_session(void *arg, int fd, const char *extra, size_t extra_len)
         s->fd = fd;
         /* microhttpd's sockets are non-blocking; the pumps block. */
         (void) fd_set_nonblock(fd, false);
-        sessions_add(s);
+        api_session_add(s->api, fd);
         pthread_t in, err_thread;
         bool have_in = false, have_err = false;
         if (s->open_stdin) {
@@ -145,7 +118,7 @@ static void exec_session(void *arg, int fd, const char *extra, size_t extra_len)
         (void) shutdown(fd, SHUT_RDWR);
         if (have_in)
                 pthread_join(in, NULL);
-        sessions_remove(s);
+        api_session_remove(s->api, fd);
 }
 
 static void exec_session_free(void *arg) {

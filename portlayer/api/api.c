@@ -15,7 +15,7 @@
 #include "common/base/parse-util.h"
 #include "common/json/json-util.h"
 
-#define PARAMS_MAX 2
+#define PARAMS_MAX API_ROUTE_PARAMS_MAX
 
 typedef struct Route {
         const char *method;
@@ -100,7 +100,7 @@ unsigned api_status_of_errno(int r) {
 
 /* Matches path against pattern; params get malloc'd copies of the {} parts.
  * Returns true on a match. */
-static bool route_match(const char *pattern, const char *path, char **params, size_t *n_params) {
+bool api_route_match(const char *pattern, const char *path, char **params, size_t *n_params) {
         *n_params = 0;
         const char *p = pattern, *s = path;
         while (*p && *s) {
@@ -137,7 +137,7 @@ static const Route *route_find(const char *method, const char *path, char **para
         *path_known = false;
         for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
                 size_t n = 0;
-                bool m = route_match(routes[i].pattern, path, params, &n);
+                bool m = api_route_match(routes[i].pattern, path, params, &n);
                 if (m && strcmp(routes[i].method, method) == 0) {
                         *n_params = n;
                         return &routes[i];
@@ -364,6 +364,35 @@ void api_shutdown(Api *a) {
         for (size_t i = 0; i < a->n_session_fds; i++)
                 (void) shutdown(a->session_fds[i], SHUT_RDWR);
         pthread_mutex_unlock(&a->lock);
+}
+
+void api_session_add(Api *a, int fd) {
+        pthread_mutex_lock(&a->lock);
+        int *n = realloc(a->session_fds, (a->n_session_fds + 1) * sizeof(int));
+        if (n) {
+                a->session_fds = n;
+                a->session_fds[a->n_session_fds++] = fd;
+        }
+        if (a->stopping)
+                (void) shutdown(fd, SHUT_RDWR);
+        pthread_mutex_unlock(&a->lock);
+}
+
+void api_session_remove(Api *a, int fd) {
+        pthread_mutex_lock(&a->lock);
+        for (size_t i = 0; i < a->n_session_fds; i++)
+                if (a->session_fds[i] == fd) {
+                        a->session_fds[i] = a->session_fds[--a->n_session_fds];
+                        break;
+                }
+        pthread_mutex_unlock(&a->lock);
+}
+
+bool api_stopping(Api *a) {
+        pthread_mutex_lock(&a->lock);
+        bool stopping = a->stopping;
+        pthread_mutex_unlock(&a->lock);
+        return stopping;
 }
 
 Api *api_free(Api *a) {

@@ -54,3 +54,29 @@ int api_json_parse(const char *body, size_t len, const char *const *allowed, boo
 
 /* 400, 404, 409, 413, 500, 504... for a negative errno. */
 unsigned api_status_of_errno(int r);
+
+/* --- for a second front end on the same server code (portlayer/docker) --- */
+
+/* Matches path against a route pattern ("{}" one segment, a final "{*}"
+ * the rest); params (room for API_ROUTE_PARAMS_MAX) get malloc'd copies of
+ * the parts. */
+#define API_ROUTE_PARAMS_MAX 2
+bool api_route_match(const char *pattern, const char *path, char **params, size_t *n_params);
+/* resp = status + JSON of j (taken; NULL gives no body). Returns 0. */
+int api_reply_json(HttpResponse *resp, unsigned status, json_t *j);
+/* A boolean query argument: "1", "true", "yes" (absent: false). */
+bool api_query_bool(HttpRequest *req, const char *name);
+/* An integer query argument in [min, max]; def when absent. -EINVAL. */
+int api_query_int(HttpRequest *req, const char *name, long min, long max, long def, long *ret, Error **err);
+/* Streams a response: fn(arg, fd) runs in a thread of its own writing the
+ * body into fd (a pipe the server reads to EOF); fd is closed and free_fn(arg)
+ * called when fn returns. A reader that goes away makes writes fail (EPIPE),
+ * which fn takes as its cue to stop. On failure to start, free_fn(arg) is
+ * called and a negative errno returned. api_free() waits for every stream. */
+int api_stream(Api *a, HttpResponse *resp, const char *content_type, void (*fn)(void *arg, int fd), void *arg,
+               void (*free_fn)(void *arg), Error **err);
+/* An upgraded connection's socket, registered while its pumps run so that
+ * api_shutdown() shuts it down; api_stopping() tells a pump to give up. */
+void api_session_add(Api *a, int fd);
+void api_session_remove(Api *a, int fd);
+bool api_stopping(Api *a);

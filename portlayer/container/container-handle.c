@@ -534,3 +534,37 @@ int container_host_destroy(ContainerHost *h, const char *ref, bool force, Error 
         container_unref(c);
         return r;
 }
+
+int container_host_rename(ContainerHost *h, const char *ref, const char *name, Error **err) {
+        if (!name_is_valid(name))
+                return error_set(err, EINVAL, "bad container name '%.80s': 1-%d of [A-Za-z0-9_.-], starting with a letter or digit",
+                                 name, CONTAINER_NAME_MAX);
+        Container *c = NULL;
+        int r = container_find(h, ref, &c, err);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&h->lock);
+        char *old = c->name, *n = NULL;
+        if (strcmp(old, name) == 0)
+                r = 0;
+        else if (name_taken_locked(h, name, c->id))
+                r = error_set(err, EEXIST, "the name '%s' is already in use", name);
+        else if (!(n = strdup(name)))
+                r = error_oom(err);
+        else {
+                c->name = n;
+                c->generation++;
+                r = container_save(h, c, err);
+                if (r < 0) {
+                        c->name = old;
+                        c->generation--;
+                        free(n);
+                } else {
+                        container_event_locked(h, c, "rename");
+                        free(old);
+                }
+        }
+        pthread_mutex_unlock(&h->lock);
+        container_unref(c);
+        return r;
+}

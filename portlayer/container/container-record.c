@@ -68,7 +68,8 @@ static json_t *time_json(int64_t ns) {
  * and the stop settings (a VM keeps the memory, vCPUs and main process it
  * was started with). */
 static json_t *pending_restart(const Container *c) {
-        static const char *const keys[] = {"path", "args", "env", "workdir", "user", "memory_mb", "vcpus"};
+        static const char *const keys[] = {"path", "args",  "env", "workdir",   "user",
+                                           "memory_mb", "vcpus", "tty", "open_stdin"};
         json_t *a = json_array();
         for (size_t i = 0; a && c->started_config && i < ELEMENTSOF(keys); i++)
                 if (!json_equal(json_object_get(c->config, keys[i]), json_object_get(c->started_config, keys[i])))

@@ -90,7 +90,8 @@ static int start_main(ContainerHost *h, Container *c, Runtime *rt, Error **err) 
         AgentExecSpec spec = {
                 .argv = argv, .env = env, .workdir = json_string_value(json_object_get(config, "workdir")),
                 .user = json_string_value(json_object_get(config, "user")), .capture_stdout = true,
-                .capture_stderr = true, .main = true,
+                .capture_stderr = true, .main = true, .tty = json_is_true(json_object_get(config, "tty")),
+                .open_stdin = json_is_true(json_object_get(config, "open_stdin")), .rows = 24, .cols = 80,
         };
         r = agent_client_exec(rt->guest->agent, &spec, &rt->main, AGENT_RPC_MS, err);
         if (r < 0)

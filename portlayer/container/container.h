@@ -147,6 +147,10 @@ int container_host_inspect(ContainerHost *h, const char *ref, json_t **ret, Erro
 int container_host_list(ContainerHost *h, int state, const char *const *labels, size_t n_labels, json_t **ret,
                         Error **err);
 
+/* Gives the container ref a new name (checked as at create; -EEXIST when
+ * taken); its generation moves, so handles taken before conflict. */
+int container_host_rename(ContainerHost *h, const char *ref, const char *name, Error **err);
+
 /* --- removal --- */
 
 /* Removes the container: record, disk, VM. A running or paused one is
@@ -203,6 +207,14 @@ int container_exec_wait(ContainerExec *e, int timeout_ms, int *ret, Error **err)
 /* {"id", "running", "exit_code", "pid", "tty"} (new reference). */
 json_t *container_exec_to_json(ContainerExec *e);
 
+/* The main process's stdin (a configuration with "open_stdin": true) and
+ * terminal ("tty": true) while it runs: -EBADFD when the container does not
+ * run or its main process was reattached after a daemon restart (whose
+ * stdin is not ours any more), -EINVAL without a terminal for resize. */
+int container_host_main_write(ContainerHost *h, const char *ref, const void *buf, size_t len, Error **err);
+int container_host_main_close_stdin(ContainerHost *h, const char *ref, Error **err);
+int container_host_main_resize(ContainerHost *h, const char *ref, uint16_t rows, uint16_t cols, Error **err);
+
 /* Sends sig to the main process (or, with all, to every process). */
 int container_host_signal(ContainerHost *h, const char *ref, int sig, bool all, Error **err);
 /* Blocks until the container is not running (stopped or removed) or
@@ -216,6 +228,9 @@ typedef struct ContainerLogOptions {
         long tail;         /* the last n records only; -1: all */
         int64_t since_ns;  /* records from then on (Unix ns); 0: all */
         bool raw;          /* the bytes as written, instead of JSON lines */
+        bool framed;       /* with raw: each record in a multiplexed frame (an 8-byte header: stream 1 or
+                            * 2, three zero bytes, a big-endian u32 length), as the exec upgrade sends */
+        bool timestamps;   /* with raw: each record's bytes after its time (RFC 3339, ns) and a space */
 } ContainerLogOptions;
 /* Writes the output kept for ref's main process to out_fd as JSON lines
  * ({"time", "stream", "data"}) or raw bytes, and with follow what comes while

@@ -21,6 +21,7 @@
 #include "images/registry/registry.h"
 #include "images/store/store.h"
 #include "portlayer/api/api.h"
+#include "portlayer/docker/docker.h"
 #include "portlayer/container/container.h"
 
 #define CONFIG_FILE_MAX (64u << 10)
@@ -32,6 +33,8 @@ struct Daemon {
         ContainerHost *host;
         Api *api;
         HttpServer *http;
+        Docker *docker;
+        HttpServer *docker_http;
         char **insecure;
         size_t n_insecure;
 };
@@ -39,7 +42,7 @@ struct Daemon {
 const char *const daemon_config_keys[] = {
         "state-dir",  "socket",       "libvirt-uri",         "guest-kernel", "guest-initrd",  "agent",
         "image-store", "accel",       "insecure-registries", "boot-timeout", "transport",     "log-max-size",
-        "log-max-files", "log-level", NULL,
+        "log-max-files", "log-level", "docker-socket", NULL,
 };
 
 void daemon_config_init(DaemonConfig *c) {
@@ -48,7 +51,7 @@ void daemon_config_init(DaemonConfig *c) {
 }
 
 void daemon_config_clear(DaemonConfig *c) {
-        char **fields[] = {&c->state_dir, &c->socket, &c->libvirt_uri, &c->guest_kernel, &c->guest_initrd,
+        char **fields[] = {&c->state_dir, &c->socket, &c->docker_socket, &c->libvirt_uri, &c->guest_kernel, &c->guest_initrd,
                            &c->agent, &c->image_store, &c->accel, &c->log_level, &c->insecure_registries,
                            &c->transport};
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
@@ -75,13 +78,15 @@ int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error
                 {"guest-initrd", &c->guest_initrd, true}, {"agent", &c->agent, true},
                 {"image-store", &c->image_store, true},   {"accel", &c->accel, false},
                 {"log-level", &c->log_level, false},      {"insecure-registries", &c->insecure_registries, false},
-                {"transport", &c->transport, false},
+                {"transport", &c->transport, false},      {"docker-socket", &c->docker_socket, false},
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
                 if (strcmp(strings[i].key, key) != 0)
                         continue;
                 if (strings[i].path && value[0] != '/')
                         return error_set(err, EINVAL, "%s: '%s' is not an absolute path", key, value);
+                if (strcmp(key, "docker-socket") == 0 && value[0] != '/' && strcmp(value, "none") != 0)
+                        return error_set(err, EINVAL, "docker-socket: '%s' is neither an absolute path nor none", value);
                 if (strcmp(key, "accel") == 0 && vm_accel_from_string(value) < 0)
                         return error_set(err, EINVAL, "accel: '%s' is not auto, kvm or tcg", value);
                 if (strcmp(key, "transport") == 0 && strcmp(value, "auto") != 0 && strcmp(value, "vsock") != 0 &&
@@ -256,6 +261,26 @@ int daemon_start(const DaemonConfig *cfg, const char *self_exe, Daemon **ret, Er
                 HttpApp app = api_http_app(d->api);
                 r = http_server_start_unix(cfg->socket, &app, &d->http, err);
         }
+        /* By default beside the API's socket: /run/portlayer/docker.sock */
+        _cleanup_free_ char *docker_socket = NULL;
+        if (r >= 0 && !cfg->docker_socket) {
+                const char *slash = strrchr(cfg->socket, '/');
+                if (asprintf(&docker_socket, "%.*s/docker.sock", (int) (slash ? slash - cfg->socket : 0),
+                             cfg->socket) < 0)
+                        r = error_oom(err);
+        } else if (r >= 0 && !(docker_socket = strdup(cfg->docker_socket)))
+                r = error_oom(err);
+        if (r >= 0 && strcmp(docker_socket, "none") != 0) {
+                DockerConfig dc = {.api = d->api, .host = d->host, .store = d->store, .registry = d->registry,
+                                   .version = PL_VERSION};
+                r = docker_new(&dc, &d->docker, err);
+                if (r >= 0) {
+                        HttpApp app = docker_http_app(d->docker);
+                        r = http_server_start_unix(docker_socket, &app, &d->docker_http, err);
+                        if (r < 0)
+                                error_prefix(err, "Docker API socket");
+                }
+        }
         if (r < 0) {
                 daemon_stop(d);
                 return r;
@@ -268,7 +293,9 @@ void daemon_stop(Daemon *d) {
         if (!d)
                 return;
         api_shutdown(d->api);
+        http_server_stop(d->docker_http);
         http_server_stop(d->http);
+        docker_free(d->docker);
         api_free(d->api);
         container_host_free(d->host);
         d->host = NULL;

@@ -15,11 +15,13 @@
 
 #define DAEMON_DEFAULT_STATE_DIR "/var/lib/portlayer"
 #define DAEMON_DEFAULT_SOCKET "/run/portlayer/portlayer.sock"
+#define DAEMON_DEFAULT_DOCKER_SOCKET "/run/portlayer/docker.sock"
 #define DAEMON_DEFAULT_CONFIG "/etc/portlayer/portlayerd.conf"
 
 typedef struct DaemonConfig {
         char *state_dir;
         char *socket;
+        char *docker_socket; /* the Docker API's socket; NULL: docker.sock beside socket, "none": off */
         char *libvirt_uri;   /* NULL: the embedded driver under <state>/libvirt */
         char *guest_kernel;  /* NULL: ${PL_CACHE:-/var/cache/portlayer}/kernel/current/vmlinuz */
         char *guest_initrd;  /* NULL: built from the agent and the kernel's modules */

@@ -21,6 +21,8 @@ static void usage(FILE *f) {
               "  --config FILE             settings file (default " DAEMON_DEFAULT_CONFIG ", if present)\n"
               "  --state-dir DIR           records, disks, VMs (default " DAEMON_DEFAULT_STATE_DIR ")\n"
               "  --socket PATH             the API's Unix socket (default " DAEMON_DEFAULT_SOCKET ")\n"
+              "  --docker-socket PATH      the Docker API's socket (default: docker.sock beside --socket,\n"
+              "                            so " DAEMON_DEFAULT_DOCKER_SOCKET "); none: no Docker API\n"
               "  --libvirt-uri URI         default: the embedded QEMU driver under the state dir\n"
               "  --guest-kernel PATH       default: the kernel scripts/fetch-kernel.sh cached\n"
               "  --guest-initrd PATH       default: built from the agent and the kernel's modules\n"
@@ -52,7 +54,7 @@ static int parse_args(int argc, char **argv, DaemonConfig *cfg) {
                 {"accel", required_argument, NULL, 0},          {"insecure-registries", required_argument, NULL, 0},
                 {"boot-timeout", required_argument, NULL, 0},   {"log-level", required_argument, NULL, 0},
                 {"transport", required_argument, NULL, 0},     {"log-max-size", required_argument, NULL, 0},
-                {"log-max-files", required_argument, NULL, 0},
+                {"log-max-files", required_argument, NULL, 0},  {"docker-socket", required_argument, NULL, 0},
                 {"help", no_argument, NULL, 'h'},               {"version", no_argument, NULL, 'V'},
                 {},
         };

@@ -1,0 +1,193 @@
+/* docker-images.c: docker images, image inspect, rmi, and pull
+ * (POST /images/create) with Docker's JSON progress lines. */
+#include "docker-internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/base/io-util.h"
+#include "common/base/log.h"
+#include "common/json/json-util.h"
+#include "images/oci/oci-ref.h"
+
+#define PROGRESS_EVERY_USEC (250 * USEC_PER_MSEC)
+
+int docker_images_list(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        StoreImage **list = NULL;
+        size_t n = 0;
+        int r = store_list(d->store, &list, &n, err);
+        if (r < 0)
+                return r;
+        bool all = api_query_bool(req, "all");
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < n; i++) {
+                if (!all && list[i]->tags.n == 0)
+                        continue; /* Docker leaves untagged images out without -a */
+                if (json_array_append_new(arr, docker_image_summary_of(list[i])) < 0)
+                        arr = (json_decref(arr), NULL);
+        }
+        store_image_list_free(list, n);
+        return arr ? api_reply_json(resp, 200, arr) : error_oom(err);
+}
+
+/* "/images/{name}/json": the name may hold '/'. */
+static int image_name(const char *param, char **ret, Error **err) {
+        size_t len = strlen(param);
+        if (len <= 5 || strcmp(param + len - 5, "/json") != 0)
+                return error_set(err, ENOENT, "no such image call");
+        return (*ret = strndup(param, len - 5)) ? 0 : error_oom(err);
+}
+
+int docker_images_inspect(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        _cleanup_free_ char *name = NULL;
+        int r = image_name(p[0], &name, err);
+        if (r < 0)
+                return r;
+        _cleanup_store_image_ StoreImage *img = NULL;
+        r = store_inspect(d->store, name, &img, NULL);
+        if (r == -ENOENT || r == -EINVAL)
+                return error_set(err, ENOENT, "No such image: %s", name);
+        if (r < 0)
+                return error_set_errno(err, -r, "image %s", name);
+        json_t *j = docker_image_inspect_of(img);
+        return j ? api_reply_json(resp, 200, j) : error_oom(err);
+}
+
+int docker_images_remove(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        _cleanup_store_image_ StoreImage *img = NULL;
+        int r = store_inspect(d->store, p[0], &img, NULL);
+        if (r == -ENOENT || r == -EINVAL)
+                return error_set(err, ENOENT, "No such image: %s", p[0]);
+        if (r < 0)
+                return error_set_errno(err, -r, "image %s", p[0]);
+        _cleanup_free_ char *id = strdup(img->id);
+        if (!id)
+                return error_oom(err);
+        if ((r = store_remove(d->store, p[0], err)) < 0)
+                return r;
+        return api_reply_json(resp, 200, json_pack("[{s:s}, {s:s}]", "Untagged", p[0], "Deleted", id));
+}
+
+typedef struct Pull {
+        Docker *d;
+        char *reference;
+        int fd;
+        pthread_mutex_t lock;
+        uint64_t last_usec;
+} Pull;
+
+static void pull_line(Pull *pl, json_t *j) {
+        (void) json_write_line(pl->fd, j);
+        json_decref(j);
+}
+
+/* Docker names a layer by the first 12 hex digits of its digest. */
+static void short_id(const char *digest, char out[13]) {
+        const char *hex = strchr(digest, ':');
+        snprintf(out, 13, "%s", hex ? hex + 1 : digest);
+}
+
+static void pull_progress(const char *digest, uint64_t done, uint64_t total, void *userdata) {
+        Pull *pl = userdata;
+        uint64_t now = now_usec();
+        pthread_mutex_lock(&pl->lock);
+        bool emit = done == total || now - pl->last_usec >= PROGRESS_EVERY_USEC;
+        if (emit)
+                pl->last_usec = now;
+        pthread_mutex_unlock(&pl->lock);
+        if (!emit)
+                return;
+        char id[13];
+        short_id(digest, id);
+        if (done == total)
+                pull_line(pl, json_pack("{s:s, s:s}", "status", "Download complete", "id", id));
+        else
+                pull_line(pl, json_pack("{s:s, s:{s:I, s:I}, s:s}", "status", "Downloading", "progressDetail",
+                                        "current", (json_int_t) done, "total", (json_int_t) total, "id", id));
+}
+
+static void pull_phase(StorePullPhase phase, size_t index, size_t count, const char *digest, void *userdata) {
+        Pull *pl = userdata;
+        char id[13];
+        if (phase == STORE_PULL_PHASE_DISK_LAYER && digest) {
+                short_id(digest, id);
+                pull_line(pl, json_pack("{s:s, s:s}", "status", "Pull complete", "id", id));
+        }
+}
+
+static int pull_run(Pull *pl, StoreImage **ret, char **ret_tag, Error **err) {
+        _cleanup_oci_ref_ OciRef *ref = NULL;
+        _cleanup_image_source_ ImageSource *src = NULL;
+        int r = oci_ref_parse(pl->reference, &ref, err);
+        if (r >= 0)
+                r = registry_source_new(pl->d->registry, ref, &src, err);
+        if (r >= 0 && ref->tag) {
+                OciRef t = *ref;
+                t.digest = NULL;
+                if (oci_ref_to_string(&t, ret_tag) < 0)
+                        r = error_oom(err);
+        }
+        if (r < 0)
+                return r;
+        StorePullOptions o = {.digest = ref->digest, .progress = pull_progress, .phase = pull_phase, .userdata = pl};
+        return store_pull(pl->d->store, src, *ret_tag, &o, ret, err);
+}
+
+static void pull_main(void *arg, int fd) {
+        Pull *pl = arg;
+        pl->fd = fd;
+        _cleanup_error_ Error *e = NULL;
+        _cleanup_store_image_ StoreImage *img = NULL;
+        _cleanup_free_ char *tag = NULL, *status = NULL;
+        pull_line(pl, json_pack("{s:s}", "status", "Pulling from portlayer's registry client"));
+        if (pull_run(pl, &img, &tag, &e) < 0) {
+                log_info("docker pull %s: %s", pl->reference, error_text(e));
+                pull_line(pl, json_pack("{s:{s:s}, s:s}", "errorDetail", "message", error_text(e), "error",
+                                        error_text(e)));
+                return;
+        }
+        log_info("docker pull %s: %s", pl->reference, img->id);
+        if (img->manifest_digest) {
+                _cleanup_free_ char *digest = NULL;
+                if (asprintf(&digest, "Digest: %s", img->manifest_digest) >= 0)
+                        pull_line(pl, json_pack("{s:s}", "status", digest));
+        }
+        if (asprintf(&status, "Status: Downloaded newer image for %s", tag ? tag : pl->reference) >= 0)
+                pull_line(pl, json_pack("{s:s}", "status", status));
+}
+
+static void pull_free(void *arg) {
+        Pull *pl = arg;
+        pthread_mutex_destroy(&pl->lock);
+        free(pl->reference);
+        free(pl);
+}
+
+int docker_images_create(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        const char *from = http_request_query(req, "fromImage"), *tag = http_request_query(req, "tag");
+        if (http_request_query(req, "fromSrc"))
+                return error_set(err, EOPNOTSUPP, "docker import is not supported by portlayer");
+        if (!from || !*from)
+                return error_set(err, EINVAL, "fromImage=: the image to pull is required");
+        const char *platform = http_request_query(req, "platform");
+        if (platform && *platform && strncmp(platform, "linux", 5) != 0)
+                return error_set(err, EOPNOTSUPP, "platform %.64s: only linux images run here", platform);
+        _cleanup_free_ char *reference = NULL;
+        int r = tag && *tag ? asprintf(&reference, "%s%s%s", from, strncmp(tag, "sha256:", 7) == 0 ? "@" : ":", tag)
+                            : asprintf(&reference, "%s", from);
+        if (r < 0)
+                return error_oom(err);
+        _cleanup_oci_ref_ OciRef *ref = NULL;
+        if ((r = oci_ref_parse(reference, &ref, err)) < 0)
+                return r;
+        Pull *pl = calloc(1, sizeof(*pl));
+        if (!pl)
+                return error_oom(err);
+        pl->reference = TAKE_PTR(reference);
+        pl->d = d;
+        pthread_mutex_init(&pl->lock, NULL);
+        return api_stream(d->api, resp, "application/json", pull_main, pl, pull_free, err);
+}
