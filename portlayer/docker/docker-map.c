@@ -205,8 +205,8 @@ int docker_create_map(const json_t *body, const OciConfig *image, json_t **ret_f
                                               "LogConfig", "MemorySwap", "CpuShares", "Ulimits", "ShmSize"};
         for (size_t i = 0; i < ELEMENTSOF(ignored); i++) {
                 json_t *x = json_object_get(hc, ignored[i]);
-                if (strcmp(ignored[i], "RestartPolicy") == 0)
-                        x = json_object_get(x, "Name");
+                if (strcmp(ignored[i], "RestartPolicy") == 0 || strcmp(ignored[i], "LogConfig") == 0)
+                        x = json_object_get(x, strcmp(ignored[i], "LogConfig") == 0 ? "Type" : "Name");
                 if (nonempty(x) && !(json_is_string(x) && strcmp(json_string_value(x), "no") == 0)) {
                         char w[128];
                         snprintf(w, sizeof w, "HostConfig.%s is not supported by portlayer and was ignored", ignored[i]);

@@ -296,11 +296,13 @@ static const char *kernel_release(void) {
 static int docker_version(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
         if (version_headers(resp) < 0)
                 return error_oom(err);
-        json_t *j = json_pack("{s:{s:s}, s:[{s:s, s:s, s:{s:s, s:s, s:s}}], s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, "
-                              "s:s}",
+        json_t *j = json_pack("{s:{s:s}, s:[{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}}], s:s, s:s, s:s, "
+                              "s:s, s:s, s:s, s:s, s:s, s:s}",
                               "Platform", "Name", "portlayer",
                               "Components", "Name", "Engine", "Version", d->version, "Details", "ApiVersion",
-                              DOCKER_API_VERSION, "MinAPIVersion", DOCKER_API_VERSION_MIN, "Os", "linux",
+                              DOCKER_API_VERSION, "MinAPIVersion", DOCKER_API_VERSION_MIN, "Os", "linux", "Arch",
+                              go_arch(), "KernelVersion", kernel_release(), "GitCommit", "portlayer", "GoVersion",
+                              "none (C)", "Experimental", "false",
                               "Version", d->version, "ApiVersion", DOCKER_API_VERSION, "MinAPIVersion",
                               DOCKER_API_VERSION_MIN, "GitCommit", "portlayer", "GoVersion", "none (C)", "Os", "linux",
                               "Arch", go_arch(), "KernelVersion", kernel_release(), "BuildTime", "");
