@@ -441,7 +441,7 @@ int docker_events(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Err
                 return r;
         }
         /* without since: only what comes from now on */
-        es->after = es->since_ns ? 0 : events_latest(d->host);
+        es->after = http_request_query(req, "since") ? 0 : events_latest(d->host);
         return api_stream(d->api, resp, "application/json", events_main, es, events_free, err);
 }
 
