@@ -363,6 +363,19 @@ int docker_new(const DockerConfig *cfg, Docker **ret, Error **err) {
         d->registry = cfg->registry;
         pthread_mutex_init(&d->lock, NULL);
         pthread_cond_init(&d->changed, NULL);
+        /* --rm containers of an earlier run: watched again, or removed
+         * when they stopped meanwhile */
+        json_t *list = NULL;
+        if (container_host_list(d->host, -1, (const char *const[]){DOCKER_LABEL_AUTO_REMOVE}, 1, &list, NULL) >= 0) {
+                size_t i;
+                json_t *c;
+                json_array_foreach(list, i, c) {
+                        const char *st = json_string_value(json_object_get(c, "state"));
+                        if (strcmp(st, "created") != 0)
+                                docker_watch_auto_remove(d, json_string_value(json_object_get(c, "id")));
+                }
+                json_decref(list);
+        }
         *ret = d;
         return 0;
 }

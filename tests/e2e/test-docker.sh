@@ -371,7 +371,21 @@ is 7
 dk 0 restart web2
 dk 0 inspect -f '{{.State.Status}}' web2
 is running
+# attach to the running container: what its main process writes from now
+# on, until it ends (the exit code is the container's)
+step="docker attach web2"
+"$DOCKER" -H "unix://$dsock" attach --no-stdin web2 >"$dir/attach.out" 2>"$dir/attach.err" &
+attach_pid=$!
+sleep 2
+dk 0 inspect -f '{{.State.Pid}}' web2
+pid=$(cat "$out")
+dk 0 exec web2 sh -c "echo via-attach > /proc/$pid/fd/1"
 dk 0 kill -s TERM web2
+step="docker attach web2: its end"
+wait "$attach_pid"
+rc=$?
+[ "$rc" = 143 ] || { cp "$dir/attach.out" "$out"; cp "$dir/attach.err" "$err"; fail "attach ended with $rc, want 143"; }
+grep -qx via-attach "$dir/attach.out" || { cp "$dir/attach.out" "$out"; fail "attach did not show the output"; }
 dk 0 wait web2
 is 143
 dk 1 kill web2
