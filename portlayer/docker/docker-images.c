@@ -11,9 +11,6 @@
 #include "common/base/io-util.h"
 #include "common/base/log.h"
 #include "common/json/json-util.h"
-#include "images/oci/oci-ref.h"
-
-#define PROGRESS_EVERY_USEC (250 * USEC_PER_MSEC)
 
 int docker_images_list(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
         StoreImage **list = NULL;
@@ -71,102 +68,52 @@ int docker_images_remove(Docker *d, HttpRequest *req, char **p, HttpResponse *re
         return api_reply_json(resp, 200, json_pack("[{s:s}, {s:s}]", "Untagged", p[0], "Deleted", id));
 }
 
-typedef struct Pull {
-        Docker *d;
-        char *reference;
-        int fd;
-        pthread_mutex_t lock;
-        uint64_t last_usec;
-} Pull;
-
-static void pull_line(Pull *pl, json_t *j) {
-        (void) json_write_line(pl->fd, j);
-        json_decref(j);
-}
-
 /* Docker names a layer by the first 12 hex digits of its digest. */
 static void short_id(const char *digest, char out[13]) {
         const char *hex = strchr(digest, ':');
         snprintf(out, 13, "%s", hex ? hex + 1 : digest);
 }
 
-static void pull_progress(const char *digest, uint64_t done, uint64_t total, void *userdata) {
-        Pull *pl = userdata;
-        uint64_t now = now_usec();
-        pthread_mutex_lock(&pl->lock);
-        bool emit = done == total || now - pl->last_usec >= PROGRESS_EVERY_USEC;
-        if (emit)
-                pl->last_usec = now;
-        pthread_mutex_unlock(&pl->lock);
-        if (!emit)
-                return;
+static json_t *render_start(const char *reference) {
+        return json_pack("{s:s}", "status", "Pulling from portlayer's registry client");
+}
+
+static json_t *render_progress(const char *digest, uint64_t done, uint64_t total) {
         char id[13];
         short_id(digest, id);
         if (done == total)
-                pull_line(pl, json_pack("{s:s, s:s}", "status", "Download complete", "id", id));
-        else
-                pull_line(pl, json_pack("{s:s, s:{s:I, s:I}, s:s}", "status", "Downloading", "progressDetail",
-                                        "current", (json_int_t) done, "total", (json_int_t) total, "id", id));
+                return json_pack("{s:s, s:s}", "status", "Download complete", "id", id);
+        return json_pack("{s:s, s:{s:I, s:I}, s:s}", "status", "Downloading", "progressDetail", "current",
+                         (json_int_t) done, "total", (json_int_t) total, "id", id);
 }
 
-static void pull_phase(StorePullPhase phase, size_t index, size_t count, const char *digest, void *userdata) {
-        Pull *pl = userdata;
+static json_t *render_phase(StorePullPhase phase, size_t index, size_t count, const char *digest) {
         char id[13];
-        if (phase == STORE_PULL_PHASE_DISK_LAYER && digest) {
-                short_id(digest, id);
-                pull_line(pl, json_pack("{s:s, s:s}", "status", "Pull complete", "id", id));
-        }
+        if (phase != STORE_PULL_PHASE_DISK_LAYER || !digest)
+                return NULL;
+        short_id(digest, id);
+        return json_pack("{s:s, s:s}", "status", "Pull complete", "id", id);
 }
 
-static int pull_run(Pull *pl, StoreImage **ret, char **ret_tag, Error **err) {
-        _cleanup_oci_ref_ OciRef *ref = NULL;
-        _cleanup_image_source_ ImageSource *src = NULL;
-        int r = oci_ref_parse(pl->reference, &ref, err);
-        if (r >= 0)
-                r = registry_source_new(pl->d->registry, ref, &src, err);
-        if (r >= 0 && ref->tag) {
-                OciRef t = *ref;
-                t.digest = NULL;
-                if (oci_ref_to_string(&t, ret_tag) < 0)
-                        r = error_oom(err);
-        }
-        if (r < 0)
-                return r;
-        StorePullOptions o = {.digest = ref->digest, .progress = pull_progress, .phase = pull_phase, .userdata = pl};
-        return store_pull(pl->d->store, src, *ret_tag, &o, ret, err);
+static json_t *render_done(const char *reference, const char *tag, const StoreImage *img) {
+        _cleanup_free_ char *digest = NULL, *status = NULL;
+        if ((img->manifest_digest && asprintf(&digest, "Digest: %s", img->manifest_digest) < 0) ||
+            asprintf(&status, "Status: Downloaded newer image for %s", tag ? tag : reference) < 0)
+                return NULL;
+        json_t *lines = json_array();
+        if (lines && digest)
+                (void) json_array_append_new(lines, json_pack("{s:s}", "status", digest));
+        if (lines)
+                (void) json_array_append_new(lines, json_pack("{s:s}", "status", status));
+        return lines;
 }
 
-static void pull_main(void *arg, int fd) {
-        Pull *pl = arg;
-        pl->fd = fd;
-        _cleanup_error_ Error *e = NULL;
-        _cleanup_store_image_ StoreImage *img = NULL;
-        _cleanup_free_ char *tag = NULL, *status = NULL;
-        pull_line(pl, json_pack("{s:s}", "status", "Pulling from portlayer's registry client"));
-        if (pull_run(pl, &img, &tag, &e) < 0) {
-                log_info("docker pull %s: %s", pl->reference, error_text(e));
-                pull_line(pl, json_pack("{s:{s:s}, s:s}", "errorDetail", "message", error_text(e), "error",
-                                        error_text(e)));
-                return;
-        }
-        log_info("docker pull %s: %s", pl->reference, img->id);
-        if (img->manifest_digest) {
-                _cleanup_free_ char *digest = NULL;
-                if (asprintf(&digest, "Digest: %s", img->manifest_digest) >= 0)
-                        pull_line(pl, json_pack("{s:s}", "status", digest));
-        }
-        if (asprintf(&status, "Status: Downloaded newer image for %s", tag ? tag : pl->reference) >= 0)
-                pull_line(pl, json_pack("{s:s}", "status", status));
-}
-
-static void pull_free(void *arg) {
-        Pull *pl = arg;
-        pthread_mutex_destroy(&pl->lock);
-        free(pl->reference);
-        free(pl);
+static json_t *render_error(const char *message) {
+        return json_pack("{s:{s:s}, s:s}", "errorDetail", "message", message, "error", message);
 }
 
 int docker_images_create(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        static const ApiPullRender render = {render_start, render_progress, render_phase, render_done, render_error};
         const char *from = http_request_query(req, "fromImage"), *tag = http_request_query(req, "tag");
         if (http_request_query(req, "fromSrc"))
                 return error_set(err, EOPNOTSUPP, "docker import is not supported by portlayer");
@@ -180,14 +127,5 @@ int docker_images_create(Docker *d, HttpRequest *req, char **p, HttpResponse *re
                             : asprintf(&reference, "%s", from);
         if (r < 0)
                 return error_oom(err);
-        _cleanup_oci_ref_ OciRef *ref = NULL;
-        if ((r = oci_ref_parse(reference, &ref, err)) < 0)
-                return r;
-        Pull *pl = calloc(1, sizeof(*pl));
-        if (!pl)
-                return error_oom(err);
-        pl->reference = TAKE_PTR(reference);
-        pl->d = d;
-        pthread_mutex_init(&pl->lock, NULL);
-        return api_stream(d->api, resp, "application/json", pull_main, pl, pull_free, err);
+        return api_pull_stream(d->api, resp, "application/json", reference, &render, err);
 }

@@ -59,8 +59,6 @@ int docker_filters_match(const json_t *filters, const json_t *pl, bool *ret, Err
 /* Go's os.FileMode bits for a st_mode (what X-Docker-Container-Path-Stat
  * carries). */
 uint32_t docker_file_mode(uint32_t st_mode);
-/* An 8-byte multiplexed-stream header for len bytes of stream. */
-void docker_frame_header(uint8_t hdr[8], int stream, size_t len);
 /* A port-layer image -> Docker's image inspect / list objects. */
 json_t *docker_image_inspect_of(const StoreImage *img);
 json_t *docker_image_summary_of(const StoreImage *img);

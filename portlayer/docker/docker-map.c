@@ -1,6 +1,6 @@
 /* docker-map.c: Docker's objects <-> the port layer's, without side
  * effects: create bodies into handle fields, containers into inspect and
- * list entries, states, filters, file modes, frames. */
+ * list entries, states, filters, file modes. */
 #include "docker-internal.h"
 
 #include <errno.h>
@@ -477,15 +477,6 @@ uint32_t docker_file_mode(uint32_t m) {
         if (m & S_ISVTX)
                 out |= 1u << 20;
         return out;
-}
-
-void docker_frame_header(uint8_t hdr[8], int stream, size_t len) {
-        hdr[0] = (uint8_t) stream;
-        hdr[1] = hdr[2] = hdr[3] = 0;
-        hdr[4] = (uint8_t) (len >> 24);
-        hdr[5] = (uint8_t) (len >> 16);
-        hdr[6] = (uint8_t) (len >> 8);
-        hdr[7] = (uint8_t) len;
 }
 
 static json_t *labels_of(const OciConfig *oc) {

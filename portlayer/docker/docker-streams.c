@@ -119,34 +119,19 @@ int docker_containers_wait(Docker *d, HttpRequest *req, char **p, HttpResponse *
         return api_stream(d->api, resp, "application/json", wait_main, w, free, err);
 }
 
-/* --- upgraded sessions: attach and exec --- */
+/* --- attach: an upgraded connection carrying the main process's streams --- */
 
 typedef struct Session {
         Docker *d;
         int fd;
         bool tty;
-        pthread_mutex_t write_lock;
         /* attach */
         char id[CONTAINER_ID_HEX + 1];
         bool want_stdin, want_stdout, want_stderr;
         int64_t since_ns;
         uint64_t after;
         bool running_at_attach;
-        /* exec: a reference of its own, so the exec list may drop its entry */
-        ContainerExec *e;
-        bool exec_stdin, exec_stdout, exec_stderr;
 } Session;
-
-static int session_write(Session *s, int stream, const void *data, size_t len) {
-        uint8_t hdr[8];
-        docker_frame_header(hdr, stream, len);
-        pthread_mutex_lock(&s->write_lock);
-        int r = s->tty ? 0 : write_all(s->fd, hdr, sizeof hdr);
-        if (r >= 0)
-                r = write_all(s->fd, data, len);
-        pthread_mutex_unlock(&s->write_lock);
-        return r;
-}
 
 static Session *session_new(Docker *d, bool tty) {
         Session *s = calloc(1, sizeof(*s));
@@ -155,16 +140,11 @@ static Session *session_new(Docker *d, bool tty) {
         s->d = d;
         s->fd = -1;
         s->tty = tty;
-        pthread_mutex_init(&s->write_lock, NULL);
         return s;
 }
 
 static void session_free(void *arg) {
-        Session *s = arg;
-        if (s->e)
-                container_exec_unref(s->e);
-        pthread_mutex_destroy(&s->write_lock);
-        free(s);
+        free(arg);
 }
 
 static int upgrade_reply(HttpRequest *req, HttpResponse *resp, bool tty, void (*fn)(void *, int, const char *, size_t),
@@ -559,68 +539,6 @@ int docker_exec_create(Docker *d, HttpRequest *req, char **p, HttpResponse *resp
         return api_reply_json(resp, 201, json_pack("{s:s}", "Id", x->id));
 }
 
-static void *exec_stdin(void *arg) {
-        Session *s = arg;
-        char buf[32768];
-        for (;;) {
-                ssize_t n = read(s->fd, buf, sizeof buf);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0 || container_exec_write(s->e, buf, (size_t) n, NULL) < 0)
-                        break;
-        }
-        (void) container_exec_close_stdin(s->e, NULL);
-        return NULL;
-}
-
-typedef struct ExecPump {
-        Session *s;
-        int stream;
-        bool send;
-} ExecPump;
-
-static void *exec_out(void *arg) {
-        ExecPump *p = arg;
-        char buf[32768];
-        bool client = p->send;
-        for (;;) {
-                ssize_t n = container_exec_read(p->s->e, p->stream, buf, sizeof buf, 500, NULL);
-                if (n == -ETIMEDOUT && !api_stopping(p->s->d->api))
-                        continue;
-                if (n <= 0)
-                        break;
-                if (client && session_write(p->s, p->stream, buf, (size_t) n) < 0)
-                        client = false; /* the client left: read on to the end */
-        }
-        return NULL;
-}
-
-static void exec_session(void *arg, int fd, const char *extra, size_t extra_len) {
-        Session *s = arg;
-        s->fd = fd;
-        (void) fd_set_nonblock(fd, false);
-        api_session_add(s->d->api, fd);
-        pthread_t in, err_thread;
-        bool have_in = false, have_err = false;
-        if (s->exec_stdin) {
-                if (extra_len > 0)
-                        (void) container_exec_write(s->e, extra, extra_len, NULL);
-                have_in = pthread_create(&in, NULL, exec_stdin, s) == 0;
-        }
-        ExecPump out = {s, 1, s->exec_stdout}, er = {s, 2, s->exec_stderr};
-        if (!s->tty)
-                have_err = pthread_create(&err_thread, NULL, exec_out, &er) == 0;
-        exec_out(&out);
-        if (have_err)
-                pthread_join(err_thread, NULL);
-        int code;
-        (void) container_exec_wait(s->e, -1, &code, NULL); /* recorded before the client can ask */
-        (void) shutdown(fd, SHUT_RDWR);
-        if (have_in)
-                pthread_join(in, NULL);
-        api_session_remove(s->d->api, fd);
-}
-
 int docker_exec_start(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
         _cleanup_json_ json_t *body = NULL;
         int r = docker_body(req, true, &body, err);
@@ -652,24 +570,16 @@ int docker_exec_start(Docker *d, HttpRequest *req, char **p, HttpResponse *resp,
         json_array_foreach(x->env, i, v) env[i] = json_string_value(v);
         ContainerExecSpec spec = {.argv = argv, .env = env, .workdir = x->workdir, .user = x->user, .tty = x->tty,
                                   .open_stdin = x->attach_stdin && !detach, .rows = rows, .cols = cols};
-        Session *s = detach ? NULL : session_new(d, spec.tty);
-        if (!detach && !s)
-                return error_oom(err);
-        if (s) {
-                s->exec_stdin = x->attach_stdin;
-                s->exec_stdout = x->attach_stdout;
-                s->exec_stderr = x->attach_stderr;
-        }
-        ContainerExec *e = NULL;
+        ContainerExec *e = NULL, *mine = NULL;
         r = container_host_exec_start(d->host, x->container, &spec, &e, err);
-        if (r >= 0 && s && container_host_exec_find(d->host, container_exec_id(e), &s->e, err) < 0)
+        if (r >= 0 && !detach && container_host_exec_find(d->host, container_exec_id(e), &mine, err) < 0)
                 r = -ENOENT;
         if (r < 0) {
-                container_exec_unref(e);
-                if (s)
-                        session_free(s);
+                if (e)
+                        container_exec_unref(e);
                 return r;
         }
+        bool attach_stdout = x->attach_stdout, attach_stderr = x->attach_stderr;
         /* x was found under the lock above; it is dropped only 256 creates
          * later, so it is still the one to hold e */
         pthread_mutex_lock(&d->lock);
@@ -680,7 +590,12 @@ int docker_exec_start(Docker *d, HttpRequest *req, char **p, HttpResponse *resp,
         pthread_mutex_unlock(&d->lock);
         if (detach)
                 return api_reply_json(resp, 200, NULL);
-        return upgrade_reply(req, resp, spec.tty, exec_session, s, err);
+        ApiExecStreams o = {.open_stdin = spec.open_stdin, .no_stdout = !attach_stdout, .no_stderr = !attach_stderr};
+        r = api_exec_upgrade(d->api, mine, &o, resp, err);
+        if (r >= 0)
+                resp->content_type = spec.tty ? "application/vnd.docker.raw-stream"
+                                              : "application/vnd.docker.multiplexed-stream";
+        return r;
 }
 
 int docker_exec_inspect(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {

@@ -15,8 +15,7 @@
 #include "common/json/json-util.h"
 
 typedef struct Route {
-        const char *method;
-        const char *pattern;
+        ApiRouteInfo info; /* first: api_route_find() reads it */
         HttpBody body;
         DockerHandler fn;
 } Route;
@@ -26,39 +25,39 @@ static int docker_version(Docker *d, HttpRequest *req, char **p, HttpResponse *r
 static int docker_info(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 
 static const Route routes[] = {
-        {"GET", "/_ping", HTTP_BODY_NONE, docker_ping},
-        {"HEAD", "/_ping", HTTP_BODY_NONE, docker_ping},
-        {"GET", "/version", HTTP_BODY_NONE, docker_version},
-        {"GET", "/info", HTTP_BODY_NONE, docker_info},
-        {"GET", "/events", HTTP_BODY_NONE, docker_events},
-        {"GET", "/containers/json", HTTP_BODY_NONE, docker_containers_list},
-        {"POST", "/containers/create", HTTP_BODY_JSON, docker_containers_create},
-        {"GET", "/containers/{}/json", HTTP_BODY_NONE, docker_containers_inspect},
-        {"POST", "/containers/{}/start", HTTP_BODY_DISCARD, docker_containers_start},
-        {"POST", "/containers/{}/stop", HTTP_BODY_DISCARD, docker_containers_stop},
-        {"POST", "/containers/{}/restart", HTTP_BODY_DISCARD, docker_containers_restart},
-        {"POST", "/containers/{}/kill", HTTP_BODY_DISCARD, docker_containers_kill},
-        {"POST", "/containers/{}/pause", HTTP_BODY_DISCARD, docker_containers_pause},
-        {"POST", "/containers/{}/unpause", HTTP_BODY_DISCARD, docker_containers_unpause},
-        {"POST", "/containers/{}/rename", HTTP_BODY_DISCARD, docker_containers_rename},
-        {"POST", "/containers/{}/wait", HTTP_BODY_DISCARD, docker_containers_wait},
-        {"POST", "/containers/{}/attach", HTTP_BODY_DISCARD, docker_containers_attach},
-        {"POST", "/containers/{}/resize", HTTP_BODY_DISCARD, docker_containers_resize},
-        {"GET", "/containers/{}/logs", HTTP_BODY_NONE, docker_containers_logs},
-        {"GET", "/containers/{}/top", HTTP_BODY_NONE, docker_containers_top},
-        {"GET", "/containers/{}/stats", HTTP_BODY_NONE, docker_containers_stats},
-        {"HEAD", "/containers/{}/archive", HTTP_BODY_NONE, docker_archive_head},
-        {"GET", "/containers/{}/archive", HTTP_BODY_NONE, docker_archive_get},
-        {"PUT", "/containers/{}/archive", HTTP_BODY_STREAM, docker_archive_put},
-        {"POST", "/containers/{}/exec", HTTP_BODY_JSON, docker_exec_create},
-        {"DELETE", "/containers/{}", HTTP_BODY_NONE, docker_containers_remove},
-        {"POST", "/exec/{}/start", HTTP_BODY_JSON, docker_exec_start},
-        {"POST", "/exec/{}/resize", HTTP_BODY_DISCARD, docker_exec_resize},
-        {"GET", "/exec/{}/json", HTTP_BODY_NONE, docker_exec_inspect},
-        {"GET", "/images/json", HTTP_BODY_NONE, docker_images_list},
-        {"POST", "/images/create", HTTP_BODY_DISCARD, docker_images_create},
-        {"GET", "/images/{*}", HTTP_BODY_NONE, docker_images_inspect},
-        {"DELETE", "/images/{*}", HTTP_BODY_NONE, docker_images_remove},
+        {{"GET", "/_ping"}, HTTP_BODY_NONE, docker_ping},
+        {{"HEAD", "/_ping"}, HTTP_BODY_NONE, docker_ping},
+        {{"GET", "/version"}, HTTP_BODY_NONE, docker_version},
+        {{"GET", "/info"}, HTTP_BODY_NONE, docker_info},
+        {{"GET", "/events"}, HTTP_BODY_NONE, docker_events},
+        {{"GET", "/containers/json"}, HTTP_BODY_NONE, docker_containers_list},
+        {{"POST", "/containers/create"}, HTTP_BODY_JSON, docker_containers_create},
+        {{"GET", "/containers/{}/json"}, HTTP_BODY_NONE, docker_containers_inspect},
+        {{"POST", "/containers/{}/start"}, HTTP_BODY_DISCARD, docker_containers_start},
+        {{"POST", "/containers/{}/stop"}, HTTP_BODY_DISCARD, docker_containers_stop},
+        {{"POST", "/containers/{}/restart"}, HTTP_BODY_DISCARD, docker_containers_restart},
+        {{"POST", "/containers/{}/kill"}, HTTP_BODY_DISCARD, docker_containers_kill},
+        {{"POST", "/containers/{}/pause"}, HTTP_BODY_DISCARD, docker_containers_pause},
+        {{"POST", "/containers/{}/unpause"}, HTTP_BODY_DISCARD, docker_containers_unpause},
+        {{"POST", "/containers/{}/rename"}, HTTP_BODY_DISCARD, docker_containers_rename},
+        {{"POST", "/containers/{}/wait"}, HTTP_BODY_DISCARD, docker_containers_wait},
+        {{"POST", "/containers/{}/attach"}, HTTP_BODY_DISCARD, docker_containers_attach},
+        {{"POST", "/containers/{}/resize"}, HTTP_BODY_DISCARD, docker_containers_resize},
+        {{"GET", "/containers/{}/logs"}, HTTP_BODY_NONE, docker_containers_logs},
+        {{"GET", "/containers/{}/top"}, HTTP_BODY_NONE, docker_containers_top},
+        {{"GET", "/containers/{}/stats"}, HTTP_BODY_NONE, docker_containers_stats},
+        {{"HEAD", "/containers/{}/archive"}, HTTP_BODY_NONE, docker_archive_head},
+        {{"GET", "/containers/{}/archive"}, HTTP_BODY_NONE, docker_archive_get},
+        {{"PUT", "/containers/{}/archive"}, HTTP_BODY_STREAM, docker_archive_put},
+        {{"POST", "/containers/{}/exec"}, HTTP_BODY_JSON, docker_exec_create},
+        {{"DELETE", "/containers/{}"}, HTTP_BODY_NONE, docker_containers_remove},
+        {{"POST", "/exec/{}/start"}, HTTP_BODY_JSON, docker_exec_start},
+        {{"POST", "/exec/{}/resize"}, HTTP_BODY_DISCARD, docker_exec_resize},
+        {{"GET", "/exec/{}/json"}, HTTP_BODY_NONE, docker_exec_inspect},
+        {{"GET", "/images/json"}, HTTP_BODY_NONE, docker_images_list},
+        {{"POST", "/images/create"}, HTTP_BODY_DISCARD, docker_images_create},
+        {{"GET", "/images/{*}"}, HTTP_BODY_NONE, docker_images_inspect},
+        {{"DELETE", "/images/{*}"}, HTTP_BODY_NONE, docker_images_remove},
 };
 
 /* Docker calls the port layer does not serve, by path prefix, and what to
@@ -166,19 +165,9 @@ static int strip_version(const char *path, const char **ret_path, Error **err) {
 
 static const Route *route_find(const char *method, const char *path, char **params, size_t *n_params,
                                bool *path_known) {
-        *path_known = false;
-        for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
-                size_t n = 0;
-                bool m = api_route_match(routes[i].pattern, path, params, &n);
-                if (m && strcmp(routes[i].method, method) == 0) {
-                        *n_params = n;
-                        return &routes[i];
-                }
-                for (size_t k = 0; k < n; k++)
-                        params[k] = mfree(params[k]);
-                *path_known |= m;
-        }
-        return NULL;
+        ssize_t i = api_route_find(routes, ELEMENTSOF(routes), sizeof(Route), method, path, params, n_params,
+                                   path_known);
+        return i < 0 ? NULL : &routes[i];
 }
 
 static HttpBody body_kind(void *app, const char *method, const char *path) {

@@ -1242,6 +1242,116 @@ static void test_log_rotation(void **state) {
         assert_int_equal(tail_lines, 3);
 }
 
+
+/* A new container running `sh -c script` with a terminal and/or an open
+ * stdin (the Docker front end's -t and -i), started. */
+static char *run_interactive(T *t, const char *name, const char *script, bool tty, bool open_stdin) {
+        char *id = NULL;
+        _cleanup_free_ char *hd = NULL;
+        OK(container_host_create(t->h, name, IMAGE, &id, &hd, E));
+        handle_set_cmd(t, hd, script);
+        json_t *f = json_pack("{s:b, s:b}", "tty", tty, "open_stdin", open_stdin);
+        OK(container_handle_update(t->h, hd, f, E));
+        json_decref(f);
+        OK(container_handle_set_state(t->h, hd, CONTAINER_RUNNING, E));
+        OK(container_host_commit(t->h, hd, NULL, E));
+        return id;
+}
+
+/* Multiplexed frames (stream 1/2, three zeros, big-endian length) back
+ * into the two streams; fails on anything else. */
+static void unframe(const char *buf, size_t len, char *out, char *err, bool stamped) {
+        size_t o = 0, e = 0;
+        for (size_t i = 0; i < len;) {
+                assert_true(len - i >= 8);
+                const uint8_t *h = (const uint8_t *) buf + i;
+                assert_true((h[0] == 1 || h[0] == 2) && h[1] == 0 && h[2] == 0 && h[3] == 0);
+                size_t n = (size_t) h[4] << 24 | (size_t) h[5] << 16 | (size_t) h[6] << 8 | h[7];
+                assert_true(len - i - 8 >= n);
+                const char *data = buf + i + 8;
+                if (stamped) { /* "2026-12-03T10:20:11.431676343Z " before the bytes */
+                        const char *sp = memchr(data, ' ', n);
+                        assert_non_null(sp);
+                        assert_true(sp - data >= 20 && data[4] == '-' && sp[-1] == 'Z');
+                        n -= (size_t) (sp + 1 - data);
+                        data = sp + 1;
+                }
+                memcpy(h[0] == 1 ? out + o : err + e, data, n);
+                *(h[0] == 1 ? &o : &e) += n;
+                i = (size_t) (data - buf) + n;
+        }
+        out[o] = err[e] = 0;
+}
+
+static void test_main_stdin_tty_frames(void **state) {
+        T *t = *state;
+        /* stdin open, no terminal: what is written arrives, closing it ends
+         * the read loop */
+        _cleanup_free_ char *id = run_interactive(t, "inter", "while read x; do echo \"got $x\"; done; echo bye >&2; exit 2",
+                                                  false, true);
+        OK(container_host_main_write(t->h, id, "one\ntwo\n", 8, E));
+        OK(container_host_main_close_stdin(t->h, id, E));
+        assert_int_equal(wait_exit(t, id), 2);
+        FAILS(EBADFD, container_host_main_write(t->h, id, "x", 1, E));
+        size_t len;
+        char out[256], err[256];
+        _cleanup_free_ char *framed = logs_collect(t, id, (ContainerLogOptions){.tail = -1, .raw = true, .framed = true},
+                                                   &len);
+        unframe(framed, len, out, err, false);
+        assert_string_equal(out, "got one\ngot two\n");
+        assert_string_equal(err, "bye\n");
+        _cleanup_free_ char *stamped = logs_collect(
+                t, id, (ContainerLogOptions){.tail = -1, .raw = true, .framed = true, .timestamps = true}, &len);
+        unframe(stamped, len, out, err, true);
+        assert_string_equal(out, "got one\ngot two\n");
+        _cleanup_free_ char *only_err = logs_collect(
+                t, id, (ContainerLogOptions){.tail = -1, .raw = true, .framed = true, .no_stdout = true}, &len);
+        unframe(only_err, len, out, err, false);
+        assert_string_equal(out, "");
+        assert_string_equal(err, "bye\n");
+        /* without stdin the main process has none to write to */
+        _cleanup_free_ char *quiet = run(t, "quiet", "sleep 30", CONTAINER_RUNNING);
+        assert_true(container_host_main_write(t->h, quiet, "x", 1, E) < 0);
+        last_err = error_free(last_err);
+        OK(container_host_destroy(t->h, quiet, true, E));
+
+        /* a terminal: one stream, its size set from the host */
+        _cleanup_free_ char *tid = run_interactive(t, "term", "read x; tty; stty size; exit 0", true, true);
+        OK(container_host_main_resize(t->h, tid, 33, 101, E));
+        OK(container_host_main_write(t->h, tid, "\n", 1, E));
+        assert_int_equal(wait_exit(t, tid), 0);
+        _cleanup_free_ char *raw = logs_collect(t, tid, (ContainerLogOptions){.tail = -1, .raw = true}, &len);
+        assert_non_null(strstr(raw, "/dev/pts/"));
+        assert_non_null(strstr(raw, "33 101"));
+}
+
+static void test_rename(void **state) {
+        T *t = *state;
+        _cleanup_free_ char *id = run(t, "old", NULL, -1), *other = run(t, "other", NULL, -1);
+        json_t *j = inspect(t, id);
+        json_int_t gen = json_integer_value(json_object_get(j, "generation"));
+        json_decref(j);
+        _cleanup_free_ char *hd = handle_of(t, id);
+        OK(container_host_rename(t->h, "old", "new", E));
+        j = inspect(t, "new");
+        assert_string_equal(json_string_value(json_object_get(j, "id")), id);
+        assert_int_equal(json_integer_value(json_object_get(j, "generation")), gen + 1);
+        json_decref(j);
+        FAILS(ENOENT, container_host_inspect(t->h, "old", &j, E));
+        FAILS(EEXIST, container_host_rename(t->h, id, "other", E));
+        FAILS(EINVAL, container_host_rename(t->h, id, "-bad", E));
+        FAILS(ENOENT, container_host_rename(t->h, "nope", "x", E));
+        /* a handle taken before the rename conflicts */
+        OK(container_handle_set_state(t->h, hd, CONTAINER_STOPPED, E));
+        FAILS(ESTALE, container_host_commit(t->h, hd, NULL, E));
+        /* the record keeps it across a restart of the host */
+        host_close(t);
+        host_open_logs(t, 0, 0);
+        j = inspect(t, id);
+        assert_string_equal(json_string_value(json_object_get(j, "name")), "new");
+        json_decref(j);
+}
+
 int main(void) {
         if (!getenv("PL_AGENT_BIN"))
                 test_program_skip_or_fail("PL_AGENT_BIN, the agent binary (run through ctest)");
@@ -1274,6 +1384,8 @@ int main(void) {
                 CASE(test_recover_running),
                 CASE(test_recover_leftovers),
                 CASE(test_log_rotation),
+                CASE(test_main_stdin_tty_frames),
+                CASE(test_rename),
                 CASE(test_metrics),
         };
         int r = test_run_group(tests, NULL, NULL);
