@@ -4,7 +4,10 @@
 #   1 `docker run --rm IMAGE true` wall time (create, attach, wait, start,
 #     exit, auto-remove: the CLI returns once the container is gone) against
 #     a raw QEMU boot of the same kernel, initramfs and image disk, to /init
-#     and to the agent's answer (scripts/bench-lib.sh, as bench-daemon.sh)
+#     and to the agent's answer (scripts/bench-lib.sh, as bench-daemon.sh),
+#     and against the same lifecycle through the port layer's REST API with
+#     curl (create, entrypoint /bin/true, state running, commit, wait,
+#     delete): what the Docker front end adds
 #   2 `docker exec C true` round trip on a running container against the
 #     port layer's exec-sync (curl POST /containers/{id}/exec-sync) and
 #     against `docker version` (the CLI's own start-up and one request)
@@ -53,6 +56,26 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 die() { echo "bench-docker: $*" >&2; [ -f "$dir/daemon.log" ] && tail -n 20 "$dir/daemon.log" >&2; exit 1; }
+# api METHOD PATH [JSON]: the body on stdout; fails unless the status is 2xx.
+api() {
+        local out code
+        out=$(curl -sS --unix-socket "$sock" -X "$1" ${3:+-d "$3"} -w '\n%{http_code}' "http://pl$2") || return 1
+        code=${out##*$'\n'}
+        [ "${code:0:1}" = 2 ] || { echo "bench-docker: $1 $2: $code ${out%$'\n'*}" >&2; return 1; }
+        printf '%s' "${out%$'\n'*}"
+}
+# api_run NAME: docker run --rm's lifecycle through the REST API.
+api_run() {
+        local out h id
+        out=$(api POST /containers "{\"name\": \"$1\", \"image\": \"$IMG\"}") || return 1
+        [[ $out =~ \"handle\":\ *\"([^\"]+)\" ]] && h=${BASH_REMATCH[1]}
+        [[ $out =~ \"id\":\ *\"([^\"]+)\" ]] && id=${BASH_REMATCH[1]}
+        api PUT "/handles/$h/entrypoint" '{"path": "/bin/true", "args": []}' >/dev/null || return 1
+        api PUT "/handles/$h/state" '{"state": "running"}' >/dev/null || return 1
+        api POST "/handles/$h/commit" >/dev/null || return 1
+        api POST "/containers/$id/wait" >/dev/null || return 1
+        api DELETE "/containers/$id" >/dev/null
+}
 
 # --- set-up: image, daemon, what the raw baseline boots ---
 bash tests/lib/make-oci-image.sh "$dir/oci" >/dev/null
@@ -79,8 +102,8 @@ raw_wait_agent warm-up
 raw_stop_all
 
 # --- 1: docker run --rm IMAGE true against raw boots, interleaved ---
-echo "== 1: docker run --rm $IMG true, against raw QEMU (ms); load $(load)"
-run=() raw_init=() raw_agent=()
+echo "== 1: docker run --rm $IMG true, against raw QEMU and the REST API (ms); load $(load)"
+run=() raw_init=() raw_agent=() apirun=()
 for i in $(seq "$runs"); do
         t0=$(now)
         raw_start "1-$i"
@@ -91,10 +114,15 @@ for i in $(seq "$runs"); do
         raw_stop_all
 
         t0=$(now)
+        api_run "api-$i" || die "REST API run $i"
+        apirun+=("$(ms_since "$t0")")
+
+        t0=$(now)
         docker run --rm "$IMG" true || die "docker run $i"
         run+=("$(ms_since "$t0")")
-        echo "run $i: raw to /init ${raw_init[-1]}, raw to agent ${raw_agent[-1]}, docker run --rm ${run[-1]}," \
-                "ratio to raw /init $(echo "scale=2; ${run[-1]} / ${raw_init[-1]}" | bc)"
+        echo "run $i: raw to /init ${raw_init[-1]}, raw to agent ${raw_agent[-1]}, REST API ${apirun[-1]}," \
+                "docker run --rm ${run[-1]}, ratio to raw /init $(echo "scale=2; ${run[-1]} / ${raw_init[-1]}" | bc)," \
+                "to the REST API $(echo "scale=2; ${run[-1]} / ${apirun[-1]}" | bc)"
 done
 [ -z "$(docker ps -a -q)" ] || die "a --rm container was left"
 
@@ -119,8 +147,10 @@ docker rm -f "$id" >/dev/null
 echo "== summary (medians, range in brackets); load at the end $(load)"
 echo "1 raw QEMU -> /init (ms):          $(printf '%s\n' "${raw_init[@]}" | stats)"
 echo "1 raw QEMU -> agent answers (ms):  $(printf '%s\n' "${raw_agent[@]}" | stats)"
+echo "1 REST API create..delete (ms):     $(printf '%s\n' "${apirun[@]}" | stats)"
 echo "1 docker run --rm true (ms):       $(printf '%s\n' "${run[@]}" | stats)"
 echo "1 ratio docker run / raw /init:    $(echo "scale=2; $(printf '%s\n' "${run[@]}" | median) / $(printf '%s\n' "${raw_init[@]}" | median)" | bc)"
+echo "1 ratio docker run / REST API:     $(echo "scale=2; $(printf '%s\n' "${run[@]}" | median) / $(printf '%s\n' "${apirun[@]}" | median)" | bc)"
 echo "2 docker exec C true (ms):         $(printf '%s\n' "${dexec[@]}" | stats)"
 echo "2 API exec-sync /bin/true (ms):    $(printf '%s\n' "${sync[@]}" | stats)"
 echo "2 docker version (ms):             $(printf '%s\n' "${dver[@]}" | stats)"
