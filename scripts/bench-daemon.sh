@@ -68,14 +68,6 @@ trap 'exit 130' INT TERM
 
 die() { echo "bench-daemon: $*" >&2; [ -f "$dir/daemon.log" ] && tail -n 20 "$dir/daemon.log" >&2; exit 1; }
 
-# api METHOD PATH [JSON]: the body on stdout; fails unless the status is 2xx.
-api() {
-        local out code
-        out=$(curl -sS --unix-socket "$sock" -X "$1" ${3:+-d "$3"} -w '\n%{http_code}' "http://pl$2") || return 1
-        code=${out##*$'\n'}
-        [ "${code:0:1}" = 2 ] || { echo "bench-daemon: $1 $2: $code ${out%$'\n'*}" >&2; return 1; }
-        printf '%s' "${out%$'\n'*}"
-}
 
 # start_container NAME [STATE]: create + entrypoint (sleep) + state + commit;
 # prints the id. Without STATE the container is only created.

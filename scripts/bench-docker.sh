@@ -56,14 +56,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 die() { echo "bench-docker: $*" >&2; [ -f "$dir/daemon.log" ] && tail -n 20 "$dir/daemon.log" >&2; exit 1; }
-# api METHOD PATH [JSON]: the body on stdout; fails unless the status is 2xx.
-api() {
-        local out code
-        out=$(curl -sS --unix-socket "$sock" -X "$1" ${3:+-d "$3"} -w '\n%{http_code}' "http://pl$2") || return 1
-        code=${out##*$'\n'}
-        [ "${code:0:1}" = 2 ] || { echo "bench-docker: $1 $2: $code ${out%$'\n'*}" >&2; return 1; }
-        printf '%s' "${out%$'\n'*}"
-}
 # api_run NAME: docker run --rm's lifecycle through the REST API.
 api_run() {
         local out h id

@@ -2,6 +2,7 @@
 # bench-lib.sh: what the benchmark scripts share (sourced): timing and
 # statistics helpers, and the raw QEMU boot every start is compared with.
 # The sourcing script sets dir (its temporary directory), B (the binaries),
+# sock (the daemon's REST socket),
 # kernel, initrd, disk (the image's ext4) and a die() function, and keeps
 # raw_pids=() for raw_start.
 
@@ -58,4 +59,14 @@ raw_stop_all() {
         local p
         for p in "${raw_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
         raw_pids=()
+}
+
+# api METHOD PATH [JSON]: the REST API on $sock; the body on stdout; fails
+# unless the status is 2xx.
+api() {
+        local out code
+        out=$(curl -sS --unix-socket "$sock" -X "$1" ${3:+-d "$3"} -w '\n%{http_code}' "http://pl$2") || return 1
+        code=${out##*$'\n'}
+        [ "${code:0:1}" = 2 ] || { echo "bench: $1 $2: $code ${out%$'\n'*}" >&2; return 1; }
+        printf '%s' "${out%$'\n'*}"
 }

@@ -132,6 +132,15 @@ static int state_of(Docker *d, const char *ref, const char **ret, json_t **pl, E
         return r;
 }
 
+/* Like state_of, but -EBUSY unless it runs (or is paused). */
+static int running_of(Docker *d, const char *ref, json_t **pl, Error **err) {
+        const char *st;
+        int r = state_of(d, ref, &st, pl, err);
+        if (r >= 0 && strcmp(st, "running") != 0 && strcmp(st, "paused") != 0)
+                return error_set(err, EBUSY, "Container %s is not running", ref);
+        return r;
+}
+
 static bool auto_remove(const json_t *pl) {
         return json_is_string(json_object_get(json_object_get(json_object_get(pl, "config"), "labels"),
                                               DOCKER_LABEL_AUTO_REMOVE));
@@ -200,12 +209,9 @@ int docker_containers_kill(Docker *d, HttpRequest *req, char **p, HttpResponse *
         if (sig < 0)
                 return error_set(err, EINVAL, "signal=%.32s: not a signal", s);
         _cleanup_json_ json_t *pl = NULL;
-        const char *st;
-        int r = state_of(d, ref_of(p[0]), &st, &pl, err);
+        int r = running_of(d, ref_of(p[0]), &pl, err);
         if (r < 0)
                 return r;
-        if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0)
-                return error_set(err, EBUSY, "Container %s is not running", p[0]);
         r = container_host_signal(d->host, ref_of(p[0]), sig, false, err);
         return r < 0 ? r : api_reply_json(resp, 204, NULL);
 }
@@ -263,12 +269,9 @@ int docker_containers_rename(Docker *d, HttpRequest *req, char **p, HttpResponse
 
 int docker_containers_top(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
         _cleanup_json_ json_t *pl = NULL;
-        const char *st;
-        int r = state_of(d, ref_of(p[0]), &st, &pl, err);
+        int r = running_of(d, ref_of(p[0]), &pl, err);
         if (r < 0)
                 return r;
-        if (strcmp(st, "running") != 0 && strcmp(st, "paused") != 0)
-                return error_set(err, EBUSY, "Container %s is not running", p[0]);
         /* The processes the agent started (the main process and execs), as
          * the guest numbers them. */
         json_t *procs = json_array();

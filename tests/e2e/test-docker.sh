@@ -19,6 +19,7 @@ set -uo pipefail
 
 : "${PL_SOURCE_DIR:?}" "${PL_PORTLAYERD_BIN:?}"
 . "$PL_SOURCE_DIR/tests/lib/skip.sh"
+. "$PL_SOURCE_DIR/tests/lib/e2e.sh"
 [ -n "${PL_KERNEL_DIR:-}" ] && [ -f "$PL_KERNEL_DIR/vmlinuz" ] || test_skip_or_fail "PL_KERNEL_DIR (a guest kernel)"
 DOCKER=${PL_DOCKER_BIN:-$(command -v docker)}
 [ -n "$DOCKER" ] && [ -x "$DOCKER" ] || test_skip_or_fail "the docker CLI"
@@ -36,15 +37,6 @@ registry_pid=
 step=start
 export DOCKER_CONFIG=$dir/docker-config DOCKER_CLI_HINTS=false
 unset DOCKER_HOST DOCKER_CONTEXT DOCKER_TLS_VERIFY
-
-end_our_qemus() {
-        local p cmd n=0
-        for p in /proc/[0-9]*; do
-                cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
-                case $cmd in *qemu-system*"$dir"*) kill -KILL "${p#/proc/}" 2>/dev/null && n=$((n + 1)) ;; esac
-        done
-        echo "$n"
-}
 
 cleanup() {
         local rc=$? id left
@@ -75,15 +67,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-        echo "FAIL: $step: $*" >&2
-        echo "--- stdout:" >&2
-        head -c 4000 "$out" >&2
-        echo "--- stderr:" >&2
-        head -c 4000 "$err" >&2
-        exit 1
-}
-
 # dk WANT_RC ARGS...: docker ARGS, stdout in $out, stderr in $err.
 dk() {
         local want=$1
@@ -113,9 +96,6 @@ dk_tty() {
         local rc=$?
         [ "$rc" = "$want" ] || fail "exit code $rc, want $want"
 }
-has() { grep -q -- "$1" "$out" || fail "stdout lacks '$1'"; }
-has_err() { grep -q -- "$1" "$err" || fail "stderr lacks '$1'"; }
-lacks() { ! grep -q -- "$1" "$out" || fail "stdout has '$1'"; }
 is() { [ "$(cat "$out")" = "$1" ] || fail "stdout is not '$1'"; }
 py() {
         python3 -c "import json,sys; j=json.load(sys.stdin); sys.exit(0 if ($1) else 1)" <"$out" || fail "JSON check failed: $1"

@@ -15,6 +15,7 @@ set -uo pipefail
 
 : "${PL_SOURCE_DIR:?}" "${PL_PLCTL_BIN:?}" "${PL_PORTLAYERD_BIN:?}" "${PL_IMAGE_BIN:?}"
 . "$PL_SOURCE_DIR/tests/lib/skip.sh"
+. "$PL_SOURCE_DIR/tests/lib/e2e.sh"
 [ -n "${PL_KERNEL_DIR:-}" ] && [ -f "$PL_KERNEL_DIR/vmlinuz" ] || test_skip_or_fail "PL_KERNEL_DIR (a guest kernel)"
 for t in umoci busybox script python3 tar; do
         command -v "$t" >/dev/null || test_skip_or_fail "$t"
@@ -26,16 +27,6 @@ out=$dir/out
 err=$dir/err
 daemon_pid=
 step=start
-
-# QEMU processes whose command line names our directory, ended by pid.
-end_our_qemus() {
-        local p cmd n=0
-        for p in /proc/[0-9]*; do
-                cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
-                case $cmd in *qemu-system*"$dir"*) kill -KILL "${p#/proc/}" 2>/dev/null && n=$((n + 1)) ;; esac
-        done
-        echo "$n"
-}
 
 cleanup() {
         local rc=$? id left
@@ -62,15 +53,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-        echo "FAIL: $step: $*" >&2
-        echo "--- stdout:" >&2
-        head -c 4000 "$out" >&2
-        echo "--- stderr:" >&2
-        head -c 4000 "$err" >&2
-        exit 1
-}
-
 # pc WANT_RC ARGS...: plctl ARGS, stdout in $out, stderr in $err; the exit
 # code must be WANT_RC.
 pc() {
@@ -92,9 +74,6 @@ pc_in() {
         [ "$rc" = "$want" ] || fail "exit code $rc, want $want"
 }
 
-has() { grep -q -- "$1" "$out" || fail "stdout lacks '$1'"; }
-has_err() { grep -q -- "$1" "$err" || fail "stderr lacks '$1'"; }
-lacks() { ! grep -q -- "$1" "$out" || fail "stdout has '$1'"; }
 json_ok() { python3 -c 'import json,sys; json.load(sys.stdin)' <"$out" || fail "stdout is not JSON"; }
 ndjson_ok() {
         python3 -c 'import json,sys; n=[json.loads(l) for l in sys.stdin if l.strip()]; sys.exit(0 if n else 1)' <"$out" ||
