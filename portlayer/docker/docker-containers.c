@@ -19,6 +19,8 @@
 
 #define AUTO_REMOVE_POLL_MS 1000
 
+static bool stopping(Docker *d);
+
 static const char *ref_of(const char *p) {
         return p[0] == '/' ? p + 1 : p;
 }
@@ -289,51 +291,103 @@ int docker_containers_top(Docker *d, HttpRequest *req, char **p, HttpResponse *r
                                                     "Processes", procs));
 }
 
-int docker_containers_stats(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
-        const char *stream = http_request_query(req, "stream");
-        if (!stream || api_query_bool(req, "stream"))
-                return error_set(err, EOPNOTSUPP, "streamed stats are not supported by portlayer: use "
-                                                  "docker stats --no-stream");
-        _cleanup_json_ json_t *pl = NULL, *s = NULL;
-        int r = docker_container_get(d, p[0], &pl, err);
+/* The CPU counters of the previous sample (zeros: the guest's boot, so the
+ * CLI's CPU % is the average since then). */
+typedef struct CpuSample {
+        json_int_t total, system;
+        char read[TIME_RFC3339_MAX];
+} CpuSample;
+
+#define NO_TIME "0001-01-01T00:00:00Z"
+
+/* Docker's stats object for the running container id; prev becomes this
+ * sample. */
+static int stats_render(Docker *d, const char *id, const char *docker_name, CpuSample *prev, json_t **ret,
+                        Error **err) {
+        _cleanup_json_ json_t *s = NULL;
+        int r = container_host_stats(d->host, id, &s, err);
         if (r < 0)
-                return r;
-        const char *id = json_string_value(json_object_get(pl, "id"));
-        const char *name = json_string_value(json_object_get(pl, "name"));
-        char docker_name[CONTAINER_NAME_MAX + 2];
-        snprintf(docker_name, sizeof docker_name, "/%s", name);
-        const char *st = docker_state_of(json_string_value(json_object_get(pl, "state")));
-        if (strcmp(st, "running") != 0) /* Docker answers zeros for a container that does not run */
-                return api_reply_json(resp, 200, json_pack("{s:s, s:s, s:s, s:{}, s:{}, s:{}, s:{}, s:{}}", "read",
-                                                            "0001-01-01T00:00:00Z", "id", id, "name", docker_name,
-                                                            "cpu_stats", "precpu_stats", "memory_stats", "blkio_stats",
-                                                            "pids_stats"));
-        if ((r = container_host_stats(d->host, id, &s, err)) < 0)
                 return r;
         json_t *host = json_object_get(s, "host"), *guest = json_object_get(s, "guest"),
                *block = json_object_get(s, "block");
         json_int_t cpu = json_integer_value(json_object_get(host, "cpu_time_ns"));
         json_int_t uptime = json_integer_value(json_object_get(host, "uptime_ms"));
         json_int_t cpus = json_integer_value(json_object_get(guest, "cpus"));
+        json_int_t system = uptime * 1000000 * (cpus > 0 ? cpus : 1);
         char read[TIME_RFC3339_MAX];
         time_rfc3339_ns(json_integer_value(json_object_get(s, "read_ns")), read);
-        /* precpu: zero usage at the guest's boot, so the CLI's CPU % is
-         * the average since then */
-        json_int_t system = uptime * 1000000 * (cpus > 0 ? cpus : 1);
         json_t *j = json_pack(
                 "{s:s, s:s, s:s, s:s, s:{s:{s:I, s:[], s:I, s:I}, s:I, s:I}, s:{s:{s:I}, s:I, s:I}, "
                 "s:{s:I, s:I, s:{}}, s:{s:[{s:i, s:i, s:s, s:I}, {s:i, s:i, s:s, s:I}]}, s:{s:I}, s:{}}",
-                "read", read, "preread", "0001-01-01T00:00:00Z", "id", id, "name", docker_name, "cpu_stats",
-                "cpu_usage", "total_usage", cpu, "percpu_usage", "usage_in_kernelmode", (json_int_t) 0,
+                "read", read, "preread", prev->read[0] ? prev->read : NO_TIME, "id", id, "name", docker_name,
+                "cpu_stats", "cpu_usage", "total_usage", cpu, "percpu_usage", "usage_in_kernelmode", (json_int_t) 0,
                 "usage_in_usermode", cpu, "system_cpu_usage", system, "online_cpus", cpus, "precpu_stats", "cpu_usage",
-                "total_usage", (json_int_t) 0, "system_cpu_usage", (json_int_t) 0, "online_cpus", cpus,
+                "total_usage", prev->total, "system_cpu_usage", prev->system, "online_cpus", cpus,
                 "memory_stats", "usage", json_integer_value(json_object_get(guest, "mem_used_kib")) * 1024, "limit",
                 json_integer_value(json_object_get(guest, "mem_total_kib")) * 1024, "stats", "blkio_stats",
                 "io_service_bytes_recursive", "major", 254, "minor", 0, "op", "read", "value",
                 json_integer_value(json_object_get(block, "read_bytes")), "major", 254, "minor", 0, "op", "write",
                 "value", json_integer_value(json_object_get(block, "write_bytes")), "pids_stats", "current",
                 json_integer_value(json_object_get(guest, "processes")), "networks");
-        return j ? api_reply_json(resp, 200, j) : error_oom(err);
+        if (!j)
+                return error_oom(err);
+        prev->total = cpu;
+        prev->system = system;
+        snprintf(prev->read, sizeof prev->read, "%s", read);
+        *ret = j;
+        return 0;
+}
+
+typedef struct StatsStream {
+        Docker *d;
+        char id[CONTAINER_ID_HEX + 1];
+        char name[CONTAINER_NAME_MAX + 2];
+} StatsStream;
+
+/* One object a second while the container runs and the client reads. */
+static void stats_main(void *arg, int fd) {
+        StatsStream *st = arg;
+        CpuSample prev = {0};
+        for (;;) {
+                _cleanup_json_ json_t *j = NULL;
+                if (stats_render(st->d, st->id, st->name, &prev, &j, NULL) < 0 || json_write_line(fd, j) < 0)
+                        return;
+                for (int i = 0; i < 10; i++) {
+                        if (fd_peer_gone(fd) || stopping(st->d))
+                                return;
+                        usleep(100 * 1000);
+                }
+        }
+}
+
+int docker_containers_stats(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        _cleanup_json_ json_t *pl = NULL, *j = NULL;
+        int r = docker_container_get(d, p[0], &pl, err);
+        if (r < 0)
+                return r;
+        const char *id = json_string_value(json_object_get(pl, "id"));
+        char docker_name[CONTAINER_NAME_MAX + 2];
+        snprintf(docker_name, sizeof docker_name, "/%s", json_string_value(json_object_get(pl, "name")));
+        bool stream = !http_request_query(req, "stream") || api_query_bool(req, "stream");
+        const char *st = docker_state_of(json_string_value(json_object_get(pl, "state")));
+        if (strcmp(st, "running") != 0) { /* Docker answers zeros for a container that does not run */
+                j = json_pack("{s:s, s:s, s:s, s:{}, s:{}, s:{}, s:{}, s:{}}", "read", NO_TIME, "id", id, "name",
+                              docker_name, "cpu_stats", "precpu_stats", "memory_stats", "blkio_stats", "pids_stats");
+                return j ? api_reply_json(resp, 200, TAKE_PTR(j)) : error_oom(err);
+        }
+        if (stream) {
+                StatsStream *ss = calloc(1, sizeof(*ss));
+                if (!ss)
+                        return error_oom(err);
+                ss->d = d;
+                snprintf(ss->id, sizeof ss->id, "%s", id);
+                snprintf(ss->name, sizeof ss->name, "%s", docker_name);
+                return api_stream(d->api, resp, "application/json", stats_main, ss, free, err);
+        }
+        CpuSample prev = {0};
+        if ((r = stats_render(d, id, docker_name, &prev, &j, err)) < 0)
+                return r;
+        return api_reply_json(resp, 200, TAKE_PTR(j));
 }
 
 int docker_containers_resize(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
