@@ -131,6 +131,7 @@ typedef struct Session {
         int64_t since_ns;
         uint64_t after;
         bool running_at_attach;
+        bool over; /* the output side ended: the stdin side stops waiting (atomic) */
 } Session;
 
 static Session *session_new(Docker *d, bool tty) {
@@ -176,7 +177,7 @@ static int main_write(Session *s, const char *buf, size_t len, bool close_it) {
                 const char *st = json_string_value(json_object_get(pl, "state"));
                 /* created or starting: not there yet; anything else: too late */
                 if ((strcmp(st, "created") != 0 && strcmp(st, "starting") != 0) || deadline_poll_ms(deadline) == 0 ||
-                    docker_stopping(s->d))
+                    docker_stopping(s->d) || __atomic_load_n(&s->over, __ATOMIC_ACQUIRE))
                         return r;
                 usleep(STDIN_RETRY_MS * 1000);
         }
@@ -237,6 +238,7 @@ static void attach_session(void *arg, int fd, const char *extra, size_t extra_le
                                          .no_stderr = !s->want_stderr};
                 (void) container_host_logs(s->d->host, s->id, &o, fd, NULL);
         }
+        __atomic_store_n(&s->over, true, __ATOMIC_RELEASE);
         (void) shutdown(fd, SHUT_RDWR);
         if (have_in)
                 pthread_join(in, NULL);
