@@ -213,6 +213,10 @@ int docker_create_map(const json_t *body, const OciConfig *image, json_t **ret_f
                         (void) json_array_append_new(warnings, json_string(w));
                 }
         }
+        /* The port layer's own check, before any handle exists: a signal
+         * name it does not know, a label key it refuses, a string too long */
+        if ((r = container_config_validate(f, err)) < 0)
+                return r;
         *ret_fields = TAKE_PTR(f);
         *ret_warnings = TAKE_PTR(warnings);
         return 0;

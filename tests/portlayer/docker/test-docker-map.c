@@ -152,6 +152,10 @@ static void test_create_refused(void **state) {
                 "{\"HostConfig\": {\"Memory\": \"1g\"}}",
                 "{\"HostConfig\": {\"Memory\": 1048576}}",
                 "{\"HostConfig\": {\"AutoRemove\": 1}}",
+                "{\"StopSignal\": \"SIGNOPE\"}",
+                "{\"Env\": [\"=x\"]}",
+                "{\"Labels\": {\"a=b\": \"c\"}}",
+                "{\"HostConfig\": {\"NanoCpus\": 1000000000000}}",
         };
         for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++)
                 if (map(invalid[i], &img, &f, &w) != -EINVAL)
