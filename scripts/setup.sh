@@ -29,6 +29,12 @@ packages=(
   libcmocka-dev hyperfine procps
 )
 
+# The docker CLI for the Docker front end's test and benchmark: these machines
+# ship /usr/local/bin/docker (28.2.2); where there is none, Debian's docker.io
+# (20.10, API 1.41, the front end's minimum) brings one. Its daemon is not
+# needed: portlayerd answers the CLI.
+command -v docker >/dev/null 2>&1 || packages+=(docker.io)
+
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: must run as root (it installs Debian packages)" >&2
   exit 1

@@ -159,7 +159,6 @@ done
 dk 0 version
 has "Server: portlayer"
 has "API version:      1.45 (minimum version 1.41)"
-has "API version:       1.45 (downgraded from 1.50)"
 dk 0 version --format '{{.Server.APIVersion}}'
 is 1.45
 dk 0 info
