@@ -34,6 +34,8 @@ static void usage(FILE *f) {
               "  --transport T             auto (vsock where /dev/vhost-vsock opens), vsock, virtio-serial\n"
               "  --log-max-size SIZE       rotate a container's main.log past SIZE (default 16M)\n"
               "  --log-max-files N         rotated logs kept per container (default 2)\n"
+              "  --tls-listen ADDR:PORT    also serve remote clients over TLS there (off by default;\n"
+              "                            client certificates from <state-dir>/tls/trust)\n"
               "  --log-level LEVEL         error, warning, info (default), debug\n"
               "  --help, --version\n",
               f);
@@ -54,7 +56,8 @@ static int parse_args(int argc, char **argv, DaemonConfig *cfg) {
                 {"accel", required_argument, NULL, 0},          {"insecure-registries", required_argument, NULL, 0},
                 {"boot-timeout", required_argument, NULL, 0},   {"log-level", required_argument, NULL, 0},
                 {"transport", required_argument, NULL, 0},     {"log-max-size", required_argument, NULL, 0},
-                {"log-max-files", required_argument, NULL, 0},  {"docker-socket", required_argument, NULL, 0},
+                {"log-max-files", required_argument, NULL, 0},  {"tls-listen", required_argument, NULL, 0},
+                {"docker-socket", required_argument, NULL, 0},
                 {"help", no_argument, NULL, 'h'},               {"version", no_argument, NULL, 'V'},
                 {},
         };
