@@ -39,11 +39,8 @@ int docker_containers_create(Docker *d, HttpRequest *req, char **p, HttpResponse
         if (name && !*name)
                 name = NULL;
         _cleanup_store_image_ StoreImage *img = NULL;
-        r = store_inspect(d->store, image, &img, NULL);
-        if (r == -ENOENT || r == -EINVAL)
-                return error_set(err, ENOENT, "No such image: %s", image);
-        if (r < 0)
-                return error_set_errno(err, -r, "image %s", image);
+        if ((r = docker_image_get(d, image, &img, err)) < 0)
+                return r;
         if ((r = docker_create_map(body, img->config, &fields, &warnings, err)) < 0)
                 return r;
         _cleanup_free_ char *id = NULL, *handle = NULL;

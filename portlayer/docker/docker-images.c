@@ -12,6 +12,13 @@
 #include "common/base/log.h"
 #include "common/json/json-util.h"
 
+int docker_image_get(Docker *d, const char *name, StoreImage **ret, Error **err) {
+        int r = store_inspect(d->store, name, ret, NULL);
+        if (r == -ENOENT || r == -EINVAL)
+                return error_set(err, ENOENT, "No such image: %s", name);
+        return r < 0 ? error_set_errno(err, -r, "image %s", name) : 0;
+}
+
 int docker_images_list(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
         StoreImage **list = NULL;
         size_t n = 0;
@@ -44,22 +51,17 @@ int docker_images_inspect(Docker *d, HttpRequest *req, char **p, HttpResponse *r
         if (r < 0)
                 return r;
         _cleanup_store_image_ StoreImage *img = NULL;
-        r = store_inspect(d->store, name, &img, NULL);
-        if (r == -ENOENT || r == -EINVAL)
-                return error_set(err, ENOENT, "No such image: %s", name);
-        if (r < 0)
-                return error_set_errno(err, -r, "image %s", name);
+        if ((r = docker_image_get(d, name, &img, err)) < 0)
+                return r;
         json_t *j = docker_image_inspect_of(img);
         return j ? api_reply_json(resp, 200, j) : error_oom(err);
 }
 
 int docker_images_remove(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
         _cleanup_store_image_ StoreImage *img = NULL;
-        int r = store_inspect(d->store, p[0], &img, NULL);
-        if (r == -ENOENT || r == -EINVAL)
-                return error_set(err, ENOENT, "No such image: %s", p[0]);
+        int r = docker_image_get(d, p[0], &img, err);
         if (r < 0)
-                return error_set_errno(err, -r, "image %s", p[0]);
+                return r;
         _cleanup_free_ char *id = strdup(img->id);
         if (!id)
                 return error_oom(err);

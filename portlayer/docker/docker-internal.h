@@ -106,6 +106,9 @@ int docker_exec_resize(Docker *d, HttpRequest *req, char **p, HttpResponse *resp
 void docker_execs_free(Docker *d);
 
 /* docker-images.c */
+/* The store's image name (tag, id, prefix); -ENOENT says "No such image",
+ * which makes the CLI pull. */
+int docker_image_get(Docker *d, const char *name, StoreImage **ret, Error **err);
 int docker_images_list(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int docker_images_inspect(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int docker_images_remove(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
