@@ -71,9 +71,12 @@ static json_t *pending_restart(const Container *c) {
         static const char *const keys[] = {"path", "args",  "env", "workdir",   "user",
                                            "memory_mb", "vcpus", "tty", "open_stdin"};
         json_t *a = json_array();
-        for (size_t i = 0; a && c->started_config && i < ELEMENTSOF(keys); i++)
-                if (!json_equal(json_object_get(c->config, keys[i]), json_object_get(c->started_config, keys[i])))
+        for (size_t i = 0; a && c->started_config && i < ELEMENTSOF(keys); i++) {
+                /* absent in both is equal (json_equal() says no to two NULLs) */
+                json_t *now = json_object_get(c->config, keys[i]), *then = json_object_get(c->started_config, keys[i]);
+                if (now != then && !json_equal(now, then))
                         (void) json_array_append_new(a, json_string(keys[i]));
+        }
         return a;
 }
 

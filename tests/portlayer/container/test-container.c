@@ -1399,6 +1399,11 @@ static void test_main_stdin_tty_frames(void **state) {
         assert_string_equal(err, "bye\n");
         /* without stdin the main process has none to write to */
         _cleanup_free_ char *quiet = run(t, "quiet", "sleep 30", CONTAINER_RUNNING);
+        /* fields absent from both the configuration and what it was
+         * started with (tty, open_stdin) are no pending change */
+        json_t *qj = inspect(t, quiet);
+        assert_int_equal(json_array_size(json_object_get(qj, "pending_restart")), 0);
+        json_decref(qj);
         assert_true(container_host_main_write(t->h, quiet, "x", 1, E) < 0);
         last_err = error_free(last_err);
         OK(container_host_destroy(t->h, quiet, true, E));
