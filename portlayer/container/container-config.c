@@ -24,6 +24,7 @@ typedef enum FieldKind {
         FIELD_INT,
         FIELD_SIGNAL,
         FIELD_BOOL,
+        FIELD_MOUNTS,
 } FieldKind;
 
 typedef struct Field {
@@ -45,6 +46,7 @@ static const Field fields[] = {
         {"stop_timeout_s", FIELD_INT, 0, 3600},
         {"tty", FIELD_BOOL},
         {"open_stdin", FIELD_BOOL},
+        {"mounts", FIELD_MOUNTS},
 };
 
 static const Field *field_find(const char *name) {
@@ -127,6 +129,8 @@ static int check_field(const Field *f, const json_t *v, Error **err) {
                 return 0;
         case FIELD_BOOL:
                 return json_is_boolean(v) ? 0 : error_set(err, EINVAL, "%s: must be a boolean", f->name);
+        case FIELD_MOUNTS:
+                return container_mounts_check(v, err);
         }
         return -EINVAL;
 }

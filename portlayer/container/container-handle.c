@@ -339,6 +339,8 @@ static int commit_new(ContainerHost *h, Handle *hd, Container **ret, Error **err
                 r = store_container_disk_create(h->store, c->image_id, c->disk, CONTAINER_DISK_SIZE_DEFAULT, err);
         if (r >= 0)
                 r = pending_adopt(c, hd, err);
+        if (r >= 0)
+                r = container_mounts_acquire(h, c->id, c->name, c->config, NULL, err);
         pthread_mutex_lock(&h->lock);
         if (r >= 0 && name_taken_locked(h, c->name, NULL))
                 r = error_set(err, EEXIST, "the name '%s' is already in use", c->name);
@@ -350,6 +352,7 @@ static int commit_new(ContainerHost *h, Handle *hd, Container **ret, Error **err
                 container_event_locked(h, c, "create");
         pthread_mutex_unlock(&h->lock);
         if (r < 0) {
+                container_mounts_release(h, c->id, NULL, NULL, c->config);
                 (void) store_container_disk_remove(h->store, c->disk, NULL);
                 (void) rm_rf(c->dir);
                 container_unref(c);
@@ -419,6 +422,8 @@ static int commit_existing(ContainerHost *h, Container *c, Handle *hd, Error **e
         int r = 0;
         if (running_after && s == CONTAINER_RUNNING)
                 r = commit_files_now(h, c, hd, err);
+        if (r >= 0)
+                r = container_mounts_acquire(h, c->id, c->name, hd->config, c->config, err);
         _cleanup_json_ json_t *old_config = NULL;
         pthread_mutex_lock(&h->lock);
         size_t n_pending = json_array_size(c->pending);
@@ -441,8 +446,10 @@ static int commit_existing(ContainerHost *h, Container *c, Handle *hd, Error **e
                 (void) container_save(h, c, NULL);
         }
         pthread_mutex_unlock(&h->lock);
-        if (r < 0)
+        if (r < 0) {
+                container_mounts_release(h, c->id, c->config, c->started_config, hd->config);
                 return r;
+        }
         r = commit_state(h, c, hd->target, err);
         if (r < 0) {
                 /* Nothing of the change stays: the old configuration,
@@ -457,7 +464,9 @@ static int commit_existing(ContainerHost *h, Container *c, Handle *hd, Error **e
                 c->error = strdup(error_text(err ? *err : NULL));
                 container_set_state_locked(h, c, c->state);
                 pthread_mutex_unlock(&h->lock);
-        }
+                container_mounts_release(h, c->id, c->config, c->started_config, hd->config);
+        } else
+                container_mounts_release(h, c->id, c->config, c->started_config, old_config);
         return r;
 }
 
@@ -524,8 +533,11 @@ int container_host_destroy(ContainerHost *h, const char *ref, bool force, Error 
                 r = rm_rf(c->dir);
                 if (r < 0)
                         r = error_set_errno(err, -r, "remove %s", c->dir);
-                /* The run directory (agent socket, console log) goes too. */
+                /* The run directory (agent socket, console log) goes too;
+                 * its volumes stay, with one user less. */
                 (void) rm_rf(c->run_dir);
+                container_mounts_release(h, c->id, NULL, NULL, c->config);
+                container_mounts_release(h, c->id, NULL, NULL, c->started_config);
                 pthread_mutex_lock(&h->lock);
                 container_host_forget_locked(h, c);
                 pthread_mutex_unlock(&h->lock);
