@@ -47,8 +47,14 @@ int docker_containers_create(Docker *d, HttpRequest *req, char **p, HttpResponse
         r = container_host_create(d->host, name, image, &id, &handle, err);
         if (r == -EEXIST)
                 return error_set(err, EEXIST, "Conflict. The container name \"/%s\" is already in use", name);
+        /* mounts go through their own call, which checks the volumes and
+         * host directories */
+        _cleanup_json_ json_t *mounts = json_incref(json_object_get(fields, "mounts"));
+        (void) json_object_del(fields, "mounts");
         if (r >= 0)
                 r = container_handle_update(d->host, handle, fields, err);
+        if (r >= 0 && mounts)
+                r = container_handle_set_mounts(d->host, handle, mounts, err);
         if (r >= 0)
                 r = container_host_commit(d->host, handle, &created, err);
         if (r < 0)

@@ -19,6 +19,7 @@ struct Docker {
         ContainerHost *host;
         Store *store;
         RegistryClient *registry;
+        VolumeStore *volumes;
         char *version;
         pthread_mutex_t lock;
         pthread_cond_t changed;
@@ -104,6 +105,12 @@ int docker_exec_start(Docker *d, HttpRequest *req, char **p, HttpResponse *resp,
 int docker_exec_inspect(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int docker_exec_resize(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 void docker_execs_free(Docker *d);
+
+/* docker-volumes.c */
+int docker_volumes_list(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int docker_volumes_create(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int docker_volumes_inspect(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int docker_volumes_remove(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 
 /* docker-images.c */
 /* The store's image name (tag, id, prefix); -ENOENT says "No such image",

@@ -82,6 +82,80 @@ static bool nonempty(const json_t *v) {
                !(json_is_false(v)) && !(json_is_integer(v) && json_integer_value(v) == 0);
 }
 
+/* One port-layer mount: {"volume" | "source", "target", "read_only"}. */
+static int mount_add(json_t *mounts, const char *source, const char *target, bool ro, Error **err) {
+        if (!source || !*source || !target || !*target)
+                return error_set(err, EINVAL, "a mount needs a source and a target");
+        json_t *m = json_pack("{s:s, s:s, s:b}", source[0] == '/' ? "source" : "volume", source, "target", target,
+                              "read_only", ro);
+        return m && json_array_append_new(mounts, m) >= 0 ? 0 : error_oom(err);
+}
+
+/* -v NAME:/path[:ro|rw], -v /host/dir:/path[:ro|rw] (HostConfig.Binds) and
+ * --mount type=volume|bind (HostConfig.Mounts) -> the configuration's
+ * "mounts"; NULL when there are none. An anonymous volume (-v /path,
+ * Volumes without a Bind) is refused: it would need a name. */
+static int mounts_map(const json_t *body, const json_t *hc, json_t **ret, Error **err) {
+        *ret = NULL;
+        json_t *binds = json_object_get(hc, "Binds"), *ms = json_object_get(hc, "Mounts");
+        if ((binds && !json_is_null(binds) && !json_is_array(binds)) || (ms && !json_is_null(ms) && !json_is_array(ms)))
+                return error_set(err, EINVAL, "HostConfig.Binds and HostConfig.Mounts: must be arrays");
+        _cleanup_json_ json_t *mounts = json_array();
+        if (!mounts)
+                return error_oom(err);
+        size_t i;
+        json_t *b;
+        json_array_foreach(binds, i, b) {
+                const char *s = json_string_value(b);
+                if (!s)
+                        return error_set(err, EINVAL, "HostConfig.Binds[%zu]: must be a string", i);
+                _cleanup_free_ char *copy = strdup(s);
+                if (!copy)
+                        return error_oom(err);
+                char *target = strchr(copy, ':'), *mode = NULL;
+                if (!target)
+                        return error_set(err, EINVAL, "-v %.256s: anonymous volumes are not supported by portlayer: "
+                                                      "name it (-v NAME:%.256s)", s, s);
+                *target++ = 0;
+                if ((mode = strchr(target, ':')))
+                        *mode++ = 0;
+                if (mode && strcmp(mode, "ro") != 0 && strcmp(mode, "rw") != 0)
+                        return error_set(err, EINVAL, "-v %.256s: the mode may be ro or rw", s);
+                int r = mount_add(mounts, copy, target, mode && strcmp(mode, "ro") == 0, err);
+                if (r < 0)
+                        return r;
+        }
+        json_array_foreach(ms, i, b) {
+                const char *type = json_string_value(json_object_get(b, "Type"));
+                json_t *ro = json_object_get(b, "ReadOnly");
+                if (!type || (strcmp(type, "volume") != 0 && strcmp(type, "bind") != 0))
+                        return error_set(err, EOPNOTSUPP, "--mount type=%.32s: not supported by portlayer (volume "
+                                                          "and bind are)", type ? type : "");
+                const char *src = json_string_value(json_object_get(b, "Source"));
+                if (strcmp(type, "bind") == 0 && (!src || src[0] != '/'))
+                        return error_set(err, EINVAL, "--mount type=bind: the source must be an absolute path");
+                if (strcmp(type, "volume") == 0 && (!src || !*src || src[0] == '/'))
+                        return error_set(err, EINVAL, "--mount type=volume: a volume name is required as source");
+                int r = mount_add(mounts, src, json_string_value(json_object_get(b, "Target")), json_is_true(ro), err);
+                if (r < 0)
+                        return r;
+        }
+        /* Volumes: the image's or -v /path's anonymous volumes, unless a
+         * bind above covers the path */
+        const char *path;
+        json_t *v;
+        json_object_foreach((json_t *) json_object_get(body, "Volumes"), path, v) {
+                bool covered = false;
+                json_array_foreach(mounts, i, b) covered |= strcmp(json_string_value(json_object_get(b, "target")), path) == 0;
+                if (!covered)
+                        return error_set(err, EOPNOTSUPP, "anonymous volume %.256s: not supported by portlayer: name "
+                                                          "it (-v NAME:%.256s)", path, path);
+        }
+        if (json_array_size(mounts) > 0)
+                *ret = TAKE_PTR(mounts);
+        return 0;
+}
+
 int docker_create_map(const json_t *body, const OciConfig *image, json_t **ret_fields, json_t **ret_warnings,
                       Error **err) {
         _cleanup_json_ json_t *f = json_object(), *warnings = json_array(), *cmd = NULL, *entry = NULL, *env = NULL;
@@ -185,9 +259,14 @@ int docker_create_map(const json_t *body, const OciConfig *image, json_t **ret_f
         if (json_is_true(ar))
                 (void) json_object_set_new(labels, DOCKER_LABEL_AUTO_REMOVE, json_string("true"));
 
+        json_t *mounts = NULL;
+        if ((r = mounts_map(body, hc, &mounts, err)) < 0)
+                return r;
+        if (mounts)
+                (void) json_object_set_new(f, "mounts", mounts);
+
         /* What would change what runs and is not there: refused. */
         static const char *const refused[][2] = {
-                {"Binds", "volumes and bind mounts (-v)"}, {"Mounts", "mounts (--mount)"},
                 {"PortBindings", "published ports (-p)"}, {"Privileged", "--privileged"},
                 {"Devices", "--device"}, {"VolumesFrom", "--volumes-from"},
         };
@@ -198,8 +277,6 @@ int docker_create_map(const json_t *body, const OciConfig *image, json_t **ret_f
         const char *mode = json_string_value(nm);
         if (mode && *mode && strcmp(mode, "default") != 0 && strcmp(mode, "bridge") != 0)
                 return error_set(err, EOPNOTSUPP, "--network %s: not supported by portlayer yet", mode);
-        if (nonempty(json_object_get(body, "Volumes")))
-                return error_set(err, EOPNOTSUPP, "volumes (-v): not supported by portlayer yet");
         /* Harmless: said in Warnings. */
         static const char *const ignored[] = {"RestartPolicy", "CapAdd", "CapDrop", "Dns", "ExtraHosts",
                                               "LogConfig", "MemorySwap", "CpuShares", "Ulimits", "ShmSize"};
@@ -318,6 +395,30 @@ static json_t *command_argv(const json_t *config) {
         return a;
 }
 
+/* The port layer's resolved mounts ([{"type", "source", "target",
+ * "read_only"}]) as Docker's Mounts. */
+static json_t *mounts_of(const json_t *pl) {
+        json_t *out = json_array();
+        size_t i;
+        json_t *m;
+        json_array_foreach(json_object_get(pl, "mounts"), i, m) {
+                const char *type = json_string_value(json_object_get(m, "type"));
+                const char *src = json_string_value(json_object_get(m, "source"));
+                bool ro = json_is_true(json_object_get(m, "read_only"));
+                bool volume = type && strcmp(type, "volume") == 0;
+                json_t *e = json_pack("{s:s, s:s, s:O, s:s, s:b, s:s}", "Type", volume ? "volume" : "bind", "Source",
+                                      src ? src : "", "Destination", json_object_get(m, "target"), "Mode",
+                                      ro ? "ro" : "", "RW", !ro, "Propagation", volume ? "" : "rprivate");
+                if (e && volume) {
+                        (void) json_object_set_new(e, "Name", json_string(src ? src : ""));
+                        (void) json_object_set_new(e, "Driver", json_string("local"));
+                }
+                if (out && e)
+                        (void) json_array_append_new(out, e);
+        }
+        return out;
+}
+
 json_t *docker_inspect_of(const json_t *pl) {
         const json_t *config = json_object_get(pl, "config");
         const char *state = docker_state_of(json_string_value(json_object_get(pl, "state")));
@@ -338,7 +439,7 @@ json_t *docker_inspect_of(const json_t *pl) {
         const char *finished = json_string_value(json_object_get(pl, "finished_at"));
         json_t *argv = command_argv(config);
         json_t *args = json_deep_copy(json_object_get(config, "args"));
-        return json_pack(
+        json_t *j = json_pack(
                 "{s:O, s:s, s:O?, s:o, s:{s:s, s:b, s:b, s:b, s:b, s:b, s:b, s:i, s:i, s:s, s:s, s:s}, s:O, s:s, "
                 "s:i, s:s, s:s, s:s, "
                 "s:{s:I, s:I, s:b, s:s, s:{s:s}, s:{}, s:[i, i]}, "
@@ -366,6 +467,9 @@ json_t *docker_inspect_of(const json_t *pl) {
                 user_labels(labels), "StopSignal", stop_signal, "StopTimeout", timeout, "ExposedPorts",
                 "NetworkSettings", "Ports", "Networks", "IPAddress", "", "Gateway", "", "IPPrefixLen", 0, "MacAddress",
                 "", "Mounts", "LogPath", "", "ResolvConfPath", "", "HostnamePath", "");
+        if (j)
+                (void) json_object_set_new(j, "Mounts", mounts_of(pl));
+        return j;
 }
 
 json_t *docker_ps_of(const json_t *pl, int64_t now_ns) {

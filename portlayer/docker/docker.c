@@ -54,6 +54,10 @@ static const Route routes[] = {
         {{"POST", "/exec/{}/start"}, HTTP_BODY_JSON, docker_exec_start},
         {{"POST", "/exec/{}/resize"}, HTTP_BODY_DISCARD, docker_exec_resize},
         {{"GET", "/exec/{}/json"}, HTTP_BODY_NONE, docker_exec_inspect},
+        {{"GET", "/volumes"}, HTTP_BODY_NONE, docker_volumes_list},
+        {{"POST", "/volumes/create"}, HTTP_BODY_JSON, docker_volumes_create},
+        {{"GET", "/volumes/{}"}, HTTP_BODY_NONE, docker_volumes_inspect},
+        {{"DELETE", "/volumes/{}"}, HTTP_BODY_NONE, docker_volumes_remove},
         {{"GET", "/images/json"}, HTTP_BODY_NONE, docker_images_list},
         {{"POST", "/images/create"}, HTTP_BODY_DISCARD, docker_images_create},
         {{"GET", "/images/{*}"}, HTTP_BODY_NONE, docker_images_inspect},
@@ -76,7 +80,6 @@ static const struct {
         {"/configs", "swarm mode (configs)"},
         {"/plugins", "plugins"},
         {"/networks", "networks (docker network)"},
-        {"/volumes", "volumes (docker volume)"},
         {"/auth", "docker login (registry credentials are read from the daemon's auth file)"},
         {"/distribution", "registry distribution inspection"},
         {"/system/df", "docker system df"},
@@ -350,6 +353,7 @@ int docker_new(const DockerConfig *cfg, Docker **ret, Error **err) {
         d->host = cfg->host;
         d->store = cfg->store;
         d->registry = cfg->registry;
+        d->volumes = cfg->volumes;
         pthread_mutex_init(&d->lock, NULL);
         pthread_cond_init(&d->changed, NULL);
         /* --rm containers of an earlier run: watched again, or removed

@@ -16,6 +16,7 @@
 #include "portlayer/api/api.h"
 #include "portlayer/api/http-server.h"
 #include "portlayer/container/container.h"
+#include "portlayer/volume/volume.h"
 
 #define DOCKER_API_VERSION "1.45"
 #define DOCKER_API_VERSION_MIN "1.41"
@@ -29,6 +30,7 @@ typedef struct DockerConfig {
         ContainerHost *host;      /* borrowed */
         Store *store;             /* borrowed */
         RegistryClient *registry; /* borrowed */
+        VolumeStore *volumes;     /* borrowed; NULL: docker volume and -v are refused */
         const char *version;      /* the daemon's version */
 } DockerConfig;
 

@@ -127,7 +127,7 @@ static void test_create_refused(void **state) {
         OciConfig img = image();
         json_t *f = NULL, *w = NULL;
         static const char *const opnotsupp[] = {
-                "{\"HostConfig\": {\"Binds\": [\"/a:/b\"]}}",
+                "{\"HostConfig\": {\"Mounts\": [{\"Type\": \"tmpfs\", \"Target\": \"/t\"}]}}",
                 "{\"HostConfig\": {\"PortBindings\": {\"80/tcp\": [{\"HostPort\": \"8080\"}]}}}",
                 "{\"HostConfig\": {\"NetworkMode\": \"host\"}}",
                 "{\"HostConfig\": {\"Privileged\": true}}",
@@ -152,6 +152,10 @@ static void test_create_refused(void **state) {
                 "{\"HostConfig\": {\"Memory\": \"1g\"}}",
                 "{\"HostConfig\": {\"Memory\": 1048576}}",
                 "{\"HostConfig\": {\"AutoRemove\": 1}}",
+                "{\"HostConfig\": {\"Binds\": [\"/data\"]}}",
+                "{\"HostConfig\": {\"Binds\": [\"data:/data:z\"]}}",
+                "{\"HostConfig\": {\"Binds\": [5]}}",
+                "{\"HostConfig\": {\"Mounts\": [{\"Type\": \"bind\", \"Source\": \"rel\", \"Target\": \"/t\"}]}}",
                 "{\"StopSignal\": \"SIGNOPE\"}",
                 "{\"Env\": [\"=x\"]}",
                 "{\"Labels\": {\"a=b\": \"c\"}}",
@@ -170,6 +174,34 @@ static void test_create_refused(void **state) {
         json_decref(w);
         assert_int_equal(map("{\"HostConfig\": {\"RestartPolicy\": {\"Name\": \"no\"}}}", &img, &f, &w), 0);
         assert_int_equal(json_array_size(w), 0);
+        json_decref(f);
+        json_decref(w);
+}
+
+
+static void test_create_mounts(void **state) {
+        OciConfig img = image();
+        json_t *f = NULL, *w = NULL;
+        assert_int_equal(map("{\"HostConfig\": {\"Binds\": [\"data:/data:ro\", \"/tmp:/mnt\"],"
+                             " \"Mounts\": [{\"Type\": \"volume\", \"Source\": \"other\", \"Target\": \"/o\"}]},"
+                             " \"Volumes\": {\"/data\": {}}}",
+                             &img, &f, &w),
+                         0);
+        json_t *m = json_object_get(f, "mounts");
+        assert_int_equal(json_array_size(m), 3);
+        assert_string_equal(str(json_array_get(m, 0), "volume"), "data");
+        assert_string_equal(str(json_array_get(m, 0), "target"), "/data");
+        assert_true(json_is_true(json_object_get(json_array_get(m, 0), "read_only")));
+        assert_string_equal(str(json_array_get(m, 1), "source"), "/tmp");
+        assert_true(json_is_false(json_object_get(json_array_get(m, 1), "read_only")));
+        assert_string_equal(str(json_array_get(m, 2), "volume"), "other");
+        json_decref(f);
+        json_decref(w);
+        /* an image's (or -v /path's) volume nobody named */
+        assert_int_equal(map("{\"Volumes\": {\"/anon\": {}}}", &img, &f, &w), -EOPNOTSUPP);
+        /* no mounts: no field */
+        assert_int_equal(map("{\"HostConfig\": {\"Binds\": []}}", &img, &f, &w), 0);
+        assert_null(json_object_get(f, "mounts"));
         json_decref(f);
         json_decref(w);
 }
@@ -290,7 +322,8 @@ static void test_file_mode(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_create_full),     cmocka_unit_test(test_create_entrypoint_rules),
-                cmocka_unit_test(test_create_refused),  cmocka_unit_test(test_inspect_and_ps),
+                cmocka_unit_test(test_create_refused),
+                cmocka_unit_test(test_create_mounts),  cmocka_unit_test(test_inspect_and_ps),
                 cmocka_unit_test(test_states),          cmocka_unit_test(test_filters),
                 cmocka_unit_test(test_file_mode),
         };
