@@ -24,6 +24,8 @@ typedef enum FieldKind {
         FIELD_INT,
         FIELD_SIGNAL,
         FIELD_BOOL,
+        FIELD_NETWORK,
+        FIELD_PORTS,
         FIELD_MOUNTS,
 } FieldKind;
 
@@ -46,6 +48,8 @@ static const Field fields[] = {
         {"stop_timeout_s", FIELD_INT, 0, 3600},
         {"tty", FIELD_BOOL},
         {"open_stdin", FIELD_BOOL},
+        {"network", FIELD_NETWORK},
+        {"ports", FIELD_PORTS},
         {"mounts", FIELD_MOUNTS},
 };
 
@@ -129,6 +133,12 @@ static int check_field(const Field *f, const json_t *v, Error **err) {
                 return 0;
         case FIELD_BOOL:
                 return json_is_boolean(v) ? 0 : error_set(err, EINVAL, "%s: must be a boolean", f->name);
+        case FIELD_NETWORK:
+                if (!json_is_string(v))
+                        return error_set(err, EINVAL, "network: must be a string");
+                return network_name_validate(json_string_value(v), err);
+        case FIELD_PORTS:
+                return network_ports_parse(v, NULL, NULL, err);
         case FIELD_MOUNTS:
                 return container_mounts_check(v, err);
         }
