@@ -1634,6 +1634,8 @@ static void test_rename(void **state) {
         j = inspect(t, id);
         assert_string_equal(json_string_value(json_object_get(j, "name")), "new");
         json_decref(j);
+}
+
 /* Leases and published ports through commits and destroys (plnetwork with
  * manage_host off: records and rules text, no bridge): an address from the
  * first commit, a taken port refused with nothing left, "none" without one,
