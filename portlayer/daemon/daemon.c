@@ -338,7 +338,7 @@ int daemon_start(const DaemonConfig *cfg, const char *self_exe, Daemon **ret, Er
                 r = error_oom(err);
         if (r >= 0 && strcmp(docker_socket, "none") != 0) {
                 DockerConfig dc = {.api = d->api, .host = d->host, .store = d->store, .registry = d->registry,
-                                   .volumes = d->volumes, .version = PL_VERSION};
+                                   .volumes = d->volumes, .network = d->network, .version = PL_VERSION};
                 r = docker_new(&dc, &d->docker, err);
                 if (r >= 0) {
                         HttpApp app = docker_http_app(d->docker);

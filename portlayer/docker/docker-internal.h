@@ -20,6 +20,7 @@ struct Docker {
         Store *store;
         RegistryClient *registry;
         VolumeStore *volumes;
+        NetworkHost *network;
         char *version;
         pthread_mutex_t lock;
         pthread_cond_t changed;
@@ -105,6 +106,12 @@ int docker_exec_start(Docker *d, HttpRequest *req, char **p, HttpResponse *resp,
 int docker_exec_inspect(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int docker_exec_resize(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 void docker_execs_free(Docker *d);
+
+/* docker-networks.c */
+int docker_networks_list(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int docker_networks_create(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int docker_networks_inspect(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int docker_networks_remove(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 
 /* docker-volumes.c */
 int docker_volumes_list(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err);

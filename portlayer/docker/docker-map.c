@@ -156,6 +156,50 @@ static int mounts_map(const json_t *body, const json_t *hc, json_t **ret, Error 
         return 0;
 }
 
+/* HostConfig.PortBindings ({"80/tcp": [{"HostIp", "HostPort"}]}) ->
+ * the configuration's "ports"; NULL when there are none. */
+static int ports_map(const json_t *hc, json_t **ret, Error **err) {
+        *ret = NULL;
+        json_t *pb = json_object_get(hc, "PortBindings");
+        if (!pb || json_is_null(pb))
+                return 0;
+        if (!json_is_object(pb))
+                return error_set(err, EINVAL, "HostConfig.PortBindings: must be an object");
+        _cleanup_json_ json_t *ports = json_array();
+        if (!ports)
+                return error_oom(err);
+        const char *key;
+        json_t *binds;
+        json_object_foreach(pb, key, binds) {
+                unsigned cport = 0;
+                char proto[8] = "tcp";
+                int n = 0;
+                if (sscanf(key, "%u%n/%7[a-z]%n", &cport, &n, proto, &n) < 1 || key[n] != 0 || cport < 1 ||
+                    cport > 65535)
+                        return error_set(err, EINVAL, "PortBindings: '%.32s' is not PORT/tcp or PORT/udp", key);
+                size_t i;
+                json_t *b;
+                json_array_foreach(binds, i, b) {
+                        const char *hp = json_string_value(json_object_get(b, "HostPort"));
+                        const char *ip = json_string_value(json_object_get(b, "HostIp"));
+                        unsigned hport = 0;
+                        if (!hp || !*hp)
+                                return error_set(err, EOPNOTSUPP, "-p %u: a host port chosen by the daemon is not "
+                                                                  "supported by portlayer: give one", cport);
+                        if (sscanf(hp, "%u%n", &hport, &n) != 1 || hp[n] != 0 || hport < 1 || hport > 65535)
+                                return error_set(err, EINVAL, "PortBindings: host port '%.32s' is not a port", hp);
+                        json_t *e = json_pack("{s:s, s:i, s:i, s:s}", "host_ip", ip && *ip ? ip : "0.0.0.0",
+                                              "host_port", (int) hport, "container_port", (int) cport, "protocol",
+                                              proto);
+                        if (!e || json_array_append_new(ports, e) < 0)
+                                return error_oom(err);
+                }
+        }
+        if (json_array_size(ports) > 0)
+                *ret = TAKE_PTR(ports);
+        return 0;
+}
+
 int docker_create_map(const json_t *body, const OciConfig *image, json_t **ret_fields, json_t **ret_warnings,
                       Error **err) {
         _cleanup_json_ json_t *f = json_object(), *warnings = json_array(), *cmd = NULL, *entry = NULL, *env = NULL;
@@ -265,18 +309,27 @@ int docker_create_map(const json_t *body, const OciConfig *image, json_t **ret_f
         if (mounts)
                 (void) json_object_set_new(f, "mounts", mounts);
 
+        json_t *ports = NULL;
+        if ((r = ports_map(hc, &ports, err)) < 0)
+                return r;
+        if (ports)
+                (void) json_object_set_new(f, "ports", ports);
+        const char *mode = json_string_value(json_object_get(hc, "NetworkMode"));
+        if (mode && strcmp(mode, "host") == 0)
+                return error_set(err, EOPNOTSUPP, "--network host: not supported by portlayer (each container is a VM)");
+        if (mode && strncmp(mode, "container:", 10) == 0)
+                return error_set(err, EOPNOTSUPP, "--network container:...: not supported by portlayer");
+        if (mode && *mode && strcmp(mode, "default") != 0 && strcmp(mode, "bridge") != 0)
+                (void) json_object_set_new(f, "network", json_string(mode));
+
         /* What would change what runs and is not there: refused. */
         static const char *const refused[][2] = {
-                {"PortBindings", "published ports (-p)"}, {"Privileged", "--privileged"},
+                {"Privileged", "--privileged"},
                 {"Devices", "--device"}, {"VolumesFrom", "--volumes-from"},
         };
         for (size_t i = 0; i < ELEMENTSOF(refused); i++)
                 if (nonempty(json_object_get(hc, refused[i][0])))
                         return error_set(err, EOPNOTSUPP, "%s: not supported by portlayer yet", refused[i][1]);
-        json_t *nm = json_object_get(hc, "NetworkMode");
-        const char *mode = json_string_value(nm);
-        if (mode && *mode && strcmp(mode, "default") != 0 && strcmp(mode, "bridge") != 0)
-                return error_set(err, EOPNOTSUPP, "--network %s: not supported by portlayer yet", mode);
         /* Harmless: said in Warnings. */
         static const char *const ignored[] = {"RestartPolicy", "CapAdd", "CapDrop", "Dns", "ExtraHosts",
                                               "LogConfig", "MemorySwap", "CpuShares", "Ulimits", "ShmSize"};
@@ -467,8 +520,31 @@ json_t *docker_inspect_of(const json_t *pl) {
                 user_labels(labels), "StopSignal", stop_signal, "StopTimeout", timeout, "ExposedPorts",
                 "NetworkSettings", "Ports", "Networks", "IPAddress", "", "Gateway", "", "IPPrefixLen", 0, "MacAddress",
                 "", "Mounts", "LogPath", "", "ResolvConfPath", "", "HostnamePath", "");
-        if (j)
+        if (j) {
                 (void) json_object_set_new(j, "Mounts", mounts_of(pl));
+                json_t *ns = json_object_get(j, "NetworkSettings");
+                const char *ip = json_string_value(json_object_get(pl, "ip_address"));
+                if (ip)
+                        (void) json_object_set_new(ns, "IPAddress", json_string(ip));
+                json_t *ports = json_object_get(ns, "Ports");
+                size_t i;
+                json_t *pp;
+                json_array_foreach(json_object_get(pl, "ports"), i, pp) {
+                        char key[32], hport[8];
+                        snprintf(key, sizeof key, "%d/%s", (int) json_integer_value(json_object_get(pp, "container_port")),
+                                 json_string_value(json_object_get(pp, "protocol")) ?: "tcp");
+                        snprintf(hport, sizeof hport, "%d", (int) json_integer_value(json_object_get(pp, "host_port")));
+                        const char *hip = json_string_value(json_object_get(pp, "host_ip"));
+                        json_t *list = json_object_get(ports, key);
+                        if (!list && json_object_set_new(ports, key, list = json_array()) < 0)
+                                continue;
+                        (void) json_array_append_new(list, json_pack("{s:s, s:s}", "HostIp", hip && *hip ? hip : "0.0.0.0",
+                                                                     "HostPort", hport));
+                }
+                const char *net = json_string_value(json_object_get(pl, "network"));
+                if (net)
+                        (void) json_object_set_new(json_object_get(j, "HostConfig"), "NetworkMode", json_string(net));
+        }
         return j;
 }
 

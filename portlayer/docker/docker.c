@@ -54,6 +54,10 @@ static const Route routes[] = {
         {{"POST", "/exec/{}/start"}, HTTP_BODY_JSON, docker_exec_start},
         {{"POST", "/exec/{}/resize"}, HTTP_BODY_DISCARD, docker_exec_resize},
         {{"GET", "/exec/{}/json"}, HTTP_BODY_NONE, docker_exec_inspect},
+        {{"GET", "/networks"}, HTTP_BODY_NONE, docker_networks_list},
+        {{"POST", "/networks/create"}, HTTP_BODY_JSON, docker_networks_create},
+        {{"GET", "/networks/{}"}, HTTP_BODY_NONE, docker_networks_inspect},
+        {{"DELETE", "/networks/{}"}, HTTP_BODY_NONE, docker_networks_remove},
         {{"GET", "/volumes"}, HTTP_BODY_NONE, docker_volumes_list},
         {{"POST", "/volumes/create"}, HTTP_BODY_JSON, docker_volumes_create},
         {{"GET", "/volumes/{}"}, HTTP_BODY_NONE, docker_volumes_inspect},
@@ -79,7 +83,6 @@ static const struct {
         {"/secrets", "swarm mode (secrets)"},
         {"/configs", "swarm mode (configs)"},
         {"/plugins", "plugins"},
-        {"/networks", "networks (docker network)"},
         {"/auth", "docker login (registry credentials are read from the daemon's auth file)"},
         {"/distribution", "registry distribution inspection"},
         {"/system/df", "docker system df"},
@@ -354,6 +357,7 @@ int docker_new(const DockerConfig *cfg, Docker **ret, Error **err) {
         d->store = cfg->store;
         d->registry = cfg->registry;
         d->volumes = cfg->volumes;
+        d->network = cfg->network;
         pthread_mutex_init(&d->lock, NULL);
         pthread_cond_init(&d->changed, NULL);
         /* --rm containers of an earlier run: watched again, or removed

@@ -16,6 +16,7 @@
 #include "portlayer/api/api.h"
 #include "portlayer/api/http-server.h"
 #include "portlayer/container/container.h"
+#include "portlayer/network/network.h"
 #include "portlayer/volume/volume.h"
 
 #define DOCKER_API_VERSION "1.45"
@@ -31,6 +32,7 @@ typedef struct DockerConfig {
         Store *store;             /* borrowed */
         RegistryClient *registry; /* borrowed */
         VolumeStore *volumes;     /* borrowed; NULL: docker volume and -v are refused */
+        NetworkHost *network;     /* borrowed; NULL: docker network is refused */
         const char *version;      /* the daemon's version */
 } DockerConfig;
 

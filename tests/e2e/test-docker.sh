@@ -12,8 +12,8 @@
 # (script(1) gives them a pseudo-terminal), cp of a tree with a symlink both
 # ways, logs -f ending with the container and its last line, what is not
 # supported answering so, and a container made through one API seen through
-# the other, named volumes and bind mounts. Guests are reused across cases:
-# about eleven boots in all.
+# the other, named volumes and bind mounts, a network and a published port.
+# Guests are reused across cases: about twelve boots in all.
 # The trap removes every container, stops the daemon and the registry and
 # ends any QEMU whose command line names the temporary directory.
 set -uo pipefail
@@ -417,6 +417,30 @@ lacks data
 dk 1 volume inspect data
 has_err "no such volume"
 
+# networks and published ports: busybox httpd on a network of its own,
+# reached from the host through -p
+dk 0 network create --subnet 10.89.7.0/24 dnet
+dk 0 network ls --format '{{.Name}}'
+has dnet
+dk 0 network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' dnet
+is 10.89.7.0/24
+dk 0 run -d --name web8 --network dnet -p 127.0.0.1:18080:80 "$IMG" \
+        'mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 80 -h /www'
+step="curl through -p"
+for _ in $(seq 60); do
+        curl -sf http://127.0.0.1:18080/ >"$out" 2>"$err" && break
+        sleep 0.5
+done
+is served
+dk 0 port web8
+is "80/tcp -> 127.0.0.1:18080"
+dk 0 inspect -f '{{.NetworkSettings.IPAddress}} {{.HostConfig.NetworkMode}}' web8
+grep -qE '^10\.89\.7\.[0-9]+ dnet$' "$out" || fail "no address on dnet"
+dk 1 network rm dnet
+dk 0 rm -f web8
+dk 0 network rm dnet
+dk 1 network inspect dnet
+
 # a container made through the port layer's API, seen by docker
 api POST /containers -d "{\"name\": \"from-api\", \"image\": \"$IMG\"}"
 [ "$status" = 201 ] || fail "create through the API: $status"
@@ -440,15 +464,13 @@ mkdir -p "$dir/ctx"
 echo "FROM scratch" >"$dir/ctx/Dockerfile"
 DOCKER_BUILDKIT=0 dk 1 build "$dir/ctx"
 has_err "not supported by portlayer"
-dk 1 network ls
-has_err "not supported by portlayer"
 dk 1 swarm init
 has_err "not supported by portlayer"
 dk 1 plugin ls
 has_err "not supported by portlayer"
 dk 1 push "$IMG"
 has_err "not supported by portlayer"
-dk 125 run -p 8080:80 "$IMG" true
+dk 125 run -p 80 "$IMG" true
 has_err "not supported by portlayer"
 dapi POST /v1.45/containers/create -H 'Content-Type: application/json' -d '{bad'
 [ "$status" = 400 ] || fail "a malformed body answered $status"

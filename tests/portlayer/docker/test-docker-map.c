@@ -128,7 +128,7 @@ static void test_create_refused(void **state) {
         json_t *f = NULL, *w = NULL;
         static const char *const opnotsupp[] = {
                 "{\"HostConfig\": {\"Mounts\": [{\"Type\": \"tmpfs\", \"Target\": \"/t\"}]}}",
-                "{\"HostConfig\": {\"PortBindings\": {\"80/tcp\": [{\"HostPort\": \"8080\"}]}}}",
+                "{\"HostConfig\": {\"PortBindings\": {\"80/tcp\": [{\"HostPort\": \"\"}]}}}",
                 "{\"HostConfig\": {\"NetworkMode\": \"host\"}}",
                 "{\"HostConfig\": {\"Privileged\": true}}",
                 "{\"Volumes\": {\"/data\": {}}}",
@@ -197,6 +197,27 @@ static void test_create_mounts(void **state) {
         assert_string_equal(str(json_array_get(m, 2), "volume"), "other");
         json_decref(f);
         json_decref(w);
+        /* -p and --network */
+        assert_int_equal(map("{\"HostConfig\": {\"PortBindings\": {\"80/tcp\": [{\"HostIp\": \"127.0.0.1\","
+                             " \"HostPort\": \"8080\"}], \"53/udp\": [{\"HostPort\": \"5353\"}]},"
+                             " \"NetworkMode\": \"mynet\"}}",
+                             &img, &f, &w),
+                         0);
+        json_t *p = json_object_get(f, "ports");
+        assert_int_equal(json_array_size(p), 2);
+        assert_string_equal(str(json_array_get(p, 0), "host_ip"), "127.0.0.1");
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(p, 0), "host_port")), 8080);
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(p, 0), "container_port")), 80);
+        assert_string_equal(str(json_array_get(p, 1), "protocol"), "udp");
+        assert_string_equal(str(f, "network"), "mynet");
+        json_decref(f);
+        json_decref(w);
+        assert_int_equal(map("{\"HostConfig\": {\"NetworkMode\": \"bridge\"}}", &img, &f, &w), 0);
+        assert_null(json_object_get(f, "network")); /* Docker's bridge is our default */
+        json_decref(f);
+        json_decref(w);
+        assert_int_equal(map("{\"HostConfig\": {\"PortBindings\": {\"x/tcp\": [{\"HostPort\": \"1\"}]}}}", &img, &f, &w),
+                         -EINVAL);
         /* an image's (or -v /path's) volume nobody named */
         assert_int_equal(map("{\"Volumes\": {\"/anon\": {}}}", &img, &f, &w), -EOPNOTSUPP);
         /* no mounts: no field */
