@@ -334,9 +334,14 @@ static int commit_new(ContainerHost *h, Handle *hd, Container **ret, Error **err
         c->generation = 1;
         c->created_ns = (int64_t) realtime_nsec();
         c->state = c->state_before = CONTAINER_CREATED;
-        int r = mkdir(c->dir, 0700) < 0 ? error_set_errno(err, errno, "create %s", c->dir) : 0;
+        /* 0711: its QEMU's uid crosses it to the disk, lists nothing */
+        int r = mkdir(c->dir, 0711) < 0 || chmod(c->dir, 0711) < 0 ? error_set_errno(err, errno, "create %s", c->dir) : 0;
+        if (r >= 0)
+                r = container_owner_claim(h, c, err);
         if (r >= 0)
                 r = store_container_disk_create(h->store, c->image_id, c->disk, CONTAINER_DISK_SIZE_DEFAULT, err);
+        if (r >= 0)
+                r = container_owner_give_disk(h, c, err);
         if (r >= 0)
                 r = pending_adopt(c, hd, err);
         pthread_mutex_lock(&h->lock);
@@ -352,6 +357,7 @@ static int commit_new(ContainerHost *h, Handle *hd, Container **ret, Error **err
         if (r < 0) {
                 (void) store_container_disk_remove(h->store, c->disk, NULL);
                 (void) rm_rf(c->dir);
+                container_owner_release(h, c);
                 container_unref(c);
                 return r;
         }
@@ -524,8 +530,11 @@ int container_host_destroy(ContainerHost *h, const char *ref, bool force, Error 
                 r = rm_rf(c->dir);
                 if (r < 0)
                         r = error_set_errno(err, -r, "remove %s", c->dir);
-                /* The run directory (agent socket, console log) goes too. */
+                /* The run directory (agent socket, console log) goes too;
+                 * then nothing of its uid is left and the uid is free. */
                 (void) rm_rf(c->run_dir);
+                if (r >= 0)
+                        container_owner_release(h, c);
                 pthread_mutex_lock(&h->lock);
                 container_host_forget_locked(h, c);
                 pthread_mutex_unlock(&h->lock);

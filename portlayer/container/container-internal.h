@@ -47,6 +47,8 @@ typedef struct Container {
         uint32_t main_id;      /* the agent's id of it, to find it again after a restart */
         int64_t started_ns, finished_ns;
         const char *transport; /* static: "virtio-serial" or "vsock", chosen at its start */
+        uint32_t uid;          /* its QEMU's uid and gid (container-owner.c); 0: root, only
+                                * with --allow-root-qemu */
 
         Runtime *rt;           /* while starting, running, paused, stopping */
         bool removed;
@@ -73,6 +75,8 @@ struct ContainerHost {
         const char *transport;  /* static: what new starts use */
         VmDriver *driver;
         Store *store;
+        struct UidPool *uids;   /* NULL: QEMU runs as root (--allow-root-qemu) */
+        char *qemu_user;        /* GET /version's "qemu_user" */
 
         pthread_mutex_t lock;
         pthread_cond_t changed; /* any container's state changed */
@@ -196,6 +200,23 @@ void container_metrics_start(ContainerHost *h, bool ok, uint64_t usec);
  * client did not cause (a broken connection, a protocol violation, an RPC
  * timeout). Returns r. */
 int container_metrics_agent_result(ContainerHost *h, int r);
+
+/* --- container-owner.c: who a container's QEMU runs as --- */
+
+/* Opens h->uids from cfg (nothing when cfg->uid_count is 0). */
+int container_owner_open(ContainerHost *h, const ContainerHostConfig *cfg, Error **err);
+/* Claims a uid for c when it has none (and the host has a pool) and gives
+ * it c's disk (owner, mode 0600) when the disk exists. Caller holds c->op
+ * or owns c alone, and saves the record. */
+int container_owner_claim(ContainerHost *h, Container *c, Error **err);
+/* Gives c's disk to c's uid (mode 0600). */
+int container_owner_give_disk(ContainerHost *h, const Container *c, Error **err);
+/* Releases c's uid once its VM, disk and run directory are gone; a uid a
+ * process still runs as stays claimed (recovery releases it later). */
+void container_owner_release(ContainerHost *h, Container *c);
+/* Recovery: claims every recorded uid again and releases the claims no
+ * container holds. */
+void container_owner_reconcile(ContainerHost *h);
 
 /* --- container-recover.c --- */
 

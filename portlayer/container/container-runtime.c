@@ -103,8 +103,11 @@ static int start_guest(ContainerHost *h, Container *c, Guest **ret, Error **err)
         pthread_mutex_lock(&h->lock);
         json_int_t mem = json_integer_value(json_object_get(c->config, "memory_mb"));
         json_int_t vcpus = json_integer_value(json_object_get(c->config, "vcpus"));
+        /* its own uid, or root where the daemon was told to allow it */
+        VmOwner owner = {.uid = c->uid, .gid = c->uid};
         pthread_mutex_unlock(&h->lock);
         GuestConfig gc = {
+                .owner = &owner,
                 .name = c->domain, .container_id = c->id, .kernel = h->kernel, .initrd = h->initrd,
                 .root_disk = c->disk, .root_format = VM_DISK_QCOW2, .run_dir = c->run_dir, .hostname = c->name,
                 .memory_mib = mem > 0 ? (uint64_t) mem : CONTAINER_MEMORY_MB_DEFAULT,
@@ -131,13 +134,19 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
                 pthread_mutex_unlock(&h->lock);
                 return error_set(err, EBUSY, "container %s is already running", c->name);
         }
+        pthread_mutex_unlock(&h->lock);
+        /* a container recorded before uids existed gets one now */
+        int r = container_owner_claim(h, c, err);
+        if (r < 0)
+                return error_prefix(err, "start container %s", c->name);
+        pthread_mutex_lock(&h->lock);
         c->state_before = c->state;
         c->transport = h->transport; /* recorded: a restart reattaches the same way */
         container_set_state_locked(h, c, CONTAINER_STARTING);
         pthread_mutex_unlock(&h->lock);
 
         Runtime *rt = calloc(1, sizeof(*rt));
-        int r = rt ? start_guest(h, c, &rt->guest, err) : error_oom(err);
+        r = rt ? start_guest(h, c, &rt->guest, err) : error_oom(err);
         if (r >= 0)
                 r = start_copy_pending(h, c, rt, err);
         if (r >= 0)

@@ -4,7 +4,7 @@
  * initramfs, VM driver (its event thread), container host (loads records and
  * reconciles with the driver's VMs), then the REST socket: the socket exists
  * only once the daemon can answer correctly. Stop goes in reverse. */
-#include "daemon.h"
+#include "daemon-internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -39,7 +39,7 @@ struct Daemon {
 const char *const daemon_config_keys[] = {
         "state-dir",  "socket",       "libvirt-uri",         "guest-kernel", "guest-initrd",  "agent",
         "image-store", "accel",       "insecure-registries", "boot-timeout", "transport",     "log-max-size",
-        "log-max-files", "log-level", NULL,
+        "log-max-files", "log-level", "uid-range", "allow-root-qemu", NULL,
 };
 
 void daemon_config_init(DaemonConfig *c) {
@@ -50,7 +50,7 @@ void daemon_config_init(DaemonConfig *c) {
 void daemon_config_clear(DaemonConfig *c) {
         char **fields[] = {&c->state_dir, &c->socket, &c->libvirt_uri, &c->guest_kernel, &c->guest_initrd,
                            &c->agent, &c->image_store, &c->accel, &c->log_level, &c->insecure_registries,
-                           &c->transport};
+                           &c->transport, &c->uid_range};
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
                 *fields[i] = mfree(*fields[i]);
 }
@@ -75,7 +75,7 @@ int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error
                 {"guest-initrd", &c->guest_initrd, true}, {"agent", &c->agent, true},
                 {"image-store", &c->image_store, true},   {"accel", &c->accel, false},
                 {"log-level", &c->log_level, false},      {"insecure-registries", &c->insecure_registries, false},
-                {"transport", &c->transport, false},
+                {"transport", &c->transport, false},      {"uid-range", &c->uid_range, false},
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
                 if (strcmp(strings[i].key, key) != 0)
@@ -87,9 +87,18 @@ int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error
                 if (strcmp(key, "transport") == 0 && strcmp(value, "auto") != 0 && strcmp(value, "vsock") != 0 &&
                     strcmp(value, "virtio-serial") != 0)
                         return error_set(err, EINVAL, "transport: '%s' is not auto, vsock or virtio-serial", value);
+                if (strcmp(key, "uid-range") == 0 && container_uid_range_parse(value, NULL, NULL) < 0)
+                        return error_set(err, EINVAL, "uid-range: '%s' is not FIRST-LAST (65536-2147483646)", value);
                 if (strcmp(key, "log-level") == 0 && log_level_from_string(value) < 0)
                         return error_set(err, EINVAL, "log-level: '%s' is not error, warning, info or debug", value);
                 return set_string(strings[i].field, value, err);
+        }
+        if (strcmp(key, "allow-root-qemu") == 0) {
+                bool yes = strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0;
+                if (!yes && strcmp(value, "false") != 0 && strcmp(value, "no") != 0 && strcmp(value, "0") != 0)
+                        return error_set(err, EINVAL, "allow-root-qemu: '%s' is not true or false", value);
+                c->allow_root_qemu = yes;
+                return 0;
         }
         if (strcmp(key, "boot-timeout") == 0) {
                 int v;
@@ -220,14 +229,17 @@ static int open_registry(Daemon *d, const DaemonConfig *cfg, Error **err) {
 }
 
 static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *self_exe, Error **err) {
-        _cleanup_free_ char *kernel = NULL, *initrd = NULL, *store_root = NULL;
-        int r = mkdir_p(cfg->state_dir, 0711);
-        if (r < 0)
-                return error_set_errno(err, -r, "create %s", cfg->state_dir);
+        _cleanup_free_ char *kernel = NULL, *initrd = NULL, *store_root = NULL, *qemu_user = NULL;
+        uint32_t uid_first = 0, uid_count = 0;
+        int r = daemon_qemu_identity(cfg, &uid_first, &uid_count, &qemu_user, err);
+        if (r < 0 || (r = daemon_state_dir_prepare(cfg->state_dir, uid_count > 0, err)) < 0)
+                return r;
         if (asprintf(&store_root, "%s/images", cfg->state_dir) < 0)
                 return error_oom(err);
         if ((r = store_open(cfg->image_store ? cfg->image_store : store_root, &d->store, err)) < 0 ||
-            (r = open_registry(d, cfg, err)) < 0 || (r = guest_boot_files(cfg, self_exe, &kernel, &initrd, err)) < 0)
+            (r = open_registry(d, cfg, err)) < 0 || (r = guest_boot_files(cfg, self_exe, &kernel, &initrd, err)) < 0 ||
+            (r = daemon_check_shared_input(kernel, uid_count > 0, err)) < 0 ||
+            (r = daemon_check_shared_input(initrd, uid_count > 0, err)) < 0)
                 return r;
         r = vm_driver_open(&vm_driver_libvirt, &d->driver, cfg->libvirt_uri, cfg->libvirt_uri ? NULL : cfg->state_dir,
                            on_vm_event, d, err);
@@ -238,8 +250,9 @@ static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *sel
                 .initrd = initrd, .accel = cfg->accel ? (VmAccel) vm_accel_from_string(cfg->accel) : VM_ACCEL_AUTO,
                 .boot_timeout_ms = cfg->boot_timeout_s * 1000, .transport = cfg->transport,
                 .log_max_size = cfg->log_max_size, .log_max_files = cfg->log_max_files,
+                .uid_first = uid_first, .uid_count = uid_count, .qemu_user = qemu_user,
         };
-        log_info("guest kernel %s, initramfs %s", kernel, initrd);
+        log_info("guest kernel %s, initramfs %s; QEMU runs as %s", kernel, initrd, qemu_user);
         return container_host_open(&hc, &d->host, err);
 }
 
@@ -256,6 +269,8 @@ int daemon_start(const DaemonConfig *cfg, const char *self_exe, Daemon **ret, Er
                 HttpApp app = api_http_app(d->api);
                 r = http_server_start_unix(cfg->socket, &app, &d->http, err);
         }
+        if (r >= 0)
+                daemon_socket_group(cfg->socket);
         if (r < 0) {
                 daemon_stop(d);
                 return r;

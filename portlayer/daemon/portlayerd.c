@@ -33,6 +33,8 @@ static void usage(FILE *f) {
               "  --log-max-size SIZE       rotate a container's main.log past SIZE (default 16M)\n"
               "  --log-max-files N         rotated logs kept per container (default 2)\n"
               "  --log-level LEVEL         error, warning, info (default), debug\n"
+              "  --uid-range FIRST-LAST    container VMs' uids, one each (default " DAEMON_DEFAULT_UID_RANGE ")\n"
+              "  --allow-root-qemu         run QEMU as root where no uid per container is possible\n"
               "  --help, --version\n",
               f);
 }
@@ -52,7 +54,8 @@ static int parse_args(int argc, char **argv, DaemonConfig *cfg) {
                 {"accel", required_argument, NULL, 0},          {"insecure-registries", required_argument, NULL, 0},
                 {"boot-timeout", required_argument, NULL, 0},   {"log-level", required_argument, NULL, 0},
                 {"transport", required_argument, NULL, 0},     {"log-max-size", required_argument, NULL, 0},
-                {"log-max-files", required_argument, NULL, 0},
+                {"log-max-files", required_argument, NULL, 0},  {"uid-range", required_argument, NULL, 0},
+                {"allow-root-qemu", no_argument, NULL, 0},
                 {"help", no_argument, NULL, 'h'},               {"version", no_argument, NULL, 'V'},
                 {},
         };
@@ -72,7 +75,7 @@ static int parse_args(int argc, char **argv, DaemonConfig *cfg) {
         while ((o = getopt_long(argc, argv, "h", opts, &idx)) >= 0)
                 switch (o) {
                 case 0:
-                        if (daemon_config_set(cfg, opts[idx].name, optarg, &e) < 0) {
+                        if (daemon_config_set(cfg, opts[idx].name, optarg ? optarg : "true", &e) < 0) {
                                 fprintf(stderr, "portlayerd: --%s\n", error_text(e));
                                 return 2;
                         }

@@ -32,6 +32,8 @@ typedef struct GuestConfig {
         const char *extra_cmdline; /* appended to the kernel command line, or NULL */
         bool vsock;                /* reach the agent over virtio-vsock (the host needs
                                     * vhost-vsock), not the virtio-serial port */
+        const VmOwner *owner;      /* QEMU's uid:gid, which gets run_dir (0700) and the console
+                                    * log (0600); NULL: the driver's default user */
 } GuestConfig;
 
 typedef struct Guest {

@@ -65,6 +65,13 @@ typedef enum VmDiskFormat {
         _VM_DISK_FORMAT_MAX,
 } VmDiskFormat;
 
+/* Who a VM's QEMU runs as: a per-domain DAC label. libvirt starts QEMU as
+ * uid:gid with no supplementary groups and changes no file's owner
+ * (relabel='no'): the caller gives the files QEMU opens to that uid. */
+typedef struct VmOwner {
+        uint32_t uid, gid;
+} VmOwner;
+
 /* A virtio-blk disk; disks[0] is the container's root disk (vda). */
 typedef struct VmDisk {
         const char *path;   /* absolute */
@@ -95,6 +102,8 @@ typedef struct VmSpec {
         const char *agent_channel; /* virtio-serial port name; NULL: VM_AGENT_CHANNEL_DEFAULT */
         const char *console_log;   /* the kernel console (ttyS0) is written here */
         bool vsock;                /* a virtio-vsock device, guest CID chosen by libvirt */
+
+        const VmOwner *owner;      /* NULL: the driver's default user (qemu.conf's, never root) */
 } VmSpec;
 
 /* What the host sees of a running domain. */
