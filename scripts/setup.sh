@@ -35,13 +35,17 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # libvirt's embedded QEMU driver looks up its built-in user before it reads
-# our qemu.conf (which runs QEMU as root): without it, opening fails with
+# our qemu.conf (which names it as the default QEMU user; the daemon gives
+# each container VM a uid of its own): without it, opening fails with
 # "Failed to parse user 'libvirt-qemu'". libvirt-daemon-system would create it
 # but also brings services and AppArmor profiles we do not want.
+# The group 'portlayer' may use the daemon's API socket (0660 root:portlayer;
+# docs/security.md): membership is as good as root on this host.
 ensure_libvirt_user() {
   getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu
   getent passwd libvirt-qemu >/dev/null || useradd --system --gid libvirt-qemu --no-create-home \
     --home-dir /var/lib/libvirt --shell /usr/sbin/nologin libvirt-qemu
+  getent group portlayer >/dev/null || groupadd --system portlayer
 }
 
 missing=()

@@ -100,6 +100,9 @@ static int world_setup(void **state) {
                 return -1;
         if (test_tmpdir_make(world.dir, sizeof world.dir, "e2e") < 0)
                 return -1;
+        /* QEMU runs as GUEST_UID: it crosses this directory to its files */
+        if (chmod(world.dir, 0711) < 0)
+                return -1;
 
         Error *e = NULL;
         char *modules_dir = NULL;
@@ -152,6 +155,12 @@ static int world_teardown(void **state) {
         return bad ? -1 : 0;
 }
 
+/* Every guest's QEMU runs as this uid (a per-domain DAC label), never as
+ * root; it owns the guest's disk overlay and run directory. Outside the
+ * daemon's default range (docs/security.md), inside no account's. */
+#define GUEST_UID 270000u
+static const VmOwner guest_owner = {.uid = GUEST_UID, .gid = GUEST_UID};
+
 static void fixture_name(Fixture *f) {
         snprintf(f->name, sizeof f->name, "pl-e2e-%d-%u", (int) getpid(), ++world.seq);
         snprintf(f->run_dir, sizeof f->run_dir, "%s/%s", world.dir, f->name);
@@ -169,9 +178,11 @@ static int boot_disk(Fixture *f, const char *root_disk, const char *extra_cmdlin
                 snprintf(disk, sizeof disk, "%s", root_disk);
         else if (test_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 256M", world.base, disk) != 0)
                 return error_set(err, EIO, "qemu-img create failed");
+        if (chown(disk, GUEST_UID, GUEST_UID) < 0 || chmod(disk, 0600) < 0)
+                return error_set_errno(err, errno, "give %s to uid %u", disk, GUEST_UID);
         GuestConfig c = {.name = f->name, .kernel = world.kernel, .initrd = world.initrd, .root_disk = disk,
                          .root_format = VM_DISK_QCOW2, .run_dir = f->run_dir, .hostname = "e2e-host",
-                         .boot_timeout_ms = 90000, .extra_cmdline = extra_cmdline};
+                         .boot_timeout_ms = 90000, .extra_cmdline = extra_cmdline, .owner = &guest_owner};
         return guest_start(world.driver, &c, &f->guest, err);
 }
 

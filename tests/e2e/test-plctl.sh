@@ -179,6 +179,7 @@ step="PORTLAYER_SOCKET"
 PORTLAYER_SOCKET=$sock "$PL_PLCTL_BIN" version >"$out" 2>"$err" || fail "version through \$PORTLAYER_SOCKET"
 pc 0 doctor --state-dir "$dir"
 has "OK    daemon        portlayerd answers at $sock"
+has "OK    qemu user     a uid per container (200000-265535)"
 
 # --- images ---
 
