@@ -84,18 +84,23 @@ int container_owner_claim(ContainerHost *h, Container *c, Error **err) {
         return 0;
 }
 
-void container_owner_release(ContainerHost *h, Container *c) {
-        if (!h->uids || !c->uid)
-                return;
-        _cleanup_error_ Error *e = NULL;
-        /* QEMU may need a moment after the destroy to be reaped */
-        for (int i = 0; i < 50; i++) {
-                if (uid_pool_release(h->uids, c->uid, c->id, &e) >= 0 || e->code != EBUSY)
-                        break;
-                e = error_free(e);
+/* Releases uid of owner, giving its QEMU up to 5 s to be reaped. */
+static int release_when_unused(ContainerHost *h, uint32_t uid, const char *owner, Error **err) {
+        for (int i = 0;; i++) {
+                _cleanup_error_ Error *e = NULL;
+                int r = uid_pool_release(h->uids, uid, owner, &e);
+                if (r != -EBUSY || i == 50) {
+                        if (r < 0 && err)
+                                *err = TAKE_PTR(e);
+                        return r;
+                }
                 usleep(100 * 1000);
         }
-        if (e)
+}
+
+void container_owner_release(ContainerHost *h, Container *c) {
+        _cleanup_error_ Error *e = NULL;
+        if (h->uids && c->uid && release_when_unused(h, c->uid, c->id, &e) < 0)
                 log_warning("container %.12s: uid %u stays claimed until the next start: %s", c->id, c->uid,
                             error_text(e));
 }
@@ -149,7 +154,7 @@ void container_owner_reconcile(ContainerHost *h) {
                 if (known)
                         continue;
                 _cleanup_error_ Error *re = NULL;
-                if (uid_pool_release(h->uids, claims[i].uid, claims[i].owner, &re) < 0)
+                if (release_when_unused(h, claims[i].uid, claims[i].owner, &re) < 0)
                         log_warning("uid %u of the removed container %.12s stays claimed: %s", claims[i].uid,
                                     claims[i].owner, error_text(re));
                 else
