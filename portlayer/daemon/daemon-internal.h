@@ -20,6 +20,10 @@ int daemon_state_dir_prepare(const char *state_dir, bool qemu_uids, Error **err)
 /* A file every QEMU reads (kernel, initramfs): readable by others along its
  * whole path; a warning when anyone but root could write it. */
 int daemon_check_shared_input(const char *path, bool qemu_uids, Error **err);
+/* Warns when the KVM device (path, normally /dev/kvm) exists but is not
+ * read-writable by every user: QEMU under a per-container uid cannot use it,
+ * and libvirt then re-probes QEMU's capabilities at every domain start. */
+void daemon_check_kvm_device(const char *path);
 /* Gives the API socket to group DAEMON_SOCKET_GROUP (mode 0660); without the
  * group it stays root's alone, with a warning. */
 void daemon_socket_group(const char *path);

@@ -104,6 +104,15 @@ int daemon_check_shared_input(const char *path, bool qemu_uids, Error **err) {
         return check_searchable(path, err);
 }
 
+void daemon_check_kvm_device(const char *path) {
+        struct stat st;
+        if (stat(path, &st) < 0 || (st.st_mode & (S_IROTH | S_IWOTH)) == (S_IROTH | S_IWOTH))
+                return;
+        log_warning("%s is mode %04o: container VMs' QEMU, under uids of their own, cannot use KVM, and libvirt "
+                    "probes QEMU again at every start (slow); make it 0666 (scripts/setup.sh)",
+                    path, (unsigned) (st.st_mode & 07777));
+}
+
 void daemon_socket_group(const char *path) {
         struct group *g = getgrnam(DAEMON_SOCKET_GROUP);
         if (!g) {

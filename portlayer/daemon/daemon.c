@@ -234,6 +234,8 @@ static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *sel
         int r = daemon_qemu_identity(cfg, &uid_first, &uid_count, &qemu_user, err);
         if (r < 0 || (r = daemon_state_dir_prepare(cfg->state_dir, uid_count > 0, err)) < 0)
                 return r;
+        if (uid_count > 0 && !cfg->libvirt_uri)
+                daemon_check_kvm_device("/dev/kvm");
         if (asprintf(&store_root, "%s/images", cfg->state_dir) < 0)
                 return error_oom(err);
         if ((r = store_open(cfg->image_store ? cfg->image_store : store_root, &d->store, err)) < 0 ||

@@ -288,14 +288,16 @@ static int write_qemu_conf(const char *root, Error **err) {
         _cleanup_free_ char *etc = NULL, *path = NULL;
         if (asprintf(&etc, "%s/etc", root) < 0 || asprintf(&path, "%s/qemu.conf", etc) < 0)
                 return error_oom(err);
-        int r = mkdir_p(etc, 0700);
-        if (r < 0)
-                return error_set_errno(err, r, "cannot create %s", etc);
         /* QEMU, under the uid of its VM, opens files libvirt prepares for
-         * it below <root>/lib/qemu/domain-*: it crosses the root, lists
-         * nothing (etc/ stays 0700) */
-        if (chmod(root, 0711) < 0)
-                return error_set_errno(err, errno, "cannot chmod %s", root);
+         * it below <root>/lib/qemu/domain-*: it crosses the root (and the
+         * directories made for it here), lists nothing; etc/ stays 0700 */
+        int r = mkdir_p(root, 0711);
+        if (r >= 0 && chmod(root, 0711) < 0)
+                r = -errno;
+        if (r < 0)
+                return error_set_errno(err, r, "cannot create %s", root);
+        if ((r = mkdir_p(etc, 0700)) < 0)
+                return error_set_errno(err, r, "cannot create %s", etc);
         /* Ours (the first line says so) is brought up to date; anyone
          * else's is left alone. */
         _cleanup_free_ char *old = NULL;
