@@ -25,8 +25,8 @@ packages=(
   # container networking: bridges and taps (iproute2), NAT and published ports
   # (libnftables; nft for operators), user-mode networking measured against passt
   iproute2 nftables libnftables-dev passt
-  # tests and benchmarks
-  libcmocka-dev hyperfine procps
+  # tests and benchmarks (python3: the socket client of scripts/bench-usernet.sh)
+  libcmocka-dev hyperfine procps python3
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -85,13 +85,20 @@ static int guest_create_vm(Guest *g, const GuestConfig *c, Error **err) {
                      c->hostname ? c->hostname : c->name, GUEST_ROOT_SERIAL, c->extra_cmdline ? " " : "",
                      c->extra_cmdline ? c->extra_cmdline : "") < 0)
                 return -ENOMEM;
-        VmDisk root = {.path = c->root_disk, .format = c->root_format, .serial = GUEST_ROOT_SERIAL};
+        if (c->n_extra_disks > VM_DISKS_MAX - 1 || (c->n_extra_disks > 0 && !c->extra_disks))
+                return error_set(err, EINVAL, "guest '%s': %zu extra disks, at most %d", c->name, c->n_extra_disks,
+                                 VM_DISKS_MAX - 1);
+        VmDisk disks[VM_DISKS_MAX];
+        disks[0] = (VmDisk){.path = c->root_disk, .format = c->root_format, .serial = GUEST_ROOT_SERIAL};
+        for (size_t i = 0; i < c->n_extra_disks; i++)
+                disks[i + 1] = c->extra_disks[i];
         VmSpec spec = {
                 .name = c->name, .container_id = c->container_id ? c->container_id : c->name,
                 .memory_mib = c->memory_mib ? c->memory_mib : 256, .vcpus = c->vcpus ? c->vcpus : 1,
                 .accel = c->accel, .kernel = c->kernel, .initrd = c->initrd, .cmdline = cmdline,
-                .disks = &root, .n_disks = 1, .agent_socket = g->socket_path, .console_log = g->console_path,
-                .vsock = c->vsock, .owner = c->owner,
+                .disks = disks, .n_disks = 1 + c->n_extra_disks, .agent_socket = g->socket_path,
+                .console_log = g->console_path, .vsock = c->vsock, .nics = c->nics, .n_nics = c->n_nics,
+                .filesystems = c->filesystems, .n_filesystems = c->n_filesystems, .owner = c->owner,
         };
         return vm_driver_create(g->driver, &spec, err);
 }

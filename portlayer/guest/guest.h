@@ -32,6 +32,13 @@ typedef struct GuestConfig {
         const char *extra_cmdline; /* appended to the kernel command line, or NULL */
         bool vsock;                /* reach the agent over virtio-vsock (the host needs
                                     * vhost-vsock), not the virtio-serial port */
+        const VmNic *nics;         /* optional: the VM's NICs (VmSpec.nics) */
+        size_t n_nics;
+        const VmDisk *extra_disks; /* optional: virtio-blk disks after the root disk (volumes),
+                                    * each with its own serial (not GUEST_ROOT_SERIAL) */
+        size_t n_extra_disks;      /* at most VM_DISKS_MAX - 1 */
+        const VmFilesystem *filesystems; /* optional: virtio-fs shares (VmSpec.filesystems) */
+        size_t n_filesystems;
         const VmOwner *owner;      /* QEMU's uid:gid, which gets run_dir (0700) and the console
                                     * log (0600); NULL: the driver's default user */
 } GuestConfig;

@@ -40,6 +40,12 @@
 #define VM_MEMORY_MIB_MAX 1048576
 #define VM_VCPUS_MAX 64
 #define VM_AGENT_CHANNEL_DEFAULT "org.portlayer.agent.0"
+#define VM_NICS_MAX 4
+#define VM_FILESYSTEMS_MAX 8
+#define VM_TAP_NAME_MAX 15      /* IFNAMSIZ minus the NUL */
+#define VM_FS_TAG_MAX 36        /* virtio-fs tags are 36 bytes */
+#define VM_MTU_MIN 68           /* IPv4's minimum */
+#define VM_MTU_MAX 65535
 
 typedef enum VmAccel {
         VM_ACCEL_AUTO, /* KVM when usable, else TCG */
@@ -66,7 +72,7 @@ typedef enum VmDiskFormat {
 } VmDiskFormat;
 
 /* Who a VM's QEMU runs as: a per-domain DAC label. libvirt starts QEMU as
- * uid:gid with no supplementary groups and changes no file's owner
+ * uid:gid (gid its only group) and changes no file's owner
  * (relabel='no'): the caller gives the files QEMU opens to that uid. */
 typedef struct VmOwner {
         uint32_t uid, gid;
@@ -79,6 +85,34 @@ typedef struct VmDisk {
         const char *serial; /* [A-Za-z0-9_.-]{1,20}, how the guest finds it */
         bool read_only;
 } VmDisk;
+
+typedef enum VmNicType {
+        VM_NIC_BRIDGE, /* a tap that libvirt creates and attaches to an existing bridge */
+        VM_NIC_USER,   /* user-mode networking: QEMU's slirp, no tap, no bridge, no root needed;
+                        * the guest is 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3; ports reach it
+                        * through vm_driver_forward() (docs/networking.md) */
+        _VM_NIC_TYPE_MAX,
+} VmNicType;
+
+/* A virtio-net NIC. */
+typedef struct VmNic {
+        VmNicType type;
+        const char *mac;    /* "0a:70:6c:xx:xx:xx" (lower case), unicast and locally administered; required */
+        const char *bridge; /* VM_NIC_BRIDGE: the bridge libvirt attaches the tap to (a valid link name) */
+        const char *tap;    /* VM_NIC_BRIDGE: tap name ([A-Za-z0-9_.-]{1,15}), e.g. "pl" + 12 hex; NULL:
+                             * libvirt names it (vnetN) */
+        unsigned mtu;       /* VM_MTU_MIN..VM_MTU_MAX; 0: the bridge's */
+} VmNic;
+
+/* A host directory shared with the guest over virtio-fs (QEMU's virtiofsd,
+ * which libvirt starts and stops with the domain). The guest mounts it with
+ * `mount -t virtiofs <tag> <dir>`. */
+typedef struct VmFilesystem {
+        const char *source; /* host directory, absolute */
+        const char *tag;    /* virtiofs mount tag, [A-Za-z0-9_.-]{1,36}, unique in the spec */
+        bool read_only;     /* the guest can read only: enforced on the host (virtiofsd runs on a
+                             * read-only bind mount, through pl-virtiofsd-ro), not by the guest's mount */
+} VmFilesystem;
 
 /* Everything a VM is made of. Strings are borrowed for the call. Names match
  * [A-Za-z0-9_.-]{1,64}; paths are absolute, at most PATH_MAX, without control
@@ -103,8 +137,23 @@ typedef struct VmSpec {
         const char *console_log;   /* the kernel console (ttyS0) is written here */
         bool vsock;                /* a virtio-vsock device, guest CID chosen by libvirt */
 
+        const VmNic *nics;         /* optional, up to VM_NICS_MAX, in guest order (eth0, eth1...) */
+        size_t n_nics;
+        /* optional, up to VM_FILESYSTEMS_MAX. n_filesystems > 0 gives the
+         * domain shared memory backing (memfd), as virtio-fs needs. */
+        const VmFilesystem *filesystems;
+        size_t n_filesystems;
+
         const VmOwner *owner;      /* NULL: the driver's default user (qemu.conf's, never root) */
 } VmSpec;
+
+/* A host->guest port forward of a VM_NIC_USER NIC. */
+typedef struct VmForward {
+        const char *protocol; /* "tcp" or "udp" */
+        const char *host_ip;  /* an IPv4 address, e.g. "127.0.0.1"; NULL or "" = all */
+        uint16_t host_port;   /* 1..65535 */
+        uint16_t guest_port;  /* 1..65535, to the guest's 10.0.2.15 */
+} VmForward;
 
 /* What the host sees of a running domain. */
 typedef struct VmStats {
@@ -168,6 +217,19 @@ struct VmDriverOps {
         /* Names of the domains, running or not, that carry our metadata, in
          * no particular order. Free with vm_names_free(). */
         int (*list_ours)(VmDriver *d, char ***ret_names, size_t *ret_n, Error **err);
+        /* Adds (add=true) or removes a host->guest port forward of the
+         * VM_NIC_USER NIC of a running domain. Forwards live in the QEMU
+         * process only: they do not survive a restart of the domain, and a
+         * daemon that restarts does not know which exist, so callers re-add
+         * theirs after every start and after a daemon restart. Adding the
+         * very same forward again (protocol, host_ip, host_port, guest_port)
+         * is success, so re-adding is safe; a host port that is taken
+         * otherwise (another forward, another process) is -EADDRINUSE, the
+         * message naming it. Removing a forward that is not there is -ENOENT.
+         * -ENOENT for a missing domain, -EBADFD when it is not running,
+         * -EINVAL for a bad forward, -EOPNOTSUPP when the domain has no
+         * user-mode NIC or the driver cannot forward. */
+        int (*forward)(VmDriver *d, const char *name, const VmForward *fw, bool add, Error **err);
 };
 
 extern const VmDriverOps vm_driver_libvirt;
@@ -206,6 +268,9 @@ static inline int vm_driver_stats(VmDriver *d, const char *name, VmStats *ret, E
 static inline int vm_driver_list_ours(VmDriver *d, char ***ret_names, size_t *ret_n, Error **err) {
         return d->ops->list_ours(d, ret_names, ret_n, err);
 }
+static inline int vm_driver_forward(VmDriver *d, const char *name, const VmForward *fw, bool add, Error **err) {
+        return d->ops->forward(d, name, fw, add, err);
+}
 /* NULL-safe; returns NULL. */
 static inline VmDriver *vm_driver_close(VmDriver *d) {
         if (d)
@@ -225,11 +290,15 @@ char **vm_names_free(char **names, size_t n);
 int vm_spec_validate(const VmSpec *spec, Error **err);
 /* True when s matches [A-Za-z0-9_.-]{1,max}. */
 bool vm_name_is_valid(const char *s, size_t max);
+/* Checks a forward (protocol, an IPv4 host_ip or none, ports 1..65535);
+ * -EINVAL with a message naming the field. */
+int vm_forward_validate(const VmForward *fw, Error **err);
 
 const char *vm_state_to_string(VmState s);   /* "missing", "running"... */
 const char *vm_accel_to_string(VmAccel a);   /* "auto", "kvm", "tcg" */
 int vm_accel_from_string(const char *s);     /* VmAccel or -EINVAL */
 const char *vm_disk_format_to_string(VmDiskFormat f); /* "raw", "qcow2" */
+const char *vm_nic_type_to_string(VmNicType t);       /* "bridge", "user" */
 
 /* --- the agent's transport (vm-accel.c) --- */
 
@@ -269,6 +338,9 @@ typedef struct VmFakeInfo {
         unsigned vcpus;
         size_t n_disks;
         bool vsock;
+        size_t n_nics;
+        size_t n_filesystems;
+        size_t n_forwards; /* forwards added and not removed */
 } VmFakeInfo;
 
 /* The next call of op fails with -code (once). */
@@ -278,6 +350,14 @@ void vm_fake_fail_next(VmDriver *d, VmFakeOp op, int code);
 int vm_fake_set_state(VmDriver *d, const char *name, VmState state, const char *reason);
 /* Adds a running domain without our metadata (someone else's VM). */
 int vm_fake_add_foreign(VmDriver *d, const char *name);
+/* The fake's forward() keeps forwards per domain (only for a domain with a
+ * VM_NIC_USER NIC, -EOPNOTSUPP otherwise) and answers -EADDRINUSE when any
+ * domain of the driver holds the same protocol and host port on the same or
+ * an overlapping address (all-addresses overlaps every one), as a real bind
+ * would, except the very same forward on the same domain (success).
+ * vm_fake_forward_exists(): 1 when that forward exists on name, 0 when not,
+ * -ENOENT when there is no such domain. */
+int vm_fake_forward_exists(VmDriver *d, const char *name, const VmForward *fw);
 /* What create() was given for name; -ENOENT when missing or foreign. */
 int vm_fake_info(VmDriver *d, const char *name, VmFakeInfo *ret);
 /* The domain XML the real driver would have defined (vm_xml_build()). */

@@ -35,6 +35,13 @@
 
 #include "vm-xml-internal.h"
 
+typedef struct FakeForward {
+        struct FakeForward *next;
+        char protocol[4];
+        char host_ip[16]; /* "" = all */
+        uint16_t host_port, guest_port;
+} FakeForward;
+
 typedef struct FakeDomain {
         struct FakeDomain *next;
         char name[VM_NAME_MAX + 1];
@@ -43,6 +50,8 @@ typedef struct FakeDomain {
         VmFakeInfo info;
         VmState state;
         pid_t agent;     /* the host-mode agent standing in for the guest, 0 when none */
+        bool user_nic;   /* has a VM_NIC_USER NIC: forward() works */
+        FakeForward *forwards;
 } FakeDomain;
 
 typedef struct FakeEvent {
@@ -98,7 +107,17 @@ static FakeDomain *find(FakeDriver *f, const char *name) {
         return NULL;
 }
 
+static void forwards_free(FakeDomain *dom) {
+        while (dom->forwards) {
+                FakeForward *fw = dom->forwards;
+                dom->forwards = fw->next;
+                free(fw);
+        }
+        dom->info.n_forwards = 0;
+}
+
 static void domain_free(FakeDomain *dom) {
+        forwards_free(dom);
         free(dom->xml);
         free(dom);
 }
@@ -269,6 +288,7 @@ static void agent_reap(FakeDriver *f, FakeDomain *dom) {
         if (dom->agent <= 0 || waitpid(dom->agent, &status, WNOHANG) != dom->agent)
                 return;
         dom->agent = 0;
+        forwards_free(dom);
         bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         dom->state = clean ? VM_STATE_SHUTOFF : VM_STATE_CRASHED;
         queue_event(f, dom->name, dom->state, clean ? "shutdown" : "crashed");
@@ -383,6 +403,10 @@ static FakeDomain *domain_new(const VmSpec *spec, VmAccel accel, char *xml) {
         dom->info.vcpus = spec->vcpus;
         dom->info.n_disks = spec->n_disks;
         dom->info.vsock = spec->vsock;
+        dom->info.n_nics = spec->n_nics;
+        dom->info.n_filesystems = spec->n_filesystems;
+        for (size_t i = 0; i < spec->n_nics; i++)
+                dom->user_nic |= spec->nics[i].type == VM_NIC_USER;
         dom->state = VM_STATE_RUNNING;
         dom->xml = xml;
         return dom;
@@ -564,6 +588,79 @@ static int fake_list_ours(VmDriver *base, char ***ret_names, size_t *ret_n, Erro
         return 0;
 }
 
+static bool forward_same_port(const FakeForward *have, const VmForward *fw) {
+        const char *ip = fw->host_ip ? fw->host_ip : "";
+        return strcmp(have->protocol, fw->protocol) == 0 && have->host_port == fw->host_port &&
+               (!have->host_ip[0] || !ip[0] || strcmp(have->host_ip, ip) == 0);
+}
+
+static bool forward_equal(const FakeForward *have, const VmForward *fw) {
+        const char *ip = fw->host_ip ? fw->host_ip : "";
+        return strcmp(have->protocol, fw->protocol) == 0 && have->host_port == fw->host_port &&
+               strcmp(have->host_ip, ip) == 0 && have->guest_port == fw->guest_port;
+}
+
+/* Call with lock held. */
+static int forward_add(FakeDriver *f, FakeDomain *dom, const VmForward *fw, Error **err) {
+        for (FakeForward *have = dom->forwards; have; have = have->next)
+                if (forward_equal(have, fw))
+                        return 0;
+        for (FakeDomain *other = f->domains; other; other = other->next)
+                for (FakeForward *have = other->forwards; have; have = have->next)
+                        if (forward_same_port(have, fw))
+                                return error_set(err, EADDRINUSE,
+                                                 "add port forward of domain '%s': host port %s %s:%u is taken",
+                                                 dom->name, fw->protocol,
+                                                 fw->host_ip && fw->host_ip[0] ? fw->host_ip : "*", fw->host_port);
+        FakeForward *n = calloc(1, sizeof(*n));
+        if (!n)
+                return error_oom(err);
+        snprintf(n->protocol, sizeof n->protocol, "%s", fw->protocol);
+        snprintf(n->host_ip, sizeof n->host_ip, "%s", fw->host_ip ? fw->host_ip : "");
+        n->host_port = fw->host_port;
+        n->guest_port = fw->guest_port;
+        n->next = dom->forwards;
+        dom->forwards = n;
+        dom->info.n_forwards++;
+        return 0;
+}
+
+/* Call with lock held. QEMU names a rule by protocol, address and port. */
+static int forward_remove(FakeDomain *dom, const VmForward *fw, Error **err) {
+        const char *ip = fw->host_ip ? fw->host_ip : "";
+        for (FakeForward **p = &dom->forwards; *p; p = &(*p)->next) {
+                FakeForward *have = *p;
+                if (strcmp(have->protocol, fw->protocol) == 0 && have->host_port == fw->host_port &&
+                    strcmp(have->host_ip, ip) == 0) {
+                        *p = have->next;
+                        free(have);
+                        dom->info.n_forwards--;
+                        return 0;
+                }
+        }
+        return error_set(err, ENOENT, "remove port forward %s:%s:%u of domain '%s': no such forward", fw->protocol, ip,
+                         fw->host_port, dom->name);
+}
+
+static int fake_forward(VmDriver *base, const char *name, const VmForward *fw, bool add, Error **err) {
+        FakeDriver *f = (FakeDriver *) base;
+        int r = vm_forward_validate(fw, err);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&f->lock);
+        FakeDomain *dom = find(f, name ? name : "");
+        if (!dom)
+                r = error_set(err, ENOENT, "port forward of domain '%s': no such domain", name ? name : "");
+        else if (dom->state != VM_STATE_RUNNING && dom->state != VM_STATE_PAUSED)
+                r = error_set(err, EBADFD, "port forward of domain '%s': not running", name);
+        else if (!dom->user_nic)
+                r = error_set(err, EOPNOTSUPP, "port forward of domain '%s': no user-mode NIC", name);
+        else
+                r = add ? forward_add(f, dom, fw, err) : forward_remove(dom, fw, err);
+        pthread_mutex_unlock(&f->lock);
+        return r;
+}
+
 const VmDriverOps vm_driver_fake = {
         .name = "fake",
         .open = fake_open,
@@ -576,6 +673,7 @@ const VmDriverOps vm_driver_fake = {
         .vsock_cid = fake_vsock_cid,
         .stats = fake_stats,
         .list_ours = fake_list_ours,
+        .forward = fake_forward,
 };
 
 /* --- controls --- */
@@ -599,8 +697,10 @@ int vm_fake_set_state(VmDriver *d, const char *name, VmState state, const char *
                 /* The agent is the guest: it runs, stops, or is gone. */
                 if (state == VM_STATE_RUNNING || state == VM_STATE_PAUSED)
                         agent_stop_or_cont(dom, state == VM_STATE_PAUSED);
-                else
+                else {
                         agent_kill(dom);
+                        forwards_free(dom); /* they lived in the QEMU process */
+                }
                 dom->state = state;
                 queue_event(f, name, state, reason ? reason : "set by test");
         }
@@ -627,6 +727,19 @@ int vm_fake_add_foreign(VmDriver *d, const char *name) {
         if (exists)
                 free(dom);
         return exists ? -EEXIST : 0;
+}
+
+int vm_fake_forward_exists(VmDriver *d, const char *name, const VmForward *fw) {
+        FakeDriver *f = fake_of(d);
+        if (!f || !name || vm_forward_validate(fw, NULL) < 0)
+                return -EINVAL;
+        pthread_mutex_lock(&f->lock);
+        FakeDomain *dom = find(f, name);
+        int r = dom ? 0 : -ENOENT;
+        for (FakeForward *have = dom ? dom->forwards : NULL; have && r == 0; have = have->next)
+                r = forward_equal(have, fw);
+        pthread_mutex_unlock(&f->lock);
+        return r;
 }
 
 int vm_fake_info(VmDriver *d, const char *name, VmFakeInfo *ret) {

@@ -22,6 +22,7 @@
 #include "portlayer/vm/vm-driver.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <libvirt/libvirt-qemu.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
@@ -531,6 +533,13 @@ static int lv_create(VmDriver *base, const VmSpec *spec, Error **err) {
         log_debug("domain '%s': %s (%s)", spec->name, vm_accel_to_string(accel), reason ? reason : "");
         if ((r = vm_xml_build(spec, accel, &xml, err)) < 0)
                 return r;
+        for (size_t i = 0; i < spec->n_filesystems; i++) {
+                char ro[PATH_MAX];
+                if (spec->filesystems[i].read_only && vm_xml_virtiofsd_ro(ro, sizeof ro) == 0 &&
+                    access(ro, X_OK) < 0)
+                        return error_set_errno(err, errno, "create domain '%s': read-only share '%s' needs %s",
+                                               spec->name, spec->filesystems[i].tag, ro);
+        }
 
         r = lookup(d, spec->name, &existing, "create", err);
         if (r < 0)
@@ -684,6 +693,129 @@ static int lv_stats(VmDriver *base, const char *name, VmStats *ret, Error **err)
         return r;
 }
 
+/* --- port forwards of the user-mode NIC (QEMU's slirp) ---
+ *
+ * libvirt has no API for slirp's host forwards, so they go through QEMU's
+ * human monitor (libvirt-qemu's passthrough, which marks the domain
+ * "tainted: custom-monitor" in its log; nothing else changes). QEMU answers
+ * an HMP command with text: nothing on success, a message otherwise. */
+
+#define MONITOR_REPLY_MAX 65536 /* bounded: the reply is QEMU's, the guest cannot grow it much */
+
+/* Runs one HMP command; *ret_reply is QEMU's answer, cut at
+ * MONITOR_REPLY_MAX and stripped of control characters but newlines. */
+static int monitor_hmp(virDomainPtr dom, const char *name, const char *cmd, char **ret_reply, Error **err) {
+        char *reply = NULL;
+        if (virDomainQemuMonitorCommand(dom, cmd, &reply, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP) < 0)
+                return libvirt_error(err, "monitor of domain '%s': '%s'", name, cmd);
+        if (!reply && !(reply = strdup("")))
+                return error_oom(err);
+        if (strlen(reply) > MONITOR_REPLY_MAX)
+                reply[MONITOR_REPLY_MAX] = 0;
+        for (char *p = reply; *p; p++)
+                if ((unsigned char) *p < 0x20 && *p != '\n')
+                        *p = *p == '\r' ? ' ' : '?';
+        *ret_reply = reply;
+        return 0;
+}
+
+/* 1 when QEMU's `info usernet` lists exactly this forward on netdev, 0 when
+ * not. Its lines read "TCP[HOST_FORWARD]  FD  <host ip>  <host port>
+ * <guest ip>  <guest port>  RecvQ SendQ", the host ip * or 0.0.0.0 for all. */
+static int forward_listed(virDomainPtr dom, const char *name, const VmForward *fw, Error **err) {
+        _cleanup_free_ char *reply = NULL;
+        int r = monitor_hmp(dom, name, "info usernet", &reply, err);
+        if (r < 0)
+                return r;
+        const char *want_proto = strcmp(fw->protocol, "udp") == 0 ? "UDP[HOST_FORWARD]" : "TCP[HOST_FORWARD]";
+        const char *want_ip = fw->host_ip && fw->host_ip[0] ? fw->host_ip : "0.0.0.0";
+        for (char *line = reply, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                char proto[32], host_ip[64], guest_ip[64];
+                int fd;
+                unsigned host_port, guest_port;
+                if (sscanf(line, " %31s %d %63s %u %63s %u", proto, &fd, host_ip, &host_port, guest_ip,
+                           &guest_port) != 6)
+                        continue;
+                bool ip_match = strcmp(host_ip, want_ip) == 0 || (strcmp(host_ip, "*") == 0 && !strcmp(want_ip, "0.0.0.0"));
+                if (strcmp(proto, want_proto) == 0 && ip_match && host_port == fw->host_port &&
+                    guest_port == fw->guest_port)
+                        return 1;
+        }
+        return 0;
+}
+
+/* "tcp:127.0.0.1:8080", the rule as QEMU names it. */
+static int forward_rule(const VmForward *fw, char *buf, size_t size) {
+        int n = snprintf(buf, size, "%s:%s:%u", fw->protocol, fw->host_ip ? fw->host_ip : "", fw->host_port);
+        return n > 0 && (size_t) n < size ? 0 : -ENAMETOOLONG;
+}
+
+static int lv_forward_on(virDomainPtr dom, const char *name, const char *netdev, const VmForward *fw, bool add,
+                         Error **err) {
+        _cleanup_free_ char *cmd = NULL, *reply = NULL;
+        char rule[96];
+        if (forward_rule(fw, rule, sizeof rule) < 0)
+                return error_set(err, EINVAL, "port forward of domain '%s': rule too long", name);
+        int k = add ? asprintf(&cmd, "hostfwd_add %s %s-:%u", netdev, rule, fw->guest_port)
+                    : asprintf(&cmd, "hostfwd_remove %s %s", netdev, rule);
+        if (k < 0)
+                return error_oom(err);
+        int r = monitor_hmp(dom, name, cmd, &reply, err);
+        if (r < 0)
+                return r;
+        const char *what = add ? "add port forward" : "remove port forward";
+        if (add) {
+                if (!reply[0])
+                        return 0;
+                /* QEMU could not bind the port; taken by this very forward is success. */
+                if (strstr(reply, "Could not set up host forwarding rule")) {
+                        r = forward_listed(dom, name, fw, err);
+                        if (r != 0)
+                                return r < 0 ? r : 0;
+                        return error_set(err, EADDRINUSE, "%s %s -> %u of domain '%s': host port %s %s:%u is taken",
+                                         what, rule, fw->guest_port, name, fw->protocol,
+                                         fw->host_ip && fw->host_ip[0] ? fw->host_ip : "*", fw->host_port);
+                }
+        } else {
+                if (strstr(reply, "removed"))
+                        return 0;
+                if (strstr(reply, "not found"))
+                        return error_set(err, ENOENT, "%s %s of domain '%s': no such forward", what, rule, name);
+        }
+        return error_set(err, EIO, "%s %s of domain '%s': QEMU says: %.200s", what, rule, name, reply);
+}
+
+static int lv_forward(VmDriver *base, const char *name, const VmForward *fw, bool add, Error **err) {
+        LibvirtDriver *d = (LibvirtDriver *) base;
+        virDomainPtr dom = NULL;
+        int r = vm_forward_validate(fw, err);
+        if (r < 0)
+                return r;
+        r = lookup(d, name, &dom, "port forward of", err);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return error_set(err, ENOENT, "port forward of domain '%s': no such domain", name);
+        _cleanup_free_ char *netdev = NULL;
+        char *xml = NULL;
+        if (virDomainIsActive(dom) != 1)
+                r = error_set(err, EBADFD, "port forward of domain '%s': not running", name);
+        else if (!(xml = virDomainGetXMLDesc(dom, 0)))
+                r = libvirt_error(err, "port forward of domain '%s'", name);
+        else if ((r = vm_xml_user_netdev(xml, &netdev)) < 0)
+                r = r == -ENOENT ? error_set(err, EOPNOTSUPP, "port forward of domain '%s': no user-mode NIC", name)
+                                 : error_set(err, -r, "port forward of domain '%s': unreadable domain XML", name);
+        else
+                r = lv_forward_on(dom, name, netdev, fw, add, err);
+        free(xml);
+        virResetLastError();
+        virDomainFree(dom);
+        return r;
+}
+
 /* 1 when dom carries our metadata element, 0 when not, < 0 on error. */
 static int domain_is_ours(virDomainPtr dom, const char *name, Error **err) {
         char *xml = virDomainGetXMLDesc(dom, 0);
@@ -749,6 +881,7 @@ const VmDriverOps vm_driver_libvirt = {
         .vsock_cid = lv_vsock_cid,
         .stats = lv_stats,
         .list_ours = lv_list_ours,
+        .forward = lv_forward,
 };
 
 int vm_libvirt_version(char *buf, size_t size) {

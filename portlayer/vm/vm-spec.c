@@ -8,6 +8,7 @@
  * where the error can still be precise. */
 #include "portlayer/vm/vm-driver.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +29,15 @@ static const char *const disk_format_names[_VM_DISK_FORMAT_MAX] = {
         [VM_DISK_RAW] = "raw",
         [VM_DISK_QCOW2] = "qcow2",
 };
+
+static const char *const nic_type_names[_VM_NIC_TYPE_MAX] = {
+        [VM_NIC_BRIDGE] = "bridge",
+        [VM_NIC_USER] = "user",
+};
+
+const char *vm_nic_type_to_string(VmNicType t) {
+        return (unsigned) t < _VM_NIC_TYPE_MAX ? nic_type_names[t] : "invalid";
+}
 
 const char *vm_state_to_string(VmState s) {
         return (unsigned) s < _VM_STATE_MAX ? state_names[s] : "invalid";
@@ -183,12 +193,139 @@ static int check_channel(const VmSpec *spec, Error **err) {
         return 0;
 }
 
+/* "xx:xx:xx:xx:xx:xx", lower-case hex, and an address a NIC may have:
+ * unicast (bit 0 of the first byte clear) and locally administered (bit 1
+ * set), so it never collides with a vendor's. */
+static int check_mac(const char *field, const char *mac, Error **err) {
+        if (!mac)
+                return error_set(err, EINVAL, "%s: missing", field);
+        unsigned first = 0;
+        bool ok = strlen(mac) == 17;
+        for (size_t i = 0; ok && i < 17; i++) {
+                char c = mac[i];
+                if (i % 3 == 2)
+                        ok = c == ':';
+                else
+                        ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+        }
+        if (!ok)
+                return error_set(err, EINVAL, "%s '%.*s': must be six lower-case hex bytes, xx:xx:xx:xx:xx:xx", field,
+                                 40, mac);
+        sscanf(mac, "%2x", &first);
+        if (first & 1)
+                return error_set(err, EINVAL, "%s '%s': a multicast address, a NIC needs a unicast one", field, mac);
+        if (!(first & 2))
+                return error_set(err, EINVAL,
+                                 "%s '%s': not locally administered (the first byte needs bit 1 set, e.g. 0a:...)",
+                                 field, mac);
+        return 0;
+}
+
+static int check_nic(const VmNic *nic, size_t i, Error **err) {
+        char field[48];
+        int r;
+        if ((unsigned) nic->type >= _VM_NIC_TYPE_MAX)
+                return error_set(err, EINVAL, "nics[%zu].type %d: unknown", i, (int) nic->type);
+        snprintf(field, sizeof field, "nics[%zu].mac", i);
+        if ((r = check_mac(field, nic->mac, err)) < 0)
+                return r;
+        if (nic->mtu != 0 && (nic->mtu < VM_MTU_MIN || nic->mtu > VM_MTU_MAX))
+                return error_set(err, EINVAL, "nics[%zu].mtu %u: must be 0 (the bridge's) or %d..%d", i, nic->mtu,
+                                 VM_MTU_MIN, VM_MTU_MAX);
+        if (nic->type == VM_NIC_USER) {
+                if (nic->bridge || nic->tap)
+                        return error_set(err, EINVAL, "nics[%zu]: a user-mode NIC has no bridge and no tap", i);
+                if (nic->mtu)
+                        return error_set(err, EINVAL, "nics[%zu].mtu %u: a user-mode NIC has QEMU's fixed MTU", i,
+                                         nic->mtu);
+                return 0;
+        }
+        snprintf(field, sizeof field, "nics[%zu].bridge", i);
+        if ((r = check_name(field, nic->bridge, VM_TAP_NAME_MAX, err)) < 0)
+                return r;
+        snprintf(field, sizeof field, "nics[%zu].tap", i);
+        if (nic->tap && (r = check_name(field, nic->tap, VM_TAP_NAME_MAX, err)) < 0)
+                return r;
+        /* libvirt reserves these prefixes for names it makes up itself. */
+        if (nic->tap && (strncmp(nic->tap, "vnet", 4) == 0 || strncmp(nic->tap, "macvtap", 7) == 0))
+                return error_set(err, EINVAL, "nics[%zu].tap '%s': vnet* and macvtap* are libvirt's own names", i,
+                                 nic->tap);
+        return 0;
+}
+
+static int check_nics(const VmSpec *spec, Error **err) {
+        if (spec->n_nics > VM_NICS_MAX)
+                return error_set(err, EINVAL, "nics: %zu, at most %d", spec->n_nics, VM_NICS_MAX);
+        if (spec->n_nics > 0 && !spec->nics)
+                return error_set(err, EINVAL, "nics: missing");
+        size_t n_user = 0;
+        for (size_t i = 0; i < spec->n_nics; i++) {
+                const VmNic *nic = &spec->nics[i];
+                int r = check_nic(nic, i, err);
+                if (r < 0)
+                        return r;
+                if (nic->type == VM_NIC_USER && ++n_user > 1)
+                        return error_set(err, EINVAL, "nics[%zu]: at most one user-mode NIC", i);
+                for (size_t j = 0; j < i; j++) {
+                        if (strcmp(spec->nics[j].mac, nic->mac) == 0)
+                                return error_set(err, EINVAL, "nics[%zu].mac '%s': used twice", i, nic->mac);
+                        if (nic->tap && spec->nics[j].tap && strcmp(spec->nics[j].tap, nic->tap) == 0)
+                                return error_set(err, EINVAL, "nics[%zu].tap '%s': used twice", i, nic->tap);
+                }
+        }
+        return 0;
+}
+
+static int check_filesystems(const VmSpec *spec, Error **err) {
+        if (spec->n_filesystems > VM_FILESYSTEMS_MAX)
+                return error_set(err, EINVAL, "filesystems: %zu, at most %d", spec->n_filesystems,
+                                 VM_FILESYSTEMS_MAX);
+        if (spec->n_filesystems > 0 && !spec->filesystems)
+                return error_set(err, EINVAL, "filesystems: missing");
+        for (size_t i = 0; i < spec->n_filesystems; i++) {
+                const VmFilesystem *fs = &spec->filesystems[i];
+                char field[48];
+                snprintf(field, sizeof field, "filesystems[%zu].source", i);
+                int r = check_path(field, fs->source, PATH_MAX, err);
+                if (r < 0)
+                        return r;
+                snprintf(field, sizeof field, "filesystems[%zu].tag", i);
+                if ((r = check_name(field, fs->tag, VM_FS_TAG_MAX, err)) < 0)
+                        return r;
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(spec->filesystems[j].tag, fs->tag) == 0)
+                                return error_set(err, EINVAL, "filesystems[%zu].tag '%s': used twice", i, fs->tag);
+        }
+        return 0;
+}
+
+static bool ipv4_is_valid(const char *s) {
+        struct in_addr a;
+        return inet_pton(AF_INET, s, &a) == 1;
+}
+
+int vm_forward_validate(const VmForward *fw, Error **err) {
+        if (!fw)
+                return error_set(err, EINVAL, "invalid port forward: none given");
+        if (!fw->protocol || (strcmp(fw->protocol, "tcp") != 0 && strcmp(fw->protocol, "udp") != 0))
+                return error_set(err, EINVAL, "invalid port forward: protocol '%.*s': must be tcp or udp", 20,
+                                 fw->protocol ? fw->protocol : "");
+        if (fw->host_ip && fw->host_ip[0] && !ipv4_is_valid(fw->host_ip))
+                return error_set(err, EINVAL, "invalid port forward: host_ip '%.*s': not an IPv4 address", 64,
+                                 fw->host_ip);
+        if (fw->host_port == 0 || fw->guest_port == 0)
+                return error_set(err, EINVAL, "invalid port forward: %s port 0: must be 1..65535",
+                                 fw->host_port == 0 ? "host" : "guest");
+        return 0;
+}
+
 int vm_spec_validate(const VmSpec *spec, Error **err) {
         int r;
         if (!spec)
                 return error_set(err, EINVAL, "no VM spec");
         if ((r = check_identity(spec, err)) < 0 || (r = check_boot(spec, err)) < 0 ||
-            (r = check_disks(spec, err)) < 0 || (r = check_channel(spec, err)) < 0) {
+            (r = check_disks(spec, err)) < 0 || (r = check_channel(spec, err)) < 0 ||
+            (r = check_nics(spec, err)) < 0 || (r = check_filesystems(spec, err)) < 0) {
                 error_prefix(err, "invalid VM spec");
                 return r;
         }

@@ -18,12 +18,15 @@
 #define VM_XML_NAMESPACE "https://portlayer.dev/xmlns/vm/1"
 #define VM_XML_PREFIX "pl"
 #define VM_XML_METADATA_ELEMENT "container"
+#define VM_XML_VIRTIOFSD "/usr/lib/qemu/virtiofsd" /* the C virtiofsd of Debian 12's qemu-system-common */
+#define VM_XML_VIRTIOFSD_RO_NAME "pl-virtiofsd-ro" /* portlayer/tools/pl-virtiofsd-ro.c */
 #define VM_XML_INPUT_MAX (4u * 1024u * 1024u) /* a real domain is a few KiB */
 
 /* Validates spec and writes the domain XML (no XML declaration, two-space
  * indent, trailing newline) for accel, which must be VM_ACCEL_KVM ("kvm"
  * domain, host-passthrough CPU) or VM_ACCEL_TCG ("qemu" domain, maximum CPU
- * model). The output is deterministic: equal specs give equal bytes. */
+ * model). The output is deterministic: equal specs (and an equal
+ * vm_xml_virtiofsd_ro() for read-only filesystems) give equal bytes. */
 int vm_xml_build(const VmSpec *spec, VmAccel accel, char **ret_xml, Error **err);
 
 /* Extracts our container id from a whole domain XML (virDomainGetXMLDesc();
@@ -38,3 +41,15 @@ int vm_xml_container_id(const char *domain_xml, char **ret_id);
  * the domain has no vsock device or no address yet; -EINVAL/-EBADMSG/-E2BIG
  * as vm_xml_container_id(). */
 int vm_xml_vsock_cid(const char *domain_xml, unsigned *ret_cid);
+
+/* The QEMU netdev id of the domain's user-mode NIC, from the live domain
+ * XML: "host" + the <alias name> libvirt gave the <interface type='user'>
+ * ("hostnet0"), which is what QEMU's hostfwd_add wants. Returns 0 and a
+ * strdup'ed id; -ENOENT when the domain has no user-mode NIC (or no alias
+ * yet); -EINVAL/-EBADMSG/-E2BIG as vm_xml_container_id(). */
+int vm_xml_user_netdev(const char *domain_xml, char **ret_id);
+
+/* Where the read-only virtio-fs wrapper is: $PL_VIRTIOFSD_RO (absolute),
+ * else pl-virtiofsd-ro beside this program (the daemon, the tools and the
+ * tests all land in one bin/ directory). 0, or -EINVAL/-ENAMETOOLONG. */
+int vm_xml_virtiofsd_ro(char *buf, size_t size);

@@ -16,6 +16,8 @@
 #include "vm-xml-internal.h"
 
 #include <inttypes.h>
+#include <limits.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +94,16 @@ static void add_head(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
         child(b, domain, "vcpu", number);
 }
 
+/* virtio-fs maps guest pages into virtiofsd: the guest's RAM must be
+ * shareable memory, not QEMU's private anonymous memory. */
+static void add_memory_backing(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
+        if (spec->n_filesystems == 0)
+                return;
+        xmlNodePtr backing = child(b, domain, "memoryBacking", NULL);
+        empty(b, backing, "source", "type", "memfd", NULL, NULL);
+        empty(b, backing, "access", "mode", "shared", NULL, NULL);
+}
+
 static void add_os(Builder *b, xmlNodePtr domain, const VmSpec *spec, VmAccel accel) {
         xmlNodePtr os = child(b, domain, "os", NULL);
         xmlNodePtr type = child(b, os, "type", "hvm");
@@ -127,6 +139,58 @@ static void add_disk(Builder *b, xmlNodePtr devices, const VmDisk *disk, size_t 
                 child(b, node, "readonly", NULL);
 }
 
+/* libvirt starts one virtiofsd per filesystem with the domain and stops it
+ * with the domain. The binary is the C virtiofsd Debian 12's QEMU ships
+ * (libvirt would otherwise look for a vhost-user description in
+ * /usr/share/qemu/vhost-user, which that package does not install). */
+int vm_xml_virtiofsd_ro(char *buf, size_t size) {
+        const char *env = getenv("PL_VIRTIOFSD_RO");
+        if (env && env[0]) {
+                int n = snprintf(buf, size, "%s", env);
+                return n > 0 && (size_t) n < size && env[0] == '/' ? 0 : -EINVAL;
+        }
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n <= 0)
+                return -errno;
+        self[n] = 0;
+        char *slash = strrchr(self, '/');
+        if (!slash)
+                return -EINVAL;
+        *slash = 0;
+        n = snprintf(buf, size, "%s/%s", self, VM_XML_VIRTIOFSD_RO_NAME);
+        return n > 0 && (size_t) n < size ? 0 : -ENAMETOOLONG;
+}
+
+/* A read-only share gets our wrapper as its binary: libvirt 9.0 refuses
+ * <readonly/> for virtio-fs, and a guest's own ro mount protects nothing. */
+static void add_filesystem(Builder *b, xmlNodePtr devices, const VmFilesystem *fs, const char *ro_binary) {
+        xmlNodePtr node = empty(b, devices, "filesystem", "type", "mount", "accessmode", "passthrough");
+        empty(b, node, "driver", "type", "virtiofs", NULL, NULL);
+        empty(b, node, "binary", "path", fs->read_only ? ro_binary : VM_XML_VIRTIOFSD, NULL, NULL);
+        empty(b, node, "source", "dir", fs->source, NULL, NULL);
+        empty(b, node, "target", "dir", fs->tag, NULL, NULL);
+}
+
+/* A virtio-net NIC: a tap libvirt creates and enslaves to the bridge, or
+ * QEMU's built-in user-mode stack (slirp). */
+static void add_interface(Builder *b, xmlNodePtr devices, const VmNic *nic) {
+        char mtu[16];
+        xmlNodePtr node = empty(b, devices, "interface", "type", nic->type == VM_NIC_USER ? "user" : "bridge",
+                                NULL, NULL);
+        empty(b, node, "mac", "address", nic->mac, NULL, NULL);
+        if (nic->type == VM_NIC_BRIDGE) {
+                empty(b, node, "source", "bridge", nic->bridge, NULL, NULL);
+                if (nic->tap)
+                        empty(b, node, "target", "dev", nic->tap, NULL, NULL);
+        }
+        empty(b, node, "model", "type", "virtio", NULL, NULL);
+        if (nic->mtu) {
+                snprintf(mtu, sizeof mtu, "%u", nic->mtu);
+                empty(b, node, "mtu", "size", mtu, NULL, NULL);
+        }
+}
+
 static void add_console(Builder *b, xmlNodePtr devices, const VmSpec *spec) {
         xmlNodePtr serial = empty(b, devices, "serial", "type", "file", NULL, NULL);
         empty(b, serial, "source", "path", spec->console_log, NULL, NULL);
@@ -150,10 +214,14 @@ static void add_channels(Builder *b, xmlNodePtr devices, const VmSpec *spec) {
         }
 }
 
-static void add_devices(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
+static void add_devices(Builder *b, xmlNodePtr domain, const VmSpec *spec, const char *ro_binary) {
         xmlNodePtr devices = child(b, domain, "devices", NULL);
         for (size_t i = 0; i < spec->n_disks; i++)
                 add_disk(b, devices, &spec->disks[i], i);
+        for (size_t i = 0; i < spec->n_filesystems; i++)
+                add_filesystem(b, devices, &spec->filesystems[i], ro_binary);
+        for (size_t i = 0; i < spec->n_nics; i++)
+                add_interface(b, devices, &spec->nics[i]);
         empty(b, devices, "controller", "type", "usb", "model", "none");
         add_console(b, devices, spec);
         add_channels(b, devices, spec);
@@ -189,6 +257,10 @@ static int check_utf8(const VmSpec *spec, Error **err) {
         for (size_t i = 0; i < spec->n_disks; i++)
                 if (!xmlCheckUTF8(BAD_CAST spec->disks[i].path))
                         return error_set(err, EINVAL, "invalid VM spec: disks[%zu].path is not valid UTF-8", i);
+        for (size_t i = 0; i < spec->n_filesystems; i++)
+                if (!xmlCheckUTF8(BAD_CAST spec->filesystems[i].source))
+                        return error_set(err, EINVAL, "invalid VM spec: filesystems[%zu].source is not valid UTF-8",
+                                         i);
         return 0;
 }
 
@@ -222,6 +294,12 @@ int vm_xml_build(const VmSpec *spec, VmAccel accel, char **ret_xml, Error **err)
         if ((r = check_utf8(spec, err)) < 0)
                 return r;
 
+        char ro_binary[PATH_MAX] = "";
+        for (size_t i = 0; i < spec->n_filesystems; i++)
+                if (spec->filesystems[i].read_only && (r = vm_xml_virtiofsd_ro(ro_binary, sizeof ro_binary)) < 0)
+                        return error_set(err, -r, "filesystems[%zu]: cannot locate %s (PL_VIRTIOFSD_RO)", i,
+                                         VM_XML_VIRTIOFSD_RO_NAME);
+
         doc = xmlNewDoc(BAD_CAST "1.0");
         xmlNodePtr domain = doc ? xmlNewDocNode(doc, NULL, BAD_CAST "domain", NULL) : NULL;
         if (!domain)
@@ -229,8 +307,9 @@ int vm_xml_build(const VmSpec *spec, VmAccel accel, char **ret_xml, Error **err)
         xmlDocSetRootElement(doc, domain);
         prop(&b, domain, "type", accel == VM_ACCEL_KVM ? "kvm" : "qemu");
         add_head(&b, domain, spec);
+        add_memory_backing(&b, domain, spec);
         add_os(&b, domain, spec, accel);
-        add_devices(&b, domain, spec);
+        add_devices(&b, domain, spec, ro_binary);
         add_seclabel(&b, domain, spec);
         if (b.failed || serialize(doc, ret_xml) < 0)
                 return error_oom(err);
@@ -337,4 +416,40 @@ int vm_xml_vsock_cid(const char *domain_xml, unsigned *ret_cid) {
                 return -EINVAL;
         *ret_cid = (unsigned) v;
         return 0;
+}
+
+int vm_xml_user_netdev(const char *domain_xml, char **ret_id) {
+        _cleanup_(xml_doc_freep) xmlDocPtr doc = NULL;
+        int r = parse_domain(domain_xml, &doc);
+        if (r < 0)
+                return r;
+        xmlNodePtr root = xmlDocGetRootElement(doc);
+        if (!is_element(root, "domain", NULL))
+                return -EINVAL;
+        xmlNodePtr devices = child_element(root, "devices");
+        for (xmlNodePtr c = devices ? devices->children : NULL; c; c = c->next) {
+                if (!is_element(c, "interface", NULL))
+                        continue;
+                xmlChar *type = xmlGetNoNsProp(c, BAD_CAST "type");
+                bool user = type && xmlStrEqual(type, BAD_CAST "user");
+                xmlFree(type);
+                if (!user)
+                        continue;
+                xmlChar *alias = xmlGetNoNsProp(child_element(c, "alias"), BAD_CAST "name");
+                if (!alias)
+                        return -ENOENT;
+                /* It goes into a monitor command line: a plain name only. */
+                bool valid = vm_name_is_valid((const char *) alias, VM_NAME_MAX);
+                char *id = NULL;
+                if (valid && asprintf(&id, "host%s", (const char *) alias) < 0)
+                        id = NULL;
+                xmlFree(alias);
+                if (!valid)
+                        return -EINVAL;
+                if (!id)
+                        return -ENOMEM;
+                *ret_id = id;
+                return 0;
+        }
+        return -ENOENT;
 }

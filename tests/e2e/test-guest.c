@@ -225,8 +225,34 @@ static void run_ok(Guest *g, const char *const *argv, char **out) {
         assert_int_equal(code, 0);
 }
 
+/* The value of "Key:" in /proc/<pid>/status of the QEMU of domain name. */
+static void qemu_status(const char *name, const char *key, char *out, size_t size) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd,
+                 "pid=$(pgrep -f 'qemu-system.*guest=%s,') && awk '$1 == \"%s:\" {print $2}' /proc/$pid/status", name,
+                 key);
+        FILE *f = popen(cmd, "r");
+        out[0] = 0;
+        if (f && fgets(out, (int) size, f))
+                out[strcspn(out, "\n")] = 0;
+        if (f)
+                pclose(f);
+}
+
 static void test_boot_and_exec(void **state) {
         Guest *g = boot_ok(*state);
+        /* its QEMU: the uid it was given, QEMU's seccomp filter, no_new_privs */
+        Fixture *f = *state;
+        char v[64], want[16];
+        snprintf(want, sizeof want, "%u", GUEST_UID);
+        qemu_status(f->name, "Uid", v, sizeof v);
+        assert_string_equal(v, want);
+        qemu_status(f->name, "Seccomp", v, sizeof v);
+        assert_string_equal(v, "2");
+        qemu_status(f->name, "NoNewPrivs", v, sizeof v);
+        assert_string_equal(v, "1");
+        qemu_status(f->name, "CapEff", v, sizeof v);
+        assert_string_equal(v, "0000000000000000");
         char *out = NULL, expect[200];
         run_ok(g, ARGV("uname", "-r"), &out);
         snprintf(expect, sizeof expect, "%s\n", world.release);

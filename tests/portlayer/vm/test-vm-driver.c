@@ -551,6 +551,76 @@ static void test_fake_info_and_xml(void **state) {
         assert_true(recorder_count(&ctx->rec) >= 1);
 }
 
+/* What both drivers say before any QEMU is asked: a bad forward, a missing
+ * domain, a domain without a user-mode NIC. */
+static void test_forward_errors(void **state) {
+        Ctx *ctx = *state;
+        VmSpec spec = make_spec("pl-a", "a");
+        VmNic nic = { .type = VM_NIC_BRIDGE, .mac = "0a:70:6c:00:00:01", .bridge = "plbr0" };
+        spec.nics = &nic;
+        spec.n_nics = 1;
+        create_ok(ctx->d, &spec);
+        VmForward fw = { .protocol = "tcp", .host_ip = "127.0.0.1", .host_port = 8080, .guest_port = 80 };
+        _cleanup_error_ Error *err = NULL;
+        assert_int_equal(vm_driver_forward(ctx->d, "pl-a", &fw, true, &err), -EOPNOTSUPP);
+        assert_string_equal(error_text(err), "port forward of domain 'pl-a': no user-mode NIC");
+        err = error_free(err);
+        assert_int_equal(vm_driver_forward(ctx->d, "pl-none", &fw, true, &err), -ENOENT);
+        assert_string_equal(error_text(err), "port forward of domain 'pl-none': no such domain");
+        err = error_free(err);
+        fw.protocol = "icmp";
+        assert_int_equal(vm_driver_forward(ctx->d, "pl-a", &fw, true, &err), -EINVAL);
+        assert_string_equal(error_text(err), "invalid port forward: protocol 'icmp': must be tcp or udp");
+}
+
+/* The fake keeps forwards as QEMU would: per running domain, a host port
+ * once across the host, gone when the domain stops. */
+static void test_fake_forwards(void **state) {
+        Ctx *ctx = *state;
+        VmNic user = { .type = VM_NIC_USER, .mac = "0a:70:6c:00:00:01" };
+        VmSpec a = make_spec("pl-a", "a"), b = make_spec("pl-b", "b");
+        a.nics = b.nics = &user;
+        a.n_nics = b.n_nics = 1;
+        create_ok(ctx->d, &a);
+        create_ok(ctx->d, &b);
+        VmForward fw = { .protocol = "tcp", .host_ip = "127.0.0.1", .host_port = 8080, .guest_port = 80 };
+        VmForward any = { .protocol = "tcp", .host_port = 8080, .guest_port = 81 };
+        VmForward udp = { .protocol = "udp", .host_ip = "127.0.0.1", .host_port = 8080, .guest_port = 80 };
+        _cleanup_error_ Error *err = NULL;
+        assert_int_equal(vm_driver_forward(ctx->d, "pl-a", &fw, true, NULL), 0);
+        assert_int_equal(vm_driver_forward(ctx->d, "pl-a", &fw, true, NULL), 0); /* the same again */
+        assert_int_equal(vm_fake_forward_exists(ctx->d, "pl-a", &fw), 1);
+        assert_int_equal(vm_fake_forward_exists(ctx->d, "pl-b", &fw), 0);
+        assert_int_equal(vm_driver_forward(ctx->d, "pl-b", &fw, true, &err), -EADDRINUSE);
+        assert_string_equal(error_text(err), "add port forward of domain 'pl-b': host port tcp 127.0.0.1:8080 is taken");
+        err = error_free(err);
+        assert_int_equal(vm_driver_forward(ctx->d, "pl-b", &any, true, &err), -EADDRINUSE); /* all addresses */
+        err = error_free(err);
+        fw.guest_port = 90; /* the same host port to another guest port: taken too */
+        assert_int_equal(vm_driver_forward(ctx->d, "pl-a", &fw, true, &err), -EADDRINUSE);
+        fw.guest_port = 80;
+        assert_int_equal(vm_driver_forward(ctx->d, "pl-b", &udp, true, NULL), 0); /* another protocol */
+
+        VmFakeInfo info;
+        assert_int_equal(vm_fake_info(ctx->d, "pl-a", &info), 0);
+        assert_int_equal(info.n_forwards, 1);
+        assert_int_equal(info.n_nics, 1);
+        assert_int_equal(vm_driver_forward(ctx->d, "pl-a", &fw, false, NULL), 0);
+        err = error_free(err);
+        assert_int_equal(vm_driver_forward(ctx->d, "pl-a", &fw, false, &err), -ENOENT);
+        assert_string_equal(error_text(err),
+                            "remove port forward tcp:127.0.0.1:8080 of domain 'pl-a': no such forward");
+        assert_int_equal(vm_driver_forward(ctx->d, "pl-b", &any, true, NULL), 0); /* free now */
+
+        /* A stopped domain has no QEMU and no forwards. */
+        assert_int_equal(vm_fake_set_state(ctx->d, "pl-b", VM_STATE_SHUTOFF, "shutdown"), 0);
+        assert_int_equal(vm_fake_forward_exists(ctx->d, "pl-b", &any), 0);
+        err = error_free(err);
+        assert_int_equal(vm_driver_forward(ctx->d, "pl-b", &any, true, &err), -EBADFD);
+        assert_int_equal(vm_driver_forward(ctx->d, "pl-a", &any, true, NULL), 0);
+        assert_int_equal(vm_fake_forward_exists(ctx->d, "pl-x", &any), -ENOENT);
+}
+
 /* --- accelerator detection --- */
 
 static char *write_temp(const char *text) {
@@ -613,6 +683,8 @@ int main(void) {
                 BOTH(test_list_ours),
                 BOTH(test_invalid_input),
                 BOTH(test_callback_may_call_driver),
+                BOTH(test_forward_errors),
+                FAKE(test_fake_forwards),
                 cmocka_unit_test(test_libvirt_open_errors),
                 LIBVIRT(test_libvirt_two_connections),
                 LIBVIRT(test_libvirt_kvm_unusable),

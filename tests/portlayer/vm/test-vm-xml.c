@@ -68,6 +68,33 @@ static const VmSpec kvm_spec = {
         .owner = &(const VmOwner){.uid = 200001, .gid = 200001},
 };
 
+/* Every kind of NIC and filesystem. */
+static const VmNic net_nics[] = {
+        { .type = VM_NIC_BRIDGE, .mac = "0a:70:6c:00:00:01", .bridge = "plbr0", .tap = "pl0123456789ab", .mtu = 1400 },
+        { .type = VM_NIC_BRIDGE, .mac = "0a:70:6c:00:00:02", .bridge = "plbr1" },
+        { .type = VM_NIC_USER, .mac = "0a:70:6c:00:00:03" },
+};
+
+static const VmFilesystem net_filesystems[] = {
+        { .source = "/srv/site & <more>", .tag = "pl-fs-0", .read_only = true },
+        { .source = "/var/lib/portlayer/shared", .tag = "pl-fs-1" },
+};
+
+static const VmSpec net_spec = {
+        .name = "pl-c3",
+        .container_id = "c3",
+        .memory_mib = 256,
+        .vcpus = 1,
+        .kernel = "/k/vmlinuz",
+        .disks = kvm_disks,
+        .n_disks = 2,
+        .console_log = "/run/pl/c3.log",
+        .nics = net_nics,
+        .n_nics = 3,
+        .filesystems = net_filesystems,
+        .n_filesystems = 2,
+};
+
 static void check_golden(const VmSpec *spec, VmAccel accel, const char *name) {
         _cleanup_free_ char *xml = NULL;
         _cleanup_error_ Error *err = NULL;
@@ -82,6 +109,23 @@ static void test_golden_tcg(void **state) {
 
 static void test_golden_kvm_vsock_readonly(void **state) {
         check_golden(&kvm_spec, VM_ACCEL_KVM, "vm-kvm-vsock-readonly.xml");
+}
+
+static void test_golden_nics_filesystems(void **state) {
+        check_golden(&net_spec, VM_ACCEL_TCG, "vm-nics-filesystems.xml");
+}
+
+/* No filesystem: private memory, as before; a filesystem: shared memfd. */
+static void test_memory_backing_only_with_filesystems(void **state) {
+        _cleanup_free_ char *plain = NULL, *shared = NULL;
+        VmSpec spec = net_spec;
+        spec.n_filesystems = 0;
+        assert_int_equal(vm_xml_build(&spec, VM_ACCEL_TCG, &plain, NULL), 0);
+        assert_null(strstr(plain, "memoryBacking"));
+        assert_null(strstr(plain, "virtiofs"));
+        spec.n_filesystems = 1;
+        assert_int_equal(vm_xml_build(&spec, VM_ACCEL_TCG, &shared, NULL), 0);
+        assert_non_null(strstr(shared, "<memoryBacking>\n    <source type=\"memfd\"/>\n    <access mode=\"shared\"/>"));
 }
 
 static void test_build_is_deterministic(void **state) {
@@ -133,6 +177,58 @@ static void bad_channel_name(VmSpec *s, VmDisk *d) { s->agent_channel = "org por
 static void bad_console_missing(VmSpec *s, VmDisk *d) { s->console_log = NULL; }
 static void bad_console_utf8(VmSpec *s, VmDisk *d) { s->console_log = "/tmp/\xff\xfe.log"; }
 
+/* NICs and filesystems: one bad field in an otherwise good list. */
+static VmNic nic_buf[VM_NICS_MAX + 1];
+static VmFilesystem fs_buf[VM_FILESYSTEMS_MAX + 1];
+static void with_nic(VmSpec *s, VmNic nic) {
+        nic_buf[0] = (VmNic){ .type = VM_NIC_BRIDGE, .mac = "0a:70:6c:00:00:01", .bridge = "plbr0" };
+        nic_buf[1] = nic;
+        s->nics = nic_buf;
+        s->n_nics = 2;
+}
+static void with_fs(VmSpec *s, VmFilesystem fs) {
+        fs_buf[0] = (VmFilesystem){ .source = "/srv/a", .tag = "a" };
+        fs_buf[1] = fs;
+        s->filesystems = fs_buf;
+        s->n_filesystems = 2;
+}
+static void bad_mac_missing(VmSpec *s, VmDisk *d) { with_nic(s, (VmNic){ .bridge = "b" }); }
+static void bad_mac_upper(VmSpec *s, VmDisk *d) { with_nic(s, (VmNic){ .mac = "0A:70:6C:00:00:02", .bridge = "b" }); }
+static void bad_mac_short(VmSpec *s, VmDisk *d) { with_nic(s, (VmNic){ .mac = "0a:70:6c:00:00:2", .bridge = "b" }); }
+static void bad_mac_sep(VmSpec *s, VmDisk *d) { with_nic(s, (VmNic){ .mac = "0a-70-6c-00-00-02", .bridge = "b" }); }
+static void bad_mac_multicast(VmSpec *s, VmDisk *d) { with_nic(s, (VmNic){ .mac = "0b:70:6c:00:00:02", .bridge = "b" }); }
+static void bad_mac_global(VmSpec *s, VmDisk *d) { with_nic(s, (VmNic){ .mac = "00:16:3e:00:00:02", .bridge = "b" }); }
+static void bad_mac_twice(VmSpec *s, VmDisk *d) { with_nic(s, (VmNic){ .mac = "0a:70:6c:00:00:01", .bridge = "b" }); }
+static void bad_nic_type(VmSpec *s, VmDisk *d) { with_nic(s, (VmNic){ .type = (VmNicType) 5, .mac = "0a:00:00:00:00:02" }); }
+static void bad_bridge_missing(VmSpec *s, VmDisk *d) { with_nic(s, (VmNic){ .mac = "0a:70:6c:00:00:02" }); }
+static void bad_bridge_name(VmSpec *s, VmDisk *d) { with_nic(s, (VmNic){ .mac = "0a:70:6c:00:00:02", .bridge = "br 0" }); }
+static void bad_tap_long(VmSpec *s, VmDisk *d) {
+        with_nic(s, (VmNic){ .mac = "0a:70:6c:00:00:02", .bridge = "b", .tap = "pl0123456789abcd" });
+}
+static void bad_tap_chars(VmSpec *s, VmDisk *d) { with_nic(s, (VmNic){ .mac = "0a:70:6c:00:00:02", .bridge = "b", .tap = "pl/x" }); }
+static void bad_tap_vnet(VmSpec *s, VmDisk *d) { with_nic(s, (VmNic){ .mac = "0a:70:6c:00:00:02", .bridge = "b", .tap = "vnet3" }); }
+static void bad_mtu(VmSpec *s, VmDisk *d) { with_nic(s, (VmNic){ .mac = "0a:70:6c:00:00:02", .bridge = "b", .mtu = 67 }); }
+static void bad_user_bridge(VmSpec *s, VmDisk *d) {
+        with_nic(s, (VmNic){ .type = VM_NIC_USER, .mac = "0a:70:6c:00:00:02", .bridge = "b" });
+}
+static void bad_user_mtu(VmSpec *s, VmDisk *d) { with_nic(s, (VmNic){ .type = VM_NIC_USER, .mac = "0a:70:6c:00:00:02", .mtu = 1400 }); }
+static void bad_nics_many(VmSpec *s, VmDisk *d) {
+        with_nic(s, (VmNic){ .mac = "0a:70:6c:00:00:02", .bridge = "b" });
+        s->n_nics = VM_NICS_MAX + 1;
+}
+static void bad_nics_null(VmSpec *s, VmDisk *d) { s->n_nics = 1; }
+static void bad_fs_relative(VmSpec *s, VmDisk *d) { with_fs(s, (VmFilesystem){ .source = "srv", .tag = "b" }); }
+static void bad_fs_tag_long(VmSpec *s, VmDisk *d) {
+        with_fs(s, (VmFilesystem){ .source = "/srv", .tag = "t0123456789012345678901234567890123456" });
+}
+static void bad_fs_tag_chars(VmSpec *s, VmDisk *d) { with_fs(s, (VmFilesystem){ .source = "/srv", .tag = "a,b" }); }
+static void bad_fs_tag_twice(VmSpec *s, VmDisk *d) { with_fs(s, (VmFilesystem){ .source = "/srv", .tag = "a" }); }
+static void bad_fs_many(VmSpec *s, VmDisk *d) {
+        with_fs(s, (VmFilesystem){ .source = "/srv", .tag = "b" });
+        s->n_filesystems = VM_FILESYSTEMS_MAX + 1;
+}
+static void bad_fs_utf8(VmSpec *s, VmDisk *d) { with_fs(s, (VmFilesystem){ .source = "/srv/\xff", .tag = "b" }); }
+
 static const struct {
         Mutate mutate;
         const char *message; /* expected prefix after "invalid VM spec: " */
@@ -158,6 +254,30 @@ static const struct {
         { bad_channel_name, "agent_channel 'org portlayer': must match" },
         { bad_console_missing, "console_log: missing" },
         { bad_console_utf8, "'/tmp/\xff\xfe.log' is not valid UTF-8" },
+        { bad_mac_missing, "nics[1].mac: missing" },
+        { bad_mac_upper, "nics[1].mac '0A:70:6C:00:00:02': must be six lower-case hex bytes, xx:xx:xx:xx:xx:xx" },
+        { bad_mac_short, "nics[1].mac '0a:70:6c:00:00:2': must be six" },
+        { bad_mac_sep, "nics[1].mac '0a-70-6c-00-00-02': must be six" },
+        { bad_mac_multicast, "nics[1].mac '0b:70:6c:00:00:02': a multicast address, a NIC needs a unicast one" },
+        { bad_mac_global, "nics[1].mac '00:16:3e:00:00:02': not locally administered" },
+        { bad_mac_twice, "nics[1].mac '0a:70:6c:00:00:01': used twice" },
+        { bad_nic_type, "nics[1].type 5: unknown" },
+        { bad_bridge_missing, "nics[1].bridge: missing" },
+        { bad_bridge_name, "nics[1].bridge 'br 0': must match [A-Za-z0-9_.-]{1,15}" },
+        { bad_tap_long, "nics[1].tap 'pl0123456789abcd': must match [A-Za-z0-9_.-]{1,15}" },
+        { bad_tap_chars, "nics[1].tap 'pl/x': must match" },
+        { bad_tap_vnet, "nics[1].tap 'vnet3': vnet* and macvtap* are libvirt's own names" },
+        { bad_mtu, "nics[1].mtu 67: must be 0 (the bridge's) or 68..65535" },
+        { bad_user_bridge, "nics[1]: a user-mode NIC has no bridge and no tap" },
+        { bad_user_mtu, "nics[1].mtu 1400: a user-mode NIC has QEMU's fixed MTU" },
+        { bad_nics_many, "nics: 5, at most 4" },
+        { bad_nics_null, "nics: missing" },
+        { bad_fs_relative, "filesystems[1].source 'srv': must be an absolute path" },
+        { bad_fs_tag_long, "filesystems[1].tag 't0123456789012345678901234567890123456': must match [A-Za-z0-9_.-]{1,36}" },
+        { bad_fs_tag_chars, "filesystems[1].tag 'a,b': must match" },
+        { bad_fs_tag_twice, "filesystems[1].tag 'a': used twice" },
+        { bad_fs_many, "filesystems: 9, at most 8" },
+        { bad_fs_utf8, "filesystems[1].source is not valid UTF-8" },
 };
 
 static void test_validation_errors(void **state) {
@@ -169,7 +289,8 @@ static void test_validation_errors(void **state) {
 
                 _cleanup_free_ char *xml = NULL;
                 _cleanup_error_ Error *err = NULL;
-                assert_int_equal(vm_xml_build(&spec, VM_ACCEL_TCG, &xml, &err), -EINVAL);
+                if (vm_xml_build(&spec, VM_ACCEL_TCG, &xml, &err) != -EINVAL)
+                        fail_msg("case %zu: accepted", i);
                 assert_null(xml);
                 const char *prefix = "invalid VM spec: ";
                 const char *msg = error_text(err);
@@ -205,6 +326,95 @@ static void test_validation_disk_rules(void **state) {
         VmSpec minimal = { .name = "m", .container_id = "m", .memory_mib = 64, .vcpus = 1,
                            .kernel = "/k", .console_log = "/c" };
         assert_int_equal(vm_spec_validate(&minimal, NULL), 0);
+}
+
+static void test_validation_nic_rules(void **state) {
+        _cleanup_error_ Error *err = NULL;
+        VmNic two_users[2] = {
+                { .type = VM_NIC_USER, .mac = "0a:70:6c:00:00:01" },
+                { .type = VM_NIC_USER, .mac = "0a:70:6c:00:00:02" },
+        };
+        VmSpec spec = net_spec;
+        spec.nics = two_users;
+        spec.n_nics = 2;
+        assert_int_equal(vm_spec_validate(&spec, &err), -EINVAL);
+        assert_string_equal(error_text(err), "invalid VM spec: nics[1]: at most one user-mode NIC");
+
+        err = error_free(err);
+        VmNic same_tap[2] = {
+                { .mac = "0a:70:6c:00:00:01", .bridge = "b", .tap = "pl1" },
+                { .mac = "0a:70:6c:00:00:02", .bridge = "b", .tap = "pl1" },
+        };
+        spec.nics = same_tap;
+        assert_int_equal(vm_spec_validate(&spec, &err), -EINVAL);
+        assert_string_equal(error_text(err), "invalid VM spec: nics[1].tap 'pl1': used twice");
+        /* 15 bytes is the limit, not 14; 68 and 65535 are valid MTUs */
+        VmNic edge[2] = {
+                { .mac = "0a:70:6c:00:00:01", .bridge = "b012345678901234", .tap = "pl0123456789abc", .mtu = 68 },
+                { .mac = "fe:ff:ff:ff:ff:ff", .bridge = "b", .mtu = 65535 },
+        };
+        spec.nics = edge;
+        err = error_free(err);
+        assert_int_equal(vm_spec_validate(&spec, &err), -EINVAL); /* the bridge name is 16 bytes */
+        edge[0].bridge = "b01234567890123";
+        err = error_free(err);
+        assert_int_equal(vm_spec_validate(&spec, &err), 0);
+}
+
+static void test_forward_validation(void **state) {
+        const struct {
+                VmForward fw;
+                const char *message;
+        } cases[] = {
+                { { .protocol = "sctp", .host_port = 1, .guest_port = 1 }, "protocol 'sctp': must be tcp or udp" },
+                { { .protocol = NULL, .host_port = 1, .guest_port = 1 }, "protocol '': must be tcp or udp" },
+                { { .protocol = "tcp", .host_ip = "localhost", .host_port = 1, .guest_port = 1 },
+                  "host_ip 'localhost': not an IPv4 address" },
+                { { .protocol = "tcp", .host_ip = "::1", .host_port = 1, .guest_port = 1 },
+                  "host_ip '::1': not an IPv4 address" },
+                { { .protocol = "tcp", .host_ip = "127.0.0.1", .host_port = 0, .guest_port = 1 },
+                  "host port 0: must be 1..65535" },
+                { { .protocol = "udp", .host_port = 8080, .guest_port = 0 }, "guest port 0: must be 1..65535" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_error_ Error *err = NULL;
+                assert_int_equal(vm_forward_validate(&cases[i].fw, &err), -EINVAL);
+                const char *msg = error_text(err), *prefix = "invalid port forward: ";
+                if (strncmp(msg, prefix, strlen(prefix)) != 0 || strcmp(msg + strlen(prefix), cases[i].message) != 0)
+                        fail_msg("case %zu: got \"%s\", want \"%s%s\"", i, msg, prefix, cases[i].message);
+        }
+        assert_int_equal(vm_forward_validate(NULL, NULL), -EINVAL);
+        VmForward ok[] = {
+                { .protocol = "tcp", .host_ip = "127.0.0.1", .host_port = 8080, .guest_port = 80 },
+                { .protocol = "udp", .host_ip = "", .host_port = 65535, .guest_port = 53 },
+                { .protocol = "tcp", .host_port = 1, .guest_port = 65535 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(ok); i++)
+                assert_int_equal(vm_forward_validate(&ok[i], NULL), 0);
+}
+
+/* The netdev id of the user-mode NIC, from a live domain XML as libvirt
+ * writes it (aliases net0, net1... in device order). */
+static void test_user_netdev(void **state) {
+        _cleanup_free_ char *id = NULL;
+        assert_int_equal(vm_xml_user_netdev("<domain><devices>"
+                                            "<interface type='bridge'><alias name='net0'/></interface>"
+                                            "<interface type='user'><mac address='0a:70:6c:00:00:03'/>"
+                                            "<alias name='net1'/></interface></devices></domain>", &id),
+                         0);
+        assert_string_equal(id, "hostnet1");
+        char *none = NULL;
+        assert_int_equal(vm_xml_user_netdev("<domain><devices><interface type='bridge'><alias name='net0'/>"
+                                            "</interface></devices></domain>", &none),
+                         -ENOENT);
+        assert_int_equal(vm_xml_user_netdev("<domain><devices><interface type='user'/></devices></domain>", &none),
+                         -ENOENT); /* defined, not running: no alias */
+        /* An alias that would smuggle a second monitor command. */
+        assert_int_equal(vm_xml_user_netdev("<domain><devices><interface type='user'>"
+                                            "<alias name='net0 tcp::22-:22'/></interface></devices></domain>", &none),
+                         -EINVAL);
+        assert_int_equal(vm_xml_user_netdev("<!DOCTYPE x><domain/>", &none), -EBADMSG);
+        assert_null(none);
 }
 
 static void test_names(void **state) {
@@ -372,9 +582,16 @@ static void test_vsock_usable(void **state) {
 }
 
 int main(void) {
+        /* The read-only virtio-fs wrapper at a fixed place, for the golden files. */
+        setenv("PL_VIRTIOFSD_RO", "/usr/lib/portlayer/pl-virtiofsd-ro", 1);
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_golden_tcg),
                 cmocka_unit_test(test_golden_kvm_vsock_readonly),
+                cmocka_unit_test(test_golden_nics_filesystems),
+                cmocka_unit_test(test_memory_backing_only_with_filesystems),
+                cmocka_unit_test(test_validation_nic_rules),
+                cmocka_unit_test(test_forward_validation),
+                cmocka_unit_test(test_user_netdev),
                 cmocka_unit_test(test_build_is_deterministic),
                 cmocka_unit_test(test_build_needs_resolved_accel),
                 cmocka_unit_test(test_validation_errors),
