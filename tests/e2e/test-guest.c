@@ -20,6 +20,7 @@
 
 #include "lib/pltest.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -225,18 +226,37 @@ static void run_ok(Guest *g, const char *const *argv, char **out) {
         assert_int_equal(code, 0);
 }
 
-/* The value of "Key:" in /proc/<pid>/status of the QEMU of domain name. */
+/* The value of "Key:" in /proc/<pid>/status of the QEMU of domain name
+ * ("" when there is none). */
 static void qemu_status(const char *name, const char *key, char *out, size_t size) {
-        char cmd[512];
-        snprintf(cmd, sizeof cmd,
-                 "pid=$(pgrep -f 'qemu-system.*guest=%s,') && awk '$1 == \"%s:\" {print $2}' /proc/$pid/status", name,
-                 key);
-        FILE *f = popen(cmd, "r");
+        char want[128], path[300], buf[8192], line[256];
+        snprintf(want, sizeof want, "guest=%s,", name);
         out[0] = 0;
-        if (f && fgets(out, (int) size, f))
-                out[strcspn(out, "\n")] = 0;
-        if (f)
-                pclose(f);
+        DIR *d = opendir("/proc");
+        for (struct dirent *de; d && (de = readdir(d));) {
+                snprintf(path, sizeof path, "/proc/%s/cmdline", de->d_name);
+                FILE *f = fopen(path, "re");
+                size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+                if (f)
+                        fclose(f);
+                for (size_t i = 0; i < n; i++)
+                        buf[i] = buf[i] ? buf[i] : ' ';
+                buf[n] = 0;
+                if (!strstr(buf, "qemu-system") || !strstr(buf, want))
+                        continue;
+                snprintf(path, sizeof path, "/proc/%s/status", de->d_name);
+                f = fopen(path, "re");
+                while (f && fgets(line, sizeof line, f))
+                        if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ':') {
+                                const char *v = line + strlen(key) + 1 + strspn(line + strlen(key) + 1, " \t");
+                                snprintf(out, size, "%.*s", (int) strcspn(v, " \t\n"), v);
+                        }
+                if (f)
+                        fclose(f);
+                break;
+        }
+        if (d)
+                closedir(d);
 }
 
 static void test_boot_and_exec(void **state) {
