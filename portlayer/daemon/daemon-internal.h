@@ -20,6 +20,9 @@ int daemon_state_dir_prepare(const char *state_dir, bool qemu_uids, Error **err)
 /* A file every QEMU reads (kernel, initramfs): readable by others along its
  * whole path; a warning when anyone but root could write it. */
 int daemon_check_shared_input(const char *path, bool qemu_uids, Error **err);
+/* A directory QEMU users open files below (the image store): it and every
+ * directory above it searchable by others. */
+int daemon_check_shared_dir(const char *dir, bool qemu_uids, Error **err);
 /* Warns when the KVM device (path, normally /dev/kvm) exists but is not
  * read-writable by every user: QEMU under a per-container uid cannot use it,
  * and libvirt then re-probes QEMU's capabilities at every domain start. */

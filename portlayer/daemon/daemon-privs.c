@@ -104,6 +104,15 @@ int daemon_check_shared_input(const char *path, bool qemu_uids, Error **err) {
         return check_searchable(path, err);
 }
 
+int daemon_check_shared_dir(const char *dir, bool qemu_uids, Error **err) {
+        _cleanup_free_ char *below = NULL;
+        if (!qemu_uids)
+                return 0;
+        if (asprintf(&below, "%s/.", dir) < 0)
+                return error_oom(err);
+        return check_searchable(below, err);
+}
+
 void daemon_check_kvm_device(const char *path) {
         struct stat st;
         if (stat(path, &st) < 0 || (st.st_mode & (S_IROTH | S_IWOTH)) == (S_IROTH | S_IWOTH))

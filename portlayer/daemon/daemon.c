@@ -239,6 +239,7 @@ static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *sel
         if (asprintf(&store_root, "%s/images", cfg->state_dir) < 0)
                 return error_oom(err);
         if ((r = store_open(cfg->image_store ? cfg->image_store : store_root, &d->store, err)) < 0 ||
+            (r = daemon_check_shared_dir(cfg->image_store ? cfg->image_store : store_root, uid_count > 0, err)) < 0 ||
             (r = open_registry(d, cfg, err)) < 0 || (r = guest_boot_files(cfg, self_exe, &kernel, &initrd, err)) < 0 ||
             (r = daemon_check_shared_input(kernel, uid_count > 0, err)) < 0 ||
             (r = daemon_check_shared_input(initrd, uid_count > 0, err)) < 0)
