@@ -62,6 +62,7 @@ typedef struct AgentConfig {
         unsigned vsock_port;     /* listen on this vsock port (0 = no) */
         bool vsock_allow_local;  /* serve vsock peers other than the host (the guest's own processes) */
         bool exit_on_shutdown;   /* host mode: exit after a shutdown request */
+        bool allow_network;      /* setup may configure NICs (PID 1; host mode only in a namespace of its own) */
         const char *boot_error;  /* PID 1: why stage 1 failed, reported in guest info */
         const char *root_grow_error; /* PID 1: why the root filesystem was not grown to its disk (not fatal) */
 } AgentConfig;
@@ -152,6 +153,7 @@ struct Agent {
         bool killed_all;
         uint64_t main_linger_deadline; /* main process done but its status not yet delivered */
         bool done;                  /* leave the loop */
+        bool setup_done;            /* a setup request succeeded: it runs once per boot */
 };
 
 /* agent.c */
@@ -171,6 +173,16 @@ const char *transport_kind_to_string(TransportKind k);
  * which admits any other CID too (the guest's own processes, over loopback
  * or its own CID). Anything but a whole AF_VSOCK address is refused. */
 bool transport_vsock_peer_allowed(const struct sockaddr *peer, socklen_t len, bool allow_local);
+
+/* setup.c: the setup and etc requests (docs/protocol.md, "Setup and /etc").
+ * Each checks the whole request first (-EINVAL, -E2BIG: nothing changed),
+ * then applies it; *err says what failed. agent_setup() is -EALREADY after a
+ * setup succeeded, configures the network only with config.allow_network and
+ * never in the initial network namespace when it can tell (-EPERM), and undoes its
+ * mounts when one fails. agent_write_etc() sets the UTS hostname only as
+ * PID 1. */
+int agent_setup(Agent *a, const Plagent__SetupRequest *req, Error **err);
+int agent_write_etc(Agent *a, const Plagent__EtcRequest *req, Error **err);
 
 /* session.c */
 int session_new(Session **ret, Agent *a, int fd, TransportKind kind);

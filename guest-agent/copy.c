@@ -173,11 +173,7 @@ static int open_parent(int dir_fd, const char *name, bool create, int *ret_fd, c
         return 0;
 }
 
-/* mkdir -p inside the root. Every prefix is resolved with root_open(), so a
- * symlink in the destination path is followed but clamped, exactly as for
- * every other user path; new directories are made in the directory the
- * previous prefix resolved to. Returns an O_PATH fd of the result. */
-static int mkdir_p_in_root(int root_fd, const char *path) {
+int root_mkdir_p(int root_fd, const char *path) {
         int fd = root_open(root_fd, path, O_PATH | O_DIRECTORY, 0);
         if (fd != -ENOENT)
                 return fd;
@@ -659,7 +655,7 @@ int copy_in_extract(int root_fd, const char *path, int in_fd, bool preserve_owne
         Source src = {.fd = in_fd};
         int r;
 
-        x.dest_fd = mkdir_p_in_root(root_fd, path ? path : "");
+        x.dest_fd = root_mkdir_p(root_fd, path ? path : "");
         if (x.dest_fd < 0)
                 r = error_set_errno(err, -x.dest_fd, "create destination");
         else if (!(x.a = archive_read_new()) || !(src.buf = malloc(COPY_BLOCK_SIZE)))

@@ -30,6 +30,13 @@ typedef struct CopyStats {
  * Returns an fd or a negative errno. */
 int root_open(int root_fd, const char *path, int flags, mode_t mode);
 
+/* mkdir -p inside the root. Every prefix is resolved with root_open(), so a
+ * symlink in the path is followed but clamped, exactly as for every other
+ * user path; new directories (0755) are made in the directory the previous
+ * prefix resolved to. Returns an O_PATH fd of the resulting directory, or a
+ * negative errno (-ENOTDIR when a component exists and is not one). */
+int root_mkdir_p(int root_fd, const char *path);
+
 /* Reads a tar stream (ustar/pax/gnu, uncompressed) from in_fd until its end and
  * extracts it under the directory path (created with parents, mode 0755, if
  * missing). Preserves modes, mtimes, symlinks, hard links (to entries inside

@@ -168,8 +168,8 @@ static int find_by_attr(const char *dir, const char *prefix, const char *attr, c
         return r;
 }
 
-static int wait_for_attr(const char *dir, const char *prefix, const char *attr, const char *want, int wait_ms,
-                         char *ret, size_t size) {
+int init_wait_for_attr(const char *dir, const char *prefix, const char *attr, const char *want, int wait_ms,
+                       char *ret, size_t size) {
         uint64_t deadline = deadline_after_ms(wait_ms);
         for (;;) {
                 int r = find_by_attr(dir, prefix, attr, want, ret, size);
@@ -239,7 +239,7 @@ static void check_entropy(void) {
 /* Mounts the root disk; path (size bytes) receives its device node. */
 static int mount_container_root(const InitConfig *c, char *path, size_t size, Error **err) {
         char dev[64];
-        int r = wait_for_attr("/sys/block", "vd", "serial", c->root_serial, c->wait_ms, dev, sizeof dev);
+        int r = init_wait_for_attr("/sys/block", "vd", "serial", c->root_serial, c->wait_ms, dev, sizeof dev);
         if (r < 0)
                 return error_set(err, ENODEV, "no virtio disk with serial '%s' appeared within %d ms", c->root_serial,
                                  c->wait_ms);
@@ -339,7 +339,8 @@ static int write_identity(const InitConfig *c, Error **err) {
 
 static int find_port(const InitConfig *c, char **ret) {
         char name[64];
-        int r = wait_for_attr("/sys/class/virtio-ports", "vport", "name", c->port_name, c->wait_ms, name, sizeof name);
+        int r = init_wait_for_attr("/sys/class/virtio-ports", "vport", "name", c->port_name, c->wait_ms, name,
+                                   sizeof name);
         if (r < 0)
                 return r;
         return asprintf(ret, "/dev/%s", name) < 0 ? -ENOMEM : 0;
@@ -407,9 +408,54 @@ int init_stage1(const InitConfig *c, char **ret_port, char **ret_grow_error, Err
 
 /* ---- stage 3 ------------------------------------------------------------- */
 
+/* Decodes the octal escapes (\040 for a blank ...) /proc/self/mounts
+ * writes in a mount point, in place. */
+static void mount_point_unescape(char *s) {
+        char *out = s;
+        for (const char *p = s; *p; p++) {
+                if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
+                    p[3] <= '7') {
+                        *out++ = (char) ((p[1] - '0') << 6 | (p[2] - '0') << 3 | (p[3] - '0'));
+                        p += 3;
+                } else
+                        *out++ = *p;
+        }
+        *out = 0;
+}
+
+/* Unmounts everything mounted below the root (the container's volumes and
+ * shares from setup, /dev, /proc ...), the latest first, so that every
+ * file system is clean when the root itself goes. */
+static void unmount_below_root(void) {
+        enum { MAX_MOUNTS = 256 };
+        FILE *f = fopen("/proc/self/mounts", "re");
+        if (!f)
+                return;
+        char *points[MAX_MOUNTS], line[4096 + 512];
+        size_t n = 0;
+        while (n < MAX_MOUNTS && fgets(line, sizeof line, f)) {
+                char *save = NULL;
+                if (!strtok_r(line, " ", &save))
+                        continue;
+                char *point = strtok_r(NULL, " ", &save);
+                if (!point || strncmp(point, INIT_ROOT_MOUNT "/", strlen(INIT_ROOT_MOUNT) + 1) != 0)
+                        continue;
+                mount_point_unescape(point);
+                if ((points[n] = strdup(point)))
+                        n++;
+        }
+        fclose(f);
+        while (n-- > 0) {
+                if (umount2(points[n], 0) < 0 && umount2(points[n], MNT_DETACH) < 0)
+                        log_warning("unmount %s: %m", points[n]);
+                free(points[n]);
+        }
+}
+
 _noreturn_ void init_poweroff(void) {
         static const char *const inner[] = {"/dev/pts", "/dev/shm", "/dev", "/proc", "/sys", "/tmp"};
         sync();
+        unmount_below_root();
         for (size_t i = 0; i < ELEMENTSOF(inner); i++) {
                 char path[128];
                 snprintf(path, sizeof path, "%s%s", INIT_ROOT_MOUNT, inner[i]);

@@ -55,6 +55,14 @@ int init_early(char **ret_cmdline, Error **err);
  * when fine) says why, for guest info. */
 int init_stage1(const InitConfig *c, char **ret_port, char **ret_grow_error, Error **err);
 
+/* Waits up to wait_ms (polling every 10 ms: virtio devices probe
+ * asynchronously, disks may be hot-plugged) for the entry of the sysfs
+ * directory dir whose name starts with prefix and whose attribute file attr
+ * reads want ("/sys/block", "vd", "serial", "pl-root"); its name goes to ret
+ * (size bytes). Returns 0, or -ENOENT when none appeared in time. */
+int init_wait_for_attr(const char *dir, const char *prefix, const char *attr, const char *want, int wait_ms,
+                       char *ret, size_t size);
+
 /* ---- growing the root filesystem (root-grow.c) ---------------------------- */
 
 #define INIT_EXT4_SUPERBLOCK_SIZE 1024u

@@ -28,6 +28,8 @@ static void usage(FILE *f) {
                 "  --vsock-allow-local  serve vsock peers other than the host too\n"
                 "  --root DIR         container root (default /)\n"
                 "  --chroot           run processes chrooted into the root\n"
+                "  --allow-network    let setup configure NICs (host mode: only inside a network\n"
+                "                     namespace of its own, never the host's)\n"
                 "  --log-level LEVEL  error, warning, info (default) or debug\n"
                 "  --help, --version\n");
 }
@@ -43,7 +45,7 @@ static int parse_args(int argc, char **argv, AgentConfig *c) {
         static const struct option opts[] = {
                 {"unix", required_argument, NULL, 'u'},   {"serial", required_argument, NULL, 's'},
                 {"vsock", required_argument, NULL, 'v'},  {"root", required_argument, NULL, 'r'},
-                {"vsock-allow-local", no_argument, NULL, 'L'},
+                {"vsock-allow-local", no_argument, NULL, 'L'}, {"allow-network", no_argument, NULL, 'N'},
                 {"chroot", no_argument, NULL, 'c'},       {"log-level", required_argument, NULL, 'l'},
                 {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
                 {},
@@ -56,6 +58,7 @@ static int parse_args(int argc, char **argv, AgentConfig *c) {
                 case 'r': c->root = optarg; break;
                 case 'c': c->chroot = true; break;
                 case 'L': c->vsock_allow_local = true; break;
+                case 'N': c->allow_network = true; break;
                 case 'v':
                         if (safe_atou32(optarg, &c->vsock_port) < 0 || c->vsock_port == 0)
                                 return log_error_errno(EINVAL, "invalid vsock port '%s'", optarg);
@@ -97,7 +100,7 @@ static int pid1_configure(AgentConfig *config, char **ret_port, char **ret_boot_
                         return r;
                 *ret_boot_error = strdup(error_text(e));
         }
-        *config = (AgentConfig){.root = r < 0 ? "/" : INIT_ROOT_MOUNT, .chroot = r >= 0, .pid1 = true,
+        *config = (AgentConfig){.root = r < 0 ? "/" : INIT_ROOT_MOUNT, .chroot = r >= 0, .pid1 = true, .allow_network = true,
                                 .serial_path = *ret_port, .boot_error = *ret_boot_error,
                                 .root_grow_error = *ret_grow_error,
                                 .vsock_port = access("/dev/vsock", F_OK) == 0 ? ic.vsock_port : 0,

@@ -609,6 +609,16 @@ static int handle_shutdown_request(Session *s, uint32_t id, Plagent__Request *re
         return r;
 }
 
+static int handle_setup_request(Session *s, uint32_t id, Plagent__Request *req, Error **err) {
+        int r = agent_setup(s->agent, req->setup, err);
+        return r < 0 ? r : send_empty(s, id);
+}
+
+static int handle_etc_request(Session *s, uint32_t id, Plagent__Request *req, Error **err) {
+        int r = agent_write_etc(s->agent, req->etc, err);
+        return r < 0 ? r : send_empty(s, id);
+}
+
 static const RequestHandler request_handlers[] = {
         [PLAGENT__REQUEST__OP_PING] = handle_ping_request,
         [PLAGENT__REQUEST__OP_GUEST_INFO] = handle_guest_info_request,
@@ -623,6 +633,8 @@ static const RequestHandler request_handlers[] = {
         [PLAGENT__REQUEST__OP_REMOVE] = handle_remove_request,
         [PLAGENT__REQUEST__OP_SHUTDOWN] = handle_shutdown_request,
         [PLAGENT__REQUEST__OP_ATTACH] = handle_attach_request,
+        [PLAGENT__REQUEST__OP_SETUP] = handle_setup_request,
+        [PLAGENT__REQUEST__OP_ETC] = handle_etc_request,
 };
 
 static void session_on_request(Session *s, const FrameEvent *ev) {

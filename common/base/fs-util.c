@@ -5,8 +5,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "common/base/io-util.h"
@@ -98,6 +100,46 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
                 return r;
         }
         return tmpfile_link(fd, tmp, path, mode);
+}
+
+/* Creates ".<name>.XXXXXX" below dir_fd with O_EXCL, X from getrandom(). */
+static int tmpfile_open_at(int dir_fd, const char *name, char *ret_tmp, size_t size) {
+        static const char chars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+        for (int attempt = 0; attempt < 64; attempt++) {
+                uint8_t rnd[6];
+                if (getrandom(rnd, sizeof rnd, 0) != (ssize_t) sizeof rnd)
+                        return -EIO;
+                char suffix[sizeof rnd + 1];
+                for (size_t i = 0; i < sizeof rnd; i++)
+                        suffix[i] = chars[rnd[i] % (sizeof chars - 1)];
+                suffix[sizeof rnd] = 0;
+                if (snprintf(ret_tmp, size, ".%s.%s", name, suffix) >= (int) size)
+                        return -ENAMETOOLONG;
+                int fd = openat(dir_fd, ret_tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (fd >= 0 || errno != EEXIST)
+                        return fd >= 0 ? fd : negative_errno();
+        }
+        return -EEXIST;
+}
+
+int write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t len, mode_t mode) {
+        if (!name || !*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+                return -EINVAL;
+        char tmp[NAME_MAX + 1];
+        _cleanup_close_ int fd = tmpfile_open_at(dir_fd, name, tmp, sizeof tmp);
+        if (fd < 0)
+                return fd;
+        int r = write_all(fd, data, len);
+        if (r >= 0 && (fchmod(fd, mode) < 0 || fsync(fd) < 0 || renameat(dir_fd, tmp, dir_fd, name) < 0))
+                r = negative_errno();
+        if (r < 0) {
+                (void) unlinkat(dir_fd, tmp, 0);
+                return r;
+        }
+        _cleanup_close_ int dfd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) < 0)
+                return negative_errno();
+        return 0;
 }
 
 /* Removes the entries of the directory name below dir_fd; see rm_rf_at(). */

@@ -43,6 +43,14 @@ int tmpfile_link(int fd, const char *tmp, const char *path, mode_t mode);
  * errno (-ENOENT when the directory does not exist). */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/* write_file_atomic() for the file name (one component: no '/', not "." or
+ * "..") in the directory dir_fd (which may be an O_PATH fd, as the agent's
+ * confined lookups give): a temporary ".<name>.XXXXXX" made there with
+ * O_EXCL is written, fsynced and renamed over name, then the directory is
+ * fsynced. A symlink at name is replaced, never followed. Nothing is left
+ * behind on failure. Returns 0, -EINVAL for a bad name, or a negative errno. */
+int write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t len, mode_t mode);
+
 /* Removes name below dir_fd (AT_FDCWD for a path) and, if it is a directory,
  * everything in it. Symlinks are never followed, at any depth: a link is
  * removed, not its target, and a directory swapped for a link while we walk

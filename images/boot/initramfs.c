@@ -28,7 +28,8 @@
 #include "images/boot/kernel-modules.h"
 
 const char *const initramfs_default_modules[] = {
-        "virtio_pci", "virtio_blk", "virtio_console", "virtio_rng", "vmw_vsock_virtio_transport", NULL,
+        "virtio_pci", "virtio_blk",   "virtio_console", "virtio_rng", "vmw_vsock_virtio_transport",
+        "virtio_net", "virtiofs", NULL,
 };
 
 #define DIGEST_HEX_LEN 64

@@ -25,7 +25,9 @@
 #define INITRAMFS_MAX_MODULES 256u
 
 /* The modules a container guest needs on the distribution's kernel (virtio
- * transport, disk, console port, RNG, vsock), NULL-terminated. */
+ * transport, disk, console port, RNG, vsock, NIC, virtio-fs), NULL-terminated;
+ * their dependencies (virtio_net: net_failover, failover; virtiofs: fuse)
+ * come from modules.dep. */
 extern const char *const initramfs_default_modules[];
 
 typedef struct InitramfsSpec {

@@ -4,8 +4,8 @@
  *
  * --kernel-dir is what scripts/fetch-kernel.sh printed (or a modules directory
  * holding modules.dep). Without --module the guest's usual modules are packed:
- * virtio_pci virtio_blk virtio_console vmw_vsock_virtio_transport, with their
- * dependencies; --no-modules packs none. --cache defaults to
+ * virtio_pci virtio_blk virtio_console virtio_rng vmw_vsock_virtio_transport
+ * virtio_net virtiofs, with their dependencies; --no-modules packs none. --cache defaults to
  * ${PL_CACHE:-/var/cache/portlayer}/initramfs. Errors are printed once and
  * exit 1. */
 #include <errno.h>
@@ -40,8 +40,8 @@ static void usage(FILE *f) {
                 "  --cache DIR        output directory (default $PL_CACHE/initramfs,\n"
                 "                     PL_CACHE defaulting to /var/cache/portlayer)\n"
                 "  --module NAME      pack this module and its dependencies (repeatable;\n"
-                "                     default: virtio_pci virtio_blk virtio_console\n"
-                "                     vmw_vsock_virtio_transport)\n"
+                "                     default: virtio_pci virtio_blk virtio_console virtio_rng\n"
+                "                     vmw_vsock_virtio_transport virtio_net virtiofs)\n"
                 "  --no-modules       pack no modules at all\n"
                 "  --log-level LEVEL  error, warning, info (default) or debug\n"
                 "  --help, --version\n");

@@ -13,10 +13,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
 #include "common/json/json-util.h"
 #include "images/oci/oci-ref.h"
+#include "images/store/docker-archive.h"
+#include "images/store/oci-archive.h"
+#include "images/store/oci-layout.h"
 
 #define PROGRESS_EVERY_USEC (250 * USEC_PER_MSEC)
 
@@ -155,4 +159,69 @@ int api_images_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, E
 int api_images_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
         int r = store_remove(a->store, p[0], err);
         return r < 0 ? r : api_reply_json(resp, 204, NULL);
+}
+
+/* An OCI layout tar: unpacked under /var/tmp (as the body was spooled), read
+ * by the store's layout source, removed after the pull. */
+static int import_oci_archive(Api *a, const char *path, const char *tag, StoreImage **ret, Error **err) {
+        char dir[] = "/var/tmp/portlayer-import-XXXXXX";
+        if (!mkdtemp(dir))
+                return error_set_errno(err, errno, "create a directory to unpack into");
+        _cleanup_image_source_ ImageSource *src = NULL;
+        int r = oci_archive_unpack(path, dir, err);
+        if (r >= 0)
+                r = oci_layout_source_new(dir, NULL, &src, err);
+        if (r >= 0) {
+                StorePullOptions o = {0};
+                r = store_pull(a->store, src, tag, &o, ret, err);
+        }
+        image_source_free(TAKE_PTR(src));
+        (void) rm_rf(dir);
+        return r;
+}
+
+/* POST /images/import?tag=T: a `docker save` archive (plain or gzip; Docker
+ * 25's, which holds an OCI layout too, included) or an OCI layout tar,
+ * spooled by the server and read through its /proc/self/fd name: the
+ * docker-archive source reopens it for the blobs. Without a tag, a
+ * docker-archive's first RepoTags entry; an OCI layout's image stays
+ * untagged. */
+int api_images_import(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        int fd = http_request_body_fd(req);
+        const char *tag = http_request_query(req, "tag");
+        if (fd < 0 || lseek(fd, 0, SEEK_END) <= 0)
+                return error_set(err, EINVAL, "the request body must be an image archive (docker save, or an OCI layout tar)");
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        _cleanup_image_source_ ImageSource *src = NULL;
+        _cleanup_store_image_ StoreImage *img = NULL;
+        _cleanup_error_ Error *docker_err = NULL;
+        int r = docker_archive_source_new(path, NULL, &src, &docker_err);
+        if (r >= 0) {
+                const char *t = tag ? tag : docker_archive_source_repo_tag(src);
+                StorePullOptions o = {0};
+                r = store_pull(a->store, src, t, &o, &img, err);
+        } else if (r == -ENOENT) {
+                r = import_oci_archive(a, path, tag, &img, err);
+                if (r == -ENOENT)
+                        return error_set(err, EINVAL, "neither a docker save archive (%s) nor an OCI layout tar (%s)",
+                                         error_text(docker_err), error_text(*err));
+        } else
+                r = error_set(err, -r, "%s", error_text(docker_err));
+        if (r < 0)
+                return error_prefix(err, "import");
+        log_info("imported %s%s%s", img->id, tag ? " as " : "", tag ? tag : "");
+        json_t *j = image_json(img);
+        return j ? api_reply_json(resp, 200, j) : error_oom(err);
+}
+
+int api_images_gc(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        StoreGcStats st = {0};
+        int r = store_gc(a->store, false, &st, err);
+        if (r < 0)
+                return r;
+        return api_reply_json(resp, 200,
+                              json_pack("{s:I, s:I, s:I, s:I}", "blobs_removed", (json_int_t) st.blobs_removed,
+                                        "images_removed", (json_int_t) st.images_removed, "tmp_removed",
+                                        (json_int_t) st.tmp_removed, "bytes_freed", (json_int_t) st.bytes_freed));
 }

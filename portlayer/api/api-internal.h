@@ -10,6 +10,7 @@ struct Api {
         Store *store;
         RegistryClient *registry;
         char *version;
+        char *trust_path;        /* <state>/tls/trust; edits under lock */
         /* streamed answers still being written (api_stream): api_free waits
          * for them, so none outlives the host it reads */
         pthread_mutex_t lock;
@@ -77,6 +78,14 @@ int api_handles_labels(Api *a, HttpRequest *req, char **p, HttpResponse *resp, E
 int api_handles_state(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_archive(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_commit(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_images_import(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_images_gc(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_trust_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_trust_add(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_trust_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_vms_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_gc_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_gc_run(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_metrics(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 
 /* api-metrics.c: m in Prometheus' text format (0.0.4), with

@@ -30,6 +30,8 @@ static const Route routes[] = {
         {"GET", "/version", HTTP_BODY_NONE, api_version},
         {"GET", "/metrics", HTTP_BODY_NONE, api_metrics},
         {"POST", "/images/pull", HTTP_BODY_JSON, api_images_pull},
+        {"POST", "/images/import", HTTP_BODY_STREAM, api_images_import},
+        {"POST", "/images/gc", HTTP_BODY_NONE, api_images_gc},
         {"GET", "/images", HTTP_BODY_NONE, api_images_list},
         {"GET", "/images/{*}", HTTP_BODY_NONE, api_images_inspect},
         {"DELETE", "/images/{*}", HTTP_BODY_NONE, api_images_remove},
@@ -50,6 +52,12 @@ static const Route routes[] = {
         {"GET", "/exec/{}", HTTP_BODY_NONE, api_exec_inspect},
         {"POST", "/exec/{}/resize", HTTP_BODY_NONE, api_exec_resize},
         {"GET", "/events", HTTP_BODY_NONE, api_events},
+        {"GET", "/vms", HTTP_BODY_NONE, api_vms_list},
+        {"GET", "/gc", HTTP_BODY_NONE, api_gc_list},
+        {"POST", "/gc", HTTP_BODY_NONE, api_gc_run},
+        {"GET", "/trust", HTTP_BODY_NONE, api_trust_list},
+        {"POST", "/trust", HTTP_BODY_JSON, api_trust_add},
+        {"DELETE", "/trust/{}", HTTP_BODY_NONE, api_trust_remove},
         {"GET", "/handles/{}", HTTP_BODY_NONE, api_handles_inspect},
         {"PUT", "/handles/{}/entrypoint", HTTP_BODY_JSON, api_handles_entrypoint},
         {"PUT", "/handles/{}/limits", HTTP_BODY_JSON, api_handles_limits},
@@ -87,6 +95,9 @@ unsigned api_status_of_errno(int r) {
                 return 409;
         case EFBIG:
                 return 413;
+        case EPERM:
+        case EACCES:
+                return 403;
         case ETIMEDOUT:
                 return 504;
         case ECONNREFUSED:
@@ -343,7 +354,10 @@ int api_strv(const json_t *a, const char *what, const char *first, const char **
 
 int api_new(const ApiConfig *cfg, Api **ret, Error **err) {
         Api *a = calloc(1, sizeof(*a));
-        if (!a || !(a->version = strdup(cfg->version ? cfg->version : "0.0.0"))) {
+        if (!a || !(a->version = strdup(cfg->version ? cfg->version : "0.0.0")) ||
+            !(a->trust_path = strdup(cfg->trust_path ? cfg->trust_path : "/dev/null/trust"))) {
+                if (a)
+                        free(a->version);
                 free(a);
                 return error_oom(err);
         }
@@ -380,6 +394,7 @@ Api *api_free(Api *a) {
         pthread_mutex_destroy(&a->lock);
         free(a->session_fds);
         free(a->version);
+        free(a->trust_path);
         free(a);
         return NULL;
 }

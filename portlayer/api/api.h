@@ -26,6 +26,7 @@ typedef struct ApiConfig {
         Store *store;            /* borrowed */
         RegistryClient *registry;/* borrowed */
         const char *version;     /* "0.1.0" */
+        const char *trust_path;  /* the TLS listener's trust list (Unix-socket-only calls) */
 } ApiConfig;
 
 int api_new(const ApiConfig *cfg, Api **ret, Error **err);

@@ -29,6 +29,7 @@ struct HttpRequest {
         size_t body_len;
         int body_fd;
         uint64_t stream_len;
+        char *peer;           /* http_request_peer() */
         unsigned refuse;      /* a status to answer instead of calling the handler */
         const char *refuse_message;
 };
@@ -67,9 +68,29 @@ int http_request_body_fd(const HttpRequest *req) {
         return req->body_fd;
 }
 
+const char *http_request_peer(const HttpRequest *req) {
+        return req->peer;
+}
+
+/* Connections handed over by another front carry "tls:<peer>" as their
+ * (Unix) client address; those accepted on our socket have none, unless a
+ * local client bound its socket to such a name: that only makes it look
+ * remote, which never grants more (remote requests are refused the trust
+ * calls, nothing else differs). */
+#define PEER_PREFIX "tls:"
+
+static char *connection_peer(struct MHD_Connection *conn) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr_un *sa = ci ? (const struct sockaddr_un *) ci->client_addr : NULL;
+        if (!sa || sa->sun_family != AF_UNIX || strncmp(sa->sun_path, PEER_PREFIX, strlen(PEER_PREFIX)) != 0)
+                return NULL;
+        return strndup(sa->sun_path + strlen(PEER_PREFIX), HTTP_PEER_MAX);
+}
+
 static void request_free(HttpRequest *req) {
         if (!req)
                 return;
+        free(req->peer);
         free(req->method);
         free(req->path);
         free(req->body);
@@ -99,6 +120,7 @@ static HttpRequest *request_new(HttpServer *s, struct MHD_Connection *conn, cons
         req->path = strdup(url);
         if (!req->method || !req->path)
                 return request_free(req), NULL;
+        req->peer = connection_peer(conn);
         if (strlen(url) > HTTP_PATH_MAX) {
                 req->refuse = 414;
                 req->refuse_message = "request path too long";
@@ -310,7 +332,7 @@ int http_server_start_unix(const char *path, const HttpApp *app, HttpServer **re
                 return r;
         }
         s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                                          MHD_ALLOW_UPGRADE,
+                                          MHD_USE_ITC | MHD_ALLOW_UPGRADE,
                                   0,
                                   NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->fd,
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
@@ -325,6 +347,15 @@ int http_server_start_unix(const char *path, const HttpApp *app, HttpServer **re
                 return error_set(err, EIO, "cannot start the HTTP server on %s", path);
         }
         *ret = s;
+        return 0;
+}
+
+int http_server_add_connection(HttpServer *s, int fd, const char *peer, Error **err) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof sa.sun_path, PEER_PREFIX "%.*s", HTTP_PEER_MAX, peer);
+        /* MHD takes fd even when it refuses it. */
+        if (MHD_add_connection(s->mhd, fd, (const struct sockaddr *) &sa, sizeof sa) != MHD_YES)
+                return error_set_errno(err, errno ? errno : EMFILE, "the HTTP server takes no more connections");
         return 0;
 }
 

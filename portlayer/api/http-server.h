@@ -70,6 +70,10 @@ const char *http_request_header(const HttpRequest *req, const char *name);
 const char *http_request_body(const HttpRequest *req, size_t *ret_len);
 /* The spooled body (HTTP_BODY_STREAM), positioned at its start; -1 when none. */
 int http_request_body_fd(const HttpRequest *req);
+/* Who sent the request: NULL on the Unix socket, else the name of the
+ * trusted client a connection handed over by http_server_add_connection()
+ * carries (the TLS listener's). */
+const char *http_request_peer(const HttpRequest *req);
 
 typedef struct HttpServer HttpServer;
 
@@ -77,6 +81,12 @@ typedef struct HttpServer HttpServer;
  * left by a dead server is replaced, a live one is -EADDRINUSE) and serves
  * app from its own threads. */
 int http_server_start_unix(const char *path, const HttpApp *app, HttpServer **ret, Error **err);
+/* Serves one more connection: fd (taken, closed by the server) is one end
+ * of a stream socket pair another front (the TLS listener) pumps; peer
+ * names its client (at most HTTP_PEER_MAX bytes) for http_request_peer().
+ * -EMFILE past the server's connection limit. */
+#define HTTP_PEER_MAX 64
+int http_server_add_connection(HttpServer *s, int fd, const char *peer, Error **err);
 /* Stops accepting, waits for the connection threads, removes the socket.
  * NULL-safe; returns NULL. */
 HttpServer *http_server_stop(HttpServer *s);

@@ -204,3 +204,56 @@ int agent_client_remove(AgentClient *c, const char *path, bool recursive, int ti
 /* Asks the agent to stop every process (SIGTERM, grace_ms, SIGKILL) and, as
  * PID 1, power off. */
 int agent_client_shutdown(AgentClient *c, uint32_t grace_ms, int timeout_ms, Error **err);
+
+/* ---- setup and /etc (docs/protocol.md, "Setup and /etc") ----------------- */
+
+typedef struct AgentInterface {
+        const char *mac;     /* which guest NIC: matched by MAC */
+        const char *address; /* CIDR, "10.88.0.5/16" */
+        const char *gateway; /* default route via this, or NULL/"" for none */
+        unsigned mtu;        /* 0: leave */
+} AgentInterface;
+
+typedef enum AgentMountKind { AGENT_MOUNT_BLOCK, AGENT_MOUNT_VIRTIOFS } AgentMountKind;
+
+typedef struct AgentMount {
+        AgentMountKind kind;
+        const char *source; /* BLOCK: the virtio-blk serial; VIRTIOFS: the tag */
+        const char *target; /* absolute path inside the container's root; created if missing */
+        const char *fstype; /* BLOCK: NULL = "ext4" */
+        bool read_only;
+} AgentMount;
+
+/* Once per boot, before the main process: configures each interface (link
+ * up, MTU, address, default route; loopback up) and mounts each mount in
+ * order. All or nothing where it can be: the agent checks the whole request
+ * before it changes anything (-EINVAL, -E2BIG past 8 interfaces or 64
+ * mounts), finds every NIC before it configures one (-ENODEV for an unknown
+ * MAC), and unmounts what it mounted when a later mount fails. A disk may
+ * take up to timeout_ms minus a second to appear (-ENODEV after that).
+ * -EALREADY after a setup succeeded. */
+int agent_client_setup(AgentClient *c, const AgentInterface *ifs, size_t n_ifs, const AgentMount *mounts,
+                       size_t n_mounts, int timeout_ms, Error **err);
+
+typedef struct AgentHostEntry {
+        const char *address;
+        const char *const *names;
+        size_t n_names;
+} AgentHostEntry;
+
+typedef struct AgentEtc {
+        bool write_hostname, write_hosts, write_resolv; /* which files the agent (re)writes */
+        const char *hostname;                           /* /etc/hostname and the UTS name */
+        const AgentHostEntry *hosts;                    /* /etc/hosts: localhost lines + these */
+        size_t n_hosts;
+        const char *const *nameservers; /* /etc/resolv.conf */
+        size_t n_nameservers;
+        const char *const *search;
+        size_t n_search;
+} AgentEtc;
+
+/* May be sent any number of times (peers come and go): rewrites the chosen
+ * files atomically, and only those. Bad names or addresses are -EINVAL with
+ * nothing written; at most 256 hosts entries of 1-16 names, 8 nameservers
+ * and 6 search domains (-E2BIG). */
+int agent_client_write_etc(AgentClient *c, const AgentEtc *etc, int timeout_ms, Error **err);

@@ -369,3 +369,91 @@ int agent_client_shutdown(AgentClient *c, uint32_t grace_ms, int timeout_ms, Err
         req.shutdown = &op;
         return call_simple(c, "shutdown", &req, timeout_ms, err);
 }
+
+/* ---- setup and /etc ------------------------------------------------------ */
+
+#define SETUP_MAX_INTERFACES 8u
+#define SETUP_MAX_MOUNTS 64u
+#define SETUP_MAX_DEVICE_WAIT_MS 60000
+
+static char *str_or_empty(const char *s) {
+        return (char *) (s ? s : "");
+}
+
+/* The agent answers a setup only once its disks appeared: let it give up on
+ * one a second before we give up on the answer. */
+static uint32_t setup_device_wait_ms(int timeout_ms) {
+        if (timeout_ms < 0)
+                return 0; /* the agent's default */
+        int wait = timeout_ms > 2000 ? timeout_ms - 1000 : timeout_ms / 2;
+        return (uint32_t) MAX(MIN(wait, SETUP_MAX_DEVICE_WAIT_MS), 1);
+}
+
+int agent_client_setup(AgentClient *c, const AgentInterface *ifs, size_t n_ifs, const AgentMount *mounts,
+                       size_t n_mounts, int timeout_ms, Error **err) {
+        if (n_ifs > SETUP_MAX_INTERFACES || n_mounts > SETUP_MAX_MOUNTS)
+                return error_set(err, E2BIG, "setup: at most %u interfaces and %u mounts", SETUP_MAX_INTERFACES,
+                                 SETUP_MAX_MOUNTS);
+        Plagent__InterfaceConfig ic[SETUP_MAX_INTERFACES], *icp[SETUP_MAX_INTERFACES];
+        for (size_t i = 0; i < n_ifs; i++) {
+                ic[i] = (Plagent__InterfaceConfig) PLAGENT__INTERFACE_CONFIG__INIT;
+                ic[i].mac = str_or_empty(ifs[i].mac);
+                ic[i].address = str_or_empty(ifs[i].address);
+                ic[i].gateway = str_or_empty(ifs[i].gateway);
+                ic[i].mtu = ifs[i].mtu;
+                icp[i] = &ic[i];
+        }
+        _cleanup_free_ Plagent__MountConfig *mc = calloc(n_mounts + 1, sizeof(*mc));
+        _cleanup_free_ Plagent__MountConfig **mcp = calloc(n_mounts + 1, sizeof(*mcp));
+        if (!mc || !mcp)
+                return error_oom(err);
+        for (size_t i = 0; i < n_mounts; i++) {
+                mc[i] = (Plagent__MountConfig) PLAGENT__MOUNT_CONFIG__INIT;
+                mc[i].kind = mounts[i].kind == AGENT_MOUNT_VIRTIOFS ? PLAGENT__MOUNT_KIND__MOUNT_KIND_VIRTIOFS
+                                                                     : PLAGENT__MOUNT_KIND__MOUNT_KIND_BLOCK;
+                mc[i].source = str_or_empty(mounts[i].source);
+                mc[i].target = str_or_empty(mounts[i].target);
+                mc[i].fstype = str_or_empty(mounts[i].fstype);
+                mc[i].read_only = mounts[i].read_only;
+                mcp[i] = &mc[i];
+        }
+        Plagent__SetupRequest op = PLAGENT__SETUP_REQUEST__INIT;
+        op.n_interfaces = n_ifs;
+        op.interfaces = n_ifs > 0 ? icp : NULL;
+        op.n_mounts = n_mounts;
+        op.mounts = n_mounts > 0 ? mcp : NULL;
+        op.device_wait_ms = setup_device_wait_ms(timeout_ms);
+        Plagent__Request req = request_init(PLAGENT__REQUEST__OP_SETUP);
+        req.setup = &op;
+        return call_simple(c, "setup", &req, timeout_ms, err);
+}
+
+int agent_client_write_etc(AgentClient *c, const AgentEtc *etc, int timeout_ms, Error **err) {
+        if (etc->n_hosts > 256 || etc->n_nameservers > 8 || etc->n_search > 6)
+                return error_set(err, E2BIG, "etc: at most 256 hosts entries, 8 nameservers and 6 search domains");
+        _cleanup_free_ Plagent__HostEntry *he = calloc(etc->n_hosts + 1, sizeof(*he));
+        _cleanup_free_ Plagent__HostEntry **hep = calloc(etc->n_hosts + 1, sizeof(*hep));
+        if (!he || !hep)
+                return error_oom(err);
+        for (size_t i = 0; i < etc->n_hosts; i++) {
+                he[i] = (Plagent__HostEntry) PLAGENT__HOST_ENTRY__INIT;
+                he[i].address = str_or_empty(etc->hosts[i].address);
+                he[i].n_names = etc->hosts[i].n_names;
+                he[i].names = (char **) etc->hosts[i].names;
+                hep[i] = &he[i];
+        }
+        Plagent__EtcRequest op = PLAGENT__ETC_REQUEST__INIT;
+        op.write_hostname = etc->write_hostname;
+        op.write_hosts = etc->write_hosts;
+        op.write_resolv = etc->write_resolv;
+        op.hostname = str_or_empty(etc->hostname);
+        op.n_hosts = etc->n_hosts;
+        op.hosts = etc->n_hosts > 0 ? hep : NULL;
+        op.n_nameservers = etc->n_nameservers;
+        op.nameservers = (char **) etc->nameservers;
+        op.n_search = etc->n_search;
+        op.search = (char **) etc->search;
+        Plagent__Request req = request_init(PLAGENT__REQUEST__OP_ETC);
+        req.etc = &op;
+        return call_simple(c, "etc", &req, timeout_ms, err);
+}

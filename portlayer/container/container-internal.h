@@ -131,6 +131,11 @@ int container_load(ContainerHost *h, const char *dir, Container **ret, Error **e
 /* The JSON of container.h's inspect. Caller holds lock. */
 json_t *container_to_json(const Container *c);
 
+/* --- container-gc.c --- */
+
+/* Removes every orphan now, whatever its age (recovery). */
+void container_host_remove_orphans(ContainerHost *h);
+
 /* --- container-host.c --- */
 
 /* Adds c to the list (a new reference) / removes it (drops the list's

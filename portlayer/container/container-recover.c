@@ -6,8 +6,8 @@
  * agent's id for it, a new monitor); one whose VM is gone becomes stopped
  * with the reason; a start or a removal the daemon was in the middle of is
  * rolled back or finished. Then what carries our marks but belongs to no
- * record goes: domains with our metadata, container directories (and their
- * registered disks) and run directories. */
+ * record goes (container-gc.c): domains with our metadata, container
+ * directories (and their registered disks) and run directories. */
 #include "container-internal.h"
 
 #include <dirent.h>
@@ -177,73 +177,6 @@ static void recover_one(ContainerHost *h, Container *c) {
         }
 }
 
-static bool domain_known_locked(ContainerHost *h, const char *name) {
-        for (size_t i = 0; i < h->n_containers; i++)
-                if (strcmp(h->containers[i]->domain, name) == 0)
-                        return true;
-        return false;
-}
-
-static void remove_orphan_domains(ContainerHost *h) {
-        char **names = NULL;
-        size_t n = 0;
-        _cleanup_error_ Error *e = NULL;
-        if (vm_driver_list_ours(h->driver, &names, &n, &e) < 0) {
-                log_warning("listing VMs: %s", error_text(e));
-                return;
-        }
-        for (size_t i = 0; i < n; i++) {
-                pthread_mutex_lock(&h->lock);
-                bool known = domain_known_locked(h, names[i]);
-                pthread_mutex_unlock(&h->lock);
-                if (known)
-                        continue;
-                log_info("removing VM %s: it belongs to no container", names[i]);
-                (void) vm_driver_destroy(h->driver, names[i], NULL);
-        }
-        vm_names_free(names, n);
-}
-
-/* Entries of dir that no container claims (by its id, or its first 16 hex
- * for run dirs) are removed; in containers/ their disk is unregistered first. */
-static void remove_orphan_dirs(ContainerHost *h, const char *dir, size_t id_len, bool has_disk) {
-        DIR *d = opendir(dir);
-        if (!d)
-                return;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
-                bool known = false;
-                pthread_mutex_lock(&h->lock);
-                for (size_t i = 0; i < h->n_containers && !known; i++)
-                        known = strlen(de->d_name) == id_len && strncmp(h->containers[i]->id, de->d_name, id_len) == 0;
-                pthread_mutex_unlock(&h->lock);
-                if (known)
-                        continue;
-                _cleanup_free_ char *path = NULL, *disk = NULL, *record = NULL, *kept = NULL;
-                if (asprintf(&path, "%s/%s", dir, de->d_name) < 0 || asprintf(&disk, "%s/disk.qcow2", path) < 0 ||
-                    asprintf(&record, "%s/container.json", path) < 0 ||
-                    asprintf(&kept, "%s/quarantine/%s", h->state_dir, de->d_name) < 0)
-                        continue;
-                /* A record that exists but did not load is kept for a person
-                 * to look at, never deleted; a directory without one is what
-                 * a create killed half-way leaves. */
-                if (has_disk && access(record, F_OK) == 0) {
-                        log_warning("moving %s to %s: its record does not load", path, kept);
-                        (void) mkdir_p(kept, 0700);
-                        if (rename(path, kept) < 0)
-                                log_warning("move %s: %m", path);
-                        continue;
-                }
-                log_info("removing %s: it belongs to no container", path);
-                if (has_disk)
-                        (void) store_container_disk_remove(h->store, disk, NULL);
-                (void) rm_rf(path);
-        }
-        closedir(d);
-}
-
 int container_host_recover(ContainerHost *h, Error **err) {
         pthread_mutex_lock(&h->lock);
         size_t n = h->n_containers;
@@ -258,9 +191,7 @@ int container_host_recover(ContainerHost *h, Error **err) {
                 container_unref(list[i]);
         }
         free(list);
-        remove_orphan_domains(h);
-        remove_orphan_dirs(h, h->containers_dir, CONTAINER_ID_HEX, true);
-        remove_orphan_dirs(h, h->run_dir, 16, false);
+        container_host_remove_orphans(h);
         /* last: an orphan's uid goes once its VM and files are gone */
         container_owner_reconcile(h);
         return 0;

@@ -278,6 +278,21 @@ typedef struct ContainerHostMetrics {
 /* A snapshot. Cheap: the counters are atomics, the QEMU memory is cached. */
 void container_host_metrics(ContainerHost *h, ContainerHostMetrics *ret);
 
+/* --- the host (container-gc.c) --- */
+
+#define CONTAINER_GC_MIN_AGE_S 60
+/* What carries our marks but belongs to no container: [{"kind": "vm",
+ * "container-dir", "run-dir" (later "tap"), "name", "path", "action":
+ * "remove"/"quarantine", or with remove "removed"/"quarantined"}].
+ * Directories younger than CONTAINER_GC_MIN_AGE_S are left out (a create
+ * in progress). */
+int container_host_gc(ContainerHost *h, bool remove, json_t **ret, Error **err);
+/* The VMs of running and paused containers: [{"domain", "container",
+ * "name", "state", "accelerator", "memory_mb", "vcpus", "disks",
+ * "transport", "console_log", "qemu_pid" (0: not found), "pss_kib" (-1:
+ * unknown)}]. */
+int container_host_vms(ContainerHost *h, json_t **ret, Error **err);
+
 /* Statistics of a running container (docs/api.md, "Stats"). */
 int container_host_stats(ContainerHost *h, const char *ref, json_t **ret, Error **err);
 /* Stat of a path in the running container (never follows a final symlink). */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/base/fs-util.h"
@@ -20,7 +21,9 @@
 #include "images/boot/kernel-modules.h"
 #include "images/registry/registry.h"
 #include "images/store/store.h"
+#include "common/tls/tls-util.h"
 #include "portlayer/api/api.h"
+#include "portlayer/api/tls-server.h"
 #include "portlayer/container/container.h"
 
 #define CONFIG_FILE_MAX (64u << 10)
@@ -32,6 +35,7 @@ struct Daemon {
         ContainerHost *host;
         Api *api;
         HttpServer *http;
+        TlsServer *tls;
         char **insecure;
         size_t n_insecure;
 };
@@ -39,7 +43,7 @@ struct Daemon {
 const char *const daemon_config_keys[] = {
         "state-dir",  "socket",       "libvirt-uri",         "guest-kernel", "guest-initrd",  "agent",
         "image-store", "accel",       "insecure-registries", "boot-timeout", "transport",     "log-max-size",
-        "log-max-files", "log-level", "uid-range", "allow-root-qemu", NULL,
+        "log-max-files", "log-level", "tls-listen", "uid-range", "allow-root-qemu", NULL,
 };
 
 void daemon_config_init(DaemonConfig *c) {
@@ -50,7 +54,7 @@ void daemon_config_init(DaemonConfig *c) {
 void daemon_config_clear(DaemonConfig *c) {
         char **fields[] = {&c->state_dir, &c->socket, &c->libvirt_uri, &c->guest_kernel, &c->guest_initrd,
                            &c->agent, &c->image_store, &c->accel, &c->log_level, &c->insecure_registries,
-                           &c->transport, &c->uid_range};
+                           &c->transport, &c->tls_listen, &c->uid_range};
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
                 *fields[i] = mfree(*fields[i]);
 }
@@ -75,7 +79,8 @@ int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error
                 {"guest-initrd", &c->guest_initrd, true}, {"agent", &c->agent, true},
                 {"image-store", &c->image_store, true},   {"accel", &c->accel, false},
                 {"log-level", &c->log_level, false},      {"insecure-registries", &c->insecure_registries, false},
-                {"transport", &c->transport, false},      {"uid-range", &c->uid_range, false},
+                {"transport", &c->transport, false},      {"tls-listen", &c->tls_listen, false},
+                {"uid-range", &c->uid_range, false},
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
                 if (strcmp(strings[i].key, key) != 0)
@@ -259,13 +264,51 @@ static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *sel
         return container_host_open(&hc, &d->host, err);
 }
 
+/* <state>/tls/ (0700): the server's key and certificate, made on the first
+ * start (EC P-256, self-signed, 20 years), and the trust list. */
+#define TLS_SERVER_DAYS (20 * 365)
+static int tls_paths(const DaemonConfig *cfg, char **ret_dir, Error **err) {
+        if (asprintf(ret_dir, "%s/tls", cfg->state_dir) < 0)
+                return error_oom(err);
+        int r = mkdir_p(*ret_dir, 0700);
+        if (r < 0 || chmod(*ret_dir, 0700) < 0)
+                return error_set_errno(err, r < 0 ? -r : errno, "create %s", *ret_dir);
+        _cleanup_free_ char *key = NULL, *cert = NULL;
+        char host[128] = "localhost", cn[TLS_NAME_MAX + 1];
+        (void) gethostname(host, sizeof host - 1);
+        snprintf(cn, sizeof cn, "portlayerd@%.48s", host);
+        if (asprintf(&key, "%s/server.key", *ret_dir) < 0 || asprintf(&cert, "%s/server.crt", *ret_dir) < 0)
+                return error_oom(err);
+        r = tls_identity_ensure(key, cert, cn, -3600, (int64_t) TLS_SERVER_DAYS * 86400, err);
+        if (r > 0)
+                log_info("made the TLS server certificate %s", cert);
+        return r < 0 ? error_prefix(err, "TLS identity") : 0;
+}
+
+static int start_tls(Daemon *d, const DaemonConfig *cfg, const char *dir, Error **err) {
+        _cleanup_free_ char *key = NULL, *cert = NULL, *trust = NULL;
+        if (asprintf(&key, "%s/server.key", dir) < 0 || asprintf(&cert, "%s/server.crt", dir) < 0 ||
+            asprintf(&trust, "%s/trust", dir) < 0)
+                return error_oom(err);
+        TlsServerConfig tc = {.listen = cfg->tls_listen, .cert = cert, .key = key, .trust = trust};
+        int r = tls_server_start(&tc, d->http, &d->tls, err);
+        if (r < 0)
+                return error_prefix(err, "TLS listener");
+        log_info("serving TLS on %s (clients in %s)", cfg->tls_listen, trust);
+        return 0;
+}
+
 int daemon_start(const DaemonConfig *cfg, const char *self_exe, Daemon **ret, Error **err) {
         Daemon *d = calloc(1, sizeof(*d));
+        _cleanup_free_ char *tls_dir = NULL, *trust = NULL;
         if (!d)
                 return error_oom(err);
         int r = daemon_open_parts(d, cfg, self_exe, err);
+        if (r >= 0 && (r = tls_paths(cfg, &tls_dir, err)) >= 0 && asprintf(&trust, "%s/trust", tls_dir) < 0)
+                r = error_oom(err);
         if (r >= 0) {
-                ApiConfig ac = {.host = d->host, .store = d->store, .registry = d->registry, .version = PL_VERSION};
+                ApiConfig ac = {.host = d->host, .store = d->store, .registry = d->registry, .version = PL_VERSION,
+                                .trust_path = trust};
                 r = api_new(&ac, &d->api, err);
         }
         if (r >= 0) {
@@ -274,6 +317,8 @@ int daemon_start(const DaemonConfig *cfg, const char *self_exe, Daemon **ret, Er
         }
         if (r >= 0)
                 daemon_socket_group(cfg->socket);
+        if (r >= 0 && cfg->tls_listen)
+                r = start_tls(d, cfg, tls_dir, err);
         if (r < 0) {
                 daemon_stop(d);
                 return r;
@@ -285,6 +330,7 @@ int daemon_start(const DaemonConfig *cfg, const char *self_exe, Daemon **ret, Er
 void daemon_stop(Daemon *d) {
         if (!d)
                 return;
+        tls_server_stop(d->tls);
         api_shutdown(d->api);
         http_server_stop(d->http);
         api_free(d->api);

@@ -32,6 +32,8 @@ static void usage(FILE *f) {
               "  --transport T             auto (vsock where /dev/vhost-vsock opens), vsock, virtio-serial\n"
               "  --log-max-size SIZE       rotate a container's main.log past SIZE (default 16M)\n"
               "  --log-max-files N         rotated logs kept per container (default 2)\n"
+              "  --tls-listen ADDR:PORT    also serve remote clients over TLS there (off by default;\n"
+              "                            client certificates from <state-dir>/tls/trust)\n"
               "  --log-level LEVEL         error, warning, info (default), debug\n"
               "  --uid-range FIRST-LAST    container VMs' uids, one each (default " DAEMON_DEFAULT_UID_RANGE ")\n"
               "  --allow-root-qemu         run QEMU as root where no uid per container is possible\n"
@@ -54,8 +56,8 @@ static int parse_args(int argc, char **argv, DaemonConfig *cfg) {
                 {"accel", required_argument, NULL, 0},          {"insecure-registries", required_argument, NULL, 0},
                 {"boot-timeout", required_argument, NULL, 0},   {"log-level", required_argument, NULL, 0},
                 {"transport", required_argument, NULL, 0},     {"log-max-size", required_argument, NULL, 0},
-                {"log-max-files", required_argument, NULL, 0},  {"uid-range", required_argument, NULL, 0},
-                {"allow-root-qemu", no_argument, NULL, 0},
+                {"log-max-files", required_argument, NULL, 0},  {"tls-listen", required_argument, NULL, 0},
+                {"uid-range", required_argument, NULL, 0},      {"allow-root-qemu", no_argument, NULL, 0},
                 {"help", no_argument, NULL, 'h'},               {"version", no_argument, NULL, 'V'},
                 {},
         };

@@ -1,5 +1,6 @@
 /* plctl-client.c: plctl's REST client (plctl-client.h), libcurl on the
- * daemon's Unix socket. The only file of plctl that includes curl.
+ * daemon's Unix socket or over TLS to a remote. The only file of plctl
+ * that includes curl.
  *
  * One easy handle per call: plctl makes a handful of calls per run, and a
  * fresh handle keeps the streamed calls (logs, events, pull) and the short
@@ -22,6 +23,8 @@
 
 struct PlctlClient {
         char *socket_path;
+        PlctlRemote remote; /* remote.url NULL: the socket */
+        char *strings[5];   /* remote's copies */
 };
 
 typedef enum SinkKind { SINK_BUFFER, SINK_LINES, SINK_FD } SinkKind;
@@ -49,13 +52,23 @@ static void curl_init_once(void) {
         }
 }
 
-int plctl_client_new(const char *socket_path, PlctlClient **ret, Error **err) {
+static int remote_copy(PlctlClient *c, const PlctlRemote *rm) {
+        const char *from[] = {rm->name, rm->url, rm->client_cert, rm->client_key, rm->server_cert};
+        const char **to[] = {&c->remote.name, &c->remote.url, &c->remote.client_cert, &c->remote.client_key,
+                             &c->remote.server_cert};
+        for (size_t i = 0; i < ELEMENTSOF(from); i++)
+                if (!(*to[i] = c->strings[i] = strdup(from[i])))
+                        return -ENOMEM;
+        return 0;
+}
+
+int plctl_client_new(const char *socket_path, const PlctlRemote *remote, PlctlClient **ret, Error **err) {
         const char *path = socket_path ? socket_path : getenv("PORTLAYER_SOCKET");
         if (!path || !*path)
                 path = PLCTL_DEFAULT_SOCKET;
         PlctlClient *c = calloc(1, sizeof *c);
-        if (!c || !(c->socket_path = strdup(path))) {
-                free(c);
+        if (!c || !(c->socket_path = strdup(path)) || (remote && remote_copy(c, remote) < 0)) {
+                plctl_client_free(c);
                 return error_oom(err);
         }
         curl_init_once();
@@ -66,13 +79,38 @@ int plctl_client_new(const char *socket_path, PlctlClient **ret, Error **err) {
 PlctlClient *plctl_client_free(PlctlClient *c) {
         if (c) {
                 free(c->socket_path);
+                for (size_t i = 0; i < ELEMENTSOF(c->strings); i++)
+                        free(c->strings[i]);
                 free(c);
         }
         return NULL;
 }
 
-const char *plctl_client_socket(const PlctlClient *c) {
-        return c->socket_path;
+const char *plctl_client_target(const PlctlClient *c) {
+        return c->remote.url ? c->remote.url : c->socket_path;
+}
+
+const PlctlRemote *plctl_client_remote(const PlctlClient *c) {
+        return c->remote.url ? &c->remote : NULL;
+}
+
+/* Where a request goes: the Unix socket, or the remote with our client
+ * certificate and its pinned one (the only trust anchor; the name in it is
+ * not checked, the pin is the check). */
+static void curl_target(CURL *curl, const PlctlClient *c, const char *path, char *url, size_t size) {
+        if (!c->remote.url) {
+                curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, c->socket_path);
+                snprintf(url, size, "http://portlayer%s", path);
+        } else {
+                snprintf(url, size, "%s%s", c->remote.url, path);
+                curl_easy_setopt(curl, CURLOPT_SSLCERT, c->remote.client_cert);
+                curl_easy_setopt(curl, CURLOPT_SSLKEY, c->remote.client_key);
+                curl_easy_setopt(curl, CURLOPT_CAINFO, c->remote.server_cert);
+                curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
+                curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+                curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
+        curl_easy_setopt(curl, CURLOPT_URL, url);
 }
 
 char *plctl_escape(const char *s) {
@@ -182,14 +220,12 @@ static int transfer_run(PlctlClient *c, const char *method, const char *path, js
         if (!t->curl)
                 return error_oom(err);
         char url[8192];
-        snprintf(url, sizeof url, "http://portlayer%s", path);
+        curl_target(t->curl, c, path, url, sizeof url);
         struct curl_slist *h = curl_slist_append(NULL, "Expect:");
         if (json)
                 h = curl_slist_append(h, "Content-Type: application/json");
         if (t->upload_fd >= 0)
                 h = curl_slist_append(h, "Content-Type: application/x-tar");
-        curl_easy_setopt(t->curl, CURLOPT_UNIX_SOCKET_PATH, c->socket_path);
-        curl_easy_setopt(t->curl, CURLOPT_URL, url);
         curl_easy_setopt(t->curl, CURLOPT_CUSTOMREQUEST, method);
         curl_easy_setopt(t->curl, CURLOPT_HTTPHEADER, h);
         curl_easy_setopt(t->curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
@@ -223,9 +259,21 @@ static int transfer_run(PlctlClient *c, const char *method, const char *path, js
         }
         if (t->sink_error < 0)
                 return error_set_errno(err, -t->sink_error, "%s %s", method, path);
+        if (c->remote.url && cc == CURLE_PEER_FAILED_VERIFICATION)
+                return error_set(err, EKEYREJECTED,
+                                 "%s presented a certificate other than the one pinned for remote %s (if the "
+                                 "server's was replaced: plctl remote rm, then remote add)",
+                                 c->remote.url, c->remote.name);
+        if (c->remote.url && status == 0 && cc != CURLE_COULDNT_CONNECT && cc != CURLE_OPERATION_TIMEDOUT &&
+            cc != CURLE_COULDNT_RESOLVE_HOST)
+                return error_set(err, EACCES,
+                                 "%s refused this client (%s): is its certificate in the daemon's trust list? "
+                                 "(plctl trust add on the server)",
+                                 c->remote.url, curl_easy_strerror(cc));
         if (cc == CURLE_COULDNT_CONNECT || (cc != CURLE_OK && status == 0))
-                return error_set(err, ECONNREFUSED, "cannot reach portlayerd at %s: %s (is it running? see --socket)",
-                                 c->socket_path, curl_easy_strerror(cc));
+                return error_set(err, ECONNREFUSED, "cannot reach portlayerd at %s: %s (is it running? see %s)",
+                                 plctl_client_target(c), curl_easy_strerror(cc),
+                                 c->remote.url ? "plctl remote ls, plctl trust ls on the server" : "--socket");
         if (status >= 300)
                 return refusal(t, status, err);
         if (cc != CURLE_OK)
@@ -246,16 +294,21 @@ static void transfer_done(Transfer *t) {
         t->sink_err = NULL;
 }
 
+/* The buffered answer as JSON into *ret (NULL for an empty body). */
+static int transfer_json(Transfer *t, int r, const char *method, const char *path, json_t **ret, Error **err) {
+        if (r >= 0 && ret) {
+                *ret = NULL;
+                if (t->len > 0 && !(*ret = json_loadb(t->buf, t->len, 0, NULL)))
+                        r = error_set(err, EBADMSG, "%s %s: the daemon's answer is not JSON", method, path);
+        }
+        transfer_done(t);
+        return r;
+}
+
 int plctl_call(PlctlClient *c, const char *method, const char *path, json_t *body, json_t **ret, Error **err) {
         Transfer t = {.kind = SINK_BUFFER, .fd = -1, .upload_fd = -1};
         int r = transfer_run(c, method, path, body, &t, err);
-        if (r >= 0 && ret) {
-                *ret = NULL;
-                if (t.len > 0 && !(*ret = json_loadb(t.buf, t.len, 0, NULL)))
-                        r = error_set(err, EBADMSG, "%s %s: the daemon's answer is not JSON", method, path);
-        }
-        transfer_done(&t);
-        return r;
+        return transfer_json(&t, r, method, path, ret, err);
 }
 
 int plctl_stream_lines(PlctlClient *c, const char *method, const char *path, json_t *body, PlctlLineFn on_line,
@@ -273,19 +326,18 @@ int plctl_download(PlctlClient *c, const char *path, int fd, Error **err) {
         return r;
 }
 
-int plctl_upload(PlctlClient *c, const char *method, const char *path, int fd, Error **err) {
+int plctl_upload(PlctlClient *c, const char *method, const char *path, int fd, json_t **ret, Error **err) {
         Transfer t = {.kind = SINK_BUFFER, .fd = -1, .upload_fd = fd};
         int r = transfer_run(c, method, path, NULL, &t, err);
-        transfer_done(&t);
-        return r;
+        return transfer_json(&t, r, method, path, ret, err);
 }
 
 bool plctl_client_ping(PlctlClient *c, long timeout_ms) {
         CURL *curl = curl_easy_init();
         if (!curl)
                 return false;
-        curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, c->socket_path);
-        curl_easy_setopt(curl, CURLOPT_URL, "http://portlayer/_ping");
+        char url[8192];
+        curl_target(curl, c, "/_ping", url, sizeof url);
         curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
         curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);

@@ -1,5 +1,7 @@
 /* plctl-client.h: the REST client plctl talks to portlayerd with: libcurl
- * over the daemon's Unix socket, JSON bodies with jansson (docs/api.md).
+ * over the daemon's Unix socket, or over TLS to a remote (a client
+ * certificate, the server pinned to its stored certificate), JSON bodies
+ * with jansson (docs/api.md).
  *
  * A status of 400 or more becomes an error whose message is the daemon's
  * {"message"} and whose code follows the API's table backwards (404 ENOENT,
@@ -16,16 +18,27 @@
 
 typedef struct PlctlClient PlctlClient;
 
-/* The socket: socket_path when given, else $PORTLAYER_SOCKET, else
- * PLCTL_DEFAULT_SOCKET. Connects lazily, on the first call. Returns 0 or
- * -ENOMEM. */
+/* A daemon reached over TLS (plctl-remote.c keeps them). */
+typedef struct PlctlRemote {
+        const char *name;
+        const char *url;                       /* "https://HOST:PORT" */
+        const char *client_cert, *client_key;  /* ours (PEM) */
+        const char *server_cert;               /* the pinned server certificate (PEM) */
+} PlctlRemote;
+
+/* remote (copied) when given; else the socket: socket_path when given,
+ * else $PORTLAYER_SOCKET, else PLCTL_DEFAULT_SOCKET. Connects lazily, on the
+ * first call. Returns 0 or -ENOMEM. */
 #define PLCTL_DEFAULT_SOCKET "/run/portlayer/portlayer.sock"
-int plctl_client_new(const char *socket_path, PlctlClient **ret, Error **err);
+int plctl_client_new(const char *socket_path, const PlctlRemote *remote, PlctlClient **ret, Error **err);
 PlctlClient *plctl_client_free(PlctlClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PlctlClient *, plctl_client_free);
 #define _cleanup_plctl_client_ _cleanup_(plctl_client_freep)
 
-const char *plctl_client_socket(const PlctlClient *c);
+/* The socket path, or the remote's URL (for messages). */
+const char *plctl_client_target(const PlctlClient *c);
+/* The remote, or NULL for the Unix socket. */
+const PlctlRemote *plctl_client_remote(const PlctlClient *c);
 
 /* A path component escaped for a URL (a container name, an image
  * reference). Returns a string to free, or NULL on allocation failure. */
@@ -49,8 +62,8 @@ int plctl_stream_lines(PlctlClient *c, const char *method, const char *path, jso
 int plctl_download(PlctlClient *c, const char *path, int fd, Error **err);
 
 /* method path with fd's bytes (from its offset to EOF) as the body
- * (application/x-tar). */
-int plctl_upload(PlctlClient *c, const char *method, const char *path, int fd, Error **err);
+ * (application/x-tar); *ret (optional) the answer as JSON, as plctl_call. */
+int plctl_upload(PlctlClient *c, const char *method, const char *path, int fd, json_t **ret, Error **err);
 
 /* "GET /_ping" answered 200 within timeout_ms. */
 bool plctl_client_ping(PlctlClient *c, long timeout_ms);

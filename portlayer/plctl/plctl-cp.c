@@ -230,7 +230,7 @@ static int copy_in(PlctlClient *c, const Side *src, const Side *dst, Error **err
         _cleanup_free_ char *base = plctl_path("/containers/%s/archive", dst->ref), *d = plctl_escape(dir), *path = NULL;
         if (!base || !d || asprintf(&path, "%s?path=%s", base, d) < 0)
                 return error_oom(err);
-        return MIN(plctl_upload(c, "PUT", path, body, err), 0);
+        return MIN(plctl_upload(c, "PUT", path, body, NULL, err), 0);
 }
 
 static int copy_out(PlctlClient *c, const Side *src, const Side *dst, Error **err) {

@@ -1,8 +1,9 @@
 /* plctl-exec.c: "plctl exec", a process in a running container over the
  * upgraded stream of POST /containers/{id}/exec (docs/api.md, Exec).
  *
- * The upgrade is spoken by hand on the daemon's Unix socket (libcurl's
- * easy interface hands over no raw two-way stream with a half-close): one
+ * The upgrade is spoken by hand on a stream of plctl-tls.c, the daemon's
+ * Unix socket or TLS to a remote (libcurl's easy interface hands over no
+ * raw two-way stream with a half-close): one
  * request, the answer's header read byte by byte up to its blank line,
  * then the connection is the process's streams. With -t the bytes are raw
  * both ways, the local terminal is put in raw mode (with -i, when stdin is
@@ -29,6 +30,7 @@
 #include "common/base/io-util.h"
 #include "common/json/json-util.h"
 #include "plctl-internal.h"
+#include "portlayer/plctl/plctl-tls.h"
 
 #define EXEC_ENV_MAX 1024
 #define HEADER_MAX (16 * 1024)
@@ -121,23 +123,12 @@ static int exec_body(const ExecArgs *a, json_t **ret, Error **err) {
         return 0;
 }
 
-static int socket_connect(const char *path, Error **err) {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        if (strlen(path) >= sizeof sa.sun_path)
-                return error_set(err, ENAMETOOLONG, "socket path too long: %s", path);
-        strcpy(sa.sun_path, path);
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
-                return error_set_errno(err, errno, "cannot reach portlayerd at %s (is it running? see --socket)", path);
-        return TAKE_FD(fd);
-}
-
 /* The answer's header, byte by byte so that no stream byte is consumed. */
-static int read_header(int fd, char *buf, size_t size, Error **err) {
+static int read_header(PlctlStream *st, char *buf, size_t size, Error **err) {
         size_t n = 0;
         while (n + 1 < size) {
-                ssize_t k = read(fd, buf + n, 1);
-                if (k < 0 && errno == EINTR)
+                ssize_t k = plctl_stream_read(st, buf + n, 1);
+                if (k == -EAGAIN)
                         continue;
                 if (k <= 0)
                         return error_set(err, EPROTO, "the daemon closed the connection before answering");
@@ -158,18 +149,31 @@ static const char *header_value(const char *head, const char *name) {
 }
 
 /* A refusal: the body (Content-Length bytes, at most 64 KiB) holds the message. */
-static int read_refusal(int fd, int status, const char *head, Error **err) {
+static int stream_read_exact(PlctlStream *st, char *buf, size_t len) {
+        while (len > 0) {
+                ssize_t k = plctl_stream_read(st, buf, len);
+                if (k == -EAGAIN)
+                        continue;
+                if (k <= 0)
+                        return k < 0 ? (int) k : -EPIPE;
+                buf += k;
+                len -= (size_t) k;
+        }
+        return 0;
+}
+
+static int read_refusal(PlctlStream *st, int status, const char *head, Error **err) {
         const char *cl = header_value(head, "Content-Length");
         size_t len = cl ? strtoul(cl, NULL, 10) : 0;
         _cleanup_free_ char *body = len > 0 && len <= 65536 ? calloc(1, len + 1) : NULL;
-        _cleanup_json_ json_t *j = body && read_exact(fd, body, len) >= 0 ? json_loads(body, 0, NULL) : NULL;
+        _cleanup_json_ json_t *j = body && stream_read_exact(st, body, len) >= 0 ? json_loads(body, 0, NULL) : NULL;
         const char *msg = json_string_value(json_object_get(j, "message"));
         int code = status == 404 ? ENOENT : status == 409 ? EBUSY : status == 400 ? EINVAL : EIO;
         return msg ? error_set(err, code, "%s", msg) : error_set(err, code, "the daemon answered HTTP %d", status);
 }
 
-/* Sends the request; returns the connected stream's fd, *exec_id set. */
-static int exec_open(const char *socket_path, const ExecArgs *a, char exec_id[128], Error **err) {
+/* Sends the request; *ret the connected stream, *exec_id set. */
+static int exec_open(PlctlClient *c, const ExecArgs *a, PlctlStream **ret, char exec_id[128], Error **err) {
         _cleanup_json_ json_t *body = NULL;
         _cleanup_free_ char *ref = plctl_escape(a->ref), *json = NULL, *req = NULL;
         int r = exec_body(a, &body, err);
@@ -181,26 +185,27 @@ static int exec_open(const char *socket_path, const ExecArgs *a, char exec_id[12
                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
                      ref, strlen(json), json) < 0)
                 return error_oom(err);
-        _cleanup_close_ int fd = socket_connect(socket_path, err);
-        if (fd < 0)
-                return fd;
-        if ((r = write_all(fd, req, strlen(req))) < 0)
+        _cleanup_plctl_stream_ PlctlStream *st = NULL;
+        if ((r = plctl_stream_open(c, &st, err)) < 0)
+                return r;
+        if ((r = plctl_stream_write(st, req, strlen(req))) < 0)
                 return error_set_errno(err, -r, "send the exec request");
         char head[HEADER_MAX];
-        if ((r = read_header(fd, head, sizeof head, err)) < 0)
+        if ((r = read_header(st, head, sizeof head, err)) < 0)
                 return r;
         int status = 0;
         if (sscanf(head, "HTTP/1.%*c %d", &status) != 1)
                 return error_set(err, EPROTO, "the daemon's answer is not HTTP");
         if (status != 101)
-                return read_refusal(fd, status, head, err);
+                return read_refusal(st, status, head, err);
         const char *id = header_value(head, "X-Portlayer-Exec-Id");
         size_t id_len = id ? strcspn(id, "\r\n") : 0;
         if (id_len == 0 || id_len >= 128)
                 return error_set(err, EPROTO, "the daemon's answer names no exec id");
         memcpy(exec_id, id, id_len);
         exec_id[id_len] = 0;
-        return TAKE_FD(fd);
+        *ret = TAKE_PTR(st);
+        return 0;
 }
 
 /* --- the streams --- */
@@ -270,14 +275,17 @@ static void send_resize(PlctlClient *c, const char *exec_id) {
 }
 
 /* Copies until the daemon closes the connection. */
-static int exec_pump(int fd, const ExecArgs *a, PlctlClient *c, const char *exec_id, Demux *d, Error **err) {
+static int exec_pump(PlctlStream *st, const ExecArgs *a, PlctlClient *c, const char *exec_id, Demux *d,
+                     Error **err) {
         bool in_open = a->interactive;
         char buf[64 * 1024];
         for (;;) {
-                struct pollfd pfd[3] = {{.fd = fd, .events = POLLIN},
+                struct pollfd pfd[3] = {{.fd = plctl_stream_fd(st), .events = POLLIN},
                                         {.fd = in_open ? STDIN_FILENO : -1, .events = POLLIN},
                                         {.fd = winch_pipe[0], .events = POLLIN}};
-                if (poll(pfd, 3, -1) < 0) {
+                if (plctl_stream_pending(st))
+                        pfd[0].revents = POLLIN; /* decrypted bytes wait: no poll */
+                else if (poll(pfd, 3, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return error_set_errno(err, errno, "poll");
@@ -291,17 +299,17 @@ static int exec_pump(int fd, const ExecArgs *a, PlctlClient *c, const char *exec
                         ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
                         if (n < 0 && (errno == EINTR || errno == EAGAIN))
                                 continue;
-                        if (n <= 0 || write_all(fd, buf, (size_t) n) < 0) {
-                                shutdown(fd, SHUT_WR); /* the process's stdin reaches EOF */
+                        if (n <= 0 || plctl_stream_write(st, buf, (size_t) n) < 0) {
+                                plctl_stream_shutdown_write(st); /* the process's stdin reaches EOF */
                                 in_open = false;
                         }
                 }
                 if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-                        ssize_t n = read(fd, buf, sizeof buf);
-                        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                        ssize_t n = plctl_stream_read(st, buf, sizeof buf);
+                        if (n == -EAGAIN || n == -EINTR)
                                 continue;
                         if (n < 0)
-                                return error_set_errno(err, errno, "read the exec stream");
+                                return error_set_errno(err, (int) -n, "read the exec stream");
                         if (n == 0)
                                 return 0;
                         int r = a->tty ? write_all(STDOUT_FILENO, buf, (size_t) n) : demux_feed(d, buf, (size_t) n, err);
@@ -396,15 +404,15 @@ int plctl_verb_exec(int argc, char *argv[], void *userdata) {
                 return exec_sync(p, c, &a);
 
         char exec_id[128];
-        _cleanup_close_ int fd = exec_open(plctl_client_socket(c), &a, exec_id, &e);
-        if (fd < 0)
+        _cleanup_plctl_stream_ PlctlStream *st = NULL;
+        if (exec_open(c, &a, &st, exec_id, &e) < 0)
                 return plctl_fail(e);
         if (a.tty && pipe2(winch_pipe, O_CLOEXEC | O_NONBLOCK) == 0)
                 signal(SIGWINCH, on_winch);
         if (a.tty && a.interactive)
                 terminal_raw();
         Demux d = {.exit_code = -1};
-        r = exec_pump(fd, &a, c, exec_id, &d, &e);
+        r = exec_pump(st, &a, c, exec_id, &d, &e);
         terminal_restore();
         if (r < 0)
                 return plctl_fail(e);

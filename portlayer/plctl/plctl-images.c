@@ -1,14 +1,16 @@
-/* plctl-images.c: "plctl images pull|ls|inspect|rm", the image store
+/* plctl-images.c: "plctl images pull|import|ls|inspect|rm|gc", the image store
  * through the daemon (docs/api.md, Images). pull reads the ndjson progress
  * stream: a progress bar on a terminal, plain lines otherwise, the lines
  * themselves with --json; a last line with "error" is a failure. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/base/io-util.h"
 #include "common/json/json-util.h"
 #include "plctl-internal.h"
 
@@ -186,32 +188,79 @@ static int images_each(Plctl *p, PlctlClient *c, int argc, char *argv[], bool re
         return status;
 }
 
+/* --- import, gc --- */
+
+static int images_import(Plctl *p, PlctlClient *c, int n, char **args, const char *tag) {
+        if (n != 2)
+                return plctl_usage("images import: name one archive file (docker save), or - for stdin");
+        _cleanup_error_ Error *e = NULL;
+        _cleanup_close_ int fd = strcmp(args[1], "-") == 0 ? dup(STDIN_FILENO) : open(args[1], O_RDONLY | O_CLOEXEC);
+        _cleanup_free_ char *path = NULL, *etag = tag ? plctl_escape(tag) : NULL;
+        _cleanup_json_ json_t *img = NULL;
+        if (fd < 0) {
+                error_set_errno(&e, errno, "open %s", args[1]);
+                return plctl_fail(e);
+        }
+        if ((tag && !etag) || asprintf(&path, "/images/import%s%s", etag ? "?tag=" : "", etag ? etag : "") < 0)
+                return error_oom(&e), plctl_fail(e);
+        if (plctl_upload(c, "POST", path, fd, &img, &e) < 0)
+                return plctl_fail(e);
+        if (p->json)
+                plctl_print_json(img);
+        else
+                printf("imported %s: %s\n", args[1], plctl_str(img, "id"));
+        return 0;
+}
+
+static int images_gc(Plctl *p, PlctlClient *c, int n) {
+        if (n != 1)
+                return plctl_usage("images gc: takes no arguments");
+        _cleanup_error_ Error *e = NULL;
+        _cleanup_json_ json_t *st = NULL;
+        if (plctl_call(c, "POST", "/images/gc", NULL, &st, &e) < 0)
+                return plctl_fail(e);
+        if (p->json)
+                plctl_print_json(st);
+        else
+                printf("removed %lld blobs, %lld images, %lld temporary entries; freed %.1f MiB\n",
+                       (long long) json_integer_value(json_object_get(st, "blobs_removed")),
+                       (long long) json_integer_value(json_object_get(st, "images_removed")),
+                       (long long) json_integer_value(json_object_get(st, "tmp_removed")),
+                       (double) json_integer_value(json_object_get(st, "bytes_freed")) / 1048576.0);
+        return 0;
+}
+
 int plctl_verb_images(int argc, char *argv[], void *userdata) {
         Plctl *p = userdata;
-        /* --json and --help anywhere after "images" */
-        int n = 0;
         char *args[argc + 1];
-        bool help = false;
+        const char *tag = NULL;
+        int n = 0;
         for (int i = 1; i < argc; i++)
-                if (strcmp(argv[i], "--json") == 0)
-                        p->json = true;
-                else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-                        help = true;
+                if (strcmp(argv[i], "--tag") == 0 && i + 1 < argc)
+                        tag = argv[++i];
                 else
                         args[n++] = argv[i];
-        args[n] = NULL;
-        if (help || n == 0) {
-                plctl_verb_help("images");
-                return help ? 0 : EXIT_USAGE;
-        }
+        int r = plctl_group_args(p, "images", &n, args);
+        if (r >= 0)
+                return r;
+        static const char *const commands[] = {"pull", "import", "ls", "inspect", "rm", "gc"};
+        bool known = false;
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                known |= strcmp(args[0], commands[i]) == 0;
+        if (!known)
+                return plctl_usage("images: unknown command: %s", args[0]);
+        if (tag && strcmp(args[0], "import") != 0)
+                return plctl_usage("images %s: --tag is for images import", args[0]);
         _cleanup_error_ Error *e = NULL;
         PlctlClient *c;
-        if (strcmp(args[0], "pull") && strcmp(args[0], "ls") && strcmp(args[0], "inspect") && strcmp(args[0], "rm"))
-                return plctl_usage("images: unknown command: %s", args[0]);
         if (plctl_connect(p, &c, &e) < 0)
                 return plctl_fail(e);
         if (strcmp(args[0], "pull") == 0)
                 return images_pull(p, c, n, args);
+        if (strcmp(args[0], "import") == 0)
+                return images_import(p, c, n, args, tag);
+        if (strcmp(args[0], "gc") == 0)
+                return images_gc(p, c, n);
         if (strcmp(args[0], "ls") == 0)
                 return images_ls(p, c, n, args);
         return images_each(p, c, n, args, strcmp(args[0], "rm") == 0);

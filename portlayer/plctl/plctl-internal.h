@@ -12,6 +12,7 @@
 
 typedef struct Plctl {
         const char *socket_path; /* --socket, or NULL */
+        const char *remote;      /* --remote or $PORTLAYER_REMOTE, or NULL */
         bool json;               /* --json: machine output */
         PlctlClient *client;
 } Plctl;
@@ -31,7 +32,18 @@ int plctl_usage(const char *fmt, ...) _printf_(1, 2);
 /* Prints "usage: plctl VERB ..." for verb (the table of plctl.c). */
 int plctl_verb_help(const char *verb);
 
-/* The client, created on first use. Returns 0 or a negative errno. */
+/* For verb groups ("images pull ..."): takes --json and --help out of the
+ * *n args (argv after the group's name, NULL-terminated room for *n + 1).
+ * Returns -1 when the group goes on (args[0] is its command), else the exit
+ * status (0 after --help, EXIT_USAGE without a command). */
+int plctl_group_args(Plctl *p, const char *verb, int *n, char **args);
+
+/* The remote called name (plctl-remote.c): *ret points into ret_strings[5],
+ * which the caller frees. -ENOENT when there is none. */
+int plctl_remote_load(const char *name, PlctlRemote *ret, char **ret_strings, Error **err);
+
+/* The client, created on first use: the remote when one is chosen, else the
+ * Unix socket. Returns 0 or a negative errno. */
 int plctl_connect(Plctl *p, PlctlClient **ret, Error **err);
 /* j on stdout, indented, with a newline. */
 void plctl_print_json(json_t *j);
@@ -81,3 +93,7 @@ int plctl_verb_cp(int argc, char *argv[], void *userdata);
 int plctl_verb_images(int argc, char *argv[], void *userdata);
 int plctl_verb_version(int argc, char *argv[], void *userdata);
 int plctl_verb_doctor(int argc, char *argv[], void *userdata);
+int plctl_verb_remote(int argc, char *argv[], void *userdata);
+int plctl_verb_trust(int argc, char *argv[], void *userdata);
+int plctl_verb_vm(int argc, char *argv[], void *userdata);
+int plctl_verb_gc(int argc, char *argv[], void *userdata);

@@ -47,7 +47,7 @@ int plctl_verb_version(int argc, char *argv[], void *userdata) {
                 printf("client: plctl %s\n", PLCTL_VERSION);
                 if (r >= 0)
                         printf("daemon: portlayerd %s (API %s) at %s\n", plctl_str(daemon, "version"),
-                               plctl_str(daemon, "api"), plctl_client_socket(c));
+                               plctl_str(daemon, "api"), plctl_client_target(c));
         }
         return r < 0 ? plctl_fail(e) : 0;
 }
@@ -191,10 +191,10 @@ static void check_daemon(Doctor *d, Plctl *p) {
         if (plctl_connect(p, &c, &e) < 0)
                 report(d, LEVEL_FAIL, "daemon", NULL, "%s", error_text(e));
         else if (plctl_client_ping(c, 2000))
-                report(d, LEVEL_OK, "daemon", NULL, "portlayerd answers at %s", plctl_client_socket(c));
+                report(d, LEVEL_OK, "daemon", NULL, "portlayerd answers at %s", plctl_client_target(c));
         else
                 report(d, LEVEL_WARN, "daemon", "start portlayerd, or point --socket / $PORTLAYER_SOCKET at it",
-                       "nothing answers at %s", plctl_client_socket(c));
+                       "nothing answers at %s", plctl_client_target(c));
 }
 
 /* Who the daemon runs QEMU as (GET /version's "qemu_user"): a uid per

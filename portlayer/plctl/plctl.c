@@ -30,9 +30,14 @@ static const Verb verbs[] = {
         {"events", 0, VERB_ANY, plctl_verb_events, "[--since N] [--no-follow]"},
         {"exec", 2, VERB_ANY, plctl_verb_exec, "[-i] [-t] [-e K=V]... [-w DIR] [-u USER] ID|NAME CMD [ARGS...]"},
         {"cp", 2, VERB_ANY, plctl_verb_cp, "SRC DST (one of them ID|NAME:/path; - for a tar on stdin/stdout)"},
-        {"images", 1, VERB_ANY, plctl_verb_images, "pull REF | ls [-q] | inspect REF... | rm REF..."},
+        {"images", 1, VERB_ANY, plctl_verb_images,
+         "pull REF | import FILE [--tag T] | ls [-q] | inspect REF... | rm REF... | gc"},
+        {"vm", 1, VERB_ANY, plctl_verb_vm, "ls"},
+        {"gc", 0, VERB_ANY, plctl_verb_gc, "[--remove]"},
         {"version", 0, VERB_ANY, plctl_verb_version, ""},
         {"doctor", 0, VERB_ANY, plctl_verb_doctor, "[--state-dir DIR]"},
+        {"remote", 1, VERB_ANY, plctl_verb_remote, "add NAME https://HOST:PORT [--accept-fingerprint FP] | ls | rm NAME"},
+        {"trust", 1, VERB_ANY, plctl_verb_trust, "add CERT.pem [--name N] | ls | rm FINGERPRINT|NAME"},
 };
 
 int plctl_verb_help(const char *verb) {
@@ -62,9 +67,34 @@ int plctl_usage(const char *fmt, ...) {
         return EXIT_USAGE;
 }
 
+int plctl_group_args(Plctl *p, const char *verb, int *n, char **args) {
+        int k = 0;
+        bool help = false;
+        for (int i = 0; i < *n; i++)
+                if (strcmp(args[i], "--json") == 0)
+                        p->json = true;
+                else if (strcmp(args[i], "--help") == 0 || strcmp(args[i], "-h") == 0)
+                        help = true;
+                else
+                        args[k++] = args[i];
+        args[k] = NULL;
+        *n = k;
+        if (help || k == 0) {
+                plctl_verb_help(verb);
+                return help ? 0 : EXIT_USAGE;
+        }
+        return -1;
+}
+
 int plctl_connect(Plctl *p, PlctlClient **ret, Error **err) {
         if (!p->client) {
-                int r = plctl_client_new(p->socket_path, &p->client, err);
+                PlctlRemote rm;
+                char *strings[5] = {0};
+                int r = p->remote ? plctl_remote_load(p->remote, &rm, strings, err) : 0;
+                if (r >= 0)
+                        r = plctl_client_new(p->socket_path, p->remote ? &rm : NULL, &p->client, err);
+                for (size_t i = 0; i < ELEMENTSOF(strings); i++)
+                        free(strings[i]);
                 if (r < 0)
                         return r;
         }
@@ -152,11 +182,13 @@ int plctl_wait_exit(PlctlClient *c, const char *ref, int *ret_code, Error **err)
 }
 
 static void help(void) {
-        printf("Usage: plctl [--socket PATH] [--json] COMMAND [ARGS]\n\n"
+        printf("Usage: plctl [--socket PATH | --remote NAME] [--json] COMMAND [ARGS]\n\n"
                "The admin command line of portlayerd, over its REST API (docs/plctl.md).\n\n"
                "Options:\n"
                "  -s, --socket PATH   the daemon's socket (default $PORTLAYER_SOCKET, else\n"
                "                      " PLCTL_DEFAULT_SOCKET ")\n"
+               "  -r, --remote NAME   a daemon added with plctl remote add, over TLS\n"
+               "                      (default $PORTLAYER_REMOTE; --socket wins over it)\n"
                "      --json          machine output: the daemon's JSON (every command takes it)\n"
                "  -h, --help          this text (COMMAND --help: that command's usage)\n"
                "      --version       the version\n\n"
@@ -169,18 +201,28 @@ static void help(void) {
 static int parse_global(int argc, char *argv[], Plctl *p) {
         static const struct option options[] = {
                 {"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'J'},
+                {"remote", required_argument, NULL, 'r'},
                 {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
                 {},
         };
         int opt;
-        while ((opt = getopt_long(argc, argv, "+s:h", options, NULL)) >= 0)
+        bool socket_given = false;
+        p->remote = getenv("PORTLAYER_REMOTE");
+        if (p->remote && !*p->remote)
+                p->remote = NULL;
+        while ((opt = getopt_long(argc, argv, "+s:r:h", options, NULL)) >= 0)
                 switch (opt) {
-                case 's': p->socket_path = optarg; break;
+                case 's': p->socket_path = optarg; socket_given = true; break;
+                case 'r': p->remote = optarg; break;
                 case 'J': p->json = true; break;
                 case 'h': help(); exit(0);
                 case 'V': version_print(); exit(0);
                 default: return plctl_usage("unknown option or missing argument: %s", argv[optind - 1]);
                 }
+        if (socket_given && p->remote && getenv("PORTLAYER_REMOTE") != p->remote)
+                return plctl_usage("--socket and --remote name two daemons: give one");
+        if (socket_given)
+                p->remote = NULL;
         return 0;
 }
 

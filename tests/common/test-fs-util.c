@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/test-files.h"
 #include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/macro.h"
@@ -158,6 +159,45 @@ static void test_write_file_atomic_failures(void **state) {
         assert_int_equal(count_entries(taken), 1);
 }
 
+/* The dirfd flavour: through an O_PATH fd (as the agent holds its root),
+ * replacing a symlink instead of following it, refusing names with a '/'. */
+static void test_write_file_atomic_at(void **state) {
+        Dir *d = *state;
+        _cleanup_free_ char *sub = join(d, "etc"), *hosts = join(d, "etc/hosts"), *outside = join(d, "outside"),
+                            *link = join(d, "etc/link");
+        assert_int_equal(mkdir(sub, 0755), 0);
+        _cleanup_close_ int dfd = open(sub, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dfd >= 0);
+        assert_int_equal(write_file_atomic_at(dfd, "hosts", "one\n", 4, 0644), 0);
+        _cleanup_free_ char *text = test_read_file(hosts, NULL);
+        assert_string_equal(text, "one\n");
+        struct stat st;
+        assert_int_equal(stat(hosts, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0644);
+        assert_int_equal(write_file_atomic_at(dfd, "hosts", "two\n", 4, 0600), 0);
+        free(text);
+        text = test_read_file(hosts, NULL);
+        assert_string_equal(text, "two\n");
+
+        put(outside, "keep");
+        assert_int_equal(symlink(outside, link), 0);
+        assert_int_equal(write_file_atomic_at(dfd, "link", "new", 3, 0644), 0);
+        assert_int_equal(lstat(link, &st), 0);
+        assert_true(S_ISREG(st.st_mode)); /* the link itself was replaced */
+        free(text);
+        text = test_read_file(outside, NULL);
+        assert_string_equal(text, "keep");
+
+        assert_int_equal(write_file_atomic_at(dfd, "a/b", "x", 1, 0644), -EINVAL);
+        assert_int_equal(write_file_atomic_at(dfd, "..", "x", 1, 0644), -EINVAL);
+        assert_int_equal(write_file_atomic_at(dfd, "", "x", 1, 0644), -EINVAL);
+        _cleanup_free_ char *dir = join(d, "etc/dir"), *dir_x = join(d, "etc/dir/x");
+        assert_int_equal(mkdir(dir, 0755), 0);
+        put(dir_x, "x");
+        assert_true(write_file_atomic_at(dfd, "dir", "x", 1, 0644) < 0);
+        assert_int_equal(count_entries(sub), 3); /* hosts, link, dir: no temporary left */
+}
+
 static void test_tmpfile_pair(void **state) {
         Dir *d = *state;
         _cleanup_free_ char *path = join(d, "target"), *tmp = NULL;
@@ -276,6 +316,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_mkdir_p_through_symlink, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_file_atomic, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_file_atomic_failures, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_write_file_atomic_at, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tmpfile_pair, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rm_rf_tree, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rm_rf_never_follows_symlinks, setup, teardown),

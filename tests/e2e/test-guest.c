@@ -41,11 +41,12 @@
 #include "images/store/store.h"
 #include "lib/agent-harness.h"
 #include "lib/registry-harness.h"
+#include "common/netlink/netlink.h"
 #include "portlayer/guest/guest.h"
 
-static const char *const guest_modules[] = {"virtio_pci",  "virtio_blk",     "virtio_console",
-                                             "virtio_rng",  "vmw_vsock_virtio_transport",
-                                             "vsock_loopback", NULL};
+static const char *const guest_modules[] = {"virtio_pci",     "virtio_blk", "virtio_console",
+                                             "virtio_rng",     "vmw_vsock_virtio_transport",
+                                             "vsock_loopback", "virtio_net", "virtiofs", NULL};
 
 typedef struct World {
         char dir[128];
@@ -607,6 +608,154 @@ static int teardown_image(void **state) {
         return r;
 }
 
+/* ---- setup: a volume, a share and a NIC configured by the agent ----------- */
+
+#define SETUP_BRIDGE "plbrsetup0"
+#define SETUP_TAP "pltapsetup0"
+#define SETUP_MAC "0a:70:6c:00:00:20"
+#define SETUP_HOST "10.97.0.1"
+#define SETUP_GUEST "10.97.0.2"
+#define SETUP_SERIAL "pl-vol-e2e"
+
+/* A shell line in the guest: its exit code (-1 fails the test), output in *out. */
+static int guest_sh(Guest *g, const char *line, char **out) {
+        int code = harness_sh(g->agent, line, out);
+        assert_true(code >= 0);
+        return code;
+}
+
+/* The bridge the NIC's tap goes on, made through plnetlink in this test's
+ * namespace, with the host's address on it. */
+static void setup_bridge_make(void) {
+        _cleanup_netlink_ Netlink *nl = NULL;
+        _cleanup_error_ Error *e = NULL;
+        int br = 0;
+        if (netlink_open(&nl, &e) < 0 || netlink_bridge_add(nl, SETUP_BRIDGE, &e) < 0 ||
+            netlink_link_index(nl, SETUP_BRIDGE, &br, &e) < 0 || netlink_addr_add(nl, br, SETUP_HOST "/24", &e) < 0 ||
+            netlink_link_set(nl, br, true, 0, &e) < 0)
+                fail_msg("bridge: %s", error_text(e));
+}
+
+static void setup_bridge_remove(void) {
+        _cleanup_netlink_ Netlink *nl = NULL;
+        int br = 0;
+        if (netlink_open(&nl, NULL) >= 0 && netlink_link_index(nl, SETUP_BRIDGE, &br, NULL) >= 0)
+                (void) netlink_link_del(nl, br, NULL);
+}
+
+static int teardown_setup(void **state) {
+        int r = teardown(state);
+        setup_bridge_remove();
+        return r;
+}
+
+static Guest *setup_boot(Fixture *f, const char *volume, const char *share) {
+        char disk[400];
+        snprintf(disk, sizeof disk, "%s/root.qcow2", f->run_dir);
+        assert_int_equal(test_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 256M", world.base, disk), 0);
+        const VmNic nic = {.type = VM_NIC_BRIDGE, .mac = SETUP_MAC, .bridge = SETUP_BRIDGE, .tap = SETUP_TAP};
+        const VmDisk extra = {.path = volume, .format = VM_DISK_RAW, .serial = SETUP_SERIAL};
+        const VmFilesystem fs = {.source = share, .tag = "plshare"};
+        GuestConfig c = {.name = f->name, .kernel = world.kernel, .initrd = world.initrd, .root_disk = disk,
+                         .root_format = VM_DISK_QCOW2, .run_dir = f->run_dir, .hostname = "e2e-host",
+                         .boot_timeout_ms = 90000, .nics = &nic, .n_nics = 1, .extra_disks = &extra,
+                         .n_extra_disks = 1, .filesystems = &fs, .n_filesystems = 1};
+        _cleanup_error_ Error *e = NULL;
+        if (guest_start(world.driver, &c, &f->guest, &e) < 0)
+                fail_msg("boot: %s", error_text(e));
+        return f->guest;
+}
+
+/* The container's volume (an empty ext4 image on an extra virtio-blk disk),
+ * a read-only virtio-fs share and a NIC on a bridge, all configured by the
+ * agent's setup; then /etc through etc. A setup whose second disk never
+ * comes fails and leaves the first unmounted again. After a clean shutdown
+ * the volume is a clean ext4 with the guest's file in it. */
+static void test_setup_volume_network_etc(void **state) {
+        Fixture *f = *state;
+        if (!getenv("PL_TEST_NETNS"))
+                test_skip_or_fail("a network namespace of its own (tests/lib/in-netns.sh)");
+        const char *missing = test_missing_tool("mkfs.ext4 dumpe2fs debugfs");
+        if (missing)
+                test_skip_or_fail(missing);
+        fixture_name(f);
+        char volume[400], share[400], path[500];
+        snprintf(volume, sizeof volume, "%s/volume.ext4", f->run_dir);
+        snprintf(share, sizeof share, "%s/share", f->run_dir);
+        assert_int_equal(test_sh("truncate -s 32M '%s' && mkfs.ext4 -q -F '%s'", volume, volume), 0);
+        assert_int_equal(mkdir(share, 0755), 0);
+        snprintf(path, sizeof path, "%s/from-host", share);
+        test_write_file(path, "host-data\n");
+        setup_bridge_make();
+        Guest *g = setup_boot(f, volume, share);
+        char *out = NULL;
+
+        /* All or nothing: the second disk never appears, the first is unmounted again. */
+        const AgentMount bad[] = {{.kind = AGENT_MOUNT_BLOCK, .source = SETUP_SERIAL, .target = "/data"},
+                                  {.kind = AGENT_MOUNT_BLOCK, .source = "pl-nodisk", .target = "/nodisk"}};
+        _cleanup_error_ Error *e = NULL;
+        assert_int_equal(agent_client_setup(g->agent, NULL, 0, bad, 2, 3000, &e), -ENODEV);
+        assert_non_null(strstr(error_text(e), "pl-nodisk"));
+        e = error_free(e);
+        assert_int_equal(guest_sh(g, "grep -c ' /data ' /proc/mounts", &out), 1); /* none */
+        free(out);
+
+        const AgentInterface nic = {.mac = SETUP_MAC, .address = SETUP_GUEST "/24", .gateway = SETUP_HOST, .mtu = 1400};
+        const AgentMount mounts[] = {
+                {.kind = AGENT_MOUNT_BLOCK, .source = SETUP_SERIAL, .target = "/data"},
+                {.kind = AGENT_MOUNT_VIRTIOFS, .source = "plshare", .target = "/mnt/share", .read_only = true},
+        };
+        if (agent_client_setup(g->agent, &nic, 1, mounts, 2, 30000, &e) < 0)
+                fail_msg("setup: %s", error_text(e));
+        assert_int_equal(agent_client_setup(g->agent, &nic, 1, mounts, 2, 30000, NULL), -EALREADY);
+
+        /* The volume: ext4, writable, in the container's view of its root. */
+        assert_int_equal(guest_sh(g, "echo guest-data > /data/f && sync && cat /data/f && "
+                                     "grep ' /data ' /proc/mounts | cut -d' ' -f3", &out), 0);
+        assert_string_equal(out, "guest-data\next4\n");
+        free(out);
+        /* The share: the host's file, read-only in the guest. */
+        assert_int_equal(guest_sh(g, "cat /mnt/share/from-host && grep ' /mnt/share ' /proc/mounts | cut -d' ' -f3,4 "
+                                     "| cut -d, -f1", &out), 0);
+        assert_string_equal(out, "host-data\nvirtiofs ro\n");
+        free(out);
+        assert_int_not_equal(guest_sh(g, "echo x > /mnt/share/new", NULL), 0);
+
+        /* The NIC: found by its MAC, MTU, address, default route; the bridge answers. */
+        assert_int_equal(guest_sh(g, "cat /sys/class/net/eth0/address /sys/class/net/eth0/mtu /sys/class/net/lo/flags",
+                                  &out), 0);
+        assert_string_equal(out, SETUP_MAC "\n1400\n0x9\n"); /* lo: IFF_UP | IFF_LOOPBACK */
+        free(out);
+        assert_int_equal(guest_sh(g, "ip addr show dev eth0; ip route", &out), 0);
+        if (!strstr(out, "inet " SETUP_GUEST "/24 ") || !strstr(out, "default via " SETUP_HOST " dev eth0"))
+                fail_msg("guest network: %s", out);
+        free(out);
+        assert_int_equal(guest_sh(g, "for i in 1 2 3 4 5; do ping -c1 -W2 " SETUP_HOST " >/dev/null && exit 0; done;"
+                                     " exit 1", NULL), 0);
+
+        /* /etc, and the guest's hostname with it. */
+        static const char *const names[] = {"db", "db.internal"};
+        static const char *const dns[] = {SETUP_HOST};
+        const AgentHostEntry hosts[] = {{"10.97.0.9", names, 2}};
+        const AgentEtc etc = {.write_hostname = true, .write_hosts = true, .write_resolv = true,
+                              .hostname = "e2e-setup", .hosts = hosts, .n_hosts = 1, .nameservers = dns,
+                              .n_nameservers = 1};
+        if (agent_client_write_etc(g->agent, &etc, 10000, &e) < 0)
+                fail_msg("etc: %s", error_text(e));
+        assert_int_equal(guest_sh(g, "hostname; cat /etc/hostname; tail -n 1 /etc/hosts; cat /etc/resolv.conf", &out), 0);
+        assert_string_equal(out, "e2e-setup\ne2e-setup\n10.97.0.9\tdb db.internal\nnameserver " SETUP_HOST "\n");
+        free(out);
+
+        /* A clean power-off unmounts the volume: clean, no journal to replay. */
+        if (guest_shutdown(g, 2000, 30000, &e) < 0)
+                fail_msg("shutdown: %s", error_text(e));
+        assert_int_equal(test_sh("dumpe2fs -h '%s' 2>/dev/null | grep -Eq '^Filesystem state: +clean$'", volume), 0);
+        assert_int_not_equal(test_sh("dumpe2fs -h '%s' 2>/dev/null | grep -q needs_recovery", volume), 0);
+        assert_int_equal(test_sh_out(&out, NULL, "debugfs -R 'cat /f' '%s' 2>/dev/null", volume), 0);
+        assert_string_equal(out, "guest-data\n");
+        free(out);
+}
+
 int main(void) {
         if (!getenv("PL_KERNEL_DIR"))
                 test_program_skip_or_fail("PL_KERNEL_DIR, a guest kernel (scripts/fetch-kernel.sh prints it)");
@@ -621,6 +770,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_vsock_loopback_in_guest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_boot_pulled_image, setup, teardown_image),
                 cmocka_unit_test_setup_teardown(test_big_htree_in_guest, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_setup_volume_network_etc, setup, teardown_setup),
         };
         return test_run_group(tests, world_setup, world_teardown);
 }

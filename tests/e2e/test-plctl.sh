@@ -8,7 +8,13 @@
 # codes (0, 1 for a daemon's refusal, 2 for usage, the container's or the
 # process's own code for run and exec), --json output that parses, exec -it
 # through a pseudo-terminal (script(1)), and doctor's report of this
-# machine. The trap removes every container, stops the daemon and ends
+# machine. The daemon also listens with TLS on 127.0.0.1 inside the test's
+# namespace: a remote added with `plctl remote add` and trusted with `plctl
+# trust add` works (ps, exec -i, exec -it); untrusted, certificate-less and
+# expired clients are refused at the handshake (curl, openssl s_client);
+# `plctl gc` finds the orphans the test plants and removes only them;
+# `images import` takes a docker-archive skopeo writes and an OCI layout tar
+# (and refuses one with a symlinked index.json). The trap removes every container, stops the daemon and ends
 # any QEMU whose command line names the temporary directory, also on
 # failure.
 set -uo pipefail
@@ -16,12 +22,15 @@ set -uo pipefail
 : "${PL_SOURCE_DIR:?}" "${PL_PLCTL_BIN:?}" "${PL_PORTLAYERD_BIN:?}" "${PL_IMAGE_BIN:?}"
 . "$PL_SOURCE_DIR/tests/lib/skip.sh"
 [ -n "${PL_KERNEL_DIR:-}" ] && [ -f "$PL_KERNEL_DIR/vmlinuz" ] || test_skip_or_fail "PL_KERNEL_DIR (a guest kernel)"
-for t in umoci busybox script python3 tar; do
+for t in umoci busybox script python3 tar openssl curl skopeo; do
         command -v "$t" >/dev/null || test_skip_or_fail "$t"
 done
 
 dir=$(mktemp -d /tmp/plctl-test-XXXXXX)
 sock=$dir/pl.sock
+tls_port=18443 # loopback of the test's own network namespace
+export XDG_CONFIG_HOME=$dir/cfg
+unset PORTLAYER_REMOTE
 out=$dir/out
 err=$dir/err
 daemon_pid=
@@ -93,6 +102,16 @@ pc_in() {
 }
 
 has() { grep -q -- "$1" "$out" || fail "stdout lacks '$1'"; }
+# pr WANT_RC ARGS...: pc through the remote r1 (TLS) instead of the socket.
+pr() {
+        local want=$1
+        shift
+        step="plctl --remote r1 $*"
+        "$PL_PLCTL_BIN" --remote r1 "$@" >"$out" 2>"$err" </dev/null
+        local rc=$?
+        [ "$rc" = "$want" ] || fail "exit code $rc, want $want"
+}
+
 has_err() { grep -q -- "$1" "$err" || fail "stderr lacks '$1'"; }
 lacks() { ! grep -q -- "$1" "$out" || fail "stdout has '$1'"; }
 json_ok() { python3 -c 'import json,sys; json.load(sys.stdin)' <"$out" || fail "stdout is not JSON"; }
@@ -121,12 +140,44 @@ pc 0 --help
 has "Commands:"
 pc 0 --version
 has "plctl "
-for v in ps inspect create run start stop kill pause unpause rm wait logs stats events exec cp images version doctor; do
+for v in ps inspect create run start stop kill pause unpause rm wait logs stats events exec cp images version doctor \
+        vm gc remote trust; do
         pc 0 "$v" --help
         has "usage: plctl $v"
 done
 pc 0 ps -a --help
 has "usage: plctl ps"
+pc 0 images import --help
+has "usage: plctl images"
+pc 2 vm
+pc 2 vm bogus
+pc 2 gc extra
+pc 2 remote
+pc 2 remote add onlyname
+pc 2 trust frob
+pc 2 images import
+step="--remote with an unknown name"
+"$PL_PLCTL_BIN" --remote nosuch ps >"$out" 2>"$err"
+[ $? = 1 ] || fail "an unknown remote is a failure"
+has_err "no remote named 'nosuch'"
+step="--socket and --remote"
+"$PL_PLCTL_BIN" --socket "$sock" --remote x ps >"$out" 2>"$err"
+[ $? = 2 ] || fail "--socket with --remote is a usage error"
+pc 1 remote add r0 http://127.0.0.1:1
+has_err "https://"
+pc 0 remote ls
+lacks r0
+step="bash completion of the new commands"
+bash -c '. "$1/portlayer/plctl/plctl.bash"
+        c() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _plctl; echo "${COMPREPLY[*]}"; }
+        c plctl ""; c plctl images ""; c plctl gc ""; c plctl remote ""; c plctl trust ""; c plctl vm ""' \
+        _ "$PL_SOURCE_DIR" >"$out" 2>"$err" || fail "completion"
+has "vm gc version doctor remote trust"
+has "pull import ls inspect rm gc"
+has "^--remove"
+has "^add ls rm --accept-fingerprint"
+has "^add ls rm --name"
+has "^ls --json"
 
 # --- doctor before the daemon: this machine's accelerator, vsock, kernel ---
 
@@ -169,7 +220,7 @@ grep -q "refusing to run QEMU as root: libvirt URI 'qemu:///system' is not the e
 [ ! -e "$dir/refused.sock" ] || fail "a socket was made"
 step="start portlayerd"
 "$PL_PORTLAYERD_BIN" --state-dir "$dir" --socket "$sock" --guest-kernel "$PL_KERNEL_DIR/vmlinuz" \
-        --boot-timeout 120 --log-level debug >"$dir/daemon.log" 2>&1 &
+        --boot-timeout 120 --log-level debug --tls-listen "127.0.0.1:$tls_port" >"$dir/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 600); do
         "$PL_PLCTL_BIN" --socket "$sock" version >/dev/null 2>&1 && break
@@ -188,6 +239,111 @@ PORTLAYER_SOCKET=$sock "$PL_PLCTL_BIN" version >"$out" 2>"$err" || fail "version
 pc 0 doctor --state-dir "$dir"
 has "OK    daemon        portlayerd answers at $sock"
 has "OK    qemu user     a uid per container (200000-265535)"
+
+# --- remote access over TLS ---
+
+step="the TLS directory"
+[ "$(stat -c %a "$dir/tls")" = 700 ] || fail "<state>/tls is not 0700"
+[ "$(stat -c %a "$dir/tls/server.key")" = 600 ] || fail "server.key is not 0600"
+server_fp=$(openssl x509 -noout -fingerprint -sha256 -in "$dir/tls/server.crt" | cut -d= -f2)
+[ -n "$server_fp" ] || fail "server certificate"
+url=https://127.0.0.1:$tls_port
+pc 1 remote add r1 "$url"
+has_err "accept-fingerprint"
+pc 1 remote add r1 "$url" --accept-fingerprint "$(printf '%064d' 0)"
+has_err "not added"
+pc 0 remote add r1 "$url" --accept-fingerprint "$server_fp"
+has "added remote r1"
+step="the client identity"
+[ "$(stat -c %a "$XDG_CONFIG_HOME/portlayer/client.key")" = 600 ] || fail "client.key is not 0600"
+ccert=$XDG_CONFIG_HOME/portlayer/client.crt
+ckey=$XDG_CONFIG_HOME/portlayer/client.key
+client_fp=$(openssl x509 -noout -fingerprint -sha256 -in "$ccert" | cut -d= -f2 | tr -d : | tr A-F a-f)
+pc 0 remote add --json r2 "$url" --accept-fingerprint "$server_fp"
+py "j['name'] == 'r2' and j['client_fingerprint'] == '$client_fp'"
+pc 1 remote add r2 "$url" --accept-fingerprint "$server_fp"
+has_err "exists"
+pc 0 remote ls
+has "^r1 .*$url"
+pc 0 remote ls --json
+py "sorted(r['name'] for r in j) == ['r1', 'r2'] and j[0]['server_fingerprint'] == '$(echo "$server_fp" | tr -d : | tr A-F a-f)'"
+pc 0 remote rm --json r2
+py "j == {'removed': 'r2'}"
+pc 1 remote rm r2
+pc 0 remote ls --json
+py "[r['name'] for r in j] == ['r1']"
+
+# not trusted yet: refused at the handshake, nothing served
+pr 1 ps
+has_err "refused this client"
+step="curl with an untrusted certificate"
+curl -sS -k --cert "$ccert" --key "$ckey" "$url/_ping" >"$out" 2>"$err" && fail "curl got through untrusted"
+[ ! -s "$out" ] || fail "an untrusted client was served"
+step="curl without a certificate"
+curl -sS -k "$url/_ping" >"$out" 2>"$err" && fail "curl got through without a certificate"
+[ ! -s "$out" ] || fail "a client without a certificate was served"
+step="openssl s_client with an untrusted certificate"
+printf 'GET /_ping HTTP/1.0\r\n\r\n' | timeout 20 openssl s_client -connect "127.0.0.1:$tls_port" -cert "$ccert" \
+        -key "$ckey" -quiet >"$out" 2>"$err"
+lacks "HTTP/1"
+grep -qi "alert" "$err" || fail "s_client saw no alert"
+step="openssl s_client without a certificate"
+printf 'GET /_ping HTTP/1.0\r\n\r\n' | timeout 20 openssl s_client -connect "127.0.0.1:$tls_port" -quiet >"$out" 2>"$err"
+lacks "HTTP/1"
+grep -qi "alert" "$err" || fail "s_client saw no alert"
+
+pc 0 trust add "$ccert" --name tester
+has "trusted tester $client_fp"
+pc 0 trust add --json "$dir/tls/server.crt" --name self
+py "j['name'] == 'self' and len(j['fingerprint']) == 64"
+pc 0 trust rm self
+has "removed self"
+pc 1 trust add "$ccert" --name other
+has_err "already trusted"
+echo nonsense >"$dir/bad.pem"
+pc 1 trust add "$dir/bad.pem"
+has_err "not a PEM certificate"
+pc 0 trust ls
+has "^tester  *$client_fp"
+pc 0 trust ls --json
+py "j == [{'fingerprint': '$client_fp', 'name': 'tester'}]"
+pr 0 ps -a
+has "CONTAINER ID"
+pr 0 version
+has "at $url"
+step="PORTLAYER_REMOTE"
+PORTLAYER_REMOTE=r1 "$PL_PLCTL_BIN" version --json >"$out" 2>"$err" || fail "version through \$PORTLAYER_REMOTE"
+py "j['daemon']['api'] == 'v1'"
+pr 1 trust ls
+has_err "Unix socket only"
+step="curl with the trusted certificate"
+curl -sS -k --cert "$ccert" --key "$ckey" "$url/_ping" >"$out" 2>"$err" || fail "curl trusted"
+has "OK"
+
+step="an expired certificate"
+mkdir -p "$dir/ca/db" && touch "$dir/ca/db/index.txt" && echo 01 >"$dir/ca/db/serial" &&
+        printf '[ca]\ndefault_ca=d\n[d]\ndatabase=%s\nnew_certs_dir=%s\nserial=%s\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n' \
+                "$dir/ca/db/index.txt" "$dir/ca/db" "$dir/ca/db/serial" >"$dir/ca/ca.cnf" &&
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/ca/exp.key" \
+                -subj /CN=expired -out "$dir/ca/exp.csr" >/dev/null 2>&1 &&
+        openssl ca -batch -config "$dir/ca/ca.cnf" -selfsign -keyfile "$dir/ca/exp.key" -in "$dir/ca/exp.csr" \
+                -startdate 20200101000000Z -enddate 20200102000000Z -out "$dir/ca/exp.crt" >/dev/null 2>&1 ||
+        fail "make an expired certificate"
+pc 1 trust add "$dir/ca/exp.crt"
+has_err "expired"
+# trusted by fingerprint behind the API's back: the handshake still refuses it
+exp_fp=$(openssl x509 -noout -fingerprint -sha256 -in "$dir/ca/exp.crt" | cut -d= -f2 | tr -d : | tr A-F a-f)
+echo "$exp_fp expired" >>"$dir/tls/trust"
+pc 0 trust ls
+has "^expired "
+step="curl with an expired (listed) certificate"
+curl -sS -k --cert "$dir/ca/exp.crt" --key "$dir/ca/exp.key" "$url/_ping" >"$out" 2>"$err" &&
+        fail "an expired certificate got through"
+[ ! -s "$out" ] || fail "an expired client was served"
+grep -q "certificate $exp_fp.*expired" "$dir/daemon.log" || fail "the daemon did not say the certificate expired"
+pc 0 trust rm --json expired
+py "j == {'fingerprint': '$exp_fp', 'name': 'expired'}"
+pc 1 trust rm expired
 
 # --- images ---
 
@@ -298,6 +454,63 @@ script -qec "stty rows 33 cols 101; '$PL_PLCTL_BIN' --socket '$sock' exec -it c1
         </dev/null >"$out" 2>"$err" || fail "exec -it tty"
 has "/dev/pts/"
 has "33 101"
+
+# --- the same through TLS: exec, exec -i (close_notify is stdin's EOF), exec -it, logs ---
+
+pr 3 exec c1 sh -c 'echo hi-tls; exit 3'
+[ "$(cat "$out")" = hi-tls ] || fail "exec over TLS"
+step="exec -i over TLS"
+printf 'tls input' | "$PL_PLCTL_BIN" --remote r1 exec -i c1 cat >"$out" 2>"$err" || fail "exec -i over TLS"
+[ "$(cat "$out")" = "tls input" ] || fail "exec -i over TLS copies stdin"
+step="exec -it over TLS through a pseudo-terminal"
+printf 'echo tls-$((6*7))\nexit 7\n' |
+        script -qec "'$PL_PLCTL_BIN' --remote r1 exec -it c1 sh" /dev/null >"$out" 2>"$err"
+rc=$?
+[ "$rc" = 7 ] || fail "exec -it over TLS exit code $rc, want 7"
+has "tls-42"
+pr 0 logs c1
+has "^out-bar$"
+
+# --- vm ls: the domain behind c1 ---
+
+pc 0 vm ls
+has "DOMAIN"
+has "c1"
+pc 0 vm ls --json
+py "len(j) == 1 and j[0]['name'] == 'c1' and j[0]['container'] == '$c1' and j[0]['memory_mb'] == 320 and j[0]['vcpus'] == 1 and j[0]['accelerator'] == '$(echo $accel | tr A-Z a-z)' and j[0]['qemu_pid'] > 0 and j[0]['pss_kib'] > 0 and j[0]['state'] == 'running' and j[0]['disks'][0].endswith('/disk.qcow2') and j[0]['console_log'].endswith('/console.log') and j[0]['transport'] in ('virtio-serial', 'vsock')"
+step="vm ls: the QEMU pid is c1's QEMU"
+qpid=$(python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["qemu_pid"])' <"$out")
+tr '\0' ' ' <"/proc/$qpid/cmdline" | grep -q "qemu-system" || fail "pid $qpid is not a QEMU"
+pr 0 vm ls --json
+py "len(j) == 1"
+
+# --- gc: planted orphans are found and removed, nothing else ---
+
+step="plant orphans"
+orphan_id=$(printf 'fe%062d' 0)
+mkdir -p "$dir/run/fe00000000000001" "$dir/containers/$orphan_id" "$dir/run/fe00000000000002" &&
+        echo x >"$dir/containers/$orphan_id/junk" &&
+        touch -d '2 hours ago' "$dir/run/fe00000000000001" "$dir/containers/$orphan_id" || fail "plant"
+# fe...02 is young: a create in progress looks like that, gc leaves it
+pc 0 gc
+has "run-dir  *remove  *fe00000000000001"
+has "container-dir  *remove  *$orphan_id"
+lacks "fe00000000000002"
+lacks "${c1:0:16}"
+pc 0 gc --json
+py "sorted(o['name'] for o in j) == ['$orphan_id', 'fe00000000000001'] and all(o['action'] == 'remove' for o in j)"
+pr 0 gc --json
+py "len(j) == 2"
+pc 0 gc --remove --json
+py "sorted((o['name'], o['action']) for o in j) == [('$orphan_id', 'removed'), ('fe00000000000001', 'removed')]"
+step="gc removed only the orphans"
+[ ! -e "$dir/run/fe00000000000001" ] && [ ! -e "$dir/containers/$orphan_id" ] || fail "an orphan is left"
+[ -d "$dir/run/fe00000000000002" ] || fail "gc removed a young directory"
+[ -d "$dir/containers/$c1" ] && [ -d "$dir/run/${c1:0:16}" ] || fail "gc removed c1's directories"
+pc 0 gc
+has "no orphans"
+rmdir "$dir/run/fe00000000000002"
+pc 0 exec c1 true
 
 # cp both ways: a file into a directory, a tree to a new name, back again
 step="cp setup"
@@ -418,6 +631,60 @@ pc 0 images ls --json
 py "j == []"
 pc 1 images rm $IMG
 has_err "plctl: "
+
+# --- images import (a docker-archive) and gc ---
+
+step="skopeo writes a docker-archive"
+skopeo copy -q "oci:$dir/oci:latest" "docker-archive:$dir/img.tar:localhost/imported:v1" >/dev/null 2>&1 ||
+        fail "skopeo copy"
+pc 0 images import "$dir/img.tar"
+has "imported $dir/img.tar: sha256:"
+pc 0 images inspect localhost/imported:v1
+py "'localhost/imported:v1' in j[0]['tags']"
+pc 0 images import --json "$dir/img.tar" --tag localhost/again:v2
+py "'localhost/again:v2' in j['tags']"
+pr 0 images import --json "$dir/img.tar" --tag localhost/remote:v3
+py "'localhost/remote:v3' in j['tags']"
+step="an OCI layout tar"
+unpacked_before=$(ls -d /var/tmp/portlayer-import-* 2>/dev/null | sort)
+tar -C "$dir/oci" -cf "$dir/oci.tar" . || fail "tar the layout"
+pc 0 images import --json "$dir/oci.tar" --tag localhost/fromoci:v1
+py "'localhost/fromoci:v1' in j['tags']"
+pc 0 images rm localhost/fromoci:v1
+step="an OCI layout tar whose index.json is a symlink"
+python3 - "$dir/evil.tar" <<'PY' || fail "make evil.tar"
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w") as t:
+    i = tarfile.TarInfo("oci-layout"); data = b'{"imageLayoutVersion": "1.0.0"}'; i.size = len(data)
+    t.addfile(i, io.BytesIO(data))
+    l = tarfile.TarInfo("index.json"); l.type = tarfile.SYMTYPE; l.linkname = "oci-layout"
+    t.addfile(l)
+PY
+pc 1 images import "$dir/evil.tar"
+has_err "index.json' is not a regular file"
+step="nothing left of the unpacked layouts"
+[ "$(ls -d /var/tmp/portlayer-import-* 2>/dev/null | sort)" = "$unpacked_before" ] ||
+        fail "an unpacked layout was left in /var/tmp"
+echo "not an archive" >"$dir/junk.tar"
+pc 1 images import "$dir/junk.tar"
+has_err "plctl: "
+pc 1 images import "$dir/no-such.tar"
+has_err "plctl: "
+pc 0 images rm localhost/imported:v1 localhost/again:v2 localhost/remote:v3
+pc 0 images gc
+has "removed .* blobs"
+pc 0 images gc --json
+py "j['blobs_removed'] == 0 and 'bytes_freed' in j"
+
+# --- trust rm: the remote is refused again ---
+
+pc 0 trust rm tester
+has "removed tester"
+pr 1 ps
+has_err "refused this client"
+pc 0 trust ls --json
+py "j == []"
+pc 0 remote rm r1
 
 step=done
 echo "test-plctl: all checks passed"

@@ -445,6 +445,107 @@ static void test_stale_bytes_before_sync(void **state) {
         raw_close(&r);
 }
 
+/* Sends req as request id and returns the error code of its answer. */
+static int raw_call_error(Raw *r, uint32_t id, Plagent__Request *req) {
+        raw_request(r, id, req);
+        RawFrame f = raw_next(r);
+        assert_int_equal(f.h.type, FRAME_RESPONSE);
+        assert_int_equal(f.h.channel, id);
+        Plagent__Response *resp = (Plagent__Response *) wire_unpack(&plagent__response__descriptor, f.payload,
+                                                                    f.h.length, NULL);
+        assert_non_null(resp);
+        int code = resp->error_code;
+        wire_message_free(&resp->base);
+        free(f.payload);
+        return code;
+}
+
+/* setup and etc past the limits the client enforces, and values it never
+ * sends: clear errors, nothing written, and the session goes on. */
+static void test_setup_and_etc_limits(void **state) {
+        AgentHarness *h = *state;
+        Raw r = raw_connect(h, 0x4444);
+        enum { MANY = 300 };
+        Plagent__InterfaceConfig ic[MANY], *icp[MANY];
+        Plagent__MountConfig mc[MANY], *mcp[MANY];
+        Plagent__HostEntry he[MANY], *hep[MANY];
+        char *names[MANY], *servers[MANY];
+        for (size_t i = 0; i < MANY; i++) {
+                ic[i] = (Plagent__InterfaceConfig) PLAGENT__INTERFACE_CONFIG__INIT;
+                ic[i].mac = (char *) "0a:70:6c:00:00:01";
+                ic[i].address = (char *) "10.1.0.2/24";
+                icp[i] = &ic[i];
+                mc[i] = (Plagent__MountConfig) PLAGENT__MOUNT_CONFIG__INIT;
+                mc[i].kind = PLAGENT__MOUNT_KIND__MOUNT_KIND_BLOCK;
+                mc[i].source = (char *) "pl-vol";
+                mc[i].target = (char *) "/data";
+                mcp[i] = &mc[i];
+                names[i] = (char *) "peer";
+                servers[i] = (char *) "10.1.0.1";
+                he[i] = (Plagent__HostEntry) PLAGENT__HOST_ENTRY__INIT;
+                he[i].address = (char *) "10.1.0.3";
+                he[i].n_names = 1;
+                he[i].names = names;
+                hep[i] = &he[i];
+        }
+        Plagent__SetupRequest sr = PLAGENT__SETUP_REQUEST__INIT;
+        Plagent__Request req = PLAGENT__REQUEST__INIT;
+        req.op_case = PLAGENT__REQUEST__OP_SETUP;
+        req.setup = &sr;
+        sr.n_interfaces = 9;
+        sr.interfaces = icp;
+        assert_int_equal(raw_call_error(&r, 1, &req), E2BIG);
+        sr.n_interfaces = 0;
+        sr.n_mounts = 65;
+        sr.mounts = mcp;
+        assert_int_equal(raw_call_error(&r, 2, &req), E2BIG);
+        sr.n_mounts = 1;
+        sr.device_wait_ms = 60001;
+        assert_int_equal(raw_call_error(&r, 3, &req), EINVAL);
+        sr.device_wait_ms = 100;
+        mc[0].kind = 7; /* no such kind */
+        assert_int_equal(raw_call_error(&r, 4, &req), EINVAL);
+        mc[0].kind = PLAGENT__MOUNT_KIND__MOUNT_KIND_UNSPECIFIED;
+        assert_int_equal(raw_call_error(&r, 5, &req), EINVAL);
+        static char long_mac[100000];
+        memset(long_mac, 'a', sizeof long_mac - 1);
+        sr.n_mounts = 0;
+        sr.n_interfaces = 1;
+        ic[0].mac = long_mac;
+        assert_int_equal(raw_call_error(&r, 6, &req), EINVAL);
+
+        Plagent__EtcRequest er = PLAGENT__ETC_REQUEST__INIT;
+        req.op_case = PLAGENT__REQUEST__OP_ETC;
+        req.etc = &er;
+        er.write_hosts = er.write_resolv = er.write_hostname = true;
+        er.hostname = long_mac;
+        assert_int_equal(raw_call_error(&r, 7, &req), EINVAL);
+        er.hostname = (char *) "ok";
+        er.n_hosts = 257;
+        er.hosts = hep;
+        assert_int_equal(raw_call_error(&r, 8, &req), E2BIG);
+        er.n_hosts = 1;
+        he[0].n_names = 17;
+        assert_int_equal(raw_call_error(&r, 9, &req), EINVAL);
+        he[0].n_names = 1;
+        er.n_nameservers = 9;
+        er.nameservers = servers;
+        assert_int_equal(raw_call_error(&r, 10, &req), E2BIG);
+        er.n_nameservers = 1;
+        er.n_search = 7;
+        er.search = names;
+        assert_int_equal(raw_call_error(&r, 11, &req), E2BIG);
+
+        char etc[400];
+        snprintf(etc, sizeof etc, "%s/etc", h->root);
+        assert_int_not_equal(access(etc, F_OK), 0); /* nothing written */
+        Plagent__PingRequest ping = PLAGENT__PING_REQUEST__INIT;
+        req.op_case = PLAGENT__REQUEST__OP_PING;
+        req.ping = &ping;
+        assert_int_equal(raw_call_error(&r, 12, &req), 0);
+        raw_close(&r);
+}
+
 static int setup(void **state) {
         AgentHarness *h = calloc(1, sizeof *h);
         *state = h;
@@ -467,6 +568,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_request_id_zero_is_dropped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_silent_connections_do_not_lock_out, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_attach_hostile, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_setup_and_etc_limits, setup, teardown),
         };
         return test_run_group(tests, NULL, NULL);
 }

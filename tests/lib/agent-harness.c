@@ -39,8 +39,10 @@ static int harness_launch(AgentHarness *h, const char *port) {
         if (h->pid == 0) {
                 FILE *f = freopen(h->log, "w", stderr);
                 (void) f;
-                execl(bin, bin, port ? "--serial" : "--unix", port ? port : h->socket, "--root", h->root,
-                      "--log-level", "debug", (char *) NULL);
+                /* Inside a test's own network namespace the agent may configure NICs. */
+                const char *argv[] = {bin, port ? "--serial" : "--unix", port ? port : h->socket, "--root", h->root,
+                                      "--log-level", "debug", getenv("PL_TEST_NETNS") ? "--allow-network" : NULL, NULL};
+                execv(bin, (char *const *) argv);
                 _exit(127);
         }
         return 0;
@@ -220,4 +222,19 @@ int agent_fixture_teardown(void **state) {
         int r = harness_stop(&f->h);
         free(f);
         return r;
+}
+
+int harness_sh(AgentClient *c, const char *line, char **ret_out) {
+        int code = -1;
+        char *out = NULL, *err = NULL;
+        if (harness_run(c, (const char *const[]){"sh", "-c", line, NULL}, NULL, &out, &err, &code) < 0)
+                code = -1;
+        if (code != 0)
+                fprintf(stderr, "agent: '%s' exited %d: %s%s", line, code, out ? out : "", err ? err : "");
+        free(err);
+        if (ret_out)
+                *ret_out = code < 0 ? (free(out), NULL) : out;
+        else
+                free(out);
+        return code;
 }

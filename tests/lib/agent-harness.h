@@ -47,3 +47,9 @@ int agent_fixture_teardown(void **state);
  * collects stdout/stderr (NUL-terminated, malloc'd) and the exit code. */
 int harness_run(AgentClient *c, const char *const *argv, const char *stdin_data, char **ret_out, char **ret_err,
                 int *ret_exit);
+
+/* Runs the shell line with `sh -c` in the agent; returns its exit code
+ * (printing line, code and output when that is not 0), or -1 when it could
+ * not be run. Its stdout goes to *ret_out (malloc'd, NULL after -1) when
+ * ret_out is not NULL. */
+int harness_sh(AgentClient *c, const char *line, char **ret_out);

@@ -6,7 +6,8 @@
  *   test-sh.h      shell command lines, with or without their output
  *   test-golden.h  golden files (PL_UPDATE_GOLDEN=1 rewrites them)
  *
- * and, included on their own where needed: agent-harness.h (the real agent
+ * and, included on their own where needed: test-net.h (a test's own network
+ * namespace, `ip` output), agent-harness.h (the real agent
  * on a socket or a pty), registry-harness.h (a real registry on loopback,
  * test images), ext4-read.h (reading an ext4 image back with libext2fs).
  * Include cmocka before this header. */

@@ -94,3 +94,9 @@ int test_group_result(int failed) {
         }
         return 0;
 }
+
+void test_filter_from_env(void) {
+        const char *pattern = getenv("PL_TEST_FILTER");
+        if (pattern && *pattern)
+                cmocka_set_test_filter(pattern);
+}

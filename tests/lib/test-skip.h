@@ -35,6 +35,11 @@ _Noreturn void test_program_skip_or_fail(const char *what);
 const char *test_missing_tool(const char *tools);
 
 /* cmocka_run_group_tests() with skips counted: returns its result when a case
- * failed, else 77 when a case was skipped (see above), else 0. */
-#define test_run_group(tests, setup, teardown) test_group_result(cmocka_run_group_tests(tests, setup, teardown))
+ * failed, else 77 when a case was skipped (see above), else 0. With
+ * PL_TEST_FILTER set, only the cases whose name matches that pattern run
+ * (cmocka's wildcards: PL_TEST_FILTER='test_setup*'), for running one case of
+ * a long e2e program by hand. */
+#define test_run_group(tests, setup, teardown) \
+        (test_filter_from_env(), test_group_result(cmocka_run_group_tests(tests, setup, teardown)))
 int test_group_result(int failed);
+void test_filter_from_env(void);

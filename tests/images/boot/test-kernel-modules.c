@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/base/fs-util.h"
+#include "images/boot/initramfs.h"
 #include "images/boot/kernel-modules.h"
 
 static const char fake_dep[] =
@@ -227,21 +228,24 @@ static int index_of(char **paths, const char *file) {
         return -1;
 }
 
-static void test_real_kernel(void **state) {
+/* names resolved on the kernel in $PL_KERNEL_DIR (skips without one). */
+static char **resolve_real(const char *const *names) {
         const char *kdir = getenv("PL_KERNEL_DIR");
         if (!kdir || !kdir[0])
                 test_skip_or_fail("PL_KERNEL_DIR, a guest kernel (scripts/fetch-kernel.sh prints it)");
         _cleanup_error_ Error *e = NULL;
         _cleanup_free_ char *mdir = NULL;
-        _cleanup_kernel_modules_ char **paths = NULL;
+        char **paths = NULL;
         size_t n = 0;
-        if (kernel_modules_find_dir(kdir, &mdir, &e) < 0 ||
-            kernel_modules_resolve(mdir,
-                                   (const char *[]){"virtio_pci", "virtio_blk", "virtio_console",
-                                                    "vmw_vsock_virtio_transport", "ext4", NULL},
-                                   &paths, &n, &e) < 0)
+        if (kernel_modules_find_dir(kdir, &mdir, &e) < 0 || kernel_modules_resolve(mdir, names, &paths, &n, &e) < 0)
                 fail_msg("%s", error_text(e));
-        for (size_t i = 0; i < n; i++)
+        return paths;
+}
+
+static void test_real_kernel(void **state) {
+        _cleanup_kernel_modules_ char **paths = resolve_real((const char *[]){
+                "virtio_pci", "virtio_blk", "virtio_console", "vmw_vsock_virtio_transport", "ext4", NULL});
+        for (size_t i = 0; paths[i]; i++)
                 fprintf(stderr, "  %zu %s\n", i, paths[i]);
         /* A dependency always comes before what needs it; the four asked for are
          * there; ext4 resolves whether built in (Debian's cloud kernel) or not. */
@@ -254,9 +258,23 @@ static void test_real_kernel(void **state) {
         assert_true(vsock >= 0 && common > vsock && transport > common && transport > virtio);
 }
 
+/* The default list of the initramfs resolves on the real kernel, networking
+ * and virtio-fs included, each after what it needs. */
+static void test_real_kernel_defaults(void **state) {
+        _cleanup_kernel_modules_ char **paths = resolve_real(initramfs_default_modules);
+        int virtio = index_of(paths, "virtio.ko"), failover = index_of(paths, "failover.ko");
+        int net_failover = index_of(paths, "net_failover.ko"), net = index_of(paths, "virtio_net.ko");
+        int fuse = index_of(paths, "fuse.ko"), virtiofs = index_of(paths, "virtiofs.ko");
+        assert_true(virtio >= 0 && failover >= 0 && fuse >= 0);
+        assert_true(net_failover > failover && net > net_failover && net > virtio);
+        assert_true(virtiofs > fuse && virtiofs > virtio);
+        assert_true(index_of(paths, "virtio_blk.ko") >= 0 && index_of(paths, "vmw_vsock_virtio_transport.ko") >= 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_diamond, setup, teardown),
+                cmocka_unit_test(test_real_kernel_defaults),
                 cmocka_unit_test_setup_teardown(test_shared_dependencies_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dash_and_underscore, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_compressed_file_name, setup, teardown),

@@ -165,6 +165,88 @@ static void test_exec_too_big(void **state) {
         fake_finish(&f);
 }
 
+static bool str_is(const char *s, const char *want) {
+        return s && strcmp(s, want) == 0;
+}
+
+/* What agent_client_setup() puts on the wire: every field, "" for NULL, the
+ * kinds mapped, and a device wait a second short of the caller's timeout. */
+static bool setup_request_ok(const Plagent__SetupRequest *x) {
+        if (x->n_interfaces != 2 || x->n_mounts != 2 || x->device_wait_ms != 4000)
+                return false;
+        const Plagent__InterfaceConfig *a = x->interfaces[0], *b = x->interfaces[1];
+        const Plagent__MountConfig *m = x->mounts[0], *n = x->mounts[1];
+        return str_is(a->mac, "0a:70:6c:00:00:01") && str_is(a->address, "10.88.0.5/16") &&
+               str_is(a->gateway, "10.88.0.1") && a->mtu == 1400 && str_is(b->mac, "0a:70:6c:00:00:02") &&
+               str_is(b->gateway, "") && b->mtu == 0 && m->kind == PLAGENT__MOUNT_KIND__MOUNT_KIND_BLOCK &&
+               str_is(m->source, "pl-vol1") && str_is(m->target, "/data") && str_is(m->fstype, "") && !m->read_only &&
+               n->kind == PLAGENT__MOUNT_KIND__MOUNT_KIND_VIRTIOFS && str_is(n->source, "share") &&
+               str_is(n->target, "/www") && n->read_only;
+}
+
+static bool etc_request_ok(const Plagent__EtcRequest *x) {
+        return x->write_hostname && x->write_hosts && !x->write_resolv && str_is(x->hostname, "web") &&
+               x->n_hosts == 1 && str_is(x->hosts[0]->address, "10.88.0.7") && x->hosts[0]->n_names == 2 &&
+               str_is(x->hosts[0]->names[1], "db.internal") && x->n_nameservers == 1 &&
+               str_is(x->nameservers[0], "10.88.0.1") && x->n_search == 0;
+}
+
+static void script_setup_etc(Fake *f) {
+        FAKE_CHECK(f, fake_handshake(f, true));
+        uint32_t id;
+        Plagent__Request *req = fake_request(f, &id, FAKE_IO_TIMEOUT_MS);
+        FAKE_CHECK(f, req);
+        bool ok = req->op_case == PLAGENT__REQUEST__OP_SETUP && setup_request_ok(req->setup);
+        wire_message_free(&req->base);
+        FAKE_CHECK(f, ok);
+        Plagent__Response resp = PLAGENT__RESPONSE__INIT;
+        FAKE_CHECK(f, fake_respond(f, id, &resp));
+
+        req = fake_request(f, &id, FAKE_IO_TIMEOUT_MS);
+        FAKE_CHECK(f, req);
+        ok = req->op_case == PLAGENT__REQUEST__OP_ETC && etc_request_ok(req->etc);
+        wire_message_free(&req->base);
+        FAKE_CHECK(f, ok);
+        FAKE_CHECK(f, fake_answer_error(f, id, EROFS, "etc: write /etc/hosts: Read-only file system"));
+        fake_serve(f);
+}
+
+static void test_setup_and_etc(void **state) {
+        Fake f = {0};
+        AgentClient *c = fake_connect(&f, script_setup_etc, NULL);
+        const AgentInterface ifs[] = {
+                {.mac = "0a:70:6c:00:00:01", .address = "10.88.0.5/16", .gateway = "10.88.0.1", .mtu = 1400},
+                {.mac = "0a:70:6c:00:00:02", .address = "10.89.0.5/16"},
+        };
+        const AgentMount mounts[] = {{.kind = AGENT_MOUNT_BLOCK, .source = "pl-vol1", .target = "/data"},
+                                     {.kind = AGENT_MOUNT_VIRTIOFS, .source = "share", .target = "/www", .read_only = true}};
+        _cleanup_error_ Error *e = NULL;
+        assert_int_equal(agent_client_setup(c, ifs, 2, mounts, 2, 5000, &e), 0);
+
+        static const char *const names[] = {"db", "db.internal"};
+        static const char *const dns[] = {"10.88.0.1"};
+        const AgentHostEntry hosts[] = {{"10.88.0.7", names, 2}};
+        const AgentEtc etc = {.write_hostname = true, .write_hosts = true, .hostname = "web", .hosts = hosts,
+                              .n_hosts = 1, .nameservers = dns, .n_nameservers = 1};
+        int r = agent_client_write_etc(c, &etc, 5000, &e);
+        assert_error(r, EROFS, e, "Read-only file system");
+
+        /* Past the limits: refused here, nothing sent (the fake sees only pings). */
+        AgentInterface many[9];
+        for (size_t i = 0; i < 9; i++)
+                many[i] = ifs[0];
+        e = error_free(e);
+        r = agent_client_setup(c, many, 9, NULL, 0, 5000, &e);
+        assert_error(r, E2BIG, e, "at most 8 interfaces");
+        const AgentEtc big = {.write_resolv = true, .nameservers = dns, .n_nameservers = 9};
+        e = error_free(e);
+        r = agent_client_write_etc(c, &big, 5000, &e);
+        assert_error(r, E2BIG, e, "8 nameservers");
+        ping_ok(c);
+        agent_client_free(c);
+        fake_finish(&f);
+}
+
 int main(void) {
         signal(SIGPIPE, SIG_IGN);
         const struct CMUnitTest tests[] = {
@@ -172,6 +254,7 @@ int main(void) {
                 cmocka_unit_test(test_peer_closes_mid_request),
                 cmocka_unit_test(test_exec_wait),
                 cmocka_unit_test(test_exec_too_big),
+                cmocka_unit_test(test_setup_and_etc),
         };
         return test_run_group(tests, NULL, NULL);
 }

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -1175,6 +1176,93 @@ static void test_uids(void **state) {
         assert_false(claimed(t, UID_FIRST) || claimed(t, UID_FIRST + 1));
 }
 
+/* ---- gc and vms, while the host serves ---- */
+
+/* Sets path's modification time age_s seconds back. */
+static void age(const char *path, int age_s) {
+        struct timespec ts[2] = {{.tv_sec = time(NULL) - age_s}, {.tv_sec = time(NULL) - age_s}};
+        assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+static size_t gc_count(json_t *list, const char *kind, const char *name, const char *action) {
+        size_t i, n = 0;
+        json_t *o;
+        json_array_foreach(list, i, o)
+                n += strcmp(json_string_value(json_object_get(o, "kind")), kind) == 0 &&
+                     strcmp(json_string_value(json_object_get(o, "name")), name) == 0 &&
+                     strcmp(json_string_value(json_object_get(o, "action")), action) == 0;
+        return n;
+}
+
+static void test_gc_and_vms(void **state) {
+        T *t = *state;
+        _cleanup_free_ char *live = run(t, "live", NULL, CONTAINER_RUNNING);
+        static const char orphan[] = "00000000000000000000000000000000000000000000000000000000000000aa";
+        static const char broken[] = "00000000000000000000000000000000000000000000000000000000000000bb";
+        _cleanup_free_ char *orphan_dir = test_pathf("%s/containers/%s", t->state, orphan);
+        _cleanup_free_ char *broken_dir = test_pathf("%s/containers/%s", t->state, broken);
+        _cleanup_free_ char *run_old = test_pathf("%s/run/00000000000000dd", t->state);
+        _cleanup_free_ char *run_young = test_pathf("%s/run/00000000000000ee", t->state);
+        _cleanup_free_ char *broken_record = test_pathf("%s/container.json", broken_dir);
+        test_write_file_p(broken_record, "{not json");
+        assert_int_equal(mkdir(orphan_dir, 0700), 0);
+        assert_int_equal(mkdir(run_old, 0700), 0);
+        assert_int_equal(mkdir(run_young, 0700), 0);
+        age(orphan_dir, 3600);
+        age(broken_dir, 3600);
+        age(run_old, 3600);
+        create_domain(t, "pl-00000000000000cc", "00000000000000000000000000000000000000000000000000000000000000cc");
+        assert_int_equal(vm_fake_add_foreign(t->d, "someone-else"), 0);
+
+        json_t *list = NULL;
+        OK(container_host_gc(t->h, false, &list, E));
+        assert_int_equal(json_array_size(list), 4);
+        assert_int_equal(gc_count(list, "vm", "pl-00000000000000cc", "remove"), 1);
+        assert_int_equal(gc_count(list, "container-dir", orphan, "remove"), 1);
+        assert_int_equal(gc_count(list, "container-dir", broken, "quarantine"), 1);
+        assert_int_equal(gc_count(list, "run-dir", "00000000000000dd", "remove"), 1);
+        json_decref(list);
+        assert_true(test_exists(orphan_dir)); /* listing removes nothing */
+
+        OK(container_host_gc(t->h, true, &list, E));
+        assert_int_equal(json_array_size(list), 4);
+        assert_int_equal(gc_count(list, "vm", "pl-00000000000000cc", "removed"), 1);
+        assert_int_equal(gc_count(list, "container-dir", broken, "quarantined"), 1);
+        json_decref(list);
+        assert_false(test_exists(orphan_dir));
+        assert_false(test_exists(run_old));
+        assert_true(test_exists(run_young)); /* young: a create in progress looks so */
+        _cleanup_free_ char *kept = test_pathf("%s/quarantine/%s/container.json", t->state, broken);
+        assert_true(test_exists(kept));
+        VmState st;
+        OK(vm_driver_state(t->d, "pl-00000000000000cc", &st, E));
+        assert_int_equal(st, VM_STATE_MISSING);
+        OK(vm_driver_state(t->d, "someone-else", &st, E));
+        assert_int_equal(st, VM_STATE_RUNNING);
+        OK(vm_driver_destroy(t->d, "someone-else", E));
+        /* the live container is untouched and still answers */
+        assert_int_equal(state_of(t, live), CONTAINER_RUNNING);
+        OK(container_host_gc(t->h, false, &list, E));
+        assert_int_equal(json_array_size(list), 0);
+        json_decref(list);
+
+        /* vms: the live container's VM, with what it was started with (the
+         * fake has no QEMU process: pid 0, PSS unknown) */
+        OK(container_host_vms(t->h, &list, E));
+        assert_int_equal(json_array_size(list), 1);
+        json_t *v = json_array_get(list, 0);
+        assert_string_equal(json_string_value(json_object_get(v, "container")), live);
+        assert_string_equal(json_string_value(json_object_get(v, "name")), "live");
+        assert_string_equal(json_string_value(json_object_get(v, "state")), "running");
+        assert_string_equal(json_string_value(json_object_get(v, "accelerator")), "tcg");
+        assert_int_equal(json_integer_value(json_object_get(v, "memory_mb")), CONTAINER_MEMORY_MB_DEFAULT);
+        assert_int_equal(json_integer_value(json_object_get(v, "qemu_pid")), 0);
+        assert_int_equal(json_integer_value(json_object_get(v, "pss_kib")), -1);
+        assert_non_null(strstr(json_string_value(json_array_get(json_object_get(v, "disks"), 0)), live));
+        assert_non_null(strstr(json_string_value(json_object_get(v, "console_log")), "/console.log"));
+        json_decref(list);
+}
+
 /* ---- metrics ---- */
 
 static void test_metrics(void **state) {
@@ -1366,6 +1454,7 @@ int main(void) {
                 CASE(test_recover_running),
                 CASE(test_recover_leftovers),
                 CASE(test_log_rotation),
+                CASE(test_gc_and_vms),
                 CASE(test_metrics),
                 CASE(test_uids),
         };
