@@ -653,13 +653,16 @@ static Guest *setup_boot(Fixture *f, const char *volume, const char *share) {
         char disk[400];
         snprintf(disk, sizeof disk, "%s/root.qcow2", f->run_dir);
         assert_int_equal(test_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 256M", world.base, disk), 0);
+        /* the root disk and the volume belong to the VM's uid while attached */
+        assert_int_equal(chown(disk, GUEST_UID, GUEST_UID), 0);
+        assert_int_equal(chown(volume, GUEST_UID, GUEST_UID), 0);
         const VmNic nic = {.type = VM_NIC_BRIDGE, .mac = SETUP_MAC, .bridge = SETUP_BRIDGE, .tap = SETUP_TAP};
         const VmDisk extra = {.path = volume, .format = VM_DISK_RAW, .serial = SETUP_SERIAL};
         const VmFilesystem fs = {.source = share, .tag = "plshare"};
         GuestConfig c = {.name = f->name, .kernel = world.kernel, .initrd = world.initrd, .root_disk = disk,
                          .root_format = VM_DISK_QCOW2, .run_dir = f->run_dir, .hostname = "e2e-host",
                          .boot_timeout_ms = 90000, .nics = &nic, .n_nics = 1, .extra_disks = &extra,
-                         .n_extra_disks = 1, .filesystems = &fs, .n_filesystems = 1};
+                         .n_extra_disks = 1, .filesystems = &fs, .n_filesystems = 1, .owner = &guest_owner};
         _cleanup_error_ Error *e = NULL;
         if (guest_start(world.driver, &c, &f->guest, &e) < 0)
                 fail_msg("boot: %s", error_text(e));
