@@ -138,6 +138,12 @@ int ext4_writer_new(Ext4Writer **ret, const char *path, uint64_t size_bytes, Err
         return 0;
 }
 
+int ext4_image_create_empty(const char *path, uint64_t size_bytes, Error **err) {
+        _cleanup_(ext4_writer_freep) Ext4Writer *w = NULL;
+        int r = ext4_writer_new(&w, path, size_bytes, err);
+        return r < 0 ? r : ext4_writer_finish(w, err);
+}
+
 static int count_subdir(ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent, int offset, int blocksize,
                         char *buf, void *priv) {
         int len = ext2fs_dirent_name_len(dirent);

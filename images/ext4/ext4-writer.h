@@ -80,6 +80,14 @@ int ext4_writer_apply_layer(Ext4Writer *w, int tar_fd, Ext4LayerStats *ret, Erro
  * After success the image is kept by ext4_writer_free(). */
 int ext4_writer_finish(Ext4Writer *w, Error **err);
 
+/* Creates path (which must not exist) as a sparse file of size_bytes holding
+ * an empty, finished ext4 filesystem: ext4_writer_new() then
+ * ext4_writer_finish() with no layer, so a root directory owned by 0:0 with
+ * mode 0755 (a container's root user can write it, others read it, as a
+ * Docker volume's fresh directory), lost+found and a journal. Nothing is left
+ * at path on failure. Errors as ext4_writer_new(). */
+int ext4_image_create_empty(const char *path, uint64_t size_bytes, Error **err);
+
 /* Frees w (NULL-safe); deletes the image file unless finished. */
 void ext4_writer_free(Ext4Writer *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Ext4Writer *, ext4_writer_free);

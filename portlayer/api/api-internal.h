@@ -9,6 +9,7 @@ struct Api {
         ContainerHost *host;
         Store *store;
         RegistryClient *registry;
+        VolumeStore *volumes;
         char *version;
         char *trust_path;        /* <state>/tls/trust; edits under lock */
         /* streamed answers still being written (api_stream): api_free waits
@@ -78,6 +79,11 @@ int api_handles_labels(Api *a, HttpRequest *req, char **p, HttpResponse *resp, E
 int api_handles_state(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_archive(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_commit(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_handles_mounts(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_volumes_create(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_volumes_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_volumes_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_volumes_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_images_import(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_images_gc(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_trust_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);

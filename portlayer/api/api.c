@@ -52,6 +52,10 @@ static const Route routes[] = {
         {"GET", "/exec/{}", HTTP_BODY_NONE, api_exec_inspect},
         {"POST", "/exec/{}/resize", HTTP_BODY_NONE, api_exec_resize},
         {"GET", "/events", HTTP_BODY_NONE, api_events},
+        {"POST", "/volumes", HTTP_BODY_JSON, api_volumes_create},
+        {"GET", "/volumes", HTTP_BODY_NONE, api_volumes_list},
+        {"GET", "/volumes/{}", HTTP_BODY_NONE, api_volumes_inspect},
+        {"DELETE", "/volumes/{}", HTTP_BODY_NONE, api_volumes_remove},
         {"GET", "/vms", HTTP_BODY_NONE, api_vms_list},
         {"GET", "/gc", HTTP_BODY_NONE, api_gc_list},
         {"POST", "/gc", HTTP_BODY_NONE, api_gc_run},
@@ -64,6 +68,7 @@ static const Route routes[] = {
         {"PUT", "/handles/{}/labels", HTTP_BODY_JSON, api_handles_labels},
         {"PUT", "/handles/{}/state", HTTP_BODY_JSON, api_handles_state},
         {"PUT", "/handles/{}/archive", HTTP_BODY_STREAM, api_handles_archive},
+        {"PUT", "/handles/{}/mounts", HTTP_BODY_JSON, api_handles_mounts},
         {"POST", "/handles/{}/commit", HTTP_BODY_NONE, api_handles_commit},
 };
 
@@ -364,6 +369,7 @@ int api_new(const ApiConfig *cfg, Api **ret, Error **err) {
         a->host = cfg->host;
         a->store = cfg->store;
         a->registry = cfg->registry;
+        a->volumes = cfg->volumes;
         pthread_mutex_init(&a->lock, NULL);
         pthread_cond_init(&a->streams_done, NULL);
         *ret = a;

@@ -18,6 +18,7 @@
 #include "images/store/store.h"
 #include "portlayer/api/http-server.h"
 #include "portlayer/container/container.h"
+#include "portlayer/volume/volume.h"
 
 typedef struct Api Api;
 
@@ -25,6 +26,7 @@ typedef struct ApiConfig {
         ContainerHost *host;     /* borrowed */
         Store *store;            /* borrowed */
         RegistryClient *registry;/* borrowed */
+        VolumeStore *volumes;    /* borrowed */
         const char *version;     /* "0.1.0" */
         const char *trust_path;  /* the TLS listener's trust list (Unix-socket-only calls) */
 } ApiConfig;

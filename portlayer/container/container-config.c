@@ -23,6 +23,7 @@ typedef enum FieldKind {
         FIELD_LABELS,
         FIELD_INT,
         FIELD_SIGNAL,
+        FIELD_MOUNTS,
 } FieldKind;
 
 typedef struct Field {
@@ -42,6 +43,7 @@ static const Field fields[] = {
         {"labels", FIELD_LABELS},
         {"stop_signal", FIELD_SIGNAL},
         {"stop_timeout_s", FIELD_INT, 0, 3600},
+        {"mounts", FIELD_MOUNTS},
 };
 
 static const Field *field_find(const char *name) {
@@ -122,6 +124,8 @@ static int check_field(const Field *f, const json_t *v, Error **err) {
                 if (check_string(f->name, v, err) < 0 || container_signal_from_string(json_string_value(v)) < 0)
                         return error_set(err, EINVAL, "%s: not a signal name or number", f->name);
                 return 0;
+        case FIELD_MOUNTS:
+                return container_mounts_check(v, err);
         }
         return -EINVAL;
 }

@@ -344,6 +344,8 @@ static int commit_new(ContainerHost *h, Handle *hd, Container **ret, Error **err
                 r = container_owner_give_disk(h, c, err);
         if (r >= 0)
                 r = pending_adopt(c, hd, err);
+        if (r >= 0)
+                r = container_mounts_acquire(h, c->id, c->name, c->config, NULL, err);
         pthread_mutex_lock(&h->lock);
         if (r >= 0 && name_taken_locked(h, c->name, NULL))
                 r = error_set(err, EEXIST, "the name '%s' is already in use", c->name);
@@ -355,6 +357,7 @@ static int commit_new(ContainerHost *h, Handle *hd, Container **ret, Error **err
                 container_event_locked(h, c, "create");
         pthread_mutex_unlock(&h->lock);
         if (r < 0) {
+                container_mounts_release(h, c->id, NULL, NULL, c->config);
                 (void) store_container_disk_remove(h->store, c->disk, NULL);
                 (void) rm_rf(c->dir);
                 container_owner_release(h, c);
@@ -425,6 +428,8 @@ static int commit_existing(ContainerHost *h, Container *c, Handle *hd, Error **e
         int r = 0;
         if (running_after && s == CONTAINER_RUNNING)
                 r = commit_files_now(h, c, hd, err);
+        if (r >= 0)
+                r = container_mounts_acquire(h, c->id, c->name, hd->config, c->config, err);
         _cleanup_json_ json_t *old_config = NULL;
         pthread_mutex_lock(&h->lock);
         size_t n_pending = json_array_size(c->pending);
@@ -447,8 +452,10 @@ static int commit_existing(ContainerHost *h, Container *c, Handle *hd, Error **e
                 (void) container_save(h, c, NULL);
         }
         pthread_mutex_unlock(&h->lock);
-        if (r < 0)
+        if (r < 0) {
+                container_mounts_release(h, c->id, c->config, c->started_config, hd->config);
                 return r;
+        }
         r = commit_state(h, c, hd->target, err);
         if (r < 0) {
                 /* Nothing of the change stays: the old configuration,
@@ -463,7 +470,9 @@ static int commit_existing(ContainerHost *h, Container *c, Handle *hd, Error **e
                 c->error = strdup(error_text(err ? *err : NULL));
                 container_set_state_locked(h, c, c->state);
                 pthread_mutex_unlock(&h->lock);
-        }
+                container_mounts_release(h, c->id, c->config, c->started_config, hd->config);
+        } else
+                container_mounts_release(h, c->id, c->config, c->started_config, old_config);
         return r;
 }
 
@@ -531,8 +540,11 @@ int container_host_destroy(ContainerHost *h, const char *ref, bool force, Error 
                 if (r < 0)
                         r = error_set_errno(err, -r, "remove %s", c->dir);
                 /* The run directory (agent socket, console log) goes too;
-                 * then nothing of its uid is left and the uid is free. */
+                 * its volumes stay, with one user less (and back to root),
+                 * and once nothing of its uid is left the uid is free. */
                 (void) rm_rf(c->run_dir);
+                container_mounts_release(h, c->id, NULL, NULL, c->config);
+                container_mounts_release(h, c->id, NULL, NULL, c->started_config);
                 if (r >= 0)
                         container_owner_release(h, c);
                 pthread_mutex_lock(&h->lock);

@@ -99,6 +99,7 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
         pthread_mutex_init(&h->metrics.memory_lock, NULL);
         h->driver = cfg->driver;
         h->store = cfg->store;
+        h->volumes = cfg->volumes;
         h->accel = cfg->accel;
         h->boot_timeout_ms = cfg->boot_timeout_ms > 0 ? cfg->boot_timeout_ms : 60000;
         h->log_max_size = cfg->log_max_size > 0 ? cfg->log_max_size : CONTAINER_LOG_MAX_SIZE_DEFAULT;
@@ -124,6 +125,8 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
                 r = host_load(h, err);
         if (r >= 0)
                 r = container_host_recover(h, err);
+        if (r >= 0)
+                r = container_mounts_recover(h, err);
         if (r < 0) {
                 container_host_free(h);
                 return r;

@@ -14,6 +14,7 @@
 
 #include "container.h"
 #include "portlayer/guest/guest.h"
+#include "portlayer/volume/volume.h"
 
 /* A running VM with its agent: what a started container has. Reference
  * counted, so an exec keeps it alive while a stop tears the VM down. */
@@ -77,6 +78,7 @@ struct ContainerHost {
         Store *store;
         struct UidPool *uids;   /* NULL: QEMU runs as root (--allow-root-qemu) */
         char *qemu_user;        /* GET /version's "qemu_user" */
+        VolumeStore *volumes;   /* NULL: volume mounts are refused */
 
         pthread_mutex_t lock;
         pthread_cond_t changed; /* any container's state changed */
@@ -216,12 +218,56 @@ int container_owner_open(ContainerHost *h, const ContainerHostConfig *cfg, Error
 int container_owner_claim(ContainerHost *h, Container *c, Error **err);
 /* Gives c's disk to c's uid (mode 0600). */
 int container_owner_give_disk(ContainerHost *h, const Container *c, Error **err);
+/* Gives the volume disks a start attaches to c's uid (mode 0600; their
+ * directories made crossable). They stay its until its uid is released:
+ * no process runs as the uid of a stopped container, and the uid is handed
+ * out again only after they went back to root. */
+int container_owner_give_volumes(ContainerHost *h, const Container *c, const VmDisk *disks, size_t n_disks,
+                                 Error **err);
 /* Releases c's uid once its VM, disk and run directory are gone; a uid a
  * process still runs as stays claimed (recovery releases it later). */
 void container_owner_release(ContainerHost *h, Container *c);
 /* Recovery: claims every recorded uid again and releases the claims no
  * container holds. */
 void container_owner_reconcile(ContainerHost *h);
+/* --- container-mounts.c --- */
+
+/* The "mounts" field's schema and limits (container_config_validate). */
+int container_mounts_check(const json_t *mounts, Error **err);
+/* Records container id (named name) as a user of every volume config
+ * mounts, creating missing ones; on failure what it added is released
+ * again, except volumes old_config (may be NULL) mounts. Caller holds
+ * neither lock nor op constraints beyond its own commit. */
+int container_mounts_acquire(ContainerHost *h, const char *id, const char *name, const json_t *config,
+                             const json_t *old_config, Error **err);
+/* Drops id from the users of every volume drop mounts that neither keep nor
+ * keep2 (either may be NULL) mounts. Failures are logged. */
+void container_mounts_release(ContainerHost *h, const char *id, const json_t *keep, const json_t *keep2,
+                              const json_t *drop);
+/* -EBUSY naming the holder when another container whose VM lives (starting,
+ * running, paused, stopping) mounts one of c's volumes. Caller holds lock. */
+int container_mounts_claim_locked(ContainerHost *h, const Container *c, Error **err);
+/* What a start gives the VM (extra disks, virtio-fs shares) and the agent
+ * (mounts, in the configuration's order). */
+typedef struct ContainerMounts {
+        json_t *config;                          /* holds the strings the arrays borrow */
+        VolumeDisk volumes[CONTAINER_VOLUMES_MAX];
+        VmDisk disks[CONTAINER_VOLUMES_MAX];
+        size_t n_disks;
+        char tags[CONTAINER_BINDS_MAX][8];       /* "plfs0".."plfs7" */
+        VmFilesystem filesystems[CONTAINER_BINDS_MAX];
+        size_t n_filesystems;
+        AgentMount mounts[CONTAINER_VOLUMES_MAX + CONTAINER_BINDS_MAX];
+        size_t n_mounts;
+} ContainerMounts;
+/* Fills ret from c's configuration: the volumes' disks and the bind sources
+ * (each still an existing directory, else -EINVAL). */
+int container_mounts_prepare(ContainerHost *h, Container *c, ContainerMounts *ret, Error **err);
+void container_mounts_clear(ContainerMounts *cm);
+/* [{"type": "volume"|"bind", "source", "target", "read_only"}] (new reference). */
+json_t *container_mounts_to_json(const json_t *config);
+/* After the records loaded: the volumes' users made to match them. */
+int container_mounts_recover(ContainerHost *h, Error **err);
 
 /* --- container-recover.c --- */
 

@@ -12,6 +12,7 @@
 #include "container-internal.h"
 #include "container-uid.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -84,18 +85,71 @@ int container_owner_claim(ContainerHost *h, Container *c, Error **err) {
         return 0;
 }
 
-/* Releases uid of owner, giving its QEMU up to 5 s to be reaped. */
-static int release_when_unused(ContainerHost *h, uint32_t uid, const char *owner, Error **err) {
-        for (int i = 0;; i++) {
-                _cleanup_error_ Error *e = NULL;
-                int r = uid_pool_release(h->uids, uid, owner, &e);
-                if (r != -EBUSY || i == 50) {
-                        if (r < 0 && err)
-                                *err = TAKE_PTR(e);
-                        return r;
+/* Lets QEMU users cross dir (adds o+x; the directory lists nothing to
+ * them without o+r). Only below the state directory. */
+static int make_crossable(ContainerHost *h, const char *dir) {
+        struct stat st;
+        size_t n = strlen(h->state_dir);
+        if (strncmp(dir, h->state_dir, n) != 0 || dir[n] != '/')
+                return 0;
+        if (stat(dir, &st) < 0)
+                return -errno;
+        if ((st.st_mode & 0011) == 0011)
+                return 0;
+        return chmod(dir, (st.st_mode & 07777) | 0011) < 0 ? -errno : 0;
+}
+
+int container_owner_give_volumes(ContainerHost *h, const Container *c, const VmDisk *disks, size_t n_disks,
+                                 Error **err) {
+        for (size_t i = 0; c->uid && i < n_disks; i++) {
+                _cleanup_free_ char *dir = strdup(disks[i].path);
+                char *slash = dir ? strrchr(dir, '/') : NULL;
+                if (!slash)
+                        return error_oom(err);
+                *slash = 0; /* <state>/volumes/<name> */
+                int r = make_crossable(h, dir);
+                if (r >= 0 && (slash = strrchr(dir, '/'))) {
+                        *slash = 0; /* <state>/volumes */
+                        r = make_crossable(h, dir);
                 }
-                usleep(100 * 1000);
+                _cleanup_close_ int fd = r < 0 ? -1 : open(disks[i].path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                if (r >= 0 && (fd < 0 || fchown(fd, c->uid, c->uid) < 0 || fchmod(fd, 0600) < 0))
+                        r = -errno;
+                if (r < 0)
+                        return error_set_errno(err, -r, "container %.12s: give %s to uid %u", c->id, disks[i].path,
+                                               c->uid);
         }
+        return 0;
+}
+
+/* Every volume file uid still owns goes back to root (0600): the uid may
+ * go to another container next. */
+static void give_back_volumes(ContainerHost *h, uint32_t uid) {
+        _cleanup_free_ char *dir = NULL;
+        if (asprintf(&dir, "%s/volumes", h->state_dir) < 0)
+                return;
+        DIR *d = opendir(dir);
+        for (struct dirent *de; d && (de = readdir(d));) {
+                _cleanup_free_ char *path = NULL;
+                struct stat st;
+                if (de->d_name[0] == '.' || asprintf(&path, "%s/%s/disk.img", dir, de->d_name) < 0)
+                        continue;
+                if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == uid &&
+                    (lchown(path, 0, 0) < 0 || chmod(path, 0600) < 0))
+                        log_warning("give %s back to root: %m", path);
+        }
+        if (d)
+                closedir(d);
+}
+
+/* Releases uid of owner once no process runs as it (its QEMU gets up to
+ * 5 s to be reaped), after giving back the volumes it still owns. */
+static int release_when_unused(ContainerHost *h, uint32_t uid, const char *owner, Error **err) {
+        for (int i = 0; i < 50 && uid_in_use(NULL, uid) > 0; i++)
+                usleep(100 * 1000);
+        if (uid_in_use(NULL, uid) == 0)
+                give_back_volumes(h, uid);
+        return uid_pool_release(h->uids, uid, owner, err);
 }
 
 void container_owner_release(ContainerHost *h, Container *c) {

@@ -69,11 +69,14 @@ static json_t *time_json(int64_t ns) {
  * and the stop settings (a VM keeps the memory, vCPUs and main process it
  * was started with). */
 static json_t *pending_restart(const Container *c) {
-        static const char *const keys[] = {"path", "args", "env", "workdir", "user", "memory_mb", "vcpus"};
+        static const char *const keys[] = {"path", "args", "env", "workdir", "user", "memory_mb", "vcpus", "mounts"};
         json_t *a = json_array();
-        for (size_t i = 0; a && c->started_config && i < ELEMENTSOF(keys); i++)
-                if (!json_equal(json_object_get(c->config, keys[i]), json_object_get(c->started_config, keys[i])))
+        for (size_t i = 0; a && c->started_config && i < ELEMENTSOF(keys); i++) {
+                const json_t *now = json_object_get(c->config, keys[i]);
+                const json_t *then = json_object_get(c->started_config, keys[i]);
+                if (now != then && !json_equal(now, then)) /* json_equal() is false when either is absent */
                         (void) json_array_append_new(a, json_string(keys[i]));
+        }
         return a;
 }
 
@@ -84,6 +87,8 @@ json_t *container_to_json(const Container *c) {
                          container_state_to_string(c->state), "exit_code", c->exit_code, "error", c->error, "pid",
                          c->pid, "started_at", time_json(c->started_ns), "finished_at", time_json(c->finished_ns),
                          "transport", c->transport, "domain", c->domain, "config", c->config);
+        if (j)
+                (void) json_object_set_new(j, "mounts", container_mounts_to_json(c->config));
         if (j && c->rt)
                 (void) json_object_set_new(j, "pending_restart", pending_restart(c));
         if (j)

@@ -99,7 +99,7 @@ static int start_main(ContainerHost *h, Container *c, Runtime *rt, Error **err) 
         return 0;
 }
 
-static int start_guest(ContainerHost *h, Container *c, Guest **ret, Error **err) {
+static int start_guest(ContainerHost *h, Container *c, const ContainerMounts *cm, Guest **ret, Error **err) {
         pthread_mutex_lock(&h->lock);
         json_int_t mem = json_integer_value(json_object_get(c->config, "memory_mb"));
         json_int_t vcpus = json_integer_value(json_object_get(c->config, "vcpus"));
@@ -113,10 +113,21 @@ static int start_guest(ContainerHost *h, Container *c, Guest **ret, Error **err)
                 .memory_mib = mem > 0 ? (uint64_t) mem : CONTAINER_MEMORY_MB_DEFAULT,
                 .vcpus = vcpus > 0 ? (unsigned) vcpus : 1, .accel = h->accel, .boot_timeout_ms = h->boot_timeout_ms,
                 .extra_cmdline = h->extra_cmdline, .vsock = strcmp(h->transport, "vsock") == 0,
+                .extra_disks = cm->disks, .n_extra_disks = cm->n_disks, .filesystems = cm->filesystems,
+                .n_filesystems = cm->n_filesystems,
         };
         /* A domain left defined by an earlier run of this container goes. */
         (void) vm_driver_destroy(h->driver, c->domain, NULL);
         return guest_start(h->driver, &gc, ret, err);
+}
+
+/* Once per boot, before anything runs in the guest: the agent mounts the
+ * volumes and bind mounts in order. */
+static int start_setup(ContainerHost *h, Runtime *rt, const ContainerMounts *cm, Error **err) {
+        if (cm->n_mounts == 0)
+                return 0;
+        int r = agent_client_setup(rt->guest->agent, NULL, 0, cm->mounts, cm->n_mounts, AGENT_RPC_MS, err);
+        return r < 0 ? error_prefix(err, "set up the guest") : 0;
 }
 
 static void pending_clear_locked(Container *c) {
@@ -129,24 +140,35 @@ static void pending_clear_locked(Container *c) {
 
 int container_start(ContainerHost *h, Container *c, Error **err) {
         uint64_t t0 = now_usec();
-        pthread_mutex_lock(&h->lock);
-        if (c->rt) {
-                pthread_mutex_unlock(&h->lock);
-                return error_set(err, EBUSY, "container %s is already running", c->name);
-        }
-        pthread_mutex_unlock(&h->lock);
         /* a container recorded before uids existed gets one now */
         int r = container_owner_claim(h, c, err);
         if (r < 0)
                 return error_prefix(err, "start container %s", c->name);
         pthread_mutex_lock(&h->lock);
+        if (c->rt) {
+                pthread_mutex_unlock(&h->lock);
+                return error_set(err, EBUSY, "container %s is already running", c->name);
+        }
+        r = container_mounts_claim_locked(h, c, err);
+        if (r < 0) {
+                pthread_mutex_unlock(&h->lock);
+                return error_prefix(err, "start container %s", c->name);
+        }
         c->state_before = c->state;
         c->transport = h->transport; /* recorded: a restart reattaches the same way */
         container_set_state_locked(h, c, CONTAINER_STARTING);
         pthread_mutex_unlock(&h->lock);
 
+        ContainerMounts cm = {0};
         Runtime *rt = calloc(1, sizeof(*rt));
-        r = rt ? start_guest(h, c, &rt->guest, err) : error_oom(err);
+        r = rt ? container_mounts_prepare(h, c, &cm, err) : error_oom(err);
+        if (r >= 0)
+                r = container_owner_give_volumes(h, c, cm.disks, cm.n_disks, err);
+        if (r >= 0)
+                r = start_guest(h, c, &cm, &rt->guest, err);
+        if (r >= 0)
+                r = start_setup(h, rt, &cm, err);
+        container_mounts_clear(&cm);
         if (r >= 0)
                 r = start_copy_pending(h, c, rt, err);
         if (r >= 0)
@@ -170,7 +192,7 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
         c->rt = rt;
         c->pid = agent_process_pid(rt->main);
         c->main_id = rt->main_id;
-        json_decref(c->started_config);
+        _cleanup_json_ json_t *was_started = TAKE_PTR(c->started_config);
         c->started_config = json_incref(c->config);
         c->started_ns = (int64_t) realtime_nsec();
         c->finished_ns = 0;
@@ -179,6 +201,8 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
         pending_clear_locked(c);
         container_set_state_locked(h, c, CONTAINER_RUNNING);
         pthread_mutex_unlock(&h->lock);
+        /* Volumes only the earlier start's configuration mounted are free now. */
+        container_mounts_release(h, c->id, c->config, NULL, was_started);
         container_metrics_start(h, true, now_usec() - t0);
         log_info("container %s (%.12s) running: VM %s booted in %.2f s", c->name, c->id, c->domain,
                  rt->guest->boot_usec / 1e6);

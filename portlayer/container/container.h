@@ -36,6 +36,7 @@
 #include "common/base/error.h"
 #include "images/store/store.h"
 #include "portlayer/vm/vm-driver.h"
+#include "portlayer/volume/volume.h"
 
 #define CONTAINER_NAME_MAX 64
 #define CONTAINER_ID_HEX 64
@@ -50,6 +51,8 @@
 #define CONTAINER_LOG_MAX_SIZE_DEFAULT (16ull << 20) /* main.log is rotated before it passes this */
 #define CONTAINER_LOG_MAX_FILES_DEFAULT 2            /* rotated files kept: main.log.1, main.log.2 */
 #define CONTAINER_LOG_MAX_FILES_MAX 100
+#define CONTAINER_VOLUMES_MAX (VM_DISKS_MAX - 1)   /* named volumes per container */
+#define CONTAINER_BINDS_MAX VM_FILESYSTEMS_MAX     /* bind mounts per container */
 
 typedef enum ContainerState {
         CONTAINER_CREATED,
@@ -72,6 +75,7 @@ typedef struct ContainerHostConfig {
         const char *state_dir;   /* absolute; containers/ and run/ live here */
         VmDriver *driver;        /* borrowed; outlives the host */
         Store *store;            /* borrowed; outlives the host */
+        VolumeStore *volumes;    /* borrowed; outlives the host; NULL: volume mounts are refused */
         const char *kernel;      /* guest kernel and initramfs (absolute) */
         const char *initrd;
         VmAccel accel;
@@ -136,6 +140,14 @@ int container_host_get_handle(ContainerHost *h, const char *ref, char **ret_hand
  * "stop_timeout_s"): validated first, nothing changes on -EINVAL. -ENOENT for
  * an unknown or already committed handle. */
 int container_handle_update(ContainerHost *h, const char *handle, const json_t *fields, Error **err);
+/* Sets the handle's "mounts" (docs/api.md): [{"volume": name | "source":
+ * host dir, "target": path in the container, "read_only": bool}], replacing
+ * what it had. Checked now: names, absolute clean paths, unique targets and
+ * volumes, at most CONTAINER_VOLUMES_MAX volumes and CONTAINER_BINDS_MAX
+ * binds, every source an existing host directory (-EINVAL naming the entry).
+ * A volume that does not exist is created at commit, as `docker run -v
+ * name:/path` does. The change takes effect at the next start. */
+int container_handle_set_mounts(ContainerHost *h, const char *handle, const json_t *mounts, Error **err);
 /* Sets the state the commit must reach: running, stopped or paused. */
 int container_handle_set_state(ContainerHost *h, const char *handle, ContainerState target, Error **err);
 /* Adds a tar archive (read from tar_fd to EOF, at most max_bytes) to be

@@ -25,11 +25,13 @@
 #include "portlayer/api/api.h"
 #include "portlayer/api/tls-server.h"
 #include "portlayer/container/container.h"
+#include "portlayer/volume/volume.h"
 
 #define CONFIG_FILE_MAX (64u << 10)
 
 struct Daemon {
         Store *store;
+        VolumeStore *volumes;
         RegistryClient *registry;
         VmDriver *driver;
         ContainerHost *host;
@@ -247,14 +249,16 @@ static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *sel
             (r = daemon_check_shared_dir(cfg->image_store ? cfg->image_store : store_root, uid_count > 0, err)) < 0 ||
             (r = open_registry(d, cfg, err)) < 0 || (r = guest_boot_files(cfg, self_exe, &kernel, &initrd, err)) < 0 ||
             (r = daemon_check_shared_input(kernel, uid_count > 0, err)) < 0 ||
-            (r = daemon_check_shared_input(initrd, uid_count > 0, err)) < 0)
+            (r = daemon_check_shared_input(initrd, uid_count > 0, err)) < 0 ||
+            (r = volume_store_open(cfg->state_dir, &d->volumes, err)) < 0)
                 return r;
         r = vm_driver_open(&vm_driver_libvirt, &d->driver, cfg->libvirt_uri, cfg->libvirt_uri ? NULL : cfg->state_dir,
                            on_vm_event, d, err);
         if (r < 0)
                 return error_prefix(err, "VM driver");
         ContainerHostConfig hc = {
-                .state_dir = cfg->state_dir, .driver = d->driver, .store = d->store, .kernel = kernel,
+                .state_dir = cfg->state_dir, .driver = d->driver, .store = d->store, .volumes = d->volumes,
+                .kernel = kernel,
                 .initrd = initrd, .accel = cfg->accel ? (VmAccel) vm_accel_from_string(cfg->accel) : VM_ACCEL_AUTO,
                 .boot_timeout_ms = cfg->boot_timeout_s * 1000, .transport = cfg->transport,
                 .log_max_size = cfg->log_max_size, .log_max_files = cfg->log_max_files,
@@ -307,8 +311,8 @@ int daemon_start(const DaemonConfig *cfg, const char *self_exe, Daemon **ret, Er
         if (r >= 0 && (r = tls_paths(cfg, &tls_dir, err)) >= 0 && asprintf(&trust, "%s/trust", tls_dir) < 0)
                 r = error_oom(err);
         if (r >= 0) {
-                ApiConfig ac = {.host = d->host, .store = d->store, .registry = d->registry, .version = PL_VERSION,
-                                .trust_path = trust};
+                ApiConfig ac = {.host = d->host, .store = d->store, .registry = d->registry, .volumes = d->volumes,
+                                .version = PL_VERSION, .trust_path = trust};
                 r = api_new(&ac, &d->api, err);
         }
         if (r >= 0) {
@@ -339,6 +343,7 @@ void daemon_stop(Daemon *d) {
         vm_driver_close(d->driver);
         registry_client_free(d->registry);
         store_free(d->store);
+        volume_store_free(d->volumes);
         for (size_t i = 0; i < d->n_insecure; i++)
                 free(d->insecure[i]);
         free(d->insecure);

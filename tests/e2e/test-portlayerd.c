@@ -7,7 +7,8 @@
  * here). Every call goes through the Unix socket with libcurl. The group
  * teardown removes every container through the API, stops the daemon, and
  * checks that no QEMU process of this state directory is left (ending any,
- * by pid, so a failed run leaks nothing).
+ * by pid, so a failed run leaks nothing). Volumes and bind mounts share
+ * the run (test_volumes_and_binds: two boots).
  *
  * Without $PL_KERNEL_DIR the test skips (exit 77), unless
  * PL_TESTS_REQUIRED=1 (scripts/test.sh), where that is a failure. */
@@ -1270,6 +1271,140 @@ static void test_output_across_restart(void **state) {
         destroy(id);
 }
 
+/* --- volumes and bind mounts --- */
+
+/* A sleeping container with mounts (a JSON array) committed running: the
+ * commit's status; its answer in *ret. */
+static long create_mounted(const char *name, const char *mounts_json, char id[65], json_t **ret) {
+        char body[512], path[256];
+        json_t *j = NULL;
+        snprintf(body, sizeof body, "{\"name\": \"%s\", \"image\": \"localhost/busybox:latest\"}", name);
+        assert_int_equal(call("POST", "/containers", body, &j), 201);
+        snprintf(id, 65, "%s", str(j, "id"));
+        char handle[64];
+        snprintf(handle, sizeof handle, "%s", str(j, "handle"));
+        json_decref(j);
+        snprintf(path, sizeof path, "/handles/%s/entrypoint", handle);
+        assert_int_equal(call("PUT", path, "{\"path\": \"/bin/sleep\", \"args\": [\"100000\"]}", NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/mounts", handle);
+        long st = call("PUT", path, mounts_json, &j);
+        if (st != 200)
+                fail_msg("PUT mounts: %ld %s", st, j ? json_dumps(j, 0) : "");
+        json_decref(j);
+        snprintf(path, sizeof path, "/handles/%s/state", handle);
+        assert_int_equal(call("PUT", path, "{\"state\": \"running\"}", NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/commit", handle);
+        return call("POST", path, NULL, ret);
+}
+
+static bool message_has(json_t *j, const char *what) {
+        return j && strstr(str(j, "message"), what);
+}
+
+/* The volume API, a volume and two bind mounts (one read-only) in one guest,
+ * the host and the guest seeing each other's writes, the 409s (a used
+ * volume, a second VM on it); then the volume's data read by the next
+ * container after the first is gone and the daemon restarted. */
+static void test_volumes_and_binds(void **state) {
+        char id[65], id2[65], out[4096], share[128], ro[128], mounts[1024], file[256];
+        json_t *j = NULL;
+        snprintf(share, sizeof share, "%s/share", W.dir);
+        snprintf(ro, sizeof ro, "%s/share-ro", W.dir);
+        snprintf(out, sizeof out, "mkdir -p %s %s && echo from-host > %s/host.txt && echo keep > %s/keep.txt", share, ro,
+                 share, ro);
+        assert_int_equal(run(out), 0);
+
+        assert_int_equal(call("POST", "/volumes", "{\"name\": \"vdata\", \"size\": \"64M\"}", &j), 201);
+        assert_int_equal(json_integer_value(json_object_get(j, "size")), 64 << 20);
+        json_decref(j);
+        assert_int_equal(call("POST", "/volumes", "{\"name\": \"vdata\"}", NULL), 409);
+        assert_int_equal(call("POST", "/volumes", "{\"name\": \"../x\"}", NULL), 400);
+        assert_int_equal(call("POST", "/volumes", "{\"name\": \"x\", \"size\": \"1K\"}", NULL), 400);
+        assert_int_equal(call("GET", "/volumes/nope", NULL, NULL), 404);
+        /* a bind source that is not there is refused at once */
+        assert_int_equal(call("POST", "/containers", "{\"name\": \"badmount\", \"image\": \"localhost/busybox:latest\"}", &j), 201);
+        char path[256];
+        snprintf(path, sizeof path, "/handles/%s/mounts", str(j, "handle"));
+        json_decref(j);
+        assert_int_equal(call("PUT", path, "[{\"source\": \"/nonexistent/dir\", \"target\": \"/x\"}]", &j), 400);
+        assert_true(message_has(j, "/nonexistent/dir"));
+        json_decref(j);
+        assert_int_equal(call("PUT", path, "{\"volume\": \"a\", \"target\": \"/a\"}", &j), 400); /* not an array */
+        assert_true(message_has(j, "array"));
+        json_decref(j);
+        assert_int_equal(call("PUT", path, "[{\"volume\": \"a\", \"target\": \"/a\"", NULL), 400);
+        assert_int_equal(call("PUT", path, "[{\"volume\": \"a\", \"target\": \"/a\", \"target\": \"/b\"}]", NULL), 400);
+        assert_int_equal(call("PUT", "/handles/nosuch/mounts", "[]", NULL), 404);
+
+        snprintf(mounts, sizeof mounts,
+                 "[{\"volume\": \"vdata\", \"target\": \"/data\"}, {\"volume\": \"vauto\", \"target\": \"/auto\"},"
+                 " {\"source\": \"%s\", \"target\": \"/www\"}, {\"source\": \"%s\", \"target\": \"/ro\", \"read_only\": true}]",
+                 share, ro);
+        long st = create_mounted("vol1", mounts, id, &j);
+        if (st != 200)
+                fail_msg("start with mounts: %ld %s", st, j ? json_dumps(j, 0) : "");
+        assert_int_equal(json_array_size(json_object_get(j, "mounts")), 4);
+        json_decref(j);
+
+        /* the volume: empty, root's 0755, writable */
+        assert_int_equal(exec_sync("vol1", "[\"-c\", \"stat -c %a:%u:%g /data; ls /data\"]", out, sizeof out), 0);
+        assert_string_equal(out, "755:0:0\nlost+found\n");
+        assert_int_equal(exec_sync("vol1", "[\"-c\", \"echo persisted > /data/f && echo auto > /auto/g && sync\"]", NULL, 0), 0);
+        /* the bind mount both ways */
+        assert_int_equal(exec_sync("vol1", "[\"-c\", \"cat /www/host.txt\"]", out, sizeof out), 0);
+        assert_string_equal(out, "from-host\n");
+        assert_int_equal(exec_sync("vol1", "[\"-c\", \"echo from-guest > /www/guest.txt\"]", NULL, 0), 0);
+        snprintf(file, sizeof file, "%s/guest.txt", share);
+        char *got = test_read_file(file, NULL);
+        assert_non_null(got);
+        assert_string_equal(got, "from-guest\n");
+        free(got);
+        snprintf(out, sizeof out, "echo later > %s/later.txt", share);
+        assert_int_equal(run(out), 0);
+        assert_int_equal(exec_sync("vol1", "[\"-c\", \"cat /www/later.txt\"]", out, sizeof out), 0);
+        assert_string_equal(out, "later\n");
+        /* read-only is enforced */
+        assert_int_equal(exec_sync("vol1", "[\"-c\", \"cat /ro/keep.txt\"]", out, sizeof out), 0);
+        assert_string_equal(out, "keep\n");
+        assert_true(exec_sync("vol1", "[\"-c\", \"echo no > /ro/new.txt\"]", NULL, 0) != 0);
+        snprintf(file, sizeof file, "%s/new.txt", ro);
+        assert_int_equal(access(file, F_OK), -1);
+
+        /* in use: no removal, no second VM */
+        assert_int_equal(call("GET", "/volumes/vauto", NULL, &j), 200); /* created by the commit */
+        assert_string_equal(str(json_array_get(json_object_get(j, "users"), 0), "name"), "vol1");
+        json_decref(j);
+        assert_int_equal(call("DELETE", "/volumes/vdata", NULL, &j), 409);
+        assert_true(message_has(j, "vol1"));
+        json_decref(j);
+        st = create_mounted("vol2", "[{\"volume\": \"vdata\", \"target\": \"/d\"}]", id2, &j);
+        assert_int_equal(st, 409);
+        assert_true(message_has(j, "vol1"));
+        json_decref(j);
+        assert_int_equal(call("GET", "/containers/vol2", NULL, NULL), 404); /* a failed new container is gone */
+
+        /* the data outlives its container and a daemon restart */
+        destroy(id);
+        daemon_signal(SIGTERM);
+        daemon_start();
+        assert_int_equal(call("GET", "/volumes/vdata", NULL, &j), 200);
+        assert_int_equal(json_array_size(json_object_get(j, "users")), 0);
+        json_decref(j);
+        st = create_mounted("vol3", "[{\"volume\": \"vdata\", \"target\": \"/again\", \"read_only\": true}]", id2, &j);
+        if (st != 200)
+                fail_msg("second start on the volume: %ld %s", st, j ? json_dumps(j, 0) : "");
+        json_decref(j);
+        assert_int_equal(exec_sync("vol3", "[\"-c\", \"cat /again/f\"]", out, sizeof out), 0);
+        assert_string_equal(out, "persisted\n");
+        assert_true(exec_sync("vol3", "[\"-c\", \"echo x > /again/y\"]", NULL, 0) != 0);
+        destroy(id2);
+        assert_int_equal(call("DELETE", "/volumes/vdata", NULL, NULL), 204);
+        assert_int_equal(call("DELETE", "/volumes/vauto", NULL, NULL), 204);
+        assert_int_equal(call("GET", "/volumes", NULL, &j), 200);
+        assert_int_equal(json_array_size(j), 0);
+        json_decref(j);
+}
+
 int main(void) {
         if (!getenv("PL_KERNEL_DIR"))
                 test_program_skip_or_fail("PL_KERNEL_DIR, a guest kernel (scripts/fetch-kernel.sh)");
@@ -1287,6 +1422,7 @@ int main(void) {
                 cmocka_unit_test(test_parallel_and_restart),
                 cmocka_unit_test(test_kill_during_transitions),
                 cmocka_unit_test(test_output_across_restart),
+                cmocka_unit_test(test_volumes_and_binds),
         };
         return test_run_group(tests, group_setup, group_teardown);
 }

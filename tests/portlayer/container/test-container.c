@@ -37,8 +37,10 @@
 
 #include "common/base/fs-util.h"
 #include "common/base/io-util.h"
+#include "common/json/json-util.h"
 #include "images/store/oci-layout.h"
 #include "portlayer/container/container.h"
+#include "portlayer/volume/volume.h"
 
 #define IMAGE "test/img"
 #define WAIT_MS 20000
@@ -54,6 +56,7 @@ typedef struct T {
         char state[300], store_dir[300];
         Store *store;
         VmDriver *d;
+        VolumeStore *vs;
         ContainerHost *h;
         char image_hex[65];
         pthread_mutex_t ev_lock; /* the events and the host they are forwarded to */
@@ -154,7 +157,7 @@ static bool saw_event(T *t, const char *domain, VmState state, const char *reaso
 /* Opens the host, with main.log rotated past log_max_size bytes (0: the
  * default) keeping log_max_files rotated files. */
 static void host_open_logs(T *t, uint64_t log_max_size, unsigned log_max_files) {
-        ContainerHostConfig cfg = {.state_dir = t->state, .driver = t->d, .store = t->store,
+        ContainerHostConfig cfg = {.state_dir = t->state, .driver = t->d, .store = t->store, .volumes = t->vs,
                                    .kernel = "/nonexistent/vmlinuz", .initrd = "/nonexistent/initrd.img",
                                    .accel = VM_ACCEL_TCG, .boot_timeout_ms = 5000,
                                    .log_max_size = log_max_size, .log_max_files = log_max_files};
@@ -216,6 +219,7 @@ static int setup(void **state) {
         store_fill(t);
         OK(vm_driver_open(&vm_driver_fake, &t->d, NULL, NULL, on_vm_event, t, E));
         assert_int_equal(vm_fake_set_agent(t->d, getenv("PL_AGENT_BIN")), 0);
+        OK(volume_store_open(t->state, &t->vs, E));
         host_open(t);
         *state = t;
         return 0;
@@ -226,6 +230,7 @@ static int teardown(void **state) {
         host_close(t);
         vm_driver_close(t->d); /* kills the agents that remain */
         store_free(t->store);
+        volume_store_free(t->vs);
         last_err = error_free(last_err);
         size_t left = processes_under(t->dir);
         if (left)
@@ -965,6 +970,189 @@ static void test_bad_config(void **state) {
         assert_int_equal(int_of(t, id, "exit_code"), 128 + SIGKILL);
 }
 
+/* ---- mounts ---- */
+
+static json_t *volume_users(T *t, const char *name) {
+        json_t *v = NULL;
+        OK(volume_inspect(t->vs, name, &v, E));
+        json_t *u = json_incref(json_object_get(v, "users"));
+        json_decref(v);
+        return u;
+}
+
+static void set_mounts(T *t, const char *hd, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        json_t *m = json_vpack_ex(NULL, 0, fmt, ap);
+        va_end(ap);
+        assert_non_null(m);
+        OK(container_handle_set_mounts(t->h, hd, m, E));
+        json_decref(m);
+}
+
+/* Every bad mounts array is refused with a message and changes nothing. */
+static void test_mounts_bad(void **state) {
+        T *t = *state;
+        _cleanup_free_ char *id = NULL, *hd = NULL, *file = test_pathf("%s/a-file", t->dir);
+        test_write_file(file, "x");
+        OK(container_host_create(t->h, "web", IMAGE, &id, &hd, E));
+        json_t *before = NULL, *after = NULL;
+        OK(container_handle_inspect(t->h, hd, &before, E));
+        _cleanup_free_ char *many_vols = strdup("["), *many_binds = strdup("[");
+        for (int i = 0; i <= CONTAINER_VOLUMES_MAX; i++) {
+                char *n = NULL;
+                assert_true(asprintf(&n, "%s%s{\"volume\": \"v%d\", \"target\": \"/v%d\"}", many_vols, i ? ", " : "",
+                                     i, i) > 0);
+                free(many_vols);
+                many_vols = n;
+        }
+        for (int i = 0; i <= CONTAINER_BINDS_MAX; i++) {
+                char *n = NULL;
+                assert_true(asprintf(&n, "%s%s{\"source\": \"%s\", \"target\": \"/b%d\"}", many_binds,
+                                     i ? ", " : "", t->dir, i) > 0);
+                free(many_binds);
+                many_binds = n;
+        }
+        char *tail = NULL;
+        assert_true(asprintf(&tail, "%s]", many_vols) > 0);
+        free(many_vols);
+        many_vols = tail;
+        assert_true(asprintf(&tail, "%s]", many_binds) > 0);
+        free(many_binds);
+        many_binds = tail;
+        _cleanup_free_ char *src_file = NULL, *src_missing = NULL;
+        assert_true(asprintf(&src_file, "[{\"source\": \"%s\", \"target\": \"/x\"}]", file) > 0);
+        assert_true(asprintf(&src_missing, "[{\"source\": \"%s/nope\", \"target\": \"/x\"}]", t->dir) > 0);
+        const char *bad[] = {
+                "{\"volume\": \"a\", \"target\": \"/a\"}",
+                "[1]",
+                "[{\"target\": \"/a\"}]",
+                "[{\"volume\": \"a\", \"source\": \"/tmp\", \"target\": \"/a\"}]",
+                "[{\"volume\": \"-a\", \"target\": \"/a\"}]",
+                "[{\"volume\": \"a/b\", \"target\": \"/a\"}]",
+                "[{\"volume\": \"a\"}]",
+                "[{\"volume\": \"a\", \"target\": \"a\"}]",
+                "[{\"volume\": \"a\", \"target\": \"/\"}]",
+                "[{\"volume\": \"a\", \"target\": \"/a/../etc\"}]",
+                "[{\"volume\": \"a\", \"target\": \"/a//b\"}]",
+                "[{\"volume\": \"a\", \"target\": \"/a/\"}]",
+                "[{\"volume\": \"a\", \"target\": \"/a\", \"read_only\": \"yes\"}]",
+                "[{\"volume\": \"a\", \"target\": \"/a\", \"mode\": \"rw\"}]",
+                "[{\"volume\": \"a\", \"target\": \"/a\"}, {\"volume\": \"b\", \"target\": \"/a\"}]",
+                "[{\"volume\": \"a\", \"target\": \"/a\"}, {\"volume\": \"a\", \"target\": \"/b\"}]",
+                "[{\"source\": \"relative\", \"target\": \"/a\"}]",
+                "[{\"source\": \"/tmp/../etc\", \"target\": \"/a\"}]",
+                src_file,
+                src_missing,
+                many_vols,
+                many_binds,
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                json_t *m = json_loads(bad[i], JSON_DECODE_ANY, NULL);
+                assert_non_null(m);
+                int r = container_handle_set_mounts(t->h, hd, m, E);
+                json_decref(m);
+                if (r != -EINVAL || !last_err)
+                        fail_msg("%.200s: got %d, want -EINVAL with a message", bad[i], r);
+                last_err = error_free(last_err);
+        }
+        /* The field is checked the same way through the generic update. */
+        json_t *f = json_pack("{s:[{s:s}]}", "mounts", "volume", "a");
+        FAILS(EINVAL, container_handle_update(t->h, hd, f, E));
+        json_decref(f);
+        OK(container_handle_inspect(t->h, hd, &after, E));
+        assert_true(json_equal(before, after));
+        json_decref(before);
+        json_decref(after);
+        /* Nothing was created by the refused calls. */
+        _cleanup_json_ json_t *vols = NULL;
+        OK(volume_list(t->vs, &vols, E));
+        assert_int_equal(json_array_size(vols), 0);
+}
+
+/* Volumes named by a commit are created and used; users follow commits,
+ * destroys and host restarts; a used volume cannot go. */
+static void test_mounts_users(void **state) {
+        T *t = *state;
+        _cleanup_free_ char *id1 = NULL, *hd1 = NULL, *id2 = NULL, *hd2 = NULL;
+        OK(container_host_create(t->h, "one", IMAGE, &id1, &hd1, E));
+        set_mounts(t, hd1, "[{s:s, s:s}, {s:s, s:s, s:b}]", "volume", "data", "target", "/data", "source", t->dir,
+                   "target", "/www", "read_only", 1);
+        _cleanup_json_ json_t *vols = NULL;
+        OK(volume_list(t->vs, &vols, E));
+        assert_int_equal(json_array_size(vols), 0); /* a handle is a draft: nothing yet */
+        OK(container_host_commit(t->h, hd1, NULL, E));
+        json_t *u = volume_users(t, "data");
+        assert_int_equal(json_array_size(u), 1);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(u, 0), "id")), id1);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(u, 0), "name")), "one");
+        json_decref(u);
+        json_t *j = inspect(t, id1);
+        json_t *m = json_object_get(j, "mounts");
+        assert_int_equal(json_array_size(m), 2);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(m, 0), "type")), "volume");
+        assert_string_equal(json_string_value(json_object_get(json_array_get(m, 0), "source")), "data");
+        assert_string_equal(json_string_value(json_object_get(json_array_get(m, 1), "type")), "bind");
+        assert_string_equal(json_string_value(json_object_get(json_array_get(m, 1), "source")), t->dir);
+        assert_true(json_is_true(json_object_get(json_array_get(m, 1), "read_only")));
+        json_decref(j);
+
+        FAILS(EBUSY, volume_remove(t->vs, "data", E));
+        OK(container_host_create(t->h, "two", IMAGE, &id2, &hd2, E));
+        set_mounts(t, hd2, "[{s:s, s:s}]", "volume", "data", "target", "/d");
+        OK(container_host_commit(t->h, hd2, NULL, E));
+        u = volume_users(t, "data");
+        assert_int_equal(json_array_size(u), 2);
+        json_decref(u);
+
+        /* A restart keeps the users; one no record backs is dropped. */
+        OK(volume_acquire(t->vs, "data", "0123456789abcdef", "ghost", false, NULL, E));
+        host_close(t);
+        host_open(t);
+        u = volume_users(t, "data");
+        assert_int_equal(json_array_size(u), 2);
+        json_decref(u);
+
+        /* Changing one's mounts releases the volume; destroying the other too. */
+        _cleanup_free_ char *h1 = handle_of(t, id1);
+        set_mounts(t, h1, "[]");
+        OK(container_host_commit(t->h, h1, NULL, E));
+        u = volume_users(t, "data");
+        assert_int_equal(json_array_size(u), 1);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(u, 0), "name")), "two");
+        json_decref(u);
+        FAILS(EBUSY, volume_remove(t->vs, "data", E));
+        OK(container_host_destroy(t->h, id2, false, E));
+        u = volume_users(t, "data");
+        assert_int_equal(json_array_size(u), 0);
+        json_decref(u);
+        OK(volume_remove(t->vs, "data", E));
+}
+
+/* Mounts changed on a running container wait for its next start and are
+ * listed in pending_restart; fields absent before and after are not. */
+static void test_mounts_pending_restart(void **state) {
+        T *t = *state;
+        _cleanup_free_ char *id = run(t, "runner", NULL, CONTAINER_RUNNING);
+        _cleanup_free_ char *hd = handle_of(t, id);
+        json_t *f = json_pack("{s:{s:s}}", "labels", "k", "v");
+        OK(container_handle_update(t->h, hd, f, E));
+        json_decref(f);
+        OK(container_host_commit(t->h, hd, NULL, E));
+        json_t *j = inspect(t, id);
+        assert_int_equal(json_array_size(json_object_get(j, "pending_restart")), 0);
+        json_decref(j);
+        _cleanup_free_ char *hd2 = handle_of(t, id);
+        set_mounts(t, hd2, "[{s:s, s:s}]", "source", t->dir, "target", "/share");
+        OK(container_host_commit(t->h, hd2, NULL, E));
+        j = inspect(t, id);
+        json_t *p = json_object_get(j, "pending_restart");
+        assert_int_equal(json_array_size(p), 1);
+        assert_string_equal(json_string_value(json_array_get(p, 0)), "mounts");
+        json_decref(j);
+        OK(commit_to(t, id, CONTAINER_STOPPED));
+}
+
 /* ---- recovery ---- */
 
 static void test_recover_running(void **state) {
@@ -1451,6 +1639,9 @@ int main(void) {
                 CASE(test_archives),
                 CASE(test_list_labels),
                 CASE(test_bad_config),
+                CASE(test_mounts_bad),
+                CASE(test_mounts_users),
+                CASE(test_mounts_pending_restart),
                 CASE(test_recover_running),
                 CASE(test_recover_leftovers),
                 CASE(test_log_rotation),
