@@ -1370,6 +1370,15 @@ static void test_volumes_and_binds(void **state) {
         snprintf(file, sizeof file, "%s/new.txt", ro);
         assert_int_equal(access(file, F_OK), -1);
 
+        /* the volume's disk is its running VM's uid's alone (docs/security.md) */
+        json_t *c1 = inspect("vol1");
+        unsigned uid1 = (unsigned) json_integer_value(json_object_get(c1, "uid"));
+        json_decref(c1);
+        char vdisk[512];
+        snprintf(vdisk, sizeof vdisk, "%s/volumes/vdata/disk.img", W.dir);
+        assert_true(uid1 >= 200000);
+        assert_mode(vdisk, 0600, uid1, "a running container's volume");
+
         /* in use: no removal, no second VM */
         assert_int_equal(call("GET", "/volumes/vauto", NULL, &j), 200); /* created by the commit */
         assert_string_equal(str(json_array_get(json_object_get(j, "users"), 0), "name"), "vol1");
@@ -1383,8 +1392,10 @@ static void test_volumes_and_binds(void **state) {
         json_decref(j);
         assert_int_equal(call("GET", "/containers/vol2", NULL, NULL), 404); /* a failed new container is gone */
 
-        /* the data outlives its container and a daemon restart */
+        /* the data outlives its container and a daemon restart; the disk
+         * goes back to root before the container's uid is free */
         destroy(id);
+        assert_mode(vdisk, 0600, 0, "a volume of a destroyed container");
         daemon_signal(SIGTERM);
         daemon_start();
         assert_int_equal(call("GET", "/volumes/vdata", NULL, &j), 200);
