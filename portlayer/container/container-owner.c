@@ -143,9 +143,9 @@ static void give_back_volumes(ContainerHost *h, uint32_t uid) {
 }
 
 /* Releases uid of owner once no process runs as it (its QEMU gets up to
- * 5 s to be reaped), after giving back the volumes it still owns. */
+ * 15 s to end), after giving back the volumes it still owns. */
 static int release_when_unused(ContainerHost *h, uint32_t uid, const char *owner, Error **err) {
-        for (int i = 0; i < 50 && uid_in_use(NULL, uid) > 0; i++)
+        for (int i = 0; i < 150 && uid_in_use(NULL, uid) > 0; i++)
                 usleep(100 * 1000);
         if (uid_in_use(NULL, uid) == 0)
                 give_back_volumes(h, uid);

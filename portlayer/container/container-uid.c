@@ -206,6 +206,19 @@ int uid_pool_reclaim(UidPool *p, uint32_t uid, const char *owner, Error **err) {
         return 0;
 }
 
+/* True when <proc>/<pid>/stat says Z (or X): exited, not yet reaped. */
+static bool is_zombie(int proc_fd, const char *pid) {
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "%.255s/stat", pid);
+        _cleanup_close_ int fd = openat(proc_fd, path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+        if (n <= 0)
+                return false;
+        buf[n] = 0;
+        const char *paren = strrchr(buf, ')'); /* the command may hold spaces and parentheses */
+        return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
 int uid_in_use(const char *proc, uint32_t uid) {
         DIR *d = opendir(proc ? proc : "/proc");
         if (!d)
@@ -216,8 +229,9 @@ int uid_in_use(const char *proc, uint32_t uid) {
                 struct stat st;
                 if (de->d_name[0] < '0' || de->d_name[0] > '9')
                         continue;
-                /* /proc/<pid> belongs to the process's effective uid */
-                if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 && st.st_uid == uid)
+                /* /proc/<pid> belongs to the process's effective uid; a
+                 * zombie holds nothing any more */
+                if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 && st.st_uid == uid && !is_zombie(dirfd(d), de->d_name))
                         found = 1;
         }
         closedir(d);
