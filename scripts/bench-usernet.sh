@@ -28,20 +28,9 @@ mib=${1:-32}
 runs=${2:-3}
 kdir=${3:-}
 
-if [ -z "${PL_BENCH_NETNS:-}" ]; then
-        [ "$(id -u)" -eq 0 ] || { echo "bench-usernet: needs root (a network namespace)" >&2; exit 1; }
-        B=${PL_BUILD_DIR:-build/release}
-        if [ -z "${PL_BUILD_DIR:-}" ]; then
-                cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
-        fi
-        cmake --build "$B" -j"$(nproc)" --target pl-agent pl-initramfs pl-agent-cli >/dev/null
-        [ -n "$kdir" ] || kdir=$(bash scripts/fetch-kernel.sh | tail -n 1)
-        ns=plbench-$$
-        ip netns add "$ns"
-        trap 'pids=$(ip netns pids "$ns" 2>/dev/null); [ -n "$pids" ] && kill -9 $pids 2>/dev/null; ip netns del "$ns"' EXIT
-        PL_BENCH_NETNS=$ns PL_BUILD_DIR=$B ip netns exec "$ns" bash "$0" "$mib" "$runs" "$kdir"
-        exit $?
-fi
+# shellcheck source=scripts/bench-netns.sh
+. scripts/bench-netns.sh
+bench_netns_enter bench-usernet "$0" kdir pl-agent pl-initramfs pl-agent-cli -- "$mib" "$runs"
 
 B=$PL_BUILD_DIR
 dir=$(mktemp -d /tmp/pl-bench-usernet.XXXXXX)

@@ -25,8 +25,9 @@ packages=(
   # container networking: bridges and taps (iproute2), NAT and published ports
   # (libnftables; nft for operators), user-mode networking measured against passt
   iproute2 nftables libnftables-dev passt
-  # tests and benchmarks (python3: the socket client of scripts/bench-usernet.sh)
-  libcmocka-dev hyperfine procps python3
+  # tests and benchmarks (python3: the socket clients of scripts/bench-usernet.sh and bench-net.sh;
+  # curl and jq: the networking e2e test and bench-net.sh in their namespace)
+  libcmocka-dev hyperfine procps python3 curl jq
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -120,6 +120,18 @@ Netlink *netlink_close(Netlink *nl) {
         return NULL;
 }
 
+/* NLMSG_OK and NLMSG_NEXT with an unsigned length: the macros compare the
+ * header's __u32 length with a signed int, which -Wsign-compare rejects. */
+static bool nl_msg_ok(const struct nlmsghdr *m, size_t len) {
+        return len >= sizeof(*m) && m->nlmsg_len >= sizeof(*m) && m->nlmsg_len <= len;
+}
+
+static const struct nlmsghdr *nl_msg_next(const struct nlmsghdr *m, size_t *len) {
+        size_t step = NLMSG_ALIGN(m->nlmsg_len);
+        *len = step < *len ? *len - step : 0;
+        return (const struct nlmsghdr *) ((const uint8_t *) m + step);
+}
+
 static int nl_send(Netlink *nl, NlReq *r) {
         r->h.nlmsg_seq = ++nl->seq;
         struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
@@ -195,9 +207,9 @@ static int nl_transact(Netlink *nl, NlReq *r, NlEach each, void *userdata, Error
                 k = nl_recv(nl, &n);
                 if (k < 0)
                         return error_set_errno(err, -k, "%s: receive", what);
-                int len = (int) n;
-                for (const struct nlmsghdr *m = (const struct nlmsghdr *) nl->buf; NLMSG_OK(m, len);
-                     m = NLMSG_NEXT(m, len)) {
+                size_t len = n;
+                for (const struct nlmsghdr *m = (const struct nlmsghdr *) nl->buf; nl_msg_ok(m, len);
+                     m = nl_msg_next(m, &len)) {
                         if (m->nlmsg_seq != nl->seq)
                                 continue;
                         if (m->nlmsg_type == NLMSG_ERROR) {

@@ -9,6 +9,7 @@ struct Api {
         ContainerHost *host;
         Store *store;
         RegistryClient *registry;
+        NetworkHost *network;   /* NULL: the networks calls answer 400 */
         VolumeStore *volumes;
         char *version;
         char *trust_path;        /* <state>/tls/trust; edits under lock */
@@ -79,6 +80,11 @@ int api_handles_labels(Api *a, HttpRequest *req, char **p, HttpResponse *resp, E
 int api_handles_state(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_archive(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_commit(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_handles_network(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_networks_create(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_networks_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_networks_inspect(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
+int api_networks_remove(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_handles_mounts(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_volumes_create(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);
 int api_volumes_list(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);

@@ -69,7 +69,12 @@ static const Route routes[] = {
         {"PUT", "/handles/{}/state", HTTP_BODY_JSON, api_handles_state},
         {"PUT", "/handles/{}/archive", HTTP_BODY_STREAM, api_handles_archive},
         {"PUT", "/handles/{}/mounts", HTTP_BODY_JSON, api_handles_mounts},
+        {"PUT", "/handles/{}/network", HTTP_BODY_JSON, api_handles_network},
         {"POST", "/handles/{}/commit", HTTP_BODY_NONE, api_handles_commit},
+        {"POST", "/networks", HTTP_BODY_JSON, api_networks_create},
+        {"GET", "/networks", HTTP_BODY_NONE, api_networks_list},
+        {"GET", "/networks/{}", HTTP_BODY_NONE, api_networks_inspect},
+        {"DELETE", "/networks/{}", HTTP_BODY_NONE, api_networks_remove},
 };
 
 static ApiRouteInfo route_infos[ELEMENTSOF(routes)];
@@ -97,7 +102,10 @@ unsigned api_status_of_errno(int r) {
         case ESTALE:
         case EBUSY:
         case EBADFD:
+        case EADDRINUSE: /* a published host port is taken */
                 return 409;
+        case ENOSPC:     /* no address left in a network's subnet */
+                return 507;
         case EFBIG:
                 return 413;
         case EPERM:
@@ -369,6 +377,7 @@ int api_new(const ApiConfig *cfg, Api **ret, Error **err) {
         a->host = cfg->host;
         a->store = cfg->store;
         a->registry = cfg->registry;
+        a->network = cfg->network;
         a->volumes = cfg->volumes;
         pthread_mutex_init(&a->lock, NULL);
         pthread_cond_init(&a->streams_done, NULL);

@@ -26,6 +26,7 @@ typedef struct ApiConfig {
         ContainerHost *host;     /* borrowed */
         Store *store;            /* borrowed */
         RegistryClient *registry;/* borrowed */
+        NetworkHost *network;    /* borrowed; NULL: no networks */
         VolumeStore *volumes;    /* borrowed */
         const char *version;     /* "0.1.0" */
         const char *trust_path;  /* the TLS listener's trust list (Unix-socket-only calls) */

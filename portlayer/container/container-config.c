@@ -23,6 +23,8 @@ typedef enum FieldKind {
         FIELD_LABELS,
         FIELD_INT,
         FIELD_SIGNAL,
+        FIELD_NETWORK,
+        FIELD_PORTS,
         FIELD_MOUNTS,
 } FieldKind;
 
@@ -43,6 +45,8 @@ static const Field fields[] = {
         {"labels", FIELD_LABELS},
         {"stop_signal", FIELD_SIGNAL},
         {"stop_timeout_s", FIELD_INT, 0, 3600},
+        {"network", FIELD_NETWORK},
+        {"ports", FIELD_PORTS},
         {"mounts", FIELD_MOUNTS},
 };
 
@@ -124,6 +128,12 @@ static int check_field(const Field *f, const json_t *v, Error **err) {
                 if (check_string(f->name, v, err) < 0 || container_signal_from_string(json_string_value(v)) < 0)
                         return error_set(err, EINVAL, "%s: not a signal name or number", f->name);
                 return 0;
+        case FIELD_NETWORK:
+                if (!json_is_string(v))
+                        return error_set(err, EINVAL, "network: must be a string");
+                return network_name_validate(json_string_value(v), err);
+        case FIELD_PORTS:
+                return network_ports_parse(v, NULL, NULL, err);
         case FIELD_MOUNTS:
                 return container_mounts_check(v, err);
         }

@@ -456,7 +456,12 @@ static int commit_existing(ContainerHost *h, Container *c, Handle *hd, Error **e
                 container_mounts_release(h, c->id, c->config, c->started_config, hd->config);
                 return r;
         }
-        r = commit_state(h, c, hd->target, err);
+        r = container_network_commit(h, c, hd->config, err);
+        bool network_changed = r >= 0;
+        if (r >= 0)
+                r = commit_state(h, c, hd->target, err);
+        if (r < 0 && network_changed) /* back to the old address and ports */
+                (void) container_network_commit(h, c, old_config, NULL);
         if (r < 0) {
                 /* Nothing of the change stays: the old configuration,
                  * generation and copy-ins come back, the error is kept for
@@ -489,9 +494,11 @@ int container_host_commit(ContainerHost *h, const char *handle, json_t **ret, Er
                 r = commit_new(h, hd, &c, err);
                 if (r >= 0) {
                         pthread_mutex_lock(&c->op);
-                        r = commit_state(h, c, hd->target, err);
+                        r = container_network_commit(h, c, hd->config, err);
+                        if (r >= 0)
+                                r = commit_state(h, c, hd->target, err);
                         pthread_mutex_unlock(&c->op);
-                        if (r < 0) /* a new container whose start failed does not exist */
+                        if (r < 0) /* a new container whose network or start failed does not exist */
                                 (void) container_host_destroy(h, c->id, true, NULL);
                 }
         } else if (!c)
@@ -533,6 +540,7 @@ int container_host_destroy(ContainerHost *h, const char *ref, bool force, Error 
                 container_set_state_locked(h, c, CONTAINER_REMOVING);
                 pthread_mutex_unlock(&h->lock);
                 (void) vm_driver_destroy(h->driver, c->domain, NULL);
+                container_network_release(h, c);
                 _cleanup_error_ Error *e = NULL;
                 if (store_container_disk_remove(h->store, c->disk, &e) < 0 && e->code != ENOENT)
                         log_warning("container %s: %s", c->name, error_text(e));

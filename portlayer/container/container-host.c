@@ -99,6 +99,7 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
         pthread_mutex_init(&h->metrics.memory_lock, NULL);
         h->driver = cfg->driver;
         h->store = cfg->store;
+        h->network = cfg->network;
         h->volumes = cfg->volumes;
         h->accel = cfg->accel;
         h->boot_timeout_ms = cfg->boot_timeout_ms > 0 ? cfg->boot_timeout_ms : 60000;
@@ -127,6 +128,8 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
                 r = container_host_recover(h, err);
         if (r >= 0)
                 r = container_mounts_recover(h, err);
+        if (r >= 0)
+                container_network_recover(h);
         if (r < 0) {
                 container_host_free(h);
                 return r;
@@ -193,6 +196,23 @@ Container *container_find_locked(ContainerHost *h, const char *ref) {
                 }
         }
         return found ? container_ref(found) : NULL;
+}
+
+Container **container_host_snapshot(ContainerHost *h, size_t *ret_n) {
+        pthread_mutex_lock(&h->lock);
+        size_t n = h->n_containers;
+        Container **list = calloc(n + 1, sizeof(*list));
+        for (size_t i = 0; list && i < n; i++)
+                list[i] = container_ref(h->containers[i]);
+        pthread_mutex_unlock(&h->lock);
+        *ret_n = list ? n : 0;
+        return list;
+}
+
+void container_list_unref(Container **list, size_t n) {
+        for (size_t i = 0; list && i < n; i++)
+                container_unref(list[i]);
+        free(list);
 }
 
 int container_find(ContainerHost *h, const char *ref, Container **ret, Error **err) {
@@ -275,6 +295,8 @@ static json_t *container_render(ContainerHost *h, Container *c) {
                 rt->refs++;
         }
         pthread_mutex_unlock(&h->lock);
+        if (j)
+                container_network_json(h, c->id, json_object_get(j, "config"), j);
         json_t *procs = json_array();
         AgentProcessInfo *p = NULL;
         size_t n = 0;

@@ -78,6 +78,7 @@ struct ContainerHost {
         Store *store;
         struct UidPool *uids;   /* NULL: QEMU runs as root (--allow-root-qemu) */
         char *qemu_user;        /* GET /version's "qemu_user" */
+        NetworkHost *network;   /* or NULL: no NICs */
         VolumeStore *volumes;   /* NULL: volume mounts are refused */
 
         pthread_mutex_t lock;
@@ -144,6 +145,12 @@ void container_host_remove_orphans(ContainerHost *h);
  * reference, marks it removed). Caller holds lock. */
 int container_host_add_locked(ContainerHost *h, Container *c);
 void container_host_forget_locked(ContainerHost *h, Container *c);
+
+/* A new reference to every container (a snapshot to walk without the lock),
+ * *ret_n of them; NULL when out of memory. Release with
+ * container_list_unref(). */
+Container **container_host_snapshot(ContainerHost *h, size_t *ret_n);
+void container_list_unref(Container **list, size_t n);
 
 /* Finds by id, unique id prefix (>= 12 hex) or name; a new reference.
  * Caller holds lock. */
@@ -268,6 +275,47 @@ void container_mounts_clear(ContainerMounts *cm);
 json_t *container_mounts_to_json(const json_t *config);
 /* After the records loaded: the volumes' users made to match them. */
 int container_mounts_recover(ContainerHost *h, Error **err);
+
+/* --- container-network.c --- */
+
+/* config's "network", or "default". */
+const char *container_network_name(const json_t *config);
+/* User mode: c's ports forwarded to its running VM (again). */
+int container_network_forwards_add(ContainerHost *h, Container *c, Error **err);
+
+/* Takes (or keeps) the address of c's network and publishes its ports as
+ * config says ("network", default "default"; "none" releases). Caller holds
+ * c->op. -ENOENT unknown network, -EADDRINUSE a port taken, -EBUSY moving a
+ * running container to another network. */
+int container_network_commit(ContainerHost *h, Container *c, const json_t *config, Error **err);
+/* Releases c's address and ports (destroy). */
+void container_network_release(ContainerHost *h, Container *c);
+/* c's NIC for its next boot: 1 and *ret filled (strings in *lease and tap),
+ * or 0 when it has none. */
+int container_network_nic(ContainerHost *h, Container *c, NetworkLease *lease, char tap[NETWORK_IFNAME_MAX + 1],
+                          VmNic *ret);
+
+/* --- container-network-guest.c --- */
+
+/* c's interface for the agent's setup: 1 and *ret filled (strings in *lease
+ * and cidr), or 0 when it has no NIC. */
+int container_network_interface(ContainerHost *h, Container *c, NetworkLease *lease, char cidr[24],
+                                AgentInterface *ret);
+/* After the setup request, before the copy-ins and the main process: the
+ * guest's /etc files (hostname, hosts with the running peers, resolv.conf)
+ * unless a mount provides them. 0 for a container without a NIC. */
+int container_network_etc(ContainerHost *h, Container *c, Runtime *rt, Error **err);
+/* Container id started (or, leaving, stops: it is left out even while its
+ * state still says running): rewrite the /etc/hosts of the running
+ * containers of its network (best effort, logged; none while the host
+ * closes). Lock not held. */
+void container_network_peers_changed(ContainerHost *h, const char *id, bool leaving);
+/* Adds "network", "ip_address", "mac_address", "ports" of container id
+ * (whose configuration is config) to inspect's j. Lock not held. */
+void container_network_json(ContainerHost *h, const char *id, const json_t *config, json_t *j);
+/* At open, after recovery: leases of containers that are gone, taps of VMs
+ * that are gone, forwards of running user-mode containers again. */
+void container_network_recover(ContainerHost *h);
 
 /* --- container-recover.c --- */
 

@@ -178,19 +178,13 @@ static void recover_one(ContainerHost *h, Container *c) {
 }
 
 int container_host_recover(ContainerHost *h, Error **err) {
-        pthread_mutex_lock(&h->lock);
-        size_t n = h->n_containers;
-        Container **list = calloc(n ? n : 1, sizeof(*list));
-        for (size_t i = 0; list && i < n; i++)
-                list[i] = container_ref(h->containers[i]);
-        pthread_mutex_unlock(&h->lock);
+        size_t n = 0;
+        Container **list = container_host_snapshot(h, &n);
         if (!list)
                 return error_oom(err);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++)
                 recover_one(h, list[i]);
-                container_unref(list[i]);
-        }
-        free(list);
+        container_list_unref(list, n);
         container_host_remove_orphans(h);
         /* last: an orphan's uid goes once its VM and files are gone */
         container_owner_reconcile(h);

@@ -116,6 +116,13 @@ static int start_guest(ContainerHost *h, Container *c, const ContainerMounts *cm
                 .extra_disks = cm->disks, .n_extra_disks = cm->n_disks, .filesystems = cm->filesystems,
                 .n_filesystems = cm->n_filesystems,
         };
+        NetworkLease lease;
+        char tap[NETWORK_IFNAME_MAX + 1];
+        VmNic nic;
+        if (container_network_nic(h, c, &lease, tap, &nic) > 0) {
+                gc.nics = &nic;
+                gc.n_nics = 1;
+        }
         /* A domain left defined by an earlier run of this container goes. */
         (void) vm_driver_destroy(h->driver, c->domain, NULL);
         return guest_start(h->driver, &gc, ret, err);
@@ -123,10 +130,17 @@ static int start_guest(ContainerHost *h, Container *c, const ContainerMounts *cm
 
 /* Once per boot, before anything runs in the guest: the agent mounts the
  * volumes and bind mounts in order. */
-static int start_setup(ContainerHost *h, Runtime *rt, const ContainerMounts *cm, Error **err) {
-        if (cm->n_mounts == 0)
+/* Once per boot, before anything runs in the guest: the agent configures
+ * the container's NIC (container-network-guest.c) and mounts the volumes
+ * and bind mounts in order, in one request. */
+static int start_setup(ContainerHost *h, Container *c, Runtime *rt, const ContainerMounts *cm, Error **err) {
+        NetworkLease lease;
+        char cidr[24];
+        AgentInterface ifc;
+        size_t n_ifs = container_network_interface(h, c, &lease, cidr, &ifc) > 0 ? 1 : 0;
+        if (cm->n_mounts == 0 && n_ifs == 0)
                 return 0;
-        int r = agent_client_setup(rt->guest->agent, NULL, 0, cm->mounts, cm->n_mounts, AGENT_RPC_MS, err);
+        int r = agent_client_setup(rt->guest->agent, &ifc, n_ifs, cm->mounts, cm->n_mounts, AGENT_RPC_MS, err);
         return r < 0 ? error_prefix(err, "set up the guest") : 0;
 }
 
@@ -167,8 +181,12 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
         if (r >= 0)
                 r = start_guest(h, c, &cm, &rt->guest, err);
         if (r >= 0)
-                r = start_setup(h, rt, &cm, err);
+                r = start_setup(h, c, rt, &cm, err);
         container_mounts_clear(&cm);
+        if (r >= 0)
+                r = container_network_etc(h, c, rt, err);
+        if (r >= 0)
+                r = container_network_forwards_add(h, c, err);
         if (r >= 0)
                 r = start_copy_pending(h, c, rt, err);
         if (r >= 0)
@@ -206,7 +224,11 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
         container_metrics_start(h, true, now_usec() - t0);
         log_info("container %s (%.12s) running: VM %s booted in %.2f s", c->name, c->id, c->domain,
                  rt->guest->boot_usec / 1e6);
-        return container_monitor_start(h, c);
+        r = container_monitor_start(h, c);
+        /* After the monitor runs: the main process's output is drained
+         * meanwhile. */
+        container_network_peers_changed(h, c->id, false);
+        return r;
 }
 
 /* Waits (lock held) until the monitor dropped c's runtime or deadline. */
@@ -344,6 +366,9 @@ static void monitor_finish(Monitor *m, int r, const AgentProcessInfo *info, cons
                 (void) container_metrics_agent_result(h, r);
         }
         (void) vm_driver_destroy(h->driver, c->domain, NULL);
+        /* Before the stop is reported: whoever waits for it finds the
+         * peers' /etc/hosts without c. */
+        container_network_peers_changed(h, c->id, true);
 
         pthread_mutex_lock(&h->lock);
         c->exit_code = r >= 0 ? info->exit_code : stopping ? 128 + SIGKILL : CONTAINER_EXIT_UNKNOWN;

@@ -35,6 +35,7 @@
 
 #include "common/base/error.h"
 #include "images/store/store.h"
+#include "portlayer/network/network.h"
 #include "portlayer/vm/vm-driver.h"
 #include "portlayer/volume/volume.h"
 
@@ -86,6 +87,7 @@ typedef struct ContainerHostConfig {
                                   * "virtio-serial" */
         uint64_t log_max_size;   /* bytes of main.log before it is rotated; 0: 16 MiB */
         unsigned log_max_files;  /* rotated files kept (main.log.1 ...); 0: 2; at most 100 */
+        NetworkHost *network;    /* borrowed; outlives the host. NULL: no container gets a NIC */
         /* Each container's QEMU runs as a uid (and gid) of its own from
          * [uid_first, uid_first + uid_count), claimed under <state>/uids
          * (docs/security.md). uid_count 0: as root, which the daemon allows

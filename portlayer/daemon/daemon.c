@@ -1,8 +1,9 @@
 /* daemon.c: portlayerd's configuration and start-up order (see daemon.h).
  *
  * Order: state directory, image store, registry client, guest kernel and
- * initramfs, VM driver (its event thread), container host (loads records and
- * reconciles with the driver's VMs), then the REST socket: the socket exists
+ * initramfs, VM driver (its event thread), networks (bridges and the nft
+ * table of the state on disk), container host (loads records and
+ * reconciles with the driver's VMs and the networks), then the REST socket: the socket exists
  * only once the daemon can answer correctly. Stop goes in reverse. */
 #include "daemon-internal.h"
 
@@ -34,6 +35,7 @@ struct Daemon {
         VolumeStore *volumes;
         RegistryClient *registry;
         VmDriver *driver;
+        NetworkHost *network;
         ContainerHost *host;
         Api *api;
         HttpServer *http;
@@ -45,7 +47,8 @@ struct Daemon {
 const char *const daemon_config_keys[] = {
         "state-dir",  "socket",       "libvirt-uri",         "guest-kernel", "guest-initrd",  "agent",
         "image-store", "accel",       "insecure-registries", "boot-timeout", "transport",     "log-max-size",
-        "log-max-files", "log-level", "tls-listen", "uid-range", "allow-root-qemu", NULL,
+        "log-max-files", "log-level", "tls-listen", "network-mode", "network-subnet", "uid-range",
+        "allow-root-qemu", NULL,
 };
 
 void daemon_config_init(DaemonConfig *c) {
@@ -56,7 +59,8 @@ void daemon_config_init(DaemonConfig *c) {
 void daemon_config_clear(DaemonConfig *c) {
         char **fields[] = {&c->state_dir, &c->socket, &c->libvirt_uri, &c->guest_kernel, &c->guest_initrd,
                            &c->agent, &c->image_store, &c->accel, &c->log_level, &c->insecure_registries,
-                           &c->transport, &c->tls_listen, &c->uid_range};
+                           &c->transport, &c->tls_listen, &c->network_mode, &c->network_subnet,
+                           &c->uid_range};
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
                 *fields[i] = mfree(*fields[i]);
 }
@@ -82,6 +86,7 @@ int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error
                 {"image-store", &c->image_store, true},   {"accel", &c->accel, false},
                 {"log-level", &c->log_level, false},      {"insecure-registries", &c->insecure_registries, false},
                 {"transport", &c->transport, false},      {"tls-listen", &c->tls_listen, false},
+                {"network-mode", &c->network_mode, false}, {"network-subnet", &c->network_subnet, false},
                 {"uid-range", &c->uid_range, false},
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
@@ -94,6 +99,11 @@ int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error
                 if (strcmp(key, "transport") == 0 && strcmp(value, "auto") != 0 && strcmp(value, "vsock") != 0 &&
                     strcmp(value, "virtio-serial") != 0)
                         return error_set(err, EINVAL, "transport: '%s' is not auto, vsock or virtio-serial", value);
+                if (strcmp(key, "network-mode") == 0 && network_mode_from_string(value) < 0)
+                        return error_set(err, EINVAL, "network-mode: '%s' is not bridge or user", value);
+                if (strcmp(key, "network-subnet") == 0 && network_subnet_validate(value, NULL) < 0)
+                        return error_set(err, EINVAL, "network-subnet: '%s' is not an IPv4 subnet (a.b.c.0/8-30)",
+                                         value);
                 if (strcmp(key, "uid-range") == 0 && container_uid_range_parse(value, NULL, NULL) < 0)
                         return error_set(err, EINVAL, "uid-range: '%s' is not FIRST-LAST (65536-2147483646)", value);
                 if (strcmp(key, "log-level") == 0 && log_level_from_string(value) < 0)
@@ -256,7 +266,18 @@ static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *sel
                            on_vm_event, d, err);
         if (r < 0)
                 return error_prefix(err, "VM driver");
+        NetworkHostConfig nc = {
+                .state_dir = cfg->state_dir, .default_subnet = cfg->network_subnet, .manage_host = true,
+                .mode = cfg->network_mode ? (NetworkMode) network_mode_from_string(cfg->network_mode)
+                                          : NETWORK_MODE_BRIDGE,
+        };
+        r = network_host_open(&nc, &d->network, err);
+        if (r < 0) {
+                error_prefix(err, "networks (%s mode)", network_mode_to_string(nc.mode));
+                return r;
+        }
         ContainerHostConfig hc = {
+                .network = d->network,
                 .state_dir = cfg->state_dir, .driver = d->driver, .store = d->store, .volumes = d->volumes,
                 .kernel = kernel,
                 .initrd = initrd, .accel = cfg->accel ? (VmAccel) vm_accel_from_string(cfg->accel) : VM_ACCEL_AUTO,
@@ -312,7 +333,7 @@ int daemon_start(const DaemonConfig *cfg, const char *self_exe, Daemon **ret, Er
                 r = error_oom(err);
         if (r >= 0) {
                 ApiConfig ac = {.host = d->host, .store = d->store, .registry = d->registry, .volumes = d->volumes,
-                                .version = PL_VERSION, .trust_path = trust};
+                                .network = d->network, .version = PL_VERSION, .trust_path = trust};
                 r = api_new(&ac, &d->api, err);
         }
         if (r >= 0) {
@@ -340,6 +361,7 @@ void daemon_stop(Daemon *d) {
         api_free(d->api);
         container_host_free(d->host);
         d->host = NULL;
+        network_host_free(d->network);
         vm_driver_close(d->driver);
         registry_client_free(d->registry);
         store_free(d->store);

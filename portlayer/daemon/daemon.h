@@ -32,6 +32,8 @@ typedef struct DaemonConfig {
         char *insecure_registries; /* comma-separated host:port reached over plain HTTP */
         char *transport;     /* "auto" (NULL), "vsock", "virtio-serial" */
         char *tls_listen;    /* "ADDR:PORT" of the TLS listener; NULL: none */
+        char *network_mode;  /* "bridge" (NULL), "user" */
+        char *network_subnet; /* of the default network when first created; NULL: 10.88.0.0/16 */
         int boot_timeout_s;
         uint64_t log_max_size;   /* a container's main.log is rotated past this (16 MiB) */
         unsigned log_max_files;  /* rotated files kept (2) */

@@ -35,6 +35,8 @@ static void usage(FILE *f) {
               "  --tls-listen ADDR:PORT    also serve remote clients over TLS there (off by default;\n"
               "                            client certificates from <state-dir>/tls/trust)\n"
               "  --log-level LEVEL         error, warning, info (default), debug\n"
+              "  --network-mode MODE       bridge (default: a bridge, taps, nftables; needs root) or user\n"
+              "  --network-subnet CIDR     the default network's subnet when first made (10.88.0.0/16)\n"
               "  --uid-range FIRST-LAST    container VMs' uids, one each (default " DAEMON_DEFAULT_UID_RANGE ")\n"
               "  --allow-root-qemu         run QEMU as root where no uid per container is possible\n"
               "  --help, --version\n",
@@ -57,6 +59,7 @@ static int parse_args(int argc, char **argv, DaemonConfig *cfg) {
                 {"boot-timeout", required_argument, NULL, 0},   {"log-level", required_argument, NULL, 0},
                 {"transport", required_argument, NULL, 0},     {"log-max-size", required_argument, NULL, 0},
                 {"log-max-files", required_argument, NULL, 0},  {"tls-listen", required_argument, NULL, 0},
+                {"network-mode", required_argument, NULL, 0},   {"network-subnet", required_argument, NULL, 0},
                 {"uid-range", required_argument, NULL, 0},      {"allow-root-qemu", no_argument, NULL, 0},
                 {"help", no_argument, NULL, 'h'},               {"version", no_argument, NULL, 'V'},
                 {},

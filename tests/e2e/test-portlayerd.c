@@ -31,6 +31,8 @@
 #include <string.h>
 #include <glob.h>
 #include <grp.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -45,6 +47,7 @@ static struct {
         char dir[64];
         char sock[128];
         pid_t daemon;
+        const char *network_mode; /* --network-mode, NULL: the default (bridge) */
         bool probing; /* a failed connection is an answer (-1), not a failure */
         char unconfined[1024]; /* QEMUs seen running as root, or without their sandbox */
         int qemus_checked;
@@ -121,10 +124,12 @@ static const char *str(json_t *j, const char *key) {
         return s ? s : "";
 }
 
-/* Creates a container from the test image with the given entry point and
- * target state; returns its id (static buffer per call site is the caller's). */
-static long create_run(const char *name, const char *entrypoint_json, const char *state, char id[65],
-                       json_t **ret_commit) {
+/* Creates a container from the test image with the given entry point,
+ * network settings and mounts (PUT /handles/{h}/network and /mounts bodies,
+ * or NULL) and target state; returns the commit's status, its answer in
+ * *ret_commit. */
+static long create_with(const char *name, const char *entrypoint_json, const char *network_json,
+                        const char *mounts_json, const char *state, char id[65], json_t **ret_commit) {
         char body[512];
         json_t *j = NULL;
         snprintf(body, sizeof body, "{\"name\": \"%s\", \"image\": \"localhost/busybox:latest\"}", name);
@@ -133,10 +138,16 @@ static long create_run(const char *name, const char *entrypoint_json, const char
         char handle[64], path[256];
         snprintf(handle, sizeof handle, "%s", str(j, "handle"));
         json_decref(j);
-        if (entrypoint_json) {
-                snprintf(path, sizeof path, "/handles/%s/entrypoint", handle);
-                assert_int_equal(call("PUT", path, entrypoint_json, NULL), 200);
-        }
+        const char *puts[][2] = {{"entrypoint", entrypoint_json}, {"network", network_json}, {"mounts", mounts_json}};
+        for (size_t i = 0; i < sizeof puts / sizeof puts[0]; i++)
+                if (puts[i][1]) {
+                        snprintf(path, sizeof path, "/handles/%s/%s", handle, puts[i][0]);
+                        json_t *e = NULL;
+                        long st = call("PUT", path, puts[i][1], &e);
+                        if (st != 200)
+                                fail_msg("PUT %s: %ld %s", puts[i][0], st, e ? json_dumps(e, 0) : "");
+                        json_decref(e);
+                }
         if (state) {
                 snprintf(path, sizeof path, "/handles/%s/state", handle);
                 snprintf(body, sizeof body, "{\"state\": \"%s\"}", state);
@@ -144,6 +155,11 @@ static long create_run(const char *name, const char *entrypoint_json, const char
         }
         snprintf(path, sizeof path, "/handles/%s/commit", handle);
         return call("POST", path, NULL, ret_commit);
+}
+
+static long create_run(const char *name, const char *entrypoint_json, const char *state, char id[65],
+                       json_t **ret_commit) {
+        return create_with(name, entrypoint_json, NULL, NULL, state, id, ret_commit);
 }
 
 static void set_state(const char *ref, const char *state, long want_status) {
@@ -216,8 +232,10 @@ static void daemon_start(void) {
                 int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
                 dup2(fd, 2);
                 dup2(fd, 1);
-                execl(bin, bin, "--state-dir", W.dir, "--socket", W.sock, "--guest-kernel", kernel,
-                      "--boot-timeout", "120", "--log-level", "debug", (char *) NULL);
+                const char *argv[] = {bin, "--state-dir", W.dir, "--socket", W.sock, "--guest-kernel", kernel,
+                                      "--boot-timeout", "120", "--log-level", "debug",
+                                      W.network_mode ? "--network-mode" : NULL, W.network_mode, NULL};
+                execv(bin, (char **) argv);
                 _exit(127);
         }
         for (int i = 0; i < 600; i++) {
@@ -1271,30 +1289,279 @@ static void test_output_across_restart(void **state) {
         destroy(id);
 }
 
+
+/* --- networking (docs/networking.md) --- */
+
+/* A command's stdout (trailing newline kept) into out; its exit status. */
+static int sh_out(char *out, size_t size, const char *cmd) {
+        char *o = NULL;
+        int r = test_sh_out(&o, NULL, "%s", cmd);
+        snprintf(out, size, "%s", o ? o : "");
+        free(o);
+        return r;
+}
+
+/* A new container on network net publishing ports (JSON or NULL), running
+ * cmd; the commit's status (its answer in *ret when not NULL). */
+static long create_net(const char *name, const char *net, const char *ports, const char *cmd, const char *state,
+                       char id[65], json_t **ret) {
+        char entry[512], network[512];
+        snprintf(entry, sizeof entry, "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"%s\"]}", cmd);
+        snprintf(network, sizeof network, "{\"network\": \"%s\", \"ports\": %s}", net, ports ? ports : "[]");
+        return create_with(name, entry, network, NULL, state, id, ret);
+}
+
+static void expect_message(json_t *j, const char *want) {
+        const char *m = str(j, "message");
+        if (!strstr(m, want))
+                fail_msg("expected a message naming '%s', got '%s'", want, m);
+}
+
+/* Retries cmd until it prints want (a fresh NIC, a DNAT rule: give them a
+ * moment), then asserts. */
+static void expect_sh(const char *cmd, const char *want) {
+        char out[4096] = "";
+        for (int i = 0; i < 50; i++) {
+                if (sh_out(out, sizeof out, cmd) == 0 && strstr(out, want))
+                        return;
+                usleep(200 * 1000);
+        }
+        fail_msg("'%s' printed '%s', not '%s'", cmd, out, want);
+}
+
+static int count_lines(const char *cmd) {
+        char out[8192];
+        (void) sh_out(out, sizeof out, cmd);
+        int n = 0;
+        for (char *p = out; *p; p++)
+                n += *p == '\n';
+        return n;
+}
+
+/* busybox httpd in the namespace on listen, serving <dir>/<sub>/hello
+ * (holding text); its pid, for the caller to end. */
+static pid_t host_httpd(const char *listen, const char *sub, const char *text) {
+        char www[300], cmd[1024];
+        snprintf(www, sizeof www, "%s/%s", W.dir, sub);
+        snprintf(cmd, sizeof cmd, "mkdir -p %s && echo %s > %s/hello", www, text, www);
+        assert_int_equal(run(cmd), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                execl("/bin/busybox", "busybox", "httpd", "-f", "-p", listen, "-h", www, (char *) NULL);
+                _exit(127);
+        }
+        return pid;
+}
+
+#define WEB_CMD "mkdir -p /www && echo web-ok > /www/index.html && exec httpd -f -p 80 -h /www"
+#define SLEEP_CMD "exec sleep 100000"
+
+static void test_networking(void **state) {
+        json_t *j = NULL;
+        char web[65], cli[65], out[4096], cmd[1024];
+
+        /* the default network and its bridge */
+        assert_int_equal(call("GET", "/networks/default", NULL, &j), 200);
+        assert_string_equal(str(j, "subnet"), "10.88.0.0/16");
+        assert_string_equal(str(j, "gateway"), "10.88.0.1");
+        json_decref(j);
+        expect_sh("ip -4 addr show dev plbr0", "10.88.0.1/16");
+
+        /* an HTTP server of the test's own on the gateway address */
+        pid_t httpd = host_httpd("10.88.0.1:18000", "www", "from-the-host");
+
+        /* a web server publishing port 80 on every address and on 127.0.0.1,
+         * and a client */
+        long st = create_net("web", "default",
+                             "[{\"host_port\": 18080, \"container_port\": 80},"
+                             " {\"host_ip\": \"127.0.0.1\", \"host_port\": 18081, \"container_port\": 80}]",
+                             WEB_CMD, "running", web, &j);
+        if (st != 200)
+                fail_msg("web: %ld %s", st, j ? json_dumps(j, 0) : "");
+        const char *web_ip = str(j, "ip_address");
+        char web_addr[16];
+        snprintf(web_addr, sizeof web_addr, "%s", web_ip);
+        assert_memory_equal(str(j, "mac_address"), "0a:70:6c:", 9);
+        assert_string_equal(str(j, "network"), "default");
+        assert_int_equal(json_array_size(json_object_get(j, "ports")), 2);
+        json_decref(j);
+        assert_int_equal(create_net("client", "default", NULL, SLEEP_CMD, "running", cli, NULL), 200);
+
+        /* by address and by name, both ways; hostname is the name */
+        snprintf(cmd, sizeof cmd, "[\"-c\", \"ping -c1 -W5 %s >/dev/null && wget -qO- http://web/\"]", web_addr);
+        assert_int_equal(exec_sync("client", cmd, out, sizeof out), 0);
+        assert_string_equal(out, "web-ok\n");
+        assert_int_equal(exec_sync("web", "[\"-c\", \"ping -c1 -W5 client >/dev/null && hostname\"]", out,
+                                   sizeof out),
+                         0);
+        assert_string_equal(out, "web\n");
+        /* the gateway's HTTP server, through the bridge */
+        assert_int_equal(exec_sync("client", "[\"-c\", \"wget -qO- http://10.88.0.1:18000/hello\"]", out,
+                                   sizeof out),
+                         0);
+        assert_string_equal(out, "from-the-host\n");
+
+        /* published ports from the namespace: loopback, the gateway address */
+        expect_sh("curl -s --max-time 10 http://127.0.0.1:18081/", "web-ok");
+        expect_sh("curl -s --max-time 10 http://10.88.0.1:18080/", "web-ok");
+        expect_sh("curl -s --max-time 10 http://127.0.0.1:18080/", "web-ok");
+
+        /* port conflicts: another container's port, a host socket's */
+        char other[65];
+        st = create_net("other", "default", "[{\"host_ip\": \"127.0.0.1\", \"host_port\": 18080, \"container_port\": 80}]",
+                        SLEEP_CMD, NULL, other, &j);
+        assert_int_equal(st, 409);
+        expect_message(j, "127.0.0.1:18080/tcp");
+        json_decref(j);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(18090), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        assert_int_equal(listen(fd, 1), 0);
+        st = create_net("other", "default", "[{\"host_port\": 18090, \"container_port\": 80}]", SLEEP_CMD, NULL, other,
+                        &j);
+        assert_int_equal(st, 409);
+        expect_message(j, "0.0.0.0:18090/tcp");
+        json_decref(j);
+        close(fd);
+        assert_int_equal(call("GET", "/containers/other", NULL, NULL), 404); /* a failed commit leaves nothing */
+
+        /* address conflicts: a /30 has one address */
+        assert_int_equal(call("POST", "/networks", "{\"name\": \"tiny\", \"subnet\": \"10.99.0.0/30\"}", &j), 201);
+        json_decref(j);
+        assert_int_equal(call("POST", "/networks", "{\"name\": \"dup\", \"subnet\": \"10.99.0.0/24\"}", NULL), 409);
+        char t1[65], t2[65];
+        assert_int_equal(create_net("tiny1", "tiny", NULL, SLEEP_CMD, NULL, t1, &j), 200);
+        assert_string_equal(str(j, "ip_address"), "10.99.0.2");
+        json_decref(j);
+        assert_int_equal(create_net("tiny2", "tiny", NULL, SLEEP_CMD, NULL, t2, &j), 507);
+        expect_message(j, "no free address");
+        json_decref(j);
+        assert_int_equal(call("DELETE", "/networks/tiny", NULL, &j), 409);
+        json_decref(j);
+        assert_int_equal(call("DELETE", "/networks/default", NULL, &j), 409);
+        expect_message(j, "cannot be removed");
+        json_decref(j);
+        destroy(t1);
+        assert_int_equal(call("DELETE", "/networks/tiny", NULL, NULL), 204);
+
+        /* kill -9 with published ports, leftovers of a crash planted: a stale
+         * rule, a tap of no VM, the lease file of a container that is gone */
+        daemon_signal(SIGKILL);
+        assert_int_equal(run("nft add rule ip portlayer prerouting tcp dport 9999 dnat to 10.88.0.99:99"), 0);
+        assert_int_equal(run("ip tuntap add pl0123456789ab mode tap"), 0);
+        snprintf(cmd, sizeof cmd,
+                 "echo '{\"container\": \"%064d\", \"mac\": \"0a:70:6c:00:00:99\"}' > %s/networks/default.leases/10.88.0.99",
+                 9, W.dir);
+        assert_int_equal(run(cmd), 0);
+        daemon_start();
+        expect_sh("curl -s --max-time 10 http://127.0.0.1:18081/", "web-ok");
+        assert_int_equal(exec_sync("client", "[\"-c\", \"wget -qO- http://web/\"]", out, sizeof out), 0);
+        assert_string_equal(out, "web-ok\n");
+        assert_int_equal(count_lines("nft list table ip portlayer | grep 9999"), 0);
+        assert_int_equal(count_lines("nft list table ip portlayer | grep dnat"), 4); /* 2 ports x 2 chains */
+        /* one tap per running container, one lease per container (an
+         * earlier case that failed may have left one of its own) */
+        json_t *all = NULL, *running = NULL;
+        assert_int_equal(call("GET", "/containers", NULL, &all), 200);
+        assert_int_equal(call("GET", "/containers?state=running", NULL, &running), 200);
+        assert_int_equal(count_lines("ip -o link show | grep -E ': pl[0-9a-f]{12}[:@]'"), json_array_size(running));
+        snprintf(cmd, sizeof cmd, "ls %s/networks/default.leases", W.dir);
+        assert_int_equal(count_lines(cmd), json_array_size(all));
+        char planted[300];
+        snprintf(planted, sizeof planted, "%s/networks/default.leases/10.88.0.99", W.dir);
+        assert_false(test_exists(planted));
+        assert_false(test_exists("/sys/class/net/pl0123456789ab"));
+        json_decref(all);
+        json_decref(running);
+
+        /* a file the user copies in stays the user's: a third container
+         * starting rewrites web's /etc/hosts, not client's */
+        snprintf(cmd, sizeof cmd, "mkdir -p %s/etc && echo '10.1.2.3 custom' > %s/etc/hosts && tar -C %s/etc -cf %s/hosts.tar hosts",
+                 W.dir, W.dir, W.dir, W.dir);
+        assert_int_equal(run(cmd), 0);
+        snprintf(cmd, sizeof cmd, "%s/hosts.tar", W.dir);
+        size_t tar_len = 0;
+        char *tar = test_read_file(cmd, &tar_len);
+        assert_non_null(tar);
+        assert_int_equal(http("PUT", "/containers/client/archive?path=/etc", tar, tar_len, NULL, NULL, NULL), 200);
+        free(tar);
+        char third[65];
+        assert_int_equal(create_net("third", "default", NULL, SLEEP_CMD, "running", third, NULL), 200);
+        assert_int_equal(exec_sync("web", "[\"-c\", \"ping -c1 -W5 third >/dev/null && echo ok\"]", out, sizeof out), 0);
+        assert_int_equal(exec_sync("client", "[\"-c\", \"cat /etc/hosts\"]", out, sizeof out), 0);
+        assert_string_equal(out, "10.1.2.3 custom\n");
+        destroy(third);
+
+        /* stop one: the other's /etc/hosts forgets it; destroy: its lease,
+         * tap and rules go */
+        snprintf(cmd, sizeof cmd, "ls %s/networks/default.leases", W.dir);
+        set_state("client", "stopped", 200);
+        assert_int_equal(exec_sync("web", "[\"-c\", \"grep -c client /etc/hosts || true\"]", out, sizeof out), 0);
+        assert_string_equal(out, "0\n");
+        int leases = count_lines(cmd);
+        destroy(web);
+        destroy(cli);
+        assert_int_equal(count_lines("nft list table ip portlayer | grep dnat"), 0);
+        char tap[64];
+        snprintf(tap, sizeof tap, "/sys/class/net/pl%.12s", web);
+        assert_false(test_exists(tap));
+        snprintf(tap, sizeof tap, "/sys/class/net/pl%.12s", cli);
+        assert_false(test_exists(tap));
+        assert_int_equal(count_lines(cmd), leases - 2);
+        assert_int_not_equal(run("curl -s --max-time 3 http://127.0.0.1:18081/ >/dev/null"), 0);
+
+        kill(httpd, SIGTERM);
+        waitpid(httpd, NULL, 0);
+}
+
+/* The user mode: QEMU's slirp per container, published ports as forwards of
+ * the VM, nothing on the host; forwards again after a kill -9. */
+static void test_user_mode(void **state) {
+        char id[65], out[4096];
+        daemon_signal(SIGTERM);
+        W.network_mode = "user";
+        daemon_start();
+        W.network_mode = NULL;
+        /* the test's HTTP server on the namespace's loopback: slirp's 10.0.2.2 */
+        pid_t httpd = host_httpd("127.0.0.1:18001", "www-user", "via-slirp");
+        json_t *j = NULL;
+        long st = create_net("uweb", "default", "[{\"host_ip\": \"127.0.0.1\", \"host_port\": 18085, \"container_port\": 80}]",
+                             WEB_CMD, "running", id, &j);
+        if (st != 200)
+                fail_msg("uweb: %ld %s", st, j ? json_dumps(j, 0) : "");
+        assert_string_equal(str(j, "ip_address"), "10.0.2.15");
+        json_decref(j);
+        expect_sh("curl -s --max-time 10 http://127.0.0.1:18085/", "web-ok");
+        assert_int_equal(exec_sync("uweb", "[\"-c\", \"wget -qO- http://10.0.2.2:18001/hello\"]", out, sizeof out), 0);
+        assert_string_equal(out, "via-slirp\n");
+        /* a port a forward holds is taken for others too */
+        char other[65];
+        assert_int_equal(create_net("uother", "default", "[{\"host_port\": 18085, \"container_port\": 80}]",
+                                    SLEEP_CMD, "running", other, &j),
+                         409);
+        expect_message(j, "18085/tcp");
+        json_decref(j);
+        daemon_signal(SIGKILL);
+        W.network_mode = "user";
+        daemon_start();
+        W.network_mode = NULL;
+        expect_sh("curl -s --max-time 10 http://127.0.0.1:18085/", "web-ok");
+        destroy(id);
+        assert_int_not_equal(run("curl -s --max-time 3 http://127.0.0.1:18085/ >/dev/null"), 0);
+        kill(httpd, SIGTERM);
+        waitpid(httpd, NULL, 0);
+        daemon_signal(SIGTERM);
+        daemon_start();
+}
+
 /* --- volumes and bind mounts --- */
 
 /* A sleeping container with mounts (a JSON array) committed running: the
  * commit's status; its answer in *ret. */
 static long create_mounted(const char *name, const char *mounts_json, char id[65], json_t **ret) {
-        char body[512], path[256];
-        json_t *j = NULL;
-        snprintf(body, sizeof body, "{\"name\": \"%s\", \"image\": \"localhost/busybox:latest\"}", name);
-        assert_int_equal(call("POST", "/containers", body, &j), 201);
-        snprintf(id, 65, "%s", str(j, "id"));
-        char handle[64];
-        snprintf(handle, sizeof handle, "%s", str(j, "handle"));
-        json_decref(j);
-        snprintf(path, sizeof path, "/handles/%s/entrypoint", handle);
-        assert_int_equal(call("PUT", path, "{\"path\": \"/bin/sleep\", \"args\": [\"100000\"]}", NULL), 200);
-        snprintf(path, sizeof path, "/handles/%s/mounts", handle);
-        long st = call("PUT", path, mounts_json, &j);
-        if (st != 200)
-                fail_msg("PUT mounts: %ld %s", st, j ? json_dumps(j, 0) : "");
-        json_decref(j);
-        snprintf(path, sizeof path, "/handles/%s/state", handle);
-        assert_int_equal(call("PUT", path, "{\"state\": \"running\"}", NULL), 200);
-        snprintf(path, sizeof path, "/handles/%s/commit", handle);
-        return call("POST", path, NULL, ret);
+        return create_with(name, "{\"path\": \"/bin/sleep\", \"args\": [\"100000\"]}", NULL, mounts_json, "running", id,
+                           ret);
 }
 
 static bool message_has(json_t *j, const char *what) {
@@ -1433,7 +1700,12 @@ int main(void) {
                 cmocka_unit_test(test_parallel_and_restart),
                 cmocka_unit_test(test_kill_during_transitions),
                 cmocka_unit_test(test_output_across_restart),
+                cmocka_unit_test(test_networking),
+                cmocka_unit_test(test_user_mode),
                 cmocka_unit_test(test_volumes_and_binds),
         };
+        /* PL_TEST_FILTER=test_networking runs the matching cases only */
+        if (getenv("PL_TEST_FILTER"))
+                cmocka_set_test_filter(getenv("PL_TEST_FILTER"));
         return test_run_group(tests, group_setup, group_teardown);
 }

@@ -58,6 +58,7 @@ typedef struct T {
         VmDriver *d;
         VolumeStore *vs;
         ContainerHost *h;
+        NetworkHost *net;       /* test_network_leases only */
         char image_hex[65];
         pthread_mutex_t ev_lock; /* the events and the host they are forwarded to */
         Event events[512];
@@ -160,7 +161,8 @@ static void host_open_logs(T *t, uint64_t log_max_size, unsigned log_max_files) 
         ContainerHostConfig cfg = {.state_dir = t->state, .driver = t->d, .store = t->store, .volumes = t->vs,
                                    .kernel = "/nonexistent/vmlinuz", .initrd = "/nonexistent/initrd.img",
                                    .accel = VM_ACCEL_TCG, .boot_timeout_ms = 5000,
-                                   .log_max_size = log_max_size, .log_max_files = log_max_files};
+                                   .log_max_size = log_max_size, .log_max_files = log_max_files,
+                                   .network = t->net};
         ContainerHost *h = NULL;
         OK(container_host_open(&cfg, &h, E));
         pthread_mutex_lock(&t->ev_lock);
@@ -228,6 +230,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
         T *t = *state;
         host_close(t);
+        t->net = network_host_free(t->net);
         vm_driver_close(t->d); /* kills the agents that remain */
         store_free(t->store);
         volume_store_free(t->vs);
@@ -1610,6 +1613,82 @@ static void test_log_rotation(void **state) {
         assert_int_equal(tail_lines, 3);
 }
 
+/* Leases and published ports through commits and destroys (plnetwork with
+ * manage_host off: records and rules text, no bridge): an address from the
+ * first commit, a taken port refused with nothing left, "none" without one,
+ * an unknown network, leases of vanished containers released at open. */
+static void network_open(T *t) {
+        NetworkHostConfig nc = {.state_dir = t->state, .mode = NETWORK_MODE_BRIDGE};
+        OK(network_host_open(&nc, &t->net, E));
+}
+
+static char *run_net(T *t, const char *name, const char *fields_json, int want_errno) {
+        char *id = NULL;
+        _cleanup_free_ char *hd = NULL;
+        OK(container_host_create(t->h, name, IMAGE, &id, &hd, E));
+        json_t *f = json_loads(fields_json, 0, NULL);
+        assert_non_null(f);
+        OK(container_handle_update(t->h, hd, f, E));
+        json_decref(f);
+        if (want_errno)
+                FAILS(want_errno, container_host_commit(t->h, hd, NULL, E));
+        else
+                OK(container_host_commit(t->h, hd, NULL, E));
+        return id;
+}
+
+static void test_network_leases(void **state) {
+        T *t = *state;
+        host_close(t);
+        network_open(t);
+        host_open(t);
+        _cleanup_free_ char *a = run_net(t, "a", "{\"ports\": [{\"host_port\": 18181, \"container_port\": 80}]}", 0);
+        json_t *j = inspect(t, "a");
+        assert_string_equal(json_string_value(json_object_get(j, "ip_address")), "10.88.0.2");
+        assert_string_equal(json_string_value(json_object_get(j, "network")), "default");
+        assert_memory_equal(json_string_value(json_object_get(j, "mac_address")), "0a:70:6c:", 9);
+        assert_int_equal(json_array_size(json_object_get(j, "ports")), 1);
+        json_decref(j);
+        _cleanup_free_ char *rules = NULL;
+        OK(network_rules_text(t->net, &rules, E));
+        assert_non_null(strstr(rules, "tcp dport 18181 dnat to 10.88.0.2:80"));
+
+        /* a taken port: the new container does not exist, holds nothing */
+        _cleanup_free_ char *b = run_net(t, "b", "{\"ports\": [{\"host_ip\": \"127.0.0.1\", \"host_port\": 18181, "
+                                                 "\"container_port\": 81}]}", EADDRINUSE);
+        assert_false(exists(t, "b"));
+        json_t *leases = network_leases_json(t->net, "default");
+        assert_int_equal(json_array_size(leases), 1);
+        json_decref(leases);
+        _cleanup_free_ char *c = run_net(t, "c", "{\"network\": \"none\"}", 0);
+        _cleanup_free_ char *ip = str_of(t, "c", "ip_address");
+        assert_string_equal(ip, "");
+        _cleanup_free_ char *d = run_net(t, "d", "{\"network\": \"nope\"}", ENOENT);
+        assert_false(exists(t, "d"));
+        _cleanup_free_ char *e = run_net(t, "e", "{\"network\": \"none\", \"ports\": [{\"host_port\": 18182, "
+                                                 "\"container_port\": 80}]}", EINVAL);
+
+        /* a lease whose container vanished while the daemon was down */
+        host_close(t);
+        t->net = network_host_free(t->net);
+        test_write_file(test_pathf("%s/networks/default.leases/10.88.0.50", t->state),
+                        "{\"container\": \"00000000000000000000000000000000000000000000000000000000000000aa\", "
+                        "\"mac\": \"0a:70:6c:00:00:50\"}");
+        network_open(t);
+        host_open(t);
+        assert_false(test_exists(test_pathf("%s/networks/default.leases/10.88.0.50", t->state)));
+        _cleanup_free_ char *ip_a = str_of(t, "a", "ip_address");
+        assert_string_equal(ip_a, "10.88.0.2");
+
+        /* destroy: the address and the ports go */
+        OK(container_host_destroy(t->h, a, false, E));
+        assert_int_equal(network_lease_find(t->net, a, NULL), -ENOENT);
+        assert_false(test_exists(test_pathf("%s/networks/ports/%s.json", t->state, a)));
+        _cleanup_free_ char *rules2 = NULL;
+        OK(network_rules_text(t->net, &rules2, E));
+        assert_null(strstr(rules2, "dnat"));
+}
+
 int main(void) {
         if (!getenv("PL_AGENT_BIN"))
                 test_program_skip_or_fail("PL_AGENT_BIN, the agent binary (run through ctest)");
@@ -1648,6 +1727,7 @@ int main(void) {
                 CASE(test_gc_and_vms),
                 CASE(test_metrics),
                 CASE(test_uids),
+                CASE(test_network_leases),
         };
         int r = test_run_group(tests, NULL, NULL);
         test_tmpdir_remove(layout_root);
