@@ -219,7 +219,9 @@ static bool is_zombie(int proc_fd, const char *pid) {
         return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
 }
 
-int uid_in_use(const char *proc, uint32_t uid) {
+/* The pid of a live process of proc with effective uid uid, 0 when none,
+ * or a negative errno. */
+static int uid_holder(const char *proc, uint32_t uid) {
         DIR *d = opendir(proc ? proc : "/proc");
         if (!d)
                 return -errno;
@@ -232,10 +234,15 @@ int uid_in_use(const char *proc, uint32_t uid) {
                 /* /proc/<pid> belongs to the process's effective uid; a
                  * zombie holds nothing any more */
                 if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 && st.st_uid == uid && !is_zombie(dirfd(d), de->d_name))
-                        found = 1;
+                        found = atoi(de->d_name);
         }
         closedir(d);
         return found;
+}
+
+int uid_in_use(const char *proc, uint32_t uid) {
+        int r = uid_holder(proc, uid);
+        return r > 0 ? 1 : r;
 }
 
 int uid_pool_release(UidPool *p, uint32_t uid, const char *owner, Error **err) {
@@ -247,8 +254,9 @@ int uid_pool_release(UidPool *p, uint32_t uid, const char *owner, Error **err) {
                 return error_set_errno(err, -r, "read the claim of uid %u", uid);
         if (strcmp(held, owner) != 0)
                 return error_set(err, EPERM, "uid %u is claimed by %.64s, not %.64s", uid, held, owner);
-        if (uid_in_use(NULL, uid) > 0)
-                return error_set(err, EBUSY, "uid %u: a process still runs as it", uid);
+        int holder = uid_holder(NULL, uid);
+        if (holder > 0)
+                return error_set(err, EBUSY, "uid %u: process %d still runs as it", uid, holder);
         snprintf(name, sizeof name, "%u", uid);
         if (unlinkat(p->dir_fd, name, 0) < 0 && errno != ENOENT)
                 return error_set_errno(err, errno, "release uid %u", uid);
