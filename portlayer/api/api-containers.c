@@ -27,7 +27,8 @@ int api_ping(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err
 }
 
 int api_version(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
-        return api_reply_json(resp, 200, json_pack("{s:s, s:s}", "version", a->version, "api", "v1"));
+        return api_reply_json(resp, 200, json_pack("{s:s, s:s, s:s}", "version", a->version, "api", "v1", "qemu_user",
+                                                   container_host_qemu_user(a->host)));
 }
 
 int api_containers_create(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
