@@ -322,7 +322,8 @@ static int handle_update(Api *a, HttpRequest *req, const char *handle, const cha
 
 int api_handles_entrypoint(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
         static const char *const allowed[] = {"path", "args", "env", "workdir", "user", "stop_signal",
-                                              "stop_timeout_s", "tty", "open_stdin", NULL};
+                                              "stop_timeout_s", "tty", "open_stdin", "tty_rows", "tty_cols",
+                                              NULL};
         return handle_update(a, req, p[0], allowed, resp, err);
 }
 

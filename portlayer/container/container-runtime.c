@@ -93,6 +93,14 @@ static int start_main(ContainerHost *h, Container *c, Runtime *rt, Error **err) 
                 .capture_stderr = true, .main = true, .tty = json_is_true(json_object_get(config, "tty")),
                 .open_stdin = json_is_true(json_object_get(config, "open_stdin")), .rows = 24, .cols = 80,
         };
+        /* The terminal's first size: a client that resizes only after the
+         * start would lose the race against a short-lived process. */
+        json_int_t rows = json_integer_value(json_object_get(config, "tty_rows"));
+        json_int_t cols = json_integer_value(json_object_get(config, "tty_cols"));
+        if (rows > 0 && cols > 0) {
+                spec.rows = (uint16_t) rows;
+                spec.cols = (uint16_t) cols;
+        }
         r = agent_client_exec(rt->guest->agent, &spec, &rt->main, AGENT_RPC_MS, err);
         if (r < 0)
                 return error_prefix(err, "start %s", argv[0]);
