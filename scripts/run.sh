@@ -41,7 +41,9 @@ cat <<EOF
   # run a command in it, then remove it
   $c -X POST -d '{"path": "/bin/uname", "args": ["-a"]}' http://pl/containers/demo/exec-sync
   $c -X DELETE 'http://pl/containers/demo?force=1'
-(docs/api.md has every call.) Ctrl-C stops the daemon.
+(docs/api.md has every call.) Or with the docker CLI (docs/docker.md):
+  DOCKER_HOST=unix://$state/docker.sock docker run -it --rm localhost/busybox:latest sh
+Ctrl-C stops the daemon.
 
 EOF
 exec "$B/portlayerd" --state-dir "$state" --socket "$sock" --guest-kernel "$kdir/vmlinuz"

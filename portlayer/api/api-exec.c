@@ -27,7 +27,7 @@
 typedef struct ExecSession {
         Api *api;
         ContainerExec *e;
-        bool open_stdin;
+        ApiExecStreams o;
         int fd;
         pthread_mutex_t write_lock; /* frames of two streams never interleave */
         bool client_gone;
@@ -52,10 +52,7 @@ typedef struct Pump {
 } Pump;
 
 static bool session_over(ExecSession *s) {
-        pthread_mutex_lock(&s->api->lock);
-        bool stopping = s->api->stopping;
-        pthread_mutex_unlock(&s->api->lock);
-        return stopping || fd_peer_gone(s->fd);
+        return api_stopping(s->api) || fd_peer_gone(s->fd);
 }
 
 /* Output of one stream to the client until EOF, or until the client left
@@ -68,6 +65,9 @@ static void *pump_out(void *arg) {
                 ssize_t n = container_exec_read(p->s->e, p->stream, buf, sizeof buf, 500, NULL);
                 if (n == -ETIMEDOUT && !session_over(p->s))
                         continue;
+                bool drop = p->stream == 1 ? p->s->o.no_stdout : p->s->o.no_stderr;
+                if (n > 0 && drop)
+                        continue;
                 if (n <= 0 || send_frame(p->s, p->stream, buf, (size_t) n) < 0) {
                         if (n != 0)
                                 p->s->client_gone = true;
@@ -75,30 +75,6 @@ static void *pump_out(void *arg) {
                 }
         }
         return NULL;
-}
-
-static void sessions_add(ExecSession *s) {
-        Api *a = s->api;
-        pthread_mutex_lock(&a->lock);
-        int *n = realloc(a->session_fds, (a->n_session_fds + 1) * sizeof(int));
-        if (n) {
-                a->session_fds = n;
-                a->session_fds[a->n_session_fds++] = s->fd;
-        }
-        if (a->stopping)
-                (void) shutdown(s->fd, SHUT_RDWR);
-        pthread_mutex_unlock(&a->lock);
-}
-
-static void sessions_remove(ExecSession *s) {
-        Api *a = s->api;
-        pthread_mutex_lock(&a->lock);
-        for (size_t i = 0; i < a->n_session_fds; i++)
-                if (a->session_fds[i] == s->fd) {
-                        a->session_fds[i] = a->session_fds[--a->n_session_fds];
-                        break;
-                }
-        pthread_mutex_unlock(&a->lock);
 }
 
 /* The client's bytes to stdin until it half-closes (or leaves). */
@@ -121,10 +97,10 @@ static void exec_session(void *arg, int fd, const char *extra, size_t extra_len)
         s->fd = fd;
         /* microhttpd's sockets are non-blocking; the pumps block. */
         (void) fd_set_nonblock(fd, false);
-        sessions_add(s);
+        api_session_add(s->api, fd);
         pthread_t in, err_thread;
         bool have_in = false, have_err = false;
-        if (s->open_stdin) {
+        if (s->o.open_stdin) {
                 if (extra_len > 0)
                         (void) container_exec_write(s->e, extra, extra_len, NULL);
                 have_in = pthread_create(&in, NULL, pump_in, s) == 0;
@@ -136,7 +112,10 @@ static void exec_session(void *arg, int fd, const char *extra, size_t extra_len)
         if (have_err)
                 pthread_join(err_thread, NULL);
         int code = -1;
-        if (!s->client_gone && container_exec_wait(s->e, -1, &code, NULL) >= 0 && !container_exec_tty(s->e)) {
+        /* the exit is recorded before the connection ends (a Docker client
+         * asks for it right after) */
+        if (!s->client_gone && container_exec_wait(s->e, -1, &code, NULL) >= 0 && s->o.exit_frame &&
+            !container_exec_tty(s->e)) {
                 char msg[64];
                 int len = snprintf(msg, sizeof msg, "{\"exit_code\": %d}\n", code);
                 (void) send_frame(s, 3, msg, (size_t) len);
@@ -145,7 +124,7 @@ static void exec_session(void *arg, int fd, const char *extra, size_t extra_len)
         (void) shutdown(fd, SHUT_RDWR);
         if (have_in)
                 pthread_join(in, NULL);
-        sessions_remove(s);
+        api_session_remove(s->api, fd);
 }
 
 static void exec_session_free(void *arg) {
@@ -186,20 +165,26 @@ int api_containers_exec(Api *a, HttpRequest *req, char **p, HttpResponse *resp, 
                 .open_stdin = json_is_true(in), .rows = (uint16_t) json_integer_value(rows),
                 .cols = (uint16_t) json_integer_value(cols),
         };
-        ExecSession *s = calloc(1, sizeof(*s));
-        if (!s)
-                return error_oom(err);
-        s->open_stdin = spec.open_stdin;
-        s->api = a;
-        pthread_mutex_init(&s->write_lock, NULL);
-        r = container_host_exec_start(a->host, p[0], &spec, &s->e, err);
-        if (r < 0) {
-                pthread_mutex_destroy(&s->write_lock);
-                free(s);
+        ContainerExec *e = NULL;
+        r = container_host_exec_start(a->host, p[0], &spec, &e, err);
+        if (r < 0)
                 return r;
-        }
         resp->header_name = strdup("X-Portlayer-Exec-Id");
-        resp->header_value = strdup(container_exec_id(s->e));
+        resp->header_value = strdup(container_exec_id(e));
+        ApiExecStreams o = {.open_stdin = spec.open_stdin, .exit_frame = true};
+        return api_exec_upgrade(a, e, &o, resp, err);
+}
+
+int api_exec_upgrade(Api *a, ContainerExec *e, const ApiExecStreams *o, HttpResponse *resp, Error **err) {
+        ExecSession *s = calloc(1, sizeof(*s));
+        if (!s) {
+                container_exec_unref(e);
+                return error_oom(err);
+        }
+        s->api = a;
+        s->e = e;
+        s->o = *o;
+        pthread_mutex_init(&s->write_lock, NULL);
         resp->upgrade = exec_session;
         resp->upgrade_free = exec_session_free;
         resp->upgrade_arg = s;

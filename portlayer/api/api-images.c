@@ -27,14 +27,21 @@
 typedef struct Pull {
         Api *api;
         char *reference;
+        const ApiPullRender *render;
         int fd;
         pthread_mutex_t lock;
         uint64_t last_usec;
 } Pull;
 
-/* One JSON line into the pipe (short lines: one atomic write). */
-static void pull_line(Pull *pl, json_t *j) {
-        (void) json_write_line(pl->fd, j);
+/* Lines into the pipe (short lines: one atomic write each); j taken, NULL
+ * writes nothing, an array writes each element. */
+static void pull_lines(Pull *pl, json_t *j) {
+        if (json_is_array(j)) {
+                size_t i;
+                json_t *line;
+                json_array_foreach(j, i, line)(void) json_write_line(pl->fd, line);
+        } else if (j)
+                (void) json_write_line(pl->fd, j);
         json_decref(j);
 }
 
@@ -47,36 +54,30 @@ static void pull_progress(const char *digest, uint64_t done, uint64_t total, voi
                 pl->last_usec = now;
         pthread_mutex_unlock(&pl->lock);
         if (emit)
-                pull_line(pl, json_pack("{s:s, s:s, s:I, s:I}", "status", done == total ? "verified" : "downloading",
-                                        "digest", digest, "current", (json_int_t) done, "total", (json_int_t) total));
+                pull_lines(pl, pl->render->progress(digest, done, total));
 }
 
 static void pull_phase(StorePullPhase phase, size_t index, size_t count, const char *digest, void *userdata) {
         Pull *pl = userdata;
-        if (phase == STORE_PULL_PHASE_DISK_LAYER)
-                pull_line(pl, json_pack("{s:s, s:I, s:I, s:s?}", "status", "writing disk", "layer", (json_int_t) index + 1,
-                                        "layers", (json_int_t) count, "digest", digest));
-        else
-                pull_line(pl, json_pack("{s:s}", "status", "committing"));
+        pull_lines(pl, pl->render->phase(phase, index, count, digest));
 }
 
-static int pull_run(Pull *pl, StoreImage **ret, Error **err) {
+static int pull_run(Pull *pl, StoreImage **ret, char **ret_tag, Error **err) {
         _cleanup_oci_ref_ OciRef *ref = NULL;
         _cleanup_image_source_ ImageSource *src = NULL;
-        _cleanup_free_ char *tag = NULL;
         int r = oci_ref_parse(pl->reference, &ref, err);
         if (r >= 0)
                 r = registry_source_new(pl->api->registry, ref, &src, err);
         if (r >= 0 && ref->tag) {
                 OciRef t = *ref;
                 t.digest = NULL;
-                if (oci_ref_to_string(&t, &tag) < 0)
+                if (oci_ref_to_string(&t, ret_tag) < 0)
                         r = error_oom(err);
         }
         if (r < 0)
                 return r;
         StorePullOptions o = {.digest = ref->digest, .progress = pull_progress, .phase = pull_phase, .userdata = pl};
-        return store_pull(pl->api->store, src, tag, &o, ret, err);
+        return store_pull(pl->api->store, src, *ret_tag, &o, ret, err);
 }
 
 static void pull_main(void *arg, int fd) {
@@ -84,13 +85,14 @@ static void pull_main(void *arg, int fd) {
         pl->fd = fd;
         _cleanup_error_ Error *e = NULL;
         _cleanup_store_image_ StoreImage *img = NULL;
-        pull_line(pl, json_pack("{s:s, s:s}", "status", "pulling", "reference", pl->reference));
-        if (pull_run(pl, &img, &e) < 0) {
+        _cleanup_free_ char *tag = NULL;
+        pull_lines(pl, pl->render->start(pl->reference));
+        if (pull_run(pl, &img, &tag, &e) < 0) {
                 log_info("pull %s: %s", pl->reference, error_text(e));
-                pull_line(pl, json_pack("{s:s}", "error", error_text(e)));
+                pull_lines(pl, pl->render->error(error_text(e)));
         } else {
                 log_info("pulled %s: %s", pl->reference, img->id);
-                pull_line(pl, json_pack("{s:s, s:s}", "status", "done", "id", img->id));
+                pull_lines(pl, pl->render->done(pl->reference, tag, img));
         }
 }
 
@@ -101,18 +103,12 @@ static void pull_free(void *arg) {
         free(pl);
 }
 
-int api_images_pull(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
-        static const char *const allowed[] = {"reference", NULL};
-        _cleanup_json_ json_t *body = NULL;
-        int r = api_body(req, allowed, false, &body, err);
-        if (r < 0)
-                return r;
-        const char *reference = json_string_value(json_object_get(body, "reference"));
-        if (!reference)
-                return error_set(err, EINVAL, "\"reference\" (a string) is required");
+int api_pull_stream(Api *a, HttpResponse *resp, const char *content_type, const char *reference,
+                    const ApiPullRender *render, Error **err) {
         /* A malformed reference is the client's error, answered as such. */
         _cleanup_oci_ref_ OciRef *ref = NULL;
-        if ((r = oci_ref_parse(reference, &ref, err)) < 0)
+        int r = oci_ref_parse(reference, &ref, err);
+        if (r < 0)
                 return r;
         Pull *pl = calloc(1, sizeof(*pl));
         if (!pl || !(pl->reference = strdup(reference))) {
@@ -120,8 +116,47 @@ int api_images_pull(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Erro
                 return error_oom(err);
         }
         pl->api = a;
+        pl->render = render;
         pthread_mutex_init(&pl->lock, NULL);
-        return api_stream(a, resp, "application/x-ndjson", pull_main, pl, pull_free, err);
+        return api_stream(a, resp, content_type, pull_main, pl, pull_free, err);
+}
+
+/* The REST API's lines (docs/api.md, "Images"). */
+static json_t *render_start(const char *reference) {
+        return json_pack("{s:s, s:s}", "status", "pulling", "reference", reference);
+}
+
+static json_t *render_progress(const char *digest, uint64_t done, uint64_t total) {
+        return json_pack("{s:s, s:s, s:I, s:I}", "status", done == total ? "verified" : "downloading", "digest", digest,
+                         "current", (json_int_t) done, "total", (json_int_t) total);
+}
+
+static json_t *render_phase(StorePullPhase phase, size_t index, size_t count, const char *digest) {
+        if (phase == STORE_PULL_PHASE_DISK_LAYER)
+                return json_pack("{s:s, s:I, s:I, s:s?}", "status", "writing disk", "layer", (json_int_t) index + 1,
+                                 "layers", (json_int_t) count, "digest", digest);
+        return json_pack("{s:s}", "status", "committing");
+}
+
+static json_t *render_done(const char *reference, const char *tag, const StoreImage *img) {
+        return json_pack("{s:s, s:s}", "status", "done", "id", img->id);
+}
+
+static json_t *render_error(const char *message) {
+        return json_pack("{s:s}", "error", message);
+}
+
+int api_images_pull(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
+        static const char *const allowed[] = {"reference", NULL};
+        static const ApiPullRender render = {render_start, render_progress, render_phase, render_done, render_error};
+        _cleanup_json_ json_t *body = NULL;
+        int r = api_body(req, allowed, false, &body, err);
+        if (r < 0)
+                return r;
+        const char *reference = json_string_value(json_object_get(body, "reference"));
+        if (!reference)
+                return error_set(err, EINVAL, "\"reference\" (a string) is required");
+        return api_pull_stream(a, resp, "application/x-ndjson", reference, &render, err);
 }
 
 static json_t *image_json(const StoreImage *img) {

@@ -29,25 +29,11 @@ struct Api {
  * answers {"message"} with api_status_of_errno()). */
 typedef int (*ApiHandler)(Api *a, HttpRequest *req, char **params, HttpResponse *resp, Error **err);
 
-/* resp = status + JSON of j (taken; NULL gives no body). Returns 0. */
-int api_reply_json(HttpResponse *resp, unsigned status, json_t *j);
 /* The request's JSON body parsed with api_json_parse(). */
 int api_body(HttpRequest *req, const char *const *allowed, bool empty_ok, json_t **ret, Error **err);
 /* A JSON array of strings (or NULL) as a NULL-terminated vector of borrowed
  * strings after first (which may be NULL); free the array only. -EINVAL. */
 int api_strv(const json_t *a, const char *what, const char *first, const char ***ret, Error **err);
-/* A boolean query argument: "1", "true", "yes" (absent: false). */
-bool api_query_bool(HttpRequest *req, const char *name);
-/* An integer query argument in [min, max]; def when absent. -EINVAL. */
-int api_query_int(HttpRequest *req, const char *name, long min, long max, long def, long *ret, Error **err);
-
-/* Streams a response: fn(arg, fd) runs in a thread of its own writing the
- * body into fd (a pipe the server reads to EOF); fd is closed and free_fn(arg)
- * called when fn returns. A reader that goes away makes writes fail (EPIPE),
- * which fn takes as its cue to stop. On failure to start, free_fn(arg) is
- * called and a negative errno returned. */
-int api_stream(Api *a, HttpResponse *resp, const char *content_type, void (*fn)(void *arg, int fd), void *arg,
-               void (*free_fn)(void *arg), Error **err);
 
 /* The handlers (api-containers.c, api-images.c). */
 int api_ping(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err);

@@ -15,73 +15,72 @@
 #include "common/base/parse-util.h"
 #include "common/json/json-util.h"
 
-#define PARAMS_MAX 2
+#define PARAMS_MAX API_ROUTE_PARAMS_MAX
 
 typedef struct Route {
-        const char *method;
-        const char *pattern; /* "{}" matches one segment, a final "{*}" the rest */
+        ApiRouteInfo info; /* first: api_route_find() reads it */
         HttpBody body;
         ApiHandler fn;
 } Route;
 
 static const Route routes[] = {
-        {"GET", "/_ping", HTTP_BODY_NONE, api_ping},
-        {"HEAD", "/_ping", HTTP_BODY_NONE, api_ping},
-        {"GET", "/version", HTTP_BODY_NONE, api_version},
-        {"GET", "/metrics", HTTP_BODY_NONE, api_metrics},
-        {"POST", "/images/pull", HTTP_BODY_JSON, api_images_pull},
-        {"POST", "/images/import", HTTP_BODY_STREAM, api_images_import},
-        {"POST", "/images/gc", HTTP_BODY_NONE, api_images_gc},
-        {"GET", "/images", HTTP_BODY_NONE, api_images_list},
-        {"GET", "/images/{*}", HTTP_BODY_NONE, api_images_inspect},
-        {"DELETE", "/images/{*}", HTTP_BODY_NONE, api_images_remove},
-        {"POST", "/containers", HTTP_BODY_JSON, api_containers_create},
-        {"GET", "/containers", HTTP_BODY_NONE, api_containers_list},
-        {"GET", "/containers/{}", HTTP_BODY_NONE, api_containers_inspect},
-        {"DELETE", "/containers/{}", HTTP_BODY_NONE, api_containers_remove},
-        {"GET", "/containers/{}/handle", HTTP_BODY_NONE, api_containers_handle},
-        {"POST", "/containers/{}/exec-sync", HTTP_BODY_JSON, api_containers_exec_sync},
-        {"POST", "/containers/{}/signal", HTTP_BODY_JSON, api_containers_signal},
-        {"POST", "/containers/{}/wait", HTTP_BODY_NONE, api_containers_wait},
-        {"PUT", "/containers/{}/archive", HTTP_BODY_STREAM, api_containers_archive_put},
-        {"GET", "/containers/{}/archive", HTTP_BODY_NONE, api_containers_archive_get},
-        {"GET", "/containers/{}/logs", HTTP_BODY_NONE, api_containers_logs},
-        {"GET", "/containers/{}/stats", HTTP_BODY_NONE, api_containers_stats},
-        {"GET", "/containers/{}/stat", HTTP_BODY_NONE, api_containers_stat},
-        {"POST", "/containers/{}/exec", HTTP_BODY_JSON, api_containers_exec},
-        {"GET", "/exec/{}", HTTP_BODY_NONE, api_exec_inspect},
-        {"POST", "/exec/{}/resize", HTTP_BODY_NONE, api_exec_resize},
-        {"GET", "/events", HTTP_BODY_NONE, api_events},
-        {"POST", "/volumes", HTTP_BODY_JSON, api_volumes_create},
-        {"GET", "/volumes", HTTP_BODY_NONE, api_volumes_list},
-        {"GET", "/volumes/{}", HTTP_BODY_NONE, api_volumes_inspect},
-        {"DELETE", "/volumes/{}", HTTP_BODY_NONE, api_volumes_remove},
-        {"GET", "/vms", HTTP_BODY_NONE, api_vms_list},
-        {"GET", "/gc", HTTP_BODY_NONE, api_gc_list},
-        {"POST", "/gc", HTTP_BODY_NONE, api_gc_run},
-        {"GET", "/trust", HTTP_BODY_NONE, api_trust_list},
-        {"POST", "/trust", HTTP_BODY_JSON, api_trust_add},
-        {"DELETE", "/trust/{}", HTTP_BODY_NONE, api_trust_remove},
-        {"GET", "/handles/{}", HTTP_BODY_NONE, api_handles_inspect},
-        {"PUT", "/handles/{}/entrypoint", HTTP_BODY_JSON, api_handles_entrypoint},
-        {"PUT", "/handles/{}/limits", HTTP_BODY_JSON, api_handles_limits},
-        {"PUT", "/handles/{}/labels", HTTP_BODY_JSON, api_handles_labels},
-        {"PUT", "/handles/{}/state", HTTP_BODY_JSON, api_handles_state},
-        {"PUT", "/handles/{}/archive", HTTP_BODY_STREAM, api_handles_archive},
-        {"PUT", "/handles/{}/mounts", HTTP_BODY_JSON, api_handles_mounts},
-        {"PUT", "/handles/{}/network", HTTP_BODY_JSON, api_handles_network},
-        {"POST", "/handles/{}/commit", HTTP_BODY_NONE, api_handles_commit},
-        {"POST", "/networks", HTTP_BODY_JSON, api_networks_create},
-        {"GET", "/networks", HTTP_BODY_NONE, api_networks_list},
-        {"GET", "/networks/{}", HTTP_BODY_NONE, api_networks_inspect},
-        {"DELETE", "/networks/{}", HTTP_BODY_NONE, api_networks_remove},
+        {{"GET", "/_ping"}, HTTP_BODY_NONE, api_ping},
+        {{"HEAD", "/_ping"}, HTTP_BODY_NONE, api_ping},
+        {{"GET", "/version"}, HTTP_BODY_NONE, api_version},
+        {{"GET", "/metrics"}, HTTP_BODY_NONE, api_metrics},
+        {{"POST", "/images/pull"}, HTTP_BODY_JSON, api_images_pull},
+        {{"POST", "/images/import"}, HTTP_BODY_STREAM, api_images_import},
+        {{"POST", "/images/gc"}, HTTP_BODY_NONE, api_images_gc},
+        {{"GET", "/images"}, HTTP_BODY_NONE, api_images_list},
+        {{"GET", "/images/{*}"}, HTTP_BODY_NONE, api_images_inspect},
+        {{"DELETE", "/images/{*}"}, HTTP_BODY_NONE, api_images_remove},
+        {{"POST", "/containers"}, HTTP_BODY_JSON, api_containers_create},
+        {{"GET", "/containers"}, HTTP_BODY_NONE, api_containers_list},
+        {{"GET", "/containers/{}"}, HTTP_BODY_NONE, api_containers_inspect},
+        {{"DELETE", "/containers/{}"}, HTTP_BODY_NONE, api_containers_remove},
+        {{"GET", "/containers/{}/handle"}, HTTP_BODY_NONE, api_containers_handle},
+        {{"POST", "/containers/{}/exec-sync"}, HTTP_BODY_JSON, api_containers_exec_sync},
+        {{"POST", "/containers/{}/signal"}, HTTP_BODY_JSON, api_containers_signal},
+        {{"POST", "/containers/{}/wait"}, HTTP_BODY_NONE, api_containers_wait},
+        {{"PUT", "/containers/{}/archive"}, HTTP_BODY_STREAM, api_containers_archive_put},
+        {{"GET", "/containers/{}/archive"}, HTTP_BODY_NONE, api_containers_archive_get},
+        {{"GET", "/containers/{}/logs"}, HTTP_BODY_NONE, api_containers_logs},
+        {{"GET", "/containers/{}/stats"}, HTTP_BODY_NONE, api_containers_stats},
+        {{"GET", "/containers/{}/stat"}, HTTP_BODY_NONE, api_containers_stat},
+        {{"POST", "/containers/{}/exec"}, HTTP_BODY_JSON, api_containers_exec},
+        {{"GET", "/exec/{}"}, HTTP_BODY_NONE, api_exec_inspect},
+        {{"POST", "/exec/{}/resize"}, HTTP_BODY_NONE, api_exec_resize},
+        {{"GET", "/events"}, HTTP_BODY_NONE, api_events},
+        {{"POST", "/volumes"}, HTTP_BODY_JSON, api_volumes_create},
+        {{"GET", "/volumes"}, HTTP_BODY_NONE, api_volumes_list},
+        {{"GET", "/volumes/{}"}, HTTP_BODY_NONE, api_volumes_inspect},
+        {{"DELETE", "/volumes/{}"}, HTTP_BODY_NONE, api_volumes_remove},
+        {{"GET", "/vms"}, HTTP_BODY_NONE, api_vms_list},
+        {{"GET", "/gc"}, HTTP_BODY_NONE, api_gc_list},
+        {{"POST", "/gc"}, HTTP_BODY_NONE, api_gc_run},
+        {{"GET", "/trust"}, HTTP_BODY_NONE, api_trust_list},
+        {{"POST", "/trust"}, HTTP_BODY_JSON, api_trust_add},
+        {{"DELETE", "/trust/{}"}, HTTP_BODY_NONE, api_trust_remove},
+        {{"GET", "/handles/{}"}, HTTP_BODY_NONE, api_handles_inspect},
+        {{"PUT", "/handles/{}/entrypoint"}, HTTP_BODY_JSON, api_handles_entrypoint},
+        {{"PUT", "/handles/{}/limits"}, HTTP_BODY_JSON, api_handles_limits},
+        {{"PUT", "/handles/{}/labels"}, HTTP_BODY_JSON, api_handles_labels},
+        {{"PUT", "/handles/{}/state"}, HTTP_BODY_JSON, api_handles_state},
+        {{"PUT", "/handles/{}/archive"}, HTTP_BODY_STREAM, api_handles_archive},
+        {{"PUT", "/handles/{}/mounts"}, HTTP_BODY_JSON, api_handles_mounts},
+        {{"PUT", "/handles/{}/network"}, HTTP_BODY_JSON, api_handles_network},
+        {{"POST", "/handles/{}/commit"}, HTTP_BODY_NONE, api_handles_commit},
+        {{"POST", "/networks"}, HTTP_BODY_JSON, api_networks_create},
+        {{"GET", "/networks"}, HTTP_BODY_NONE, api_networks_list},
+        {{"GET", "/networks/{}"}, HTTP_BODY_NONE, api_networks_inspect},
+        {{"DELETE", "/networks/{}"}, HTTP_BODY_NONE, api_networks_remove},
 };
 
 static ApiRouteInfo route_infos[ELEMENTSOF(routes)];
 
 const ApiRouteInfo *api_routes(size_t *ret_n) {
         for (size_t i = 0; i < ELEMENTSOF(routes); i++)
-                route_infos[i] = (ApiRouteInfo){routes[i].method, routes[i].pattern};
+                route_infos[i] = routes[i].info;
         *ret_n = ELEMENTSOF(routes);
         return route_infos;
 }
@@ -124,7 +123,7 @@ unsigned api_status_of_errno(int r) {
 
 /* Matches path against pattern; params get malloc'd copies of the {} parts.
  * Returns true on a match. */
-static bool route_match(const char *pattern, const char *path, char **params, size_t *n_params) {
+bool api_route_match(const char *pattern, const char *path, char **params, size_t *n_params) {
         *n_params = 0;
         const char *p = pattern, *s = path;
         while (*p && *s) {
@@ -155,21 +154,29 @@ static void params_free(char **params, size_t n) {
                 free(params[i]);
 }
 
+ssize_t api_route_find(const void *table, size_t n, size_t stride, const char *method, const char *path, char **params,
+                       size_t *n_params, bool *path_known) {
+        *path_known = false;
+        for (size_t i = 0; i < n; i++) {
+                const ApiRouteInfo *r = (const ApiRouteInfo *) ((const char *) table + i * stride);
+                size_t k = 0;
+                bool m = api_route_match(r->pattern, path, params, &k);
+                if (m && strcmp(r->method, method) == 0) {
+                        *n_params = k;
+                        return (ssize_t) i;
+                }
+                params_free(params, k);
+                *path_known |= m;
+        }
+        return -1;
+}
+
 /* The route for method and path; *path_known tells a 405 from a 404. */
 static const Route *route_find(const char *method, const char *path, char **params, size_t *n_params,
                                bool *path_known) {
-        *path_known = false;
-        for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
-                size_t n = 0;
-                bool m = route_match(routes[i].pattern, path, params, &n);
-                if (m && strcmp(routes[i].method, method) == 0) {
-                        *n_params = n;
-                        return &routes[i];
-                }
-                params_free(params, n);
-                *path_known |= m;
-        }
-        return NULL;
+        ssize_t i = api_route_find(routes, ELEMENTSOF(routes), sizeof(Route), method, path, params, n_params,
+                                   path_known);
+        return i < 0 ? NULL : &routes[i];
 }
 
 static HttpBody body_kind(void *app, const char *method, const char *path) {
@@ -393,6 +400,35 @@ void api_shutdown(Api *a) {
         for (size_t i = 0; i < a->n_session_fds; i++)
                 (void) shutdown(a->session_fds[i], SHUT_RDWR);
         pthread_mutex_unlock(&a->lock);
+}
+
+void api_session_add(Api *a, int fd) {
+        pthread_mutex_lock(&a->lock);
+        int *n = realloc(a->session_fds, (a->n_session_fds + 1) * sizeof(int));
+        if (n) {
+                a->session_fds = n;
+                a->session_fds[a->n_session_fds++] = fd;
+        }
+        if (a->stopping)
+                (void) shutdown(fd, SHUT_RDWR);
+        pthread_mutex_unlock(&a->lock);
+}
+
+void api_session_remove(Api *a, int fd) {
+        pthread_mutex_lock(&a->lock);
+        for (size_t i = 0; i < a->n_session_fds; i++)
+                if (a->session_fds[i] == fd) {
+                        a->session_fds[i] = a->session_fds[--a->n_session_fds];
+                        break;
+                }
+        pthread_mutex_unlock(&a->lock);
+}
+
+bool api_stopping(Api *a) {
+        pthread_mutex_lock(&a->lock);
+        bool stopping = a->stopping;
+        pthread_mutex_unlock(&a->lock);
+        return stopping;
 }
 
 Api *api_free(Api *a) {

@@ -68,6 +68,27 @@ int http_request_body_fd(const HttpRequest *req) {
         return req->body_fd;
 }
 
+int http_response_add_header(HttpResponse *resp, const char *name, const char *value) {
+        char *n = NULL;
+        if (asprintf(&n, "%s%s: %s\n", resp->headers ? resp->headers : "", name, value) < 0)
+                return -ENOMEM;
+        free(resp->headers);
+        resp->headers = n;
+        return 0;
+}
+
+/* The lines of http_response_add_header() onto r. */
+static void add_headers(struct MHD_Response *r, char *lines) {
+        char *save = NULL;
+        for (char *l = lines ? strtok_r(lines, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+                char *colon = strstr(l, ": ");
+                if (colon) {
+                        *colon = 0;
+                        (void) MHD_add_response_header(r, l, colon + 2);
+                }
+        }
+}
+
 const char *http_request_peer(const HttpRequest *req) {
         return req->peer;
 }
@@ -161,6 +182,8 @@ static void request_take(HttpRequest *req, const char *data, size_t len) {
                 req->body[req->body_len] = 0;
                 return;
         }
+        case HTTP_BODY_DISCARD:
+                return;
         case HTTP_BODY_STREAM:
                 if ((req->stream_len += len) > HTTP_STREAM_MAX) {
                         req->refuse = 413;
@@ -222,16 +245,19 @@ static enum MHD_Result queue(struct MHD_Connection *conn, HttpResponse *resp) {
                         resp->upgrade_free(resp->upgrade_arg);
                 free(resp->header_name);
                 free(resp->header_value);
+                free(resp->headers);
                 return MHD_NO;
         }
-        if (!resp->upgrade)
+        if (!resp->upgrade || resp->content_type)
                 (void) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                                                resp->content_type ? resp->content_type : "application/json");
         (void) MHD_add_response_header(r, "Server", "portlayerd");
         if (resp->header_name && resp->header_value)
                 (void) MHD_add_response_header(r, resp->header_name, resp->header_value);
+        add_headers(r, resp->headers);
         free(resp->header_name);
         free(resp->header_value);
+        free(resp->headers);
         enum MHD_Result ok = MHD_queue_response(conn, resp->status, r);
         MHD_destroy_response(r);
         return ok;

@@ -29,6 +29,7 @@ typedef enum HttpBody {
         HTTP_BODY_NONE,
         HTTP_BODY_JSON,
         HTTP_BODY_STREAM,
+        HTTP_BODY_DISCARD, /* read and dropped: a call refused whatever it carries */
 } HttpBody;
 
 typedef struct HttpRequest HttpRequest;
@@ -43,6 +44,7 @@ typedef struct HttpResponse {
         int stream_fd;
         const char *content_type;
         char *header_name, *header_value; /* one extra header, both malloc'd, optional */
+        char *headers; /* more: "Name: value\n" lines (http_response_add_header), malloc'd */
         /* An upgrade: the server answers 101 with "Upgrade: tcp", then runs
          * upgrade(upgrade_arg, fd, extra, extra_len) on the connection's
          * thread with the raw socket (extra: bytes the client sent after
@@ -60,6 +62,10 @@ typedef struct HttpApp {
         void (*handle)(void *app, HttpRequest *req, HttpResponse *resp);
         void *app;
 } HttpApp;
+
+/* Adds a header to resp (kept in resp->headers). 0 or -ENOMEM. An upgrade's
+ * 101 carries them too, and its content_type when set. */
+int http_response_add_header(HttpResponse *resp, const char *name, const char *value);
 
 const char *http_request_method(const HttpRequest *req);
 const char *http_request_path(const HttpRequest *req);

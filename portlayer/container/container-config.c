@@ -47,6 +47,10 @@ static const Field fields[] = {
         {"stop_signal", FIELD_SIGNAL},
         {"stop_timeout_s", FIELD_INT, 0, 3600},
         {"cold_start", FIELD_BOOL}, /* boot a VM even when the warm pool has a guest ready */
+        {"tty", FIELD_BOOL},
+        {"open_stdin", FIELD_BOOL},
+        {"tty_rows", FIELD_INT, 1, 65535},
+        {"tty_cols", FIELD_INT, 1, 65535},
         {"network", FIELD_NETWORK},
         {"ports", FIELD_PORTS},
         {"mounts", FIELD_MOUNTS},
@@ -131,9 +135,7 @@ static int check_field(const Field *f, const json_t *v, Error **err) {
                         return error_set(err, EINVAL, "%s: not a signal name or number", f->name);
                 return 0;
         case FIELD_BOOL:
-                if (!json_is_boolean(v))
-                        return error_set(err, EINVAL, "%s: must be true or false", f->name);
-                return 0;
+                return json_is_boolean(v) ? 0 : error_set(err, EINVAL, "%s: must be a boolean", f->name);
         case FIELD_NETWORK:
                 if (!json_is_string(v))
                         return error_set(err, EINVAL, "network: must be a string");

@@ -304,10 +304,19 @@ static int cursor_advance(LogCursor *cur, LogFile *files) {
 }
 
 static int record_emit(int out_fd, const LogRecord *rec, const char *data, const ContainerLogOptions *o) {
-        if (o->raw)
-                return write_all(out_fd, data, rec->len);
         char when[TIME_RFC3339_MAX];
         time_rfc3339_ns(rec->time_ns, when);
+        if (o->raw) {
+                size_t stamp = o->timestamps ? strlen(when) + 1 : 0, len = stamp + rec->len;
+                uint8_t hdr[8] = {rec->stream == 1 ? 1 : 2, 0, 0, 0, (uint8_t) (len >> 24), (uint8_t) (len >> 16),
+                                  (uint8_t) (len >> 8), (uint8_t) len};
+                int r = o->framed ? write_all(out_fd, hdr, sizeof hdr) : 0;
+                if (r >= 0 && stamp) {
+                        when[stamp - 1] = ' ';
+                        r = write_all(out_fd, when, stamp);
+                }
+                return r < 0 ? r : write_all(out_fd, data, rec->len);
+        }
         _cleanup_json_ json_t *j = json_pack("{s:s, s:s, s:o*}", "time", when, "stream",
                                              rec->stream == 1 ? "stdout" : "stderr", "data",
                                              json_bytes(data, rec->len));

@@ -12,6 +12,18 @@
 
 #include "common/base/log.h"
 #include "container-internal.h"
+#include "container-uid.h"
+
+typedef struct Adopt {
+        ContainerHost *h;
+        Container *c;
+        const GuestConfig *gc;
+} Adopt;
+
+static int adopt(void *userdata, const char *pool_name, const VmOwner *owner, Error **err) {
+        Adopt *a = userdata;
+        return container_owner_adopt(a->h, a->c, pool_name, owner, a->gc->extra_disks, a->gc->n_extra_disks, err);
+}
 
 int container_start_from_pool(ContainerHost *h, Container *c, const GuestConfig *gc, Guest **ret) {
         pthread_mutex_lock(&h->lock);
@@ -21,7 +33,11 @@ int container_start_from_pool(ContainerHost *h, Container *c, const GuestConfig 
         int r = 0;
         if (!cold) {
                 _cleanup_error_ Error *e = NULL;
-                r = guest_pool_take(h->pool, gc, ret, &e);
+                Adopt a = {h, c, gc};
+                GuestConfig take = *gc;
+                take.pool_adopt = adopt;
+                take.pool_adopt_data = &a;
+                r = guest_pool_take(h->pool, &take, ret, &e);
                 if (r == -EAGAIN)
                         log_info("container %s (%.12s): a cold start: %s", c->name, c->id, error_text(e));
                 else if (r < 0)
@@ -45,19 +61,35 @@ int container_start_from_pool(ContainerHost *h, Container *c, const GuestConfig 
 }
 
 int container_pool_open(ContainerHost *h, unsigned size, Error **err) {
-        if (size == 0)
-                return 0;
         _cleanup_free_ char *dir = NULL;
         if (asprintf(&dir, "%s/pool", h->state_dir) < 0)
                 return error_oom(err);
+        /* claims of an earlier run's pool guests, listed before this pool claims any */
+        UidClaim *old = NULL;
+        size_t n_old = 0;
+        _cleanup_error_ Error *le = NULL;
+        if (container_owner_pool_claims(h, &old, &n_old, &le) < 0)
+                log_warning("pool: %s", error_text(le));
+        if (size == 0) {
+                guest_pool_clean(h->driver, dir);
+                container_owner_pool_claims_release(h, old, n_old);
+                free(old);
+                return 0;
+        }
         GuestPoolConfig pc = {
                 .dir = dir, .size = size,
+                .owner_claim = h->uids ? container_owner_pool_claim : NULL,
+                .owner_release = h->uids ? container_owner_pool_release : NULL,
+                .owner_data = h,
                 .guest = {.kernel = h->kernel, .initrd = h->initrd, .accel = h->accel,
                           .memory_mib = CONTAINER_MEMORY_MB_DEFAULT, .vcpus = 1,
                           .boot_timeout_ms = h->boot_timeout_ms, .extra_cmdline = h->extra_cmdline,
                           .vsock = strcmp(h->transport, "vsock") == 0},
         };
         int r = guest_pool_new(h->driver, &pc, &h->pool, err);
+        /* guest_pool_new() destroyed the earlier run's pool domains first */
+        container_owner_pool_claims_release(h, old, n_old);
+        free(old);
         if (r < 0)
                 return error_prefix(err, "warm pool");
         log_info("warm pool: keeping %u guests ready in %s", size, dir);

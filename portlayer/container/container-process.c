@@ -126,6 +126,47 @@ int container_host_signal(ContainerHost *h, const char *ref, int sig, bool all, 
         return r;
 }
 
+/* The main process of ref's runtime with a reference held (runtime_unref). */
+static int main_of(ContainerHost *h, const char *ref, Runtime **ret, Error **err) {
+        int r = container_runtime_of(h, ref, ret, err);
+        if (r >= 0 && !(*ret)->main) {
+                runtime_unref(h, *ret);
+                return error_set(err, EBADFD, "container %s: its main process was reattached after a restart: its "
+                                              "stdin and terminal are gone", ref);
+        }
+        return r;
+}
+
+int container_host_main_write(ContainerHost *h, const char *ref, const void *buf, size_t len, Error **err) {
+        Runtime *rt = NULL;
+        int r = main_of(h, ref, &rt, err);
+        if (r < 0)
+                return r;
+        r = agent_process_write_stdin(rt->main, buf, len, 30000, err);
+        runtime_unref(h, rt);
+        return r;
+}
+
+int container_host_main_close_stdin(ContainerHost *h, const char *ref, Error **err) {
+        Runtime *rt = NULL;
+        int r = main_of(h, ref, &rt, err);
+        if (r < 0)
+                return r;
+        r = agent_process_close_stdin(rt->main, err);
+        runtime_unref(h, rt);
+        return r;
+}
+
+int container_host_main_resize(ContainerHost *h, const char *ref, uint16_t rows, uint16_t cols, Error **err) {
+        Runtime *rt = NULL;
+        int r = main_of(h, ref, &rt, err);
+        if (r < 0)
+                return r;
+        r = agent_process_resize(rt->main, rows, cols, err);
+        runtime_unref(h, rt);
+        return r;
+}
+
 static bool is_active(ContainerState s) {
         return s == CONTAINER_STARTING || s == CONTAINER_RUNNING || s == CONTAINER_PAUSED || s == CONTAINER_STOPPING;
 }

@@ -92,7 +92,20 @@ typedef struct ContainerHostConfig {
         unsigned pool_size;      /* warm-pool guests kept ready (docs/templates.md); 0: none, every
                                   * start boots cold */
         NetworkHost *network;    /* borrowed; outlives the host. NULL: no container gets a NIC */
+        /* Each container's QEMU runs as a uid (and gid) of its own from
+         * [uid_first, uid_first + uid_count), claimed under <state>/uids
+         * (docs/security.md). uid_count 0: as root, which the daemon allows
+         * only with --allow-root-qemu. */
+        uint32_t uid_first, uid_count;
+        const char *qemu_user;   /* how that is said (GET /version), or NULL */
 } ContainerHostConfig;
+
+/* "FIRST-LAST" (inclusive, within 65536-2147483646) into first and count
+ * (both optional): 0 or -EINVAL. */
+int container_uid_range_parse(const char *range, uint32_t *ret_first, uint32_t *ret_count);
+/* -EEXIST, naming the account, when a user of /etc/passwd or a group of
+ * /etc/group has an id in [first, first + count). */
+int container_uid_range_check(uint32_t first, uint32_t count, Error **err);
 
 /* Opens the host: loads every record, then reconciles them with the VMs the
  * driver runs (see container-recover.c): a running container whose VM still
@@ -105,6 +118,9 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
  * daemon restart) and frees the host. NULL-safe; returns NULL. */
 ContainerHost *container_host_free(ContainerHost *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ContainerHost *, container_host_free);
+
+/* Who QEMU runs as: ContainerHostConfig.qemu_user, or a summary of it. */
+const char *container_host_qemu_user(ContainerHost *h);
 
 /* Lets the host know a VM changed state (the driver's event callback). */
 void container_host_vm_event(ContainerHost *h, const VmEvent *ev);
@@ -165,6 +181,10 @@ int container_host_inspect(ContainerHost *h, const char *ref, json_t **ret, Erro
 int container_host_list(ContainerHost *h, int state, const char *const *labels, size_t n_labels, json_t **ret,
                         Error **err);
 
+/* Gives the container ref a new name (checked as at create; -EEXIST when
+ * taken); its generation moves, so handles taken before conflict. */
+int container_host_rename(ContainerHost *h, const char *ref, const char *name, Error **err);
+
 /* --- removal --- */
 
 /* Removes the container: record, disk, VM. A running or paused one is
@@ -221,6 +241,14 @@ int container_exec_wait(ContainerExec *e, int timeout_ms, int *ret, Error **err)
 /* {"id", "running", "exit_code", "pid", "tty"} (new reference). */
 json_t *container_exec_to_json(ContainerExec *e);
 
+/* The main process's stdin (a configuration with "open_stdin": true) and
+ * terminal ("tty": true) while it runs: -EBADFD when the container does not
+ * run or its main process was reattached after a daemon restart (whose
+ * stdin is not ours any more), -EINVAL without a terminal for resize. */
+int container_host_main_write(ContainerHost *h, const char *ref, const void *buf, size_t len, Error **err);
+int container_host_main_close_stdin(ContainerHost *h, const char *ref, Error **err);
+int container_host_main_resize(ContainerHost *h, const char *ref, uint16_t rows, uint16_t cols, Error **err);
+
 /* Sends sig to the main process (or, with all, to every process). */
 int container_host_signal(ContainerHost *h, const char *ref, int sig, bool all, Error **err);
 /* Blocks until the container is not running (stopped or removed) or
@@ -234,6 +262,9 @@ typedef struct ContainerLogOptions {
         long tail;         /* the last n records only; -1: all */
         int64_t since_ns;  /* records from then on (Unix ns); 0: all */
         bool raw;          /* the bytes as written, instead of JSON lines */
+        bool framed;       /* with raw: each record in a multiplexed frame (an 8-byte header: stream 1 or
+                            * 2, three zero bytes, a big-endian u32 length), as the exec upgrade sends */
+        bool timestamps;   /* with raw: each record's bytes after its time (RFC 3339, ns) and a space */
 } ContainerLogOptions;
 /* Writes the output kept for ref's main process to out_fd as JSON lines
  * ({"time", "stream", "data"}) or raw bytes, and with follow what comes while

@@ -15,12 +15,16 @@
 
 #define DAEMON_DEFAULT_STATE_DIR "/var/lib/portlayer"
 #define DAEMON_DEFAULT_SOCKET "/run/portlayer/portlayer.sock"
+#define DAEMON_DEFAULT_DOCKER_SOCKET "/run/portlayer/docker.sock"
 #define DAEMON_DEFAULT_CONFIG "/etc/portlayer/portlayerd.conf"
 #define DAEMON_POOL_SIZE_DEFAULT 2
+#define DAEMON_DEFAULT_UID_RANGE "200000-265535" /* container VMs' uids, one each */
+#define DAEMON_SOCKET_GROUP "portlayer"           /* the API socket's group (scripts/setup.sh) */
 
 typedef struct DaemonConfig {
         char *state_dir;
         char *socket;
+        char *docker_socket; /* the Docker API's socket; NULL: docker.sock beside socket, "none": off */
         char *libvirt_uri;   /* NULL: the embedded driver under <state>/libvirt */
         char *guest_kernel;  /* NULL: ${PL_CACHE:-/var/cache/portlayer}/kernel/current/vmlinuz */
         char *guest_initrd;  /* NULL: built from the agent and the kernel's modules */
@@ -38,6 +42,8 @@ typedef struct DaemonConfig {
         unsigned log_max_files;  /* rotated files kept (2) */
         unsigned pool_size;      /* warm-pool guests kept ready (2; docs/templates.md) */
         bool cold_start;         /* no warm pool: every start boots (--cold-start) */
+        char *uid_range;         /* "FIRST-LAST" for container VMs' uids; NULL: DAEMON_DEFAULT_UID_RANGE */
+        bool allow_root_qemu;    /* run QEMU as root where no uid per container is possible */
 } DaemonConfig;
 
 /* Every key daemon_config_set() takes, NULL-terminated. */

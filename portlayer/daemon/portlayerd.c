@@ -21,6 +21,8 @@ static void usage(FILE *f) {
               "  --config FILE             settings file (default " DAEMON_DEFAULT_CONFIG ", if present)\n"
               "  --state-dir DIR           records, disks, VMs (default " DAEMON_DEFAULT_STATE_DIR ")\n"
               "  --socket PATH             the API's Unix socket (default " DAEMON_DEFAULT_SOCKET ")\n"
+              "  --docker-socket PATH      the Docker API's socket (default: docker.sock beside --socket,\n"
+              "                            so " DAEMON_DEFAULT_DOCKER_SOCKET "); none: no Docker API\n"
               "  --libvirt-uri URI         default: the embedded QEMU driver under the state dir\n"
               "  --guest-kernel PATH       default: the kernel scripts/fetch-kernel.sh cached\n"
               "  --guest-initrd PATH       default: built from the agent and the kernel's modules\n"
@@ -39,6 +41,8 @@ static void usage(FILE *f) {
               "  --cold-start              no pre-booted guests: every container start boots its VM\n"
               "  --network-mode MODE       bridge (default: a bridge, taps, nftables; needs root) or user\n"
               "  --network-subnet CIDR     the default network's subnet when first made (10.88.0.0/16)\n"
+              "  --uid-range FIRST-LAST    container VMs' uids, one each (default " DAEMON_DEFAULT_UID_RANGE ")\n"
+              "  --allow-root-qemu         run QEMU as root where no uid per container is possible\n"
               "  --help, --version\n",
               f);
 }
@@ -61,6 +65,8 @@ static int parse_args(int argc, char **argv, DaemonConfig *cfg) {
                 {"log-max-files", required_argument, NULL, 0},  {"tls-listen", required_argument, NULL, 0},
                 {"pool-size", required_argument, NULL, 0},     {"cold-start", no_argument, NULL, 0},
                 {"network-mode", required_argument, NULL, 0},   {"network-subnet", required_argument, NULL, 0},
+                {"docker-socket", required_argument, NULL, 0},
+                {"uid-range", required_argument, NULL, 0},      {"allow-root-qemu", no_argument, NULL, 0},
                 {"help", no_argument, NULL, 'h'},               {"version", no_argument, NULL, 'V'},
                 {},
         };

@@ -34,6 +34,8 @@ typedef struct PoolGuest {
         Guest *guest;
         char *dir; /* its run directory under the pool's */
         char key[POOL_KEY_MAX];
+        VmOwner owner; /* its QEMU's uid while has_owner: claimed for its name */
+        bool has_owner;
 } PoolGuest;
 
 struct GuestPool {
@@ -41,6 +43,9 @@ struct GuestPool {
         char *dir;
         unsigned size;
         GuestConfig base; /* strings owned: kernel, initrd, extra_cmdline */
+        int (*owner_claim)(void *userdata, const char *name, VmOwner *ret, Error **err);
+        void (*owner_release)(void *userdata, const char *name, const VmOwner *owner);
+        void *owner_data;
         pthread_mutex_t lock;
         pthread_cond_t cond;
         pthread_t thread;
@@ -81,9 +86,13 @@ static void pool_key(const GuestConfig *c, char key[POOL_KEY_MAX]) {
         snprintf(key, POOL_KEY_MAX, "t%016" PRIx64, h);
 }
 
-static void pool_guest_destroy(VmDriver *d, PoolGuest *pg) {
+/* Destroys the guest, then (its QEMU gone) gives back its uid. */
+static void pool_guest_destroy(GuestPool *p, PoolGuest *pg) {
         if (pg->guest) {
-                (void) vm_driver_destroy(d, pg->guest->name, NULL);
+                (void) vm_driver_destroy(p->driver, pg->guest->name, NULL);
+                if (pg->has_owner && p->owner_release)
+                        p->owner_release(p->owner_data, pg->guest->name, &pg->owner);
+                pg->has_owner = false;
                 pg->guest = guest_free(pg->guest);
         }
         if (pg->dir)
@@ -108,9 +117,25 @@ static int pool_boot(GuestPool *p, const char *key, PoolGuest *ret, Error **err)
         gc.run_dir = ret->dir;
         gc.hostname = "pool";
         gc.pool_key = key;
-        int r = guest_start(p->driver, &gc, &ret->guest, err);
+        gc.owner = NULL;
+        int r = 0;
+        if (p->owner_claim) {
+                r = p->owner_claim(p->owner_data, name, &ret->owner, err);
+                if (r < 0) {
+                        ret->dir = mfree(ret->dir);
+                        return r;
+                }
+                ret->has_owner = true;
+                gc.owner = &ret->owner;
+        }
+        r = guest_start(p->driver, &gc, &ret->guest, err);
         if (r >= 0 && (r = vm_driver_suspend(p->driver, name, err)) < 0)
-                pool_guest_destroy(p->driver, ret);
+                pool_guest_destroy(p, ret);
+        if (r < 0 && ret->has_owner && p->owner_release) {
+                /* guest_start() destroyed what it created */
+                (void) vm_driver_destroy(p->driver, name, NULL);
+                p->owner_release(p->owner_data, name, &ret->owner);
+        }
         if (r < 0)
                 (void) rm_rf(ret->dir), ret->dir = mfree(ret->dir);
         return r;
@@ -148,7 +173,7 @@ static void *pool_main(void *arg) {
                 log_debug("pool: guest %s ready after %.2f s", pg.guest->name, (now_usec() - t0) / 1e6);
                 if (p->quit || p->n_ready >= GUEST_POOL_MAX) {
                         pthread_mutex_unlock(&p->lock);
-                        pool_guest_destroy(p->driver, &pg);
+                        pool_guest_destroy(p, &pg);
                         pthread_mutex_lock(&p->lock);
                         continue;
                 }
@@ -160,7 +185,7 @@ static void *pool_main(void *arg) {
 }
 
 /* Pool domains and run directories of an earlier run go. */
-static void pool_clean(VmDriver *d, const char *dir) {
+void guest_pool_clean(VmDriver *d, const char *dir) {
         char **names = NULL, **keys = NULL;
         size_t n = 0;
         _cleanup_error_ Error *e = NULL;
@@ -178,8 +203,11 @@ static void pool_clean(VmDriver *d, const char *dir) {
 int guest_pool_new(VmDriver *d, const GuestPoolConfig *c, GuestPool **ret, Error **err) {
         if (!c->dir || c->dir[0] != '/' || c->size < 1 || c->size > GUEST_POOL_MAX)
                 return error_set(err, EINVAL, "pool: needs an absolute directory and a size of 1..%d", GUEST_POOL_MAX);
-        pool_clean(d, c->dir);
-        int r = mkdir_p(c->dir, 0700);
+        guest_pool_clean(d, c->dir);
+        /* 0711: each pool guest's QEMU (its own uid) crosses it to its run directory */
+        int r = mkdir_p(c->dir, 0711);
+        if (r >= 0 && chmod(c->dir, 0711) < 0)
+                r = -errno;
         if (r < 0)
                 return error_set_errno(err, -r, "pool: create %s", c->dir);
         GuestPool *p = calloc(1, sizeof(*p));
@@ -188,6 +216,11 @@ int guest_pool_new(VmDriver *d, const GuestPoolConfig *c, GuestPool **ret, Error
         p->driver = d;
         p->size = c->size;
         p->base = c->guest;
+        p->base.owner = NULL;
+        p->base.pool_adopt = NULL, p->base.pool_adopt_data = NULL;
+        p->owner_claim = c->owner_claim;
+        p->owner_release = c->owner_release;
+        p->owner_data = c->owner_data;
         p->base.nics = NULL, p->base.n_nics = 0;
         p->base.extra_disks = NULL, p->base.n_extra_disks = 0;
         p->base.filesystems = NULL, p->base.n_filesystems = 0;
@@ -225,7 +258,7 @@ GuestPool *guest_pool_free(GuestPool *p) {
                 pthread_join(p->thread, NULL);
         }
         for (unsigned i = 0; i < p->n_ready; i++)
-                pool_guest_destroy(p->driver, &p->ready[i]);
+                pool_guest_destroy(p, &p->ready[i]);
         if (p->dir)
                 (void) rm_rf(p->dir);
         free((char *) p->base.kernel);
@@ -274,7 +307,7 @@ static bool pool_pop(GuestPool *p, const char *key, PoolGuest *ret) {
         for (unsigned i = 0; i < n_stale; i++) {
                 log_info("pool: guest %s is stale (key %s, now %s): destroyed", stale[i].guest->name, stale[i].key,
                          key);
-                pool_guest_destroy(p->driver, &stale[i]);
+                pool_guest_destroy(p, &stale[i]);
         }
         return found;
 }
@@ -327,6 +360,9 @@ int guest_pool_take(GuestPool *p, const GuestConfig *c, Guest **ret, Error **err
         int r = vm_driver_resume(p->driver, g->name, err);
         if (r >= 0)
                 r = vm_driver_adopt(p->driver, g->name, c->container_id ? c->container_id : c->name, err);
+        if (r >= 0 && c->pool_adopt && (r = c->pool_adopt(c->pool_adopt_data, g->name,
+                                                          pg.has_owner ? &pg.owner : NULL, err)) >= 0)
+                pg.has_owner = false; /* the claim is the container's now */
         if (r >= 0)
                 r = pool_move_dir(&pg, c->run_dir, err);
         if (r >= 0)
@@ -336,7 +372,7 @@ int guest_pool_take(GuestPool *p, const GuestConfig *c, Guest **ret, Error **err
         if (r < 0) {
                 _cleanup_free_ char *tail = guest_console_tail(g, 1500);
                 log_warning("pool: guest %s failed to start %s; console:\n%s", g->name, c->name, tail);
-                pool_guest_destroy(p->driver, &pg);
+                pool_guest_destroy(p, &pg);
                 return error_prefix(err, "pool guest for '%s'", c->name);
         }
         g->create_usec = 0;

@@ -41,6 +41,14 @@ typedef struct GuestConfig {
         size_t n_filesystems;
         const char *pool_key;      /* a warm-pool guest (guest-pool.h): no disks, the agent booted
                                     * with pl.pool=1 waits for an activate; VmSpec.pool_key */
+        const VmOwner *owner;      /* QEMU's uid:gid, which gets run_dir (0700) and the console
+                                    * log (0600); NULL: the driver's default user */
+        /* guest_pool_take() only: called with the taken pool guest's owner
+         * (NULL when it has none) and name before its disks are hot-plugged; owner
+         * above is ignored there (the pool guest's QEMU already runs). A
+         * failure ends the take (the guest is destroyed). */
+        int (*pool_adopt)(void *userdata, const char *pool_name, const VmOwner *owner, Error **err);
+        void *pool_adopt_data;
 } GuestConfig;
 
 typedef struct Guest {
@@ -98,6 +106,13 @@ typedef struct GuestPoolConfig {
         unsigned size;     /* guests kept ready, 1..GUEST_POOL_MAX */
         GuestConfig guest; /* the guest each pool VM is booted as (name, root disk, run_dir and
                             * container_id are the pool's own) */
+        /* optional: the uid each pool guest's QEMU runs as, claimed for its
+         * domain name before it boots; owner_release gives it back after
+         * its QEMU was destroyed (a guest taken by guest_pool_take() is the
+         * pool_adopt callback's business). */
+        int (*owner_claim)(void *userdata, const char *name, VmOwner *ret, Error **err);
+        void (*owner_release)(void *userdata, const char *name, const VmOwner *owner);
+        void *owner_data;
 } GuestPoolConfig;
 
 #define GUEST_POOL_MAX 16
@@ -106,6 +121,9 @@ typedef struct GuestPoolConfig {
  * paused guest of another daemon's life is not trusted to be fresh) and their
  * run directories, then starts a thread that keeps size guests ready. */
 int guest_pool_new(VmDriver *d, const GuestPoolConfig *c, GuestPool **ret, Error **err);
+/* Just the first part of guest_pool_new(): destroys every pool domain of an
+ * earlier run and removes dir (a daemon started without a pool). */
+void guest_pool_clean(VmDriver *d, const char *dir);
 /* Stops the thread and destroys the guests not taken. NULL-safe. */
 GuestPool *guest_pool_free(GuestPool *p);
 

@@ -71,6 +71,13 @@ typedef enum VmDiskFormat {
         _VM_DISK_FORMAT_MAX,
 } VmDiskFormat;
 
+/* Who a VM's QEMU runs as: a per-domain DAC label. libvirt starts QEMU as
+ * uid:gid (gid its only group) and changes no file's owner
+ * (relabel='no'): the caller gives the files QEMU opens to that uid. */
+typedef struct VmOwner {
+        uint32_t uid, gid;
+} VmOwner;
+
 /* A virtio-blk disk; disks[0] is the container's root disk (vda). */
 typedef struct VmDisk {
         const char *path;   /* absolute */
@@ -142,6 +149,8 @@ typedef struct VmSpec {
          * gives it to a container, and it gets VM_POOL_HOTPLUG_PORTS spare
          * PCIe root ports for devices attached after it resumes. */
         const char *pool_key;
+
+        const VmOwner *owner;      /* NULL: the driver's default user (qemu.conf's, never root) */
 } VmSpec;
 
 #define VM_POOL_HOTPLUG_PORTS 4

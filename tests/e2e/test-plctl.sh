@@ -21,6 +21,7 @@ set -uo pipefail
 
 : "${PL_SOURCE_DIR:?}" "${PL_PLCTL_BIN:?}" "${PL_PORTLAYERD_BIN:?}" "${PL_IMAGE_BIN:?}"
 . "$PL_SOURCE_DIR/tests/lib/skip.sh"
+. "$PL_SOURCE_DIR/tests/lib/e2e.sh"
 [ -n "${PL_KERNEL_DIR:-}" ] && [ -f "$PL_KERNEL_DIR/vmlinuz" ] || test_skip_or_fail "PL_KERNEL_DIR (a guest kernel)"
 for t in umoci busybox script python3 tar openssl curl skopeo; do
         command -v "$t" >/dev/null || test_skip_or_fail "$t"
@@ -35,16 +36,6 @@ out=$dir/out
 err=$dir/err
 daemon_pid=
 step=start
-
-# QEMU processes whose command line names our directory, ended by pid.
-end_our_qemus() {
-        local p cmd n=0
-        for p in /proc/[0-9]*; do
-                cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
-                case $cmd in *qemu-system*"$dir"*) kill -KILL "${p#/proc/}" 2>/dev/null && n=$((n + 1)) ;; esac
-        done
-        echo "$n"
-}
 
 cleanup() {
         local rc=$? id left
@@ -71,15 +62,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-        echo "FAIL: $step: $*" >&2
-        echo "--- stdout:" >&2
-        head -c 4000 "$out" >&2
-        echo "--- stderr:" >&2
-        head -c 4000 "$err" >&2
-        exit 1
-}
-
 # pc WANT_RC ARGS...: plctl ARGS, stdout in $out, stderr in $err; the exit
 # code must be WANT_RC.
 pc() {
@@ -101,7 +83,6 @@ pc_in() {
         [ "$rc" = "$want" ] || fail "exit code $rc, want $want"
 }
 
-has() { grep -q -- "$1" "$out" || fail "stdout lacks '$1'"; }
 # pr WANT_RC ARGS...: pc through the remote r1 (TLS) instead of the socket.
 pr() {
         local want=$1
@@ -112,8 +93,6 @@ pr() {
         [ "$rc" = "$want" ] || fail "exit code $rc, want $want"
 }
 
-has_err() { grep -q -- "$1" "$err" || fail "stderr lacks '$1'"; }
-lacks() { ! grep -q -- "$1" "$out" || fail "stdout has '$1'"; }
 json_ok() { python3 -c 'import json,sys; json.load(sys.stdin)' <"$out" || fail "stdout is not JSON"; }
 ndjson_ok() {
         python3 -c 'import json,sys; n=[json.loads(l) for l in sys.stdin if l.strip()]; sys.exit(0 if n else 1)' <"$out" ||
@@ -210,6 +189,14 @@ has "FAIL  kernel"
 step="make the test image"
 bash "$PL_SOURCE_DIR/tests/lib/make-oci-image.sh" "$dir/oci" >/dev/null 2>&1 || fail "make-oci-image.sh"
 "$PL_IMAGE_BIN" --store "$dir/images" import "oci:$dir/oci:latest" localhost/busybox:latest >/dev/null || fail "pl-image import"
+# Where it cannot give each QEMU a uid of its own (another libvirt decides)
+# the daemon refuses to start, saying why, unless --allow-root-qemu.
+step="portlayerd refuses QEMU as root"
+"$PL_PORTLAYERD_BIN" --state-dir "$dir/refused" --socket "$dir/refused.sock" --libvirt-uri qemu:///system \
+        --guest-kernel "$PL_KERNEL_DIR/vmlinuz" >"$out" 2>"$err" && fail "portlayerd started"
+grep -q "refusing to run QEMU as root: libvirt URI 'qemu:///system' is not the embedded driver" "$err" ||
+        fail "no reason given"
+[ ! -e "$dir/refused.sock" ] || fail "a socket was made"
 step="start portlayerd"
 "$PL_PORTLAYERD_BIN" --state-dir "$dir" --socket "$sock" --guest-kernel "$PL_KERNEL_DIR/vmlinuz" \
         --boot-timeout 120 --log-level debug --tls-listen "127.0.0.1:$tls_port" >"$dir/daemon.log" 2>&1 &
@@ -230,6 +217,7 @@ step="PORTLAYER_SOCKET"
 PORTLAYER_SOCKET=$sock "$PL_PLCTL_BIN" version >"$out" 2>"$err" || fail "version through \$PORTLAYER_SOCKET"
 pc 0 doctor --state-dir "$dir"
 has "OK    daemon        portlayerd answers at $sock"
+has "OK    qemu user     a uid per container (200000-265535)"
 
 # --- remote access over TLS ---
 

@@ -35,6 +35,7 @@
 
 #include <jansson.h>
 
+#include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/json/json-util.h"
 #include "images/store/oci-layout.h"
@@ -1275,6 +1276,97 @@ static void test_recover_leftovers(void **state) {
         assert_int_equal(disk_users(t), 2);
 }
 
+/* ---- the uid of each container's QEMU (container-owner.c) ---- */
+
+#define UID_FIRST 310000
+
+static void host_open_uids(T *t, uint32_t count) {
+        ContainerHostConfig cfg = {.state_dir = t->state, .driver = t->d, .store = t->store,
+                                   .kernel = "/nonexistent/vmlinuz", .initrd = "/nonexistent/initrd.img",
+                                   .accel = VM_ACCEL_TCG, .boot_timeout_ms = 5000, .uid_first = UID_FIRST,
+                                   .uid_count = count};
+        ContainerHost *h = NULL;
+        OK(container_host_open(&cfg, &h, E));
+        pthread_mutex_lock(&t->ev_lock);
+        t->h = h;
+        pthread_mutex_unlock(&t->ev_lock);
+}
+
+static void assert_owned(const char *path, unsigned uid, unsigned mode) {
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_uid, uid);
+        assert_int_equal(st.st_gid, uid);
+        assert_int_equal(st.st_mode & 07777, mode);
+}
+
+static bool claimed(T *t, unsigned uid) {
+        _cleanup_free_ char *path = test_pathf("%s/uids/%u", t->state, uid);
+        return test_exists(path);
+}
+
+static void test_uids(void **state) {
+        T *t = *state;
+        if (geteuid() != 0)
+                test_skip_or_fail("root (files given to other uids)");
+        host_close(t);
+        host_open_uids(t, 2);
+        _cleanup_free_ char *a = run(t, "ua", NULL, CONTAINER_RUNNING), *b = run(t, "ub", NULL, -1);
+        assert_int_equal(int_of(t, a, "uid"), UID_FIRST);
+        assert_int_equal(int_of(t, b, "uid"), UID_FIRST + 1);
+        _cleanup_free_ char *disk_a = test_pathf("%s/containers/%s/disk.qcow2", t->state, a);
+        _cleanup_free_ char *disk_b = test_pathf("%s/containers/%s/disk.qcow2", t->state, b);
+        _cleanup_free_ char *run_a = test_pathf("%s/run/%.16s", t->state, a);
+        _cleanup_free_ char *log_a = test_pathf("%s/console.log", run_a);
+        _cleanup_free_ char *dir_a = test_pathf("%s/containers/%s", t->state, a);
+        assert_owned(disk_a, UID_FIRST, 0600);
+        assert_owned(disk_b, UID_FIRST + 1, 0600);
+        assert_owned(run_a, UID_FIRST, 0700);
+        assert_owned(log_a, UID_FIRST, 0600);
+        assert_owned(dir_a, 0, 0711);
+        _cleanup_free_ char *xml = NULL;
+        _cleanup_free_ char *dom_a = str_of(t, a, "domain");
+        OK(vm_fake_domain_xml(t->d, dom_a, &xml));
+        assert_non_null(strstr(xml, "<label>+310000:+310000</label>"));
+        assert_non_null(strstr(xml, "relabel=\"no\""));
+
+        /* the range is exhausted: a create fails and leaves nothing */
+        _cleanup_free_ char *id = NULL, *hd = NULL;
+        OK(container_host_create(t->h, "uc", IMAGE, &id, &hd, E));
+        FAILS(ENOSPC, container_host_commit(t->h, hd, NULL, E));
+        assert_false(exists(t, id));
+        assert_int_equal(containers_on_disk(t, false), 2);
+
+        /* a kill -9 in the middle of a removal left b's claim behind, its
+         * record gone: the next start releases it, and claims a's again */
+        host_close(t);
+        _cleanup_free_ char *rec_a = test_pathf("%s/container.json", dir_a);
+        json_t *j = json_load_file(rec_a, 0, NULL);
+        assert_non_null(j);
+        assert_int_equal(json_integer_value(json_object_get(j, "uid")), UID_FIRST);
+        json_decref(j);
+        _cleanup_free_ char *dir_b = test_pathf("%s/containers/%s", t->state, b);
+        OK(store_container_disk_remove(t->store, disk_b, E));
+        assert_int_equal(rm_rf(dir_b), 0);
+        assert_true(claimed(t, UID_FIRST + 1));
+        host_open_uids(t, 2);
+        assert_false(claimed(t, UID_FIRST + 1));
+        assert_true(claimed(t, UID_FIRST));
+        assert_int_equal(int_of(t, a, "uid"), UID_FIRST);
+        assert_int_equal(state_of(t, a), CONTAINER_RUNNING);
+
+        /* a uid comes back once its container is gone, and only then */
+        _cleanup_free_ char *c = run(t, "uc", NULL, -1);
+        assert_int_equal(int_of(t, c, "uid"), UID_FIRST + 1);
+        OK(container_host_destroy(t->h, a, true, E));
+        assert_false(claimed(t, UID_FIRST));
+        _cleanup_free_ char *d = run(t, "ud", NULL, -1);
+        assert_int_equal(int_of(t, d, "uid"), UID_FIRST);
+        OK(container_host_destroy(t->h, c, false, E));
+        OK(container_host_destroy(t->h, d, false, E));
+        assert_false(claimed(t, UID_FIRST) || claimed(t, UID_FIRST + 1));
+}
+
 /* ---- gc and vms, while the host serves ---- */
 
 /* Sets path's modification time age_s seconds back. */
@@ -1521,6 +1613,121 @@ static void test_log_rotation(void **state) {
         assert_int_equal(tail_lines, 3);
 }
 
+
+/* A new container running `sh -c script` with a terminal and/or an open
+ * stdin (the Docker front end's -t and -i), started. */
+static char *run_interactive(T *t, const char *name, const char *script, bool tty, bool open_stdin) {
+        char *id = NULL;
+        _cleanup_free_ char *hd = NULL;
+        OK(container_host_create(t->h, name, IMAGE, &id, &hd, E));
+        handle_set_cmd(t, hd, script);
+        json_t *f = json_pack("{s:b, s:b}", "tty", tty, "open_stdin", open_stdin);
+        OK(container_handle_update(t->h, hd, f, E));
+        json_decref(f);
+        OK(container_handle_set_state(t->h, hd, CONTAINER_RUNNING, E));
+        OK(container_host_commit(t->h, hd, NULL, E));
+        return id;
+}
+
+/* Multiplexed frames (stream 1/2, three zeros, big-endian length) back
+ * into the two streams; fails on anything else. */
+static void unframe(const char *buf, size_t len, char *out, char *err, bool stamped) {
+        size_t o = 0, e = 0;
+        for (size_t i = 0; i < len;) {
+                assert_true(len - i >= 8);
+                const uint8_t *h = (const uint8_t *) buf + i;
+                assert_true((h[0] == 1 || h[0] == 2) && h[1] == 0 && h[2] == 0 && h[3] == 0);
+                size_t n = (size_t) h[4] << 24 | (size_t) h[5] << 16 | (size_t) h[6] << 8 | h[7];
+                assert_true(len - i - 8 >= n);
+                const char *data = buf + i + 8;
+                if (stamped) { /* "2026-12-03T10:20:11.431676343Z " before the bytes */
+                        const char *sp = memchr(data, ' ', n);
+                        assert_non_null(sp);
+                        assert_true(sp - data >= 20 && data[4] == '-' && sp[-1] == 'Z');
+                        n -= (size_t) (sp + 1 - data);
+                        data = sp + 1;
+                }
+                memcpy(h[0] == 1 ? out + o : err + e, data, n);
+                *(h[0] == 1 ? &o : &e) += n;
+                i = (size_t) (data - buf) + n;
+        }
+        out[o] = err[e] = 0;
+}
+
+static void test_main_stdin_tty_frames(void **state) {
+        T *t = *state;
+        /* stdin open, no terminal: what is written arrives, closing it ends
+         * the read loop */
+        _cleanup_free_ char *id = run_interactive(t, "inter", "while read x; do echo \"got $x\"; done; echo bye >&2; exit 2",
+                                                  false, true);
+        OK(container_host_main_write(t->h, id, "one\ntwo\n", 8, E));
+        OK(container_host_main_close_stdin(t->h, id, E));
+        assert_int_equal(wait_exit(t, id), 2);
+        FAILS(EBADFD, container_host_main_write(t->h, id, "x", 1, E));
+        size_t len;
+        char out[256], err[256];
+        _cleanup_free_ char *framed = logs_collect(t, id, (ContainerLogOptions){.tail = -1, .raw = true, .framed = true},
+                                                   &len);
+        unframe(framed, len, out, err, false);
+        assert_string_equal(out, "got one\ngot two\n");
+        assert_string_equal(err, "bye\n");
+        _cleanup_free_ char *stamped = logs_collect(
+                t, id, (ContainerLogOptions){.tail = -1, .raw = true, .framed = true, .timestamps = true}, &len);
+        unframe(stamped, len, out, err, true);
+        assert_string_equal(out, "got one\ngot two\n");
+        _cleanup_free_ char *only_err = logs_collect(
+                t, id, (ContainerLogOptions){.tail = -1, .raw = true, .framed = true, .no_stdout = true}, &len);
+        unframe(only_err, len, out, err, false);
+        assert_string_equal(out, "");
+        assert_string_equal(err, "bye\n");
+        /* without stdin the main process has none to write to */
+        _cleanup_free_ char *quiet = run(t, "quiet", "sleep 30", CONTAINER_RUNNING);
+        /* fields absent from both the configuration and what it was
+         * started with (tty, open_stdin) are no pending change */
+        json_t *qj = inspect(t, quiet);
+        assert_int_equal(json_array_size(json_object_get(qj, "pending_restart")), 0);
+        json_decref(qj);
+        assert_true(container_host_main_write(t->h, quiet, "x", 1, E) < 0);
+        last_err = error_free(last_err);
+        OK(container_host_destroy(t->h, quiet, true, E));
+
+        /* a terminal: one stream, its size set from the host */
+        _cleanup_free_ char *tid = run_interactive(t, "term", "read x; tty; stty size; exit 0", true, true);
+        OK(container_host_main_resize(t->h, tid, 33, 101, E));
+        OK(container_host_main_write(t->h, tid, "\n", 1, E));
+        assert_int_equal(wait_exit(t, tid), 0);
+        _cleanup_free_ char *raw = logs_collect(t, tid, (ContainerLogOptions){.tail = -1, .raw = true}, &len);
+        assert_non_null(strstr(raw, "/dev/pts/"));
+        assert_non_null(strstr(raw, "33 101"));
+}
+
+static void test_rename(void **state) {
+        T *t = *state;
+        _cleanup_free_ char *id = run(t, "old", NULL, -1), *other = run(t, "other", NULL, -1);
+        json_t *j = inspect(t, id);
+        json_int_t gen = json_integer_value(json_object_get(j, "generation"));
+        json_decref(j);
+        _cleanup_free_ char *hd = handle_of(t, id);
+        OK(container_host_rename(t->h, "old", "new", E));
+        j = inspect(t, "new");
+        assert_string_equal(json_string_value(json_object_get(j, "id")), id);
+        assert_int_equal(json_integer_value(json_object_get(j, "generation")), gen + 1);
+        json_decref(j);
+        FAILS(ENOENT, container_host_inspect(t->h, "old", &j, E));
+        FAILS(EEXIST, container_host_rename(t->h, id, "other", E));
+        FAILS(EINVAL, container_host_rename(t->h, id, "-bad", E));
+        FAILS(ENOENT, container_host_rename(t->h, "nope", "x", E));
+        /* a handle taken before the rename conflicts */
+        OK(container_handle_set_state(t->h, hd, CONTAINER_STOPPED, E));
+        FAILS(ESTALE, container_host_commit(t->h, hd, NULL, E));
+        /* the record keeps it across a restart of the host */
+        host_close(t);
+        host_open_logs(t, 0, 0);
+        j = inspect(t, id);
+        assert_string_equal(json_string_value(json_object_get(j, "name")), "new");
+        json_decref(j);
+}
+
 /* Leases and published ports through commits and destroys (plnetwork with
  * manage_host off: records and rules text, no bridge): an address from the
  * first commit, a taken port refused with nothing left, "none" without one,
@@ -1632,8 +1839,11 @@ int main(void) {
                 CASE(test_recover_running),
                 CASE(test_recover_leftovers),
                 CASE(test_log_rotation),
+                CASE(test_main_stdin_tty_frames),
+                CASE(test_rename),
                 CASE(test_gc_and_vms),
                 CASE(test_metrics),
+                CASE(test_uids),
                 CASE(test_network_leases),
         };
         int r = test_run_group(tests, NULL, NULL);

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# bench-lib.sh: what the benchmark scripts share (sourced): timing and
+# statistics helpers, and the raw QEMU boot every start is compared with.
+# The sourcing script sets dir (its temporary directory), B (the binaries),
+# sock (the daemon's REST socket),
+# kernel, initrd, disk (the image's ext4) and a die() function, and keeps
+# raw_pids=() for raw_start.
+
+# QEMU processes whose command line names $dir: the daemon's and ours.
+qemu_pids() {
+        local f p
+        for f in /proc/[0-9]*/cmdline; do
+                p=${f#/proc/}
+                p=${p%/cmdline}
+                { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -q "qemu-system.*$dir" && echo "$p"
+        done
+        return 0
+}
+
+now() { date +%s%N; }
+ms_since() { echo $((($(now) - $1) / 1000000)); }
+# "median M (min-max)" of numbers on stdin
+stats() { sort -n | awk '{a[NR]=$1} END {printf "median %s (%s-%s) n=%d", a[int((NR+1)/2)], a[1], a[NR], NR}'; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
+
+# raw_start TAG: QEMU as the daemon's domain runs it (q35, TCG, -cpu max,
+# 256 MiB, 1 vCPU, the same kernel, initramfs, command line and image disk,
+# the agent port), without libvirt. The disk is the image's read-only ext4
+# with a throwaway overlay (snapshot=on), as the daemon gives each container
+# a qcow2 overlay.
+raw_start() {
+        local r=$dir/raw-$1
+        mkdir -p "$r"
+        qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m 256 -smp 1 -nographic -nodefaults -no-user-config \
+                -kernel "$kernel" -initrd "$initrd" -no-reboot \
+                -append "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 pl.hostname=raw pl.root=pl-root" \
+                -serial "file:$r/console.log" \
+                -drive "file=$disk,if=none,id=root,format=raw,snapshot=on" \
+                -device virtio-blk-pci,drive=root,serial=pl-root \
+                -device virtio-serial-pci -chardev "socket,id=agent,path=$r/agent.sock,server=on,wait=off" \
+                -device virtserialport,chardev=agent,name=org.portlayer.agent.0 \
+                -object rng-random,id=rng,filename=/dev/urandom -device virtio-rng-pci,rng=rng \
+                </dev/null >"$r/qemu.log" 2>&1 &
+        raw_pids+=($!)
+}
+raw_wait_init() {
+        local t0
+        t0=$(now)
+        until grep -q "PID 1 started" "$dir/raw-$1/console.log" 2>/dev/null; do
+                [ "$(ms_since "$t0")" -lt 300000 ] || die "raw QEMU $1: no /init after 300 s"
+                sleep 0.01
+        done
+}
+raw_wait_agent() { "$B/pl-agent-cli" --socket "$dir/raw-$1/agent.sock" --connect-timeout 300000 ping >/dev/null; }
+
+raw_stop_all() {
+        local p
+        for p in "${raw_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+        raw_pids=()
+}
+
+# api METHOD PATH [JSON]: the REST API on $sock; the body on stdout; fails
+# unless the status is 2xx.
+api() {
+        local out code
+        out=$(curl -sS --unix-socket "$sock" -X "$1" ${3:+-d "$3"} -w '\n%{http_code}' "http://pl$2") || return 1
+        code=${out##*$'\n'}
+        [ "${code:0:1}" = 2 ] || { echo "bench: $1 $2: $code ${out%$'\n'*}" >&2; return 1; }
+        printf '%s' "${out%$'\n'*}"
+}
