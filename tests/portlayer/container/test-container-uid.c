@@ -3,7 +3,8 @@
  * against passwd/group files, the lowest free uid, exhaustion, reuse only
  * after a release, claims that survive a reopen (a daemon restart), owners
  * that cannot take or give back each other's uid, a release refused while a
- * process still runs as the uid, and many threads claiming at once. */
+ * process still runs as the uid, a claim handed from a pool guest to a
+ * container, and many threads claiming at once. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -120,6 +121,37 @@ static void test_exhaustion_and_reuse_after_release(void **state) {
         e = error_free(e);
         assert_int_equal(uid_pool_claim(p, "", &uid, &e), -EINVAL);
         e = error_free(e);
+        uid_pool_free(p);
+}
+
+/* A warm-pool guest's claim passes to the container taking it: only its
+ * holder can hand it over, the uid stays claimed throughout, and from then
+ * on the container alone releases it. */
+static void test_transfer(void **state) {
+        const char *dir = *state;
+        UidPool *p = open_pool(dir, 3);
+        assert_int_equal(claim(p, "plp-0000000000000001"), FIRST);
+        assert_int_equal(claim(p, "c1"), FIRST + 1);
+        Error *e = NULL;
+        assert_int_equal(uid_pool_transfer(p, FIRST, "c1", "c2", &e), -EPERM);
+        e = error_free(e);
+        assert_int_equal(uid_pool_transfer(p, FIRST + 2, "x", "c2", &e), -ENOENT);
+        e = error_free(e);
+        assert_int_equal(uid_pool_transfer(p, FIRST, "plp-0000000000000001", "../c", &e), -EINVAL);
+        e = error_free(e);
+        assert_int_equal(uid_pool_transfer(p, FIRST, "plp-0000000000000001", "c2", &e), 0);
+        assert_int_equal(uid_pool_release(p, FIRST, "plp-0000000000000001", &e), -EPERM);
+        e = error_free(e);
+        UidClaim *list = NULL;
+        size_t n = 0;
+        assert_int_equal(uid_pool_list(p, &list, &n, &e), 0);
+        assert_int_equal(n, 2); /* no temporary file left as a claim */
+        for (size_t i = 0; i < n; i++)
+                assert_string_equal(list[i].owner, list[i].uid == FIRST ? "c2" : "c1");
+        free(list);
+        assert_int_equal(claim(p, "c3"), FIRST + 2);
+        assert_int_equal(uid_pool_release(p, FIRST, "c2", &e), 0);
+        assert_int_equal(claim(p, "c4"), FIRST);
         uid_pool_free(p);
 }
 
@@ -260,6 +292,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_exhaustion_and_reuse_after_release, test_tmpdir_setup,
                                                 test_tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_claims_survive_reopen, test_tmpdir_setup, test_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_transfer, test_tmpdir_setup, test_tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_release_waits_for_processes, test_tmpdir_setup,
                                                 test_tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_claims, test_tmpdir_setup, test_tmpdir_teardown),
