@@ -136,6 +136,19 @@ static int start_guest(ContainerHost *h, Container *c, const ContainerMounts *cm
         (void) vm_driver_destroy(h->driver, c->domain, NULL);
         if (container_start_from_pool(h, c, &gc, ret) > 0)
                 return 0;
+        /* a take that failed after the hand-over left c the pool guest's
+         * uid: the cold boot runs as that, with the disk and volumes its */
+        pthread_mutex_lock(&h->lock);
+        uint32_t before = owner.uid;
+        owner = (VmOwner){.uid = c->uid, .gid = c->uid};
+        pthread_mutex_unlock(&h->lock);
+        if (owner.uid != before) {
+                int r = container_owner_give_disk(h, c, err);
+                if (r >= 0)
+                        r = container_owner_give_volumes(h, c, cm->disks, cm->n_disks, err);
+                if (r < 0)
+                        return r;
+        }
         gc.name = c->domain;
         return guest_start(h->driver, &gc, ret, err);
 }
