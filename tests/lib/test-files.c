@@ -102,6 +102,18 @@ char *test_pathf(const char *fmt, ...) {
         return s;
 }
 
+const char *test_path(const char *fmt, ...) {
+        static char ring[8][PATH_MAX];
+        static unsigned next;
+        char *p = ring[__atomic_fetch_add(&next, 1, __ATOMIC_RELAXED) % 8];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(p, PATH_MAX, fmt, ap);
+        va_end(ap);
+        assert_true(n >= 0 && n < PATH_MAX);
+        return p;
+}
+
 void test_write_file(const char *path, const char *text) {
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0)

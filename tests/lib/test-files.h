@@ -31,6 +31,9 @@ int test_tmpdir_teardown(void **state);
 
 /* asprintf() that fails the test instead of returning NULL. */
 char *test_pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A formatted path for use in place (nothing to free): it stays valid until
+ * eight more were formatted. Fails the test when it does not fit PATH_MAX. */
+const char *test_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Writes text to path (created 0644 or truncated). */
 void test_write_file(const char *path, const char *text);

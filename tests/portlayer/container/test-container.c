@@ -1786,19 +1786,19 @@ static void test_network_leases(void **state) {
         /* a lease whose container vanished while the daemon was down */
         host_close(t);
         t->net = network_host_free(t->net);
-        test_write_file(test_pathf("%s/networks/default.leases/10.88.0.50", t->state),
+        test_write_file(test_path("%s/networks/default.leases/10.88.0.50", t->state),
                         "{\"container\": \"00000000000000000000000000000000000000000000000000000000000000aa\", "
                         "\"mac\": \"0a:70:6c:00:00:50\"}");
         network_open(t);
         host_open(t);
-        assert_false(test_exists(test_pathf("%s/networks/default.leases/10.88.0.50", t->state)));
+        assert_false(test_exists(test_path("%s/networks/default.leases/10.88.0.50", t->state)));
         _cleanup_free_ char *ip_a = str_of(t, "a", "ip_address");
         assert_string_equal(ip_a, "10.88.0.2");
 
         /* destroy: the address and the ports go */
         OK(container_host_destroy(t->h, a, false, E));
         assert_int_equal(network_lease_find(t->net, a, NULL), -ENOENT);
-        assert_false(test_exists(test_pathf("%s/networks/ports/%s.json", t->state, a)));
+        assert_false(test_exists(test_path("%s/networks/ports/%s.json", t->state, a)));
         _cleanup_free_ char *rules2 = NULL;
         OK(network_rules_text(t->net, &rules2, E));
         assert_null(strstr(rules2, "dnat"));

@@ -27,6 +27,7 @@
 
 #define ID(n) "00000000000000000000000000000000000000000000000000000000000000" #n
 
+
 static NetworkHost *open_host(const char *dir, const char *subnet) {
         NetworkHostConfig cfg = {.state_dir = dir, .default_subnet = subnet, .mode = NETWORK_MODE_BRIDGE};
         NetworkHost *h = NULL;
@@ -78,7 +79,7 @@ static void test_create_remove(void **state) {
         assert_int_equal(network_lease_release(h, ID(01), NULL), 0);
         assert_int_equal(network_remove(h, "a", NULL), 0);
         assert_int_equal(network_inspect(h, "a", &j, NULL), -ENOENT);
-        assert_false(test_exists(test_pathf("%s/networks/a.json", dir)));
+        assert_false(test_exists(test_path("%s/networks/a.json", dir)));
 }
 
 static void test_exhaust_slash30(void **state) {
@@ -122,13 +123,13 @@ static void test_persistence(void **state) {
         /* a kill -9 between create and write leaves an empty file: never
          * handed out, so dropped; .4 is taken by a file this host must not
          * reuse until it is loaded (written by someone: it is kept) */
-        test_write_file(test_pathf("%s/networks/default.leases/10.50.0.4", dir), "");
-        test_write_file(test_pathf("%s/networks/default.leases/10.50.0.5", dir),
+        test_write_file(test_path("%s/networks/default.leases/10.50.0.4", dir), "");
+        test_write_file(test_path("%s/networks/default.leases/10.50.0.5", dir),
                         "{\"container\": \"" ID(0c) "\", \"mac\": \"0a:70:6c:00:00:05\"}");
         {
                 /* the subnet option only applies when default is created */
                 _cleanup_(network_host_freep) NetworkHost *h = open_host(dir, "10.99.0.0/24");
-                assert_false(test_exists(test_pathf("%s/networks/default.leases/10.50.0.4", dir)));
+                assert_false(test_exists(test_path("%s/networks/default.leases/10.50.0.4", dir)));
                 assert_int_equal(network_lease_find(h, ID(0a), &c), 0);
                 assert_string_equal(c.address, a.address);
                 assert_string_equal(c.mac, a.mac);
@@ -143,7 +144,7 @@ static void test_persistence(void **state) {
                 _cleanup_json_ json_t *l = network_leases_json(h, "default");
                 assert_int_equal(json_array_size(l), 1);
         }
-        assert_int_equal(test_count_entries(test_pathf("%s/networks/default.leases", dir)), 1);
+        assert_int_equal(test_count_entries(test_path("%s/networks/default.leases", dir)), 1);
 }
 
 #define THREADS 8
@@ -188,7 +189,7 @@ static void test_concurrent(void **state) {
                         assert_string_not_equal(a->address, b->address);
                         assert_string_not_equal(a->mac, b->mac);
                 }
-        assert_int_equal(test_count_entries(test_pathf("%s/networks/default.leases", dir)), THREADS * PER_THREAD);
+        assert_int_equal(test_count_entries(test_path("%s/networks/default.leases", dir)), THREADS * PER_THREAD);
 }
 
 static json_t *ports_of(const char *text) {
@@ -216,8 +217,8 @@ static void test_ports_parse(void **state) {
                 "[{\"host_port\": 80, \"container_port\": 80, \"protocol\": \"sctp\"}]",
                 "[{\"host_port\": 80, \"container_port\": 80, \"host_ip\": \"::1\"}]",
                 "[{\"host_port\": 80, \"container_port\": 80, \"extra\": 1}]",
-                "[{\"host_port\": 80, \"container_port\": 80}, {\"host_port\": 80, \"container_port\": 81,"
-                " \"host_ip\": \"127.0.0.1\"}]",
+                ("[{\"host_port\": 80, \"container_port\": 80}, {\"host_port\": 80, \"container_port\": 81,"
+                 " \"host_ip\": \"127.0.0.1\"}]"),
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 _cleanup_json_ json_t *j = ports_of(bad[i]);
@@ -279,7 +280,7 @@ static void test_ports_conflict(void **state) {
         assert_true(json_equal(back, want_ports));
         assert_int_equal(json_integer_value(json_object_get(json_array_get(back, 0), "host_port")), 18080);
         assert_int_equal(network_lease_release(h, ID(01), NULL), 0);
-        assert_false(test_exists(test_pathf("%s/networks/ports/%s.json", dir, ID(01))));
+        assert_false(test_exists(test_path("%s/networks/ports/%s.json", dir, ID(01))));
 }
 
 static void test_rules_golden(void **state) {
