@@ -27,7 +27,8 @@ int api_ping(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err
 }
 
 int api_version(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
-        return api_reply_json(resp, 200, json_pack("{s:s, s:s}", "version", a->version, "api", "v1"));
+        return api_reply_json(resp, 200, json_pack("{s:s, s:s, s:s}", "version", a->version, "api", "v1", "qemu_user",
+                                                   container_host_qemu_user(a->host)));
 }
 
 int api_containers_create(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
@@ -321,7 +322,8 @@ static int handle_update(Api *a, HttpRequest *req, const char *handle, const cha
 
 int api_handles_entrypoint(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
         static const char *const allowed[] = {"path", "args", "env", "workdir", "user", "stop_signal",
-                                              "stop_timeout_s", "tty", "open_stdin", NULL};
+                                              "stop_timeout_s", "tty", "open_stdin", "tty_rows", "tty_cols",
+                                              NULL};
         return handle_update(a, req, p[0], allowed, resp, err);
 }
 

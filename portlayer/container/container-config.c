@@ -48,6 +48,8 @@ static const Field fields[] = {
         {"stop_timeout_s", FIELD_INT, 0, 3600},
         {"tty", FIELD_BOOL},
         {"open_stdin", FIELD_BOOL},
+        {"tty_rows", FIELD_INT, 1, 65535},
+        {"tty_cols", FIELD_INT, 1, 65535},
         {"network", FIELD_NETWORK},
         {"ports", FIELD_PORTS},
         {"mounts", FIELD_MOUNTS},

@@ -334,9 +334,14 @@ static int commit_new(ContainerHost *h, Handle *hd, Container **ret, Error **err
         c->generation = 1;
         c->created_ns = (int64_t) realtime_nsec();
         c->state = c->state_before = CONTAINER_CREATED;
-        int r = mkdir(c->dir, 0700) < 0 ? error_set_errno(err, errno, "create %s", c->dir) : 0;
+        /* 0711: its QEMU's uid crosses it to the disk, lists nothing */
+        int r = mkdir(c->dir, 0711) < 0 || chmod(c->dir, 0711) < 0 ? error_set_errno(err, errno, "create %s", c->dir) : 0;
+        if (r >= 0)
+                r = container_owner_claim(h, c, err);
         if (r >= 0)
                 r = store_container_disk_create(h->store, c->image_id, c->disk, CONTAINER_DISK_SIZE_DEFAULT, err);
+        if (r >= 0)
+                r = container_owner_give_disk(h, c, err);
         if (r >= 0)
                 r = pending_adopt(c, hd, err);
         if (r >= 0)
@@ -355,6 +360,7 @@ static int commit_new(ContainerHost *h, Handle *hd, Container **ret, Error **err
                 container_mounts_release(h, c->id, NULL, NULL, c->config);
                 (void) store_container_disk_remove(h->store, c->disk, NULL);
                 (void) rm_rf(c->dir);
+                container_owner_release(h, c);
                 container_unref(c);
                 return r;
         }
@@ -542,10 +548,13 @@ int container_host_destroy(ContainerHost *h, const char *ref, bool force, Error 
                 if (r < 0)
                         r = error_set_errno(err, -r, "remove %s", c->dir);
                 /* The run directory (agent socket, console log) goes too;
-                 * its volumes stay, with one user less. */
+                 * its volumes stay, with one user less (and back to root),
+                 * and once nothing of its uid is left the uid is free. */
                 (void) rm_rf(c->run_dir);
                 container_mounts_release(h, c->id, NULL, NULL, c->config);
                 container_mounts_release(h, c->id, NULL, NULL, c->started_config);
+                if (r >= 0)
+                        container_owner_release(h, c);
                 pthread_mutex_lock(&h->lock);
                 container_host_forget_locked(h, c);
                 pthread_mutex_unlock(&h->lock);

@@ -1,12 +1,14 @@
 /* container-host.c: the set of containers of one daemon: opening it (load
  * and reconcile), finding containers, queries, and freeing it. */
 #include "container-internal.h"
+#include "container-uid.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "common/base/fs-util.h"
@@ -41,9 +43,14 @@ static int host_dirs(ContainerHost *h, const ContainerHostConfig *cfg, Error **e
         int r = rm_rf(h->tmp_dir);
         if (r < 0)
                 return error_set_errno(err, -r, "remove %s", h->tmp_dir);
+        /* QEMU users cross containers/ and run/ to their own disk and run
+         * directory (0711: no listing); tmp/ is the daemon's alone. */
         const char *dirs[] = {h->containers_dir, h->run_dir, h->tmp_dir};
+        const mode_t modes[] = {0711, 0711, 0700};
         for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-                r = mkdir_p(dirs[i], 0700);
+                r = mkdir_p(dirs[i], modes[i]);
+                if (r >= 0 && chmod(dirs[i], modes[i]) < 0)
+                        r = -errno;
                 if (r < 0)
                         return error_set_errno(err, -r, "create %s", dirs[i]);
         }
@@ -114,6 +121,8 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
                        (cfg->extra_cmdline && !(h->extra_cmdline = strdup(cfg->extra_cmdline)))))
                 r = error_oom(err);
         if (r >= 0)
+                r = container_owner_open(h, cfg, err);
+        if (r >= 0)
                 r = host_load(h, err);
         if (r >= 0)
                 r = container_host_recover(h, err);
@@ -162,6 +171,8 @@ ContainerHost *container_host_free(ContainerHost *h) {
         free(h->kernel);
         free(h->initrd);
         free(h->extra_cmdline);
+        uid_pool_free(h->uids);
+        free(h->qemu_user);
         pthread_cond_destroy(&h->changed);
         pthread_mutex_destroy(&h->lock);
         pthread_mutex_destroy(&h->metrics.memory_lock);

@@ -48,6 +48,8 @@ typedef struct Container {
         uint32_t main_id;      /* the agent's id of it, to find it again after a restart */
         int64_t started_ns, finished_ns;
         const char *transport; /* static: "virtio-serial" or "vsock", chosen at its start */
+        uint32_t uid;          /* its QEMU's uid and gid (container-owner.c); 0: root, only
+                                * with --allow-root-qemu */
 
         Runtime *rt;           /* while starting, running, paused, stopping */
         bool removed;
@@ -74,6 +76,8 @@ struct ContainerHost {
         const char *transport;  /* static: what new starts use */
         VmDriver *driver;
         Store *store;
+        struct UidPool *uids;   /* NULL: QEMU runs as root (--allow-root-qemu) */
+        char *qemu_user;        /* GET /version's "qemu_user" */
         NetworkHost *network;   /* or NULL: no NICs */
         VolumeStore *volumes;   /* NULL: volume mounts are refused */
 
@@ -211,6 +215,28 @@ void container_metrics_start(ContainerHost *h, bool ok, uint64_t usec);
  * timeout). Returns r. */
 int container_metrics_agent_result(ContainerHost *h, int r);
 
+/* --- container-owner.c: who a container's QEMU runs as --- */
+
+/* Opens h->uids from cfg (nothing when cfg->uid_count is 0). */
+int container_owner_open(ContainerHost *h, const ContainerHostConfig *cfg, Error **err);
+/* Claims a uid for c when it has none (and the host has a pool) and gives
+ * it c's disk (owner, mode 0600) when the disk exists. Caller holds c->op
+ * or owns c alone, and saves the record. */
+int container_owner_claim(ContainerHost *h, Container *c, Error **err);
+/* Gives c's disk to c's uid (mode 0600). */
+int container_owner_give_disk(ContainerHost *h, const Container *c, Error **err);
+/* Gives the volume disks a start attaches to c's uid (mode 0600; their
+ * directories made crossable). They stay its until its uid is released:
+ * no process runs as the uid of a stopped container, and the uid is handed
+ * out again only after they went back to root. */
+int container_owner_give_volumes(ContainerHost *h, const Container *c, const VmDisk *disks, size_t n_disks,
+                                 Error **err);
+/* Releases c's uid once its VM, disk and run directory are gone; a uid a
+ * process still runs as stays claimed (recovery releases it later). */
+void container_owner_release(ContainerHost *h, Container *c);
+/* Recovery: claims every recorded uid again and releases the claims no
+ * container holds. */
+void container_owner_reconcile(ContainerHost *h);
 /* --- container-mounts.c --- */
 
 /* The "mounts" field's schema and limits (container_config_validate). */

@@ -8,6 +8,7 @@
  * read back through the same checks the API applies (container-config.c),
  * and one that fails them is not trusted (the directory is then an orphan). */
 #include "container-internal.h"
+#include "container-uid.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -91,11 +92,13 @@ json_t *container_to_json(const Container *c) {
                 (void) json_object_set_new(j, "mounts", container_mounts_to_json(c->config));
         if (j && c->rt)
                 (void) json_object_set_new(j, "pending_restart", pending_restart(c));
+        if (j)
+                (void) json_object_set_new(j, "uid", json_integer(c->uid));
         return j;
 }
 
 static json_t *record_json(const Container *c) {
-        return json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:O, s:O, s:s, s:s, s:i, s:s*, s:i, s:I, s:I, s:I, s:s, s:O*}",
+        json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:O, s:O, s:s, s:s, s:i, s:s*, s:i, s:I, s:I, s:I, s:s, s:O*}",
                          "version", 1, "id", c->id, "name", c->name, "image", c->image, "image_id", c->image_id,
                          "created_ns", (json_int_t) c->created_ns, "generation", (json_int_t) c->generation,
                          "config", c->config, "pending", c->pending, "state", container_state_to_string(c->state),
@@ -103,6 +106,11 @@ static json_t *record_json(const Container *c) {
                          "error", c->error, "pid", c->pid, "started_ns", (json_int_t) c->started_ns,
                          "finished_ns", (json_int_t) c->finished_ns, "main_id", (json_int_t) c->main_id, "transport",
                          c->transport, "started_config", c->started_config);
+        if (j && c->uid && json_object_set_new(j, "uid", json_integer(c->uid)) < 0) {
+                json_decref(j);
+                return NULL;
+        }
+        return j;
 }
 
 int container_save(ContainerHost *h, Container *c, Error **err) {
@@ -163,6 +171,12 @@ static int record_fill(Container *c, json_t *j, Error **err) {
         c->exit_code = exit_code;
         c->pid = pid;
         c->main_id = (uint32_t) main_id;
+        /* the uid its QEMU runs as; records from before it have none yet */
+        json_t *uid = json_object_get(j, "uid");
+        if (uid && (!json_is_integer(uid) || json_integer_value(uid) < UID_RANGE_MIN ||
+                    json_integer_value(uid) > UID_RANGE_MAX))
+                return error_set(err, EBADMSG, "uid: not an id of the container range");
+        c->uid = uid ? (uint32_t) json_integer_value(uid) : 0;
         json_t *sc = json_object_get(j, "started_config");
         if (sc && container_config_validate(sc, NULL) >= 0)
                 c->started_config = json_incref(sc);

@@ -165,6 +165,8 @@ static void recover_one(ContainerHost *h, Container *c) {
                 (void) vm_driver_destroy(h->driver, c->domain, NULL);
                 (void) store_container_disk_remove(h->store, c->disk, NULL);
                 (void) rm_rf(c->dir);
+                (void) rm_rf(c->run_dir);
+                container_owner_release(h, c);
                 pthread_mutex_lock(&h->lock);
                 container_host_forget_locked(h, c);
                 pthread_mutex_unlock(&h->lock);
@@ -184,5 +186,7 @@ int container_host_recover(ContainerHost *h, Error **err) {
                 recover_one(h, list[i]);
         container_list_unref(list, n);
         container_host_remove_orphans(h);
+        /* last: an orphan's uid goes once its VM and files are gone */
+        container_owner_reconcile(h);
         return 0;
 }

@@ -93,6 +93,14 @@ static int start_main(ContainerHost *h, Container *c, Runtime *rt, Error **err) 
                 .capture_stderr = true, .main = true, .tty = json_is_true(json_object_get(config, "tty")),
                 .open_stdin = json_is_true(json_object_get(config, "open_stdin")), .rows = 24, .cols = 80,
         };
+        /* The terminal's first size: a client that resizes only after the
+         * start would lose the race against a short-lived process. */
+        json_int_t rows = json_integer_value(json_object_get(config, "tty_rows"));
+        json_int_t cols = json_integer_value(json_object_get(config, "tty_cols"));
+        if (rows > 0 && cols > 0) {
+                spec.rows = (uint16_t) rows;
+                spec.cols = (uint16_t) cols;
+        }
         r = agent_client_exec(rt->guest->agent, &spec, &rt->main, AGENT_RPC_MS, err);
         if (r < 0)
                 return error_prefix(err, "start %s", argv[0]);
@@ -104,8 +112,11 @@ static int start_guest(ContainerHost *h, Container *c, const ContainerMounts *cm
         pthread_mutex_lock(&h->lock);
         json_int_t mem = json_integer_value(json_object_get(c->config, "memory_mb"));
         json_int_t vcpus = json_integer_value(json_object_get(c->config, "vcpus"));
+        /* its own uid, or root where the daemon was told to allow it */
+        VmOwner owner = {.uid = c->uid, .gid = c->uid};
         pthread_mutex_unlock(&h->lock);
         GuestConfig gc = {
+                .owner = &owner,
                 .name = c->domain, .container_id = c->id, .kernel = h->kernel, .initrd = h->initrd,
                 .root_disk = c->disk, .root_format = VM_DISK_QCOW2, .run_dir = c->run_dir, .hostname = c->name,
                 .memory_mib = mem > 0 ? (uint64_t) mem : CONTAINER_MEMORY_MB_DEFAULT,
@@ -152,12 +163,16 @@ static void pending_clear_locked(Container *c) {
 
 int container_start(ContainerHost *h, Container *c, Error **err) {
         uint64_t t0 = now_usec();
+        /* a container recorded before uids existed gets one now */
+        int r = container_owner_claim(h, c, err);
+        if (r < 0)
+                return error_prefix(err, "start container %s", c->name);
         pthread_mutex_lock(&h->lock);
         if (c->rt) {
                 pthread_mutex_unlock(&h->lock);
                 return error_set(err, EBUSY, "container %s is already running", c->name);
         }
-        int r = container_mounts_claim_locked(h, c, err);
+        r = container_mounts_claim_locked(h, c, err);
         if (r < 0) {
                 pthread_mutex_unlock(&h->lock);
                 return error_prefix(err, "start container %s", c->name);
@@ -170,6 +185,8 @@ int container_start(ContainerHost *h, Container *c, Error **err) {
         ContainerMounts cm = {0};
         Runtime *rt = calloc(1, sizeof(*rt));
         r = rt ? container_mounts_prepare(h, c, &cm, err) : error_oom(err);
+        if (r >= 0)
+                r = container_owner_give_volumes(h, c, cm.disks, cm.n_disks, err);
         if (r >= 0)
                 r = start_guest(h, c, &cm, &rt->guest, err);
         if (r >= 0)

@@ -88,7 +88,20 @@ typedef struct ContainerHostConfig {
         uint64_t log_max_size;   /* bytes of main.log before it is rotated; 0: 16 MiB */
         unsigned log_max_files;  /* rotated files kept (main.log.1 ...); 0: 2; at most 100 */
         NetworkHost *network;    /* borrowed; outlives the host. NULL: no container gets a NIC */
+        /* Each container's QEMU runs as a uid (and gid) of its own from
+         * [uid_first, uid_first + uid_count), claimed under <state>/uids
+         * (docs/security.md). uid_count 0: as root, which the daemon allows
+         * only with --allow-root-qemu. */
+        uint32_t uid_first, uid_count;
+        const char *qemu_user;   /* how that is said (GET /version), or NULL */
 } ContainerHostConfig;
+
+/* "FIRST-LAST" (inclusive, within 65536-2147483646) into first and count
+ * (both optional): 0 or -EINVAL. */
+int container_uid_range_parse(const char *range, uint32_t *ret_first, uint32_t *ret_count);
+/* -EEXIST, naming the account, when a user of /etc/passwd or a group of
+ * /etc/group has an id in [first, first + count). */
+int container_uid_range_check(uint32_t first, uint32_t count, Error **err);
 
 /* Opens the host: loads every record, then reconciles them with the VMs the
  * driver runs (see container-recover.c): a running container whose VM still
@@ -101,6 +114,9 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
  * daemon restart) and frees the host. NULL-safe; returns NULL. */
 ContainerHost *container_host_free(ContainerHost *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ContainerHost *, container_host_free);
+
+/* Who QEMU runs as: ContainerHostConfig.qemu_user, or a summary of it. */
+const char *container_host_qemu_user(ContainerHost *h);
 
 /* Lets the host know a VM changed state (the driver's event callback). */
 void container_host_vm_event(ContainerHost *h, const VmEvent *ev);

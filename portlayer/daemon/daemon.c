@@ -5,7 +5,7 @@
  * table of the state on disk), container host (loads records and
  * reconciles with the driver's VMs and the networks), then the REST socket: the socket exists
  * only once the daemon can answer correctly. Stop goes in reverse. */
-#include "daemon.h"
+#include "daemon-internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -50,7 +50,8 @@ struct Daemon {
 const char *const daemon_config_keys[] = {
         "state-dir",  "socket",       "libvirt-uri",         "guest-kernel", "guest-initrd",  "agent",
         "image-store", "accel",       "insecure-registries", "boot-timeout", "transport",     "log-max-size",
-        "log-max-files", "log-level", "tls-listen", "network-mode", "network-subnet", "docker-socket", NULL,
+        "log-max-files", "log-level", "tls-listen", "network-mode", "network-subnet", "docker-socket", "uid-range",
+        "allow-root-qemu", NULL,
 };
 
 void daemon_config_init(DaemonConfig *c) {
@@ -61,7 +62,8 @@ void daemon_config_init(DaemonConfig *c) {
 void daemon_config_clear(DaemonConfig *c) {
         char **fields[] = {&c->state_dir, &c->socket, &c->docker_socket, &c->libvirt_uri, &c->guest_kernel, &c->guest_initrd,
                            &c->agent, &c->image_store, &c->accel, &c->log_level, &c->insecure_registries,
-                           &c->transport, &c->tls_listen, &c->network_mode, &c->network_subnet};
+                           &c->transport, &c->tls_listen, &c->network_mode, &c->network_subnet,
+                           &c->uid_range};
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
                 *fields[i] = mfree(*fields[i]);
 }
@@ -89,6 +91,7 @@ int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error
                 {"transport", &c->transport, false},      {"tls-listen", &c->tls_listen, false},
                 {"docker-socket", &c->docker_socket, false},
                 {"network-mode", &c->network_mode, false}, {"network-subnet", &c->network_subnet, false},
+                {"uid-range", &c->uid_range, false},
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
                 if (strcmp(strings[i].key, key) != 0)
@@ -107,9 +110,18 @@ int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error
                 if (strcmp(key, "network-subnet") == 0 && network_subnet_validate(value, NULL) < 0)
                         return error_set(err, EINVAL, "network-subnet: '%s' is not an IPv4 subnet (a.b.c.0/8-30)",
                                          value);
+                if (strcmp(key, "uid-range") == 0 && container_uid_range_parse(value, NULL, NULL) < 0)
+                        return error_set(err, EINVAL, "uid-range: '%s' is not FIRST-LAST (65536-2147483646)", value);
                 if (strcmp(key, "log-level") == 0 && log_level_from_string(value) < 0)
                         return error_set(err, EINVAL, "log-level: '%s' is not error, warning, info or debug", value);
                 return set_string(strings[i].field, value, err);
+        }
+        if (strcmp(key, "allow-root-qemu") == 0) {
+                bool yes = strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0;
+                if (!yes && strcmp(value, "false") != 0 && strcmp(value, "no") != 0 && strcmp(value, "0") != 0)
+                        return error_set(err, EINVAL, "allow-root-qemu: '%s' is not true or false", value);
+                c->allow_root_qemu = yes;
+                return 0;
         }
         if (strcmp(key, "boot-timeout") == 0) {
                 int v;
@@ -240,14 +252,20 @@ static int open_registry(Daemon *d, const DaemonConfig *cfg, Error **err) {
 }
 
 static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *self_exe, Error **err) {
-        _cleanup_free_ char *kernel = NULL, *initrd = NULL, *store_root = NULL;
-        int r = mkdir_p(cfg->state_dir, 0711);
-        if (r < 0)
-                return error_set_errno(err, -r, "create %s", cfg->state_dir);
+        _cleanup_free_ char *kernel = NULL, *initrd = NULL, *store_root = NULL, *qemu_user = NULL;
+        uint32_t uid_first = 0, uid_count = 0;
+        int r = daemon_qemu_identity(cfg, &uid_first, &uid_count, &qemu_user, err);
+        if (r < 0 || (r = daemon_state_dir_prepare(cfg->state_dir, uid_count > 0, err)) < 0)
+                return r;
+        if (uid_count > 0 && !cfg->libvirt_uri)
+                daemon_check_kvm_device("/dev/kvm");
         if (asprintf(&store_root, "%s/images", cfg->state_dir) < 0)
                 return error_oom(err);
         if ((r = store_open(cfg->image_store ? cfg->image_store : store_root, &d->store, err)) < 0 ||
+            (r = daemon_check_shared_dir(cfg->image_store ? cfg->image_store : store_root, uid_count > 0, err)) < 0 ||
             (r = open_registry(d, cfg, err)) < 0 || (r = guest_boot_files(cfg, self_exe, &kernel, &initrd, err)) < 0 ||
+            (r = daemon_check_shared_input(kernel, uid_count > 0, err)) < 0 ||
+            (r = daemon_check_shared_input(initrd, uid_count > 0, err)) < 0 ||
             (r = volume_store_open(cfg->state_dir, &d->volumes, err)) < 0)
                 return r;
         r = vm_driver_open(&vm_driver_libvirt, &d->driver, cfg->libvirt_uri, cfg->libvirt_uri ? NULL : cfg->state_dir,
@@ -271,8 +289,9 @@ static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *sel
                 .initrd = initrd, .accel = cfg->accel ? (VmAccel) vm_accel_from_string(cfg->accel) : VM_ACCEL_AUTO,
                 .boot_timeout_ms = cfg->boot_timeout_s * 1000, .transport = cfg->transport,
                 .log_max_size = cfg->log_max_size, .log_max_files = cfg->log_max_files,
+                .uid_first = uid_first, .uid_count = uid_count, .qemu_user = qemu_user,
         };
-        log_info("guest kernel %s, initramfs %s", kernel, initrd);
+        log_info("guest kernel %s, initramfs %s; QEMU runs as %s", kernel, initrd, qemu_user);
         return container_host_open(&hc, &d->host, err);
 }
 
@@ -327,6 +346,8 @@ int daemon_start(const DaemonConfig *cfg, const char *self_exe, Daemon **ret, Er
                 HttpApp app = api_http_app(d->api);
                 r = http_server_start_unix(cfg->socket, &app, &d->http, err);
         }
+        if (r >= 0)
+                daemon_socket_group(cfg->socket);
         /* By default beside the API's socket: /run/portlayer/docker.sock */
         _cleanup_free_ char *docker_socket = NULL;
         if (r >= 0 && !cfg->docker_socket) {
@@ -345,6 +366,8 @@ int daemon_start(const DaemonConfig *cfg, const char *self_exe, Daemon **ret, Er
                         r = http_server_start_unix(docker_socket, &app, &d->docker_http, err);
                         if (r < 0)
                                 error_prefix(err, "Docker API socket");
+                        else
+                                daemon_socket_group(docker_socket);
                 }
         }
         if (r >= 0 && cfg->tls_listen)

@@ -17,6 +17,8 @@
 #define DAEMON_DEFAULT_SOCKET "/run/portlayer/portlayer.sock"
 #define DAEMON_DEFAULT_DOCKER_SOCKET "/run/portlayer/docker.sock"
 #define DAEMON_DEFAULT_CONFIG "/etc/portlayer/portlayerd.conf"
+#define DAEMON_DEFAULT_UID_RANGE "200000-265535" /* container VMs' uids, one each */
+#define DAEMON_SOCKET_GROUP "portlayer"           /* the API socket's group (scripts/setup.sh) */
 
 typedef struct DaemonConfig {
         char *state_dir;
@@ -37,6 +39,8 @@ typedef struct DaemonConfig {
         int boot_timeout_s;
         uint64_t log_max_size;   /* a container's main.log is rotated past this (16 MiB) */
         unsigned log_max_files;  /* rotated files kept (2) */
+        char *uid_range;         /* "FIRST-LAST" for container VMs' uids; NULL: DAEMON_DEFAULT_UID_RANGE */
+        bool allow_root_qemu;    /* run QEMU as root where no uid per container is possible */
 } DaemonConfig;
 
 /* Every key daemon_config_set() takes, NULL-terminated. */

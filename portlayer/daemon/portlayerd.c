@@ -39,6 +39,8 @@ static void usage(FILE *f) {
               "  --log-level LEVEL         error, warning, info (default), debug\n"
               "  --network-mode MODE       bridge (default: a bridge, taps, nftables; needs root) or user\n"
               "  --network-subnet CIDR     the default network's subnet when first made (10.88.0.0/16)\n"
+              "  --uid-range FIRST-LAST    container VMs' uids, one each (default " DAEMON_DEFAULT_UID_RANGE ")\n"
+              "  --allow-root-qemu         run QEMU as root where no uid per container is possible\n"
               "  --help, --version\n",
               f);
 }
@@ -61,6 +63,7 @@ static int parse_args(int argc, char **argv, DaemonConfig *cfg) {
                 {"log-max-files", required_argument, NULL, 0},  {"tls-listen", required_argument, NULL, 0},
                 {"network-mode", required_argument, NULL, 0},   {"network-subnet", required_argument, NULL, 0},
                 {"docker-socket", required_argument, NULL, 0},
+                {"uid-range", required_argument, NULL, 0},      {"allow-root-qemu", no_argument, NULL, 0},
                 {"help", no_argument, NULL, 'h'},               {"version", no_argument, NULL, 'V'},
                 {},
         };
@@ -80,7 +83,7 @@ static int parse_args(int argc, char **argv, DaemonConfig *cfg) {
         while ((o = getopt_long(argc, argv, "h", opts, &idx)) >= 0)
                 switch (o) {
                 case 0:
-                        if (daemon_config_set(cfg, opts[idx].name, optarg, &e) < 0) {
+                        if (daemon_config_set(cfg, opts[idx].name, optarg ? optarg : "true", &e) < 0) {
                                 fprintf(stderr, "portlayerd: --%s\n", error_text(e));
                                 return 2;
                         }

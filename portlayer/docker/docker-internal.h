@@ -41,6 +41,10 @@ typedef int (*DockerHandler)(Docker *d, HttpRequest *req, char **p, HttpResponse
  * they would change what runs (-EOPNOTSUPP: bind mounts, ports, networks,
  * until those land) and listed in *ret_warnings when harmless. -EINVAL for
  * a malformed body. */
+/* HostConfig.ConsoleSize or an exec's ConsoleSize, [height, width]: sets
+ * *rows and *cols when both are positive; absent or null changes nothing;
+ * -EINVAL for anything else. */
+int docker_console_size(const json_t *cs, uint16_t *rows, uint16_t *cols);
 int docker_create_map(const json_t *body, const OciConfig *image, json_t **ret_fields, json_t **ret_warnings,
                       Error **err);
 /* Docker's state for a port-layer state: created, running, paused,

@@ -200,6 +200,22 @@ static int ports_map(const json_t *hc, json_t **ret, Error **err) {
         return 0;
 }
 
+int docker_console_size(const json_t *cs, uint16_t *rows, uint16_t *cols) {
+        if (!cs || json_is_null(cs))
+                return 0;
+        if (!json_is_array(cs) || json_array_size(cs) != 2 || !json_is_integer(json_array_get(cs, 0)) ||
+            !json_is_integer(json_array_get(cs, 1)))
+                return -EINVAL;
+        json_int_t h = json_integer_value(json_array_get(cs, 0)), w = json_integer_value(json_array_get(cs, 1));
+        if (h < 0 || h > 65535 || w < 0 || w > 65535)
+                return -EINVAL;
+        if (h > 0 && w > 0) {
+                *rows = (uint16_t) h;
+                *cols = (uint16_t) w;
+        }
+        return 0;
+}
+
 int docker_create_map(const json_t *body, const OciConfig *image, json_t **ret_fields, json_t **ret_warnings,
                       Error **err) {
         _cleanup_json_ json_t *f = json_object(), *warnings = json_array(), *cmd = NULL, *entry = NULL, *env = NULL;
@@ -302,6 +318,13 @@ int docker_create_map(const json_t *body, const OciConfig *image, json_t **ret_f
                                            json_integer((json_integer_value(cpus) + 999999999) / 1000000000));
         if (json_is_true(ar))
                 (void) json_object_set_new(labels, DOCKER_LABEL_AUTO_REMOVE, json_string("true"));
+        uint16_t rows = 0, cols = 0;
+        if (docker_console_size(json_object_get(hc, "ConsoleSize"), &rows, &cols) < 0)
+                return error_set(err, EINVAL, "HostConfig: ConsoleSize must be [height, width]");
+        if (rows > 0 && json_is_true(json_object_get(f, "tty"))) {
+                (void) json_object_set_new(f, "tty_rows", json_integer(rows));
+                (void) json_object_set_new(f, "tty_cols", json_integer(cols));
+        }
 
         json_t *mounts = NULL;
         if ((r = mounts_map(body, hc, &mounts, err)) < 0)

@@ -468,22 +468,6 @@ static DockerExec *exec_find_locked(Docker *d, const char *id) {
         return NULL;
 }
 
-static int console_size(const json_t *cs, uint16_t *rows, uint16_t *cols) {
-        if (!cs || json_is_null(cs))
-                return 0;
-        if (!json_is_array(cs) || json_array_size(cs) != 2 || !json_is_integer(json_array_get(cs, 0)) ||
-            !json_is_integer(json_array_get(cs, 1)))
-                return -EINVAL;
-        json_int_t h = json_integer_value(json_array_get(cs, 0)), w = json_integer_value(json_array_get(cs, 1));
-        if (h < 0 || h > 65535 || w < 0 || w > 65535)
-                return -EINVAL;
-        if (h > 0 && w > 0) {
-                *rows = (uint16_t) h;
-                *cols = (uint16_t) w;
-        }
-        return 0;
-}
-
 int docker_exec_create(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
         _cleanup_json_ json_t *body = NULL, *pl = NULL;
         int r = docker_body(req, false, &body, err);
@@ -520,7 +504,7 @@ int docker_exec_create(Docker *d, HttpRequest *req, char **p, HttpResponse *resp
         x->attach_stdin = json_is_true(json_object_get(body, "AttachStdin"));
         x->attach_stdout = json_is_true(json_object_get(body, "AttachStdout"));
         x->attach_stderr = json_is_true(json_object_get(body, "AttachStderr"));
-        if (console_size(json_object_get(body, "ConsoleSize"), &x->rows, &x->cols) < 0) {
+        if (docker_console_size(json_object_get(body, "ConsoleSize"), &x->rows, &x->cols) < 0) {
                 exec_free(x);
                 return error_set(err, EINVAL, "ConsoleSize: [height, width]");
         }
@@ -561,7 +545,7 @@ int docker_exec_start(Docker *d, HttpRequest *req, char **p, HttpResponse *resp,
         if (started)
                 return error_set(err, EBUSY, "Exec %s has already run", p[0]);
         uint16_t rows = x->rows, cols = x->cols;
-        (void) console_size(json_object_get(body, "ConsoleSize"), &rows, &cols);
+        (void) docker_console_size(json_object_get(body, "ConsoleSize"), &rows, &cols);
         _cleanup_free_ const char **argv = calloc(json_array_size(x->argv) + 1, sizeof(char *)),
                                   **env = calloc(json_array_size(x->env) + 1, sizeof(char *));
         if (!argv || !env)

@@ -46,6 +46,21 @@ Guest *guest_free(Guest *g) {
         return NULL;
 }
 
+/* The run directory and the console log belong to QEMU's uid, and to it
+ * alone: another VM's uid can neither list the directory nor open its
+ * socket or log. The log is made here, so it never is root's. */
+static int guest_give_run_dir(Guest *g, const GuestConfig *c) {
+        if (!c->owner)
+                return 0;
+        _cleanup_close_ int dfd = open(c->run_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0 || fchown(dfd, c->owner->uid, c->owner->gid) < 0 || fchmod(dfd, 0700) < 0)
+                return -errno;
+        _cleanup_close_ int fd = openat(dfd, "console.log", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 || fchown(fd, c->owner->uid, c->owner->gid) < 0 || fchmod(fd, 0600) < 0)
+                return -errno;
+        return 0;
+}
+
 static int guest_paths(Guest *g, const GuestConfig *c, Error **err) {
         if (!c->run_dir || c->run_dir[0] != '/')
                 return error_set(err, EINVAL, "guest '%s': run_dir must be an absolute path", c->name);
@@ -54,6 +69,9 @@ static int guest_paths(Guest *g, const GuestConfig *c, Error **err) {
         if (asprintf(&g->socket_path, "%s/agent.sock", c->run_dir) < 0 ||
             asprintf(&g->console_path, "%s/console.log", c->run_dir) < 0)
                 return -ENOMEM;
+        int r = guest_give_run_dir(g, c);
+        if (r < 0)
+                return error_set_errno(err, -r, "guest '%s': give %s to uid %u", c->name, c->run_dir, c->owner->uid);
         if (strlen(g->socket_path) > VM_SOCKET_PATH_MAX)
                 return error_set(err, ENAMETOOLONG, "guest '%s': socket path %s is longer than %d bytes", c->name,
                                  g->socket_path, VM_SOCKET_PATH_MAX);
@@ -80,7 +98,7 @@ static int guest_create_vm(Guest *g, const GuestConfig *c, Error **err) {
                 .accel = c->accel, .kernel = c->kernel, .initrd = c->initrd, .cmdline = cmdline,
                 .disks = disks, .n_disks = 1 + c->n_extra_disks, .agent_socket = g->socket_path,
                 .console_log = g->console_path, .vsock = c->vsock, .nics = c->nics, .n_nics = c->n_nics,
-                .filesystems = c->filesystems, .n_filesystems = c->n_filesystems,
+                .filesystems = c->filesystems, .n_filesystems = c->n_filesystems, .owner = c->owner,
         };
         return vm_driver_create(g->driver, &spec, err);
 }

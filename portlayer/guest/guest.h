@@ -39,6 +39,8 @@ typedef struct GuestConfig {
         size_t n_extra_disks;      /* at most VM_DISKS_MAX - 1 */
         const VmFilesystem *filesystems; /* optional: virtio-fs shares (VmSpec.filesystems) */
         size_t n_filesystems;
+        const VmOwner *owner;      /* QEMU's uid:gid, which gets run_dir (0700) and the console
+                                    * log (0600); NULL: the driver's default user */
 } GuestConfig;
 
 typedef struct Guest {

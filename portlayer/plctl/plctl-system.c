@@ -197,6 +197,26 @@ static void check_daemon(Doctor *d, Plctl *p) {
                        "nothing answers at %s", plctl_client_target(c));
 }
 
+/* Who the daemon runs QEMU as (GET /version's "qemu_user"): a uid per
+ * container, or root by --allow-root-qemu (docs/security.md). */
+static void check_qemu_user(Doctor *d, Plctl *p) {
+        _cleanup_error_ Error *e = NULL;
+        _cleanup_json_ json_t *v = NULL;
+        PlctlClient *c;
+        if (plctl_connect(p, &c, &e) < 0 || !plctl_client_ping(c, 2000) ||
+            plctl_call(c, "GET", "/version", NULL, &v, &e) < 0)
+                return; /* the daemon check said why */
+        const char *who = plctl_str(v, "qemu_user");
+        if (!who || !*who)
+                report(d, LEVEL_WARN, "qemu user", "upgrade portlayerd", "the daemon does not say who QEMU runs as");
+        else if (strncmp(who, "a uid per container", 19) == 0)
+                report(d, LEVEL_OK, "qemu user", NULL, "%s", who);
+        else
+                report(d, LEVEL_WARN, "qemu user",
+                       "use the embedded libvirt driver and a --uid-range no account uses (docs/security.md)",
+                       "QEMU runs as %s", who);
+}
+
 int plctl_verb_doctor(int argc, char *argv[], void *userdata) {
         Plctl *p = userdata;
         static const struct option options[] = {{"state-dir", required_argument, NULL, 'S'}, PLCTL_COMMON_OPTIONS, {}};
@@ -218,6 +238,7 @@ int plctl_verb_doctor(int argc, char *argv[], void *userdata) {
         check_disk(&d, state_dir);
         check_memory(&d);
         check_daemon(&d, p);
+        check_qemu_user(&d, p);
         if (p->json) {
                 _cleanup_json_ json_t *out = json_pack("{s:O, s:b}", "checks", checks, "ok", !d.failed);
                 plctl_print_json(out);

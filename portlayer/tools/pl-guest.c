@@ -1,6 +1,6 @@
 /* guest-cli.c: pl-guest, one container VM by hand, until the daemon exists.
  *
- *   pl-guest --state DIR --kernel VMLINUZ --initrd INITRD --disk ROOT.qcow2 [--name N]
+ *   pl-guest --state DIR --kernel VMLINUZ --initrd INITRD --disk ROOT.qcow2 [--name N] [--uid UID]
  *
  * Boots the VM through libvirt's embedded driver (rooted at DIR/libvirt),
  * waits for its agent, prints where to reach it, and keeps it running until
@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/base/log.h"
@@ -30,6 +31,7 @@ static void on_signal(int sig) {
 typedef struct Args {
         const char *state, *kernel, *initrd, *disk, *name, *accel;
         unsigned memory_mib;
+        uint32_t uid;
 } Args;
 
 static int parse_args(int argc, char **argv, Args *a) {
@@ -37,7 +39,8 @@ static int parse_args(int argc, char **argv, Args *a) {
                 {"state", required_argument, NULL, 's'},  {"kernel", required_argument, NULL, 'k'},
                 {"initrd", required_argument, NULL, 'i'}, {"disk", required_argument, NULL, 'd'},
                 {"name", required_argument, NULL, 'n'},   {"accel", required_argument, NULL, 'a'},
-                {"memory", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'},
+                {"memory", required_argument, NULL, 'm'}, {"uid", required_argument, NULL, 'u'},
+                {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},      {},
         };
         int o;
@@ -53,9 +56,15 @@ static int parse_args(int argc, char **argv, Args *a) {
                         if (safe_atou32(optarg, &a->memory_mib) < 0)
                                 return log_error_errno(EINVAL, "pl-guest: bad --memory '%s' (MiB)", optarg);
                         break;
+                case 'u':
+                        if (safe_atou32(optarg, &a->uid) < 0 || a->uid == 0)
+                                return log_error_errno(EINVAL, "pl-guest: bad --uid '%s' (not 0: never root)", optarg);
+                        break;
                 case 'h':
                         puts("usage: pl-guest --state DIR --kernel VMLINUZ --initrd INITRD --disk ROOT.qcow2 "
-                             "[--name NAME] [--accel auto|kvm|tcg] [--memory MiB]");
+                             "[--name NAME] [--accel auto|kvm|tcg] [--memory MiB] [--uid UID]\n"
+                             "QEMU runs as UID:UID (default 269999), which gets the disk; the directories\n"
+                             "above the disk, kernel and initramfs must be searchable by others.");
                         exit(0);
                 case 'V': version_print(); exit(0);
                 default: return -EINVAL;
@@ -81,7 +90,7 @@ static void supervise(Guest *g) {
 
 int main(int argc, char **argv) {
         log_setup("pl-guest", LOG_LEVEL_INFO, STDERR_FILENO);
-        Args a = {.name = "pl-guest", .accel = "auto", .memory_mib = 256};
+        Args a = {.name = "pl-guest", .accel = "auto", .memory_mib = 256, .uid = 269999};
         if (parse_args(argc, argv, &a) < 0)
                 return EXIT_USAGE;
         int accel = vm_accel_from_string(a.accel);
@@ -98,9 +107,16 @@ int main(int argc, char **argv) {
         /* A guest of this name left by an earlier run is replaced. */
         (void) vm_driver_destroy(d, a.name, NULL);
 
+        /* QEMU runs as its own uid, never root (docs/security.md): the
+         * disk is given to it */
+        VmOwner owner = {.uid = a.uid, .gid = a.uid};
+        if (chown(a.disk, owner.uid, owner.gid) < 0 || chmod(a.disk, 0600) < 0)
+                return log_error("pl-guest: give %s to uid %u: %m", a.disk, owner.uid), 1;
+        if (chmod(a.state, 0711) < 0)
+                return log_error("pl-guest: chmod %s: %m", a.state), 1;
         GuestConfig c = {.name = a.name, .kernel = a.kernel, .initrd = a.initrd, .root_disk = a.disk,
                          .root_format = VM_DISK_QCOW2, .run_dir = run_dir, .memory_mib = a.memory_mib,
-                         .accel = (VmAccel) accel};
+                         .accel = (VmAccel) accel, .owner = &owner};
         /* Handlers first: a Ctrl-C while the guest boots must not kill us
          * and leave its QEMU running (it outlives us); the boot finishes or
          * times out, then the VM is destroyed. */

@@ -71,6 +71,13 @@ typedef enum VmDiskFormat {
         _VM_DISK_FORMAT_MAX,
 } VmDiskFormat;
 
+/* Who a VM's QEMU runs as: a per-domain DAC label. libvirt starts QEMU as
+ * uid:gid (gid its only group) and changes no file's owner
+ * (relabel='no'): the caller gives the files QEMU opens to that uid. */
+typedef struct VmOwner {
+        uint32_t uid, gid;
+} VmOwner;
+
 /* A virtio-blk disk; disks[0] is the container's root disk (vda). */
 typedef struct VmDisk {
         const char *path;   /* absolute */
@@ -136,6 +143,8 @@ typedef struct VmSpec {
          * domain shared memory backing (memfd), as virtio-fs needs. */
         const VmFilesystem *filesystems;
         size_t n_filesystems;
+
+        const VmOwner *owner;      /* NULL: the driver's default user (qemu.conf's, never root) */
 } VmSpec;
 
 /* A host->guest port forward of a VM_NIC_USER NIC. */

@@ -55,28 +55,39 @@ typedef struct LibvirtDriver {
         bool holds_loop;
 } LibvirtDriver;
 
+#define QEMU_CONF_HEADER "# qemu.conf for libvirt's embedded QEMU driver, written by portlayer\n"
+
 static const char qemu_conf[] =
-        "# qemu.conf for libvirt's embedded QEMU driver, written by portlayer\n"
-        "# (portlayer/vm/vm-libvirt.c) because it was missing. It is never overwritten.\n"
+        QEMU_CONF_HEADER
+        "# (portlayer/vm/vm-libvirt.c). It is rewritten while this first line stays;\n"
+        "# remove that line to keep edits of your own.\n"
         "\n"
-        "# QEMU runs as the daemon's own user. libvirt still looks up its compiled-in\n"
-        "# user 'libvirt-qemu' before reading this file, so that account must exist.\n"
-        "user = \"root\"\n"
-        "group = \"root\"\n"
+        "# A domain without a <seclabel> of its own runs QEMU as this unprivileged\n"
+        "# user (created by scripts/setup.sh; libvirt also looks it up before it reads\n"
+        "# this file). The daemon gives every container VM a uid and gid of its own\n"
+        "# through a per-domain DAC label instead (docs/security.md); never root.\n"
+        "user = \"libvirt-qemu\"\n"
+        "group = \"libvirt-qemu\"\n"
         "\n"
         "# QEMU's stdout/stderr go straight to <root>/log/qemu/<name>.log; the\n"
         "# default handler, \"logd\", needs a running virtlogd.\n"
         "stdio_handler = \"file\"\n"
         "\n"
-        "# Leave kernels, initramfs and disk images alone: no chown to the QEMU user\n"
-        "# and back, no trusted.libvirt.* xattrs remembering owners. QEMU runs as root\n"
-        "# anyway, and these files are shared by many VMs.\n"
+        "# No chown of kernels, initramfs and disk images to the QEMU user and back,\n"
+        "# no trusted.libvirt.* xattrs remembering owners: the shared inputs stay\n"
+        "# root's (readable, never writable, by QEMU users) and the daemon itself\n"
+        "# gives each VM's own files to that VM's uid (relabel='no' per domain).\n"
         "dynamic_ownership = 0\n"
         "remember_owner = 0\n"
         "\n"
+        "# QEMU's seccomp filter (-sandbox on, no obsolete calls, no privilege\n"
+        "# elevation, no spawning, no resource control), as libvirt's default.\n"
+        "seccomp_sandbox = 1\n"
+        "\n"
         "# No AppArmor/SELinux confinement: Debian's AppArmor driver needs\n"
         "# virt-aa-helper and the profiles of libvirt-daemon-system, which the\n"
-        "# embedded driver does not have. For confined QEMU use qemu:///system.\n"
+        "# embedded driver does not have. libvirt's DAC driver (the uid per VM)\n"
+        "# is always on. For MAC confinement use qemu:///system.\n"
         "security_driver = \"none\"\n"
         "\n"
         "# Left at their defaults on purpose: one cgroup per VM (CPU shares and\n"
@@ -279,11 +290,26 @@ static int write_qemu_conf(const char *root, Error **err) {
         _cleanup_free_ char *etc = NULL, *path = NULL;
         if (asprintf(&etc, "%s/etc", root) < 0 || asprintf(&path, "%s/qemu.conf", etc) < 0)
                 return error_oom(err);
-        int r = mkdir_p(etc, 0700);
+        /* QEMU, under the uid of its VM, opens files libvirt prepares for
+         * it below <root>/lib/qemu/domain-*: it crosses the root (and the
+         * directories made for it here), lists nothing; etc/ stays 0700 */
+        int r = mkdir_p(root, 0711);
+        if (r >= 0 && chmod(root, 0711) < 0)
+                r = -errno;
         if (r < 0)
+                return error_set_errno(err, r, "cannot create %s", root);
+        if ((r = mkdir_p(etc, 0700)) < 0)
                 return error_set_errno(err, r, "cannot create %s", etc);
-        if (access(path, F_OK) == 0)
+        /* Ours (the first line says so) is brought up to date; anyone
+         * else's is left alone. */
+        _cleanup_free_ char *old = NULL;
+        size_t len = 0;
+        r = read_file_bounded(path, 1u << 20, &old, &len);
+        if (r >= 0 && (strncmp(old, QEMU_CONF_HEADER, strlen(QEMU_CONF_HEADER)) != 0 ||
+                       (len == sizeof qemu_conf - 1 && memcmp(old, qemu_conf, len) == 0)))
                 return 0;
+        if (r < 0 && r != -ENOENT)
+                return error_set_errno(err, r, "cannot read %s", path);
         r = write_file_atomic(path, qemu_conf, sizeof qemu_conf - 1, 0644);
         if (r < 0)
                 return error_set_errno(err, r, "cannot write %s", path);

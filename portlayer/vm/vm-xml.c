@@ -231,6 +231,22 @@ static void add_devices(Builder *b, xmlNodePtr domain, const VmSpec *spec, const
         empty(b, devices, "memballoon", "model", "none", NULL, NULL);
 }
 
+/* The QEMU process's identity: <seclabel type='static' model='dac'
+ * relabel='no'><label>+uid:+gid</label></seclabel>. "+" makes libvirt take
+ * the numbers as ids, not names to look up. relabel='no': libvirt's dynamic
+ * ownership would chown every disk and the kernel to the VM's uid at start
+ * and back to root at stop, shared inputs included; the container host
+ * gives exactly the VM's own files to its uid instead (docs/security.md). */
+static void add_seclabel(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
+        char label[32];
+        if (!spec->owner)
+                return;
+        snprintf(label, sizeof label, "+%" PRIu32 ":+%" PRIu32, spec->owner->uid, spec->owner->gid);
+        xmlNodePtr seclabel = empty(b, domain, "seclabel", "type", "static", "model", "dac");
+        prop(b, seclabel, "relabel", "no");
+        child(b, seclabel, "label", label);
+}
+
 /* libxml2 writes whatever bytes it is given; libvirt would then reject the
  * document with a parser error far from the cause. */
 static int check_utf8(const VmSpec *spec, Error **err) {
@@ -294,6 +310,7 @@ int vm_xml_build(const VmSpec *spec, VmAccel accel, char **ret_xml, Error **err)
         add_memory_backing(&b, domain, spec);
         add_os(&b, domain, spec, accel);
         add_devices(&b, domain, spec, ro_binary);
+        add_seclabel(&b, domain, spec);
         if (b.failed || serialize(doc, ret_xml) < 0)
                 return error_oom(err);
         return 0;

@@ -20,6 +20,7 @@
 
 #include "lib/pltest.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -101,6 +102,9 @@ static int world_setup(void **state) {
                 return -1;
         if (test_tmpdir_make(world.dir, sizeof world.dir, "e2e") < 0)
                 return -1;
+        /* QEMU runs as GUEST_UID: it crosses this directory to its files */
+        if (chmod(world.dir, 0711) < 0)
+                return -1;
 
         Error *e = NULL;
         char *modules_dir = NULL;
@@ -153,6 +157,12 @@ static int world_teardown(void **state) {
         return bad ? -1 : 0;
 }
 
+/* Every guest's QEMU runs as this uid (a per-domain DAC label), never as
+ * root; it owns the guest's disk overlay and run directory. Outside the
+ * daemon's default range (docs/security.md), inside no account's. */
+#define GUEST_UID 270000u
+static const VmOwner guest_owner = {.uid = GUEST_UID, .gid = GUEST_UID};
+
 static void fixture_name(Fixture *f) {
         snprintf(f->name, sizeof f->name, "pl-e2e-%d-%u", (int) getpid(), ++world.seq);
         snprintf(f->run_dir, sizeof f->run_dir, "%s/%s", world.dir, f->name);
@@ -170,9 +180,11 @@ static int boot_disk(Fixture *f, const char *root_disk, const char *extra_cmdlin
                 snprintf(disk, sizeof disk, "%s", root_disk);
         else if (test_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 256M", world.base, disk) != 0)
                 return error_set(err, EIO, "qemu-img create failed");
+        if (chown(disk, GUEST_UID, GUEST_UID) < 0 || chmod(disk, 0600) < 0)
+                return error_set_errno(err, errno, "give %s to uid %u", disk, GUEST_UID);
         GuestConfig c = {.name = f->name, .kernel = world.kernel, .initrd = world.initrd, .root_disk = disk,
                          .root_format = VM_DISK_QCOW2, .run_dir = f->run_dir, .hostname = "e2e-host",
-                         .boot_timeout_ms = 90000, .extra_cmdline = extra_cmdline};
+                         .boot_timeout_ms = 90000, .extra_cmdline = extra_cmdline, .owner = &guest_owner};
         return guest_start(world.driver, &c, &f->guest, err);
 }
 
@@ -215,8 +227,53 @@ static void run_ok(Guest *g, const char *const *argv, char **out) {
         assert_int_equal(code, 0);
 }
 
+/* The value of "Key:" in /proc/<pid>/status of the QEMU of domain name
+ * ("" when there is none). */
+static void qemu_status(const char *name, const char *key, char *out, size_t size) {
+        char want[128], path[300], buf[8192], line[256];
+        snprintf(want, sizeof want, "guest=%s,", name);
+        out[0] = 0;
+        DIR *d = opendir("/proc");
+        for (struct dirent *de; d && (de = readdir(d));) {
+                snprintf(path, sizeof path, "/proc/%s/cmdline", de->d_name);
+                FILE *f = fopen(path, "re");
+                size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+                if (f)
+                        fclose(f);
+                for (size_t i = 0; i < n; i++)
+                        buf[i] = buf[i] ? buf[i] : ' ';
+                buf[n] = 0;
+                if (!strstr(buf, "qemu-system") || !strstr(buf, want))
+                        continue;
+                snprintf(path, sizeof path, "/proc/%s/status", de->d_name);
+                f = fopen(path, "re");
+                while (f && fgets(line, sizeof line, f))
+                        if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ':') {
+                                const char *v = line + strlen(key) + 1 + strspn(line + strlen(key) + 1, " \t");
+                                snprintf(out, size, "%.*s", (int) strcspn(v, " \t\n"), v);
+                        }
+                if (f)
+                        fclose(f);
+                break;
+        }
+        if (d)
+                closedir(d);
+}
+
 static void test_boot_and_exec(void **state) {
         Guest *g = boot_ok(*state);
+        /* its QEMU: the uid it was given, QEMU's seccomp filter, no_new_privs */
+        Fixture *f = *state;
+        char v[64], want[16];
+        snprintf(want, sizeof want, "%u", GUEST_UID);
+        qemu_status(f->name, "Uid", v, sizeof v);
+        assert_string_equal(v, want);
+        qemu_status(f->name, "Seccomp", v, sizeof v);
+        assert_string_equal(v, "2");
+        qemu_status(f->name, "NoNewPrivs", v, sizeof v);
+        assert_string_equal(v, "1");
+        qemu_status(f->name, "CapEff", v, sizeof v);
+        assert_string_equal(v, "0000000000000000");
         char *out = NULL, expect[200];
         run_ok(g, ARGV("uname", "-r"), &out);
         snprintf(expect, sizeof expect, "%s\n", world.release);
@@ -596,13 +653,16 @@ static Guest *setup_boot(Fixture *f, const char *volume, const char *share) {
         char disk[400];
         snprintf(disk, sizeof disk, "%s/root.qcow2", f->run_dir);
         assert_int_equal(test_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 256M", world.base, disk), 0);
+        /* the root disk and the volume belong to the VM's uid while attached */
+        assert_int_equal(chown(disk, GUEST_UID, GUEST_UID), 0);
+        assert_int_equal(chown(volume, GUEST_UID, GUEST_UID), 0);
         const VmNic nic = {.type = VM_NIC_BRIDGE, .mac = SETUP_MAC, .bridge = SETUP_BRIDGE, .tap = SETUP_TAP};
         const VmDisk extra = {.path = volume, .format = VM_DISK_RAW, .serial = SETUP_SERIAL};
         const VmFilesystem fs = {.source = share, .tag = "plshare"};
         GuestConfig c = {.name = f->name, .kernel = world.kernel, .initrd = world.initrd, .root_disk = disk,
                          .root_format = VM_DISK_QCOW2, .run_dir = f->run_dir, .hostname = "e2e-host",
                          .boot_timeout_ms = 90000, .nics = &nic, .n_nics = 1, .extra_disks = &extra,
-                         .n_extra_disks = 1, .filesystems = &fs, .n_filesystems = 1};
+                         .n_extra_disks = 1, .filesystems = &fs, .n_filesystems = 1, .owner = &guest_owner};
         _cleanup_error_ Error *e = NULL;
         if (guest_start(world.driver, &c, &f->guest, &e) < 0)
                 fail_msg("boot: %s", error_text(e));

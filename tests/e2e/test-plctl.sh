@@ -189,6 +189,14 @@ has "FAIL  kernel"
 step="make the test image"
 bash "$PL_SOURCE_DIR/tests/lib/make-oci-image.sh" "$dir/oci" >/dev/null 2>&1 || fail "make-oci-image.sh"
 "$PL_IMAGE_BIN" --store "$dir/images" import "oci:$dir/oci:latest" localhost/busybox:latest >/dev/null || fail "pl-image import"
+# Where it cannot give each QEMU a uid of its own (another libvirt decides)
+# the daemon refuses to start, saying why, unless --allow-root-qemu.
+step="portlayerd refuses QEMU as root"
+"$PL_PORTLAYERD_BIN" --state-dir "$dir/refused" --socket "$dir/refused.sock" --libvirt-uri qemu:///system \
+        --guest-kernel "$PL_KERNEL_DIR/vmlinuz" >"$out" 2>"$err" && fail "portlayerd started"
+grep -q "refusing to run QEMU as root: libvirt URI 'qemu:///system' is not the embedded driver" "$err" ||
+        fail "no reason given"
+[ ! -e "$dir/refused.sock" ] || fail "a socket was made"
 step="start portlayerd"
 "$PL_PORTLAYERD_BIN" --state-dir "$dir" --socket "$sock" --guest-kernel "$PL_KERNEL_DIR/vmlinuz" \
         --boot-timeout 120 --log-level debug --tls-listen "127.0.0.1:$tls_port" >"$dir/daemon.log" 2>&1 &
@@ -209,6 +217,7 @@ step="PORTLAYER_SOCKET"
 PORTLAYER_SOCKET=$sock "$PL_PLCTL_BIN" version >"$out" 2>"$err" || fail "version through \$PORTLAYER_SOCKET"
 pc 0 doctor --state-dir "$dir"
 has "OK    daemon        portlayerd answers at $sock"
+has "OK    qemu user     a uid per container (200000-265535)"
 
 # --- remote access over TLS ---
 

@@ -29,9 +29,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <glob.h>
+#include <grp.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +49,8 @@ static struct {
         pid_t daemon;
         const char *network_mode; /* --network-mode, NULL: the default (bridge) */
         bool probing; /* a failed connection is an answer (-1), not a failure */
+        char unconfined[1024]; /* QEMUs seen running as root, or without their sandbox */
+        int qemus_checked;
 } W;
 
 /* --- HTTP over the Unix socket --- */
@@ -259,8 +264,47 @@ static void daemon_signal(int sig) {
         W.daemon = 0;
 }
 
+/* The value of a "Key:\t..." line of /proc/<pid>/status, "" when absent. */
+static void proc_status(const char *pid, const char *key, char *out, size_t size) {
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/%s/status", pid);
+        out[0] = 0;
+        FILE *f = fopen(path, "re");
+        size_t klen = strlen(key);
+        while (f && fgets(line, sizeof line, f))
+                if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+                        const char *v = line + klen + 1;
+                        v += strspn(v, " \t");
+                        snprintf(out, size, "%.*s", (int) strcspn(v, "\n"), v);
+                        break;
+                }
+        if (f)
+                fclose(f);
+}
+
+/* Every QEMU of the suite runs under a uid of its own (never root), with
+ * QEMU's seccomp filter, no_new_privs and no effective capability; what
+ * breaks that is noted for group_teardown to fail on. */
+static void check_confined(const char *pid) {
+        char uid[64], seccomp[16], nnp[16], capeff[32];
+        proc_status(pid, "Uid", uid, sizeof uid);
+        proc_status(pid, "Seccomp", seccomp, sizeof seccomp);
+        proc_status(pid, "NoNewPrivs", nnp, sizeof nnp);
+        proc_status(pid, "CapEff", capeff, sizeof capeff);
+        if (!uid[0]) /* gone meanwhile */
+                return;
+        W.qemus_checked++;
+        if (atoi(uid) == 0 || strcmp(seccomp, "2") != 0 || strcmp(nnp, "1") != 0 ||
+            strcmp(capeff, "0000000000000000") != 0) {
+                size_t n = strlen(W.unconfined);
+                snprintf(W.unconfined + n, sizeof W.unconfined - n, "[pid %s: Uid %s Seccomp %s NoNewPrivs %s CapEff %s] ",
+                         pid, uid, seccomp, nnp, capeff);
+        }
+}
+
 /* QEMU processes whose command line names our state directory: ours.
- * Counts them, and with kill ends them (SIGKILL, by pid). */
+ * Counts them (checking that each is confined), and with kill ends them
+ * (SIGKILL, by pid). */
 static int our_qemus(bool kill_them) {
         int found = 0;
         DIR *d = opendir("/proc");
@@ -280,6 +324,8 @@ static int our_qemus(bool kill_them) {
                 if (strstr(buf, "qemu-system") && strstr(buf, W.dir)) {
                         if (kill_them)
                                 kill(atoi(de->d_name), SIGKILL);
+                        else
+                                check_confined(de->d_name);
                         found++;
                 }
         }
@@ -332,6 +378,10 @@ static int group_teardown(void **state) {
         curl_global_cleanup();
         if (left) {
                 fprintf(stderr, "%d QEMU processes of this run were still alive (killed)\n", left);
+                return -1;
+        }
+        if (W.unconfined[0] || W.qemus_checked == 0) {
+                fprintf(stderr, "QEMU processes not confined (of %d checked): %s\n", W.qemus_checked, W.unconfined);
                 return -1;
         }
         return 0;
@@ -412,6 +462,226 @@ static void test_full_life(void **state) {
         assert_int_equal(call("DELETE", "/containers/life", NULL, NULL), 409);
         destroy(id);
         assert_int_equal(call("GET", "/containers/life", NULL, NULL), 404);
+}
+
+/* --- least privilege (docs/security.md) --- */
+
+/* The pid of the QEMU of container id's domain, or 0. */
+static pid_t qemu_of(const char *id) {
+        char want[64];
+        snprintf(want, sizeof want, "guest=pl-%.16s", id);
+        pid_t pid = 0;
+        DIR *d = opendir("/proc");
+        struct dirent *de;
+        while (d && !pid && (de = readdir(d))) {
+                char path[300], buf[8192];
+                snprintf(path, sizeof path, "/proc/%s/cmdline", de->d_name);
+                FILE *f = fopen(path, "re");
+                if (!f)
+                        continue;
+                size_t n = fread(buf, 1, sizeof buf - 1, f);
+                fclose(f);
+                for (size_t i = 0; i < n; i++)
+                        if (!buf[i])
+                                buf[i] = ' ';
+                buf[n] = 0;
+                if (strstr(buf, "qemu-system") && strstr(buf, want))
+                        pid = atoi(de->d_name);
+        }
+        if (d)
+                closedir(d);
+        return pid;
+}
+
+static unsigned proc_id(pid_t pid, const char *key) {
+        char p[32], v[64];
+        snprintf(p, sizeof p, "%d", (int) pid);
+        proc_status(p, key, v, sizeof v);
+        return (unsigned) strtoul(v, NULL, 10); /* the real id, first of four */
+}
+
+static bool uid_has_process(unsigned uid) {
+        DIR *d = opendir("/proc");
+        struct dirent *de;
+        bool found = false;
+        while (d && !found && (de = readdir(d))) {
+                struct stat st;
+                char path[300];
+                snprintf(path, sizeof path, "/proc/%s", de->d_name);
+                found = de->d_name[0] >= '1' && de->d_name[0] <= '9' && stat(path, &st) == 0 && st.st_uid == uid;
+        }
+        if (d)
+                closedir(d);
+        return found;
+}
+
+typedef struct Probe {
+        const char *what;
+        char path[512];
+        int flags;     /* open() flags; -1: connect() to a Unix socket */
+        int want;      /* the errno expected, 0 for success */
+} Probe;
+
+/* Runs each probe in a child that is uid:uid with no supplementary group
+ * (what libvirt makes of the domain's DAC label; setpriv --reuid --regid
+ * --clear-groups would do the same) and checks what it got. */
+static void probe_as(unsigned uid, const Probe *probes, size_t n) {
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        pid_t child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                close(fds[0]);
+                if (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
+                        _exit(1);
+                for (size_t i = 0; i < n; i++) {
+                        int got = 0, fd;
+                        if (probes[i].flags == -1) {
+                                struct sockaddr_un sa = {.sun_family = AF_UNIX};
+                                snprintf(sa.sun_path, sizeof sa.sun_path, "%s", probes[i].path);
+                                fd = socket(AF_UNIX, SOCK_STREAM, 0);
+                                if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+                                        got = errno;
+                        } else if ((fd = open(probes[i].path, probes[i].flags | O_CLOEXEC)) < 0)
+                                got = errno;
+                        if (fd >= 0)
+                                close(fd);
+                        if (write(fds[1], &got, sizeof got) != sizeof got)
+                                _exit(1);
+                }
+                _exit(0);
+        }
+        close(fds[1]);
+        for (size_t i = 0; i < n; i++) {
+                int got = -1;
+                if (read(fds[0], &got, sizeof got) != sizeof got)
+                        fail_msg("probe child for uid %u died", uid);
+                if (got != probes[i].want)
+                        fail_msg("as uid %u, %s (%s): got '%s', want '%s'", uid, probes[i].what, probes[i].path,
+                                 got ? strerror(got) : "success", probes[i].want ? strerror(probes[i].want) : "success");
+        }
+        close(fds[0]);
+        int status;
+        waitpid(child, &status, 0);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void assert_mode(const char *path, unsigned mode, unsigned uid, const char *what) {
+        struct stat st;
+        if (lstat(path, &st) < 0)
+                fail_msg("%s %s: %s", what, path, strerror(errno));
+        if ((st.st_mode & 07777) != mode || st.st_uid != uid)
+                fail_msg("%s %s: mode %04o uid %u, want %04o uid %u", what, path, st.st_mode & 07777,
+                         (unsigned) st.st_uid, mode, uid);
+}
+
+static void test_least_privilege(void **state) {
+        char path[512];
+        /* the daemon's own files (docs/security.md) */
+        assert_mode(W.dir, 0711, 0, "state directory");
+        snprintf(path, sizeof path, "%s/containers", W.dir);
+        assert_mode(path, 0711, 0, "containers directory");
+        snprintf(path, sizeof path, "%s/run", W.dir);
+        assert_mode(path, 0711, 0, "run directory");
+        snprintf(path, sizeof path, "%s/uids", W.dir);
+        assert_mode(path, 0700, 0, "uid claims");
+        snprintf(path, sizeof path, "%s/tmp", W.dir);
+        assert_mode(path, 0700, 0, "spool");
+        snprintf(path, sizeof path, "%s/libvirt/etc", W.dir);
+        assert_mode(path, 0700, 0, "libvirt configuration");
+        struct stat st;
+        assert_int_equal(stat(W.sock, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0660);
+        struct group *g = getgrnam("portlayer");
+        assert_int_equal(st.st_gid, g ? g->gr_gid : 0);
+        json_t *v = NULL;
+        assert_int_equal(call("GET", "/version", NULL, &v), 200);
+        assert_string_equal(str(v, "qemu_user"), "a uid per container (200000-265535)");
+        json_decref(v);
+
+        /* two running containers: each QEMU under its own uid */
+        char a[65], b[65], cid[65];
+        const char *sleep_ep = "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"exec sleep 100000\"]}";
+        assert_int_equal(create_run("lp-a", sleep_ep, "running", a, NULL), 200);
+        assert_int_equal(create_run("lp-b", sleep_ep, "running", b, NULL), 200);
+        json_t *ja = inspect(a), *jb = inspect(b);
+        unsigned ua = (unsigned) json_integer_value(json_object_get(ja, "uid"));
+        unsigned ub = (unsigned) json_integer_value(json_object_get(jb, "uid"));
+        json_decref(ja);
+        json_decref(jb);
+        assert_true(ua >= 200000 && ua <= 265535 && ub >= 200000 && ub <= 265535);
+        assert_int_not_equal(ua, ub);
+        pid_t pa = qemu_of(a), pb = qemu_of(b);
+        assert_true(pa > 0 && pb > 0);
+        assert_int_equal(proc_id(pa, "Uid"), ua);
+        assert_int_equal(proc_id(pa, "Gid"), ua);
+        assert_int_equal(proc_id(pb, "Uid"), ub);
+        char groups[64];
+        snprintf(path, sizeof path, "%d", (int) pa);
+        proc_status(path, "Groups", groups, sizeof groups);
+        groups[strcspn(groups, " ")] = 0;
+        snprintf(path, sizeof path, "%u", ua);
+        assert_string_equal(groups, path); /* its own gid only */
+        (void) our_qemus(false); /* Seccomp, NoNewPrivs, CapEff of both */
+        assert_string_equal(W.unconfined, "");
+
+        /* what each uid owns */
+        char disk_a[512], disk_b[512], run_a[512], log_b[512], sock_b[512], rec_b[512], claim_b[512];
+        snprintf(disk_a, sizeof disk_a, "%s/containers/%s/disk.qcow2", W.dir, a);
+        snprintf(disk_b, sizeof disk_b, "%s/containers/%s/disk.qcow2", W.dir, b);
+        snprintf(run_a, sizeof run_a, "%s/run/%.16s", W.dir, a);
+        snprintf(log_b, sizeof log_b, "%s/run/%.16s/console.log", W.dir, b);
+        snprintf(sock_b, sizeof sock_b, "%s/run/%.16s/agent.sock", W.dir, b);
+        snprintf(rec_b, sizeof rec_b, "%s/containers/%s/container.json", W.dir, b);
+        snprintf(claim_b, sizeof claim_b, "%s/uids/%u", W.dir, ub);
+        assert_mode(disk_a, 0600, ua, "A's disk");
+        assert_mode(disk_b, 0600, ub, "B's disk");
+        assert_mode(run_a, 0700, ua, "A's run directory");
+        assert_mode(log_b, 0600, ub, "B's console log");
+        assert_mode(rec_b, 0600, 0, "B's record");
+        assert_mode(claim_b, 0600, 0, "B's uid claim");
+        snprintf(path, sizeof path, "%s/containers/%s", W.dir, b);
+        assert_mode(path, 0711, 0, "B's directory");
+
+        /* acting as A's uid: B's files and the shared inputs are out of reach */
+        glob_t gl;
+        snprintf(path, sizeof path, "%s/images/images/*/disk.ext4", W.dir);
+        assert_int_equal(glob(path, 0, NULL, &gl), 0);
+        Probe probes[] = {
+                {"B's disk overlay", "", O_RDONLY, EACCES},
+                {"B's console log", "", O_RDONLY, EACCES},
+                {"B's agent socket", "", -1, EACCES},
+                {"B's record", "", O_RDONLY, EACCES},
+                {"B's uid claim", "", O_RDONLY, EACCES},
+                {"the base image, for writing", "", O_WRONLY, EACCES},
+                {"the kernel, for writing", "", O_WRONLY, EACCES},
+                {"the base image, for reading", "", O_RDONLY, 0},
+                {"the kernel, for reading", "", O_RDONLY, 0},
+                {"A's own disk", "", O_RDWR, 0},
+        };
+        const char *paths[] = {disk_b, log_b, sock_b, rec_b, claim_b, gl.gl_pathv[0], NULL, gl.gl_pathv[0], NULL,
+                               disk_a};
+        for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++)
+                if (paths[i])
+                        snprintf(probes[i].path, sizeof probes[i].path, "%s", paths[i]);
+                else
+                        snprintf(probes[i].path, sizeof probes[i].path, "%s/vmlinuz", getenv("PL_KERNEL_DIR"));
+        globfree(&gl);
+        probe_as(ua, probes, sizeof probes / sizeof probes[0]);
+
+        /* A's uid is free once A is destroyed, and handed out again only then */
+        destroy(a);
+        snprintf(path, sizeof path, "%s/uids/%u", W.dir, ua);
+        assert_int_equal(access(path, F_OK), -1);
+        assert_false(uid_has_process(ua));
+        assert_int_equal(create_run("lp-c", NULL, NULL, cid, NULL), 200);
+        json_t *jc = inspect(cid);
+        assert_int_equal(json_integer_value(json_object_get(jc, "uid")), ua);
+        json_decref(jc);
+        snprintf(path, sizeof path, "%s/containers/%s/disk.qcow2", W.dir, cid);
+        assert_mode(path, 0600, ua, "C's disk");
+        destroy(cid);
+        destroy(b);
 }
 
 static void test_commit_conflict(void **state) {
@@ -880,12 +1150,36 @@ static void test_parallel_and_restart(void **state) {
         }
 
         /* kill -9 the daemon and start it again: every container is still
-         * running and usable */
+         * running and usable, under the uid it had; the claim of a
+         * container that no longer exists (left by a kill -9 between the
+         * removal and the release) is released */
+        unsigned uids[5];
+        for (int i = 0; i < 5; i++) {
+                json_t *c = inspect(p[i].name);
+                uids[i] = (unsigned) json_integer_value(json_object_get(c, "uid"));
+                json_decref(c);
+        }
+        char orphan[256], claim[256], owner[128];
+        snprintf(orphan, sizeof orphan, "%s/uids/265535", W.dir);
+        FILE *f = fopen(orphan, "we");
+        assert_non_null(f);
+        fprintf(f, "%064d\n", 0);
+        fclose(f);
         daemon_signal(SIGKILL);
         daemon_start();
+        assert_int_equal(access(orphan, F_OK), -1);
         for (int i = 0; i < 5; i++) {
                 json_t *c = inspect(p[i].name);
                 assert_string_equal(str(c, "state"), "running");
+                assert_int_equal(json_integer_value(json_object_get(c, "uid")), uids[i]);
+                assert_int_equal(proc_id(qemu_of(p[i].id), "Uid"), uids[i]);
+                snprintf(claim, sizeof claim, "%s/uids/%u", W.dir, uids[i]);
+                f = fopen(claim, "re");
+                assert_non_null(f);
+                assert_non_null(fgets(owner, sizeof owner, f));
+                fclose(f);
+                owner[strcspn(owner, "\n")] = 0;
+                assert_string_equal(owner, p[i].id);
                 json_decref(c);
                 char out[64];
                 assert_int_equal(exec_sync(p[i].name, "[\"-c\", \"echo alive\"]", out, sizeof out), 0);
@@ -1382,6 +1676,15 @@ static void test_volumes_and_binds(void **state) {
         snprintf(file, sizeof file, "%s/new.txt", ro);
         assert_int_equal(access(file, F_OK), -1);
 
+        /* the volume's disk is its running VM's uid's alone (docs/security.md) */
+        json_t *c1 = inspect("vol1");
+        unsigned uid1 = (unsigned) json_integer_value(json_object_get(c1, "uid"));
+        json_decref(c1);
+        char vdisk[512];
+        snprintf(vdisk, sizeof vdisk, "%s/volumes/vdata/disk.img", W.dir);
+        assert_true(uid1 >= 200000);
+        assert_mode(vdisk, 0600, uid1, "a running container's volume");
+
         /* in use: no removal, no second VM */
         assert_int_equal(call("GET", "/volumes/vauto", NULL, &j), 200); /* created by the commit */
         assert_string_equal(str(json_array_get(json_object_get(j, "users"), 0), "name"), "vol1");
@@ -1395,8 +1698,10 @@ static void test_volumes_and_binds(void **state) {
         json_decref(j);
         assert_int_equal(call("GET", "/containers/vol2", NULL, NULL), 404); /* a failed new container is gone */
 
-        /* the data outlives its container and a daemon restart */
+        /* the data outlives its container and a daemon restart; the disk
+         * goes back to root before the container's uid is free */
         destroy(id);
+        assert_mode(vdisk, 0600, 0, "a volume of a destroyed container");
         daemon_signal(SIGTERM);
         daemon_start();
         assert_int_equal(call("GET", "/volumes/vdata", NULL, &j), 200);
@@ -1423,6 +1728,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bad_requests),
                 cmocka_unit_test(test_full_life),
+                cmocka_unit_test(test_least_privilege),
                 cmocka_unit_test(test_commit_conflict),
                 cmocka_unit_test(test_main_exits),
                 cmocka_unit_test(test_metrics),

@@ -82,13 +82,19 @@ static void guest_sh_ok(const char *line, char **out) {
                 fail_msg("guest command failed: %s", line);
 }
 
+/* The guest's QEMU runs as this uid (a per-domain DAC label), never as
+ * root, and owns its disk overlay and run directory (docs/security.md). */
+#define GUEST_UID 270001u
+static const VmOwner guest_owner = {.uid = GUEST_UID, .gid = GUEST_UID};
+
 static int world_boot(Error **err) {
         char disk[400], run_dir[300];
         snprintf(world.name, sizeof world.name, "pl-net-%d", (int) getpid());
         snprintf(run_dir, sizeof run_dir, "%s/%s", world.dir, world.name);
         snprintf(disk, sizeof disk, "%s/root.qcow2", run_dir);
         if (mkdir(run_dir, 0700) < 0 ||
-            test_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 256M", world.base, disk) != 0)
+            test_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 256M", world.base, disk) != 0 ||
+            chown(disk, GUEST_UID, GUEST_UID) < 0 || chmod(disk, 0600) < 0)
                 return error_set(err, EIO, "cannot make %s", disk);
         VmNic nics[] = {
                 {.type = VM_NIC_BRIDGE, .mac = BRIDGE_MAC, .bridge = BRIDGE, .tap = TAP, .mtu = 1400},
@@ -100,7 +106,8 @@ static int world_boot(Error **err) {
         };
         GuestConfig c = {.name = world.name, .kernel = world.kernel, .initrd = world.initrd, .root_disk = disk,
                          .root_format = VM_DISK_QCOW2, .run_dir = run_dir, .boot_timeout_ms = 120000,
-                         .nics = nics, .n_nics = 2, .filesystems = fss, .n_filesystems = 2};
+                         .nics = nics, .n_nics = 2, .filesystems = fss, .n_filesystems = 2,
+                         .owner = &guest_owner};
         return guest_start(world.driver, &c, &world.guest, err);
 }
 
@@ -112,7 +119,8 @@ static int world_setup(void **state) {
                 return -1;
         }
         snprintf(world.kernel, sizeof world.kernel, "%s/vmlinuz", kdir);
-        if (test_tmpdir_make(world.dir, sizeof world.dir, "e2e-net") < 0)
+        /* QEMU, as GUEST_UID, crosses it to its disk and the base image */
+        if (test_tmpdir_make(world.dir, sizeof world.dir, "e2e-net") < 0 || chmod(world.dir, 0711) < 0)
                 return -1;
         snprintf(world.rw_dir, sizeof world.rw_dir, "%s/share-rw", world.dir);
         snprintf(world.ro_dir, sizeof world.ro_dir, "%s/share-ro", world.dir);

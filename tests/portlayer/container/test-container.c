@@ -35,6 +35,7 @@
 
 #include <jansson.h>
 
+#include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/json/json-util.h"
 #include "images/store/oci-layout.h"
@@ -1275,6 +1276,97 @@ static void test_recover_leftovers(void **state) {
         assert_int_equal(disk_users(t), 2);
 }
 
+/* ---- the uid of each container's QEMU (container-owner.c) ---- */
+
+#define UID_FIRST 310000
+
+static void host_open_uids(T *t, uint32_t count) {
+        ContainerHostConfig cfg = {.state_dir = t->state, .driver = t->d, .store = t->store,
+                                   .kernel = "/nonexistent/vmlinuz", .initrd = "/nonexistent/initrd.img",
+                                   .accel = VM_ACCEL_TCG, .boot_timeout_ms = 5000, .uid_first = UID_FIRST,
+                                   .uid_count = count};
+        ContainerHost *h = NULL;
+        OK(container_host_open(&cfg, &h, E));
+        pthread_mutex_lock(&t->ev_lock);
+        t->h = h;
+        pthread_mutex_unlock(&t->ev_lock);
+}
+
+static void assert_owned(const char *path, unsigned uid, unsigned mode) {
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_uid, uid);
+        assert_int_equal(st.st_gid, uid);
+        assert_int_equal(st.st_mode & 07777, mode);
+}
+
+static bool claimed(T *t, unsigned uid) {
+        _cleanup_free_ char *path = test_pathf("%s/uids/%u", t->state, uid);
+        return test_exists(path);
+}
+
+static void test_uids(void **state) {
+        T *t = *state;
+        if (geteuid() != 0)
+                test_skip_or_fail("root (files given to other uids)");
+        host_close(t);
+        host_open_uids(t, 2);
+        _cleanup_free_ char *a = run(t, "ua", NULL, CONTAINER_RUNNING), *b = run(t, "ub", NULL, -1);
+        assert_int_equal(int_of(t, a, "uid"), UID_FIRST);
+        assert_int_equal(int_of(t, b, "uid"), UID_FIRST + 1);
+        _cleanup_free_ char *disk_a = test_pathf("%s/containers/%s/disk.qcow2", t->state, a);
+        _cleanup_free_ char *disk_b = test_pathf("%s/containers/%s/disk.qcow2", t->state, b);
+        _cleanup_free_ char *run_a = test_pathf("%s/run/%.16s", t->state, a);
+        _cleanup_free_ char *log_a = test_pathf("%s/console.log", run_a);
+        _cleanup_free_ char *dir_a = test_pathf("%s/containers/%s", t->state, a);
+        assert_owned(disk_a, UID_FIRST, 0600);
+        assert_owned(disk_b, UID_FIRST + 1, 0600);
+        assert_owned(run_a, UID_FIRST, 0700);
+        assert_owned(log_a, UID_FIRST, 0600);
+        assert_owned(dir_a, 0, 0711);
+        _cleanup_free_ char *xml = NULL;
+        _cleanup_free_ char *dom_a = str_of(t, a, "domain");
+        OK(vm_fake_domain_xml(t->d, dom_a, &xml));
+        assert_non_null(strstr(xml, "<label>+310000:+310000</label>"));
+        assert_non_null(strstr(xml, "relabel=\"no\""));
+
+        /* the range is exhausted: a create fails and leaves nothing */
+        _cleanup_free_ char *id = NULL, *hd = NULL;
+        OK(container_host_create(t->h, "uc", IMAGE, &id, &hd, E));
+        FAILS(ENOSPC, container_host_commit(t->h, hd, NULL, E));
+        assert_false(exists(t, id));
+        assert_int_equal(containers_on_disk(t, false), 2);
+
+        /* a kill -9 in the middle of a removal left b's claim behind, its
+         * record gone: the next start releases it, and claims a's again */
+        host_close(t);
+        _cleanup_free_ char *rec_a = test_pathf("%s/container.json", dir_a);
+        json_t *j = json_load_file(rec_a, 0, NULL);
+        assert_non_null(j);
+        assert_int_equal(json_integer_value(json_object_get(j, "uid")), UID_FIRST);
+        json_decref(j);
+        _cleanup_free_ char *dir_b = test_pathf("%s/containers/%s", t->state, b);
+        OK(store_container_disk_remove(t->store, disk_b, E));
+        assert_int_equal(rm_rf(dir_b), 0);
+        assert_true(claimed(t, UID_FIRST + 1));
+        host_open_uids(t, 2);
+        assert_false(claimed(t, UID_FIRST + 1));
+        assert_true(claimed(t, UID_FIRST));
+        assert_int_equal(int_of(t, a, "uid"), UID_FIRST);
+        assert_int_equal(state_of(t, a), CONTAINER_RUNNING);
+
+        /* a uid comes back once its container is gone, and only then */
+        _cleanup_free_ char *c = run(t, "uc", NULL, -1);
+        assert_int_equal(int_of(t, c, "uid"), UID_FIRST + 1);
+        OK(container_host_destroy(t->h, a, true, E));
+        assert_false(claimed(t, UID_FIRST));
+        _cleanup_free_ char *d = run(t, "ud", NULL, -1);
+        assert_int_equal(int_of(t, d, "uid"), UID_FIRST);
+        OK(container_host_destroy(t->h, c, false, E));
+        OK(container_host_destroy(t->h, d, false, E));
+        assert_false(claimed(t, UID_FIRST) || claimed(t, UID_FIRST + 1));
+}
+
 /* ---- gc and vms, while the host serves ---- */
 
 /* Sets path's modification time age_s seconds back. */
@@ -1751,6 +1843,7 @@ int main(void) {
                 CASE(test_rename),
                 CASE(test_gc_and_vms),
                 CASE(test_metrics),
+                CASE(test_uids),
                 CASE(test_network_leases),
         };
         int r = test_run_group(tests, NULL, NULL);

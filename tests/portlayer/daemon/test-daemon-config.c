@@ -7,12 +7,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "portlayer/daemon/daemon.h"
+#include "daemon-internal.h"
 
 static char *write_tmp(const char *text) {
         char *path = strdup("/tmp/pl-config-XXXXXX");
@@ -132,6 +133,8 @@ static void test_example(void **state) {
         assert_int_equal(c.boot_timeout_s, def.boot_timeout_s);
         assert_int_equal(c.log_max_size, def.log_max_size);
         assert_int_equal(c.log_max_files, def.log_max_files);
+        assert_string_equal(c.uid_range, DAEMON_DEFAULT_UID_RANGE);
+        assert_false(c.allow_root_qemu);
         daemon_config_clear(&c);
         daemon_config_clear(&def);
 }
@@ -150,12 +153,55 @@ static void test_keys_known(void **state) {
         }
 }
 
+/* Who QEMU runs as: a uid per container where the daemon can decide it,
+ * root only when allowed, and then said (daemon-privs.c). */
+static void test_qemu_identity(void **state) {
+        DaemonConfig c;
+        daemon_config_init(&c);
+        uint32_t first = 1, count = 1;
+        char *summary = NULL;
+        Error *e = NULL;
+        assert_int_equal(daemon_qemu_identity(&c, &first, &count, &summary, &e), 0);
+        assert_int_equal(first, 200000);
+        assert_int_equal(count, 65536);
+        assert_string_equal(summary, "a uid per container (200000-265535)");
+        summary = mfree(summary);
+        assert_int_equal(daemon_config_set(&c, "uid-range", "300000-300009", &e), 0);
+        assert_int_equal(daemon_qemu_identity(&c, &first, &count, &summary, &e), 0);
+        assert_int_equal(count, 10);
+        summary = mfree(summary);
+        assert_int_equal(daemon_config_set(&c, "uid-range", "100-200", &e), -EINVAL);
+        e = error_free(e);
+        assert_int_equal(daemon_config_set(&c, "allow-root-qemu", "maybe", &e), -EINVAL);
+        e = error_free(e);
+
+        /* another libvirt decides QEMU's user: refused, unless allowed */
+        assert_int_equal(daemon_config_set(&c, "libvirt-uri", "qemu:///system", &e), 0);
+        assert_int_equal(daemon_qemu_identity(&c, &first, &count, &summary, &e), -EPERM);
+        assert_null(summary);
+        assert_non_null(strstr(error_text(e), "refusing to run QEMU as root: libvirt URI 'qemu:///system'"));
+        assert_non_null(strstr(error_text(e), "--allow-root-qemu"));
+        e = error_free(e);
+        assert_int_equal(daemon_config_set(&c, "allow-root-qemu", "true", &e), 0);
+        assert_int_equal(daemon_qemu_identity(&c, &first, &count, &summary, &e), 0);
+        assert_int_equal(count, 0);
+        assert_non_null(strstr(summary, "root (allowed by --allow-root-qemu: libvirt URI 'qemu:///system'"));
+        summary = mfree(summary);
+        /* the embedded driver at another root is still ours to decide */
+        assert_int_equal(daemon_config_set(&c, "libvirt-uri", "qemu:///embed?root=/tmp/x", &e), 0);
+        assert_int_equal(daemon_qemu_identity(&c, &first, &count, &summary, &e), 0);
+        assert_int_equal(count, 10);
+        free(summary);
+        daemon_config_clear(&c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_file),
                 cmocka_unit_test(test_bad),
                 cmocka_unit_test(test_example),
                 cmocka_unit_test(test_keys_known),
+                cmocka_unit_test(test_qemu_identity),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -58,7 +58,8 @@ static void test_create_full(void **state) {
                              " \"WorkingDir\": \"/tmp\", \"User\": \"1000\", \"Labels\": {\"a\": \"b\"},"
                              " \"Tty\": true, \"OpenStdin\": true, \"StopSignal\": \"SIGUSR1\", \"StopTimeout\": 3,"
                              " \"HostConfig\": {\"Memory\": 134217729, \"NanoCpus\": 1500000000,"
-                             " \"AutoRemove\": true, \"NetworkMode\": \"default\", \"LogConfig\": {\"Type\": \"\"}}}",
+                             " \"AutoRemove\": true, \"NetworkMode\": \"default\", \"LogConfig\": {\"Type\": \"\"},"
+                             " \"ConsoleSize\": [33, 101]}}",
                              &img, &f, &w),
                          0);
         assert_string_equal(str(f, "path"), "/bin/sh");
@@ -77,6 +78,8 @@ static void test_create_full(void **state) {
         assert_int_equal(json_integer_value(json_object_get(f, "stop_timeout_s")), 3);
         assert_true(json_is_true(json_object_get(f, "tty")));
         assert_true(json_is_true(json_object_get(f, "open_stdin")));
+        assert_int_equal(json_integer_value(json_object_get(f, "tty_rows")), 33);
+        assert_int_equal(json_integer_value(json_object_get(f, "tty_cols")), 101);
         assert_int_equal(json_integer_value(json_object_get(f, "memory_mb")), 129); /* rounded up */
         assert_int_equal(json_integer_value(json_object_get(f, "vcpus")), 2);
         json_t *labels = json_object_get(f, "labels");
@@ -144,6 +147,8 @@ static void test_create_refused(void **state) {
                 "{\"WorkingDir\": \"relative\"}",
                 "{\"User\": 5}",
                 "{\"Tty\": \"yes\"}",
+                "{\"Tty\": true, \"HostConfig\": {\"ConsoleSize\": [24]}}",
+                "{\"Tty\": true, \"HostConfig\": {\"ConsoleSize\": [-1, 80]}}",
                 "{\"StopTimeout\": -1}",
                 "{\"Labels\": []}",
                 "{\"Labels\": {\"a\": 1}}",

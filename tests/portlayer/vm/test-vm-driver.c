@@ -400,12 +400,25 @@ static void test_libvirt_embed_root(void **state) {
 
         assert_int_equal(test_tmpdir_make(dir, sizeof dir, "vm-driver"), 0);
         assert_true(asprintf(&conf_path, "%s/libvirt/etc/qemu.conf", dir) > 0);
+        /* an older qemu.conf of ours (its first line says so) is brought up
+         * to date: it ran QEMU as root */
+        test_write_file_p(conf_path, "# qemu.conf for libvirt's embedded QEMU driver, written by portlayer\n"
+                                     "user = \"root\"\ngroup = \"root\"\n");
         int r = vm_driver_open(&vm_driver_libvirt, &d, NULL, dir, NULL, NULL, &err);
         conf = test_read_file(conf_path, NULL);
         assert_non_null(conf);
-        assert_non_null(strstr(conf, "\nuser = \"root\"\n"));
-        assert_non_null(strstr(conf, "\ngroup = \"root\"\n"));
+        assert_null(strstr(conf, "\"root\""));
+        assert_non_null(strstr(conf, "\nuser = \"libvirt-qemu\"\n"));
+        assert_non_null(strstr(conf, "\ngroup = \"libvirt-qemu\"\n"));
+        assert_non_null(strstr(conf, "\ndynamic_ownership = 0\n"));
+        assert_non_null(strstr(conf, "\nseccomp_sandbox = 1\n"));
         assert_non_null(strstr(conf, "\nstdio_handler = \"file\"\n"));
+        /* QEMU users cross the root to libvirt's per-domain directories */
+        struct stat st;
+        char *root = test_pathf("%s/libvirt", dir);
+        assert_int_equal(stat(root, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0711);
+        free(root);
         if (r < 0) {
                 print_message("embedded driver unavailable here: %s\n", error_text(err));
                 assert_int_equal(strncmp(error_text(err), "open 'qemu:///embed?root=", 25), 0);
@@ -416,7 +429,16 @@ static void test_libvirt_embed_root(void **state) {
                 assert_int_equal(n, 0);
                 vm_names_free(names, n);
                 vm_driver_close(d);
+                d = NULL;
         }
+        /* someone else's qemu.conf (no such first line) is left alone */
+        test_write_file(conf_path, "user = \"someone\"\n");
+        _cleanup_error_ Error *err2 = NULL;
+        if (vm_driver_open(&vm_driver_libvirt, &d, NULL, dir, NULL, NULL, &err2) >= 0)
+                vm_driver_close(d);
+        free(conf);
+        conf = test_read_file(conf_path, NULL);
+        assert_string_equal(conf, "user = \"someone\"\n");
         assert_int_equal(test_tmpdir_remove(dir), 0);
 }
 

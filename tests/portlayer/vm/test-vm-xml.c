@@ -65,6 +65,7 @@ static const VmSpec kvm_spec = {
         .agent_channel = "org.portlayer.agent.1",
         .console_log = "/run/pl/c2.log",
         .vsock = true,
+        .owner = &(const VmOwner){.uid = 200001, .gid = 200001},
 };
 
 /* Every kind of NIC and filesystem. */
