@@ -38,7 +38,7 @@ daemon_pid=
 step=start
 
 cleanup() {
-        local rc=$? id left
+        local rc=$? id
         trap - EXIT
         if [ -n "$daemon_pid" ]; then
                 for id in $("$PL_PLCTL_BIN" --socket "$sock" ps -a -q 2>/dev/null); do
@@ -47,18 +47,7 @@ cleanup() {
                 kill -TERM "$daemon_pid" 2>/dev/null
                 wait "$daemon_pid" 2>/dev/null
         fi
-        sleep 0.5
-        left=$(end_our_qemus)
-        if [ "$left" != 0 ]; then
-                echo "FAIL: $left QEMU processes of this run were still alive (killed)" >&2
-                rc=1
-        fi
-        if [ "$rc" != 0 ]; then
-                echo "FAIL at step: $step" >&2
-                [ -f "$dir/daemon.log" ] && tail -n 40 "$dir/daemon.log" >&2
-        fi
-        [ -n "${PL_KEEP_TEST_DIRS:-}" ] || rm -rf "$dir"
-        exit "$rc"
+        finish "$rc"
 }
 trap cleanup EXIT
 
