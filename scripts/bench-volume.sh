@@ -34,15 +34,8 @@ dir=$(mktemp -d /tmp/plv-XXXXXX)
 sock=$dir/pl.sock
 dpid=
 
-qemu_pids() {
-        local f p
-        for f in /proc/[0-9]*/cmdline; do
-                p=${f#/proc/}
-                p=${p%/cmdline}
-                { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -q "qemu-system.*$dir" && echo "$p"
-        done
-        return 0
-}
+# qemu_pids, now, median and api (the REST API on $sock) come from here
+. scripts/bench-lib.sh
 
 cleanup() {
         set +e
@@ -65,18 +58,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 die() { echo "bench-volume: $*" >&2; [ -f "$dir/daemon.log" ] && tail -n 20 "$dir/daemon.log" >&2; exit 1; }
-now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 range() { sort -n | awk '{a[NR]=$1} END {printf "%s-%s", a[1], a[NR]}'; }
-
-api() {
-        local out code
-        out=$(curl -sS --unix-socket "$sock" -X "$1" ${3:+-H 'Content-Type: application/json' --data-binary "$3"} \
-                -w '\n%{http_code}' "http://pl$2") || return 1
-        code=${out##*$'\n'}
-        [ "${code:0:1}" = 2 ] || { echo "bench-volume: $1 $2: $code ${out%$'\n'*}" >&2; return 1; }
-        printf '%s' "${out%$'\n'*}"
-}
 
 # exec_ms SCRIPT: wall milliseconds of an exec-sync of sh -c SCRIPT (which must succeed).
 exec_ms() {

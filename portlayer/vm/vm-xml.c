@@ -426,6 +426,19 @@ static int parse_domain(const char *domain_xml, xmlDocPtr *ret) {
         return *ret ? 0 : -EBADMSG;
 }
 
+/* parse_domain() and its root element, which must be <domain>: -EINVAL
+ * otherwise. */
+static int parse_domain_root(const char *domain_xml, xmlDocPtr *ret, xmlNodePtr *ret_root) {
+        int r = parse_domain(domain_xml, ret);
+        if (r < 0)
+                return r;
+        xmlNodePtr root = xmlDocGetRootElement(*ret);
+        if (!is_element(root, "domain", NULL))
+                return -EINVAL;
+        *ret_root = root;
+        return 0;
+}
+
 /* The attribute attr of our element called name, checked as a name. */
 static int ours_attr(const char *domain_xml, const char *name, const char *attr, char **ret) {
         _cleanup_(xml_doc_freep) xmlDocPtr doc = NULL;
@@ -466,12 +479,10 @@ static xmlNodePtr child_element(xmlNodePtr parent, const char *name) {
 
 int vm_xml_vsock_cid(const char *domain_xml, unsigned *ret_cid) {
         _cleanup_(xml_doc_freep) xmlDocPtr doc = NULL;
-        int r = parse_domain(domain_xml, &doc);
+        xmlNodePtr root = NULL;
+        int r = parse_domain_root(domain_xml, &doc, &root);
         if (r < 0)
                 return r;
-        xmlNodePtr root = xmlDocGetRootElement(doc);
-        if (!is_element(root, "domain", NULL))
-                return -EINVAL;
         xmlNodePtr cid = child_element(child_element(child_element(root, "devices"), "vsock"), "cid");
         if (!cid)
                 return -ENOENT;
@@ -490,12 +501,10 @@ int vm_xml_vsock_cid(const char *domain_xml, unsigned *ret_cid) {
 
 int vm_xml_user_netdev(const char *domain_xml, char **ret_id) {
         _cleanup_(xml_doc_freep) xmlDocPtr doc = NULL;
-        int r = parse_domain(domain_xml, &doc);
+        xmlNodePtr root = NULL;
+        int r = parse_domain_root(domain_xml, &doc, &root);
         if (r < 0)
                 return r;
-        xmlNodePtr root = xmlDocGetRootElement(doc);
-        if (!is_element(root, "domain", NULL))
-                return -EINVAL;
         xmlNodePtr devices = child_element(root, "devices");
         for (xmlNodePtr c = devices ? devices->children : NULL; c; c = c->next) {
                 if (!is_element(c, "interface", NULL))

@@ -40,7 +40,7 @@ export DOCKER_CONFIG=$dir/docker-config DOCKER_CLI_HINTS=false
 unset DOCKER_HOST DOCKER_CONTEXT DOCKER_TLS_VERIFY
 
 cleanup() {
-        local rc=$? id left
+        local rc=$? id
         trap - EXIT
         if [ -n "$daemon_pid" ]; then
                 for id in $("$DOCKER" -H "unix://$dsock" ps -a -q 2>/dev/null); do
@@ -53,18 +53,7 @@ cleanup() {
                 kill -TERM "$registry_pid" 2>/dev/null
                 wait "$registry_pid" 2>/dev/null
         fi
-        sleep 0.5
-        left=$(end_our_qemus)
-        if [ "$left" != 0 ]; then
-                echo "FAIL: $left QEMU processes of this run were still alive (killed)" >&2
-                rc=1
-        fi
-        if [ "$rc" != 0 ]; then
-                echo "FAIL at step: $step" >&2
-                [ -f "$dir/daemon.log" ] && tail -n 40 "$dir/daemon.log" >&2
-        fi
-        [ -n "${PL_KEEP_TEST_DIRS:-}" ] || rm -rf "$dir"
-        exit "$rc"
+        finish "$rc"
 }
 trap cleanup EXIT
 

@@ -5,6 +5,11 @@
 #     fail MESSAGE      says which step failed and why, shows the head of
 #                       $out and $err, and exits 1 (the EXIT trap cleans up)
 #     has/has_err/lacks TEXT   stdout ($out) or stderr ($err) must (not) hold TEXT
+#     finish RC         the end of a test's EXIT trap, once its daemon is
+#                       stopped: fails (RC 1) when QEMUs of $dir were still
+#                       alive (ending them), names the failed step with the
+#                       daemon log's tail, removes $dir unless
+#                       PL_KEEP_TEST_DIRS is set, and exits with RC
 
 end_our_qemus() {
         local p cmd n=0
@@ -27,3 +32,19 @@ fail() {
 has() { grep -q -- "$1" "$out" || fail "stdout lacks '$1'"; }
 has_err() { grep -q -- "$1" "$err" || fail "stderr lacks '$1'"; }
 lacks() { ! grep -q -- "$1" "$out" || fail "stdout has '$1'"; }
+
+finish() {
+        local rc=$1 left
+        sleep 0.5
+        left=$(end_our_qemus)
+        if [ "$left" != 0 ]; then
+                echo "FAIL: $left QEMU processes of this run were still alive (killed)" >&2
+                rc=1
+        fi
+        if [ "$rc" != 0 ]; then
+                echo "FAIL at step: $step" >&2
+                [ -f "$dir/daemon.log" ] && tail -n 40 "$dir/daemon.log" >&2
+        fi
+        [ -n "${PL_KEEP_TEST_DIRS:-}" ] || rm -rf "$dir"
+        exit "$rc"
+}

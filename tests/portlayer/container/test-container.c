@@ -1703,7 +1703,8 @@ static void test_main_stdin_tty_frames(void **state) {
 
 static void test_rename(void **state) {
         T *t = *state;
-        _cleanup_free_ char *id = run(t, "old", NULL, -1), *other = run(t, "other", NULL, -1);
+        _cleanup_free_ char *id = run(t, "old", NULL, -1);
+        _cleanup_free_ _unused_ char *other = run(t, "other", NULL, -1);
         json_t *j = inspect(t, id);
         json_int_t gen = json_integer_value(json_object_get(j, "generation"));
         json_decref(j);
@@ -1769,18 +1770,18 @@ static void test_network_leases(void **state) {
         assert_non_null(strstr(rules, "tcp dport 18181 dnat to 10.88.0.2:80"));
 
         /* a taken port: the new container does not exist, holds nothing */
-        _cleanup_free_ char *b = run_net(t, "b", "{\"ports\": [{\"host_ip\": \"127.0.0.1\", \"host_port\": 18181, "
+        _cleanup_free_ _unused_ char *b = run_net(t, "b", "{\"ports\": [{\"host_ip\": \"127.0.0.1\", \"host_port\": 18181, "
                                                  "\"container_port\": 81}]}", EADDRINUSE);
         assert_false(exists(t, "b"));
         json_t *leases = network_leases_json(t->net, "default");
         assert_int_equal(json_array_size(leases), 1);
         json_decref(leases);
-        _cleanup_free_ char *c = run_net(t, "c", "{\"network\": \"none\"}", 0);
+        _cleanup_free_ _unused_ char *c = run_net(t, "c", "{\"network\": \"none\"}", 0);
         _cleanup_free_ char *ip = str_of(t, "c", "ip_address");
         assert_string_equal(ip, "");
-        _cleanup_free_ char *d = run_net(t, "d", "{\"network\": \"nope\"}", ENOENT);
+        _cleanup_free_ _unused_ char *d = run_net(t, "d", "{\"network\": \"nope\"}", ENOENT);
         assert_false(exists(t, "d"));
-        _cleanup_free_ char *e = run_net(t, "e", "{\"network\": \"none\", \"ports\": [{\"host_port\": 18182, "
+        _cleanup_free_ _unused_ char *e = run_net(t, "e", "{\"network\": \"none\", \"ports\": [{\"host_port\": 18182, "
                                                  "\"container_port\": 80}]}", EINVAL);
 
         /* a lease whose container vanished while the daemon was down */
