@@ -6,7 +6,9 @@
 # ($PL_PORTLAYERD_BIN) started on it with the kernel of $PL_KERNEL_DIR.
 # Then every plctl ($PL_PLCTL_BIN) command runs against it: output, exit
 # codes (0, 1 for a daemon's refusal, 2 for usage, the container's or the
-# process's own code for run and exec), --json output that parses, exec -it
+# process's own code for run and exec), --json output that parses, how a
+# container started (a warm-pool guest, or a cold boot with --cold-start:
+# ps's START column and inspect's start_path), the pool in version, exec -it
 # through a pseudo-terminal (script(1)), and doctor's report of this
 # machine. The daemon also listens with TLS on 127.0.0.1 inside the test's
 # namespace: a remote added with `plctl remote add` and trusted with `plctl
@@ -199,8 +201,10 @@ IMG=localhost/busybox:latest
 
 pc 0 version
 has "daemon: portlayerd"
+has "^pool:   [0-2] of 2 guests ready$"
 pc 0 version --json
 py "j['client']['version'] and j['daemon']['api'] == 'v1'"
+py "j['daemon']['pool']['size'] == 2 and j['daemon']['pool']['cold_start'] is False"
 # $PORTLAYER_SOCKET instead of --socket
 step="PORTLAYER_SOCKET"
 PORTLAYER_SOCKET=$sock "$PL_PLCTL_BIN" version >"$out" 2>"$err" || fail "version through \$PORTLAYER_SOCKET"
@@ -356,6 +360,8 @@ lacks c1
 pc 0 ps -a
 has "c1"
 has "created"
+has "STATUS  *START  *NAME$"
+has "created  *-  *c1$"
 pc 0 ps -a -q
 has "${c1:0:12}"
 pc 0 ps --filter state=created
@@ -373,6 +379,7 @@ pc 1 create $IMG --name c3
 has_err "plctl: "
 pc 1 create localhost/nope:latest
 has_err "plctl: "
+pc 2 create --cold-start=yes $IMG
 
 # --- start, logs, exec, cp, stats, pause ---
 
@@ -534,8 +541,13 @@ has_err "plctl: c1: "
 
 # --- kill, wait, stop, run ---
 
+# with a warm-pool guest ready, a container that fits starts from it
+wait_pool_ready "$sock"
 pc 0 run -d --name c2 $IMG -- /bin/sh -c 'trap "exit 42" TERM; echo ready; while :; do sleep 1; done'
 grep -qE '^[0-9a-f]{64}$' "$out" || fail "run -d prints the id"
+inspect_py c2 "j[0]['start_path'] == 'template' and j[0]['domain'].startswith('plp-')"
+pc 0 ps
+has "running  *template  *c2$"
 step="c2 set its trap"
 for _ in $(seq 100); do
         "$PL_PLCTL_BIN" --socket "$sock" logs c2 2>&1 | grep -q ready && break
@@ -565,9 +577,12 @@ inspect_py c1 "j[0]['state'] == 'stopped' and j[0]['exit_code'] == 130 and j[0][
 pc 1 pause c1
 has_err "plctl: c1: "
 
-pc 5 run --name r1 $IMG -- /bin/sh -c 'echo run-out; echo run-err >&2; exit 5'
+pc 5 run --cold-start --name r1 $IMG -- /bin/sh -c 'echo run-out; echo run-err >&2; exit 5'
 has "^run-out$"
 has_err "^run-err$"
+inspect_py r1 "j[0]['start_path'] == 'cold' and j[0]['config']['cold_start'] is True and j[0]['domain'].startswith('pl-')"
+pc 0 ps -a
+has "stopped (5)  *cold  *r1$"
 pc 0 run --rm --name r2 $IMG -- /bin/sh -c 'echo gone'
 has "^gone$"
 pc 0 ps -a
