@@ -37,11 +37,16 @@ unset PORTLAYER_REMOTE
 out=$dir/out
 err=$dir/err
 daemon_pid=
+cold_pid=
 step=start
 
 cleanup() {
         local rc=$? id
         trap - EXIT
+        if [ -n "$cold_pid" ]; then
+                kill -TERM "$cold_pid" 2>/dev/null
+                wait "$cold_pid" 2>/dev/null
+        fi
         if [ -n "$daemon_pid" ]; then
                 for id in $("$PL_PLCTL_BIN" --socket "$sock" ps -a -q 2>/dev/null); do
                         "$PL_PLCTL_BIN" --socket "$sock" rm -f "$id" >/dev/null 2>&1
@@ -205,6 +210,26 @@ has "^pool:   [0-2] of 2 guests ready$"
 pc 0 version --json
 py "j['client']['version'] and j['daemon']['api'] == 'v1'"
 py "j['daemon']['pool']['size'] == 2 and j['daemon']['pool']['cold_start'] is False"
+# a second daemon with --cold-start (its state directory inside the first's,
+# which the first made searchable): no warm pool, and version says so (no
+# guest booted; user-mode networking, so it makes no bridge beside the first's)
+step="a --cold-start daemon"
+"$PL_PORTLAYERD_BIN" --state-dir "$dir/cold" --socket "$dir/cold.sock" --docker-socket none --network-mode user \
+        --guest-kernel "$PL_KERNEL_DIR/vmlinuz" --cold-start >"$dir/cold.log" 2>&1 &
+cold_pid=$!
+for _ in $(seq 600); do
+        "$PL_PLCTL_BIN" --socket "$dir/cold.sock" version >/dev/null 2>&1 && break
+        kill -0 "$cold_pid" 2>/dev/null || fail "portlayerd --cold-start exited at start-up"
+        sleep 0.1
+done
+step="plctl version of the --cold-start daemon"
+"$PL_PLCTL_BIN" --socket "$dir/cold.sock" version >"$out" 2>"$err" || fail "version"
+has "^pool:   off (cold start: every container start boots its VM)$"
+"$PL_PLCTL_BIN" --socket "$dir/cold.sock" version --json >"$out" 2>"$err" || fail "version --json"
+py "j['daemon']['pool'] == {'size': 0, 'ready': 0, 'cold_start': True}"
+kill -TERM "$cold_pid"
+wait "$cold_pid"
+cold_pid=
 # $PORTLAYER_SOCKET instead of --socket
 step="PORTLAYER_SOCKET"
 PORTLAYER_SOCKET=$sock "$PL_PLCTL_BIN" version >"$out" 2>"$err" || fail "version through \$PORTLAYER_SOCKET"
