@@ -84,7 +84,8 @@ int container_pool_open(ContainerHost *h, unsigned size, Error **err) {
                 .guest = {.kernel = h->kernel, .initrd = h->initrd, .accel = h->accel,
                           .memory_mib = CONTAINER_MEMORY_MB_DEFAULT, .vcpus = 1,
                           .boot_timeout_ms = h->boot_timeout_ms, .extra_cmdline = h->extra_cmdline,
-                          .vsock = strcmp(h->transport, "vsock") == 0},
+                          .vsock = strcmp(h->transport, "vsock") == 0, .tb_cache_mib = h->tb_cache_mib,
+                          .free_page_reporting = h->free_page_reporting},
         };
         int r = guest_pool_new(h->driver, &pc, &h->pool, err);
         /* guest_pool_new() destroyed the earlier run's pool domains first */

@@ -91,6 +91,8 @@ typedef struct ContainerHostConfig {
         unsigned log_max_files;  /* rotated files kept (main.log.1 ...); 0: 2; at most 100 */
         unsigned pool_size;      /* warm-pool guests kept ready (docs/templates.md); 0: none, every
                                   * start boots cold */
+        unsigned tb_cache_mib;   /* TCG's translation cache per VM in MiB; 0: QEMU's default (1 GiB) */
+        bool free_page_reporting; /* guests hand freed pages back (a reporting-only balloon) */
         NetworkHost *network;    /* borrowed; outlives the host. NULL: no container gets a NIC */
         /* Each container's QEMU runs as a uid (and gid) of its own from
          * [uid_first, uid_first + uid_count), claimed under <state>/uids
