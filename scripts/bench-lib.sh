@@ -35,7 +35,7 @@ raw_start() {
         mkdir -p "$r"
         qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m 256 -smp 1 -nographic -nodefaults -no-user-config \
                 -kernel "$kernel" -initrd "$initrd" -no-reboot \
-                -append "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 pl.hostname=raw pl.root=pl-root" \
+                -append "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 no_timer_check pl.hostname=raw pl.root=pl-root" \
                 -serial "file:$r/console.log" \
                 -drive "file=$disk,if=none,id=root,format=raw,snapshot=on" \
                 -device virtio-blk-pci,drive=root,serial=pl-root \

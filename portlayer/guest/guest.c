@@ -81,10 +81,13 @@ static int guest_paths(Guest *g, const GuestConfig *c, Error **err) {
 
 static int guest_create_vm(Guest *g, const GuestConfig *c, Error **err) {
         _cleanup_free_ char *cmdline = NULL;
+        /* no_timer_check: under TCG on a loaded host the kernel's check
+         * that the IO-APIC timer ticks can fail and panic the boot ("IO-APIC
+         * + timer doesn't work!"); the emulated timer is known to work. */
         char report[32] = "";
         if (c->free_page_reporting)
                 snprintf(report, sizeof report, " pl.report_order=%d", GUEST_REPORT_ORDER);
-        if (asprintf(&cmdline, "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 pl.hostname=%s %s%s%s%s%s",
+        if (asprintf(&cmdline, "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 no_timer_check pl.hostname=%s %s%s%s%s%s",
                      c->hostname ? c->hostname : c->name, c->pool_key ? "pl.pool=1" : "pl.root=",
                      c->pool_key ? "" : GUEST_ROOT_SERIAL, report, c->extra_cmdline ? " " : "",
                      c->extra_cmdline ? c->extra_cmdline : "") < 0)
