@@ -96,3 +96,12 @@ int container_pool_open(ContainerHost *h, unsigned size, Error **err) {
         log_info("warm pool: keeping %u guests ready in %s", size, dir);
         return 0;
 }
+
+void container_host_pool_state(ContainerHost *h, unsigned *ret_size, unsigned *ret_ready) {
+        /* h->pool is set once, after recovery, and freed with the host */
+        pthread_mutex_lock(&h->lock);
+        GuestPool *pool = h->pool;
+        pthread_mutex_unlock(&h->lock);
+        *ret_size = pool ? guest_pool_size(pool) : 0;
+        *ret_ready = pool ? guest_pool_ready(pool) : 0;
+}

@@ -124,6 +124,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(ContainerHost *, container_host_free);
 /* Who QEMU runs as: ContainerHostConfig.qemu_user, or a summary of it. */
 const char *container_host_qemu_user(ContainerHost *h);
 
+/* The warm pool's state (GET /version's "pool"): *ret_size guests kept
+ * ready (0: no pool, every start boots cold), *ret_ready ready now. */
+void container_host_pool_state(ContainerHost *h, unsigned *ret_size, unsigned *ret_ready);
+
 /* Lets the host know a VM changed state (the driver's event callback). */
 void container_host_vm_event(ContainerHost *h, const VmEvent *ev);
 

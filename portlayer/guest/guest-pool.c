@@ -277,6 +277,10 @@ unsigned guest_pool_ready(GuestPool *p) {
         return n;
 }
 
+unsigned guest_pool_size(GuestPool *p) {
+        return p->size;
+}
+
 bool guest_pool_fits(GuestPool *p, const GuestConfig *c) {
         char want[POOL_KEY_MAX], have[POOL_KEY_MAX];
         pool_key(c, want);

@@ -144,3 +144,5 @@ bool guest_pool_fits(GuestPool *p, const GuestConfig *c);
 int guest_pool_take(GuestPool *p, const GuestConfig *c, Guest **ret, Error **err);
 /* Guests ready now. */
 unsigned guest_pool_ready(GuestPool *p);
+/* Guests the pool keeps ready (GuestPoolConfig.size). */
+unsigned guest_pool_size(GuestPool *p);
