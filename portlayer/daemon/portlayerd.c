@@ -39,7 +39,7 @@ static void usage(FILE *f) {
               "  --log-level LEVEL         error, warning, info (default), debug\n"
               "  --pool-size N             pre-booted guests kept ready for fast starts (default 2, 0-16)\n"
               "  --cold-start              no pre-booted guests: every container start boots its VM\n"
-              "  --tcg-tb-cache SIZE       TCG's translation cache per VM (default 32M; 0: QEMU's 1G)\n"
+              "  --tcg-tb-cache SIZE       TCG's translation cache per VM (default 16M; 0: QEMU's 1G)\n"
               "  --free-page-reporting B   guests hand freed memory back to the host (default true)\n"
               "  --network-mode MODE       bridge (default: a bridge, taps, nftables; needs root) or user\n"
               "  --network-subnet CIDR     the default network's subnet when first made (10.88.0.0/16)\n"
