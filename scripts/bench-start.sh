@@ -16,6 +16,8 @@
 #     margin left
 # Everything runs on Unix sockets under a temporary directory; everything the
 # script starts is ended on exit, also on failure.
+# PL_BENCH_KSM=1 adds, after the M cold containers, four minutes of KSM
+# (turned on for the run, the host's settings put back after).
 # Usage: scripts/bench-start.sh [runs] [parallel] [many]
 #   runs      interleaved single starts in 1 (default 5)
 #   parallel  starts at once in 2 and the pool's size (default 10, at most 16)
@@ -56,6 +58,10 @@ cleanup() {
         set +e
         trap - EXIT INT TERM
         stop_daemon
+        if [ -n "${ksm_saved:-}" ]; then
+                echo "${ksm_saved#* }" >/sys/kernel/mm/ksm/pages_to_scan
+                echo "${ksm_saved% *}" >/sys/kernel/mm/ksm/run
+        fi
         for p in "${raw_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
         sleep 0.5
         for p in $(qemu_pids); do
@@ -160,6 +166,7 @@ measure_idle() {
         sleep 5
         before=$(used_mib)
         paths=$(start_many "$1" "$2" "$3")
+        [ "$pool_size" -eq 0 ] || wait_pool "$pool_size" # the pool as full as before
         sleep 20 # boot leftovers reported back, page cache settled
         read -r pss n <<<"$(vms_pss)"
         after=$(used_mib)
@@ -174,6 +181,7 @@ bash tests/lib/make-oci-image.sh "$dir/oci" >/dev/null
 "$B/pl-image" --store "$dir/images" import "oci:$dir/oci:latest" localhost/busybox:latest >/dev/null
 disk=$(find "$dir/images" -name disk.ext4 | head -n 1)
 [ -f "$disk" ] || die "no disk.ext4 in the image store"
+pool_size=$par
 start_daemon --pool-size "$par"
 initrd=$(sed -n 's/.*initramfs \(\/[^ ]*\).*/\1/p' "$dir/daemon.log" | head -n 1)
 [ -f "$initrd" ] || die "no initramfs path in the daemon's log"
@@ -245,9 +253,28 @@ measure_idle 10 true m10c "cold, density on"
 measure_idle 10 false m10t "template, density on"
 measure_idle "$many" true "m${many}c" "cold, density on"
 on_each=$last_each_kib
+if [ "${PL_BENCH_KSM:-0}" = 1 ]; then
+        # Same-page merging across the idle QEMUs (docs/templates.md: only
+        # between tenants that trust each other); the host's settings are
+        # put back on exit.
+        ksm_saved="$(cat /sys/kernel/mm/ksm/run) $(cat /sys/kernel/mm/ksm/pages_to_scan)"
+        echo 2000 >/sys/kernel/mm/ksm/pages_to_scan
+        echo 1 >/sys/kernel/mm/ksm/run
+        for _ in $(seq 24); do sleep 10; done # ksmd's passes over 50 x 256 MiB
+        read -r pss n <<<"$(vms_pss)"
+        echo "cold, density on, KSM after 240 s: $many idle containers: PSS sum $((pss / 1024)) MiB," \
+                "$((pss / many)) KiB each; pages_sharing $(cat /sys/kernel/mm/ksm/pages_sharing)," \
+                "ksmd CPU $(ps -o times= -C ksmd | tr -d ' ') s in all"
+        ksm_each=$((pss / many))
+        read -r r p <<<"$ksm_saved"
+        echo "$p" >/sys/kernel/mm/ksm/pages_to_scan
+        echo "$r" >/sys/kernel/mm/ksm/run
+        ksm_saved=
+fi
 measure_idle "$many" false "m${many}t" "template, density on"
 remove_all
 stop_daemon
+pool_size=0
 start_daemon --pool-size 0 --free-page-reporting false --tcg-tb-cache 0
 measure_idle 10 true m10off "cold, density off (no balloon, QEMU's 1 GiB tb-cache)"
 off_each=$last_each_kib
@@ -255,4 +282,4 @@ remove_all
 avail=$(avail_mib)
 echo "fit: MemAvailable $avail MiB with nothing running, $margin_mib MiB kept back:" \
         "$(((avail - margin_mib) * 1024 / on_each)) idle containers at $on_each KiB each (density on)," \
-        "$(((avail - margin_mib) * 1024 / off_each)) at $off_each KiB each (off)"
+        "$(((avail - margin_mib) * 1024 / off_each)) at $off_each KiB each (off)${ksm_each:+, $(((avail - margin_mib) * 1024 / ksm_each)) at $ksm_each KiB each (density on + KSM)}"
