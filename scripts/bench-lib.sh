@@ -55,6 +55,25 @@ raw_wait_init() {
 }
 raw_wait_agent() { "$B/pl-agent-cli" --socket "$dir/raw-$1/agent.sock" --connect-timeout 300000 ping >/dev/null; }
 
+# raw_timed_boot TAG: one raw boot, its times to /init and to the agent
+# appended to the arrays raw_init and raw_agent, then ended.
+raw_timed_boot() {
+        local t0
+        t0=$(now)
+        raw_start "$1"
+        raw_wait_init "$1"
+        raw_init+=("$(ms_since "$t0")")
+        raw_wait_agent "$1"
+        raw_agent+=("$(ms_since "$t0")")
+        raw_stop_all
+}
+# raw_warm_up: one untimed raw boot (QEMU, kernel and initramfs into the page cache).
+raw_warm_up() {
+        raw_start warm-up
+        raw_wait_agent warm-up
+        raw_stop_all
+}
+
 raw_stop_all() {
         local p
         for p in "${raw_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done

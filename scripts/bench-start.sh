@@ -190,21 +190,13 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(awk '/MemTotal/ {printf "%
 wait_pool "$par"
 start_container warm-up true >/dev/null || die "warm-up"
 remove_all
-raw_start warm-up
-raw_wait_agent warm-up
-raw_stop_all
+raw_warm_up
 
 # --- 1 ---
 echo "== 1: create + start to the main process running (ms); load $(load)"
 tmpl=() cold=() raw_init=() raw_agent=()
 for i in $(seq "$runs"); do
-        t0=$(now)
-        raw_start "1-$i"
-        raw_wait_init "1-$i"
-        raw_init+=("$(ms_since "$t0")")
-        raw_wait_agent "1-$i"
-        raw_agent+=("$(ms_since "$t0")")
-        raw_stop_all
+        raw_timed_boot "1-$i"
 
         t0=$(now)
         out=$(start_container "cold-$i" true) || die "start cold-$i"
