@@ -1479,7 +1479,9 @@ static void wait_pool_ready(int n) {
  * running container, one line each. */
 static void identity(const char *ref, char *out, size_t size) {
         assert_int_equal(exec_sync(ref, "[\"-c\", \"cat /proc/sys/kernel/random/boot_id; "
-                                        "od -An -tx1 -N16 /dev/urandom; hostname; date +%s\"]", out, size), 0);
+                                        "od -An -tx1 -N16 /dev/urandom; hostname; date +%s; cat /etc/machine-id\"]",
+                                   out, size),
+                         0);
 }
 
 static void test_start_paths(void **state) {
@@ -1499,12 +1501,16 @@ static void test_start_paths(void **state) {
         identity("tpl1", a, sizeof a);
         identity("tpl2", b, sizeof b);
         fprintf(stderr, "tpl1: %stpl2: %s", a, b);
-        char *la[4], *lb[4], *sa = NULL, *sb = NULL;
+        char *la[5], *lb[5], *sa = NULL, *sb = NULL;
         la[0] = strtok_r(a, "\n", &sa), lb[0] = strtok_r(b, "\n", &sb);
-        for (int i = 1; i < 4; i++)
+        for (int i = 1; i < 5; i++)
                 la[i] = strtok_r(NULL, "\n", &sa), lb[i] = strtok_r(NULL, "\n", &sb);
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 5; i++)
                 assert_true(la[i] && lb[i]);
+        /* a machine id of its own (the image has none): 32 hex digits */
+        assert_int_equal(strlen(la[4]), 32);
+        assert_int_equal(strspn(la[4], "0123456789abcdef"), 32);
+        assert_string_not_equal(la[4], lb[4]);
         assert_string_not_equal(la[0], lb[0]);
         assert_string_not_equal(la[1], lb[1]);
         assert_string_equal(la[2], "tpl1");
