@@ -49,6 +49,7 @@ static struct {
         char sock[128];
         pid_t daemon;
         const char *network_mode; /* --network-mode, NULL: the default (bridge) */
+        bool cold; /* PL_E2E_COLD_START=1: the daemon runs with --cold-start (no warm pool) */
         bool probing; /* a failed connection is an answer (-1), not a failure */
         char unconfined[1024]; /* QEMUs seen running as root, or without their sandbox */
         int qemus_checked;
@@ -157,7 +158,16 @@ static long create_with(const char *name, const char *entrypoint_json, const cha
                 assert_int_equal(call("PUT", path, body, NULL), 200);
         }
         snprintf(path, sizeof path, "/handles/%s/commit", handle);
-        return call("POST", path, NULL, ret_commit);
+        long st = call("POST", path, NULL, ret_commit);
+        if (st == 200 && W.cold && state && strcmp(state, "running") == 0) {
+                /* the cold run: every start boots (docs/templates.md) */
+                json_t *c = NULL;
+                snprintf(path, sizeof path, "/containers/%s", id);
+                assert_int_equal(call("GET", path, NULL, &c), 200);
+                assert_string_equal(str(c, "start_path"), "cold");
+                json_decref(c);
+        }
+        return st;
 }
 
 static long create_run(const char *name, const char *entrypoint_json, const char *state, char id[65],
@@ -235,11 +245,17 @@ static void daemon_start(void) {
                 int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
                 dup2(fd, 2);
                 dup2(fd, 1);
-                const char *argv[] = {bin, "--state-dir", W.dir, "--socket", W.sock, "--guest-kernel", kernel,
-                                      "--boot-timeout", "120", "--log-level", "debug",
-                                      /* a range of its own: the other e2e daemons run at the same time */
-                                      "--uid-range", "210000-219999",
-                                      W.network_mode ? "--network-mode" : NULL, W.network_mode, NULL};
+                const char *argv[32] = {bin, "--state-dir", W.dir, "--socket", W.sock, "--guest-kernel", kernel,
+                                        "--boot-timeout", "120", "--log-level", "debug",
+                                        /* a range of its own: the other e2e daemons run at the same time */
+                                        "--uid-range", W.cold ? "240000-249999" : "210000-219999"};
+                size_t n = 13;
+                if (W.cold)
+                        argv[n++] = "--cold-start";
+                if (W.network_mode) {
+                        argv[n++] = "--network-mode";
+                        argv[n++] = W.network_mode;
+                }
                 execv(bin, (char **) argv);
                 _exit(127);
         }
@@ -416,14 +432,35 @@ static int group_teardown(void **state) {
 
 /* --- tests --- */
 
+/* Waits until the warm pool has n guests ready now (GET /version's pool). */
+static void wait_pool_guests(json_int_t n) {
+        for (int i = 0; i < 3000; i++) {
+                json_t *v = NULL;
+                assert_int_equal(call("GET", "/version", NULL, &v), 200);
+                json_int_t ready = json_integer_value(json_object_get(json_object_get(v, "pool"), "ready"));
+                json_decref(v);
+                if (ready >= n)
+                        return;
+                usleep(100 * 1000);
+        }
+        fail_msg("the warm pool did not have %lld guests ready within 300 s", (long long) n);
+}
+
+/* The lifecycle: run, exec, copies, stop, start, remove. The cold run
+ * (PL_E2E_COLD_START) boots it; this run starts it from the warm pool. */
 static void test_full_life(void **state) {
         char id[65], out[4096];
         json_t *c = NULL;
+        if (!W.cold)
+                wait_pool_guests(1);
         assert_int_equal(create_run("life", "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"echo started; exec sleep 100000\"]}",
                                     "running", id, &c),
                          200);
         assert_string_equal(str(c, "state"), "running");
         assert_string_equal(str(c, "transport"), "virtio-serial");
+        json_decref(c);
+        c = inspect("life");
+        assert_string_equal(str(c, "start_path"), W.cold ? "cold" : "template");
         json_decref(c);
 
         /* exec: args never repeat the program */
@@ -1466,15 +1503,6 @@ static void test_output_across_restart(void **state) {
 /* --- the warm pool (docs/templates.md) --- */
 
 /* Waits until the daemon's log says n pool guests became ready in all. */
-static void wait_pool_ready(int n) {
-        char cmd[512];
-        snprintf(cmd, sizeof cmd, "test $(grep -c 'pool: guest plp-[0-9a-f]* ready after' %s/daemon.log) -ge %d",
-                 W.dir, n);
-        for (int i = 0; i < 3000 && run(cmd) != 0; i++)
-                usleep(100 * 1000);
-        assert_int_equal(run(cmd), 0);
-}
-
 /* boot_id, 16 bytes of /dev/urandom, hostname and the clock (seconds) of a
  * running container, one line each. */
 static void identity(const char *ref, char *out, size_t size) {
@@ -1487,7 +1515,7 @@ static void identity(const char *ref, char *out, size_t size) {
 static void test_start_paths(void **state) {
         char id1[65], id2[65], id3[65], a[512], b[512], out[256];
         json_t *c = NULL;
-        wait_pool_ready(2);
+        wait_pool_guests(2);
         const char *sleeper = "{\"path\": \"/bin/sleep\", \"args\": [\"100000\"]}";
         assert_int_equal(create_run("tpl1", sleeper, "running", id1, NULL), 200);
         assert_int_equal(create_run("tpl2", sleeper, "running", id2, NULL), 200);
@@ -1960,6 +1988,23 @@ static void test_volumes_and_binds(void **state) {
 int main(void) {
         if (!getenv("PL_KERNEL_DIR"))
                 test_program_skip_or_fail("PL_KERNEL_DIR, a guest kernel (scripts/fetch-kernel.sh)");
+        /* The lifecycle again with every start a cold boot (ctest's
+         * test-portlayerd-cold); the full run below starts from the pool
+         * whenever it has a guest ready. */
+        const struct CMUnitTest cold[] = {
+                cmocka_unit_test(test_full_life),
+                cmocka_unit_test(test_commit_conflict),
+                cmocka_unit_test(test_main_exits),
+                cmocka_unit_test(test_logs_events_stats),
+                cmocka_unit_test(test_exec_streams),
+                cmocka_unit_test(test_pause_and_signal),
+        };
+        W.cold = getenv("PL_E2E_COLD_START") && strcmp(getenv("PL_E2E_COLD_START"), "1") == 0;
+        if (W.cold) {
+                if (getenv("PL_TEST_FILTER"))
+                        cmocka_set_test_filter(getenv("PL_TEST_FILTER"));
+                return test_run_group(cold, group_setup, group_teardown);
+        }
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bad_requests),
                 cmocka_unit_test(test_start_paths),
