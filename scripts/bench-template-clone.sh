@@ -52,7 +52,7 @@ rootfs=$(bash scripts/make-test-rootfs.sh "$dir/base.ext4" 64 2>/dev/null | tail
 # copies a static busybox into /tmp (the templates get it before the snapshot).
 mkdir "$dir/bb" && cp /bin/busybox "$dir/bb/" && tar -C "$dir/bb" -cf "$dir/busybox.tar" busybox
 chmod 711 "$dir" && chmod -R a+rX "$dir/initramfs" # for the QEMU under another uid below
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), guest kernel $(cat "$kdir/release"), $(qemu-system-x86_64 --version | head -n 1), TCG, $n clones"
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), guest kernel $(cat "$kdir/release"), $(qemu-system-x86_64 --version | head -n 1), TCG, $n clones, host KSM run=$(cat /sys/kernel/mm/ksm/run 2>/dev/null || echo -) (guests use merge=off)"
 
 now() { echo $(($(date +%s%N) / 1000000)); }
 stats() { # min median max of the numbers on stdin
@@ -68,11 +68,13 @@ pool_cmdline=(-machine q35,memory-backend=ram -accel tcg -cpu max -m 256 -smp 1 
         -append "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 pl.hostname=pool pl.pool=1"
         -device virtio-serial-pci -device virtserialport,chardev=agent,name=org.portlayer.agent.0 -device virtio-rng-pci)
 # start NAME MEMORY-BACKEND-OPTIONS [QEMU ARGS...]: a pool-mode guest with its
-# own console, QMP and agent sockets under $dir/NAME.*; sets $pid.
+# own console, QMP and agent sockets under $dir/NAME.*; sets $pid. Its RAM is
+# never offered to KSM (merge=off), so that a host running KSM does not blur
+# what the mechanism itself shares.
 start() {
         local name=$1 mem=$2
         shift 2
-        qemu-system-x86_64 "${pool_cmdline[@]}" -object "$mem" -serial "file:$dir/$name.console" \
+        qemu-system-x86_64 "${pool_cmdline[@]}" -object "$mem,merge=off" -serial "file:$dir/$name.console" \
                 -qmp "unix:$dir/$name.qmp,server=on,wait=off" \
                 -chardev "socket,id=agent,path=$dir/$name.sock,server=on,wait=off" "$@" 2>"$dir/$name.err" &
         pid=$!
@@ -223,7 +225,7 @@ for mode_ro in 444:off 444:on 666:off; do
         mode=${mode_ro%:*} ro=${mode_ro#*:} s=$dir/nobody/$mode-$ro b=${#pids[@]}
         chmod "$mode" "$dir/tmpl.ram"
         setpriv --reuid 65534 --regid 65534 --clear-groups qemu-system-x86_64 "${pool_cmdline[@]}" \
-                -object "memory-backend-file,id=ram,mem-path=$dir/tmpl.ram,size=256M,share=off,readonly=$ro" \
+                -object "memory-backend-file,id=ram,mem-path=$dir/tmpl.ram,size=256M,share=off,readonly=$ro,merge=off" \
                 -serial "file:$s.console" -qmp "unix:$s.qmp,server=on,wait=off" \
                 -chardev "socket,id=agent,path=$s.sock,server=on,wait=off" -incoming defer 2>"$s.err" &
         pids+=($!)
