@@ -55,8 +55,11 @@ chmod 711 "$dir" && chmod -R a+rX "$dir/initramfs" # for the QEMU under another 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), guest kernel $(cat "$kdir/release"), $(qemu-system-x86_64 --version | head -n 1), TCG, $n clones, host KSM run=$(cat /sys/kernel/mm/ksm/run 2>/dev/null || echo -) (guests use merge=off)"
 
 now() { echo $(($(date +%s%N) / 1000000)); }
-stats() { # min median max of the numbers on stdin
-        sort -n | awk '{a[NR]=$1} END {printf "median %6d ms  min %6d  max %6d", a[int((NR+1)/2)], a[1], a[NR]}'
+stats() { # median, min and max of the numbers on stdin, then each in order
+        local all
+        all=$(cat)
+        sort -n <<<"$all" | awk '{a[NR]=$1} END {printf "median %6d ms  min %6d  max %6d", a[int((NR+1)/2)], a[1], a[NR]}'
+        echo "  (each: $(tr '\n' ' ' <<<"$all" | sed 's/ $//'))"
 }
 mem_used() { free -m | awk '/^Mem:/ {print $3, $6}'; } # used, buff/cache (MiB)
 pss() { awk '/^(Pss|Pss_Anon|Pss_File):/ {v[$1]=$2} END {print v["Pss:"], v["Pss_Anon:"], v["Pss_File:"]}' "/proc/$1/smaps_rollup"; }
@@ -234,7 +237,12 @@ for mode_ro in 444:off 444:on 666:off; do
                 result="QEMU failed: $(head -n 1 "$s.err")"
         elif ! "$B/bench-qmp" --timeout 20000 "$s.qmp" migrate-set-capabilities "$ignore" \
                 migrate-incoming "{\"uri\":\"exec:cat $dir/tmpl.state\"}" wait-migration cont >/dev/null 2>"$s.qmperr"; then
-                result="loading the state failed: $(head -n 1 "$s.qmperr") $(head -n 1 "$s.err")"
+                sleep 0.2 # QEMU may fail after it opened its QMP socket
+                if kill -0 "${pids[-1]}" 2>/dev/null; then
+                        result="loading the state failed: $(head -n 1 "$s.qmperr")"
+                else
+                        result="QEMU failed: $(head -n 1 "$s.err")"
+                fi
         elif ping_agent "$s.sock" 15000 2>/dev/null; then
                 result="the agent answers"
         else
