@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/random.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -82,13 +83,16 @@ static int activate_check(const Plagent__ActivateRequest *req, InitConfig *c, Er
 /* Credits the host's bytes to the input pool and makes the CRNG reseed from
  * it now, rather than at its next scheduled reseed. */
 static int mix_entropy(const uint8_t *bytes, size_t len, Error **err) {
-        struct {
+        /* the kernel's struct ends in a flexible array: room for it after */
+        union {
                 struct rand_pool_info info;
-                uint8_t buf[ACTIVATE_ENTROPY_MAX];
+                uint8_t raw[sizeof(struct rand_pool_info) + ACTIVATE_ENTROPY_MAX];
         } e;
+        if (len > ACTIVATE_ENTROPY_MAX)
+                return error_set(err, EINVAL, "activate: %zu bytes of entropy, at most %d", len, ACTIVATE_ENTROPY_MAX);
         e.info.entropy_count = (int) (len * 8);
         e.info.buf_size = (int) len;
-        memcpy(e.buf, bytes, len);
+        memcpy(e.raw + offsetof(struct rand_pool_info, buf), bytes, len);
         _cleanup_close_ int fd = open("/dev/urandom", O_RDWR | O_CLOEXEC);
         if (fd < 0)
                 return error_set_errno(err, errno, "activate: open /dev/urandom");

@@ -23,6 +23,7 @@
 #define INIT_DEFAULT_PORT "org.portlayer.agent.0"
 #define INIT_DEFAULT_ROOT_SERIAL "pl-root"
 #define INIT_DEFAULT_VSOCK_PORT 1024u
+#define INIT_REPORT_ORDER_MAX 10 /* MAX_ORDER on x86 */
 
 typedef struct InitConfig {
         char port_name[64];    /* pl.port=   virtio-serial port name */
@@ -38,6 +39,8 @@ typedef struct InitConfig {
         int wait_ms;           /* pl.wait=   how long to wait for devices (default 10000) */
         bool pool;             /* pl.pool=1  boot without a container root (the warm pool): stage 1
                                 * stops after the port, an activate request mounts the root later */
+        int report_order;      /* pl.report_order=  free page reporting's smallest block (pages, as
+                                * a power of two) once the balloon driver is loaded; -1: the kernel's */
 } InitConfig;
 
 /* Fills c with defaults, then applies every pl.* key of cmdline. Unknown

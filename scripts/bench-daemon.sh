@@ -122,21 +122,13 @@ echo "# initramfs $initrd, disk $disk"
 # QEMU, kernel and initramfs into the page cache.
 id=$(start_container warm-up running) || die "start warm-up"
 remove_container "$id" || die "remove warm-up"
-raw_start warm-up
-raw_wait_agent warm-up
-raw_stop_all
+raw_warm_up
 
 # --- 1: one start against one raw boot, interleaved ---
 echo "== 1: create + start to main process running, against raw QEMU (ms); load $(load)"
 one=() raw_init=() raw_agent=() ping4=()
 for i in $(seq "$runs"); do
-        t0=$(now)
-        raw_start "1-$i"
-        raw_wait_init "1-$i"
-        raw_init+=("$(ms_since "$t0")")
-        raw_wait_agent "1-$i"
-        raw_agent+=("$(ms_since "$t0")")
-        raw_stop_all
+        raw_timed_boot "1-$i"
 
         t0=$(now)
         id=$(start_container "one-$i" running) || die "start one-$i"

@@ -35,7 +35,7 @@ raw_start() {
         mkdir -p "$r"
         qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m 256 -smp 1 -nographic -nodefaults -no-user-config \
                 -kernel "$kernel" -initrd "$initrd" -no-reboot \
-                -append "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 pl.hostname=raw pl.root=pl-root" \
+                -append "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 no_timer_check pl.hostname=raw pl.root=pl-root" \
                 -serial "file:$r/console.log" \
                 -drive "file=$disk,if=none,id=root,format=raw,snapshot=on" \
                 -device virtio-blk-pci,drive=root,serial=pl-root \
@@ -54,6 +54,25 @@ raw_wait_init() {
         done
 }
 raw_wait_agent() { "$B/pl-agent-cli" --socket "$dir/raw-$1/agent.sock" --connect-timeout 300000 ping >/dev/null; }
+
+# raw_timed_boot TAG: one raw boot, its times to /init and to the agent
+# appended to the arrays raw_init and raw_agent, then ended.
+raw_timed_boot() {
+        local t0
+        t0=$(now)
+        raw_start "$1"
+        raw_wait_init "$1"
+        raw_init+=("$(ms_since "$t0")")
+        raw_wait_agent "$1"
+        raw_agent+=("$(ms_since "$t0")")
+        raw_stop_all
+}
+# raw_warm_up: one untimed raw boot (QEMU, kernel and initramfs into the page cache).
+raw_warm_up() {
+        raw_start warm-up
+        raw_wait_agent warm-up
+        raw_stop_all
+}
 
 raw_stop_all() {
         local p

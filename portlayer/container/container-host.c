@@ -115,6 +115,8 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
                 container_host_free(h);
                 return error_set(err, EINVAL, "transport '%.32s': auto, vsock or virtio-serial", t);
         }
+        h->tb_cache_mib = cfg->tb_cache_mib;
+        h->free_page_reporting = cfg->free_page_reporting;
         int r = host_dirs(h, cfg, err);
         if (r >= 0 && (!(h->kernel = strdup(cfg->kernel ? cfg->kernel : "")) ||
                        !(h->initrd = strdup(cfg->initrd ? cfg->initrd : "")) ||

@@ -73,6 +73,8 @@ typedef struct Handle {
 struct ContainerHost {
         char *state_dir, *containers_dir, *run_dir, *tmp_dir;
         char *kernel, *initrd, *extra_cmdline;
+        unsigned tb_cache_mib;     /* ContainerHostConfig's */
+        bool free_page_reporting;
         VmAccel accel;
         int boot_timeout_ms;
         const char *transport;  /* static: what new starts use */

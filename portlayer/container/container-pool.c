@@ -84,7 +84,8 @@ int container_pool_open(ContainerHost *h, unsigned size, Error **err) {
                 .guest = {.kernel = h->kernel, .initrd = h->initrd, .accel = h->accel,
                           .memory_mib = CONTAINER_MEMORY_MB_DEFAULT, .vcpus = 1,
                           .boot_timeout_ms = h->boot_timeout_ms, .extra_cmdline = h->extra_cmdline,
-                          .vsock = strcmp(h->transport, "vsock") == 0},
+                          .vsock = strcmp(h->transport, "vsock") == 0, .tb_cache_mib = h->tb_cache_mib,
+                          .free_page_reporting = h->free_page_reporting},
         };
         int r = guest_pool_new(h->driver, &pc, &h->pool, err);
         /* guest_pool_new() destroyed the earlier run's pool domains first */
@@ -94,4 +95,13 @@ int container_pool_open(ContainerHost *h, unsigned size, Error **err) {
                 return error_prefix(err, "warm pool");
         log_info("warm pool: keeping %u guests ready in %s", size, dir);
         return 0;
+}
+
+void container_host_pool_state(ContainerHost *h, unsigned *ret_size, unsigned *ret_ready) {
+        /* h->pool is set once, after recovery, and freed with the host */
+        pthread_mutex_lock(&h->lock);
+        GuestPool *pool = h->pool;
+        pthread_mutex_unlock(&h->lock);
+        *ret_size = pool ? guest_pool_size(pool) : 0;
+        *ret_ready = pool ? guest_pool_ready(pool) : 0;
 }

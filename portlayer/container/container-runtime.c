@@ -123,7 +123,8 @@ static int start_guest(ContainerHost *h, Container *c, const ContainerMounts *cm
                 .vcpus = vcpus > 0 ? (unsigned) vcpus : 1, .accel = h->accel, .boot_timeout_ms = h->boot_timeout_ms,
                 .extra_cmdline = h->extra_cmdline, .vsock = strcmp(h->transport, "vsock") == 0,
                 .extra_disks = cm->disks, .n_extra_disks = cm->n_disks, .filesystems = cm->filesystems,
-                .n_filesystems = cm->n_filesystems,
+                .n_filesystems = cm->n_filesystems, .tb_cache_mib = h->tb_cache_mib,
+                .free_page_reporting = h->free_page_reporting,
         };
         NetworkLease lease;
         char tap[NETWORK_IFNAME_MAX + 1];

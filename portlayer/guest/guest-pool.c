@@ -79,7 +79,8 @@ static void pool_key(const GuestConfig *c, char key[POOL_KEY_MAX]) {
         uint64_t h = 14695981039346656037ULL;
         fnv_file(&h, c->kernel);
         fnv_file(&h, c->initrd);
-        uint64_t v[] = {c->memory_mib ? c->memory_mib : 256, c->vcpus ? c->vcpus : 1, c->accel, c->vsock};
+        uint64_t v[] = {c->memory_mib ? c->memory_mib : 256, c->vcpus ? c->vcpus : 1, c->accel, c->vsock,
+                        c->tb_cache_mib, c->free_page_reporting};
         fnv(&h, v, sizeof v);
         fnv(&h, "q35", 4);
         fnv(&h, c->extra_cmdline ? c->extra_cmdline : "", c->extra_cmdline ? strlen(c->extra_cmdline) + 1 : 1);
@@ -274,6 +275,10 @@ unsigned guest_pool_ready(GuestPool *p) {
         unsigned n = p->n_ready;
         pthread_mutex_unlock(&p->lock);
         return n;
+}
+
+unsigned guest_pool_size(GuestPool *p) {
+        return p->size;
 }
 
 bool guest_pool_fits(GuestPool *p, const GuestConfig *c) {

@@ -16,6 +16,9 @@
 #include "portlayer/vm/vm-driver.h"
 
 #define GUEST_ROOT_SERIAL "pl-root"
+/* Free page reporting from blocks of 2^3 pages (32 KiB) up: measured in
+ * docs/templates.md ("Density") against the kernel's 2 MiB. */
+#define GUEST_REPORT_ORDER 3
 
 typedef struct GuestConfig {
         const char *name;          /* domain name */
@@ -41,6 +44,9 @@ typedef struct GuestConfig {
         size_t n_filesystems;
         const char *pool_key;      /* a warm-pool guest (guest-pool.h): no disks, the agent booted
                                     * with pl.pool=1 waits for an activate; VmSpec.pool_key */
+        unsigned tb_cache_mib;     /* VmSpec.tb_cache_mib: TCG's translation cache, 0: QEMU's default */
+        bool free_page_reporting;  /* VmSpec.free_page_reporting, and the agent reports free
+                                    * blocks from GUEST_REPORT_ORDER up */
         const VmOwner *owner;      /* QEMU's uid:gid, which gets run_dir (0700) and the console
                                     * log (0600); NULL: the driver's default user */
         /* guest_pool_take() only: called with the taken pool guest's owner
@@ -138,3 +144,5 @@ bool guest_pool_fits(GuestPool *p, const GuestConfig *c);
 int guest_pool_take(GuestPool *p, const GuestConfig *c, Guest **ret, Error **err);
 /* Guests ready now. */
 unsigned guest_pool_ready(GuestPool *p);
+/* Guests the pool keeps ready (GuestPoolConfig.size). */
+unsigned guest_pool_size(GuestPool *p);

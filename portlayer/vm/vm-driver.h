@@ -39,6 +39,7 @@
 #define VM_MEMORY_MIB_MIN 64
 #define VM_MEMORY_MIB_MAX 1048576
 #define VM_VCPUS_MAX 64
+#define VM_TB_CACHE_MIB_MAX 4096
 #define VM_AGENT_CHANNEL_DEFAULT "org.portlayer.agent.0"
 #define VM_NICS_MAX 4
 #define VM_FILESYSTEMS_MAX 8
@@ -150,6 +151,14 @@ typedef struct VmSpec {
          * PCIe root ports for devices attached after it resumes. */
         const char *pool_key;
 
+        /* Density (docs/templates.md): QEMU's TCG translation cache in MiB
+         * (0: QEMU's default, 1 GiB of address space of which a booted
+         * guest touches some 50 MB; ignored under KVM), and a virtio balloon
+         * that only reports the guest's free pages to the host, which drops
+         * them (no balloon at all when false). */
+        unsigned tb_cache_mib;
+        bool free_page_reporting;
+
         const VmOwner *owner;      /* NULL: the driver's default user (qemu.conf's, never root) */
 } VmSpec;
 
@@ -168,6 +177,9 @@ typedef struct VmStats {
         uint64_t cpu_time_ns;   /* CPU time QEMU used, all threads */
         uint64_t memory_kib;    /* the guest's memory size */
         uint64_t rss_kib;       /* QEMU's resident set; 0 when unknown */
+        uint64_t pss_kib;       /* QEMU's proportional set size (pages shared with other
+                                 * processes counted in part); 0 when unknown */
+        int qemu_pid;           /* 0 when unknown (a driver with no processes of its own) */
         uint64_t rd_bytes, wr_bytes, rd_reqs, wr_reqs; /* the root disk (vda) */
 } VmStats;
 

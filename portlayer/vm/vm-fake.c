@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/base/proc-util.h"
 #include "vm-xml-internal.h"
 
 typedef struct FakeForward {
@@ -546,8 +547,12 @@ static int fake_stats(VmDriver *base, const char *name, VmStats *ret, Error **er
                 r = error_set(err, ENOENT, "statistics of domain '%s': no such domain", name);
         else if (dom->state != VM_STATE_RUNNING && dom->state != VM_STATE_PAUSED)
                 r = error_set(err, EBADFD, "statistics of domain '%s': not running", name);
-        else
-                *ret = (VmStats){.memory_kib = dom->info.memory_mib * 1024};
+        else {
+                /* the host-mode agent standing in for the guest is "QEMU" */
+                *ret = (VmStats){.memory_kib = dom->info.memory_mib * 1024, .qemu_pid = dom->agent};
+                if (dom->agent > 0 && proc_pss_kib(dom->agent, &ret->pss_kib) < 0)
+                        ret->pss_kib = 0;
+        }
         pthread_mutex_unlock(&f->lock);
         return r;
 }

@@ -37,6 +37,7 @@
 #include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
+#include "common/base/proc-util.h"
 #include "vm-xml-internal.h"
 
 #define EMBED_URI_PREFIX "qemu:///embed"
@@ -53,6 +54,7 @@ typedef struct LibvirtDriver {
         void *userdata;
         atomic_bool closing;
         bool holds_loop;
+        char *root; /* the embedded driver's root; NULL for another URI */
 } LibvirtDriver;
 
 #define QEMU_CONF_HEADER "# qemu.conf for libvirt's embedded QEMU driver, written by portlayer\n"
@@ -333,7 +335,7 @@ static int embed_root_of(const char *uri, char **ret_root, Error **err) {
 }
 
 /* Resolves the URI to open and prepares an embedded root. */
-static int prepare_uri(const char *uri, const char *state_dir, char **ret_uri, Error **err) {
+static int prepare_uri(const char *uri, const char *state_dir, char **ret_uri, char **ret_root, Error **err) {
         _cleanup_free_ char *root = NULL, *resolved = NULL;
         int r;
 
@@ -356,6 +358,7 @@ static int prepare_uri(const char *uri, const char *state_dir, char **ret_uri, E
         if (root && (r = write_qemu_conf(root, err)) < 0)
                 return r;
         *ret_uri = TAKE_PTR(resolved);
+        *ret_root = TAKE_PTR(root);
         return 0;
 }
 
@@ -424,6 +427,7 @@ static void lv_close(VmDriver *base) {
                 virResetLastError();
         if (d->holds_loop)
                 loop_release();
+        free(d->root);
         free(d);
 }
 
@@ -464,15 +468,16 @@ static int lv_connect(LibvirtDriver *d, const char *uri, Error **err) {
 
 static int lv_open(VmDriver **ret, const char *uri, const char *state_dir, VmEventFn cb, void *userdata,
                    Error **err) {
-        _cleanup_free_ char *resolved = NULL;
-        int r = prepare_uri(uri, state_dir, &resolved, err);
+        _cleanup_free_ char *resolved = NULL, *root = NULL;
+        int r = prepare_uri(uri, state_dir, &resolved, &root, err);
         if (r < 0)
                 return r;
 
         LibvirtDriver *d = calloc(1, sizeof(*d));
         if (!d)
                 return error_oom(err);
-        *d = (LibvirtDriver) { .base.ops = &vm_driver_libvirt, .lifecycle_id = -1, .cb = cb, .userdata = userdata };
+        *d = (LibvirtDriver) { .base.ops = &vm_driver_libvirt, .lifecycle_id = -1, .cb = cb, .userdata = userdata,
+                               .root = TAKE_PTR(root) };
         if ((r = loop_acquire(err)) < 0) {
                 free(d);
                 return r;
@@ -656,6 +661,20 @@ static int lv_vsock_cid(VmDriver *base, const char *name, unsigned *ret, Error *
         return 0;
 }
 
+/* The QEMU process of domain name: the embedded driver's pid file
+ * <root>/run/qemu/<name>.pid, and only while that process is still the
+ * guest's QEMU (its command line names it), not a pid reused since. 0 when
+ * unknown. */
+static pid_t qemu_pid(LibvirtDriver *d, const char *name) {
+        char path[PATH_MAX], arg[VM_NAME_MAX + 16];
+        pid_t pid = 0;
+        if (!d->root || snprintf(path, sizeof path, "%s/run/qemu/%s.pid", d->root, name) >= (int) sizeof path ||
+            proc_read_pid_file(path, &pid) < 0)
+                return 0;
+        snprintf(arg, sizeof arg, "guest=%s,", name);
+        return proc_cmdline_has_prefix(pid, arg) ? pid : 0;
+}
+
 static int lv_stats(VmDriver *base, const char *name, VmStats *ret, Error **err) {
         LibvirtDriver *d = (LibvirtDriver *) base;
         virDomainPtr dom = NULL;
@@ -680,6 +699,9 @@ static int lv_stats(VmDriver *base, const char *name, VmStats *ret, Error **err)
                 for (int i = 0; i < n; i++)
                         if (mem[i].tag == VIR_DOMAIN_MEMORY_STAT_RSS)
                                 ret->rss_kib = mem[i].val;
+                ret->qemu_pid = qemu_pid(d, name);
+                if (ret->qemu_pid > 0 && proc_pss_kib(ret->qemu_pid, &ret->pss_kib) < 0)
+                        ret->pss_kib = 0;
                 virDomainBlockStatsStruct bs;
                 if (virDomainBlockStats(dom, "vda", &bs, sizeof bs) == 0) {
                         ret->rd_bytes = bs.rd_bytes > 0 ? (uint64_t) bs.rd_bytes : 0;

@@ -137,6 +137,9 @@ static int check_identity(const VmSpec *spec, Error **err) {
                                  (unsigned long long) spec->memory_mib, VM_MEMORY_MIB_MIN, VM_MEMORY_MIB_MAX);
         if (spec->vcpus < 1 || spec->vcpus > VM_VCPUS_MAX)
                 return error_set(err, EINVAL, "vcpus %u: must be 1..%d", spec->vcpus, VM_VCPUS_MAX);
+        if (spec->tb_cache_mib > VM_TB_CACHE_MIB_MAX)
+                return error_set(err, EINVAL, "tb_cache_mib %u: must be 0 (QEMU's default) up to %d",
+                                 spec->tb_cache_mib, VM_TB_CACHE_MIB_MAX);
         if ((unsigned) spec->accel >= _VM_ACCEL_MAX)
                 return error_set(err, EINVAL, "accel %d: unknown", (int) spec->accel);
         return 0;

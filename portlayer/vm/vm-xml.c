@@ -92,6 +92,10 @@ static void add_head(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
         child(b, domain, "name", spec->name);
         if (spec->uuid)
                 child(b, domain, "uuid", spec->uuid);
+        /* A VM generation ID (QEMU's vmgenid, ACPI): libvirt picks it at
+         * define time. A kernel with the driver reseeds its RNG when it
+         * changes; ours (kernel-config/) has it, Debian's cloud kernel not. */
+        child(b, domain, "genid", NULL);
         add_metadata(b, domain, spec);
         snprintf(number, sizeof number, "%" PRIu64, spec->memory_mib);
         prop(b, child(b, domain, "memory", number), "unit", "MiB");
@@ -122,6 +126,11 @@ static void add_os(Builder *b, xmlNodePtr domain, const VmSpec *spec, VmAccel ac
 
         xmlNodePtr features = child(b, domain, "features", NULL);
         child(b, features, "acpi", NULL);
+        if (accel == VM_ACCEL_TCG && spec->tb_cache_mib > 0) {
+                char mib[16];
+                snprintf(mib, sizeof mib, "%u", spec->tb_cache_mib);
+                prop(b, child(b, child(b, features, "tcg", NULL), "tb-cache", mib), "unit", "MiB");
+        }
         /* TCG: every feature QEMU can emulate, so binaries built for newer
          * ISA levels (x86-64-v2/v3) run; KVM: the host CPU as is. */
         empty(b, domain, "cpu", "mode", accel == VM_ACCEL_KVM ? "host-passthrough" : "maximum", NULL, NULL);
@@ -242,7 +251,12 @@ static void add_devices(Builder *b, xmlNodePtr domain, const VmSpec *spec, const
 
         xmlNodePtr rng = empty(b, devices, "rng", "model", "virtio", NULL, NULL);
         prop(b, child(b, rng, "backend", "/dev/urandom"), "model", "random");
-        empty(b, devices, "memballoon", "model", "none", NULL, NULL);
+        /* Free page reporting only: the guest hands pages it freed back
+         * (QEMU drops them), nobody inflates anything. */
+        xmlNodePtr balloon = empty(b, devices, "memballoon", "model", spec->free_page_reporting ? "virtio" : "none",
+                                   NULL, NULL);
+        if (spec->free_page_reporting)
+                prop(b, balloon, "freePageReporting", "on");
 }
 
 /* The QEMU process's identity: <seclabel type='static' model='dac'

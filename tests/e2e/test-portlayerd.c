@@ -1008,6 +1008,9 @@ static void test_logs_events_stats(void **state) {
         json_t *host = json_object_get(st, "host"), *guest = json_object_get(st, "guest");
         assert_true(json_integer_value(json_object_get(host, "cpu_time_ns")) > 0);
         assert_true(json_integer_value(json_object_get(host, "rss_kib")) > 1024);
+        /* the QEMU's proportional share, from its pid file: part of its resident set */
+        json_int_t pss = json_integer_value(json_object_get(host, "pss_kib"));
+        assert_true(pss > 1024 && pss <= json_integer_value(json_object_get(host, "rss_kib")));
         assert_true(json_integer_value(json_object_get(guest, "mem_total_kib")) > 100 * 1024);
         assert_true(json_integer_value(json_object_get(guest, "processes")) >= 1);
         json_decref(st);
@@ -1016,6 +1019,27 @@ static void test_logs_events_stats(void **state) {
         assert_true(json_integer_value(json_object_get(st, "size")) > 0);
         json_decref(st);
         assert_int_equal(call("GET", "/containers/statty/stat?path=/no/such/file", NULL, NULL), 404);
+        /* density (docs/templates.md): the guest reports freed pages through its
+         * balloon from blocks of 32 KiB up */
+        char out[256];
+        assert_int_equal(exec_sync("statty", "[\"-c\", \"ls /sys/bus/virtio/drivers/virtio_balloon | grep -c virtio; "
+                                             "cat /sys/module/page_reporting/parameters/page_reporting_order\"]",
+                                   out, sizeof out),
+                         0);
+        assert_string_equal(out, "1\n3\n");
+        json_t *vms = NULL;
+        assert_int_equal(call("GET", "/vms", NULL, &vms), 200);
+        bool seen = false;
+        size_t vi;
+        json_t *vm;
+        json_array_foreach(vms, vi, vm)
+                if (strcmp(str(vm, "name"), "statty") == 0) {
+                        seen = true;
+                        assert_true(json_integer_value(json_object_get(vm, "qemu_pid")) > 0);
+                        assert_true(json_integer_value(json_object_get(vm, "pss_kib")) > 1024);
+                }
+        assert_true(seen);
+        json_decref(vms);
         assert_int_equal(call("GET", "/containers/statty/archive?path=/no/such/file", NULL, NULL), 404);
         destroy(id);
 }
@@ -1312,8 +1336,13 @@ static void assert_reconciled(void) {
                         break;
                 usleep(100 * 1000);
         }
-        if (why[0])
+        if (why[0]) {
+                /* what the daemons said of uids and pool guests, for the post-mortem */
+                char cmd[600];
+                snprintf(cmd, sizeof cmd, "grep -E 'uid|pool|orphan' %s/daemon.log | tail -n 60 >&2", W.dir);
+                (void) run(cmd);
                 fail_msg("after the restart: %s", why);
+        }
         /* no directory without a container */
         char cmd[512];
         snprintf(cmd, sizeof cmd, "test $(ls %s/containers | wc -l) -eq %zu", W.dir, json_array_size(list));

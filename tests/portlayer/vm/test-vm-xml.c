@@ -43,6 +43,8 @@ static const VmSpec tcg_spec = {
         .n_disks = 1,
         .agent_socket = "/run/portlayer/c1/agent.sock",
         .console_log = "/var/lib/portlayer/containers/c1/console.log",
+        .tb_cache_mib = 32,         /* <tcg><tb-cache> under TCG */
+        .free_page_reporting = true, /* a reporting-only virtio balloon */
 };
 
 static const VmDisk kvm_disks[] = {
@@ -164,6 +166,7 @@ static void bad_cmdline_newline(VmSpec *s, VmDisk *d) { s->cmdline = "console=tt
 static void bad_memory_low(VmSpec *s, VmDisk *d) { s->memory_mib = 63; }
 static void bad_memory_high(VmSpec *s, VmDisk *d) { s->memory_mib = 1048577; }
 static void bad_vcpus_zero(VmSpec *s, VmDisk *d) { s->vcpus = 0; }
+static void bad_tb_cache(VmSpec *s, VmDisk *d) { s->tb_cache_mib = VM_TB_CACHE_MIB_MAX + 1; }
 static void bad_vcpus_high(VmSpec *s, VmDisk *d) { s->vcpus = 65; }
 static void bad_accel(VmSpec *s, VmDisk *d) { s->accel = (VmAccel) 7; }
 static void bad_disk_relative(VmSpec *s, VmDisk *d) { d->path = "root.img"; }
@@ -245,6 +248,7 @@ static const struct {
         { bad_memory_low, "memory_mib 63: must be 64..1048576" },
         { bad_memory_high, "memory_mib 1048577: must be 64..1048576" },
         { bad_vcpus_zero, "vcpus 0: must be 1..64" },
+        { bad_tb_cache, "tb_cache_mib 4097: must be 0 (QEMU's default) up to 4096" },
         { bad_vcpus_high, "vcpus 65: must be 1..64" },
         { bad_accel, "accel 7: unknown" },
         { bad_disk_relative, "disks[0].path 'root.img': must be an absolute path" },
