@@ -3,20 +3,22 @@
 # against a cold boot (docs/templates.md "Measured: the three mechanisms",
 # docs/benchmarks.md). Raw QEMU, no libvirt, to isolate the mechanism; our
 # kernel, initramfs and agent; q35, 256 MiB, 1 vCPU, TCG:
-#   baseline  raw QEMU cold boot to the agent's answer as scripts/bench-pool.sh
-#             does (root disk), and N cold boots of the clones' own command
-#             line (pl.pool=1, no disk), kept running for their PSS
+#   baseline  bench-lib's raw QEMU boot to the agent's answer (the root disk,
+#             as the other benchmarks compare with), and N cold boots of the
+#             clones' own command line (pl.pool=1, no disk, the daemon's
+#             16 MiB translation cache, no balloon), kept running for their PSS
 #   (c)       a template whose RAM is a file mapped share=on, stopped, its
 #             device state migrated to a file with x-ignore-shared; N clones
 #             map the same file share=off, load the state (-incoming defer,
 #             migrate-incoming), cont, and answer on their own agent socket
 #   (b)       plain save/restore: the template's whole RAM in the state file
 #   traps     the template file opened by a QEMU of another uid (0444, share=off,
-#             readonly=on); which flags QEMU opened it with; boot_id, 16 bytes
-#             of /dev/urandom, the clock and the agent's instance id of every
-#             guest right after its start
+#             readonly=on; 0666); which flags QEMU opened it with; boot_id, 16
+#             bytes of /dev/urandom, the clock and the agent's instance id of
+#             every guest right after its start
 # For each: QEMU exec -> agent answers on a fresh socket, PSS of each guest
-# (smaps_rollup), `free -m` before and after the N guests.
+# (smaps_rollup), `free -m` before and after the N guests. Every QEMU is
+# ended by pid on exit, also on failure; the files live in a mktemp directory.
 # Usage: scripts/bench-template-clone.sh [clones]   (PL_BUILD=build/dev reuses a build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,8 +29,11 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 nice cmake --build "$build" -j2 --target pl-agent pl-initramfs pl-agent-cli bench-qmp >/dev/null
 B=$build/bin
 kdir=$(bash scripts/fetch-kernel.sh | tail -n 1)
+kernel=$kdir/vmlinuz
 dir=$(mktemp -d /tmp/pltc-XXXXXX)
-pids=()
+pids=() raw_pids=()
+. scripts/bench-lib.sh
+die() { echo "bench-template-clone: $*" >&2; exit 1; }
 cleanup() {
         local rc=$?
         set +e
@@ -37,8 +42,13 @@ cleanup() {
                         [ -s "$f" ] && echo "== $f" >&2 && tail -n 5 "$f" >&2
                 done
         fi
-        for p in "${pids[@]}"; do
+        for p in "${pids[@]}" "${raw_pids[@]}"; do
                 kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+        done
+        sleep 0.5
+        for p in $(qemu_pids); do
+                echo "bench-template-clone: ending leftover QEMU $p" >&2
+                kill -KILL "$p"
         done
         rm -rf "$dir"
 }
@@ -47,29 +57,31 @@ trap 'exit 130' INT TERM
 
 modules=(--module virtio_pci --module virtio_blk --module virtio_console --module virtio_rng)
 initrd=$("$B/pl-initramfs" --agent "$B/pl-agent" --kernel-dir "$kdir" --cache "$dir/initramfs" "${modules[@]}" | tail -n 1)
-rootfs=$(bash scripts/make-test-rootfs.sh "$dir/base.ext4" 64 2>/dev/null | tail -n 1)
+disk=$(bash scripts/make-test-rootfs.sh "$dir/base.ext4" 64 2>/dev/null | tail -n 1)
 # The pool-mode guest serves the initramfs, which has no shell: the probe
 # copies a static busybox into /tmp (the templates get it before the snapshot).
 mkdir "$dir/bb" && cp /bin/busybox "$dir/bb/" && tar -C "$dir/bb" -cf "$dir/busybox.tar" busybox
 chmod 711 "$dir" && chmod -R a+rX "$dir/initramfs" # for the QEMU under another uid below
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), guest kernel $(cat "$kdir/release"), $(qemu-system-x86_64 --version | head -n 1), TCG, $n clones, host KSM run=$(cat /sys/kernel/mm/ksm/run 2>/dev/null || echo -) (guests use merge=off)"
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, load $(load), guest kernel $(cat "$kdir/release"), $(qemu-system-x86_64 --version | head -n 1), TCG, $n clones, host KSM run=$(cat /sys/kernel/mm/ksm/run 2>/dev/null || echo -) (guests use merge=off)"
 
-now() { echo $(($(date +%s%N) / 1000000)); }
-stats() { # median, min and max of the numbers on stdin, then each in order
-        local all
-        all=$(cat)
-        sort -n <<<"$all" | awk '{a[NR]=$1} END {printf "median %6d ms  min %6d  max %6d", a[int((NR+1)/2)], a[1], a[NR]}'
-        echo "  (each: $(tr '\n' ' ' <<<"$all" | sed 's/ $//'))"
+report_times() { # TITLE MS...: bench-lib's stats of the times, then each in order
+        local title=$1
+        shift
+        printf '  %-36s %s ms, each: %s\n' "$title" "$(printf '%s\n' "$@" | stats)" "$*"
 }
 mem_used() { free -m | awk '/^Mem:/ {print $3, $6}'; } # used, buff/cache (MiB)
 pss() { awk '/^(Pss|Pss_Anon|Pss_File):/ {v[$1]=$2} END {print v["Pss:"], v["Pss_Anon:"], v["Pss_File:"]}' "/proc/$1/smaps_rollup"; }
 qmp() { "$B/bench-qmp" --timeout 180000 "$@"; }
 ping_agent() { "$B/pl-agent-cli" --socket "$1" --connect-timeout "${2:-180000}" ping >/dev/null; }
 
-pool_cmdline=(-machine q35,memory-backend=ram -accel tcg -cpu max -m 256 -smp 1 -nographic -nodefaults -no-user-config
-        -kernel "$kdir/vmlinuz" -initrd "$initrd" -no-reboot
-        -append "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 pl.hostname=pool pl.pool=1"
-        -device virtio-serial-pci -device virtserialport,chardev=agent,name=org.portlayer.agent.0 -device virtio-rng-pci)
+# bench-lib's raw_start without the disk, in pool mode, and with the daemon's
+# 16 MiB translation cache; no balloon (free page reporting would punch holes
+# in a template file, docs/templates.md).
+pool_cmdline=(-machine q35,memory-backend=ram -accel tcg,tb-size=16 -cpu max -m 256 -smp 1 -nographic -nodefaults
+        -no-user-config -kernel "$kernel" -initrd "$initrd" -no-reboot
+        -append "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 no_timer_check pl.hostname=pool pl.pool=1"
+        -device virtio-serial-pci -device virtserialport,chardev=agent,name=org.portlayer.agent.0
+        -object rng-random,id=rng,filename=/dev/urandom -device virtio-rng-pci,rng=rng)
 # start NAME MEMORY-BACKEND-OPTIONS [QEMU ARGS...]: a pool-mode guest with its
 # own console, QMP and agent sockets under $dir/NAME.*; sets $pid. Its RAM is
 # never offered to KSM (merge=off), so that a host running KSM does not blur
@@ -126,38 +138,27 @@ report_mem() {
                 $((u1 - u0)) "$c0" "$c1" $((c1 - c0))
 }
 
-echo "baseline: raw QEMU cold boot with the root disk (scripts/bench-pool.sh's command line)"
-times=()
-for _ in $(seq "$((n < 3 ? n : 3))"); do
-        qemu-img create -q -f qcow2 -F raw -b "$dir/base.ext4" "$dir/raw.qcow2" 1G
-        rm -f "$dir/raw.sock"
-        t0=$(now)
-        qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m 256 -smp 1 -nographic -nodefaults -no-user-config \
-                -kernel "$kdir/vmlinuz" -initrd "$initrd" -no-reboot \
-                -append "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 pl.hostname=bench" \
-                -serial "file:$dir/raw.console" \
-                -drive "file=$dir/raw.qcow2,if=none,id=root,format=qcow2" -device virtio-blk-pci,drive=root,serial=pl-root \
-                -device virtio-serial-pci -chardev "socket,id=agent,path=$dir/raw.sock,server=on,wait=off" \
-                -device virtserialport,chardev=agent,name=org.portlayer.agent.0 -device virtio-rng-pci &
-        pids+=($!)
-        ping_agent "$dir/raw.sock"
-        times+=($(($(now) - t0)))
-        stop_all 0
+echo "baseline: raw QEMU cold boot with the root disk (bench-lib's raw_timed_boot, after one warm-up boot)"
+raw_init=() raw_agent=()
+raw_warm_up
+for i in $(seq "$((n < 3 ? n : 3))"); do
+        raw_timed_boot "$i"
 done
-printf '  %-44s %s\n' "exec -> agent answers (n=${#times[@]})" "$(printf '%s\n' "${times[@]}" | stats)"
+report_times "exec -> /init runs" "${raw_init[@]}"
+report_times "exec -> agent answers" "${raw_agent[@]}"
 
 echo "baseline: $n cold boots of the clones' command line (pl.pool=1, no disk, anonymous RAM), one after another"
-before=$(mem_used) base=${#pids[@]} times=()
+before=$(mem_used) base=${#pids[@]} boots=()
 for i in $(seq "$n"); do
         t0=$(now)
         start "cold$i" memory-backend-ram,id=ram,size=256M
         ping_agent "$dir/cold$i.sock"
-        times+=($(($(now) - t0)))
+        boots+=("$(ms_since "$t0")")
         "$B/pl-agent-cli" --socket "$dir/cold$i.sock" cp-in "$dir/busybox.tar" /tmp >/dev/null
         probe "cold$i" cold
 done
 differ cold
-printf '  %-44s %s\n' "exec -> agent answers (n=$n)" "$(printf '%s\n' "${times[@]}" | stats)"
+report_times "exec -> agent answers" "${boots[@]}"
 report_mem cold "$before"
 stop_all "$base"
 
@@ -183,8 +184,8 @@ template() {
         t2=$(now)
         qmp "$dir/$1.qmp" stop migrate-set-capabilities "$3" migrate "{\"uri\":\"exec:cat > $dir/$1.state\"}" \
                 wait-migration >/dev/null
-        printf '  %-44s boot %d ms, stop + save %d ms, state file %d KiB\n' "template $1" $((t1 - t0)) \
-                $(($(now) - t2)) $(($(stat -c %s "$dir/$1.state") / 1024))
+        printf '  %-36s boot %d ms, stop + save %d ms, state file %d KiB\n' "template $1" \
+                $(((t1 - t0) / 1000000)) "$(ms_since "$t2")" $(($(stat -c %s "$dir/$1.state") / 1024))
         stop_all "$b"
 }
 # clones NAME TEMPLATE MEMORY-BACKEND-OPTIONS CAPS-JSON: N clones NAME1..N
@@ -197,14 +198,14 @@ clones() {
                 start "$name$i" "$mem" -incoming defer
                 qmp "$dir/$name$i.qmp" migrate-set-capabilities "$caps" \
                         migrate-incoming "{\"uri\":\"exec:cat $state\"}" wait-migration cont >/dev/null
-                t1=$(now)
+                loaded+=("$(ms_since "$t0")")
                 ping_agent "$dir/$name$i.sock"
-                loaded+=($((t1 - t0))) answered+=($(($(now) - t0)))
+                answered+=("$(ms_since "$t0")")
                 probe "$name$i" "$name"
         done
         differ "$name"
-        printf '  %-44s %s\n' "exec -> state loaded + cont (n=$n)" "$(printf '%s\n' "${loaded[@]}" | stats)"
-        printf '  %-44s %s\n' "exec -> agent answers (n=$n)" "$(printf '%s\n' "${answered[@]}" | stats)"
+        report_times "exec -> state loaded + cont" "${loaded[@]}"
+        report_times "exec -> agent answers" "${answered[@]}"
         report_mem "$name" "$before"
 }
 ignore='{"capabilities":[{"capability":"x-ignore-shared","state":true}]}'
@@ -260,4 +261,4 @@ echo "  (the template is snapshotted right after its agent answered, never probe
 template save memory-backend-ram,id=ram,size=256M "$plain"
 clones rst save memory-backend-ram,id=ram,size=256M "$plain"
 stop_all "$base"
-echo "# done $(date -u +%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# done $(date -u +%H:%MZ), load $(load)"
