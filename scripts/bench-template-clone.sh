@@ -102,8 +102,8 @@ stop_all() { # ends the guests started since pids had $1 entries
         done
         pids=("${pids[@]:0:$1}")
 }
-# probe NAME: boot_id, 16 bytes of urandom, guest clock - host clock (s), the
-# agent's instance id: one line.
+# probe NAME GROUP: boot_id, 16 bytes of urandom, guest clock - host clock (s),
+# the agent's instance id: printed, and appended to $dir/probe.GROUP.
 probe() {
         local out inst host b u t
         out=$("$B/pl-agent-cli" --socket "$dir/$1.sock" exec -- /tmp/busybox sh -c \
