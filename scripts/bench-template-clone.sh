@@ -256,6 +256,45 @@ done
 chmod 444 "$dir/tmpl.ram"
 stop_all "$base"
 
+# Free page reporting (the virtio balloon the daemon gives its guests) in a
+# clone: clone A deletes /tmp/busybox, which came from the template, so its
+# pages are freed and reported; clone B reads the same file afterwards.
+echo "  trap: free page reporting in clones of a template (balloon, pl.report_order=3)"
+initrd_fpr=$("$B/pl-initramfs" --agent "$B/pl-agent" --kernel-dir "$kdir" --cache "$dir/initramfs" "${modules[@]}" \
+        --module virtio_balloon | tail -n 1)
+fpr=(-initrd "$initrd_fpr" -device virtio-balloon-pci,free-page-reporting=on
+        -append "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 no_timer_check pl.hostname=pool pl.pool=1 pl.report_order=3")
+base=${#pids[@]}
+truncate -s 256M "$dir/fpr.ram"
+start fpr "memory-backend-file,id=ram,mem-path=$dir/fpr.ram,size=256M,share=on" "${fpr[@]}"
+ping_agent "$dir/fpr.sock"
+"$B/pl-agent-cli" --socket "$dir/fpr.sock" cp-in "$dir/busybox.tar" /tmp >/dev/null
+sleep 5 # the template's own reports settle
+qmp "$dir/fpr.qmp" stop migrate-set-capabilities "$ignore" migrate "{\"uri\":\"exec:cat > $dir/fpr.state\"}" \
+        wait-migration >/dev/null
+stop_all "$base"
+blocks0=$(stat -c %b "$dir/fpr.ram") sum0=$(md5sum <"$dir/fpr.ram")
+for c in fprA fprB; do
+        start "$c" "memory-backend-file,id=ram,mem-path=$dir/fpr.ram,size=256M,share=off" "${fpr[@]}" -incoming defer
+        qmp "$dir/$c.qmp" migrate-set-capabilities "$ignore" migrate-incoming "{\"uri\":\"exec:cat $dir/fpr.state\"}" \
+                wait-migration cont >/dev/null
+        ping_agent "$dir/$c.sock"
+done
+busybox_in() { # CLONE STEP: clone's /tmp/busybox against the original
+        "$B/pl-agent-cli" --socket "$dir/$1.sock" cp-out /tmp/busybox >"$dir/$1-$2.tar"
+        mkdir "$dir/$1-$2" && tar -C "$dir/$1-$2" -xf "$dir/$1-$2.tar"
+        cmp -s "$dir/$1-$2/busybox" /bin/busybox && echo "intact" ||
+                echo "DIFFERS ($(cmp -l "$dir/$1-$2/busybox" /bin/busybox 2>/dev/null | wc -l) bytes)"
+}
+echo "    before: clone B's /tmp/busybox $(busybox_in fprB before)"
+"$B/pl-agent-cli" --socket "$dir/fprA.sock" rm /tmp/busybox >/dev/null
+sleep 10 # reporting runs 2 s after pages are freed
+printf '    clone A deleted its /tmp/busybox, 10 s later: clone B'"'"'s /tmp/busybox %s; the template file %s -> %s\n' \
+        "$(busybox_in fprB after)" "$blocks0" "$(stat -c %b "$dir/fpr.ram")"
+printf '      blocks allocated, its content %s\n' \
+        "$([ "$(md5sum <"$dir/fpr.ram")" = "$sum0" ] && echo unchanged || echo CHANGED)"
+stop_all "$base"
+
 echo "(b) plain save/restore: anonymous RAM, the whole RAM in the state file"
 echo "  (the template is snapshotted right after its agent answered, never probed)"
 template save memory-backend-ram,id=ram,size=256M "$plain"
