@@ -345,8 +345,34 @@ static int write_file(const char *path, const char *text) {
         return write_all(fd, text, strlen(text));
 }
 
-/* hostname, /etc/hostname, /etc/hosts and /etc/resolv.conf of the container.
- * A read-only root keeps its own files. */
+/* The container's /etc/machine-id, when its image has none (missing, empty
+ * or systemd's "uninitialized"): 128 random bits, drawn after the pool's
+ * activate reseeded the RNG, so no two guests share one. An image's own id
+ * is left alone, as Docker does. */
+static int write_machine_id(void) {
+        static const char path[] = INIT_ROOT_MOUNT "/etc/machine-id";
+        char old[64] = "";
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0) {
+                ssize_t n = read(fd, old, sizeof old - 1);
+                old[n > 0 ? n : 0] = 0;
+        }
+        old[strcspn(old, "\n")] = 0;
+        if (old[0] && strcmp(old, "uninitialized") != 0)
+                return 0;
+        uint8_t id[16];
+        if (getrandom(id, sizeof id, 0) != (ssize_t) sizeof id)
+                return -errno;
+        char text[34];
+        for (size_t i = 0; i < sizeof id; i++)
+                snprintf(text + 2 * i, 3, "%02x", id[i]);
+        text[32] = '\n';
+        text[33] = 0;
+        return write_file(path, text);
+}
+
+/* hostname, /etc/hostname, /etc/hosts, /etc/machine-id and /etc/resolv.conf
+ * of the container. A read-only root keeps its own files. */
 static int write_identity(const InitConfig *c, Error **err) {
         if (sethostname(c->hostname, strlen(c->hostname)) < 0)
                 return error_set_errno(err, errno, "set hostname '%s'", c->hostname);
@@ -361,6 +387,8 @@ static int write_identity(const InitConfig *c, Error **err) {
                  c->hostname);
         if (r >= 0)
                 r = write_file(INIT_ROOT_MOUNT "/etc/hosts", text);
+        if (r >= 0)
+                r = write_machine_id();
         if (r >= 0 && c->dns[0]) {
                 size_t n = 0;
                 char dns[sizeof c->dns];

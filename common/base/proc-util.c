@@ -29,6 +29,24 @@ bool proc_cmdline_has_prefix(pid_t pid, const char *prefix) {
         return false;
 }
 
+void proc_cmdline_text(pid_t pid, char *buf, size_t size) {
+        char path[64];
+        _cleanup_free_ char *cmd = NULL;
+        size_t len = 0;
+        if (size == 0)
+                return;
+        buf[0] = 0;
+        snprintf(path, sizeof path, "/proc/%d/cmdline", (int) pid);
+        if (pid <= 0 || read_file_bounded(path, PROC_CMDLINE_MAX, &cmd, &len) < 0)
+                return;
+        size_t n = MIN(len, size - 1);
+        for (size_t i = 0; i < n; i++)
+                buf[i] = cmd[i] == 0 ? ' ' : (cmd[i] < 0x20 ? '?' : cmd[i]);
+        while (n > 0 && buf[n - 1] == ' ')
+                n--;
+        buf[n] = 0;
+}
+
 int proc_pss_kib(pid_t pid, uint64_t *ret) {
         char path[64];
         _cleanup_free_ char *text = NULL;

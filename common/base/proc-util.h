@@ -2,12 +2,17 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 /* True when one argument of pid's command line starts with prefix (or is
  * prefix without its last character: "guest=NAME," matches "guest=NAME"). */
 bool proc_cmdline_has_prefix(pid_t pid, const char *prefix);
+
+/* pid's command line, arguments joined by blanks and cut to fit size
+ * (always NUL-terminated; "" when the process is gone or size is 0). */
+void proc_cmdline_text(pid_t pid, char *buf, size_t size);
 
 /* pid's proportional set size from /proc/PID/smaps_rollup, in KiB.
  * -ESRCH when the process is gone, -EBADMSG when the file has no Pss line. */

@@ -43,8 +43,9 @@ UidPool *uid_pool_free(UidPool *p); /* NULL-safe; returns NULL */
 uint32_t uid_pool_first(const UidPool *p);
 uint32_t uid_pool_count(const UidPool *p);
 
-/* Claims the lowest free uid for owner (a container id). -ENOSPC when every
- * uid of the range is claimed. Thread- and process-safe. */
+/* Claims the lowest free uid for owner (a container id): unclaimed, and no
+ * process runs as it (one that does is skipped with a warning: another
+ * daemon's or a stray). -ENOSPC when none is left. Thread- and process-safe. */
 int uid_pool_claim(UidPool *p, const char *owner, uint32_t *ret, Error **err);
 /* Claims uid for owner again (recovery of a recorded uid): 0 when owner
  * holds it now (already or newly), -EBUSY when another owner does, -ERANGE

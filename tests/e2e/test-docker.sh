@@ -136,7 +136,8 @@ done
 IMG=$REG/busybox:latest
 
 step="start portlayerd"
-"$PL_PORTLAYERD_BIN" --state-dir "$dir" --socket "$sock" --docker-socket "$dsock" \
+# (a uid range of its own: the other e2e daemons run at the same time)
+"$PL_PORTLAYERD_BIN" --state-dir "$dir" --socket "$sock" --docker-socket "$dsock" --uid-range 230000-239999 \
         --guest-kernel "$PL_KERNEL_DIR/vmlinuz" --boot-timeout 120 --log-level debug >"$dir/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 600); do

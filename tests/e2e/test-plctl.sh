@@ -194,7 +194,8 @@ grep -q "refusing to run QEMU as root: libvirt URI 'qemu:///system' is not the e
         fail "no reason given"
 [ ! -e "$dir/refused.sock" ] || fail "a socket was made"
 step="start portlayerd"
-"$PL_PORTLAYERD_BIN" --state-dir "$dir" --socket "$sock" --guest-kernel "$PL_KERNEL_DIR/vmlinuz" \
+# (a uid range of its own: the other e2e daemons run at the same time)
+"$PL_PORTLAYERD_BIN" --state-dir "$dir" --socket "$sock" --guest-kernel "$PL_KERNEL_DIR/vmlinuz" --uid-range 220000-224999 \
         --boot-timeout 120 --log-level debug --tls-listen "127.0.0.1:$tls_port" >"$dir/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 600); do
@@ -215,7 +216,7 @@ py "j['daemon']['pool']['size'] == 2 and j['daemon']['pool']['cold_start'] is Fa
 # guest booted; user-mode networking, so it makes no bridge beside the first's)
 step="a --cold-start daemon"
 "$PL_PORTLAYERD_BIN" --state-dir "$dir/cold" --socket "$dir/cold.sock" --docker-socket none --network-mode user \
-        --guest-kernel "$PL_KERNEL_DIR/vmlinuz" --cold-start >"$dir/cold.log" 2>&1 &
+        --guest-kernel "$PL_KERNEL_DIR/vmlinuz" --cold-start --uid-range 225000-229999 >"$dir/cold.log" 2>&1 &
 cold_pid=$!
 for _ in $(seq 600); do
         "$PL_PLCTL_BIN" --socket "$dir/cold.sock" version >/dev/null 2>&1 && break
@@ -235,7 +236,7 @@ step="PORTLAYER_SOCKET"
 PORTLAYER_SOCKET=$sock "$PL_PLCTL_BIN" version >"$out" 2>"$err" || fail "version through \$PORTLAYER_SOCKET"
 pc 0 doctor --state-dir "$dir"
 has "OK    daemon        portlayerd answers at $sock"
-has "OK    qemu user     a uid per container (200000-265535)"
+has "OK    qemu user     a uid per container (220000-224999)"
 
 # --- remote access over TLS ---
 

@@ -237,6 +237,8 @@ static void daemon_start(void) {
                 dup2(fd, 1);
                 const char *argv[] = {bin, "--state-dir", W.dir, "--socket", W.sock, "--guest-kernel", kernel,
                                       "--boot-timeout", "120", "--log-level", "debug",
+                                      /* a range of its own: the other e2e daemons run at the same time */
+                                      "--uid-range", "210000-219999",
                                       W.network_mode ? "--network-mode" : NULL, W.network_mode, NULL};
                 execv(bin, (char **) argv);
                 _exit(127);
@@ -625,7 +627,7 @@ static void test_least_privilege(void **state) {
         assert_int_equal(st.st_gid, g ? g->gr_gid : 0);
         json_t *v = NULL;
         assert_int_equal(call("GET", "/version", NULL, &v), 200);
-        assert_string_equal(str(v, "qemu_user"), "a uid per container (200000-265535)");
+        assert_string_equal(str(v, "qemu_user"), "a uid per container (210000-219999)");
         json_decref(v);
 
         /* two running containers: each QEMU under its own uid */
@@ -638,7 +640,7 @@ static void test_least_privilege(void **state) {
         unsigned ub = (unsigned) json_integer_value(json_object_get(jb, "uid"));
         json_decref(ja);
         json_decref(jb);
-        assert_true(ua >= 200000 && ua <= 265535 && ub >= 200000 && ub <= 265535);
+        assert_true(ua >= 210000 && ua <= 219999 && ub >= 210000 && ub <= 219999);
         assert_int_not_equal(ua, ub);
         pid_t pa = qemu_of(a), pb = qemu_of(b);
         assert_true(pa > 0 && pb > 0);
@@ -1226,7 +1228,7 @@ static void test_parallel_and_restart(void **state) {
                 json_decref(c);
         }
         char orphan[256], claim[256], owner[128];
-        snprintf(orphan, sizeof orphan, "%s/uids/265535", W.dir);
+        snprintf(orphan, sizeof orphan, "%s/uids/219999", W.dir);
         FILE *f = fopen(orphan, "we");
         assert_non_null(f);
         fprintf(f, "%064d\n", 0);
@@ -1477,7 +1479,9 @@ static void wait_pool_ready(int n) {
  * running container, one line each. */
 static void identity(const char *ref, char *out, size_t size) {
         assert_int_equal(exec_sync(ref, "[\"-c\", \"cat /proc/sys/kernel/random/boot_id; "
-                                        "od -An -tx1 -N16 /dev/urandom; hostname; date +%s\"]", out, size), 0);
+                                        "od -An -tx1 -N16 /dev/urandom; hostname; date +%s; cat /etc/machine-id\"]",
+                                   out, size),
+                         0);
 }
 
 static void test_start_paths(void **state) {
@@ -1497,12 +1501,16 @@ static void test_start_paths(void **state) {
         identity("tpl1", a, sizeof a);
         identity("tpl2", b, sizeof b);
         fprintf(stderr, "tpl1: %stpl2: %s", a, b);
-        char *la[4], *lb[4], *sa = NULL, *sb = NULL;
+        char *la[5], *lb[5], *sa = NULL, *sb = NULL;
         la[0] = strtok_r(a, "\n", &sa), lb[0] = strtok_r(b, "\n", &sb);
-        for (int i = 1; i < 4; i++)
+        for (int i = 1; i < 5; i++)
                 la[i] = strtok_r(NULL, "\n", &sa), lb[i] = strtok_r(NULL, "\n", &sb);
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 5; i++)
                 assert_true(la[i] && lb[i]);
+        /* a machine id of its own (the image has none): 32 hex digits */
+        assert_int_equal(strlen(la[4]), 32);
+        assert_int_equal(strspn(la[4], "0123456789abcdef"), 32);
+        assert_string_not_equal(la[4], lb[4]);
         assert_string_not_equal(la[0], lb[0]);
         assert_string_not_equal(la[1], lb[1]);
         assert_string_equal(la[2], "tpl1");
@@ -1909,7 +1917,7 @@ static void test_volumes_and_binds(void **state) {
         json_decref(c1);
         char vdisk[512];
         snprintf(vdisk, sizeof vdisk, "%s/volumes/vdata/disk.img", W.dir);
-        assert_true(uid1 >= 200000);
+        assert_true(uid1 >= 210000);
         assert_mode(vdisk, 0600, uid1, "a running container's volume");
 
         /* in use: no removal, no second VM */

@@ -232,6 +232,35 @@ static void test_release_waits_for_processes(void **state) {
         uid_pool_free(p);
 }
 
+/* A uid some process already runs as without a claim (another daemon given
+ * the same range) is not handed out; once that process is gone it is. */
+static void test_claim_skips_a_uid_in_use(void **state) {
+        const char *dir = *state;
+        if (geteuid() != 0)
+                test_skip_or_fail("root (a process under another uid)");
+        UidPool *p = open_pool(dir, 3);
+        int ready[2];
+        assert_int_equal(pipe(ready), 0);
+        pid_t child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                if (setresgid(FIRST, FIRST, FIRST) < 0 || setresuid(FIRST, FIRST, FIRST) < 0)
+                        _exit(1);
+                (void) write(ready[1], "x", 1);
+                pause();
+                _exit(0);
+        }
+        close(ready[1]);
+        char c;
+        assert_int_equal(read(ready[0], &c, 1), 1);
+        close(ready[0]);
+        assert_int_equal(claim(p, "a"), FIRST + 1);
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        assert_int_equal(claim(p, "b"), FIRST);
+        uid_pool_free(p);
+}
+
 typedef struct Racer {
         UidPool *pool;
         char owner[16];
@@ -292,6 +321,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_exhaustion_and_reuse_after_release, test_tmpdir_setup,
                                                 test_tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_claims_survive_reopen, test_tmpdir_setup, test_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_claim_skips_a_uid_in_use, test_tmpdir_setup, test_tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_transfer, test_tmpdir_setup, test_tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_release_waits_for_processes, test_tmpdir_setup,
                                                 test_tmpdir_teardown),
