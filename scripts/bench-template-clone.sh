@@ -122,7 +122,7 @@ differ() { # how many of the probe lines of group $1 are distinct, per field
 # report_mem GROUP FREE_BEFORE: PSS of the guests started since pids had
 # $base entries, and the change in `free -m`.
 report_mem() {
-        local group=$1 before=$2 p tot=0 anon=0 file=0 line= a b c u0 c0 u1 c1
+        local group=$1 before=$2 p tot=0 anon=0 file=0 line='' a b c u0 c0 u1 c1
         sleep 5 # idle
         for p in "${pids[@]:$base}"; do
                 read -r a b c <<<"$(pss "$p")"
