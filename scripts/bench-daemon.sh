@@ -56,11 +56,7 @@ cleanup() {
         fi
         for p in "${raw_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
         [ -n "$npid" ] && kill "$npid" 2>/dev/null && wait "$npid" 2>/dev/null
-        sleep 0.5
-        for p in $(qemu_pids); do
-                echo "bench-daemon: ending leftover QEMU $p" >&2
-                kill -KILL "$p"
-        done
+        end_leftover_qemus bench-daemon
         rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -46,11 +46,7 @@ cleanup() {
                 wait "$dpid" 2>/dev/null
         fi
         raw_stop_all
-        sleep 0.5
-        for p in $(qemu_pids); do
-                echo "bench-docker: ending leftover QEMU $p" >&2
-                kill -KILL "$p"
-        done
+        end_leftover_qemus bench-docker
         rm -rf "$dir"
 }
 trap cleanup EXIT

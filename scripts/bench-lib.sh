@@ -17,6 +17,17 @@ qemu_pids() {
         return 0
 }
 
+# end_leftover_qemus NAME: after a short grace, kills (-KILL) every QEMU
+# qemu_pids still finds, saying so as NAME (a bench's clean-up).
+end_leftover_qemus() {
+        local p
+        sleep 0.5
+        for p in $(qemu_pids); do
+                echo "$1: ending leftover QEMU $p" >&2
+                kill -KILL "$p"
+        done
+}
+
 now() { date +%s%N; }
 ms_since() { echo $((($(now) - $1) / 1000000)); }
 # "median M (min-max)" of numbers on stdin

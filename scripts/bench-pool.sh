@@ -18,14 +18,11 @@ B=$build/bin
 kdir=$(bash scripts/fetch-kernel.sh | tail -n 1)
 dir=$(mktemp -d /tmp/plbp-XXXXXX)
 qpid=
+. scripts/bench-lib.sh
 cleanup() {
         set +e
         [ -n "$qpid" ] && kill "$qpid" 2>/dev/null && wait "$qpid" 2>/dev/null
-        sleep 0.5
-        for p in $(pgrep -f "[q]emu-system.*$dir"); do
-                echo "bench-pool: ending leftover QEMU $p" >&2
-                kill -KILL "$p"
-        done
+        end_leftover_qemus bench-pool
         rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -36,8 +33,6 @@ initrd=$("$B/pl-initramfs" --agent "$B/pl-agent" --kernel-dir "$kdir" --cache "$
 rootfs=$(bash scripts/make-test-rootfs.sh "$dir/base.ext4" 64 2>/dev/null | tail -n 1)
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), guest kernel $(cat "$kdir/release"), TCG"
 
-now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {printf "%.0f", a[int((NR+1)/2)]}'; }
 to_init=() to_agent=()
 for _ in $(seq "$starts"); do
         qemu-img create -q -f qcow2 -F raw -b "$dir/base.ext4" "$dir/raw.qcow2" 1G

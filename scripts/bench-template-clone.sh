@@ -45,11 +45,7 @@ cleanup() {
         for p in "${pids[@]}" "${raw_pids[@]}"; do
                 kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
         done
-        sleep 0.5
-        for p in $(qemu_pids); do
-                echo "bench-template-clone: ending leftover QEMU $p" >&2
-                kill -KILL "$p"
-        done
+        end_leftover_qemus bench-template-clone
         rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -196,12 +196,8 @@ static void test_claims_survive_reopen(void **state) {
         uid_pool_free(p);
 }
 
-static void test_release_waits_for_processes(void **state) {
-        const char *dir = *state;
-        if (geteuid() != 0)
-                test_skip_or_fail("root (a process under another uid)");
-        UidPool *p = open_pool(dir, 2);
-        uint32_t uid = claim(p, "a");
+/* A child process running as uid (until it is killed), once it does. */
+static pid_t run_as(uint32_t uid) {
         int ready[2];
         assert_int_equal(pipe(ready), 0);
         pid_t child = fork();
@@ -217,6 +213,16 @@ static void test_release_waits_for_processes(void **state) {
         char c;
         assert_int_equal(read(ready[0], &c, 1), 1);
         close(ready[0]);
+        return child;
+}
+
+static void test_release_waits_for_processes(void **state) {
+        const char *dir = *state;
+        if (geteuid() != 0)
+                test_skip_or_fail("root (a process under another uid)");
+        UidPool *p = open_pool(dir, 2);
+        uint32_t uid = claim(p, "a");
+        pid_t child = run_as(uid);
         assert_int_equal(uid_in_use(NULL, uid), 1);
         Error *e = NULL;
         assert_int_equal(uid_pool_release(p, uid, "a", &e), -EBUSY);
@@ -239,21 +245,7 @@ static void test_claim_skips_a_uid_in_use(void **state) {
         if (geteuid() != 0)
                 test_skip_or_fail("root (a process under another uid)");
         UidPool *p = open_pool(dir, 3);
-        int ready[2];
-        assert_int_equal(pipe(ready), 0);
-        pid_t child = fork();
-        assert_true(child >= 0);
-        if (child == 0) {
-                if (setresgid(FIRST, FIRST, FIRST) < 0 || setresuid(FIRST, FIRST, FIRST) < 0)
-                        _exit(1);
-                (void) write(ready[1], "x", 1);
-                pause();
-                _exit(0);
-        }
-        close(ready[1]);
-        char c;
-        assert_int_equal(read(ready[0], &c, 1), 1);
-        close(ready[0]);
+        pid_t child = run_as(FIRST);
         assert_int_equal(claim(p, "a"), FIRST + 1);
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
