@@ -63,11 +63,7 @@ cleanup() {
                 echo "${ksm_saved% *}" >/sys/kernel/mm/ksm/run
         fi
         for p in "${raw_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-        sleep 0.5
-        for p in $(qemu_pids); do
-                echo "bench-start: ending leftover QEMU $p" >&2
-                kill -KILL "$p"
-        done
+        end_leftover_qemus bench-start
         rm -rf "$dir"
 }
 trap cleanup EXIT
