@@ -65,6 +65,9 @@ typedef struct AgentConfig {
         bool allow_network;      /* setup may configure NICs (PID 1; host mode only in a namespace of its own) */
         const char *boot_error;  /* PID 1: why stage 1 failed, reported in guest info */
         const char *root_grow_error; /* PID 1: why the root filesystem was not grown to its disk (not fatal) */
+        const struct InitConfig *pool; /* PID 1 booted for the warm pool (pl.pool=1): the boot settings
+                                        * an activate request starts from; NULL once activated or
+                                        * when booted with a root */
 } AgentConfig;
 
 typedef enum ProcessKind {
@@ -183,6 +186,12 @@ bool transport_vsock_peer_allowed(const struct sockaddr *peer, socklen_t len, bo
  * PID 1. */
 int agent_setup(Agent *a, const Plagent__SetupRequest *req, Error **err);
 int agent_write_etc(Agent *a, const Plagent__EtcRequest *req, Error **err);
+
+/* activate.c: the activate request of a pool guest (docs/protocol.md,
+ * "Activate"): checks everything first (-EINVAL: nothing changed), -EALREADY
+ * when the agent was not booted for the pool or is already activated. On
+ * success the agent serves the mounted root, chrooted. */
+int agent_activate(Agent *a, const Plagent__ActivateRequest *req, Error **err);
 
 /* session.c */
 int session_new(Session **ret, Agent *a, int fd, TransportKind kind);

@@ -76,10 +76,22 @@ static int init_config_apply(InitConfig *c, const char *key, const char *value, 
                 c->vsock_local = n;
                 return 0;
         }
+        if (strcmp(key, "pl.pool") == 0) {
+                if ((r = set_number(&n, 1, key, value, err)) < 0)
+                        return r;
+                c->pool = n;
+                return 0;
+        }
         if (strcmp(key, "pl.grow") == 0) {
                 if ((r = set_number(&n, 1, key, value, err)) < 0)
                         return r;
                 c->root_grow = n;
+                return 0;
+        }
+        if (strcmp(key, "pl.report_order") == 0) {
+                if ((r = set_number(&n, INIT_REPORT_ORDER_MAX, key, value, err)) < 0)
+                        return r;
+                c->report_order = (int) n;
                 return 0;
         }
         if (strcmp(key, "pl.wait") == 0) {
@@ -93,7 +105,7 @@ static int init_config_apply(InitConfig *c, const char *key, const char *value, 
 
 int init_config_parse(const char *cmdline, InitConfig *c, Error **err) {
         *c = (InitConfig){.fstype = "ext4", .vsock_port = INIT_DEFAULT_VSOCK_PORT, .wait_ms = 10000,
-                          .hostname = "container", .root_grow = true};
+                          .hostname = "container", .root_grow = true, .report_order = -1};
         strcpy(c->port_name, INIT_DEFAULT_PORT);
         strcpy(c->root_serial, INIT_DEFAULT_ROOT_SERIAL);
         _cleanup_free_ char *copy = strdup(cmdline ? cmdline : "");
@@ -223,6 +235,24 @@ static int load_modules(Error **err) {
         return r;
 }
 
+/* Free page reporting (the virtio balloon's, which the host asks for to
+ * get back what the guest freed) only reports free blocks of 2^order pages,
+ * and only while the zone keeps 32 such blocks above its low watermark: at
+ * the kernel's order (9, 2 MiB) some 64 MiB freed after boot stays on the
+ * host. Linux 6.1's balloon driver sets the order when it binds, over the
+ * command line's page_reporting.page_reporting_order, so it is set here,
+ * after the modules loaded. */
+static void set_report_order(const InitConfig *c) {
+        static const char path[] = "/sys/module/page_reporting/parameters/page_reporting_order";
+        if (c->report_order < 0)
+                return;
+        char v[16];
+        int n = snprintf(v, sizeof v, "%d\n", c->report_order);
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write_all(fd, v, (size_t) n) < 0)
+                log_warning("cannot set the free page reporting order to %d: %m", c->report_order);
+}
+
 /* The kernel must be able to hand out random numbers without blocking: the
  * virtio-rng device and random.trust_cpu=on give it entropy early; this only
  * checks, and warns after a bounded wait rather than stalling boot. */
@@ -246,9 +276,14 @@ static int mount_container_root(const InitConfig *c, char *path, size_t size, Er
         snprintf(path, size, "/dev/%s", dev);
         if ((r = mkdir_p(INIT_ROOT_MOUNT, 0755)) < 0)
                 return error_set_errno(err, -r, "create %s", INIT_ROOT_MOUNT);
-        if (mount(path, INIT_ROOT_MOUNT, c->fstype, MS_NODEV | (c->root_ro ? MS_RDONLY : 0), NULL) < 0)
-                return error_set_errno(err, errno, "mount root disk %s (serial '%s') as %s", path, c->root_serial,
-                                       c->fstype);
+        /* A hot-plugged disk shows in sysfs a moment before it opens (ENXIO). */
+        uint64_t deadline = deadline_after_ms(c->wait_ms);
+        while (mount(path, INIT_ROOT_MOUNT, c->fstype, MS_NODEV | (c->root_ro ? MS_RDONLY : 0), NULL) < 0) {
+                if (errno != ENXIO || deadline_poll_ms(deadline) == 0)
+                        return error_set_errno(err, errno, "mount root disk %s (serial '%s') as %s", path,
+                                               c->root_serial, c->fstype);
+                sleep_ms(10);
+        }
         log_info("root disk %s (serial '%s') mounted on %s%s", path, c->root_serial, INIT_ROOT_MOUNT,
                  c->root_ro ? " read-only" : "");
         return 0;
@@ -310,8 +345,34 @@ static int write_file(const char *path, const char *text) {
         return write_all(fd, text, strlen(text));
 }
 
-/* hostname, /etc/hostname, /etc/hosts and /etc/resolv.conf of the container.
- * A read-only root keeps its own files. */
+/* The container's /etc/machine-id, when its image has none (missing, empty
+ * or systemd's "uninitialized"): 128 random bits, drawn after the pool's
+ * activate reseeded the RNG, so no two guests share one. An image's own id
+ * is left alone, as Docker does. */
+static int write_machine_id(void) {
+        static const char path[] = INIT_ROOT_MOUNT "/etc/machine-id";
+        char old[64] = "";
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0) {
+                ssize_t n = read(fd, old, sizeof old - 1);
+                old[n > 0 ? n : 0] = 0;
+        }
+        old[strcspn(old, "\n")] = 0;
+        if (old[0] && strcmp(old, "uninitialized") != 0)
+                return 0;
+        uint8_t id[16];
+        if (getrandom(id, sizeof id, 0) != (ssize_t) sizeof id)
+                return -errno;
+        char text[34];
+        for (size_t i = 0; i < sizeof id; i++)
+                snprintf(text + 2 * i, 3, "%02x", id[i]);
+        text[32] = '\n';
+        text[33] = 0;
+        return write_file(path, text);
+}
+
+/* hostname, /etc/hostname, /etc/hosts, /etc/machine-id and /etc/resolv.conf
+ * of the container. A read-only root keeps its own files. */
 static int write_identity(const InitConfig *c, Error **err) {
         if (sethostname(c->hostname, strlen(c->hostname)) < 0)
                 return error_set_errno(err, errno, "set hostname '%s'", c->hostname);
@@ -326,6 +387,8 @@ static int write_identity(const InitConfig *c, Error **err) {
                  c->hostname);
         if (r >= 0)
                 r = write_file(INIT_ROOT_MOUNT "/etc/hosts", text);
+        if (r >= 0)
+                r = write_machine_id();
         if (r >= 0 && c->dns[0]) {
                 size_t n = 0;
                 char dns[sizeof c->dns];
@@ -386,24 +449,36 @@ static void grow_container_root(const InitConfig *c, const char *device, char **
         *ret_error = strdup(error_text(e));
 }
 
-int init_stage1(const InitConfig *c, char **ret_port, char **ret_grow_error, Error **err) {
+int init_root_setup(const InitConfig *c, char **ret_grow_error, Error **err) {
         char device[96];
-        *ret_port = NULL;
         *ret_grow_error = NULL;
-        int r = load_modules(err);
+        int r = mount_container_root(c, device, sizeof device, err);
         if (r < 0)
-                return r; /* without the virtio modules there is no port to find */
-        check_entropy();
-        if (find_port(c, ret_port) < 0)
-                return error_set(err, ENODEV, "no virtio-serial port named '%s' appeared within %d ms", c->port_name,
-                                 c->wait_ms);
-        /* From here on the host can be told what went wrong. */
-        if ((r = mount_container_root(c, device, sizeof device, err)) < 0)
                 return r;
         grow_container_root(c, device, ret_grow_error);
         if ((r = mount_container_filesystems(err)) < 0 || (r = write_identity(c, err)) < 0)
                 return r;
         return 0;
+}
+
+int init_stage1(const InitConfig *c, char **ret_port, char **ret_grow_error, Error **err) {
+        *ret_port = NULL;
+        *ret_grow_error = NULL;
+        int r = load_modules(err);
+        if (r < 0)
+                return r; /* without the virtio modules there is no port to find */
+        set_report_order(c);
+        check_entropy();
+        if (find_port(c, ret_port) < 0)
+                return error_set(err, ENODEV, "no virtio-serial port named '%s' appeared within %d ms", c->port_name,
+                                 c->wait_ms);
+        /* A pool guest gets its root later, from an activate request. */
+        if (c->pool) {
+                log_info("pool mode: serving without a container root until activated");
+                return 0;
+        }
+        /* From here on the host can be told what went wrong. */
+        return init_root_setup(c, ret_grow_error, err);
 }
 
 /* ---- stage 3 ------------------------------------------------------------- */

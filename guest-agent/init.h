@@ -23,6 +23,7 @@
 #define INIT_DEFAULT_PORT "org.portlayer.agent.0"
 #define INIT_DEFAULT_ROOT_SERIAL "pl-root"
 #define INIT_DEFAULT_VSOCK_PORT 1024u
+#define INIT_REPORT_ORDER_MAX 10 /* MAX_ORDER on x86 */
 
 typedef struct InitConfig {
         char port_name[64];    /* pl.port=   virtio-serial port name */
@@ -36,6 +37,10 @@ typedef struct InitConfig {
         bool vsock_local;      /* pl.vsock_local=1  also serve vsock peers inside the guest */
         bool debug;            /* pl.debug=1 */
         int wait_ms;           /* pl.wait=   how long to wait for devices (default 10000) */
+        bool pool;             /* pl.pool=1  boot without a container root (the warm pool): stage 1
+                                * stops after the port, an activate request mounts the root later */
+        int report_order;      /* pl.report_order=  free page reporting's smallest block (pages, as
+                                * a power of two) once the balloon driver is loaded; -1: the kernel's */
 } InitConfig;
 
 /* Fills c with defaults, then applies every pl.* key of cmdline. Unknown
@@ -62,6 +67,12 @@ int init_stage1(const InitConfig *c, char **ret_port, char **ret_grow_error, Err
  * (size bytes). Returns 0, or -ENOENT when none appeared in time. */
 int init_wait_for_attr(const char *dir, const char *prefix, const char *attr, const char *want, int wait_ms,
                        char *ret, size_t size);
+
+/* The root part of stage 1: mounts the disk with c->root_serial (waited for
+ * up to c->wait_ms) at INIT_ROOT_MOUNT, grows it, mounts the standard
+ * filesystems inside it and writes the hostname files. Stage 1 runs it at
+ * boot; in pool mode an activate request runs it instead (activate.c). */
+int init_root_setup(const InitConfig *c, char **ret_grow_error, Error **err);
 
 /* ---- growing the root filesystem (root-grow.c) ---------------------------- */
 

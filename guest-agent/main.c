@@ -83,7 +83,7 @@ static int parse_args(int argc, char **argv, AgentConfig *c) {
 static int pid1_configure(AgentConfig *config, char **ret_port, char **ret_boot_error, char **ret_grow_error) {
         _cleanup_free_ char *cmdline = NULL;
         _cleanup_error_ Error *e = NULL;
-        InitConfig ic;
+        static InitConfig ic; /* a pool guest's activate starts from it */
         int r = init_early(&cmdline, &e);
         if (r >= 0)
                 r = init_config_parse(cmdline, &ic, &e);
@@ -100,11 +100,12 @@ static int pid1_configure(AgentConfig *config, char **ret_port, char **ret_boot_
                         return r;
                 *ret_boot_error = strdup(error_text(e));
         }
-        *config = (AgentConfig){.root = r < 0 ? "/" : INIT_ROOT_MOUNT, .chroot = r >= 0, .pid1 = true, .allow_network = true,
+        bool rooted = r >= 0 && !ic.pool;
+        *config = (AgentConfig){.root = rooted ? INIT_ROOT_MOUNT : "/", .chroot = rooted, .pid1 = true, .allow_network = true,
                                 .serial_path = *ret_port, .boot_error = *ret_boot_error,
                                 .root_grow_error = *ret_grow_error,
                                 .vsock_port = access("/dev/vsock", F_OK) == 0 ? ic.vsock_port : 0,
-                                .vsock_allow_local = ic.vsock_local};
+                                .vsock_allow_local = ic.vsock_local, .pool = ic.pool && r >= 0 ? &ic : NULL};
         return 0;
 }
 

@@ -619,6 +619,11 @@ static int handle_etc_request(Session *s, uint32_t id, Plagent__Request *req, Er
         return r < 0 ? r : send_empty(s, id);
 }
 
+static int handle_activate_request(Session *s, uint32_t id, Plagent__Request *req, Error **err) {
+        int r = agent_activate(s->agent, req->activate, err);
+        return r < 0 ? r : send_empty(s, id);
+}
+
 static const RequestHandler request_handlers[] = {
         [PLAGENT__REQUEST__OP_PING] = handle_ping_request,
         [PLAGENT__REQUEST__OP_GUEST_INFO] = handle_guest_info_request,
@@ -635,6 +640,7 @@ static const RequestHandler request_handlers[] = {
         [PLAGENT__REQUEST__OP_ATTACH] = handle_attach_request,
         [PLAGENT__REQUEST__OP_SETUP] = handle_setup_request,
         [PLAGENT__REQUEST__OP_ETC] = handle_etc_request,
+        [PLAGENT__REQUEST__OP_ACTIVATE] = handle_activate_request,
 };
 
 static void session_on_request(Session *s, const FrameEvent *ev) {

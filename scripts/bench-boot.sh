@@ -43,7 +43,7 @@ start_qemu() {
         rm -f "$dir/agent.sock" "$dir/console.log"
         qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m 256 -smp 1 -nographic -nodefaults -no-user-config \
                 -kernel "$kdir/vmlinuz" -initrd "$initrd" -no-reboot \
-                -append "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 pl.hostname=bench" \
+                -append "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 no_timer_check pl.hostname=bench" \
                 -serial "file:$dir/console.log" \
                 -drive "file=$dir/run.ext4,if=none,id=root,format=raw" -device virtio-blk-pci,drive=root,serial=pl-root \
                 -device virtio-serial-pci \

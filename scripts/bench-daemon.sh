@@ -56,11 +56,7 @@ cleanup() {
         fi
         for p in "${raw_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
         [ -n "$npid" ] && kill "$npid" 2>/dev/null && wait "$npid" 2>/dev/null
-        sleep 0.5
-        for p in $(qemu_pids); do
-                echo "bench-daemon: ending leftover QEMU $p" >&2
-                kill -KILL "$p"
-        done
+        end_leftover_qemus bench-daemon
         rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -122,21 +118,13 @@ echo "# initramfs $initrd, disk $disk"
 # QEMU, kernel and initramfs into the page cache.
 id=$(start_container warm-up running) || die "start warm-up"
 remove_container "$id" || die "remove warm-up"
-raw_start warm-up
-raw_wait_agent warm-up
-raw_stop_all
+raw_warm_up
 
 # --- 1: one start against one raw boot, interleaved ---
 echo "== 1: create + start to main process running, against raw QEMU (ms); load $(load)"
 one=() raw_init=() raw_agent=() ping4=()
 for i in $(seq "$runs"); do
-        t0=$(now)
-        raw_start "1-$i"
-        raw_wait_init "1-$i"
-        raw_init+=("$(ms_since "$t0")")
-        raw_wait_agent "1-$i"
-        raw_agent+=("$(ms_since "$t0")")
-        raw_stop_all
+        raw_timed_boot "1-$i"
 
         t0=$(now)
         id=$(start_container "one-$i" running) || die "start one-$i"

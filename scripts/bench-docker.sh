@@ -46,11 +46,7 @@ cleanup() {
                 wait "$dpid" 2>/dev/null
         fi
         raw_stop_all
-        sleep 0.5
-        for p in $(qemu_pids); do
-                echo "bench-docker: ending leftover QEMU $p" >&2
-                kill -KILL "$p"
-        done
+        end_leftover_qemus bench-docker
         rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -89,21 +85,13 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, host $(uname -r), guest kern
 
 # Warm-up, not timed (page cache, libvirt's capability probe).
 docker run --rm "$IMG" true || die "warm-up run"
-raw_start warm-up
-raw_wait_agent warm-up
-raw_stop_all
+raw_warm_up
 
 # --- 1: docker run --rm IMAGE true against raw boots, interleaved ---
 echo "== 1: docker run --rm $IMG true, against raw QEMU and the REST API (ms); load $(load)"
 run=() raw_init=() raw_agent=() apirun=()
 for i in $(seq "$runs"); do
-        t0=$(now)
-        raw_start "1-$i"
-        raw_wait_init "1-$i"
-        raw_init+=("$(ms_since "$t0")")
-        raw_wait_agent "1-$i"
-        raw_agent+=("$(ms_since "$t0")")
-        raw_stop_all
+        raw_timed_boot "1-$i"
 
         t0=$(now)
         api_run "api-$i" || die "REST API run $i"

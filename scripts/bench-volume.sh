@@ -47,11 +47,7 @@ cleanup() {
                 kill -TERM "$dpid"
                 wait "$dpid" 2>/dev/null
         fi
-        sleep 0.5
-        for p in $(qemu_pids); do
-                echo "bench-volume: ending leftover QEMU $p" >&2
-                kill -KILL "$p"
-        done
+        end_leftover_qemus bench-volume
         rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -29,7 +29,7 @@
 
 const char *const initramfs_default_modules[] = {
         "virtio_pci", "virtio_blk",   "virtio_console", "virtio_rng", "vmw_vsock_virtio_transport",
-        "virtio_net", "virtiofs", NULL,
+        "virtio_net", "virtiofs",     "virtio_balloon", NULL,
 };
 
 #define DIGEST_HEX_LEN 64

@@ -27,8 +27,12 @@ int api_ping(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err
 }
 
 int api_version(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
-        return api_reply_json(resp, 200, json_pack("{s:s, s:s, s:s}", "version", a->version, "api", "v1", "qemu_user",
-                                                   container_host_qemu_user(a->host)));
+        unsigned size, ready;
+        container_host_pool_state(a->host, &size, &ready);
+        return api_reply_json(resp, 200,
+                              json_pack("{s:s, s:s, s:s, s:{s:i, s:i, s:b}}", "version", a->version, "api", "v1",
+                                        "qemu_user", container_host_qemu_user(a->host), "pool", "size", (int) size,
+                                        "ready", (int) ready, "cold_start", size == 0));
 }
 
 int api_containers_create(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
@@ -328,7 +332,7 @@ int api_handles_entrypoint(Api *a, HttpRequest *req, char **p, HttpResponse *res
 }
 
 int api_handles_limits(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
-        static const char *const allowed[] = {"memory_mb", "vcpus", NULL};
+        static const char *const allowed[] = {"memory_mb", "vcpus", "cold_start", NULL};
         return handle_update(a, req, p[0], allowed, resp, err);
 }
 

@@ -257,3 +257,26 @@ typedef struct AgentEtc {
  * nothing written; at most 256 hosts entries of 1-16 names, 8 nameservers
  * and 6 search domains (-E2BIG). */
 int agent_client_write_etc(AgentClient *c, const AgentEtc *etc, int timeout_ms, Error **err);
+
+/* ---- activate (docs/protocol.md, "Activate") ------------------------------ */
+
+#define AGENT_ACTIVATE_ENTROPY 64 /* bytes of host entropy sent with an activate */
+
+typedef struct AgentActivate {
+        const char *root_serial; /* the hot-plugged root disk's virtio-blk serial */
+        const char *fstype;      /* NULL = "ext4" */
+        bool read_only;
+        bool no_grow;
+        const char *hostname;
+        const char *const *wait_macs; /* hot-plugged NICs the agent waits for, at most 4 */
+        size_t n_wait_macs;
+} AgentActivate;
+
+/* Turns a guest booted for the warm pool (pl.pool=1) into a container's
+ * guest: the agent mounts the root disk (waiting up to timeout_ms minus a
+ * second for it to appear), sets the hostname, takes the host's clock
+ * (CLOCK_REALTIME, read here) and AGENT_ACTIVATE_ENTROPY fresh bytes from
+ * getrandom() into its kernel's pool with a forced reseed, and then serves
+ * the root chrooted. -EALREADY when the guest was not booted for the pool or
+ * is already active; -ENODEV when the disk did not appear. */
+int agent_client_activate(AgentClient *c, const AgentActivate *a, int timeout_ms, Error **err);

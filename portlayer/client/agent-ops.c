@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "common/base/io-util.h"
 
@@ -456,4 +457,26 @@ int agent_client_write_etc(AgentClient *c, const AgentEtc *etc, int timeout_ms, 
         Plagent__Request req = request_init(PLAGENT__REQUEST__OP_ETC);
         req.etc = &op;
         return call_simple(c, "etc", &req, timeout_ms, err);
+}
+
+int agent_client_activate(AgentClient *c, const AgentActivate *a, int timeout_ms, Error **err) {
+        uint8_t entropy[AGENT_ACTIVATE_ENTROPY];
+        if (getrandom(entropy, sizeof entropy, 0) != (ssize_t) sizeof entropy)
+                return error_set_errno(err, errno, "activate: getrandom");
+        Plagent__ActivateRequest op = PLAGENT__ACTIVATE_REQUEST__INIT;
+        op.root_serial = str_or_empty(a->root_serial);
+        op.fstype = str_or_empty(a->fstype);
+        op.read_only = a->read_only;
+        op.no_grow = a->no_grow;
+        op.hostname = str_or_empty(a->hostname);
+        op.device_wait_ms = setup_device_wait_ms(timeout_ms);
+        op.entropy = (ProtobufCBinaryData){.len = sizeof entropy, .data = entropy};
+        op.realtime_ns = (int64_t) realtime_nsec();
+        op.wait_macs = (char **) a->wait_macs;
+        op.n_wait_macs = a->n_wait_macs;
+        Plagent__Request req = request_init(PLAGENT__REQUEST__OP_ACTIVATE);
+        req.activate = &op;
+        int r = call_simple(c, "activate", &req, timeout_ms, err);
+        explicit_bzero(entropy, sizeof entropy);
+        return r;
 }

@@ -46,6 +46,7 @@ static const Field fields[] = {
         {"labels", FIELD_LABELS},
         {"stop_signal", FIELD_SIGNAL},
         {"stop_timeout_s", FIELD_INT, 0, 3600},
+        {"cold_start", FIELD_BOOL}, /* boot a VM even when the warm pool has a guest ready */
         {"tty", FIELD_BOOL},
         {"open_stdin", FIELD_BOOL},
         {"tty_rows", FIELD_INT, 1, 65535},

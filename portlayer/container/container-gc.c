@@ -15,7 +15,6 @@
  * called in the same pass, and reports none yet. */
 #include "container-internal.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,8 +29,6 @@
 #include "common/base/io-util.h"
 #include "common/base/log.h"
 
-#define CMDLINE_MAX (64u << 10)
-#define SMAPS_MAX (8u << 10)
 
 typedef struct Gc {
         ContainerHost *h;
@@ -163,42 +160,6 @@ int container_host_gc(ContainerHost *h, bool remove, json_t **ret, Error **err) 
 
 /* --- the VMs behind containers --- */
 
-/* The QEMU process of domain: the one whose command line has
- * "-name guest=<domain>,...". 0 when none is found. */
-static int qemu_pid(const char *domain) {
-        _cleanup_closedir_ DIR *d = opendir("/proc");
-        struct dirent *de;
-        char want[VM_NAME_MAX + 16];
-        int wl = snprintf(want, sizeof want, "guest=%s,", domain);
-        while (d && (de = readdir(d))) {
-                if (!isdigit((unsigned char) de->d_name[0]))
-                        continue;
-                char path[300];
-                _cleanup_free_ char *cmd = NULL;
-                size_t len = 0;
-                snprintf(path, sizeof path, "/proc/%s/cmdline", de->d_name);
-                if (read_file_bounded(path, CMDLINE_MAX, &cmd, &len) < 0)
-                        continue;
-                for (size_t off = 0; off < len; off += strlen(cmd + off) + 1)
-                        if (strncmp(cmd + off, want, (size_t) wl) == 0 ||
-                            (strlen(cmd + off) == (size_t) wl - 1 && strncmp(cmd + off, want, (size_t) wl - 1) == 0))
-                                return atoi(de->d_name);
-        }
-        return 0;
-}
-
-/* Pss of pid in KiB from /proc/PID/smaps_rollup; -1 when unknown. */
-static long long pss_kib(int pid) {
-        char path[64];
-        _cleanup_free_ char *text = NULL;
-        size_t len = 0;
-        snprintf(path, sizeof path, "/proc/%d/smaps_rollup", pid);
-        if (pid <= 0 || read_file_bounded(path, SMAPS_MAX, &text, &len) < 0)
-                return -1;
-        const char *p = strstr(text, "\nPss:");
-        return p ? strtoll(p + 5, NULL, 10) : -1;
-}
-
 /* What vm ls shows of a container, copied under the lock so that /proc and
  * the driver are read without it. */
 typedef struct VmRow {
@@ -220,13 +181,15 @@ static void vm_row_locked(const Container *c, VmRow *r) {
 }
 
 static json_t *vm_json(ContainerHost *h, const VmRow *r, const char *accel) {
-        int pid = qemu_pid(r->domain);
         VmState st = VM_STATE_MISSING;
+        VmStats vs = {0};
         (void) vm_driver_state(h->driver, r->domain, &st, NULL);
+        (void) vm_driver_stats(h->driver, r->domain, &vs, NULL);
         return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:[s], s:s, s:s, s:i, s:I}", "domain", r->domain,
                          "container", r->id, "name", r->name, "state", vm_state_to_string(st), "accelerator", accel,
                          "memory_mb", r->memory_mb, "vcpus", r->vcpus, "disks", r->disk, "transport", r->transport,
-                         "console_log", r->console, "qemu_pid", pid, "pss_kib", (json_int_t) pss_kib(pid));
+                         "console_log", r->console, "qemu_pid", vs.qemu_pid, "pss_kib",
+                         vs.qemu_pid > 0 ? (json_int_t) vs.pss_kib : -1);
 }
 
 int container_host_vms(ContainerHost *h, json_t **ret, Error **err) {

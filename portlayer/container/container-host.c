@@ -115,6 +115,8 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
                 container_host_free(h);
                 return error_set(err, EINVAL, "transport '%.32s': auto, vsock or virtio-serial", t);
         }
+        h->tb_cache_mib = cfg->tb_cache_mib;
+        h->free_page_reporting = cfg->free_page_reporting;
         int r = host_dirs(h, cfg, err);
         if (r >= 0 && (!(h->kernel = strdup(cfg->kernel ? cfg->kernel : "")) ||
                        !(h->initrd = strdup(cfg->initrd ? cfg->initrd : "")) ||
@@ -130,6 +132,8 @@ int container_host_open(const ContainerHostConfig *cfg, ContainerHost **ret, Err
                 r = container_mounts_recover(h, err);
         if (r >= 0)
                 container_network_recover(h);
+        if (r >= 0)
+                r = container_pool_open(h, cfg->pool_size, err);
         if (r < 0) {
                 container_host_free(h);
                 return r;
@@ -162,6 +166,7 @@ ContainerHost *container_host_free(ContainerHost *h) {
         }
         for (size_t i = 0; i < h->n_handles; i++)
                 handle_destroy(h->handles[i]);
+        h->pool = guest_pool_free(h->pool);
         free(h->containers);
         free(h->handles);
         free(h->state_dir);

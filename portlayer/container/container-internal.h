@@ -31,7 +31,9 @@ typedef struct Container {
         char id[CONTAINER_ID_HEX + 1];
         char *name, *image, *image_id;
         char *dir;             /* <state>/containers/<id> */
-        char *domain;          /* "pl-<first 16 hex of id>" */
+        char *domain;          /* "pl-<first 16 hex of id>", or the pool guest's "plp-<16 hex>" it
+                               * last started from (recorded) */
+        const char *start_path; /* static: "template" or "cold", how it last started; NULL: never */
         char *disk;            /* <dir>/disk.qcow2 */
         char *run_dir;         /* <state>/run/<first 16 hex of id>: agent socket, console log */
         uint64_t generation;
@@ -71,6 +73,8 @@ typedef struct Handle {
 struct ContainerHost {
         char *state_dir, *containers_dir, *run_dir, *tmp_dir;
         char *kernel, *initrd, *extra_cmdline;
+        unsigned tb_cache_mib;     /* ContainerHostConfig's */
+        bool free_page_reporting;
         VmAccel accel;
         int boot_timeout_ms;
         const char *transport;  /* static: what new starts use */
@@ -102,6 +106,7 @@ struct ContainerHost {
         } metrics;
         uint64_t log_max_size;  /* main.log is rotated before it passes this */
         unsigned log_max_files; /* rotated files kept: main.log.1 ... */
+        GuestPool *pool;        /* NULL: every start boots cold */
 };
 
 /* --- container-config.c --- */
@@ -237,6 +242,21 @@ void container_owner_release(ContainerHost *h, Container *c);
 /* Recovery: claims every recorded uid again and releases the claims no
  * container holds. */
 void container_owner_reconcile(ContainerHost *h);
+/* The warm pool's owner hooks (GuestPoolConfig): a pool guest's uid is
+ * claimed for its domain name ("plp-...") and released once its QEMU is gone. */
+#define CONTAINER_POOL_PREFIX "plp-"
+int container_owner_pool_claim(void *userdata, const char *name, VmOwner *ret, Error **err);
+void container_owner_pool_release(void *userdata, const char *name, const VmOwner *owner);
+/* A start from the pool: the pool guest's claim passes to c (its record
+ * gets that uid, its old uid is released), and its disk and volumes go to
+ * that uid before they are hot-plugged. */
+int container_owner_adopt(ContainerHost *h, Container *c, const char *pool_name, const VmOwner *owner,
+                          const VmDisk *volumes, size_t n_volumes, Error **err);
+struct UidClaim;
+/* The claims pool guests of an earlier run left, and their release once
+ * those guests were destroyed. */
+int container_owner_pool_claims(ContainerHost *h, struct UidClaim **ret, size_t *ret_n, Error **err);
+void container_owner_pool_claims_release(ContainerHost *h, const struct UidClaim *claims, size_t n);
 /* --- container-mounts.c --- */
 
 /* The "mounts" field's schema and limits (container_config_validate). */
@@ -321,3 +341,12 @@ void container_network_recover(ContainerHost *h);
 
 /* Reconciles loaded records with the driver's VMs and removes orphans. */
 int container_host_recover(ContainerHost *h, Error **err);
+
+/* container-pool.c: the warm pool. Takes a pool guest for c unless the
+ * daemon or c's "cold_start" says no, or none fits; sets c->domain and
+ * c->start_path either way. 1 with *ret (started from the pool), 0 (boot
+ * cold, as c->domain now says), -ENOMEM. */
+int container_start_from_pool(ContainerHost *h, Container *c, const GuestConfig *gc, Guest **ret);
+/* Opens h->pool (none when size is 0), after recovery: pool guests of an
+ * earlier run are destroyed first. */
+int container_pool_open(ContainerHost *h, unsigned size, Error **err);

@@ -152,11 +152,108 @@ static int release_when_unused(ContainerHost *h, uint32_t uid, const char *owner
         return uid_pool_release(h->uids, uid, owner, err);
 }
 
-void container_owner_release(ContainerHost *h, Container *c) {
+int container_owner_pool_claim(void *userdata, const char *name, VmOwner *ret, Error **err) {
+        ContainerHost *h = userdata;
+        uint32_t uid;
+        int r = uid_pool_claim(h->uids, name, &uid, err);
+        if (r < 0)
+                return error_prefix(err, "pool guest %s", name);
+        *ret = (VmOwner){.uid = uid, .gid = uid};
+        return 0;
+}
+
+void container_owner_pool_release(void *userdata, const char *name, const VmOwner *owner) {
+        ContainerHost *h = userdata;
         _cleanup_error_ Error *e = NULL;
-        if (h->uids && c->uid && release_when_unused(h, c->uid, c->id, &e) < 0)
-                log_warning("container %.12s: uid %u stays claimed until the next start: %s", c->id, c->uid,
+        if (release_when_unused(h, owner->uid, name, &e) < 0)
+                log_warning("pool guest %s: uid %u stays claimed until the next start: %s", name, owner->uid,
                             error_text(e));
+}
+
+int container_owner_adopt(ContainerHost *h, Container *c, const char *pool_name, const VmOwner *owner,
+                          const VmDisk *volumes, size_t n_volumes, Error **err) {
+        if (!h->uids || !owner)
+                return 0;
+        int r = uid_pool_transfer(h->uids, owner->uid, pool_name, c->id, err);
+        if (r < 0)
+                return error_prefix(err, "container %.12s", c->id);
+        pthread_mutex_lock(&h->lock);
+        uint32_t old = c->uid;
+        c->uid = owner->uid;
+        _cleanup_error_ Error *se = NULL;
+        if (!c->removed && container_save(h, c, &se) < 0)
+                log_warning("%s", error_text(se));
+        pthread_mutex_unlock(&h->lock);
+        /* its old uid runs nothing now (the start destroyed its last VM);
+         * the volumes it was given go back to root first */
+        _cleanup_error_ Error *re = NULL;
+        if (old && old != owner->uid && release_when_unused(h, old, c->id, &re) < 0)
+                log_warning("container %.12s: uid %u stays claimed until the next start: %s", c->id, old,
+                            error_text(re));
+        r = container_owner_give_disk(h, c, err);
+        if (r >= 0)
+                r = container_owner_give_volumes(h, c, volumes, n_volumes, err);
+        return r;
+}
+
+/* Pool guests' claims (owner "plp-..."), listed before the pool of this
+ * run claims any: after guest_pool_new()/guest_pool_clean() destroyed the
+ * old pool's domains, release them. */
+int container_owner_pool_claims(ContainerHost *h, UidClaim **ret, size_t *ret_n, Error **err) {
+        *ret = NULL;
+        *ret_n = 0;
+        if (!h->uids)
+                return 0;
+        UidClaim *claims = NULL;
+        size_t n = 0, k = 0;
+        int r = uid_pool_list(h->uids, &claims, &n, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (strncmp(claims[i].owner, CONTAINER_POOL_PREFIX, strlen(CONTAINER_POOL_PREFIX)) == 0)
+                        claims[k++] = claims[i];
+        *ret = claims;
+        *ret_n = k;
+        return 0;
+}
+
+void container_owner_pool_claims_release(ContainerHost *h, const UidClaim *claims, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_error_ Error *e = NULL;
+                if (release_when_unused(h, claims[i].uid, claims[i].owner, &e) < 0)
+                        log_warning("uid %u of the earlier pool guest %s stays claimed: %s", claims[i].uid,
+                                    claims[i].owner, error_text(e));
+                else
+                        log_info("uid %u released: pool guest %s of an earlier run is gone", claims[i].uid,
+                                 claims[i].owner);
+        }
+}
+
+/* Every claim that names the removed container goes: its own uid, and one
+ * a pool take handed over when the daemon was killed before the record
+ * said so (the record then names the uid it had before). */
+void container_owner_release(ContainerHost *h, Container *c) {
+        if (!h->uids)
+                return;
+        UidClaim *claims = NULL;
+        size_t n = 0;
+        _cleanup_error_ Error *le = NULL;
+        if (uid_pool_list(h->uids, &claims, &n, &le) < 0) {
+                log_warning("container %.12s: %s", c->id, error_text(le));
+                n = 0;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(claims[i].owner, c->id) != 0)
+                        continue;
+                _cleanup_error_ Error *e = NULL;
+                if (release_when_unused(h, claims[i].uid, c->id, &e) < 0)
+                        log_warning("container %.12s: uid %u stays claimed until the next start: %s", c->id,
+                                    claims[i].uid, error_text(e));
+                else if (claims[i].uid != c->uid)
+                        log_info("container %.12s: uid %u released too (its record said %u)", c->id, claims[i].uid,
+                                 c->uid);
+        }
+        free(claims);
 }
 
 static bool owner_known_locked(ContainerHost *h, const UidClaim *claim) {
@@ -203,7 +300,9 @@ void container_owner_reconcile(ContainerHost *h) {
         }
         for (size_t i = 0; i < n_claims; i++) {
                 pthread_mutex_lock(&h->lock);
-                bool known = owner_known_locked(h, &claims[i]);
+                /* pool guests' claims are container_pool_open()'s */
+                bool known = owner_known_locked(h, &claims[i]) ||
+                             strncmp(claims[i].owner, CONTAINER_POOL_PREFIX, strlen(CONTAINER_POOL_PREFIX)) == 0;
                 pthread_mutex_unlock(&h->lock);
                 if (known)
                         continue;

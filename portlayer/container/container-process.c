@@ -227,9 +227,10 @@ int container_host_stats(ContainerHost *h, const char *ref, json_t **ret, Error 
         runtime_unref(h, rt);
         if (r < 0)
                 return r;
-        json_t *j = json_pack("{s:I, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:i}, s:{s:I, s:I, s:I, s:I}}",
+        json_t *j = json_pack("{s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:i}, s:{s:I, s:I, s:I, s:I}}",
                               "read_ns", (json_int_t) realtime_nsec(),
                               "host", "cpu_time_ns", (json_int_t) vs.cpu_time_ns, "rss_kib", (json_int_t) vs.rss_kib,
+                              "pss_kib", (json_int_t) vs.pss_kib,
                               "memory_kib", (json_int_t) vs.memory_kib, "uptime_ms", (json_int_t) gi.uptime_ms,
                               "guest", "mem_total_kib", (json_int_t) gi.mem_total_kib, "mem_available_kib",
                               (json_int_t) gi.mem_available_kib, "mem_used_kib",

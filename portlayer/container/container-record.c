@@ -93,19 +93,23 @@ json_t *container_to_json(const Container *c) {
         if (j && c->rt)
                 (void) json_object_set_new(j, "pending_restart", pending_restart(c));
         if (j)
+                (void) json_object_set_new(j, "start_path", c->start_path ? json_string(c->start_path) : json_null());
+        if (j)
                 (void) json_object_set_new(j, "uid", json_integer(c->uid));
         return j;
 }
 
 static json_t *record_json(const Container *c) {
-        json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:O, s:O, s:s, s:s, s:i, s:s*, s:i, s:I, s:I, s:I, s:s, s:O*}",
+        json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:O, s:O, s:s, s:s, s:i, s:s*, s:i, s:I, s:I, s:I, s:s, s:O*, "
+                              "s:s, s:s*}",
                          "version", 1, "id", c->id, "name", c->name, "image", c->image, "image_id", c->image_id,
                          "created_ns", (json_int_t) c->created_ns, "generation", (json_int_t) c->generation,
                          "config", c->config, "pending", c->pending, "state", container_state_to_string(c->state),
                          "state_before", container_state_to_string(c->state_before), "exit_code", c->exit_code,
                          "error", c->error, "pid", c->pid, "started_ns", (json_int_t) c->started_ns,
                          "finished_ns", (json_int_t) c->finished_ns, "main_id", (json_int_t) c->main_id, "transport",
-                         c->transport, "started_config", c->started_config);
+                         c->transport, "started_config", c->started_config, "domain", c->domain, "start_path",
+                         c->start_path);
         if (j && c->uid && json_object_set_new(j, "uid", json_integer(c->uid)) < 0) {
                 json_decref(j);
                 return NULL;
@@ -180,6 +184,17 @@ static int record_fill(Container *c, json_t *j, Error **err) {
         json_t *sc = json_object_get(j, "started_config");
         if (sc && container_config_validate(sc, NULL) >= 0)
                 c->started_config = json_incref(sc);
+        /* The domain it runs in: a pool guest's name when it started from
+         * one; records from before the field existed had the default. Only
+         * our two shapes are taken, so a record cannot point at any domain. */
+        const char *domain = json_string_value(json_object_get(j, "domain"));
+        if (domain && strncmp(domain, "plp-", 4) == 0 && strlen(domain) == 20 && vm_name_is_valid(domain, 20)) {
+                free(c->domain);
+                if (!(c->domain = strdup(domain)))
+                        return error_oom(err);
+        }
+        const char *sp = json_string_value(json_object_get(j, "start_path"));
+        c->start_path = !sp ? NULL : strcmp(sp, "template") == 0 ? "template" : strcmp(sp, "cold") == 0 ? "cold" : NULL;
         /* records from before the field existed were all virtio-serial */
         c->transport = strcmp(json_string_value(json_object_get(j, "transport")) ?: "", "vsock") == 0 ? "vsock"
                                                                                                      : "virtio-serial";

@@ -123,7 +123,8 @@ static int start_guest(ContainerHost *h, Container *c, const ContainerMounts *cm
                 .vcpus = vcpus > 0 ? (unsigned) vcpus : 1, .accel = h->accel, .boot_timeout_ms = h->boot_timeout_ms,
                 .extra_cmdline = h->extra_cmdline, .vsock = strcmp(h->transport, "vsock") == 0,
                 .extra_disks = cm->disks, .n_extra_disks = cm->n_disks, .filesystems = cm->filesystems,
-                .n_filesystems = cm->n_filesystems,
+                .n_filesystems = cm->n_filesystems, .tb_cache_mib = h->tb_cache_mib,
+                .free_page_reporting = h->free_page_reporting,
         };
         NetworkLease lease;
         char tap[NETWORK_IFNAME_MAX + 1];
@@ -134,6 +135,22 @@ static int start_guest(ContainerHost *h, Container *c, const ContainerMounts *cm
         }
         /* A domain left defined by an earlier run of this container goes. */
         (void) vm_driver_destroy(h->driver, c->domain, NULL);
+        if (container_start_from_pool(h, c, &gc, ret) > 0)
+                return 0;
+        /* a take that failed after the hand-over left c the pool guest's
+         * uid: the cold boot runs as that, with the disk and volumes its */
+        pthread_mutex_lock(&h->lock);
+        uint32_t before = owner.uid;
+        owner = (VmOwner){.uid = c->uid, .gid = c->uid};
+        pthread_mutex_unlock(&h->lock);
+        if (owner.uid != before) {
+                int r = container_owner_give_disk(h, c, err);
+                if (r >= 0)
+                        r = container_owner_give_volumes(h, c, cm->disks, cm->n_disks, err);
+                if (r < 0)
+                        return r;
+        }
+        gc.name = c->domain;
         return guest_start(h->driver, &gc, ret, err);
 }
 

@@ -4,9 +4,11 @@
  * A claim is a file <dir>/<uid> created with O_EXCL whose content is the
  * owning container's id. The file system is the only truth: two threads, or
  * a daemon and its successor after a kill -9, can never both create it, and
- * a claim outlives the process that made it. The lowest free uid is taken;
- * a released uid can come back at once, but only after its release, which
- * refuses while any process still runs as that uid. */
+ * a claim outlives the process that made it. The lowest free uid is taken,
+ * free meaning unclaimed and no process running as it (another daemon given
+ * the same range, or a stray process); a released uid can come back at once,
+ * but only after its release, which refuses while any process still runs as
+ * that uid. */
 #include "container-uid.h"
 
 #include <dirent.h>
@@ -22,7 +24,9 @@
 
 #include "common/base/fs-util.h"
 #include "common/base/io-util.h"
+#include "common/base/log.h"
 #include "common/base/parse-util.h"
+#include "common/base/proc-util.h"
 
 #define CLAIM_MAX 128 /* a claim holds an id (64 hex) and a newline */
 
@@ -175,10 +179,27 @@ static bool owner_is_valid(const char *owner) {
         return true;
 }
 
+static int uid_holder(const char *proc, uint32_t uid);
+
 int uid_pool_claim(UidPool *p, const char *owner, uint32_t *ret, Error **err) {
         if (!owner_is_valid(owner))
                 return error_set(err, EINVAL, "uid claim: invalid owner");
         for (uint32_t i = 0; i < p->count; i++) {
+                char held[CLAIM_MAX];
+                if (claim_read(p, p->first + i, held) == 0)
+                        continue; /* ours already: no /proc walk for it */
+                /* A uid some process runs as without a claim here is another
+                 * daemon's (the same range configured twice) or a stray
+                 * process's: never hand it out as if it were free. */
+                int holder = uid_holder(NULL, p->first + i);
+                if (holder > 0) {
+                        char cmd[160];
+                        proc_cmdline_text(holder, cmd, sizeof cmd);
+                        log_warning("uid %u: process %d runs as it without a claim in %s (%s): skipped; give each "
+                                    "daemon a uid range of its own (--uid-range)",
+                                    p->first + i, holder, p->dir, cmd);
+                        continue;
+                }
                 int r = claim_create(p, p->first + i, owner);
                 if (r == 0) {
                         *ret = p->first + i;
@@ -255,11 +276,42 @@ int uid_pool_release(UidPool *p, uint32_t uid, const char *owner, Error **err) {
         if (strcmp(held, owner) != 0)
                 return error_set(err, EPERM, "uid %u is claimed by %.64s, not %.64s", uid, held, owner);
         int holder = uid_holder(NULL, uid);
-        if (holder > 0)
-                return error_set(err, EBUSY, "uid %u: process %d still runs as it", uid, holder);
+        if (holder > 0) {
+                char cmd[160];
+                proc_cmdline_text(holder, cmd, sizeof cmd);
+                return error_set(err, EBUSY, "uid %u: process %d still runs as it (%s)", uid, holder, cmd);
+        }
         snprintf(name, sizeof name, "%u", uid);
         if (unlinkat(p->dir_fd, name, 0) < 0 && errno != ENOENT)
                 return error_set_errno(err, errno, "release uid %u", uid);
+        (void) fsync(p->dir_fd);
+        return 0;
+}
+
+int uid_pool_transfer(UidPool *p, uint32_t uid, const char *from, const char *to, Error **err) {
+        if (!owner_is_valid(to))
+                return error_set(err, EINVAL, "uid claim: invalid owner");
+        char held[CLAIM_MAX], name[16], tmp[32], fdpath[32];
+        int r = claim_read(p, uid, held);
+        if (r < 0)
+                return error_set_errno(err, -r, "read the claim of uid %u", uid);
+        if (strcmp(held, from) != 0)
+                return error_set(err, EPERM, "uid %u is claimed by %.64s, not %.64s", uid, held, from);
+        snprintf(name, sizeof name, "%u", uid);
+        snprintf(tmp, sizeof tmp, ".%u.new", uid);
+        _cleanup_close_ int fd = openat(p->dir_fd, ".", O_WRONLY | O_TMPFILE | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return error_set_errno(err, errno, "transfer uid %u", uid);
+        size_t len = strlen(to);
+        snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
+        (void) unlinkat(p->dir_fd, tmp, 0);
+        if (write(fd, to, len) != (ssize_t) len || write(fd, "\n", 1) != 1 || fsync(fd) < 0 ||
+            linkat(AT_FDCWD, fdpath, p->dir_fd, tmp, AT_SYMLINK_FOLLOW) < 0 ||
+            renameat(p->dir_fd, tmp, p->dir_fd, name) < 0) {
+                r = errno ? errno : EIO;
+                (void) unlinkat(p->dir_fd, tmp, 0);
+                return error_set_errno(err, r, "transfer uid %u to %.64s", uid, to);
+        }
         (void) fsync(p->dir_fd);
         return 0;
 }

@@ -43,8 +43,9 @@ UidPool *uid_pool_free(UidPool *p); /* NULL-safe; returns NULL */
 uint32_t uid_pool_first(const UidPool *p);
 uint32_t uid_pool_count(const UidPool *p);
 
-/* Claims the lowest free uid for owner (a container id). -ENOSPC when every
- * uid of the range is claimed. Thread- and process-safe. */
+/* Claims the lowest free uid for owner (a container id): unclaimed, and no
+ * process runs as it (one that does is skipped with a warning: another
+ * daemon's or a stray). -ENOSPC when none is left. Thread- and process-safe. */
 int uid_pool_claim(UidPool *p, const char *owner, uint32_t *ret, Error **err);
 /* Claims uid for owner again (recovery of a recorded uid): 0 when owner
  * holds it now (already or newly), -EBUSY when another owner does, -ERANGE
@@ -54,6 +55,9 @@ int uid_pool_reclaim(UidPool *p, uint32_t uid, const char *owner, Error **err);
  * holds it; -EBUSY while a process runs as uid (QEMU not gone yet). */
 int uid_pool_release(UidPool *p, uint32_t uid, const char *owner, Error **err);
 /* Every claim, in no order; free(*ret). */
+/* Passes the claim of uid from owner from to owner to in one rename (the
+ * QEMU running as uid keeps running): -EPERM when from does not hold it. */
+int uid_pool_transfer(UidPool *p, uint32_t uid, const char *from, const char *to, Error **err);
 int uid_pool_list(UidPool *p, UidClaim **ret, size_t *ret_n, Error **err);
 
 /* 1 when a process of proc (NULL: /proc) runs with effective uid uid, 0

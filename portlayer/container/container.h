@@ -72,6 +72,8 @@ int container_state_from_string(const char *s);          /* a ContainerState or 
 typedef struct ContainerHost ContainerHost;
 
 /* Where the parts come from. Strings are copied. */
+#define CONTAINER_POOL_MAX 16 /* GUEST_POOL_MAX */
+
 typedef struct ContainerHostConfig {
         const char *state_dir;   /* absolute; containers/ and run/ live here */
         VmDriver *driver;        /* borrowed; outlives the host */
@@ -87,6 +89,10 @@ typedef struct ContainerHostConfig {
                                   * "virtio-serial" */
         uint64_t log_max_size;   /* bytes of main.log before it is rotated; 0: 16 MiB */
         unsigned log_max_files;  /* rotated files kept (main.log.1 ...); 0: 2; at most 100 */
+        unsigned pool_size;      /* warm-pool guests kept ready (docs/templates.md); 0: none, every
+                                  * start boots cold */
+        unsigned tb_cache_mib;   /* TCG's translation cache per VM in MiB; 0: QEMU's default (1 GiB) */
+        bool free_page_reporting; /* guests hand freed pages back (a reporting-only balloon) */
         NetworkHost *network;    /* borrowed; outlives the host. NULL: no container gets a NIC */
         /* Each container's QEMU runs as a uid (and gid) of its own from
          * [uid_first, uid_first + uid_count), claimed under <state>/uids
@@ -117,6 +123,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(ContainerHost *, container_host_free);
 
 /* Who QEMU runs as: ContainerHostConfig.qemu_user, or a summary of it. */
 const char *container_host_qemu_user(ContainerHost *h);
+
+/* The warm pool's state (GET /version's "pool"): *ret_size guests kept
+ * ready (0: no pool, every start boots cold), *ret_ready ready now. */
+void container_host_pool_state(ContainerHost *h, unsigned *ret_size, unsigned *ret_ready);
 
 /* Lets the host know a VM changed state (the driver's event callback). */
 void container_host_vm_event(ContainerHost *h, const VmEvent *ev);

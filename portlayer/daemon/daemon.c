@@ -51,12 +51,13 @@ const char *const daemon_config_keys[] = {
         "state-dir",  "socket",       "libvirt-uri",         "guest-kernel", "guest-initrd",  "agent",
         "image-store", "accel",       "insecure-registries", "boot-timeout", "transport",     "log-max-size",
         "log-max-files", "log-level", "tls-listen", "network-mode", "network-subnet", "docker-socket", "uid-range",
-        "allow-root-qemu", NULL,
+        "allow-root-qemu", "pool-size", "cold-start", "tcg-tb-cache", "free-page-reporting", NULL,
 };
 
 void daemon_config_init(DaemonConfig *c) {
         *c = (DaemonConfig){.boot_timeout_s = 60, .log_max_size = CONTAINER_LOG_MAX_SIZE_DEFAULT,
-                            .log_max_files = CONTAINER_LOG_MAX_FILES_DEFAULT};
+                            .log_max_files = CONTAINER_LOG_MAX_FILES_DEFAULT, .pool_size = DAEMON_POOL_SIZE_DEFAULT,
+                            .tcg_tb_cache_mib = DAEMON_TCG_TB_CACHE_MIB_DEFAULT, .free_page_reporting = true};
 }
 
 void daemon_config_clear(DaemonConfig *c) {
@@ -143,6 +144,35 @@ int daemon_config_set(DaemonConfig *c, const char *key, const char *value, Error
                         return error_set(err, EINVAL, "log-max-files: '%s' is not a number of files (1-%d)", value,
                                          CONTAINER_LOG_MAX_FILES_MAX);
                 c->log_max_files = (unsigned) v;
+                return 0;
+        }
+        if (strcmp(key, "pool-size") == 0) {
+                int v;
+                if (safe_atoi(value, &v) < 0 || v < 0 || v > CONTAINER_POOL_MAX)
+                        return error_set(err, EINVAL, "pool-size: '%s' is not a number of guests (0-%d)", value,
+                                         CONTAINER_POOL_MAX);
+                c->pool_size = (unsigned) v;
+                return 0;
+        }
+        if (strcmp(key, "tcg-tb-cache") == 0) {
+                uint64_t v;
+                if (parse_size(value, &v) < 0 || v % (1u << 20) != 0 || (v >> 20) > VM_TB_CACHE_MIB_MAX)
+                        return error_set(err, EINVAL,
+                                         "tcg-tb-cache: '%s' is not a size in whole MiB up to %dM (0: QEMU's default)",
+                                         value, VM_TB_CACHE_MIB_MAX);
+                c->tcg_tb_cache_mib = (unsigned) (v >> 20);
+                return 0;
+        }
+        if (strcmp(key, "free-page-reporting") == 0) {
+                if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+                        return error_set(err, EINVAL, "free-page-reporting: '%s' is not true or false", value);
+                c->free_page_reporting = strcmp(value, "true") == 0;
+                return 0;
+        }
+        if (strcmp(key, "cold-start") == 0) {
+                if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+                        return error_set(err, EINVAL, "cold-start: '%s' is not true or false", value);
+                c->cold_start = strcmp(value, "true") == 0;
                 return 0;
         }
         return error_set(err, EINVAL, "unknown setting '%s'", key);
@@ -289,6 +319,8 @@ static int daemon_open_parts(Daemon *d, const DaemonConfig *cfg, const char *sel
                 .initrd = initrd, .accel = cfg->accel ? (VmAccel) vm_accel_from_string(cfg->accel) : VM_ACCEL_AUTO,
                 .boot_timeout_ms = cfg->boot_timeout_s * 1000, .transport = cfg->transport,
                 .log_max_size = cfg->log_max_size, .log_max_files = cfg->log_max_files,
+                .pool_size = cfg->cold_start ? 0 : cfg->pool_size,
+                .tb_cache_mib = cfg->tcg_tb_cache_mib, .free_page_reporting = cfg->free_page_reporting,
                 .uid_first = uid_first, .uid_count = uid_count, .qemu_user = qemu_user,
         };
         log_info("guest kernel %s, initramfs %s; QEMU runs as %s", kernel, initrd, qemu_user);

@@ -17,6 +17,8 @@
 #define DAEMON_DEFAULT_SOCKET "/run/portlayer/portlayer.sock"
 #define DAEMON_DEFAULT_DOCKER_SOCKET "/run/portlayer/docker.sock"
 #define DAEMON_DEFAULT_CONFIG "/etc/portlayer/portlayerd.conf"
+#define DAEMON_POOL_SIZE_DEFAULT 2
+#define DAEMON_TCG_TB_CACHE_MIB_DEFAULT 16 /* docs/templates.md, "Density" */
 #define DAEMON_DEFAULT_UID_RANGE "200000-265535" /* container VMs' uids, one each */
 #define DAEMON_SOCKET_GROUP "portlayer"           /* the API socket's group (scripts/setup.sh) */
 
@@ -39,6 +41,10 @@ typedef struct DaemonConfig {
         int boot_timeout_s;
         uint64_t log_max_size;   /* a container's main.log is rotated past this (16 MiB) */
         unsigned log_max_files;  /* rotated files kept (2) */
+        unsigned pool_size;      /* warm-pool guests kept ready (2; docs/templates.md) */
+        bool cold_start;         /* no warm pool: every start boots (--cold-start) */
+        unsigned tcg_tb_cache_mib; /* TCG translation cache per VM (16 MiB; 0: QEMU's 1 GiB) */
+        bool free_page_reporting;  /* guests hand freed memory back (true) */
         char *uid_range;         /* "FIRST-LAST" for container VMs' uids; NULL: DAEMON_DEFAULT_UID_RANGE */
         bool allow_root_qemu;    /* run QEMU as root where no uid per container is possible */
 } DaemonConfig;

@@ -37,6 +37,10 @@ static void usage(FILE *f) {
               "  --tls-listen ADDR:PORT    also serve remote clients over TLS there (off by default;\n"
               "                            client certificates from <state-dir>/tls/trust)\n"
               "  --log-level LEVEL         error, warning, info (default), debug\n"
+              "  --pool-size N             pre-booted guests kept ready for fast starts (default 2, 0-16)\n"
+              "  --cold-start              no pre-booted guests: every container start boots its VM\n"
+              "  --tcg-tb-cache SIZE       TCG's translation cache per VM (default 16M; 0: QEMU's 1G)\n"
+              "  --free-page-reporting B   guests hand freed memory back to the host (default true)\n"
               "  --network-mode MODE       bridge (default: a bridge, taps, nftables; needs root) or user\n"
               "  --network-subnet CIDR     the default network's subnet when first made (10.88.0.0/16)\n"
               "  --uid-range FIRST-LAST    container VMs' uids, one each (default " DAEMON_DEFAULT_UID_RANGE ")\n"
@@ -61,8 +65,10 @@ static int parse_args(int argc, char **argv, DaemonConfig *cfg) {
                 {"boot-timeout", required_argument, NULL, 0},   {"log-level", required_argument, NULL, 0},
                 {"transport", required_argument, NULL, 0},     {"log-max-size", required_argument, NULL, 0},
                 {"log-max-files", required_argument, NULL, 0},  {"tls-listen", required_argument, NULL, 0},
+                {"pool-size", required_argument, NULL, 0},     {"cold-start", no_argument, NULL, 0},
                 {"network-mode", required_argument, NULL, 0},   {"network-subnet", required_argument, NULL, 0},
-                {"docker-socket", required_argument, NULL, 0},
+                {"docker-socket", required_argument, NULL, 0},  {"tcg-tb-cache", required_argument, NULL, 0},
+                {"free-page-reporting", required_argument, NULL, 0},
                 {"uid-range", required_argument, NULL, 0},      {"allow-root-qemu", no_argument, NULL, 0},
                 {"help", no_argument, NULL, 'h'},               {"version", no_argument, NULL, 'V'},
                 {},

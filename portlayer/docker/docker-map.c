@@ -216,6 +216,33 @@ int docker_console_size(const json_t *cs, uint16_t *rows, uint16_t *cols) {
         return 0;
 }
 
+/* The cold-start label (Labels) and annotation (HostConfig.Annotations):
+ * "true" sets cold_start in f; "false" or absent leave the daemon's default.
+ * -EINVAL for another value, or when the two disagree. */
+static int cold_start_map(const json_t *body, const json_t *hc, json_t *f, Error **err) {
+        const char *where[] = {"Labels", "HostConfig.Annotations"};
+        const json_t *from[] = {json_object_get(body, "Labels"), json_object_get(hc, "Annotations")};
+        int want = -1;
+        for (size_t i = 0; i < ELEMENTSOF(from); i++) {
+                json_t *v = json_object_get(from[i], DOCKER_LABEL_COLD_START);
+                if (from[i] && !json_is_null(from[i]) && !json_is_object(from[i]))
+                        return error_set(err, EINVAL, "%s: must be an object of strings", where[i]);
+                if (!v)
+                        continue;
+                const char *s = json_string_value(v);
+                int b = s && strcmp(s, "true") == 0 ? 1 : s && strcmp(s, "false") == 0 ? 0 : -1;
+                if (b < 0)
+                        return error_set(err, EINVAL, "%s." DOCKER_LABEL_COLD_START ": '%.64s' is not true or false",
+                                         where[i], s ? s : "(not a string)");
+                if (want >= 0 && b != want)
+                        return error_set(err, EINVAL, DOCKER_LABEL_COLD_START ": the label and the annotation disagree");
+                want = b;
+        }
+        if (want == 1)
+                (void) json_object_set_new(f, "cold_start", json_true());
+        return 0;
+}
+
 int docker_create_map(const json_t *body, const OciConfig *image, json_t **ret_fields, json_t **ret_warnings,
                       Error **err) {
         _cleanup_json_ json_t *f = json_object(), *warnings = json_array(), *cmd = NULL, *entry = NULL, *env = NULL;
@@ -303,6 +330,8 @@ int docker_create_map(const json_t *body, const OciConfig *image, json_t **ret_f
         json_t *hc = json_object_get(body, "HostConfig");
         if (hc && !json_is_null(hc) && !json_is_object(hc))
                 return error_set(err, EINVAL, "HostConfig: must be an object");
+        if ((r = cold_start_map(body, hc, f, err)) < 0)
+                return r;
         json_t *mem = json_object_get(hc, "Memory"), *cpus = json_object_get(hc, "NanoCpus"),
                *ar = json_object_get(hc, "AutoRemove");
         if ((mem && !json_is_integer(mem)) || (cpus && !json_is_integer(cpus)) || (ar && !json_is_boolean(ar)))
@@ -495,6 +524,16 @@ static json_t *mounts_of(const json_t *pl) {
         return out;
 }
 
+/* What Docker has no field for: how the container last started ("template"
+ * from the warm pool, "cold", "" before its first start), the domain it
+ * runs in, and whether it asked for cold starts. */
+static json_t *portlayer_of(const json_t *pl) {
+        const char *path = json_string_value(json_object_get(pl, "start_path"));
+        const char *domain = json_string_value(json_object_get(pl, "domain"));
+        return json_pack("{s:s, s:s, s:b}", "StartPath", path ? path : "", "Domain", domain ? domain : "", "ColdStart",
+                         json_is_true(json_object_get(json_object_get(pl, "config"), "cold_start")));
+}
+
 json_t *docker_inspect_of(const json_t *pl) {
         const json_t *config = json_object_get(pl, "config");
         const char *state = docker_state_of(json_string_value(json_object_get(pl, "state")));
@@ -545,6 +584,7 @@ json_t *docker_inspect_of(const json_t *pl) {
                 "", "Mounts", "LogPath", "", "ResolvConfPath", "", "HostnamePath", "");
         if (j) {
                 (void) json_object_set_new(j, "Mounts", mounts_of(pl));
+                (void) json_object_set_new(j, "PortLayer", portlayer_of(pl));
                 json_t *ns = json_object_get(j, "NetworkSettings");
                 const char *ip = json_string_value(json_object_get(pl, "ip_address"));
                 if (ip)

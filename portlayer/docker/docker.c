@@ -304,6 +304,19 @@ static int docker_version(Docker *d, HttpRequest *req, char **p, HttpResponse *r
         return j ? api_reply_json(resp, 200, j) : error_oom(err);
 }
 
+/* The warm pool as info's DriverStatus pairs (the CLI prints them under
+ * "Storage Driver"). */
+static json_t *pool_status(ContainerHost *h) {
+        unsigned size, ready;
+        container_host_pool_state(h, &size, &ready);
+        char text[64];
+        if (size == 0)
+                snprintf(text, sizeof text, "off (cold start: every start boots)");
+        else
+                snprintf(text, sizeof text, "%u of %u guests ready", ready, size);
+        return json_pack("[[s, s]]", "Warm pool", text);
+}
+
 static int docker_info(Docker *d, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
         json_t *list = NULL;
         int r = container_host_list(d->host, -1, NULL, 0, &list, err);
@@ -343,6 +356,7 @@ static int docker_info(Docker *d, HttpRequest *req, char **p, HttpResponse *resp
                 "Isolation", "", "Plugins", "Volume", "Network", "Log", "InitBinary", "");
         if (!j)
                 return error_oom(err);
+        (void) json_object_set_new(j, "DriverStatus", pool_status(d->host));
         return api_reply_json(resp, 200, j);
 }
 

@@ -23,6 +23,10 @@
 #define DOCKER_API_VERSION_MIN "1.41"
 #define DOCKER_LABEL_PREFIX "io.portlayer.docker."
 #define DOCKER_LABEL_AUTO_REMOVE DOCKER_LABEL_PREFIX "auto-remove"
+/* A label (or HostConfig annotation, docker run --annotation) a user sets:
+ * "true" boots the container's VM on every start instead of taking a warm
+ * pool guest (the configuration's cold_start); "false" is the default. */
+#define DOCKER_LABEL_COLD_START "io.portlayer.cold-start"
 
 typedef struct Docker Docker;
 

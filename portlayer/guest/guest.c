@@ -81,8 +81,15 @@ static int guest_paths(Guest *g, const GuestConfig *c, Error **err) {
 
 static int guest_create_vm(Guest *g, const GuestConfig *c, Error **err) {
         _cleanup_free_ char *cmdline = NULL;
-        if (asprintf(&cmdline, "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 pl.hostname=%s pl.root=%s%s%s",
-                     c->hostname ? c->hostname : c->name, GUEST_ROOT_SERIAL, c->extra_cmdline ? " " : "",
+        /* no_timer_check: under TCG on a loaded host the kernel's check
+         * that the IO-APIC timer ticks can fail and panic the boot ("IO-APIC
+         * + timer doesn't work!"); the emulated timer is known to work. */
+        char report[32] = "";
+        if (c->free_page_reporting)
+                snprintf(report, sizeof report, " pl.report_order=%d", GUEST_REPORT_ORDER);
+        if (asprintf(&cmdline, "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 no_timer_check pl.hostname=%s %s%s%s%s%s",
+                     c->hostname ? c->hostname : c->name, c->pool_key ? "pl.pool=1" : "pl.root=",
+                     c->pool_key ? "" : GUEST_ROOT_SERIAL, report, c->extra_cmdline ? " " : "",
                      c->extra_cmdline ? c->extra_cmdline : "") < 0)
                 return -ENOMEM;
         if (c->n_extra_disks > VM_DISKS_MAX - 1 || (c->n_extra_disks > 0 && !c->extra_disks))
@@ -96,9 +103,11 @@ static int guest_create_vm(Guest *g, const GuestConfig *c, Error **err) {
                 .name = c->name, .container_id = c->container_id ? c->container_id : c->name,
                 .memory_mib = c->memory_mib ? c->memory_mib : 256, .vcpus = c->vcpus ? c->vcpus : 1,
                 .accel = c->accel, .kernel = c->kernel, .initrd = c->initrd, .cmdline = cmdline,
-                .disks = disks, .n_disks = 1 + c->n_extra_disks, .agent_socket = g->socket_path,
+                .disks = c->pool_key ? NULL : disks, .n_disks = c->pool_key ? 0 : 1 + c->n_extra_disks,
+                .pool_key = c->pool_key, .agent_socket = g->socket_path,
                 .console_log = g->console_path, .vsock = c->vsock, .nics = c->nics, .n_nics = c->n_nics,
                 .filesystems = c->filesystems, .n_filesystems = c->n_filesystems, .owner = c->owner,
+                .tb_cache_mib = c->tb_cache_mib, .free_page_reporting = c->free_page_reporting,
         };
         return vm_driver_create(g->driver, &spec, err);
 }

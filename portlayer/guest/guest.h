@@ -16,6 +16,9 @@
 #include "portlayer/vm/vm-driver.h"
 
 #define GUEST_ROOT_SERIAL "pl-root"
+/* Free page reporting from blocks of 2^3 pages (32 KiB) up: measured in
+ * docs/templates.md ("Density") against the kernel's 2 MiB. */
+#define GUEST_REPORT_ORDER 3
 
 typedef struct GuestConfig {
         const char *name;          /* domain name */
@@ -39,8 +42,19 @@ typedef struct GuestConfig {
         size_t n_extra_disks;      /* at most VM_DISKS_MAX - 1 */
         const VmFilesystem *filesystems; /* optional: virtio-fs shares (VmSpec.filesystems) */
         size_t n_filesystems;
+        const char *pool_key;      /* a warm-pool guest (guest-pool.h): no disks, the agent booted
+                                    * with pl.pool=1 waits for an activate; VmSpec.pool_key */
+        unsigned tb_cache_mib;     /* VmSpec.tb_cache_mib: TCG's translation cache, 0: QEMU's default */
+        bool free_page_reporting;  /* VmSpec.free_page_reporting, and the agent reports free
+                                    * blocks from GUEST_REPORT_ORDER up */
         const VmOwner *owner;      /* QEMU's uid:gid, which gets run_dir (0700) and the console
                                     * log (0600); NULL: the driver's default user */
+        /* guest_pool_take() only: called with the taken pool guest's owner
+         * (NULL when it has none) and name before its disks are hot-plugged; owner
+         * above is ignored there (the pool guest's QEMU already runs). A
+         * failure ends the take (the guest is destroyed). */
+        int (*pool_adopt)(void *userdata, const char *pool_name, const VmOwner *owner, Error **err);
+        void *pool_adopt_data;
 } GuestConfig;
 
 typedef struct Guest {
@@ -80,3 +94,55 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Guest *, guest_free);
 
 /* The last max_bytes of the console log (malloc'd, "" when none). */
 char *guest_console_tail(const Guest *g, size_t max_bytes);
+
+/* --- the warm pool (guest-pool.c, docs/templates.md) --- */
+
+/* A few guests booted ahead of time with no container attached (pl.pool=1),
+ * paused, their agents connected. Taking one resumes it, gives it to the
+ * container (domain metadata), moves its run directory to the container's,
+ * hot-plugs the root disk and activates the agent: no boot on the start
+ * path. Pool guests are keyed by what their boot depends on (kernel and
+ * initramfs files, which hold the agent, memory, vCPUs, accelerator, machine,
+ * command line, transport): a request with another key boots cold, and
+ * guests of a stale key are destroyed. */
+typedef struct GuestPool GuestPool;
+
+typedef struct GuestPoolConfig {
+        const char *dir;   /* absolute: the pool guests' run directories */
+        unsigned size;     /* guests kept ready, 1..GUEST_POOL_MAX */
+        GuestConfig guest; /* the guest each pool VM is booted as (name, root disk, run_dir and
+                            * container_id are the pool's own) */
+        /* optional: the uid each pool guest's QEMU runs as, claimed for its
+         * domain name before it boots; owner_release gives it back after
+         * its QEMU was destroyed (a guest taken by guest_pool_take() is the
+         * pool_adopt callback's business). */
+        int (*owner_claim)(void *userdata, const char *name, VmOwner *ret, Error **err);
+        void (*owner_release)(void *userdata, const char *name, const VmOwner *owner);
+        void *owner_data;
+} GuestPoolConfig;
+
+#define GUEST_POOL_MAX 16
+
+/* Destroys every pool domain the driver holds (left by an earlier run: a
+ * paused guest of another daemon's life is not trusted to be fresh) and their
+ * run directories, then starts a thread that keeps size guests ready. */
+int guest_pool_new(VmDriver *d, const GuestPoolConfig *c, GuestPool **ret, Error **err);
+/* Just the first part of guest_pool_new(): destroys every pool domain of an
+ * earlier run and removes dir (a daemon started without a pool). */
+void guest_pool_clean(VmDriver *d, const char *dir);
+/* Stops the thread and destroys the guests not taken. NULL-safe. */
+GuestPool *guest_pool_free(GuestPool *p);
+
+/* True when c can start from the pool: the same key, at most one NIC
+ * (hot-plugged) and no virtio-fs shares (pool guests have private memory). */
+bool guest_pool_fits(GuestPool *p, const GuestConfig *c);
+/* Starts c from a ready pool guest; *ret is like guest_start()'s, but its
+ * name is the pool guest's, not c->name, and c->run_dir is replaced by the
+ * pool guest's run directory (whatever was there is removed). -EAGAIN when no ready guest fits
+ * (nothing changed: boot cold); other errors after the guest was taken (it
+ * is destroyed; booting cold is still possible). */
+int guest_pool_take(GuestPool *p, const GuestConfig *c, Guest **ret, Error **err);
+/* Guests ready now. */
+unsigned guest_pool_ready(GuestPool *p);
+/* Guests the pool keeps ready (GuestPoolConfig.size). */
+unsigned guest_pool_size(GuestPool *p);

@@ -60,8 +60,10 @@ static void ps_row(json_t *c, bool quiet) {
         snprintf(created, sizeof created, "%s", plctl_str(c, "created"));
         if (strlen(created) == 19)
                 created[10] = ' ';
-        printf("%-12s  %-24s  %-30s  %-19s  %-14s  %s\n", id, plctl_str(c, "image"), command, created, status,
-               plctl_str(c, "name"));
+        /* how it last started: from the warm pool ("template") or booted ("cold") */
+        const char *start = plctl_str(c, "start_path");
+        printf("%-12s  %-24s  %-30s  %-19s  %-14s  %-8s  %s\n", id, plctl_str(c, "image"), command, created, status,
+               *start ? start : "-", plctl_str(c, "name"));
 }
 
 int plctl_verb_ps(int argc, char *argv[], void *userdata) {
@@ -105,8 +107,8 @@ int plctl_verb_ps(int argc, char *argv[], void *userdata) {
                 return 0;
         }
         if (!quiet)
-                printf("%-12s  %-24s  %-30s  %-19s  %-14s  %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED",
-                       "STATUS", "NAME");
+                printf("%-12s  %-24s  %-30s  %-19s  %-14s  %-8s  %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED",
+                       "STATUS", "START", "NAME");
         size_t i;
         json_t *ct;
         json_array_foreach(list, i, ct)
@@ -185,7 +187,7 @@ typedef struct CreateArgs {
         unsigned vcpus;
         char **cmd; /* NULL: the image's */
         int n_cmd;
-        bool detach, remove;
+        bool detach, remove, cold_start;
 } CreateArgs;
 
 static int create_parse(Plctl *p, int argc, char *argv[], const char *verb, CreateArgs *a) {
@@ -194,7 +196,8 @@ static int create_parse(Plctl *p, int argc, char *argv[], const char *verb, Crea
                 {"workdir", required_argument, NULL, 'w'}, {"user", required_argument, NULL, 'u'},
                 {"memory", required_argument, NULL, 'm'}, {"cpus", required_argument, NULL, 'c'},
                 {"label", required_argument, NULL, 'l'},  {"detach", no_argument, NULL, 'd'},
-                {"rm", no_argument, NULL, 'R'},           PLCTL_COMMON_OPTIONS,
+                {"rm", no_argument, NULL, 'R'},           {"cold-start", no_argument, NULL, 'C'},
+                PLCTL_COMMON_OPTIONS,
                 {},
         };
         bool run = strcmp(verb, "run") == 0;
@@ -205,6 +208,7 @@ static int create_parse(Plctl *p, int argc, char *argv[], const char *verb, Crea
                 case 'n': a->name = optarg; break;
                 case 'w': a->workdir = optarg; break;
                 case 'u': a->user = optarg; break;
+                case 'C': a->cold_start = true; break;
                 case 'e':
                 case 'l':
                         if (!strchr(optarg, '=') || optarg[0] == '=' ||
@@ -299,12 +303,14 @@ static int create_configure(PlctlClient *c, const char *handle, const CreateArgs
         if (json_object_size(ep) > 0 && (r = plctl_handle_put(c, handle, "entrypoint", ep, err)) < 0)
                 return r;
 
-        if (a->memory_mb || a->vcpus) {
+        if (a->memory_mb || a->vcpus || a->cold_start) {
                 _cleanup_json_ json_t *lim = json_object();
                 if (a->memory_mb)
                         json_object_set_new(lim, "memory_mb", json_integer((json_int_t) a->memory_mb));
                 if (a->vcpus)
                         json_object_set_new(lim, "vcpus", json_integer(a->vcpus));
+                if (a->cold_start)
+                        json_object_set_new(lim, "cold_start", json_true());
                 if ((r = plctl_handle_put(c, handle, "limits", lim, err)) < 0)
                         return r;
         }

@@ -24,6 +24,19 @@
 
 /* --- version --- */
 
+/* The daemon's warm pool (GET /version's "pool", docs/templates.md); an
+ * older daemon has none. */
+static void print_pool(json_t *pool) {
+        if (!json_is_object(pool))
+                return;
+        json_int_t size = json_integer_value(json_object_get(pool, "size"));
+        if (json_is_true(json_object_get(pool, "cold_start")))
+                printf("pool:   off (cold start: every container start boots its VM)\n");
+        else
+                printf("pool:   %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT " guests ready\n",
+                       json_integer_value(json_object_get(pool, "ready")), size);
+}
+
 int plctl_verb_version(int argc, char *argv[], void *userdata) {
         Plctl *p = userdata;
         static const struct option options[] = {PLCTL_COMMON_OPTIONS, {}};
@@ -45,9 +58,11 @@ int plctl_verb_version(int argc, char *argv[], void *userdata) {
                 plctl_print_json(out);
         } else {
                 printf("client: plctl %s\n", PLCTL_VERSION);
-                if (r >= 0)
+                if (r >= 0) {
                         printf("daemon: portlayerd %s (API %s) at %s\n", plctl_str(daemon, "version"),
                                plctl_str(daemon, "api"), plctl_client_target(c));
+                        print_pool(json_object_get(daemon, "pool"));
+                }
         }
         return r < 0 ? plctl_fail(e) : 0;
 }

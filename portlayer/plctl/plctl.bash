@@ -34,7 +34,7 @@ _plctl() {
         case $verb in
         ps) COMPREPLY=($(compgen -W "-a -q --filter --json --help" -- "$cur")) ;;
         create | run)
-                COMPREPLY=($(compgen -W "--name -e -w -u -m --cpus --label --json --help $([ "$verb" = run ] && echo -d --rm)" -- "$cur")) ;;
+                COMPREPLY=($(compgen -W "--name -e -w -u -m --cpus --label --cold-start --json --help $([ "$verb" = run ] && echo -d --rm)" -- "$cur")) ;;
         stop) COMPREPLY=($(compgen -W "-t --json --help $(_plctl_containers)" -- "$cur")) ;;
         kill) COMPREPLY=($(compgen -W "-s --json --help $(_plctl_containers)" -- "$cur")) ;;
         rm) COMPREPLY=($(compgen -W "-f --json --help $(_plctl_containers)" -- "$cur")) ;;

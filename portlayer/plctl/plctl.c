@@ -16,7 +16,8 @@ static const Verb verbs[] = {
         {"ps", 0, VERB_ANY, plctl_verb_ps, "[-a] [-q] [--filter state=S|label=K[=V]]..."},
         {"inspect", 1, VERB_ANY, plctl_verb_inspect, "ID|NAME..."},
         {"create", 1, VERB_ANY, plctl_verb_create,
-         "IMAGE [--name N] [-e K=V]... [-w DIR] [-u USER] [-m MIB] [--cpus N] [--label K=V]... [-- CMD ARGS...]"},
+         "IMAGE [--name N] [-e K=V]... [-w DIR] [-u USER] [-m MIB] [--cpus N] [--label K=V]... [--cold-start]"
+         " [-- CMD ARGS...]"},
         {"run", 1, VERB_ANY, plctl_verb_run, "[-d] [--rm] IMAGE [create's options] [-- CMD ARGS...]"},
         {"start", 1, VERB_ANY, plctl_verb_start, "ID|NAME..."},
         {"stop", 1, VERB_ANY, plctl_verb_stop, "[-t SECONDS] ID|NAME..."},

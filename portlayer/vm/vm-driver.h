@@ -39,6 +39,7 @@
 #define VM_MEMORY_MIB_MIN 64
 #define VM_MEMORY_MIB_MAX 1048576
 #define VM_VCPUS_MAX 64
+#define VM_TB_CACHE_MIB_MAX 4096
 #define VM_AGENT_CHANNEL_DEFAULT "org.portlayer.agent.0"
 #define VM_NICS_MAX 4
 #define VM_FILESYSTEMS_MAX 8
@@ -143,9 +144,25 @@ typedef struct VmSpec {
          * domain shared memory backing (memfd), as virtio-fs needs. */
         const VmFilesystem *filesystems;
         size_t n_filesystems;
+        /* optional: a warm-pool VM (docs/templates.md) of this key
+         * ([A-Za-z0-9_.-]{1,64}): its metadata marks it as the pool's, so
+         * list_ours() never returns it (list_pool() does) until adopt()
+         * gives it to a container, and it gets VM_POOL_HOTPLUG_PORTS spare
+         * PCIe root ports for devices attached after it resumes. */
+        const char *pool_key;
+
+        /* Density (docs/templates.md): QEMU's TCG translation cache in MiB
+         * (0: QEMU's default, 1 GiB of address space of which a booted
+         * guest touches some 50 MB; ignored under KVM), and a virtio balloon
+         * that only reports the guest's free pages to the host, which drops
+         * them (no balloon at all when false). */
+        unsigned tb_cache_mib;
+        bool free_page_reporting;
 
         const VmOwner *owner;      /* NULL: the driver's default user (qemu.conf's, never root) */
 } VmSpec;
+
+#define VM_POOL_HOTPLUG_PORTS 4
 
 /* A host->guest port forward of a VM_NIC_USER NIC. */
 typedef struct VmForward {
@@ -160,6 +177,9 @@ typedef struct VmStats {
         uint64_t cpu_time_ns;   /* CPU time QEMU used, all threads */
         uint64_t memory_kib;    /* the guest's memory size */
         uint64_t rss_kib;       /* QEMU's resident set; 0 when unknown */
+        uint64_t pss_kib;       /* QEMU's proportional set size (pages shared with other
+                                 * processes counted in part); 0 when unknown */
+        int qemu_pid;           /* 0 when unknown (a driver with no processes of its own) */
         uint64_t rd_bytes, wr_bytes, rd_reqs, wr_reqs; /* the root disk (vda) */
 } VmStats;
 
@@ -230,6 +250,22 @@ struct VmDriverOps {
          * -EINVAL for a bad forward, -EOPNOTSUPP when the domain has no
          * user-mode NIC or the driver cannot forward. */
         int (*forward)(VmDriver *d, const char *name, const VmForward *fw, bool add, Error **err);
+
+        /* --- the warm pool (docs/templates.md); the fake answers -EOPNOTSUPP --- */
+        /* Names and keys of the domains created with a pool_key, running or
+         * not (two parallel lists). Free both with vm_names_free(). */
+        int (*list_pool)(VmDriver *d, char ***ret_names, char ***ret_keys, size_t *ret_n, Error **err);
+        /* Gives pool domain name to container_id: its metadata becomes a
+         * container's, live and in its definition, so from now on
+         * list_ours() returns it and list_pool() does not. -ENOENT when
+         * missing, -EINVAL when it is not a pool domain. */
+        int (*adopt)(VmDriver *d, const char *name, const char *container_id, Error **err);
+        /* Hot-plugs disk into the running domain as vd<a + index> (a spare
+         * root port: only pool domains have them). -ENOENT when missing,
+         * -EBADFD when not running. */
+        int (*attach_disk)(VmDriver *d, const char *name, const VmDisk *disk, size_t index, Error **err);
+        /* Hot-plugs a NIC into the running domain, as attach_disk(). */
+        int (*attach_nic)(VmDriver *d, const char *name, const VmNic *nic, Error **err);
 };
 
 extern const VmDriverOps vm_driver_libvirt;
@@ -271,6 +307,19 @@ static inline int vm_driver_list_ours(VmDriver *d, char ***ret_names, size_t *re
 static inline int vm_driver_forward(VmDriver *d, const char *name, const VmForward *fw, bool add, Error **err) {
         return d->ops->forward(d, name, fw, add, err);
 }
+static inline int vm_driver_list_pool(VmDriver *d, char ***ret_names, char ***ret_keys, size_t *ret_n, Error **err) {
+        return d->ops->list_pool(d, ret_names, ret_keys, ret_n, err);
+}
+static inline int vm_driver_adopt(VmDriver *d, const char *name, const char *container_id, Error **err) {
+        return d->ops->adopt(d, name, container_id, err);
+}
+static inline int vm_driver_attach_disk(VmDriver *d, const char *name, const VmDisk *disk, size_t index,
+                                        Error **err) {
+        return d->ops->attach_disk(d, name, disk, index, err);
+}
+static inline int vm_driver_attach_nic(VmDriver *d, const char *name, const VmNic *nic, Error **err) {
+        return d->ops->attach_nic(d, name, nic, err);
+}
 /* NULL-safe; returns NULL. */
 static inline VmDriver *vm_driver_close(VmDriver *d) {
         if (d)
@@ -293,6 +342,8 @@ bool vm_name_is_valid(const char *s, size_t max);
 /* Checks a forward (protocol, an IPv4 host_ip or none, ports 1..65535);
  * -EINVAL with a message naming the field. */
 int vm_forward_validate(const VmForward *fw, Error **err);
+/* Checks nics[i] as vm_spec_validate() does; -EINVAL naming the field. */
+int vm_nic_validate(const VmNic *nic, size_t i, Error **err);
 
 const char *vm_state_to_string(VmState s);   /* "missing", "running"... */
 const char *vm_accel_to_string(VmAccel a);   /* "auto", "kvm", "tcg" */

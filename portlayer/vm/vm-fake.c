@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/base/proc-util.h"
 #include "vm-xml-internal.h"
 
 typedef struct FakeForward {
@@ -546,8 +547,12 @@ static int fake_stats(VmDriver *base, const char *name, VmStats *ret, Error **er
                 r = error_set(err, ENOENT, "statistics of domain '%s': no such domain", name);
         else if (dom->state != VM_STATE_RUNNING && dom->state != VM_STATE_PAUSED)
                 r = error_set(err, EBADFD, "statistics of domain '%s': not running", name);
-        else
-                *ret = (VmStats){.memory_kib = dom->info.memory_mib * 1024};
+        else {
+                /* the host-mode agent standing in for the guest is "QEMU" */
+                *ret = (VmStats){.memory_kib = dom->info.memory_mib * 1024, .qemu_pid = dom->agent};
+                if (dom->agent > 0 && proc_pss_kib(dom->agent, &ret->pss_kib) < 0)
+                        ret->pss_kib = 0;
+        }
         pthread_mutex_unlock(&f->lock);
         return r;
 }
@@ -661,6 +666,39 @@ static int fake_forward(VmDriver *base, const char *name, const VmForward *fw, b
         return r;
 }
 
+static int fake_attach_nic(VmDriver *base, const char *name, const VmNic *nic, Error **err) {
+        (void) base;
+        (void) nic;
+        return error_set(err, EOPNOTSUPP, "attach to domain '%s': the fake driver has no hotplug", name);
+}
+
+/* The fake has no warm pool: daemons over it always boot cold. */
+static int fake_list_pool(VmDriver *base, char ***ret_names, char ***ret_keys, size_t *ret_n, Error **err) {
+        (void) base;
+        *ret_names = calloc(1, sizeof(char *));
+        *ret_keys = calloc(1, sizeof(char *));
+        *ret_n = 0;
+        if (!*ret_names || !*ret_keys) {
+                *ret_names = vm_names_free(*ret_names, 0);
+                *ret_keys = vm_names_free(*ret_keys, 0);
+                return error_oom(err);
+        }
+        return 0;
+}
+
+static int fake_adopt(VmDriver *base, const char *name, const char *container_id, Error **err) {
+        (void) base;
+        (void) container_id;
+        return error_set(err, EOPNOTSUPP, "adopt domain '%s': the fake driver has no pool", name);
+}
+
+static int fake_attach_disk(VmDriver *base, const char *name, const VmDisk *disk, size_t index, Error **err) {
+        (void) base;
+        (void) disk;
+        (void) index;
+        return error_set(err, EOPNOTSUPP, "attach to domain '%s': the fake driver has no hotplug", name);
+}
+
 const VmDriverOps vm_driver_fake = {
         .name = "fake",
         .open = fake_open,
@@ -674,6 +712,10 @@ const VmDriverOps vm_driver_fake = {
         .stats = fake_stats,
         .list_ours = fake_list_ours,
         .forward = fake_forward,
+        .list_pool = fake_list_pool,
+        .adopt = fake_adopt,
+        .attach_disk = fake_attach_disk,
+        .attach_nic = fake_attach_nic,
 };
 
 /* --- controls --- */

@@ -37,6 +37,7 @@
 #include "common/base/fs-util.h"
 #include "common/base/io-util.h"
 #include "common/base/log.h"
+#include "common/base/proc-util.h"
 #include "vm-xml-internal.h"
 
 #define EMBED_URI_PREFIX "qemu:///embed"
@@ -53,6 +54,7 @@ typedef struct LibvirtDriver {
         void *userdata;
         atomic_bool closing;
         bool holds_loop;
+        char *root; /* the embedded driver's root; NULL for another URI */
 } LibvirtDriver;
 
 #define QEMU_CONF_HEADER "# qemu.conf for libvirt's embedded QEMU driver, written by portlayer\n"
@@ -333,7 +335,7 @@ static int embed_root_of(const char *uri, char **ret_root, Error **err) {
 }
 
 /* Resolves the URI to open and prepares an embedded root. */
-static int prepare_uri(const char *uri, const char *state_dir, char **ret_uri, Error **err) {
+static int prepare_uri(const char *uri, const char *state_dir, char **ret_uri, char **ret_root, Error **err) {
         _cleanup_free_ char *root = NULL, *resolved = NULL;
         int r;
 
@@ -356,6 +358,7 @@ static int prepare_uri(const char *uri, const char *state_dir, char **ret_uri, E
         if (root && (r = write_qemu_conf(root, err)) < 0)
                 return r;
         *ret_uri = TAKE_PTR(resolved);
+        *ret_root = TAKE_PTR(root);
         return 0;
 }
 
@@ -424,6 +427,7 @@ static void lv_close(VmDriver *base) {
                 virResetLastError();
         if (d->holds_loop)
                 loop_release();
+        free(d->root);
         free(d);
 }
 
@@ -464,15 +468,16 @@ static int lv_connect(LibvirtDriver *d, const char *uri, Error **err) {
 
 static int lv_open(VmDriver **ret, const char *uri, const char *state_dir, VmEventFn cb, void *userdata,
                    Error **err) {
-        _cleanup_free_ char *resolved = NULL;
-        int r = prepare_uri(uri, state_dir, &resolved, err);
+        _cleanup_free_ char *resolved = NULL, *root = NULL;
+        int r = prepare_uri(uri, state_dir, &resolved, &root, err);
         if (r < 0)
                 return r;
 
         LibvirtDriver *d = calloc(1, sizeof(*d));
         if (!d)
                 return error_oom(err);
-        *d = (LibvirtDriver) { .base.ops = &vm_driver_libvirt, .lifecycle_id = -1, .cb = cb, .userdata = userdata };
+        *d = (LibvirtDriver) { .base.ops = &vm_driver_libvirt, .lifecycle_id = -1, .cb = cb, .userdata = userdata,
+                               .root = TAKE_PTR(root) };
         if ((r = loop_acquire(err)) < 0) {
                 free(d);
                 return r;
@@ -656,6 +661,20 @@ static int lv_vsock_cid(VmDriver *base, const char *name, unsigned *ret, Error *
         return 0;
 }
 
+/* The QEMU process of domain name: the embedded driver's pid file
+ * <root>/run/qemu/<name>.pid, and only while that process is still the
+ * guest's QEMU (its command line names it), not a pid reused since. 0 when
+ * unknown. */
+static pid_t qemu_pid(LibvirtDriver *d, const char *name) {
+        char path[PATH_MAX], arg[VM_NAME_MAX + 16];
+        pid_t pid = 0;
+        if (!d->root || snprintf(path, sizeof path, "%s/run/qemu/%s.pid", d->root, name) >= (int) sizeof path ||
+            proc_read_pid_file(path, &pid) < 0)
+                return 0;
+        snprintf(arg, sizeof arg, "guest=%s,", name);
+        return proc_cmdline_has_prefix(pid, arg) ? pid : 0;
+}
+
 static int lv_stats(VmDriver *base, const char *name, VmStats *ret, Error **err) {
         LibvirtDriver *d = (LibvirtDriver *) base;
         virDomainPtr dom = NULL;
@@ -680,6 +699,9 @@ static int lv_stats(VmDriver *base, const char *name, VmStats *ret, Error **err)
                 for (int i = 0; i < n; i++)
                         if (mem[i].tag == VIR_DOMAIN_MEMORY_STAT_RSS)
                                 ret->rss_kib = mem[i].val;
+                ret->qemu_pid = qemu_pid(d, name);
+                if (ret->qemu_pid > 0 && proc_pss_kib(ret->qemu_pid, &ret->pss_kib) < 0)
+                        ret->pss_kib = 0;
                 virDomainBlockStatsStruct bs;
                 if (virDomainBlockStats(dom, "vda", &bs, sizeof bs) == 0) {
                         ret->rd_bytes = bs.rd_bytes > 0 ? (uint64_t) bs.rd_bytes : 0;
@@ -816,16 +838,19 @@ static int lv_forward(VmDriver *base, const char *name, const VmForward *fw, boo
         return r;
 }
 
-/* 1 when dom carries our metadata element, 0 when not, < 0 on error. */
-static int domain_is_ours(virDomainPtr dom, const char *name, Error **err) {
+typedef int (*MetadataReader)(const char *domain_xml, char **ret);
+
+/* 1 when dom carries our metadata element that read finds (*ret_value its
+ * attribute, or NULL when damaged), 0 when not, < 0 on error. */
+static int domain_metadata(virDomainPtr dom, const char *name, MetadataReader read, char **ret_value, Error **err) {
+        *ret_value = NULL;
         char *xml = virDomainGetXMLDesc(dom, 0);
         if (!xml) {
                 if (libvirt_error_is(VIR_ERR_NO_DOMAIN)) /* gone meanwhile */
                         return 0;
                 return libvirt_error(err, "XML of domain '%s'", name);
         }
-        _cleanup_free_ char *id = NULL;
-        int r = vm_xml_container_id(xml, &id);
+        int r = read(xml, ret_value);
         free(xml);
         if (r == -ENOMEM)
                 return error_oom(err);
@@ -836,10 +861,12 @@ static int domain_is_ours(virDomainPtr dom, const char *name, Error **err) {
         return r == 0 || r == -EINVAL;
 }
 
-static int lv_list_ours(VmDriver *base, char ***ret_names, size_t *ret_n, Error **err) {
-        LibvirtDriver *d = (LibvirtDriver *) base;
+/* The domains whose metadata read finds: names and (ret_values non-NULL)
+ * the attribute read returns, "" when damaged. */
+static int list_marked(LibvirtDriver *d, MetadataReader read, char ***ret_names, char ***ret_values, size_t *ret_n,
+                       Error **err) {
         virDomainPtr *doms = NULL;
-        char **names = NULL;
+        char **names = NULL, **values = NULL;
         size_t n = 0;
 
         int count = virConnectListAllDomains(d->conn, &doms, 0);
@@ -847,26 +874,102 @@ static int lv_list_ours(VmDriver *base, char ***ret_names, size_t *ret_n, Error 
                 return libvirt_error(err, "list domains");
         int r = 0;
         names = calloc((size_t) count + 1, sizeof(char *));
-        if (!names)
+        values = calloc((size_t) count + 1, sizeof(char *));
+        if (!names || !values)
                 r = error_oom(err);
         for (int i = 0; r >= 0 && i < count; i++) {
                 const char *name = virDomainGetName(doms[i]);
+                char *value = NULL;
                 if (!name || !vm_name_is_valid(name, VM_NAME_MAX)) /* never one of ours */
                         continue;
-                r = domain_is_ours(doms[i], name, err);
-                if (r > 0 && !(names[n++] = strdup(name)))
-                        r = error_oom(err);
+                r = domain_metadata(doms[i], name, read, &value, err);
+                if (r > 0) {
+                        values[n] = value ? value : strdup("");
+                        if (!(names[n++] = strdup(name)) || !values[n - 1])
+                                r = error_oom(err);
+                } else
+                        free(value);
         }
         for (int i = 0; i < count; i++)
                 virDomainFree(doms[i]);
         free(doms);
+        if (r < 0 || !ret_values)
+                values = vm_names_free(values, n);
         if (r < 0) {
                 vm_names_free(names, n);
                 return r;
         }
         *ret_names = names;
+        if (ret_values)
+                *ret_values = values;
         *ret_n = n;
         return 0;
+}
+
+static int lv_list_ours(VmDriver *base, char ***ret_names, size_t *ret_n, Error **err) {
+        return list_marked((LibvirtDriver *) base, vm_xml_container_id, ret_names, NULL, ret_n, err);
+}
+
+static int lv_list_pool(VmDriver *base, char ***ret_names, char ***ret_keys, size_t *ret_n, Error **err) {
+        return list_marked((LibvirtDriver *) base, vm_xml_pool_key, ret_names, ret_keys, ret_n, err);
+}
+
+static int lv_adopt(VmDriver *base, const char *name, const char *container_id, Error **err) {
+        LibvirtDriver *d = (LibvirtDriver *) base;
+        virDomainPtr dom = NULL;
+        if (!vm_name_is_valid(container_id, VM_NAME_MAX))
+                return error_set(err, EINVAL, "adopt domain '%s': invalid container id", name);
+        int r = lookup(d, name, &dom, "adopt", err);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return error_set(err, ENOENT, "adopt domain '%s': no such domain", name);
+        _cleanup_free_ char *key = NULL;
+        r = domain_metadata(dom, name, vm_xml_pool_key, &key, err);
+        if (r == 0)
+                r = error_set(err, EINVAL, "adopt domain '%s': not a pool domain", name);
+        _cleanup_free_ char *xml = NULL;
+        if (r > 0 && asprintf(&xml, "<" VM_XML_METADATA_ELEMENT " id='%s'/>", container_id) < 0)
+                r = error_oom(err);
+        /* One element per namespace: setting ours replaces the pool's. */
+        if (r > 0 && virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml, VM_XML_PREFIX, VM_XML_NAMESPACE,
+                                          VIR_DOMAIN_AFFECT_LIVE | VIR_DOMAIN_AFFECT_CONFIG) < 0)
+                r = libvirt_error(err, "adopt domain '%s'", name);
+        virDomainFree(dom);
+        return r < 0 ? r : 0;
+}
+
+static int attach_xml(LibvirtDriver *d, const char *name, const char *what, const char *xml, Error **err) {
+        virDomainPtr dom = NULL;
+        int r = lookup(d, name, &dom, "attach to", err);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return error_set(err, ENOENT, "attach to domain '%s': no such domain", name);
+        r = 0;
+        if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
+                r = libvirt_error_is(VIR_ERR_OPERATION_INVALID)
+                            ? error_set(err, EBADFD, "attach to domain '%s': %s", name, virGetLastErrorMessage())
+                            : libvirt_error(err, "attach %s to domain '%s'", what, name);
+        virResetLastError();
+        virDomainFree(dom);
+        return r;
+}
+
+static int lv_attach_disk(VmDriver *base, const char *name, const VmDisk *disk, size_t index, Error **err) {
+        _cleanup_free_ char *xml = NULL;
+        int r = vm_xml_disk(disk, index, &xml, err);
+        if (r < 0)
+                return error_prefix(err, "attach to domain '%s'", name);
+        return attach_xml((LibvirtDriver *) base, name, "disk", xml, err);
+}
+
+static int lv_attach_nic(VmDriver *base, const char *name, const VmNic *nic, Error **err) {
+        _cleanup_free_ char *xml = NULL;
+        int r = vm_xml_interface(nic, &xml, err);
+        if (r < 0)
+                return error_prefix(err, "attach to domain '%s'", name);
+        return attach_xml((LibvirtDriver *) base, name, "NIC", xml, err);
 }
 
 const VmDriverOps vm_driver_libvirt = {
@@ -882,6 +985,10 @@ const VmDriverOps vm_driver_libvirt = {
         .stats = lv_stats,
         .list_ours = lv_list_ours,
         .forward = lv_forward,
+        .list_pool = lv_list_pool,
+        .adopt = lv_adopt,
+        .attach_disk = lv_attach_disk,
+        .attach_nic = lv_attach_nic,
 };
 
 int vm_libvirt_version(char *buf, size_t size) {

@@ -128,6 +128,8 @@ static int check_identity(const VmSpec *spec, Error **err) {
         r = check_name("container_id", spec->container_id, VM_NAME_MAX, err);
         if (r < 0)
                 return r;
+        if (spec->pool_key && (r = check_name("pool_key", spec->pool_key, VM_NAME_MAX, err)) < 0)
+                return r;
         if (spec->uuid && !uuid_is_valid(spec->uuid))
                 return error_set(err, EINVAL, "uuid '%.*s': must be 8-4-4-4-12 hex digits", 80, spec->uuid);
         if (spec->memory_mib < VM_MEMORY_MIB_MIN || spec->memory_mib > VM_MEMORY_MIB_MAX)
@@ -135,6 +137,9 @@ static int check_identity(const VmSpec *spec, Error **err) {
                                  (unsigned long long) spec->memory_mib, VM_MEMORY_MIB_MIN, VM_MEMORY_MIB_MAX);
         if (spec->vcpus < 1 || spec->vcpus > VM_VCPUS_MAX)
                 return error_set(err, EINVAL, "vcpus %u: must be 1..%d", spec->vcpus, VM_VCPUS_MAX);
+        if (spec->tb_cache_mib > VM_TB_CACHE_MIB_MAX)
+                return error_set(err, EINVAL, "tb_cache_mib %u: must be 0 (QEMU's default) up to %d",
+                                 spec->tb_cache_mib, VM_TB_CACHE_MIB_MAX);
         if ((unsigned) spec->accel >= _VM_ACCEL_MAX)
                 return error_set(err, EINVAL, "accel %d: unknown", (int) spec->accel);
         return 0;
@@ -221,7 +226,7 @@ static int check_mac(const char *field, const char *mac, Error **err) {
         return 0;
 }
 
-static int check_nic(const VmNic *nic, size_t i, Error **err) {
+int vm_nic_validate(const VmNic *nic, size_t i, Error **err) {
         char field[48];
         int r;
         if ((unsigned) nic->type >= _VM_NIC_TYPE_MAX)
@@ -261,7 +266,7 @@ static int check_nics(const VmSpec *spec, Error **err) {
         size_t n_user = 0;
         for (size_t i = 0; i < spec->n_nics; i++) {
                 const VmNic *nic = &spec->nics[i];
-                int r = check_nic(nic, i, err);
+                int r = vm_nic_validate(nic, i, err);
                 if (r < 0)
                         return r;
                 if (nic->type == VM_NIC_USER && ++n_user > 1)

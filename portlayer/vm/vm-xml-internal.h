@@ -18,6 +18,10 @@
 #define VM_XML_NAMESPACE "https://portlayer.dev/xmlns/vm/1"
 #define VM_XML_PREFIX "pl"
 #define VM_XML_METADATA_ELEMENT "container"
+/* PCIe devices every domain has (virtio-serial, virtio-rng, vsock, one spare):
+ * libvirt puts them on the root ports listed, ahead of any hotplug. */
+#define VM_XML_BUILTIN_PCI 4
+#define VM_XML_POOL_ELEMENT "pool" /* a warm-pool VM: <pl:pool key="..."/>, never a container's */
 #define VM_XML_VIRTIOFSD "/usr/lib/qemu/virtiofsd" /* the C virtiofsd of Debian 12's qemu-system-common */
 #define VM_XML_VIRTIOFSD_RO_NAME "pl-virtiofsd-ro" /* portlayer/tools/pl-virtiofsd-ro.c */
 #define VM_XML_INPUT_MAX (4u * 1024u * 1024u) /* a real domain is a few KiB */
@@ -35,6 +39,18 @@ int vm_xml_build(const VmSpec *spec, VmAccel accel, char **ret_xml, Error **err)
  * (not ours); -EINVAL when the XML does not parse, has a DTD, holds the
  * element twice or the id is not a valid name; -E2BIG past VM_XML_INPUT_MAX. */
 int vm_xml_container_id(const char *domain_xml, char **ret_id);
+
+/* The key of a warm-pool domain (<pl:pool key="..."/>), as
+ * vm_xml_container_id() reads a container's id; -ENOENT when the domain is
+ * not a pool VM. */
+int vm_xml_pool_key(const char *domain_xml, char **ret_key);
+
+/* One <disk> element alone, as add_disk() writes it into a domain (target
+ * vd<a + index>), for a live attach. -EINVAL for a bad disk. */
+int vm_xml_disk(const VmDisk *disk, size_t index, char **ret_xml, Error **err);
+/* One <interface> element alone, as the domain XML has it; -EINVAL for a
+ * bad NIC. */
+int vm_xml_interface(const VmNic *nic, char **ret_xml, Error **err);
 
 /* The guest CID libvirt gave the domain's vsock device, from the live
  * domain XML (<devices><vsock><cid address="N"/>). Returns 0; -ENOENT when

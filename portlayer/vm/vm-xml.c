@@ -69,7 +69,9 @@ static xmlNodePtr empty(Builder *b, xmlNodePtr parent, const char *name, const c
 
 static void add_metadata(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
         xmlNodePtr metadata = child(b, domain, "metadata", NULL);
-        xmlNodePtr container = child(b, metadata, VM_XML_METADATA_ELEMENT, NULL);
+        /* A warm-pool VM is marked differently, so that it is never taken
+         * for a container's (vm_xml_container_id() does not see it). */
+        xmlNodePtr container = child(b, metadata, spec->pool_key ? VM_XML_POOL_ELEMENT : VM_XML_METADATA_ELEMENT, NULL);
         if (!container)
                 return;
         xmlNsPtr ns = xmlNewNs(container, BAD_CAST VM_XML_NAMESPACE, BAD_CAST VM_XML_PREFIX);
@@ -78,7 +80,10 @@ static void add_metadata(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
                 return;
         }
         xmlSetNs(container, ns);
-        prop(b, container, "id", spec->container_id);
+        if (spec->pool_key)
+                prop(b, container, "key", spec->pool_key);
+        else
+                prop(b, container, "id", spec->container_id);
 }
 
 static void add_head(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
@@ -87,6 +92,10 @@ static void add_head(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
         child(b, domain, "name", spec->name);
         if (spec->uuid)
                 child(b, domain, "uuid", spec->uuid);
+        /* A VM generation ID (QEMU's vmgenid, ACPI): libvirt picks it at
+         * define time. A kernel with the driver reseeds its RNG when it
+         * changes; ours (kernel-config/) has it, Debian's cloud kernel not. */
+        child(b, domain, "genid", NULL);
         add_metadata(b, domain, spec);
         snprintf(number, sizeof number, "%" PRIu64, spec->memory_mib);
         prop(b, child(b, domain, "memory", number), "unit", "MiB");
@@ -117,6 +126,11 @@ static void add_os(Builder *b, xmlNodePtr domain, const VmSpec *spec, VmAccel ac
 
         xmlNodePtr features = child(b, domain, "features", NULL);
         child(b, features, "acpi", NULL);
+        if (accel == VM_ACCEL_TCG && spec->tb_cache_mib > 0) {
+                char mib[16];
+                snprintf(mib, sizeof mib, "%u", spec->tb_cache_mib);
+                prop(b, child(b, child(b, features, "tcg", NULL), "tb-cache", mib), "unit", "MiB");
+        }
         /* TCG: every feature QEMU can emulate, so binaries built for newer
          * ISA levels (x86-64-v2/v3) run; KVM: the host CPU as is. */
         empty(b, domain, "cpu", "mode", accel == VM_ACCEL_KVM ? "host-passthrough" : "maximum", NULL, NULL);
@@ -223,12 +237,26 @@ static void add_devices(Builder *b, xmlNodePtr domain, const VmSpec *spec, const
         for (size_t i = 0; i < spec->n_nics; i++)
                 add_interface(b, devices, &spec->nics[i]);
         empty(b, devices, "controller", "type", "usb", "model", "none");
+        /* q35 has no hot-pluggable PCIe slot of its own: libvirt gives each
+         * device at define time a root port, so a pool VM gets spare ones
+         * for what is attached after it resumes. */
+        if (spec->pool_key) {
+                xmlNodePtr root = empty(b, devices, "controller", "type", "pci", "model", "pcie-root");
+                prop(b, root, "index", "0");
+        }
+        for (unsigned i = 0; spec->pool_key && i < VM_POOL_HOTPLUG_PORTS + VM_XML_BUILTIN_PCI; i++)
+                empty(b, devices, "controller", "type", "pci", "model", "pcie-root-port");
         add_console(b, devices, spec);
         add_channels(b, devices, spec);
 
         xmlNodePtr rng = empty(b, devices, "rng", "model", "virtio", NULL, NULL);
         prop(b, child(b, rng, "backend", "/dev/urandom"), "model", "random");
-        empty(b, devices, "memballoon", "model", "none", NULL, NULL);
+        /* Free page reporting only: the guest hands pages it freed back
+         * (QEMU drops them), nobody inflates anything. */
+        xmlNodePtr balloon = empty(b, devices, "memballoon", "model", spec->free_page_reporting ? "virtio" : "none",
+                                   NULL, NULL);
+        if (spec->free_page_reporting)
+                prop(b, balloon, "freePageReporting", "on");
 }
 
 /* The QEMU process's identity: <seclabel type='static' model='dac'
@@ -316,6 +344,53 @@ int vm_xml_build(const VmSpec *spec, VmAccel accel, char **ret_xml, Error **err)
         return 0;
 }
 
+/* One device element alone, built by add (disk or nic) into a scratch
+ * <devices>, for a live attach. */
+static int device_alone(void (*add)(Builder *, xmlNodePtr, const void *, size_t), const void *dev, size_t index,
+                        char **ret_xml, Error **err) {
+        _cleanup_(xml_doc_freep) xmlDocPtr doc = NULL;
+        Builder b = { .failed = false };
+        pthread_once(&xml_once, xml_init);
+        doc = xmlNewDoc(BAD_CAST "1.0");
+        xmlNodePtr devices = doc ? xmlNewDocNode(doc, NULL, BAD_CAST "devices", NULL) : NULL;
+        if (!devices)
+                return error_oom(err);
+        xmlDocSetRootElement(doc, devices);
+        add(&b, devices, dev, index);
+        xmlNodePtr node = devices->children;
+        if (b.failed || !node)
+                return error_oom(err);
+        xmlUnlinkNode(node);
+        xmlFreeNode(xmlDocSetRootElement(doc, node));
+        if (serialize(doc, ret_xml) < 0)
+                return error_oom(err);
+        return 0;
+}
+
+static void add_disk_alone(Builder *b, xmlNodePtr devices, const void *dev, size_t index) {
+        add_disk(b, devices, dev, index);
+}
+
+static void add_interface_alone(Builder *b, xmlNodePtr devices, const void *dev, size_t index) {
+        (void) index;
+        add_interface(b, devices, dev);
+}
+
+int vm_xml_interface(const VmNic *nic, char **ret_xml, Error **err) {
+        int r = vm_nic_validate(nic, 0, err);
+        if (r < 0)
+                return r;
+        return device_alone(add_interface_alone, nic, 0, ret_xml, err);
+}
+
+int vm_xml_disk(const VmDisk *disk, size_t index, char **ret_xml, Error **err) {
+        if (index >= VM_DISKS_MAX || !disk->path || disk->path[0] != '/' || !xmlCheckUTF8(BAD_CAST disk->path) ||
+            !disk->serial || !vm_name_is_valid(disk->serial, VM_DISK_SERIAL_MAX) || disk->format >= _VM_DISK_FORMAT_MAX)
+                return error_set(err, EINVAL, "disk %zu: needs an absolute UTF-8 path, a serial of [A-Za-z0-9_.-]{1,%d} "
+                                 "and an index below %d", index, VM_DISK_SERIAL_MAX, VM_DISKS_MAX);
+        return device_alone(add_disk_alone, disk, index, ret_xml, err);
+}
+
 /* --- reading our metadata back --- */
 
 static bool is_element(xmlNodePtr node, const char *name, const char *ns_href) {
@@ -326,9 +401,9 @@ static bool is_element(xmlNodePtr node, const char *name, const char *ns_href) {
         return node->ns && xmlStrEqual(node->ns->href, BAD_CAST ns_href);
 }
 
-/* Our element among the children of <domain><metadata>. -ENOENT when
- * absent, -EINVAL when there are two. */
-static int find_container(xmlDocPtr doc, xmlNodePtr *ret) {
+/* Our element called name among the children of <domain><metadata>.
+ * -ENOENT when absent, -EINVAL when there are two. */
+static int find_ours(xmlDocPtr doc, const char *name, xmlNodePtr *ret) {
         xmlNodePtr root = xmlDocGetRootElement(doc), found = NULL;
         if (!is_element(root, "domain", NULL))
                 return -ENOENT;
@@ -336,7 +411,7 @@ static int find_container(xmlDocPtr doc, xmlNodePtr *ret) {
                 if (!is_element(m, "metadata", NULL))
                         continue;
                 for (xmlNodePtr c = m->children; c; c = c->next) {
-                        if (!is_element(c, VM_XML_METADATA_ELEMENT, VM_XML_NAMESPACE))
+                        if (!is_element(c, name, VM_XML_NAMESPACE))
                                 continue;
                         if (found)
                                 return -EINVAL;
@@ -378,26 +453,35 @@ static int parse_domain_root(const char *domain_xml, xmlDocPtr *ret, xmlNodePtr 
         return 0;
 }
 
-int vm_xml_container_id(const char *domain_xml, char **ret_id) {
+/* The attribute attr of our element called name, checked as a name. */
+static int ours_attr(const char *domain_xml, const char *name, const char *attr, char **ret) {
         _cleanup_(xml_doc_freep) xmlDocPtr doc = NULL;
-        xmlNodePtr container = NULL;
+        xmlNodePtr node = NULL;
         int r = parse_domain(domain_xml, &doc);
         if (r < 0)
                 return r;
-        r = find_container(doc, &container);
+        r = find_ours(doc, name, &node);
         if (r < 0)
                 return r;
 
-        xmlChar *id = xmlGetNoNsProp(container, BAD_CAST "id");
-        bool valid = id && vm_name_is_valid((const char *) id, VM_NAME_MAX);
-        char *copy = valid ? strdup((const char *) id) : NULL;
-        xmlFree(id);
+        xmlChar *v = xmlGetNoNsProp(node, BAD_CAST attr);
+        bool valid = v && vm_name_is_valid((const char *) v, VM_NAME_MAX);
+        char *copy = valid ? strdup((const char *) v) : NULL;
+        xmlFree(v);
         if (!valid)
                 return -EINVAL;
         if (!copy)
                 return -ENOMEM;
-        *ret_id = copy;
+        *ret = copy;
         return 0;
+}
+
+int vm_xml_container_id(const char *domain_xml, char **ret_id) {
+        return ours_attr(domain_xml, VM_XML_METADATA_ELEMENT, "id", ret_id);
+}
+
+int vm_xml_pool_key(const char *domain_xml, char **ret_key) {
+        return ours_attr(domain_xml, VM_XML_POOL_ELEMENT, "key", ret_key);
 }
 
 static xmlNodePtr child_element(xmlNodePtr parent, const char *name) {

@@ -12,7 +12,9 @@
 # (script(1) gives them a pseudo-terminal), cp of a tree with a symlink both
 # ways, logs -f ending with the container and its last line, what is not
 # supported answering so, and a container made through one API seen through
-# the other, named volumes and bind mounts, a network and a published port.
+# the other, named volumes and bind mounts, a network and a published port,
+# how a container started (PortLayer.StartPath: a warm-pool guest, or a cold
+# boot asked for with the io.portlayer.cold-start label; bad values refused).
 # Guests are reused across cases: about twelve boots in all.
 # The trap removes every container, stops the daemon and the registry and
 # ends any QEMU whose command line names the temporary directory.
@@ -134,7 +136,8 @@ done
 IMG=$REG/busybox:latest
 
 step="start portlayerd"
-"$PL_PORTLAYERD_BIN" --state-dir "$dir" --socket "$sock" --docker-socket "$dsock" \
+# (a uid range of its own: the other e2e daemons run at the same time)
+"$PL_PORTLAYERD_BIN" --state-dir "$dir" --socket "$sock" --docker-socket "$dsock" --uid-range 230000-239999 \
         --guest-kernel "$PL_KERNEL_DIR/vmlinuz" --boot-timeout 120 --log-level debug >"$dir/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 600); do
@@ -154,6 +157,7 @@ is 1.45
 dk 0 info
 has "Server Version: "
 has "Containers: 0"
+has "Warm pool: [0-2] of 2 guests ready"
 dk 0 info --format '{{.OSType}} {{.ContainersRunning}}'
 is "linux 0"
 # DOCKER_HOST works as for any daemon
@@ -234,10 +238,16 @@ has "33 101"
 
 # --- a long-running container for the rest ---
 
+# with a warm-pool guest ready, a container that fits starts from it
+wait_pool_ready "$sock"
 dk 0 run -d --name web --label role=web "$IMG" \
         'trap "echo got-int; exit 7" INT; echo line1; echo err1 >&2; while :; do sleep 0.2; done'
 web=$(cat "$out")
 [ "${#web}" = 64 ] || fail "run -d printed no id"
+dk 0 inspect -f '{{.PortLayer.StartPath}} {{.PortLayer.ColdStart}}' web
+is "template false"
+dk 0 inspect web
+py "j[0]['PortLayer']['Domain'].startswith('plp-')"
 dk 0 ps
 has "web"
 lacks "t1"
@@ -366,10 +376,14 @@ dk 1 kill web2
 has_err "is not running"
 
 # logs -f ends when the container does, with its last line
-dk 0 run -d --name lf "$IMG" 'for i in 1 2 3; do echo n$i; sleep 0.3; done; printf last'
+dk 0 run -d --name lf --label io.portlayer.cold-start=true "$IMG" 'for i in 1 2 3; do echo n$i; sleep 0.3; done; printf last'
+lf=$(cat "$out")
 step="logs -f"
 timeout 120 "$DOCKER" -H "unix://$dsock" logs -f lf >"$out" 2>"$err" || fail "logs -f did not end by itself"
 is "$(printf 'n1\nn2\nn3\nlast')"
+# the cold-start label booted its own VM, though the pool may have had a guest
+dk 0 inspect -f '{{.PortLayer.StartPath}} {{.PortLayer.ColdStart}} {{.PortLayer.Domain}}' lf
+is "cold true pl-${lf:0:16}"
 
 # events
 dk 0 events --since 0 --until "$(($(date +%s) + 1))" --filter container=lf
@@ -438,6 +452,13 @@ api POST "/handles/$handle/commit"
 [ "$status" = 200 ] || fail "commit: $status"
 dk 0 ps -a --format '{{.Names}} {{.State}}'
 has "from-api created"
+
+# a cold-start label or annotation that is neither true nor false is
+# refused, and nothing is created (ps -a is empty below)
+dk 125 run --label io.portlayer.cold-start=yes "$IMG" true
+has_err "io.portlayer.cold-start: 'yes' is not true or false"
+dk 1 create --annotation io.portlayer.cold-start=maybe "$IMG"
+has_err "HostConfig.Annotations.io.portlayer.cold-start: 'maybe' is not true or false"
 
 # rm
 dk 0 rm lf from-api t1

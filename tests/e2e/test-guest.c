@@ -759,6 +759,168 @@ static void test_setup_volume_network_etc(void **state) {
         free(out);
 }
 
+/* ---- the warm pool (docs/templates.md) ------------------------------------ */
+
+static GuestPool *test_pool;
+
+/* The owner hooks a pool's user gives (the daemon claims from its uid
+ * range): pool guest n runs as POOL_UID + n; a release must come only once
+ * that guest's QEMU is gone; an adopt gives the container's disk to the
+ * taken guest's uid before it is hot-plugged. */
+#define POOL_UID 270010u
+static struct {
+        pthread_mutex_t lock;
+        unsigned claims, releases, released_live;
+        char adopted[64];
+        uint32_t adopted_uid;
+        const char *disk;
+} hooks = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int hook_claim(void *userdata, const char *name, VmOwner *ret, Error **err) {
+        (void) userdata, (void) name, (void) err;
+        pthread_mutex_lock(&hooks.lock);
+        uint32_t uid = POOL_UID + hooks.claims++;
+        pthread_mutex_unlock(&hooks.lock);
+        *ret = (VmOwner){.uid = uid, .gid = uid};
+        return 0;
+}
+
+static void hook_release(void *userdata, const char *name, const VmOwner *owner) {
+        (void) userdata, (void) owner;
+        char v[64];
+        qemu_status(name, "Uid", v, sizeof v);
+        pthread_mutex_lock(&hooks.lock);
+        hooks.releases++;
+        hooks.released_live += v[0] != 0;
+        pthread_mutex_unlock(&hooks.lock);
+}
+
+static int hook_adopt(void *userdata, const char *pool_name, const VmOwner *owner, Error **err) {
+        (void) userdata;
+        snprintf(hooks.adopted, sizeof hooks.adopted, "%s", pool_name);
+        hooks.adopted_uid = owner ? owner->uid : 0;
+        if (owner && (chown(hooks.disk, owner->uid, owner->gid) < 0 || chmod(hooks.disk, 0600) < 0))
+                return error_set_errno(err, errno, "give %s to uid %u", hooks.disk, owner->uid);
+        return 0;
+}
+
+static int teardown_pool(void **state) {
+        test_pool = guest_pool_free(test_pool); /* destroys the guests not taken */
+        return teardown(state);
+}
+
+static bool domain_listed(const char *name, bool pool) {
+        char **names = NULL, **keys = NULL;
+        size_t n = 0;
+        bool found = false;
+        int r = pool ? vm_driver_list_pool(world.driver, &names, &keys, &n, NULL)
+                     : vm_driver_list_ours(world.driver, &names, &n, NULL);
+        assert_int_equal(r, 0);
+        for (size_t i = 0; i < n; i++)
+                found = found || strcmp(names[i], name) == 0;
+        vm_names_free(names, n);
+        vm_names_free(keys, n);
+        return found;
+}
+
+static void pool_wait_ready(void) {
+        for (int i = 0; i < 1800 && guest_pool_ready(test_pool) < 1; i++)
+                usleep(100 * 1000);
+        assert_int_equal(guest_pool_ready(test_pool), 1);
+}
+
+/* A guest taken from the pool runs like a cold-booted one on its own root
+ * disk; the pool guest was never one of ours until adopted; a changed
+ * initramfs (the agent lives there) makes a ready pool guest stale. */
+static void test_pool_take_and_stale(void **state) {
+        Fixture *f = *state;
+        fixture_name(f);
+        char disk[400], pool_dir[300];
+        snprintf(disk, sizeof disk, "%s.qcow2", f->run_dir); /* a take replaces the run directory */
+        assert_int_equal(test_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 256M", world.base, disk), 0);
+        snprintf(pool_dir, sizeof pool_dir, "%s/pool", world.dir);
+        GuestConfig c = {.name = f->name, .container_id = f->name, .kernel = world.kernel, .initrd = world.initrd,
+                         .root_disk = disk, .root_format = VM_DISK_QCOW2, .run_dir = f->run_dir,
+                         .hostname = "pooled", .boot_timeout_ms = 90000, .pool_adopt = hook_adopt};
+        hooks.disk = disk;
+        GuestPoolConfig pc = {.dir = pool_dir, .size = 1, .guest = c, .owner_claim = hook_claim,
+                              .owner_release = hook_release};
+        Error *e = NULL;
+        assert_int_equal(guest_pool_new(world.driver, &pc, &test_pool, &e), 0);
+        pool_wait_ready();
+        char **names = NULL, **keys = NULL;
+        size_t n = 0;
+        assert_int_equal(vm_driver_list_pool(world.driver, &names, &keys, &n, NULL), 0);
+        assert_int_equal(n, 1);
+        char pooled[64];
+        snprintf(pooled, sizeof pooled, "%s", names[0]);
+        vm_names_free(names, n);
+        vm_names_free(keys, n);
+        assert_false(domain_listed(pooled, false));
+        /* its QEMU runs as the uid claimed for it */
+        char v[64], want[16];
+        qemu_status(pooled, "Uid", v, sizeof v);
+        snprintf(want, sizeof want, "%u", POOL_UID);
+        assert_string_equal(v, want);
+
+        /* another shape does not fit and changes nothing */
+        GuestConfig bigger = c;
+        bigger.memory_mib = 320;
+        Guest *g = NULL;
+        assert_int_equal(guest_pool_take(test_pool, &bigger, &g, &e), -EAGAIN);
+        e = error_free(e);
+        assert_int_equal(guest_pool_ready(test_pool), 1);
+
+        if (guest_pool_take(test_pool, &c, &f->guest, &e) < 0)
+                fail_msg("take: %s", error_text(e));
+        snprintf(f->name, sizeof f->name, "%s", f->guest->name); /* teardown destroys it */
+        /* the claim went to the taker, with the disk, and is not released */
+        assert_string_equal(hooks.adopted, pooled);
+        assert_int_equal(hooks.adopted_uid, POOL_UID);
+        qemu_status(pooled, "Uid", v, sizeof v);
+        assert_string_equal(v, want);
+        struct stat st;
+        assert_int_equal(stat(f->run_dir, &st), 0);
+        assert_int_equal(st.st_uid, POOL_UID);
+        fprintf(stderr, "e2e: %s taken from the pool in %.3f s\n", f->name, f->guest->boot_usec / 1e6);
+        assert_true(domain_listed(pooled, false));
+        assert_false(domain_listed(pooled, true));
+        char *out = NULL;
+        run_ok(f->guest, ARGV("sh", "-c", "hostname; cat /etc/hostname; df -k / | tail -n 1 | awk '{print ($2 > 200000)}'"),
+               &out);
+        assert_string_equal(out, "pooled\npooled\n1\n");
+        free(out);
+        AgentGuestInfo info;
+        assert_int_equal(agent_client_guest_info(f->guest->agent, &info, 10000, NULL), 0);
+        assert_string_equal(info.root, "/mnt/root");
+
+        /* a new initramfs file (same bytes, new inode): the ready guest is stale */
+        pool_wait_ready();
+        assert_int_equal(test_sh("cp '%s' '%s.new' && mv '%s.new' '%s'", world.initrd, world.initrd, world.initrd,
+                                 world.initrd), 0);
+        char run2[320], disk2[400];
+        snprintf(run2, sizeof run2, "%s-2", f->run_dir);
+        snprintf(disk2, sizeof disk2, "%s-2.qcow2", f->run_dir);
+        assert_int_equal(test_sh("qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 256M", world.base, disk2), 0);
+        GuestConfig c2 = c;
+        c2.run_dir = run2, c2.root_disk = disk2;
+        hooks.disk = disk2;
+        pthread_mutex_lock(&hooks.lock);
+        unsigned releases = hooks.releases;
+        pthread_mutex_unlock(&hooks.lock);
+        assert_int_equal(releases, 0);
+        assert_int_equal(guest_pool_take(test_pool, &c2, &g, &e), -EAGAIN);
+        e = error_free(e);
+        assert_null(g);
+        /* the stale guest was destroyed, then its uid given back */
+        pthread_mutex_lock(&hooks.lock);
+        releases = hooks.releases;
+        unsigned live = hooks.released_live;
+        pthread_mutex_unlock(&hooks.lock);
+        assert_int_equal(releases, 1);
+        assert_int_equal(live, 0);
+}
+
 int main(void) {
         if (!getenv("PL_KERNEL_DIR"))
                 test_program_skip_or_fail("PL_KERNEL_DIR, a guest kernel (scripts/fetch-kernel.sh prints it)");
@@ -774,6 +936,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_boot_pulled_image, setup, teardown_image),
                 cmocka_unit_test_setup_teardown(test_big_htree_in_guest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_setup_volume_network_etc, setup, teardown_setup),
+                cmocka_unit_test_setup_teardown(test_pool_take_and_stale, setup, teardown_pool),
         };
         return test_run_group(tests, world_setup, world_teardown);
 }

@@ -6,7 +6,9 @@
 # ($PL_PORTLAYERD_BIN) started on it with the kernel of $PL_KERNEL_DIR.
 # Then every plctl ($PL_PLCTL_BIN) command runs against it: output, exit
 # codes (0, 1 for a daemon's refusal, 2 for usage, the container's or the
-# process's own code for run and exec), --json output that parses, exec -it
+# process's own code for run and exec), --json output that parses, how a
+# container started (a warm-pool guest, or a cold boot with --cold-start:
+# ps's START column and inspect's start_path), the pool in version, exec -it
 # through a pseudo-terminal (script(1)), and doctor's report of this
 # machine. The daemon also listens with TLS on 127.0.0.1 inside the test's
 # namespace: a remote added with `plctl remote add` and trusted with `plctl
@@ -35,11 +37,16 @@ unset PORTLAYER_REMOTE
 out=$dir/out
 err=$dir/err
 daemon_pid=
+cold_pid=
 step=start
 
 cleanup() {
         local rc=$? id
         trap - EXIT
+        if [ -n "$cold_pid" ]; then
+                kill -TERM "$cold_pid" 2>/dev/null
+                wait "$cold_pid" 2>/dev/null
+        fi
         if [ -n "$daemon_pid" ]; then
                 for id in $("$PL_PLCTL_BIN" --socket "$sock" ps -a -q 2>/dev/null); do
                         "$PL_PLCTL_BIN" --socket "$sock" rm -f "$id" >/dev/null 2>&1
@@ -187,7 +194,8 @@ grep -q "refusing to run QEMU as root: libvirt URI 'qemu:///system' is not the e
         fail "no reason given"
 [ ! -e "$dir/refused.sock" ] || fail "a socket was made"
 step="start portlayerd"
-"$PL_PORTLAYERD_BIN" --state-dir "$dir" --socket "$sock" --guest-kernel "$PL_KERNEL_DIR/vmlinuz" \
+# (a uid range of its own: the other e2e daemons run at the same time)
+"$PL_PORTLAYERD_BIN" --state-dir "$dir" --socket "$sock" --guest-kernel "$PL_KERNEL_DIR/vmlinuz" --uid-range 220000-224999 \
         --boot-timeout 120 --log-level debug --tls-listen "127.0.0.1:$tls_port" >"$dir/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 600); do
@@ -199,14 +207,36 @@ IMG=localhost/busybox:latest
 
 pc 0 version
 has "daemon: portlayerd"
+has "^pool:   [0-2] of 2 guests ready$"
 pc 0 version --json
 py "j['client']['version'] and j['daemon']['api'] == 'v1'"
+py "j['daemon']['pool']['size'] == 2 and j['daemon']['pool']['cold_start'] is False"
+# a second daemon with --cold-start (its state directory inside the first's,
+# which the first made searchable): no warm pool, and version says so (no
+# guest booted; user-mode networking, so it makes no bridge beside the first's)
+step="a --cold-start daemon"
+"$PL_PORTLAYERD_BIN" --state-dir "$dir/cold" --socket "$dir/cold.sock" --docker-socket none --network-mode user \
+        --guest-kernel "$PL_KERNEL_DIR/vmlinuz" --cold-start --uid-range 225000-229999 >"$dir/cold.log" 2>&1 &
+cold_pid=$!
+for _ in $(seq 600); do
+        "$PL_PLCTL_BIN" --socket "$dir/cold.sock" version >/dev/null 2>&1 && break
+        kill -0 "$cold_pid" 2>/dev/null || fail "portlayerd --cold-start exited at start-up"
+        sleep 0.1
+done
+step="plctl version of the --cold-start daemon"
+"$PL_PLCTL_BIN" --socket "$dir/cold.sock" version >"$out" 2>"$err" || fail "version"
+has "^pool:   off (cold start: every container start boots its VM)$"
+"$PL_PLCTL_BIN" --socket "$dir/cold.sock" version --json >"$out" 2>"$err" || fail "version --json"
+py "j['daemon']['pool'] == {'size': 0, 'ready': 0, 'cold_start': True}"
+kill -TERM "$cold_pid"
+wait "$cold_pid"
+cold_pid=
 # $PORTLAYER_SOCKET instead of --socket
 step="PORTLAYER_SOCKET"
 PORTLAYER_SOCKET=$sock "$PL_PLCTL_BIN" version >"$out" 2>"$err" || fail "version through \$PORTLAYER_SOCKET"
 pc 0 doctor --state-dir "$dir"
 has "OK    daemon        portlayerd answers at $sock"
-has "OK    qemu user     a uid per container (200000-265535)"
+has "OK    qemu user     a uid per container (220000-224999)"
 
 # --- remote access over TLS ---
 
@@ -356,6 +386,8 @@ lacks c1
 pc 0 ps -a
 has "c1"
 has "created"
+has "STATUS  *START  *NAME$"
+has "created  *-  *c1$"
 pc 0 ps -a -q
 has "${c1:0:12}"
 pc 0 ps --filter state=created
@@ -373,6 +405,7 @@ pc 1 create $IMG --name c3
 has_err "plctl: "
 pc 1 create localhost/nope:latest
 has_err "plctl: "
+pc 2 create --cold-start=yes $IMG
 
 # --- start, logs, exec, cp, stats, pause ---
 
@@ -534,8 +567,13 @@ has_err "plctl: c1: "
 
 # --- kill, wait, stop, run ---
 
+# with a warm-pool guest ready, a container that fits starts from it
+wait_pool_ready "$sock"
 pc 0 run -d --name c2 $IMG -- /bin/sh -c 'trap "exit 42" TERM; echo ready; while :; do sleep 1; done'
 grep -qE '^[0-9a-f]{64}$' "$out" || fail "run -d prints the id"
+inspect_py c2 "j[0]['start_path'] == 'template' and j[0]['domain'].startswith('plp-')"
+pc 0 ps
+has "running  *template  *c2$"
 step="c2 set its trap"
 for _ in $(seq 100); do
         "$PL_PLCTL_BIN" --socket "$sock" logs c2 2>&1 | grep -q ready && break
@@ -565,9 +603,12 @@ inspect_py c1 "j[0]['state'] == 'stopped' and j[0]['exit_code'] == 130 and j[0][
 pc 1 pause c1
 has_err "plctl: c1: "
 
-pc 5 run --name r1 $IMG -- /bin/sh -c 'echo run-out; echo run-err >&2; exit 5'
+pc 5 run --cold-start --name r1 $IMG -- /bin/sh -c 'echo run-out; echo run-err >&2; exit 5'
 has "^run-out$"
 has_err "^run-err$"
+inspect_py r1 "j[0]['start_path'] == 'cold' and j[0]['config']['cold_start'] is True and j[0]['domain'].startswith('pl-')"
+pc 0 ps -a
+has "stopped (5)  *cold  *r1$"
 pc 0 run --rm --name r2 $IMG -- /bin/sh -c 'echo gone'
 has "^gone$"
 pc 0 ps -a

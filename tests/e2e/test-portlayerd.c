@@ -37,6 +37,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/pltest.h"
@@ -48,9 +49,12 @@ static struct {
         char sock[128];
         pid_t daemon;
         const char *network_mode; /* --network-mode, NULL: the default (bridge) */
+        bool cold; /* PL_E2E_COLD_START=1: the daemon runs with --cold-start (no warm pool) */
         bool probing; /* a failed connection is an answer (-1), not a failure */
         char unconfined[1024]; /* QEMUs seen running as root, or without their sandbox */
         int qemus_checked;
+        unsigned pass_uids[64]; /* the uids of the QEMUs seen in one pass: never two alike */
+        size_t n_pass_uids;
 } W;
 
 /* --- HTTP over the Unix socket --- */
@@ -154,7 +158,16 @@ static long create_with(const char *name, const char *entrypoint_json, const cha
                 assert_int_equal(call("PUT", path, body, NULL), 200);
         }
         snprintf(path, sizeof path, "/handles/%s/commit", handle);
-        return call("POST", path, NULL, ret_commit);
+        long st = call("POST", path, NULL, ret_commit);
+        if (st == 200 && W.cold && state && strcmp(state, "running") == 0) {
+                /* the cold run: every start boots (docs/templates.md) */
+                json_t *c = NULL;
+                snprintf(path, sizeof path, "/containers/%s", id);
+                assert_int_equal(call("GET", path, NULL, &c), 200);
+                assert_string_equal(str(c, "start_path"), "cold");
+                json_decref(c);
+        }
+        return st;
 }
 
 static long create_run(const char *name, const char *entrypoint_json, const char *state, char id[65],
@@ -232,9 +245,17 @@ static void daemon_start(void) {
                 int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
                 dup2(fd, 2);
                 dup2(fd, 1);
-                const char *argv[] = {bin, "--state-dir", W.dir, "--socket", W.sock, "--guest-kernel", kernel,
-                                      "--boot-timeout", "120", "--log-level", "debug",
-                                      W.network_mode ? "--network-mode" : NULL, W.network_mode, NULL};
+                const char *argv[32] = {bin, "--state-dir", W.dir, "--socket", W.sock, "--guest-kernel", kernel,
+                                        "--boot-timeout", "120", "--log-level", "debug",
+                                        /* a range of its own: the other e2e daemons run at the same time */
+                                        "--uid-range", W.cold ? "240000-249999" : "210000-219999"};
+                size_t n = 13;
+                if (W.cold)
+                        argv[n++] = "--cold-start";
+                if (W.network_mode) {
+                        argv[n++] = "--network-mode";
+                        argv[n++] = W.network_mode;
+                }
                 execv(bin, (char **) argv);
                 _exit(127);
         }
@@ -294,6 +315,15 @@ static void check_confined(const char *pid) {
         if (!uid[0]) /* gone meanwhile */
                 return;
         W.qemus_checked++;
+        unsigned u = (unsigned) strtoul(uid, NULL, 10);
+        for (size_t i = 0; i < W.n_pass_uids; i++)
+                if (W.pass_uids[i] == u) {
+                        size_t n = strlen(W.unconfined);
+                        snprintf(W.unconfined + n, sizeof W.unconfined - n, "[pid %s: Uid %u of another QEMU too] ",
+                                 pid, u);
+                }
+        if (W.n_pass_uids < sizeof W.pass_uids / sizeof W.pass_uids[0])
+                W.pass_uids[W.n_pass_uids++] = u;
         if (atoi(uid) == 0 || strcmp(seccomp, "2") != 0 || strcmp(nnp, "1") != 0 ||
             strcmp(capeff, "0000000000000000") != 0) {
                 size_t n = strlen(W.unconfined);
@@ -304,9 +334,12 @@ static void check_confined(const char *pid) {
 
 /* QEMU processes whose command line names our state directory: ours.
  * Counts them (checking that each is confined), and with kill ends them
- * (SIGKILL, by pid). */
-static int our_qemus(bool kill_them) {
+ * (SIGKILL, by pid); warm-pool guests' QEMUs are among them, and no two
+ * run as one uid. With names, each one's domain name (its "-name
+ * guest=NAME,") is appended to names, space separated, " NAME " each. */
+static int our_qemus_named(bool kill_them, char *names, size_t size) {
         int found = 0;
+        W.n_pass_uids = 0;
         DIR *d = opendir("/proc");
         struct dirent *de;
         while (d && (de = readdir(d))) {
@@ -326,12 +359,22 @@ static int our_qemus(bool kill_them) {
                                 kill(atoi(de->d_name), SIGKILL);
                         else
                                 check_confined(de->d_name);
+                        const char *g = strstr(buf, "guest=");
+                        if (names && g) {
+                                size_t len = strcspn(g + 6, ", ");
+                                size_t used = strlen(names);
+                                snprintf(names + used, size - used, " %.*s ", (int) len, g + 6);
+                        }
                         found++;
                 }
         }
         if (d)
                 closedir(d);
         return found;
+}
+
+static int our_qemus(bool kill_them) {
+        return our_qemus_named(kill_them, NULL, 0);
 }
 
 static int group_setup(void **state) {
@@ -389,14 +432,35 @@ static int group_teardown(void **state) {
 
 /* --- tests --- */
 
+/* Waits until the warm pool has n guests ready now (GET /version's pool). */
+static void wait_pool_guests(json_int_t n) {
+        for (int i = 0; i < 3000; i++) {
+                json_t *v = NULL;
+                assert_int_equal(call("GET", "/version", NULL, &v), 200);
+                json_int_t ready = json_integer_value(json_object_get(json_object_get(v, "pool"), "ready"));
+                json_decref(v);
+                if (ready >= n)
+                        return;
+                usleep(100 * 1000);
+        }
+        fail_msg("the warm pool did not have %lld guests ready within 300 s", (long long) n);
+}
+
+/* The lifecycle: run, exec, copies, stop, start, remove. The cold run
+ * (PL_E2E_COLD_START) boots it; this run starts it from the warm pool. */
 static void test_full_life(void **state) {
         char id[65], out[4096];
         json_t *c = NULL;
+        if (!W.cold)
+                wait_pool_guests(1);
         assert_int_equal(create_run("life", "{\"path\": \"/bin/sh\", \"args\": [\"-c\", \"echo started; exec sleep 100000\"]}",
                                     "running", id, &c),
                          200);
         assert_string_equal(str(c, "state"), "running");
         assert_string_equal(str(c, "transport"), "virtio-serial");
+        json_decref(c);
+        c = inspect("life");
+        assert_string_equal(str(c, "start_path"), W.cold ? "cold" : "template");
         json_decref(c);
 
         /* exec: args never repeat the program */
@@ -467,9 +531,13 @@ static void test_full_life(void **state) {
 /* --- least privilege (docs/security.md) --- */
 
 /* The pid of the QEMU of container id's domain, or 0. */
+/* The QEMU of the domain the container runs in (its own "pl-<id16>", or
+ * the "plp-..." of the pool guest it was started from). */
 static pid_t qemu_of(const char *id) {
         char want[64];
-        snprintf(want, sizeof want, "guest=pl-%.16s", id);
+        json_t *c = inspect(id);
+        snprintf(want, sizeof want, "guest=%s,", str(c, "domain"));
+        json_decref(c);
         pid_t pid = 0;
         DIR *d = opendir("/proc");
         struct dirent *de;
@@ -596,7 +664,7 @@ static void test_least_privilege(void **state) {
         assert_int_equal(st.st_gid, g ? g->gr_gid : 0);
         json_t *v = NULL;
         assert_int_equal(call("GET", "/version", NULL, &v), 200);
-        assert_string_equal(str(v, "qemu_user"), "a uid per container (200000-265535)");
+        assert_string_equal(str(v, "qemu_user"), "a uid per container (210000-219999)");
         json_decref(v);
 
         /* two running containers: each QEMU under its own uid */
@@ -609,7 +677,7 @@ static void test_least_privilege(void **state) {
         unsigned ub = (unsigned) json_integer_value(json_object_get(jb, "uid"));
         json_decref(ja);
         json_decref(jb);
-        assert_true(ua >= 200000 && ua <= 265535 && ub >= 200000 && ub <= 265535);
+        assert_true(ua >= 210000 && ua <= 219999 && ub >= 210000 && ub <= 219999);
         assert_int_not_equal(ua, ub);
         pid_t pa = qemu_of(a), pb = qemu_of(b);
         assert_true(pa > 0 && pb > 0);
@@ -669,17 +737,30 @@ static void test_least_privilege(void **state) {
         globfree(&gl);
         probe_as(ua, probes, sizeof probes / sizeof probes[0]);
 
-        /* A's uid is free once A is destroyed, and handed out again only then */
+        /* A's uid is free once A is destroyed; C gets a free one (with the
+         * warm pool, uids a start swapped away are free too, so not
+         * necessarily A's): its claim names C */
         destroy(a);
         snprintf(path, sizeof path, "%s/uids/%u", W.dir, ua);
         assert_int_equal(access(path, F_OK), -1);
         assert_false(uid_has_process(ua));
         assert_int_equal(create_run("lp-c", NULL, NULL, cid, NULL), 200);
         json_t *jc = inspect(cid);
-        assert_int_equal(json_integer_value(json_object_get(jc, "uid")), ua);
+        unsigned uc = (unsigned) json_integer_value(json_object_get(jc, "uid"));
         json_decref(jc);
+        char held[128] = "";
+        snprintf(path, sizeof path, "%s/uids/%u", W.dir, uc);
+        FILE *cf = fopen(path, "re");
+        if (cf) {
+                if (!fgets(held, sizeof held, cf))
+                        held[0] = 0;
+                fclose(cf);
+        }
+        held[strcspn(held, "\n")] = 0;
+        assert_string_equal(held, cid);
+        assert_int_not_equal(uc, ub);
         snprintf(path, sizeof path, "%s/containers/%s/disk.qcow2", W.dir, cid);
-        assert_mode(path, 0600, ua, "C's disk");
+        assert_mode(path, 0600, uc, "C's disk");
         destroy(cid);
         destroy(b);
 }
@@ -966,6 +1047,9 @@ static void test_logs_events_stats(void **state) {
         json_t *host = json_object_get(st, "host"), *guest = json_object_get(st, "guest");
         assert_true(json_integer_value(json_object_get(host, "cpu_time_ns")) > 0);
         assert_true(json_integer_value(json_object_get(host, "rss_kib")) > 1024);
+        /* the QEMU's proportional share, from its pid file: part of its resident set */
+        json_int_t pss = json_integer_value(json_object_get(host, "pss_kib"));
+        assert_true(pss > 1024 && pss <= json_integer_value(json_object_get(host, "rss_kib")));
         assert_true(json_integer_value(json_object_get(guest, "mem_total_kib")) > 100 * 1024);
         assert_true(json_integer_value(json_object_get(guest, "processes")) >= 1);
         json_decref(st);
@@ -974,6 +1058,27 @@ static void test_logs_events_stats(void **state) {
         assert_true(json_integer_value(json_object_get(st, "size")) > 0);
         json_decref(st);
         assert_int_equal(call("GET", "/containers/statty/stat?path=/no/such/file", NULL, NULL), 404);
+        /* density (docs/templates.md): the guest reports freed pages through its
+         * balloon from blocks of 32 KiB up */
+        char out[256];
+        assert_int_equal(exec_sync("statty", "[\"-c\", \"ls /sys/bus/virtio/drivers/virtio_balloon | grep -c virtio; "
+                                             "cat /sys/module/page_reporting/parameters/page_reporting_order\"]",
+                                   out, sizeof out),
+                         0);
+        assert_string_equal(out, "1\n3\n");
+        json_t *vms = NULL;
+        assert_int_equal(call("GET", "/vms", NULL, &vms), 200);
+        bool seen = false;
+        size_t vi;
+        json_t *vm;
+        json_array_foreach(vms, vi, vm)
+                if (strcmp(str(vm, "name"), "statty") == 0) {
+                        seen = true;
+                        assert_true(json_integer_value(json_object_get(vm, "qemu_pid")) > 0);
+                        assert_true(json_integer_value(json_object_get(vm, "pss_kib")) > 1024);
+                }
+        assert_true(seen);
+        json_decref(vms);
         assert_int_equal(call("GET", "/containers/statty/archive?path=/no/such/file", NULL, NULL), 404);
         destroy(id);
 }
@@ -1160,7 +1265,7 @@ static void test_parallel_and_restart(void **state) {
                 json_decref(c);
         }
         char orphan[256], claim[256], owner[128];
-        snprintf(orphan, sizeof orphan, "%s/uids/265535", W.dir);
+        snprintf(orphan, sizeof orphan, "%s/uids/219999", W.dir);
         FILE *f = fopen(orphan, "we");
         assert_non_null(f);
         fprintf(f, "%064d\n", 0);
@@ -1189,8 +1294,41 @@ static void test_parallel_and_restart(void **state) {
                 destroy(p[i].id);
 }
 
+/* Every uid claim names a container of list or a guest of the running
+ * daemon's warm pool (its run directory exists): the killed daemon's pool
+ * guests gave theirs back. The first stray one goes into why. */
+static void stray_claims(json_t *list, char *why, size_t size) {
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s/uids", W.dir);
+        DIR *d = opendir(dir);
+        assert_non_null(d);
+        for (struct dirent *de; (de = readdir(d));) {
+                if (de->d_name[0] < '0' || de->d_name[0] > '9')
+                        continue;
+                char path[900], owner[128] = "";
+                snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+                FILE *f = fopen(path, "re");
+                if (!f)
+                        continue; /* released meanwhile */
+                if (!fgets(owner, sizeof owner, f))
+                        owner[0] = 0;
+                fclose(f);
+                owner[strcspn(owner, "\n")] = 0;
+                bool known = false;
+                size_t i;
+                json_t *c;
+                json_array_foreach(list, i, c)
+                        known = known || strcmp(str(c, "id"), owner) == 0;
+                snprintf(path, sizeof path, "%s/pool/%s", W.dir, owner + (strncmp(owner, "plp-", 4) == 0 ? 4 : 0));
+                if (!known && (strncmp(owner, "plp-", 4) != 0 || access(path, F_OK) != 0))
+                        snprintf(why, size, "uid %s is still claimed by %s", de->d_name, owner);
+        }
+        closedir(d);
+}
+
 /* After a restart: no container is caught half-way, every running one has
- * exactly its VM, every stopped or created one none, and each has its disk. */
+ * exactly its VM, every stopped or created one none, and each has its disk;
+ * no uid stays claimed for a guest of the killed daemon's pool. */
 static void assert_reconciled(void) {
         json_t *list = NULL;
         assert_int_equal(call("GET", "/containers", NULL, &list), 200);
@@ -1206,10 +1344,44 @@ static void assert_reconciled(void) {
                 snprintf(disk, sizeof disk, "%s/containers/%s/disk.qcow2", W.dir, str(c, "id"));
                 assert_int_equal(access(disk, F_OK), 0);
         }
-        /* QEMU processes of destroyed domains may take a moment to go */
-        for (int t = 0; t < 50 && our_qemus(false) != running; t++)
+        /* QEMU processes of destroyed domains may take a moment to go. Each
+         * running container has its VM; every other QEMU is a guest of the
+         * new daemon's warm pool (its run directory in <state>/pool), never
+         * one of the pool guests the killed daemon left (docs/templates.md). */
+        char domains[4096] = "", qemus[4096] = "", why[300] = "";
+        json_array_foreach(list, i, c)
+                if (strcmp(str(c, "state"), "running") == 0) {
+                        size_t used = strlen(domains);
+                        snprintf(domains + used, sizeof domains - used, " %s ", str(c, "domain"));
+                }
+        for (int t = 0; t < 50; t++) {
+                qemus[0] = why[0] = 0;
+                (void) our_qemus_named(false, qemus, sizeof qemus);
+                int vms = 0;
+                for (char *save = NULL, *q = strtok_r(qemus, " ", &save); q; q = strtok_r(NULL, " ", &save)) {
+                        char key[80], dir[300];
+                        snprintf(key, sizeof key, " %s ", q);
+                        snprintf(dir, sizeof dir, "%s/pool/%s", W.dir, q + 4);
+                        if (strstr(domains, key))
+                                vms++;
+                        else if (strncmp(q, "plp-", 4) != 0 || access(dir, F_OK) != 0)
+                                snprintf(why, sizeof why, "QEMU of %s belongs to no container and is not in the pool", q);
+                }
+                if (vms != running && !why[0])
+                        snprintf(why, sizeof why, "%d running containers, %d with a QEMU", running, vms);
+                if (!why[0])
+                        stray_claims(list, why, sizeof why);
+                if (!why[0])
+                        break;
                 usleep(100 * 1000);
-        assert_int_equal(our_qemus(false), running);
+        }
+        if (why[0]) {
+                /* what the daemons said of uids and pool guests, for the post-mortem */
+                char cmd[600];
+                snprintf(cmd, sizeof cmd, "grep -E 'uid|pool|orphan' %s/daemon.log | tail -n 60 >&2", W.dir);
+                (void) run(cmd);
+                fail_msg("after the restart: %s", why);
+        }
         /* no directory without a container */
         char cmd[512];
         snprintf(cmd, sizeof cmd, "test $(ls %s/containers | wc -l) -eq %zu", W.dir, json_array_size(list));
@@ -1328,6 +1500,97 @@ static void test_output_across_restart(void **state) {
         destroy(id);
 }
 
+/* --- the warm pool (docs/templates.md) --- */
+
+/* Waits until the daemon's log says n pool guests became ready in all. */
+/* boot_id, 16 bytes of /dev/urandom, hostname and the clock (seconds) of a
+ * running container, one line each. */
+static void identity(const char *ref, char *out, size_t size) {
+        assert_int_equal(exec_sync(ref, "[\"-c\", \"cat /proc/sys/kernel/random/boot_id; "
+                                        "od -An -tx1 -N16 /dev/urandom; hostname; date +%s; cat /etc/machine-id\"]",
+                                   out, size),
+                         0);
+}
+
+static void test_start_paths(void **state) {
+        char id1[65], id2[65], id3[65], a[512], b[512], out[256];
+        json_t *c = NULL;
+        wait_pool_guests(2);
+        const char *sleeper = "{\"path\": \"/bin/sleep\", \"args\": [\"100000\"]}";
+        assert_int_equal(create_run("tpl1", sleeper, "running", id1, NULL), 200);
+        assert_int_equal(create_run("tpl2", sleeper, "running", id2, NULL), 200);
+        for (int i = 0; i < 2; i++) {
+                c = inspect(i ? "tpl2" : "tpl1");
+                assert_string_equal(str(c, "start_path"), "template");
+                assert_memory_equal(str(c, "domain"), "plp-", 4);
+                json_decref(c);
+        }
+        /* two clones of one pool: their own boot, RNG, hostname; the host's clock */
+        identity("tpl1", a, sizeof a);
+        identity("tpl2", b, sizeof b);
+        fprintf(stderr, "tpl1: %stpl2: %s", a, b);
+        char *la[5], *lb[5], *sa = NULL, *sb = NULL;
+        la[0] = strtok_r(a, "\n", &sa), lb[0] = strtok_r(b, "\n", &sb);
+        for (int i = 1; i < 5; i++)
+                la[i] = strtok_r(NULL, "\n", &sa), lb[i] = strtok_r(NULL, "\n", &sb);
+        for (int i = 0; i < 5; i++)
+                assert_true(la[i] && lb[i]);
+        /* a machine id of its own (the image has none): 32 hex digits */
+        assert_int_equal(strlen(la[4]), 32);
+        assert_int_equal(strspn(la[4], "0123456789abcdef"), 32);
+        assert_string_not_equal(la[4], lb[4]);
+        assert_string_not_equal(la[0], lb[0]);
+        assert_string_not_equal(la[1], lb[1]);
+        assert_string_equal(la[2], "tpl1");
+        assert_string_equal(lb[2], "tpl2");
+        long now = (long) time(NULL);
+        assert_true(labs(atol(la[3]) - now) < 30 && labs(atol(lb[3]) - now) < 30);
+
+        /* the default network's NIC was hot-plugged, set up by the agent, and
+         * reaches the bridge */
+        char addrs[4096];
+        assert_int_equal(exec_sync("tpl2", "[\"-c\", \"ip -4 addr show dev eth0; ip route; ping -c1 -W5 10.88.0.1 && echo PINGOK\"]", addrs, sizeof addrs), 0);
+        assert_non_null(strstr(addrs, "inet 10.88."));
+        assert_non_null(strstr(addrs, "PINGOK"));
+
+        /* exec, copy out, stop and start again like a cold-booted one */
+        char *raw = NULL;
+        size_t raw_len = 0;
+        assert_int_equal(http("GET", "/containers/tpl1/archive?path=/etc/hostname", NULL, 0, NULL, &raw, &raw_len), 200);
+        assert_non_null(memmem(raw, raw_len, "tpl1\n", 5));
+        free(raw);
+        set_state("tpl1", "stopped", 200);
+        c = inspect("tpl1");
+        assert_string_equal(str(c, "state"), "stopped");
+        json_decref(c);
+        set_state("tpl1", "running", 200);
+        assert_int_equal(exec_sync("tpl1", "[\"-c\", \"echo again\"]", out, sizeof out), 0);
+        assert_string_equal(out, "again\n");
+
+        /* per container: cold_start boots its own VM */
+        json_t *j = NULL;
+        assert_int_equal(call("POST", "/containers", "{\"name\": \"coldone\", \"image\": \"localhost/busybox:latest\"}",
+                              &j), 201);
+        snprintf(id3, sizeof id3, "%s", str(j, "id"));
+        char path[256];
+        snprintf(path, sizeof path, "/handles/%s/limits", str(j, "handle"));
+        assert_int_equal(call("PUT", path, "{\"cold_start\": \"yes\"}", NULL), 400);
+        assert_int_equal(call("PUT", path, "{\"cold_start\": true}", NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/entrypoint", str(j, "handle"));
+        assert_int_equal(call("PUT", path, sleeper, NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/state", str(j, "handle"));
+        assert_int_equal(call("PUT", path, "{\"state\": \"running\"}", NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/commit", str(j, "handle"));
+        json_decref(j);
+        assert_int_equal(call("POST", path, NULL, NULL), 200);
+        c = inspect("coldone");
+        assert_string_equal(str(c, "start_path"), "cold");
+        assert_memory_equal(str(c, "domain"), "pl-", 3);
+        json_decref(c);
+        destroy(id1);
+        destroy(id2);
+        destroy(id3);
+}
 
 /* --- networking (docs/networking.md) --- */
 
@@ -1682,7 +1945,7 @@ static void test_volumes_and_binds(void **state) {
         json_decref(c1);
         char vdisk[512];
         snprintf(vdisk, sizeof vdisk, "%s/volumes/vdata/disk.img", W.dir);
-        assert_true(uid1 >= 200000);
+        assert_true(uid1 >= 210000);
         assert_mode(vdisk, 0600, uid1, "a running container's volume");
 
         /* in use: no removal, no second VM */
@@ -1725,8 +1988,26 @@ static void test_volumes_and_binds(void **state) {
 int main(void) {
         if (!getenv("PL_KERNEL_DIR"))
                 test_program_skip_or_fail("PL_KERNEL_DIR, a guest kernel (scripts/fetch-kernel.sh)");
+        /* The lifecycle again with every start a cold boot (ctest's
+         * test-portlayerd-cold); the full run below starts from the pool
+         * whenever it has a guest ready. */
+        const struct CMUnitTest cold[] = {
+                cmocka_unit_test(test_full_life),
+                cmocka_unit_test(test_commit_conflict),
+                cmocka_unit_test(test_main_exits),
+                cmocka_unit_test(test_logs_events_stats),
+                cmocka_unit_test(test_exec_streams),
+                cmocka_unit_test(test_pause_and_signal),
+        };
+        W.cold = getenv("PL_E2E_COLD_START") && strcmp(getenv("PL_E2E_COLD_START"), "1") == 0;
+        if (W.cold) {
+                if (getenv("PL_TEST_FILTER"))
+                        cmocka_set_test_filter(getenv("PL_TEST_FILTER"));
+                return test_run_group(cold, group_setup, group_teardown);
+        }
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bad_requests),
+                cmocka_unit_test(test_start_paths),
                 cmocka_unit_test(test_full_life),
                 cmocka_unit_test(test_least_privilege),
                 cmocka_unit_test(test_commit_conflict),

@@ -5,6 +5,10 @@
 #     fail MESSAGE      says which step failed and why, shows the head of
 #                       $out and $err, and exits 1 (the EXIT trap cleans up)
 #     has/has_err/lacks TEXT   stdout ($out) or stderr ($err) must (not) hold TEXT
+#     wait_pool_ready SOCK   waits (up to 300 s) until the daemon on the REST
+#                       socket SOCK has a warm-pool guest ready (GET /version's
+#                       pool.ready), so the next start that fits is a
+#                       template start; fails when it has no pool
 #     finish RC         the end of a test's EXIT trap, once its daemon is
 #                       stopped: fails (RC 1) when QEMUs of $dir were still
 #                       alive (ending them), names the failed step with the
@@ -32,6 +36,21 @@ fail() {
 has() { grep -q -- "$1" "$out" || fail "stdout lacks '$1'"; }
 has_err() { grep -q -- "$1" "$err" || fail "stderr lacks '$1'"; }
 lacks() { ! grep -q -- "$1" "$out" || fail "stdout has '$1'"; }
+
+wait_pool_ready() {
+        local sock=$1 i
+        step="wait for a warm-pool guest"
+        for i in $(seq 600); do
+                curl -s --unix-socket "$sock" http://pl/version >"$out" 2>"$err" || fail "GET /version"
+                python3 -c 'import json,sys; p=json.load(sys.stdin)["pool"]; sys.exit(0 if p["ready"] >= 1 else 1 if p["size"] > 0 else 2)' <"$out" 2>>"$err"
+                case $? in
+                0) return 0 ;;
+                2) fail "the daemon keeps no warm pool" ;;
+                esac
+                sleep 0.5
+        done
+        fail "no warm-pool guest ready after 300 s"
+}
 
 finish() {
         local rc=$1 left

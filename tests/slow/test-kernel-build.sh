@@ -67,7 +67,7 @@ start=$(date +%s.%N)
 qemu-system-x86_64 -M q35 -accel tcg -cpu max -m 256 -smp 1 \
         -nodefaults -display none -no-user-config -no-reboot \
         -kernel "$kdir/vmlinuz" -initrd "$initrd" \
-        -append "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 pl.hostname=kernel-test pl.root=pl-root" \
+        -append "console=ttyS0 panic=-1 random.trust_cpu=on loglevel=4 no_timer_check pl.hostname=kernel-test pl.root=pl-root" \
         -serial "file:$tmp/console.log" \
         -drive "file=$disk,if=none,id=root,format=raw" -device virtio-blk-pci,drive=root,serial=pl-root \
         -device virtio-serial-pci \

@@ -3,7 +3,8 @@
  * against passwd/group files, the lowest free uid, exhaustion, reuse only
  * after a release, claims that survive a reopen (a daemon restart), owners
  * that cannot take or give back each other's uid, a release refused while a
- * process still runs as the uid, and many threads claiming at once. */
+ * process still runs as the uid, a claim handed from a pool guest to a
+ * container, and many threads claiming at once. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -123,6 +124,37 @@ static void test_exhaustion_and_reuse_after_release(void **state) {
         uid_pool_free(p);
 }
 
+/* A warm-pool guest's claim passes to the container taking it: only its
+ * holder can hand it over, the uid stays claimed throughout, and from then
+ * on the container alone releases it. */
+static void test_transfer(void **state) {
+        const char *dir = *state;
+        UidPool *p = open_pool(dir, 3);
+        assert_int_equal(claim(p, "plp-0000000000000001"), FIRST);
+        assert_int_equal(claim(p, "c1"), FIRST + 1);
+        Error *e = NULL;
+        assert_int_equal(uid_pool_transfer(p, FIRST, "c1", "c2", &e), -EPERM);
+        e = error_free(e);
+        assert_int_equal(uid_pool_transfer(p, FIRST + 2, "x", "c2", &e), -ENOENT);
+        e = error_free(e);
+        assert_int_equal(uid_pool_transfer(p, FIRST, "plp-0000000000000001", "../c", &e), -EINVAL);
+        e = error_free(e);
+        assert_int_equal(uid_pool_transfer(p, FIRST, "plp-0000000000000001", "c2", &e), 0);
+        assert_int_equal(uid_pool_release(p, FIRST, "plp-0000000000000001", &e), -EPERM);
+        e = error_free(e);
+        UidClaim *list = NULL;
+        size_t n = 0;
+        assert_int_equal(uid_pool_list(p, &list, &n, &e), 0);
+        assert_int_equal(n, 2); /* no temporary file left as a claim */
+        for (size_t i = 0; i < n; i++)
+                assert_string_equal(list[i].owner, list[i].uid == FIRST ? "c2" : "c1");
+        free(list);
+        assert_int_equal(claim(p, "c3"), FIRST + 2);
+        assert_int_equal(uid_pool_release(p, FIRST, "c2", &e), 0);
+        assert_int_equal(claim(p, "c4"), FIRST);
+        uid_pool_free(p);
+}
+
 static void test_claims_survive_reopen(void **state) {
         const char *dir = *state;
         UidPool *p = open_pool(dir, 10);
@@ -164,12 +196,8 @@ static void test_claims_survive_reopen(void **state) {
         uid_pool_free(p);
 }
 
-static void test_release_waits_for_processes(void **state) {
-        const char *dir = *state;
-        if (geteuid() != 0)
-                test_skip_or_fail("root (a process under another uid)");
-        UidPool *p = open_pool(dir, 2);
-        uint32_t uid = claim(p, "a");
+/* A child process running as uid (until it is killed), once it does. */
+static pid_t run_as(uint32_t uid) {
         int ready[2];
         assert_int_equal(pipe(ready), 0);
         pid_t child = fork();
@@ -185,6 +213,16 @@ static void test_release_waits_for_processes(void **state) {
         char c;
         assert_int_equal(read(ready[0], &c, 1), 1);
         close(ready[0]);
+        return child;
+}
+
+static void test_release_waits_for_processes(void **state) {
+        const char *dir = *state;
+        if (geteuid() != 0)
+                test_skip_or_fail("root (a process under another uid)");
+        UidPool *p = open_pool(dir, 2);
+        uint32_t uid = claim(p, "a");
+        pid_t child = run_as(uid);
         assert_int_equal(uid_in_use(NULL, uid), 1);
         Error *e = NULL;
         assert_int_equal(uid_pool_release(p, uid, "a", &e), -EBUSY);
@@ -197,6 +235,21 @@ static void test_release_waits_for_processes(void **state) {
         assert_int_equal(uid_in_use(NULL, uid), 0);
         assert_int_equal(uid_pool_release(p, uid, "a", &e), 0);
         assert_int_equal(claim(p, "c"), uid);
+        uid_pool_free(p);
+}
+
+/* A uid some process already runs as without a claim (another daemon given
+ * the same range) is not handed out; once that process is gone it is. */
+static void test_claim_skips_a_uid_in_use(void **state) {
+        const char *dir = *state;
+        if (geteuid() != 0)
+                test_skip_or_fail("root (a process under another uid)");
+        UidPool *p = open_pool(dir, 3);
+        pid_t child = run_as(FIRST);
+        assert_int_equal(claim(p, "a"), FIRST + 1);
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        assert_int_equal(claim(p, "b"), FIRST);
         uid_pool_free(p);
 }
 
@@ -260,6 +313,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_exhaustion_and_reuse_after_release, test_tmpdir_setup,
                                                 test_tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_claims_survive_reopen, test_tmpdir_setup, test_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_claim_skips_a_uid_in_use, test_tmpdir_setup, test_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_transfer, test_tmpdir_setup, test_tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_release_waits_for_processes, test_tmpdir_setup,
                                                 test_tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_claims, test_tmpdir_setup, test_tmpdir_teardown),

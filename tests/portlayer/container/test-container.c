@@ -1437,8 +1437,9 @@ static void test_gc_and_vms(void **state) {
         assert_int_equal(json_array_size(list), 0);
         json_decref(list);
 
-        /* vms: the live container's VM, with what it was started with (the
-         * fake has no QEMU process: pid 0, PSS unknown) */
+        /* vms: the live container's VM, with what it was started with; the
+         * fake's "QEMU" is the host-mode agent standing in for the guest, whose
+         * pid and PSS the driver reports */
         OK(container_host_vms(t->h, &list, E));
         assert_int_equal(json_array_size(list), 1);
         json_t *v = json_array_get(list, 0);
@@ -1447,8 +1448,8 @@ static void test_gc_and_vms(void **state) {
         assert_string_equal(json_string_value(json_object_get(v, "state")), "running");
         assert_string_equal(json_string_value(json_object_get(v, "accelerator")), "tcg");
         assert_int_equal(json_integer_value(json_object_get(v, "memory_mb")), CONTAINER_MEMORY_MB_DEFAULT);
-        assert_int_equal(json_integer_value(json_object_get(v, "qemu_pid")), 0);
-        assert_int_equal(json_integer_value(json_object_get(v, "pss_kib")), -1);
+        assert_true(json_integer_value(json_object_get(v, "qemu_pid")) > 1);
+        assert_true(json_integer_value(json_object_get(v, "pss_kib")) > 0);
         assert_non_null(strstr(json_string_value(json_array_get(json_object_get(v, "disks"), 0)), live));
         assert_non_null(strstr(json_string_value(json_object_get(v, "console_log")), "/console.log"));
         json_decref(list);

@@ -27,7 +27,7 @@ static char *write_tmp(const char *text) {
 static void test_file(void **state) {
         char *path = write_tmp("# portlayerd\n\n  state-dir = /srv/pl  \nsocket=/run/x.sock\naccel = tcg\n"
                                "boot-timeout = 90\ntransport = virtio-serial\ninsecure-registries = a:5000,b:5000\n"
-                               "log-max-size = 64K\nlog-max-files = 5\n");
+                               "log-max-size = 64K\nlog-max-files = 5\ntcg-tb-cache = 64M\nfree-page-reporting = false\n");
         DaemonConfig c;
         daemon_config_init(&c);
         Error *e = NULL;
@@ -40,6 +40,8 @@ static void test_file(void **state) {
         assert_int_equal(c.boot_timeout_s, 90);
         assert_int_equal(c.log_max_size, 64 << 10);
         assert_int_equal(c.log_max_files, 5);
+        assert_int_equal(c.tcg_tb_cache_mib, 64);
+        assert_false(c.free_page_reporting);
         /* the command line comes after the file and wins */
         assert_int_equal(daemon_config_set(&c, "state-dir", "/other", &e), 0);
         assert_string_equal(c.state_dir, "/other");
@@ -58,6 +60,8 @@ static void test_bad(void **state) {
                 {"boot-timeout", "12s", "boot-timeout"},   {"log-level", "loud", "log-level"},
                 {"log-max-size", "1K", "log-max-size"},    {"log-max-size", "16 M", "log-max-size"},
                 {"log-max-files", "0", "log-max-files"},   {"log-max-files", "101", "log-max-files"},
+                {"tcg-tb-cache", "1500K", "whole MiB"},  {"tcg-tb-cache", "5G", "tcg-tb-cache"},
+                {"free-page-reporting", "yes please", "free-page-reporting"},
                 {"no-such-key", "1", "unknown setting"},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -73,6 +77,8 @@ static void test_bad(void **state) {
                 assert_int_equal(c.boot_timeout_s, 60);
                 assert_int_equal(c.log_max_size, 16 << 20);
                 assert_int_equal(c.log_max_files, 2);
+                assert_int_equal(c.tcg_tb_cache_mib, DAEMON_TCG_TB_CACHE_MIB_DEFAULT);
+                assert_true(c.free_page_reporting);
                 daemon_config_clear(&c);
         }
         char *path = write_tmp("state-dir = /a\nthis line has no equals sign\n");

@@ -295,6 +295,69 @@ static void test_inspect_and_ps(void **state) {
         json_decref(pl);
 }
 
+/* io.portlayer.cold-start, as a label (--label) or an annotation
+ * (--annotation): "true" asks for cold starts, "false" and absent leave the
+ * daemon's default, anything else (or the two disagreeing) is refused. */
+static void test_create_cold_start(void **state) {
+        OciConfig img = image();
+        static const struct {
+                const char *body;
+                int want; /* 1 cold_start true, 0 not set, -1 -EINVAL */
+        } cases[] = {
+                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"true\"}}", 1},
+                {"{\"HostConfig\": {\"Annotations\": {\"" DOCKER_LABEL_COLD_START "\": \"true\"}}}", 1},
+                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"true\"}, \"HostConfig\": {\"Annotations\": {\""
+                 DOCKER_LABEL_COLD_START "\": \"true\"}}}", 1},
+                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"false\"}}", 0},
+                {"{\"HostConfig\": {\"Annotations\": {\"other\": \"x\"}}}", 0},
+                {"{\"Labels\": {\"a\": \"b\"}}", 0},
+                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"yes\"}}", -1},
+                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"\"}}", -1},
+                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"TRUE\"}}", -1},
+                {"{\"HostConfig\": {\"Annotations\": {\"" DOCKER_LABEL_COLD_START "\": 1}}}", -1},
+                {"{\"HostConfig\": {\"Annotations\": [\"" DOCKER_LABEL_COLD_START "=true\"]}}", -1},
+                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"true\"}, \"HostConfig\": {\"Annotations\": {\""
+                 DOCKER_LABEL_COLD_START "\": \"false\"}}}", -1},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+                json_t *f = NULL, *w = NULL;
+                int r = map(cases[i].body, &img, &f, &w);
+                if (cases[i].want < 0) {
+                        if (r != -EINVAL)
+                                fail_msg("not refused as invalid (%d): %s", r, cases[i].body);
+                        continue;
+                }
+                if (r < 0)
+                        fail_msg("refused (%d): %s", r, cases[i].body);
+                json_t *cold = json_object_get(f, "cold_start");
+                if (cases[i].want ? !json_is_true(cold) : cold != NULL)
+                        fail_msg("cold_start is %s for %s", cold ? "set" : "not set", cases[i].body);
+                json_decref(f);
+                json_decref(w);
+        }
+}
+
+/* How the container last started, in the inspect object's "PortLayer". */
+static void test_inspect_portlayer(void **state) {
+        json_t *pl = pl_container("running", -1);
+        json_t *d = docker_inspect_of(pl);
+        json_t *x = json_object_get(d, "PortLayer");
+        assert_string_equal(str(x, "StartPath"), ""); /* never started: start_path null */
+        assert_string_equal(str(x, "Domain"), "");
+        assert_true(json_is_false(json_object_get(x, "ColdStart")));
+        json_decref(d);
+        (void) json_object_set_new(pl, "start_path", json_string("template"));
+        (void) json_object_set_new(pl, "domain", json_string("plp-0123456789abcdef"));
+        (void) json_object_set_new(json_object_get(pl, "config"), "cold_start", json_true());
+        d = docker_inspect_of(pl);
+        x = json_object_get(d, "PortLayer");
+        assert_string_equal(str(x, "StartPath"), "template");
+        assert_string_equal(str(x, "Domain"), "plp-0123456789abcdef");
+        assert_true(json_is_true(json_object_get(x, "ColdStart")));
+        json_decref(d);
+        json_decref(pl);
+}
+
 static void test_states(void **state) {
         static const char *const pairs[][2] = {{"created", "created"},   {"starting", "running"}, {"running", "running"},
                                                {"paused", "paused"},     {"stopping", "running"}, {"stopped", "exited"},
@@ -350,6 +413,7 @@ int main(void) {
                 cmocka_unit_test(test_create_full),     cmocka_unit_test(test_create_entrypoint_rules),
                 cmocka_unit_test(test_create_refused),
                 cmocka_unit_test(test_create_mounts),  cmocka_unit_test(test_inspect_and_ps),
+                cmocka_unit_test(test_create_cold_start), cmocka_unit_test(test_inspect_portlayer),
                 cmocka_unit_test(test_states),          cmocka_unit_test(test_filters),
                 cmocka_unit_test(test_file_mode),
         };

@@ -43,6 +43,8 @@ static const VmSpec tcg_spec = {
         .n_disks = 1,
         .agent_socket = "/run/portlayer/c1/agent.sock",
         .console_log = "/var/lib/portlayer/containers/c1/console.log",
+        .tb_cache_mib = 32,         /* <tcg><tb-cache> under TCG */
+        .free_page_reporting = true, /* a reporting-only virtio balloon */
 };
 
 static const VmDisk kvm_disks[] = {
@@ -164,6 +166,7 @@ static void bad_cmdline_newline(VmSpec *s, VmDisk *d) { s->cmdline = "console=tt
 static void bad_memory_low(VmSpec *s, VmDisk *d) { s->memory_mib = 63; }
 static void bad_memory_high(VmSpec *s, VmDisk *d) { s->memory_mib = 1048577; }
 static void bad_vcpus_zero(VmSpec *s, VmDisk *d) { s->vcpus = 0; }
+static void bad_tb_cache(VmSpec *s, VmDisk *d) { s->tb_cache_mib = VM_TB_CACHE_MIB_MAX + 1; }
 static void bad_vcpus_high(VmSpec *s, VmDisk *d) { s->vcpus = 65; }
 static void bad_accel(VmSpec *s, VmDisk *d) { s->accel = (VmAccel) 7; }
 static void bad_disk_relative(VmSpec *s, VmDisk *d) { d->path = "root.img"; }
@@ -245,6 +248,7 @@ static const struct {
         { bad_memory_low, "memory_mib 63: must be 64..1048576" },
         { bad_memory_high, "memory_mib 1048577: must be 64..1048576" },
         { bad_vcpus_zero, "vcpus 0: must be 1..64" },
+        { bad_tb_cache, "tb_cache_mib 4097: must be 0 (QEMU's default) up to 4096" },
         { bad_vcpus_high, "vcpus 65: must be 1..64" },
         { bad_accel, "accel 7: unknown" },
         { bad_disk_relative, "disks[0].path 'root.img': must be an absolute path" },
@@ -441,6 +445,44 @@ static void test_metadata_round_trip(void **state) {
         assert_string_equal(id, "c2");
 }
 
+/* A warm-pool domain: marked as the pool's, never as a container's, with
+ * spare root ports for hot-plug; a hot-plugged disk alone as add_disk()
+ * writes it. */
+static void test_pool_domain(void **state) {
+        VmSpec spec = kvm_spec;
+        spec.pool_key = "t0123456789abcdef";
+        _cleanup_free_ char *xml = NULL, *id = NULL, *key = NULL, *disk = NULL;
+        assert_int_equal(vm_xml_build(&spec, VM_ACCEL_KVM, &xml, NULL), 0);
+        assert_int_equal(vm_xml_container_id(xml, &id), -ENOENT);
+        assert_int_equal(vm_xml_pool_key(xml, &key), 0);
+        assert_string_equal(key, "t0123456789abcdef");
+        size_t ports = 0;
+        for (const char *p = xml; (p = strstr(p, "model=\"pcie-root-port\"")); p++)
+                ports++;
+        assert_int_equal(ports, VM_POOL_HOTPLUG_PORTS + VM_XML_BUILTIN_PCI);
+        assert_non_null(strstr(xml, "<controller type=\"pci\" model=\"pcie-root\" index=\"0\"/>"));
+        _cleanup_free_ char *plain = NULL, *nokey = NULL;
+        assert_int_equal(vm_xml_build(&kvm_spec, VM_ACCEL_KVM, &plain, NULL), 0);
+        assert_int_equal(vm_xml_pool_key(plain, &nokey), -ENOENT);
+        assert_null(strstr(plain, "pcie-root-port"));
+        spec.pool_key = "bad key";
+        assert_int_equal(vm_xml_build(&spec, VM_ACCEL_KVM, &xml, NULL), -EINVAL);
+
+        VmDisk d = {.path = "/var/lib/pl/c/disk.qcow2", .format = VM_DISK_QCOW2, .serial = "pl-root"};
+        assert_int_equal(vm_xml_disk(&d, 0, &disk, NULL), 0);
+        assert_string_equal(disk, "<disk type=\"file\" device=\"disk\">\n"
+                                  "  <driver name=\"qemu\" type=\"qcow2\"/>\n"
+                                  "  <source file=\"/var/lib/pl/c/disk.qcow2\"/>\n"
+                                  "  <target dev=\"vda\" bus=\"virtio\"/>\n"
+                                  "  <serial>pl-root</serial>\n"
+                                  "</disk>\n");
+        VmDisk bad = {.path = "relative", .serial = "pl-root"};
+        char *none = NULL;
+        assert_int_equal(vm_xml_disk(&bad, 0, &none, NULL), -EINVAL);
+        assert_int_equal(vm_xml_disk(&d, VM_DISKS_MAX, &none, NULL), -EINVAL);
+        assert_null(none);
+}
+
 /* As libvirt gives it back: reformatted, other metadata beside ours, our
  * namespace under another prefix or as the default namespace. */
 static void test_metadata_libvirt_forms(void **state) {
@@ -600,6 +642,7 @@ int main(void) {
                 cmocka_unit_test(test_metadata_round_trip),
                 cmocka_unit_test(test_metadata_libvirt_forms),
                 cmocka_unit_test(test_metadata_not_ours),
+                cmocka_unit_test(test_pool_domain),
                 cmocka_unit_test(test_metadata_hostile),
                 cmocka_unit_test(test_metadata_size_bound),
                 cmocka_unit_test(test_vsock_cid),
