@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "common/base/io-util.h"
+#include "common/base/proc-util.h"
 #include "images/boot/initramfs.h"
 #include "images/boot/kernel-modules.h"
 #include "images/ext4/ext4-writer.h"
@@ -235,18 +236,11 @@ static void qemu_status(const char *name, const char *key, char *out, size_t siz
         out[0] = 0;
         DIR *d = opendir("/proc");
         for (struct dirent *de; d && (de = readdir(d));) {
-                snprintf(path, sizeof path, "/proc/%s/cmdline", de->d_name);
-                FILE *f = fopen(path, "re");
-                size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-                if (f)
-                        fclose(f);
-                for (size_t i = 0; i < n; i++)
-                        buf[i] = buf[i] ? buf[i] : ' ';
-                buf[n] = 0;
+                proc_cmdline_text(atoi(de->d_name), buf, sizeof buf);
                 if (!strstr(buf, "qemu-system") || !strstr(buf, want))
                         continue;
                 snprintf(path, sizeof path, "/proc/%s/status", de->d_name);
-                f = fopen(path, "re");
+                FILE *f = fopen(path, "re");
                 while (f && fgets(line, sizeof line, f))
                         if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ':') {
                                 const char *v = line + strlen(key) + 1 + strspn(line + strlen(key) + 1, " \t");

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/base/proc-util.h"
 #include "lib/pltest.h"
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -343,17 +344,8 @@ static int our_qemus_named(bool kill_them, char *names, size_t size) {
         DIR *d = opendir("/proc");
         struct dirent *de;
         while (d && (de = readdir(d))) {
-                char path[300], buf[8192];
-                snprintf(path, sizeof path, "/proc/%s/cmdline", de->d_name);
-                FILE *f = fopen(path, "re");
-                if (!f)
-                        continue;
-                size_t n = fread(buf, 1, sizeof buf - 1, f);
-                fclose(f);
-                for (size_t i = 0; i < n; i++)
-                        if (!buf[i])
-                                buf[i] = ' ';
-                buf[n] = 0;
+                char buf[8192];
+                proc_cmdline_text(atoi(de->d_name), buf, sizeof buf);
                 if (strstr(buf, "qemu-system") && strstr(buf, W.dir)) {
                         if (kill_them)
                                 kill(atoi(de->d_name), SIGKILL);
@@ -542,17 +534,8 @@ static pid_t qemu_of(const char *id) {
         DIR *d = opendir("/proc");
         struct dirent *de;
         while (d && !pid && (de = readdir(d))) {
-                char path[300], buf[8192];
-                snprintf(path, sizeof path, "/proc/%s/cmdline", de->d_name);
-                FILE *f = fopen(path, "re");
-                if (!f)
-                        continue;
-                size_t n = fread(buf, 1, sizeof buf - 1, f);
-                fclose(f);
-                for (size_t i = 0; i < n; i++)
-                        if (!buf[i])
-                                buf[i] = ' ';
-                buf[n] = 0;
+                char buf[8192];
+                proc_cmdline_text(atoi(de->d_name), buf, sizeof buf);
                 if (strstr(buf, "qemu-system") && strstr(buf, want))
                         pid = atoi(de->d_name);
         }
