@@ -15,18 +15,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench-util.h"
 #include "common/base/io-util.h"
 #include "portlayer/client/agent-client.h"
 
 extern char **environ;
 
-static int cmp_u64(const void *a, const void *b) {
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-        return x < y ? -1 : x > y;
-}
-
 static void report(const char *what, uint64_t *us, int n) {
-        qsort(us, (size_t) n, sizeof *us, cmp_u64);
+        bench_sort_u64(us, (size_t) n);
         uint64_t sum = 0;
         for (int i = 0; i < n; i++)
                 sum += us[i];

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench-util.h"
 #include "common/base/io-util.h"
 #include "portlayer/guest/guest.h"
 
@@ -42,13 +43,8 @@ static _noreturn_ void die(const char *what, Error *e) {
         exit(1);
 }
 
-static int cmp_u64(const void *a, const void *b) {
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-        return x < y ? -1 : x > y;
-}
-
 static void report(const char *what, uint64_t *us, int n) {
-        qsort(us, (size_t) n, sizeof *us, cmp_u64);
+        bench_sort_u64(us, (size_t) n);
         printf("%-44s n=%-3d median %8.0f ms  min %8.0f  max %8.0f\n", what, n, us[n / 2] / 1e3, us[0] / 1e3,
                us[n - 1] / 1e3);
 }
