@@ -47,13 +47,7 @@ raw_pids=()
 cleanup() {
         set +e
         trap - EXIT INT TERM
-        if [ -n "$dpid" ] && kill -0 "$dpid" 2>/dev/null; then
-                for id in $(curl -s --max-time 30 --unix-socket "$sock" http://pl/containers | jq -r '.[].id' 2>/dev/null); do
-                        curl -s --max-time 60 --unix-socket "$sock" -X DELETE "http://pl/containers/$id?force=1" >/dev/null
-                done
-                kill -TERM "$dpid"
-                wait "$dpid" 2>/dev/null
-        fi
+        stop_daemon
         for p in "${raw_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
         [ -n "$npid" ] && kill "$npid" 2>/dev/null && wait "$npid" 2>/dev/null
         end_leftover_qemus bench-daemon

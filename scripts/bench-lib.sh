@@ -2,7 +2,7 @@
 # bench-lib.sh: what the benchmark scripts share (sourced): timing and
 # statistics helpers, and the raw QEMU boot every start is compared with.
 # The sourcing script sets dir (its temporary directory), B (the binaries),
-# sock (the daemon's REST socket),
+# sock (the daemon's REST socket) and dpid (its pid, for stop_daemon),
 # kernel, initrd, disk (the image's ext4) and a die() function, and keeps
 # raw_pids=() for raw_start.
 
@@ -15,6 +15,20 @@ qemu_pids() {
                 { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -q "qemu-system.*$dir" && echo "$p"
         done
         return 0
+}
+
+# stop_daemon: removes every container of the daemon $dpid serves on $sock
+# (force), then ends it with SIGTERM and waits; nothing when none runs.
+stop_daemon() {
+        [ -n "${dpid:-}" ] || return 0
+        if kill -0 "$dpid" 2>/dev/null; then
+                for id in $(curl -s --max-time 30 --unix-socket "$sock" http://pl/containers | jq -r '.[].id' 2>/dev/null); do
+                        curl -s --max-time 60 --unix-socket "$sock" -X DELETE "http://pl/containers/$id?force=1" >/dev/null
+                done
+                kill -TERM "$dpid"
+                wait "$dpid" 2>/dev/null || true
+        fi
+        dpid=
 }
 
 # end_leftover_qemus NAME: after a short grace, kills (-KILL) every QEMU

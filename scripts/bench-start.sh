@@ -43,17 +43,6 @@ dpid=
 raw_pids=()
 . scripts/bench-lib.sh
 
-stop_daemon() {
-        [ -n "$dpid" ] || return 0
-        if kill -0 "$dpid" 2>/dev/null; then
-                for id in $(curl -s --max-time 30 --unix-socket "$sock" http://pl/containers | jq -r '.[].id' 2>/dev/null); do
-                        curl -s --max-time 60 --unix-socket "$sock" -X DELETE "http://pl/containers/$id?force=1" >/dev/null
-                done
-                kill -TERM "$dpid"
-                wait "$dpid" 2>/dev/null || true
-        fi
-        dpid=
-}
 cleanup() {
         set +e
         trap - EXIT INT TERM
@@ -72,10 +61,7 @@ trap 'exit 130' INT TERM
 die() { echo "bench-start: $*" >&2; [ -f "$dir/daemon.log" ] && tail -n 20 "$dir/daemon.log" >&2; exit 1; }
 
 # start_daemon ARGS...: a daemon on $dir (the same state across restarts)
-log_from=0
 start_daemon() {
-        touch "$dir/daemon.log"
-        log_from=$(wc -l <"$dir/daemon.log")
         "$B/portlayerd" --state-dir "$dir" --socket "$sock" --guest-kernel "$kernel" --boot-timeout 300 \
                 --log-level debug "$@" >>"$dir/daemon.log" 2>&1 &
         dpid=$!
@@ -87,13 +73,8 @@ start_daemon() {
         die "portlayerd did not answer"
 }
 
-# Pool guests ready, from the current daemon's debug log: booted minus taken
-# (none goes stale here: kernel and initramfs stay the same).
-pool_ready() {
-        local log
-        log=$(tail -n "+$((log_from + 1))" "$dir/daemon.log")
-        echo $(($(grep -c 'pool: guest .* ready after' <<<"$log") - $(grep -c "pool: guest .* is .*'s after" <<<"$log")))
-}
+# Pool guests ready now, as the daemon reports them (GET /version).
+pool_ready() { api GET /version | jq -r '.pool.ready'; }
 wait_pool() { # N: until N pool guests are ready (10 min at most)
         local t0
         t0=$(now)

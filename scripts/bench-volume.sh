@@ -40,13 +40,7 @@ dpid=
 cleanup() {
         set +e
         trap - EXIT INT TERM
-        if [ -n "$dpid" ] && kill -0 "$dpid" 2>/dev/null; then
-                for id in $(curl -s --max-time 30 --unix-socket "$sock" http://pl/containers | jq -r '.[].id' 2>/dev/null); do
-                        curl -s --max-time 60 --unix-socket "$sock" -X DELETE "http://pl/containers/$id?force=1" >/dev/null
-                done
-                kill -TERM "$dpid"
-                wait "$dpid" 2>/dev/null
-        fi
+        stop_daemon
         end_leftover_qemus bench-volume
         rm -rf "$dir"
 }
