@@ -229,31 +229,15 @@ void container_owner_pool_claims_release(ContainerHost *h, const UidClaim *claim
         }
 }
 
-/* Every claim that names the removed container goes: its own uid, and one
- * a pool take handed over when the daemon was killed before the record
- * said so (the record then names the uid it had before). */
+/* The removed container's uid goes. A second claim naming it (a pool take
+ * handed one over and the daemon was killed before the record said so) is
+ * container_owner_reconcile()'s at the next start: the record's uid does
+ * not match it. */
 void container_owner_release(ContainerHost *h, Container *c) {
-        if (!h->uids)
-                return;
-        UidClaim *claims = NULL;
-        size_t n = 0;
-        _cleanup_error_ Error *le = NULL;
-        if (uid_pool_list(h->uids, &claims, &n, &le) < 0) {
-                log_warning("container %.12s: %s", c->id, error_text(le));
-                n = 0;
-        }
-        for (size_t i = 0; i < n; i++) {
-                if (strcmp(claims[i].owner, c->id) != 0)
-                        continue;
-                _cleanup_error_ Error *e = NULL;
-                if (release_when_unused(h, claims[i].uid, c->id, &e) < 0)
-                        log_warning("container %.12s: uid %u stays claimed until the next start: %s", c->id,
-                                    claims[i].uid, error_text(e));
-                else if (claims[i].uid != c->uid)
-                        log_info("container %.12s: uid %u released too (its record said %u)", c->id, claims[i].uid,
-                                 c->uid);
-        }
-        free(claims);
+        _cleanup_error_ Error *e = NULL;
+        if (h->uids && c->uid && release_when_unused(h, c->uid, c->id, &e) < 0)
+                log_warning("container %.12s: uid %u stays claimed until the next start: %s", c->id, c->uid,
+                            error_text(e));
 }
 
 static bool owner_known_locked(ContainerHost *h, const UidClaim *claim) {
