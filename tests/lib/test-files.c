@@ -165,6 +165,13 @@ char *test_read_file(const char *path, size_t *ret_len) {
                         assert_non_null(buf);
                 }
                 ssize_t n = read(fd, buf + len, cap - len - 1);
+                if (n < 0 && errno == ESRCH) {
+                        /* A /proc/PID file whose process ended between
+                         * open and read: as gone as a failed open. */
+                        close(fd);
+                        free(buf);
+                        return NULL;
+                }
                 if (n < 0)
                         fail_msg("read %s: %s", path, strerror(errno));
                 if (n == 0)

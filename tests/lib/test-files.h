@@ -44,7 +44,8 @@ void test_put(const char *dir, const char *name, const char *text);
 
 /* The whole content of a regular file, malloc'd and NUL-terminated (its length
  * in *ret_len when not NULL). A symlink is not followed: tests check what is
- * there. NULL (errno set) when it cannot be opened; read errors fail the test. */
+ * there. NULL (errno set) when it cannot be opened or is a /proc/PID file whose
+ * process ended before the read (ESRCH); other read errors fail the test. */
 char *test_read_file(const char *path, size_t *ret_len);
 
 /* lstat() succeeds. */
