@@ -15,7 +15,7 @@ mib=${2:-64}
 bash scripts/setup.sh >/dev/null
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/release -j"$(nproc)" --target pl-agent pl-initramfs pl-agent-cli bench-guest >/dev/null
-kdir=${3:-$(bash scripts/fetch-kernel.sh | tail -n 1)}
+kdir=${3:-$(bash scripts/guest-kernel.sh | tail -n 1)}
 B=build/release
 dir=$(mktemp -d /tmp/pl-bench-boot.XXXXXX)
 qpid=

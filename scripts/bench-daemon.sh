@@ -32,7 +32,7 @@ rounds=${4:-3}
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 nice cmake --build build/release -j2 --target portlayerd pl-image pl-agent pl-agent-cli bench-http >/dev/null
 B=$PWD/build/release/bin
-kdir=$(bash scripts/fetch-kernel.sh | tail -n 1)
+kdir=$(bash scripts/guest-kernel.sh | tail -n 1)
 kernel=$kdir/vmlinuz
 
 # Short: libvirt's embedded root puts socket paths under the state directory.

@@ -25,7 +25,7 @@ command -v docker >/dev/null || { echo "bench-docker: needs the docker CLI" >&2;
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 nice cmake --build build/release -j2 --target portlayerd pl-image pl-agent pl-agent-cli >/dev/null
 B=$PWD/build/release/bin
-kdir=$(bash scripts/fetch-kernel.sh | tail -n 1)
+kdir=$(bash scripts/guest-kernel.sh | tail -n 1)
 kernel=$kdir/vmlinuz
 
 dir=$(mktemp -d /tmp/pld-XXXXXX)

@@ -7,7 +7,7 @@
 #
 #   bench_netns_enter NAME "$0" KDIR_VAR TARGETS... -- ARGS...
 #     NAME      for messages; KDIR_VAR the variable holding the kernel
-#               directory (filled from fetch-kernel.sh when empty), passed
+#               directory (filled from guest-kernel.sh when empty), passed
 #               to the inner run as the last of ARGS
 #   PL_BUILD_DIR=build/dev uses an existing build (default: build/release,
 #   configured as Release)
@@ -28,7 +28,7 @@ bench_netns_enter() {
         fi
         nice cmake --build "$B" -j2 --target "${targets[@]}" >/dev/null
         local kdir=${!kvar}
-        [ -n "$kdir" ] || kdir=$(bash scripts/fetch-kernel.sh | tail -n 1)
+        [ -n "$kdir" ] || kdir=$(bash scripts/guest-kernel.sh | tail -n 1)
         ns=plbench-$$
         ip netns add "$ns"
         trap 'pids=$(ip netns pids "$ns" 2>/dev/null); [ -n "$pids" ] && kill -9 $pids 2>/dev/null; ip netns del "$ns"' EXIT

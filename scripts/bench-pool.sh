@@ -15,7 +15,7 @@ build=${PL_BUILD:-build/release} # PL_BUILD=build/dev reuses a development build
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 nice cmake --build "$build" -j2 --target pl-agent pl-initramfs pl-agent-cli bench-pool >/dev/null
 B=$build/bin
-kdir=$(bash scripts/fetch-kernel.sh | tail -n 1)
+kdir=$(bash scripts/guest-kernel.sh | tail -n 1)
 dir=$(mktemp -d /tmp/plbp-XXXXXX)
 qpid=
 . scripts/bench-lib.sh

@@ -34,7 +34,7 @@ build=${PL_BUILD:-build/release} # PL_BUILD=build/dev reuses a development build
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 nice cmake --build "$build" -j2 --target portlayerd pl-image pl-agent pl-agent-cli >/dev/null
 B=$PWD/$build/bin
-kdir=$(bash scripts/fetch-kernel.sh | tail -n 1)
+kdir=$(bash scripts/guest-kernel.sh | tail -n 1)
 kernel=$kdir/vmlinuz
 
 dir=$(mktemp -d /tmp/plst-XXXXXX)

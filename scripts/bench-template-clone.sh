@@ -28,7 +28,7 @@ build=${PL_BUILD:-build/release}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 nice cmake --build "$build" -j2 --target pl-agent pl-initramfs pl-agent-cli bench-qmp >/dev/null
 B=$build/bin
-kdir=$(bash scripts/fetch-kernel.sh | tail -n 1)
+kdir=$(bash scripts/guest-kernel.sh | tail -n 1)
 kernel=$kdir/vmlinuz
 dir=$(mktemp -d /tmp/pltc-XXXXXX)
 pids=() raw_pids=()

@@ -21,7 +21,7 @@ rounds=${2:-3}
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 nice cmake --build build/release -j2 --target portlayerd pl-agent plctl >/dev/null
 B=$PWD/build/release/bin
-kdir=$(bash scripts/fetch-kernel.sh | tail -n 1)
+kdir=$(bash scripts/guest-kernel.sh | tail -n 1)
 dir=$(mktemp -d /tmp/plt-XXXXXX)
 sock=$dir/pl.sock
 dpid=

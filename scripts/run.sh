@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, fetches the guest kernel,
+# The main job: installs what is missing, builds, makes the guest kernel,
 # imports a busybox test image into the image store, and runs portlayerd in
 # the foreground on libvirt's embedded QEMU driver (KVM when usable, TCG
 # otherwise), serving the REST API on a Unix socket. It prints the curl lines
@@ -8,9 +8,11 @@
 # leave nothing behind).
 #   PL_STATE       state directory (default ./state; keep its path short:
 #                  libvirt limits the embedded root's socket paths)
-#   PL_KERNEL_DIR  a kernel directory to boot instead of Debian's cloud kernel:
-#                  one made by scripts/build-kernel.sh (our module-free kernel)
-#                  or any directory with vmlinuz, release and lib/modules/
+#   PL_KERNEL_DIR  a kernel directory to boot instead of our own module-free
+#                  kernel (built by scripts/build-kernel.sh the first time, a
+#                  few minutes): any directory with vmlinuz, release and
+#                  lib/modules/, e.g. Debian's cloud kernel from
+#                  scripts/fetch-kernel.sh (or PL_GUEST_KERNEL=debian)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 state=${PL_STATE:-$PWD/state}
@@ -22,7 +24,7 @@ cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/release -j"$(nproc)"
 B=build/release/bin
 
-kdir=${PL_KERNEL_DIR:-$(bash scripts/fetch-kernel.sh | tail -n 1)}
+kdir=$(bash scripts/guest-kernel.sh | tail -n 1)
 # The test image: a busybox OCI image built with umoci, imported into the
 # daemon's image store (layers written into ext4 with libext2fs).
 rm -rf "$state/oci-busybox"

@@ -362,3 +362,26 @@ int kernel_modules_find_dir(const char *kernel_dir, char **ret, Error **err) {
                 return error_set(err, ENOENT, "%s holds neither modules.dep nor lib/modules/<release>", kernel_dir);
         return only_subdir(lib, ret, err);
 }
+
+int kernel_default_dir(const char *cache, char **ret_dir, Error **err) {
+        if (!cache || !*cache)
+                cache = getenv("PL_CACHE");
+        if (!cache || !*cache)
+                cache = "/var/cache/portlayer";
+        static const char *const links[] = {"pl-current", "current"};
+        for (size_t i = 0; i < ELEMENTSOF(links); i++) {
+                _cleanup_free_ char *dir = NULL, *kernel = NULL;
+                if (asprintf(&dir, "%s/kernel/%s", cache, links[i]) < 0 || asprintf(&kernel, "%s/vmlinuz", dir) < 0)
+                        return error_oom(err);
+                if (access(kernel, R_OK) == 0) {
+                        *ret_dir = TAKE_PTR(dir);
+                        return 0;
+                }
+                if (errno != ENOENT)
+                        return error_set_errno(err, errno, "guest kernel %s", kernel);
+        }
+        return error_set(err, ENOENT,
+                         "no guest kernel in %s/kernel (run scripts/build-kernel.sh or scripts/fetch-kernel.sh, or give "
+                         "--guest-kernel)",
+                         cache);
+}

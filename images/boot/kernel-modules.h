@@ -46,3 +46,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, kernel_modules_free);
  * (the layout scripts/fetch-kernel.sh writes). Sets *ret (malloc'd). -ENOENT
  * when there is none, -ENOTUNIQ when lib/modules holds several releases. */
 int kernel_modules_find_dir(const char *kernel_dir, char **ret, Error **err);
+
+/* The guest kernel a daemon boots when not told which: the directory of our
+ * own kernel (cache/kernel/pl-current, scripts/build-kernel.sh) when it holds a
+ * readable vmlinuz, else Debian's cloud kernel (cache/kernel/current,
+ * scripts/fetch-kernel.sh). cache NULL or empty: $PL_CACHE, else
+ * /var/cache/portlayer. Sets *ret_dir (malloc'd). -ENOENT, saying how to get
+ * one, when neither is there; another errno when one is there but unreadable. */
+int kernel_default_dir(const char *cache, char **ret_dir, Error **err);

@@ -213,16 +213,13 @@ int daemon_config_load(DaemonConfig *c, const char *path, bool required, Error *
         return 0;
 }
 
-/* The kernel fetch-kernel.sh keeps current, and its directory. */
+/* The default guest kernel (ours when built, else Debian's: images/boot's
+ * kernel_default_dir), and its directory. */
 static int default_kernel(char **ret_kernel, char **ret_dir, Error **err) {
-        const char *cache = getenv("PL_CACHE");
-        if (asprintf(ret_dir, "%s/kernel/current", cache && *cache ? cache : "/var/cache/portlayer") < 0 ||
-            asprintf(ret_kernel, "%s/vmlinuz", *ret_dir) < 0)
-                return error_oom(err);
-        if (access(*ret_kernel, R_OK) < 0)
-                return error_set_errno(err, errno, "guest kernel %s (run scripts/fetch-kernel.sh, or give --guest-kernel)",
-                                       *ret_kernel);
-        return 0;
+        int r = kernel_default_dir(NULL, ret_dir, err);
+        if (r < 0)
+                return r;
+        return asprintf(ret_kernel, "%s/vmlinuz", *ret_dir) < 0 ? error_oom(err) : 0;
 }
 
 /* The initramfs: given, or built (once, content-addressed) from the agent

@@ -143,16 +143,24 @@ static void check_versions(Doctor *d) {
                 report(d, LEVEL_WARN, "libvirt", "install libvirt (scripts/setup.sh)", "libvirt's version unknown");
 }
 
+/* The kernel portlayerd boots by default: ours (pl-current) when built,
+ * else Debian's (current), as images/boot's kernel_default_dir picks it. */
 static void check_kernel(Doctor *d) {
         const char *cache = getenv("PL_CACHE");
+        static const char *const links[] = {"pl-current", "current"};
         char path[4096];
         struct stat st;
-        snprintf(path, sizeof path, "%s/kernel/current/vmlinuz", cache && *cache ? cache : "/var/cache/portlayer");
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
-                report(d, LEVEL_OK, "kernel", NULL, "%s (%.1f MiB)", path, (double) st.st_size / 1048576.0);
-        else
-                report(d, LEVEL_FAIL, "kernel", "run scripts/fetch-kernel.sh (or scripts/build-kernel.sh)",
-                       "no guest kernel at %s", path);
+        for (size_t i = 0; i < ELEMENTSOF(links); i++) {
+                snprintf(path, sizeof path, "%s/kernel/%s/vmlinuz", cache && *cache ? cache : "/var/cache/portlayer",
+                         links[i]);
+                if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+                        report(d, LEVEL_OK, "kernel", NULL, "%s (%.1f MiB%s)", path, (double) st.st_size / 1048576.0,
+                               i == 0 ? ", ours" : ", Debian's: scripts/build-kernel.sh makes a smaller one");
+                        return;
+                }
+        }
+        report(d, LEVEL_FAIL, "kernel", "run scripts/build-kernel.sh (or scripts/fetch-kernel.sh)",
+               "no guest kernel under %s/kernel", cache && *cache ? cache : "/var/cache/portlayer");
 }
 
 static void check_disk(Doctor *d, const char *state_dir) {

@@ -165,7 +165,12 @@ if [ "$accel" = TCG ]; then has "WARN  accelerator   TCG"; else has "OK    accel
 if [ -c /dev/vhost-vsock ]; then has "OK    vhost-vsock"; else has "WARN  vhost-vsock   no usable /dev/vhost-vsock"; fi
 has "OK    qemu          QEMU emulator version"
 has "OK    libvirt       libvirt [0-9]"
-has "OK    kernel        $PL_CACHE/kernel/current/vmlinuz"
+# the daemon's default kernel: ours when built, else Debian's
+if [ -f "$PL_CACHE/kernel/pl-current/vmlinuz" ]; then
+        has "OK    kernel        $PL_CACHE/kernel/pl-current/vmlinuz (.* MiB, ours)"
+else
+        has "OK    kernel        $PL_CACHE/kernel/current/vmlinuz"
+fi
 has "disk .* GiB free"
 has "memory .* MiB available"
 has "WARN  daemon        nothing answers at $sock"

@@ -2,7 +2,7 @@
  * and fake modules and read back with libarchive: names, order, modes,
  * owners, times and contents; reuse without rewriting; byte-identical output;
  * a new name for any changed input byte; clean failures that leave no
- * temporary file. With PL_KERNEL_DIR set, also a build from the real kernel's
+ * temporary file. With PL_MODULAR_KERNEL_DIR set, also a build from the real kernel's
  * modules. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -324,9 +324,9 @@ static void test_same_file_name(void **state) {
 
 static void test_real_kernel(void **state) {
         Fixture *f = *state;
-        const char *kdir = getenv("PL_KERNEL_DIR");
+        const char *kdir = getenv("PL_MODULAR_KERNEL_DIR");
         if (!kdir || !kdir[0])
-                test_skip_or_fail("PL_KERNEL_DIR, a guest kernel (scripts/fetch-kernel.sh prints it)");
+                test_skip_or_fail("PL_MODULAR_KERNEL_DIR, a kernel with loadable modules (scripts/fetch-kernel.sh prints it)");
         _cleanup_error_ Error *e = NULL;
         _cleanup_free_ char *mdir = NULL, *path = NULL;
         const char *const mods[] = {"virtio_pci", "virtio_blk", "virtio_console", "vmw_vsock_virtio_transport", NULL};

@@ -1,6 +1,6 @@
 /* test-kernel-modules.c: resolving module names to .ko files in load order
  * from a fake modules.dep made here (diamond dependency, built-in modules,
- * '-' vs '_', malformed files, cycles, size limits), and, when PL_KERNEL_DIR
+ * '-' vs '_', malformed files, cycles, size limits), and, when PL_MODULAR_KERNEL_DIR
  * names a kernel unpacked by scripts/fetch-kernel.sh, from the real one. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -228,11 +228,42 @@ static int index_of(char **paths, const char *file) {
         return -1;
 }
 
-/* names resolved on the kernel in $PL_KERNEL_DIR (skips without one). */
+/* The default kernel: ours (kernel/pl-current) before Debian's
+ * (kernel/current), each only with a vmlinuz in it; neither: -ENOENT saying
+ * how to get one. */
+static void test_default_dir(void **state) {
+        Fixture *f = *state;
+        _cleanup_error_ Error *e = NULL;
+        char *dir = NULL, want[256];
+        assert_int_equal(kernel_default_dir(f->dir, &dir, &e), -ENOENT);
+        assert_null(dir);
+        assert_non_null(strstr(error_text(e), "scripts/build-kernel.sh"));
+        e = error_free(e);
+
+        test_put(f->dir, "kernel/6.1.0-debian/vmlinuz", "debian");
+        test_put(f->dir, "kernel/pl-6.1-x/release", "6.1-pl-x"); /* no vmlinuz: not a kernel */
+        snprintf(want, sizeof want, "%s/kernel/current", f->dir);
+        assert_int_equal(symlink("6.1.0-debian", want), 0);
+        snprintf(want, sizeof want, "%s/kernel/pl-current", f->dir);
+        assert_int_equal(symlink("pl-6.1-x", want), 0);
+        assert_int_equal(kernel_default_dir(f->dir, &dir, &e), 0);
+        snprintf(want, sizeof want, "%s/kernel/current", f->dir);
+        assert_string_equal(dir, want);
+        free(dir);
+
+        test_put(f->dir, "kernel/pl-6.1-x/vmlinuz", "ours");
+        assert_int_equal(kernel_default_dir(f->dir, &dir, &e), 0);
+        snprintf(want, sizeof want, "%s/kernel/pl-current", f->dir);
+        assert_string_equal(dir, want);
+        free(dir);
+}
+
+/* names resolved on the modular kernel in $PL_MODULAR_KERNEL_DIR (Debian's;
+ * skips without one). */
 static char **resolve_real(const char *const *names) {
-        const char *kdir = getenv("PL_KERNEL_DIR");
+        const char *kdir = getenv("PL_MODULAR_KERNEL_DIR");
         if (!kdir || !kdir[0])
-                test_skip_or_fail("PL_KERNEL_DIR, a guest kernel (scripts/fetch-kernel.sh prints it)");
+                test_skip_or_fail("PL_MODULAR_KERNEL_DIR, a kernel with loadable modules (scripts/fetch-kernel.sh prints it)");
         _cleanup_error_ Error *e = NULL;
         _cleanup_free_ char *mdir = NULL;
         char **paths = NULL;
@@ -287,6 +318,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_cycle, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_find_dir, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_default_dir, setup, teardown),
                 cmocka_unit_test(test_real_kernel),
         };
         return test_run_group(tests, NULL, NULL);
