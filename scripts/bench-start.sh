@@ -12,8 +12,9 @@
 #     the pool's own spare guests not counted) and `free` before and after;
 #     then the same 10 cold containers on a daemon with the density settings
 #     off (--free-page-reporting false --tcg-tb-cache 0, the earlier
-#     defaults); and how many idle containers fit in MemAvailable with a
-#     margin left
+#     defaults), and 10 cold on Debian's cloud kernel with the density
+#     settings on and off (off + Debian's kernel: where issue 13 started);
+#     and how many idle containers fit in MemAvailable with a margin left
 # Everything runs on Unix sockets under a temporary directory; everything the
 # script starts is ended on exit, also on failure.
 # PL_BENCH_KSM=1 adds, after the M cold containers, four minutes of KSM
@@ -248,7 +249,27 @@ start_daemon --pool-size 0 --free-page-reporting false --tcg-tb-cache 0
 measure_idle 10 true m10off "cold, density off (no balloon, QEMU's 1 GiB tb-cache)"
 off_each=$last_each_kib
 remove_all
+stop_daemon
+# The same 10 on Debian's cloud kernel (modules, mitigations), density on and
+# off: the last is where issue 13 started.
+dkernel=$(bash scripts/fetch-kernel.sh | tail -n 1)/vmlinuz
+if [ "$dkernel" != "$kernel" ]; then
+        kernel=$dkernel
+        start_daemon --pool-size 0
+        measure_idle 10 true m10deb "cold, density on, Debian's kernel"
+        deb_each=$last_each_kib
+        remove_all
+        stop_daemon
+        start_daemon --pool-size 0 --free-page-reporting false --tcg-tb-cache 0
+        measure_idle 10 true m10deboff "cold, density off, Debian's kernel"
+        deb_off_each=$last_each_kib
+        remove_all
+fi
+stop_daemon
 avail=$(avail_mib)
+fit() { echo $(((avail - margin_mib) * 1024 / $1)); }
 echo "fit: MemAvailable $avail MiB with nothing running, $margin_mib MiB kept back:" \
-        "$(((avail - margin_mib) * 1024 / on_each)) idle containers at $on_each KiB each (density on)," \
-        "$(((avail - margin_mib) * 1024 / off_each)) at $off_each KiB each (off)${ksm_each:+, $(((avail - margin_mib) * 1024 / ksm_each)) at $ksm_each KiB each (density on + KSM)}"
+        "$(fit "$on_each") idle containers at $on_each KiB each (density on)," \
+        "$(fit "$off_each") at $off_each KiB each (off)${ksm_each:+, $(fit "$ksm_each") at $ksm_each KiB each (density on + KSM)}" \
+        "${deb_each:+; Debian's kernel: $(fit "$deb_each") at $deb_each KiB (on), $(fit "$deb_off_each") at $deb_off_each KiB (off);" \
+        "density on with our kernel fits $(echo "scale=2; $deb_off_each / $on_each" | bc)x as many as Debian's with density off}"

@@ -79,7 +79,7 @@ if [ $quick -eq 0 ]; then
 
         step "fuzz targets (clang, libFuzzer), bounded runs"
         configure_build build/fuzz -DCMAKE_C_COMPILER=clang -DPL_FUZZ=ON
-        run_ctest build/fuzz -L fuzz
+        run_ctest build/fuzz -L fuzz -j2 # one core each: every target still fuzzes for its full bound
 fi
 
 if [ $failed -ne 0 ]; then
