@@ -29,6 +29,10 @@
 
 #define POOL_KEY_MAX 24
 #define POOL_RETRY_MAX_S 60
+/* A refill waits until no take is in progress and the last one ended this
+ * long ago: a boot beside a take halves the CPU the take's guest gets on a
+ * small host (docs/templates.md), and a burst of takes is served first. */
+#define POOL_REFILL_SETTLE_USEC (500 * 1000)
 
 typedef struct PoolGuest {
         Guest *guest;
@@ -52,6 +56,8 @@ struct GuestPool {
         bool quit;
         PoolGuest ready[GUEST_POOL_MAX];
         unsigned n_ready;
+        unsigned taking;       /* takes in progress */
+        uint64_t last_take_usec; /* when the last one ended (monotonic) */
 };
 
 static void fnv(uint64_t *h, const void *data, size_t len) {
@@ -149,6 +155,16 @@ static void *pool_main(void *arg) {
         while (!p->quit) {
                 if (p->n_ready >= p->size) {
                         pthread_cond_wait(&p->cond, &p->lock);
+                        continue;
+                }
+                uint64_t settled = p->last_take_usec + POOL_REFILL_SETTLE_USEC, now = now_usec();
+                if (p->taking > 0 || now < settled) {
+                        struct timespec ts;
+                        clock_gettime(CLOCK_REALTIME, &ts);
+                        uint64_t ns = (uint64_t) ts.tv_nsec + (p->taking > 0 ? POOL_REFILL_SETTLE_USEC : settled - now) * 1000;
+                        ts.tv_sec += (time_t) (ns / 1000000000u);
+                        ts.tv_nsec = (long) (ns % 1000000000u);
+                        (void) pthread_cond_timedwait(&p->cond, &p->lock, &ts);
                         continue;
                 }
                 pthread_mutex_unlock(&p->lock);
@@ -301,7 +317,7 @@ static bool pool_pop(GuestPool *p, const char *key, PoolGuest *ret) {
                         continue;
                 }
                 if (match)
-                        *ret = p->ready[i], found = true;
+                        *ret = p->ready[i], found = true, p->taking++;
                 else
                         stale[n_stale++] = p->ready[i];
                 memmove(&p->ready[i], &p->ready[i + 1], (p->n_ready - i - 1) * sizeof(PoolGuest));
@@ -356,7 +372,7 @@ int guest_pool_take(GuestPool *p, const GuestConfig *c, Guest **ret, Error **err
         PoolGuest pg;
         if (!pool_pop(p, key, &pg))
                 return error_set(err, EAGAIN, "pool: no guest ready");
-        uint64_t t0 = now_usec();
+        uint64_t t0 = now_usec(), t_adopt = 0, t_attach = 0;
         Guest *g = pg.guest;
         const char *macs[1] = {c->n_nics ? c->nics[0].mac : NULL};
         AgentActivate act = {.root_serial = GUEST_ROOT_SERIAL, .hostname = c->hostname ? c->hostname : c->name,
@@ -370,10 +386,17 @@ int guest_pool_take(GuestPool *p, const GuestConfig *c, Guest **ret, Error **err
                 pg.has_owner = false; /* the claim is the container's now */
         if (r >= 0)
                 r = pool_move_dir(&pg, c->run_dir, err);
+        t_adopt = now_usec();
         if (r >= 0)
                 r = pool_attach_disks(p->driver, g, c, err);
+        t_attach = now_usec();
         if (r >= 0)
                 r = agent_client_activate(g->agent, &act, MIN(timeout_ms, 30000), err);
+        pthread_mutex_lock(&p->lock);
+        p->taking--;
+        p->last_take_usec = now_usec();
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
         if (r < 0) {
                 _cleanup_free_ char *tail = guest_console_tail(g, 1500);
                 log_warning("pool: guest %s failed to start %s; console:\n%s", g->name, c->name, tail);
@@ -382,7 +405,9 @@ int guest_pool_take(GuestPool *p, const GuestConfig *c, Guest **ret, Error **err
         }
         g->create_usec = 0;
         g->boot_usec = now_usec() - t0;
-        log_debug("pool: guest %s is %s's after %.3f s", g->name, c->name, g->boot_usec / 1e6);
+        log_debug("pool: guest %s is %s's after %.3f s (resume + adopt %.0f ms, hot-plug %.0f ms, activate %.0f ms)",
+                  g->name, c->name, g->boot_usec / 1e6, (t_adopt - t0) / 1e3, (t_attach - t_adopt) / 1e3,
+                  (now_usec() - t_attach) / 1e3);
         *ret = g;
         return 0;
 }
