@@ -332,7 +332,7 @@ int api_handles_entrypoint(Api *a, HttpRequest *req, char **p, HttpResponse *res
 }
 
 int api_handles_limits(Api *a, HttpRequest *req, char **p, HttpResponse *resp, Error **err) {
-        static const char *const allowed[] = {"memory_mb", "vcpus", "cold_start", NULL};
+        static const char *const allowed[] = {"memory_mb", "vcpus", "cold_start", "share_pages", NULL};
         return handle_update(a, req, p[0], allowed, resp, err);
 }
 

@@ -47,6 +47,7 @@ static const Field fields[] = {
         {"stop_signal", FIELD_SIGNAL},
         {"stop_timeout_s", FIELD_INT, 0, 3600},
         {"cold_start", FIELD_BOOL}, /* boot a VM even when the warm pool has a guest ready */
+        {"share_pages", FIELD_BOOL}, /* false: the VM's RAM is kept from the host's KSM */
         {"tty", FIELD_BOOL},
         {"open_stdin", FIELD_BOOL},
         {"tty_rows", FIELD_INT, 1, 65535},

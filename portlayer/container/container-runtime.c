@@ -112,6 +112,7 @@ static int start_guest(ContainerHost *h, Container *c, const ContainerMounts *cm
         pthread_mutex_lock(&h->lock);
         json_int_t mem = json_integer_value(json_object_get(c->config, "memory_mb"));
         json_int_t vcpus = json_integer_value(json_object_get(c->config, "vcpus"));
+        bool no_share_pages = json_is_false(json_object_get(c->config, "share_pages"));
         /* its own uid, or root where the daemon was told to allow it */
         VmOwner owner = {.uid = c->uid, .gid = c->uid};
         pthread_mutex_unlock(&h->lock);
@@ -125,6 +126,7 @@ static int start_guest(ContainerHost *h, Container *c, const ContainerMounts *cm
                 .extra_disks = cm->disks, .n_extra_disks = cm->n_disks, .filesystems = cm->filesystems,
                 .n_filesystems = cm->n_filesystems, .tb_cache_mib = h->tb_cache_mib,
                 .free_page_reporting = h->free_page_reporting,
+                .no_share_pages = no_share_pages,
         };
         NetworkLease lease;
         char tap[NETWORK_IFNAME_MAX + 1];

@@ -86,7 +86,7 @@ static void pool_key(const GuestConfig *c, char key[POOL_KEY_MAX]) {
         fnv_file(&h, c->kernel);
         fnv_file(&h, c->initrd);
         uint64_t v[] = {c->memory_mib ? c->memory_mib : 256, c->vcpus ? c->vcpus : 1, c->accel, c->vsock,
-                        c->tb_cache_mib, c->free_page_reporting};
+                        c->tb_cache_mib, c->free_page_reporting, c->no_share_pages};
         fnv(&h, v, sizeof v);
         fnv(&h, "q35", 4);
         fnv(&h, c->extra_cmdline ? c->extra_cmdline : "", c->extra_cmdline ? strlen(c->extra_cmdline) + 1 : 1);

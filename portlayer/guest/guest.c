@@ -108,6 +108,7 @@ static int guest_create_vm(Guest *g, const GuestConfig *c, Error **err) {
                 .console_log = g->console_path, .vsock = c->vsock, .nics = c->nics, .n_nics = c->n_nics,
                 .filesystems = c->filesystems, .n_filesystems = c->n_filesystems, .owner = c->owner,
                 .tb_cache_mib = c->tb_cache_mib, .free_page_reporting = c->free_page_reporting,
+                .no_share_pages = c->no_share_pages,
         };
         return vm_driver_create(g->driver, &spec, err);
 }

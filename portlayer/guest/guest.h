@@ -47,6 +47,7 @@ typedef struct GuestConfig {
         unsigned tb_cache_mib;     /* VmSpec.tb_cache_mib: TCG's translation cache, 0: QEMU's default */
         bool free_page_reporting;  /* VmSpec.free_page_reporting, and the agent reports free
                                     * blocks from GUEST_REPORT_ORDER up */
+        bool no_share_pages;       /* VmSpec.no_share_pages: RAM kept from KSM; never a pool guest's */
         const VmOwner *owner;      /* QEMU's uid:gid, which gets run_dir (0700) and the console
                                     * log (0600); NULL: the driver's default user */
         /* guest_pool_take() only: called with the taken pool guest's owner

@@ -158,6 +158,11 @@ typedef struct VmSpec {
          * them (no balloon at all when false). */
         unsigned tb_cache_mib;
         bool free_page_reporting;
+        /* <memoryBacking><nosharepages/>: QEMU does not offer the guest's RAM
+         * to the host's same-page merging (KSM), whatever the host's KSM
+         * settings (docs/templates.md: KSM is a side channel between the
+         * guests whose pages merge). */
+        bool no_share_pages;
 
         const VmOwner *owner;      /* NULL: the driver's default user (qemu.conf's, never root) */
 } VmSpec;

@@ -104,11 +104,17 @@ static void add_head(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
 }
 
 /* virtio-fs maps guest pages into virtiofsd: the guest's RAM must be
- * shareable memory, not QEMU's private anonymous memory. */
+ * shareable memory, not QEMU's private anonymous memory. nosharepages keeps
+ * the RAM from KSM (QEMU's mem-merge=off); libvirt's schema wants it before
+ * source and access. */
 static void add_memory_backing(Builder *b, xmlNodePtr domain, const VmSpec *spec) {
-        if (spec->n_filesystems == 0)
+        if (spec->n_filesystems == 0 && !spec->no_share_pages)
                 return;
         xmlNodePtr backing = child(b, domain, "memoryBacking", NULL);
+        if (spec->no_share_pages)
+                child(b, backing, "nosharepages", NULL);
+        if (spec->n_filesystems == 0)
+                return;
         empty(b, backing, "source", "type", "memfd", NULL, NULL);
         empty(b, backing, "access", "mode", "shared", NULL, NULL);
 }

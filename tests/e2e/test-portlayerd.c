@@ -1570,9 +1570,51 @@ static void test_start_paths(void **state) {
         assert_string_equal(str(c, "start_path"), "cold");
         assert_memory_equal(str(c, "domain"), "pl-", 3);
         json_decref(c);
+
+        /* share_pages false keeps the VM's RAM from KSM: QEMU runs with
+         * mem-merge=off, which no pool guest has, so it boots cold */
+        assert_int_equal(call("POST", "/containers", "{\"name\": \"nomerge\", \"image\": \"localhost/busybox:latest\"}",
+                              &j), 201);
+        char id4[65];
+        snprintf(id4, sizeof id4, "%s", str(j, "id"));
+        snprintf(path, sizeof path, "/handles/%s/limits", str(j, "handle"));
+        assert_int_equal(call("PUT", path, "{\"share_pages\": 0}", NULL), 400);
+        assert_int_equal(call("PUT", path, "{\"share_pages\": false}", NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/entrypoint", str(j, "handle"));
+        assert_int_equal(call("PUT", path, sleeper, NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/state", str(j, "handle"));
+        assert_int_equal(call("PUT", path, "{\"state\": \"running\"}", NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/commit", str(j, "handle"));
+        json_decref(j);
+        assert_int_equal(call("POST", path, NULL, NULL), 200);
+        c = inspect("nomerge");
+        assert_string_equal(str(c, "start_path"), "cold");
+        assert_false(json_is_true(json_object_get(json_object_get(c, "config"), "share_pages")));
+        json_decref(c);
+        json_t *vms = NULL;
+        assert_int_equal(call("GET", "/vms", NULL, &vms), 200);
+        size_t vi;
+        json_t *vm;
+        int merged = 0, unmerged = 0;
+        json_array_foreach(vms, vi, vm) {
+                int pid = (int) json_integer_value(json_object_get(vm, "qemu_pid"));
+                char cmd[8192] = "";
+                if (pid <= 0)
+                        continue;
+                proc_cmdline_text(pid, cmd, sizeof cmd);
+                bool off = strstr(cmd, "mem-merge=off") != NULL;
+                if (strcmp(str(vm, "name"), "nomerge") == 0)
+                        unmerged += off;
+                else
+                        merged += !off;
+        }
+        json_decref(vms);
+        assert_int_equal(unmerged, 1);
+        assert_true(merged >= 1); /* the other containers' RAM is offered to KSM as before */
         destroy(id1);
         destroy(id2);
         destroy(id3);
+        destroy(id4);
 }
 
 /* --- networking (docs/networking.md) --- */

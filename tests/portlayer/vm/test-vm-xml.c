@@ -68,6 +68,7 @@ static const VmSpec kvm_spec = {
         .console_log = "/run/pl/c2.log",
         .vsock = true,
         .owner = &(const VmOwner){.uid = 200001, .gid = 200001},
+        .no_share_pages = true, /* <memoryBacking><nosharepages/> alone */
 };
 
 /* Every kind of NIC and filesystem. */
@@ -95,6 +96,7 @@ static const VmSpec net_spec = {
         .n_nics = 3,
         .filesystems = net_filesystems,
         .n_filesystems = 2,
+        .no_share_pages = true, /* nosharepages before memfd's source and access */
 };
 
 static void check_golden(const VmSpec *spec, VmAccel accel, const char *name) {
@@ -117,17 +119,24 @@ static void test_golden_nics_filesystems(void **state) {
         check_golden(&net_spec, VM_ACCEL_TCG, "vm-nics-filesystems.xml");
 }
 
-/* No filesystem: private memory, as before; a filesystem: shared memfd. */
+/* No filesystem: private memory, as before; a filesystem: shared memfd;
+ * nosharepages only when asked for, with or without a filesystem. */
 static void test_memory_backing_only_with_filesystems(void **state) {
-        _cleanup_free_ char *plain = NULL, *shared = NULL;
+        _cleanup_free_ char *plain = NULL, *shared = NULL, *unmerged = NULL;
         VmSpec spec = net_spec;
         spec.n_filesystems = 0;
+        spec.no_share_pages = false;
         assert_int_equal(vm_xml_build(&spec, VM_ACCEL_TCG, &plain, NULL), 0);
         assert_null(strstr(plain, "memoryBacking"));
         assert_null(strstr(plain, "virtiofs"));
         spec.n_filesystems = 1;
         assert_int_equal(vm_xml_build(&spec, VM_ACCEL_TCG, &shared, NULL), 0);
         assert_non_null(strstr(shared, "<memoryBacking>\n    <source type=\"memfd\"/>\n    <access mode=\"shared\"/>"));
+        assert_null(strstr(shared, "nosharepages"));
+        spec.n_filesystems = 0;
+        spec.no_share_pages = true;
+        assert_int_equal(vm_xml_build(&spec, VM_ACCEL_TCG, &unmerged, NULL), 0);
+        assert_non_null(strstr(unmerged, "<memoryBacking>\n    <nosharepages/>\n  </memoryBacking>"));
 }
 
 static void test_build_is_deterministic(void **state) {
