@@ -129,6 +129,29 @@ static const char *str(json_t *j, const char *key) {
         return s ? s : "";
 }
 
+/* Creates name running entrypoint_json with limits_json (PUT
+ * /handles/{h}/limits), after checking that bad_limits_json is refused with
+ * 400; the commit must succeed. */
+static void create_running_limited(const char *name, const char *bad_limits_json, const char *limits_json,
+                                   const char *entrypoint_json, char id[65]) {
+        char body[256], handle[64], path[256];
+        json_t *j = NULL;
+        snprintf(body, sizeof body, "{\"name\": \"%s\", \"image\": \"localhost/busybox:latest\"}", name);
+        assert_int_equal(call("POST", "/containers", body, &j), 201);
+        snprintf(id, 65, "%s", str(j, "id"));
+        snprintf(handle, sizeof handle, "%s", str(j, "handle"));
+        json_decref(j);
+        snprintf(path, sizeof path, "/handles/%s/limits", handle);
+        assert_int_equal(call("PUT", path, bad_limits_json, NULL), 400);
+        assert_int_equal(call("PUT", path, limits_json, NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/entrypoint", handle);
+        assert_int_equal(call("PUT", path, entrypoint_json, NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/state", handle);
+        assert_int_equal(call("PUT", path, "{\"state\": \"running\"}", NULL), 200);
+        snprintf(path, sizeof path, "/handles/%s/commit", handle);
+        assert_int_equal(call("POST", path, NULL, NULL), 200);
+}
+
 /* Creates a container from the test image with the given entry point,
  * network settings and mounts (PUT /handles/{h}/network and /mounts bodies,
  * or NULL) and target state; returns the commit's status, its answer in
@@ -1551,21 +1574,7 @@ static void test_start_paths(void **state) {
         assert_string_equal(out, "again\n");
 
         /* per container: cold_start boots its own VM */
-        json_t *j = NULL;
-        assert_int_equal(call("POST", "/containers", "{\"name\": \"coldone\", \"image\": \"localhost/busybox:latest\"}",
-                              &j), 201);
-        snprintf(id3, sizeof id3, "%s", str(j, "id"));
-        char path[256];
-        snprintf(path, sizeof path, "/handles/%s/limits", str(j, "handle"));
-        assert_int_equal(call("PUT", path, "{\"cold_start\": \"yes\"}", NULL), 400);
-        assert_int_equal(call("PUT", path, "{\"cold_start\": true}", NULL), 200);
-        snprintf(path, sizeof path, "/handles/%s/entrypoint", str(j, "handle"));
-        assert_int_equal(call("PUT", path, sleeper, NULL), 200);
-        snprintf(path, sizeof path, "/handles/%s/state", str(j, "handle"));
-        assert_int_equal(call("PUT", path, "{\"state\": \"running\"}", NULL), 200);
-        snprintf(path, sizeof path, "/handles/%s/commit", str(j, "handle"));
-        json_decref(j);
-        assert_int_equal(call("POST", path, NULL, NULL), 200);
+        create_running_limited("coldone", "{\"cold_start\": \"yes\"}", "{\"cold_start\": true}", sleeper, id3);
         c = inspect("coldone");
         assert_string_equal(str(c, "start_path"), "cold");
         assert_memory_equal(str(c, "domain"), "pl-", 3);
@@ -1573,20 +1582,8 @@ static void test_start_paths(void **state) {
 
         /* share_pages false keeps the VM's RAM from KSM: QEMU runs with
          * mem-merge=off, which no pool guest has, so it boots cold */
-        assert_int_equal(call("POST", "/containers", "{\"name\": \"nomerge\", \"image\": \"localhost/busybox:latest\"}",
-                              &j), 201);
         char id4[65];
-        snprintf(id4, sizeof id4, "%s", str(j, "id"));
-        snprintf(path, sizeof path, "/handles/%s/limits", str(j, "handle"));
-        assert_int_equal(call("PUT", path, "{\"share_pages\": 0}", NULL), 400);
-        assert_int_equal(call("PUT", path, "{\"share_pages\": false}", NULL), 200);
-        snprintf(path, sizeof path, "/handles/%s/entrypoint", str(j, "handle"));
-        assert_int_equal(call("PUT", path, sleeper, NULL), 200);
-        snprintf(path, sizeof path, "/handles/%s/state", str(j, "handle"));
-        assert_int_equal(call("PUT", path, "{\"state\": \"running\"}", NULL), 200);
-        snprintf(path, sizeof path, "/handles/%s/commit", str(j, "handle"));
-        json_decref(j);
-        assert_int_equal(call("POST", path, NULL, NULL), 200);
+        create_running_limited("nomerge", "{\"share_pages\": 0}", "{\"share_pages\": false}", sleeper, id4);
         c = inspect("nomerge");
         assert_string_equal(str(c, "start_path"), "cold");
         assert_false(json_is_true(json_object_get(json_object_get(c, "config"), "share_pages")));
