@@ -216,30 +216,44 @@ int docker_console_size(const json_t *cs, uint16_t *rows, uint16_t *cols) {
         return 0;
 }
 
-/* The cold-start label (Labels) and annotation (HostConfig.Annotations):
- * "true" sets cold_start in f; "false" or absent leave the daemon's default.
- * -EINVAL for another value, or when the two disagree. */
-static int cold_start_map(const json_t *body, const json_t *hc, json_t *f, Error **err) {
+/* The port layer's own switches, each a label (Labels) or an annotation
+ * (HostConfig.Annotations) of "true" or "false": the value other than the
+ * default sets the configuration field in f; the default or absent leaves
+ * it out. -EINVAL for another value, or when the label and the annotation
+ * disagree. */
+static const struct {
+        const char *label, *field;
+        bool default_value;
+} switches[] = {
+        {DOCKER_LABEL_COLD_START, "cold_start", false},
+        {DOCKER_LABEL_SHARE_PAGES, "share_pages", true},
+};
+
+static int switches_map(const json_t *body, const json_t *hc, json_t *f, Error **err) {
         const char *where[] = {"Labels", "HostConfig.Annotations"};
         const json_t *from[] = {json_object_get(body, "Labels"), json_object_get(hc, "Annotations")};
-        int want = -1;
-        for (size_t i = 0; i < ELEMENTSOF(from); i++) {
-                json_t *v = json_object_get(from[i], DOCKER_LABEL_COLD_START);
+        for (size_t i = 0; i < ELEMENTSOF(from); i++)
                 if (from[i] && !json_is_null(from[i]) && !json_is_object(from[i]))
                         return error_set(err, EINVAL, "%s: must be an object of strings", where[i]);
-                if (!v)
-                        continue;
-                const char *s = json_string_value(v);
-                int b = s && strcmp(s, "true") == 0 ? 1 : s && strcmp(s, "false") == 0 ? 0 : -1;
-                if (b < 0)
-                        return error_set(err, EINVAL, "%s." DOCKER_LABEL_COLD_START ": '%.64s' is not true or false",
-                                         where[i], s ? s : "(not a string)");
-                if (want >= 0 && b != want)
-                        return error_set(err, EINVAL, DOCKER_LABEL_COLD_START ": the label and the annotation disagree");
-                want = b;
+        for (size_t k = 0; k < ELEMENTSOF(switches); k++) {
+                const char *label = switches[k].label;
+                int want = -1;
+                for (size_t i = 0; i < ELEMENTSOF(from); i++) {
+                        json_t *v = json_object_get(from[i], label);
+                        if (!v)
+                                continue;
+                        const char *s = json_string_value(v);
+                        int b = s && strcmp(s, "true") == 0 ? 1 : s && strcmp(s, "false") == 0 ? 0 : -1;
+                        if (b < 0)
+                                return error_set(err, EINVAL, "%s.%s: '%.64s' is not true or false", where[i], label,
+                                                 s ? s : "(not a string)");
+                        if (want >= 0 && b != want)
+                                return error_set(err, EINVAL, "%s: the label and the annotation disagree", label);
+                        want = b;
+                }
+                if (want >= 0 && (bool) want != switches[k].default_value)
+                        (void) json_object_set_new(f, switches[k].field, json_boolean(want));
         }
-        if (want == 1)
-                (void) json_object_set_new(f, "cold_start", json_true());
         return 0;
 }
 
@@ -330,7 +344,7 @@ int docker_create_map(const json_t *body, const OciConfig *image, json_t **ret_f
         json_t *hc = json_object_get(body, "HostConfig");
         if (hc && !json_is_null(hc) && !json_is_object(hc))
                 return error_set(err, EINVAL, "HostConfig: must be an object");
-        if ((r = cold_start_map(body, hc, f, err)) < 0)
+        if ((r = switches_map(body, hc, f, err)) < 0)
                 return r;
         json_t *mem = json_object_get(hc, "Memory"), *cpus = json_object_get(hc, "NanoCpus"),
                *ar = json_object_get(hc, "AutoRemove");
@@ -526,12 +540,15 @@ static json_t *mounts_of(const json_t *pl) {
 
 /* What Docker has no field for: how the container last started ("template"
  * from the warm pool, "cold", "" before its first start), the domain it
- * runs in, and whether it asked for cold starts. */
+ * runs in, whether it asked for cold starts and whether its RAM may be
+ * merged by KSM. */
 static json_t *portlayer_of(const json_t *pl) {
         const char *path = json_string_value(json_object_get(pl, "start_path"));
         const char *domain = json_string_value(json_object_get(pl, "domain"));
-        return json_pack("{s:s, s:s, s:b}", "StartPath", path ? path : "", "Domain", domain ? domain : "", "ColdStart",
-                         json_is_true(json_object_get(json_object_get(pl, "config"), "cold_start")));
+        const json_t *config = json_object_get(pl, "config");
+        return json_pack("{s:s, s:s, s:b, s:b}", "StartPath", path ? path : "", "Domain", domain ? domain : "",
+                         "ColdStart", json_is_true(json_object_get(config, "cold_start")), "SharePages",
+                         !json_is_false(json_object_get(config, "share_pages")));
 }
 
 json_t *docker_inspect_of(const json_t *pl) {

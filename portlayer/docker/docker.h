@@ -27,6 +27,9 @@
  * "true" boots the container's VM on every start instead of taking a warm
  * pool guest (the configuration's cold_start); "false" is the default. */
 #define DOCKER_LABEL_COLD_START "io.portlayer.cold-start"
+/* Likewise: "false" keeps the container's VM RAM from the host's KSM (the
+ * configuration's share_pages, docs/api.md); "true" is the default. */
+#define DOCKER_LABEL_SHARE_PAGES "io.portlayer.share-pages"
 
 typedef struct Docker Docker;
 

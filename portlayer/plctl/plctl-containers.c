@@ -187,7 +187,7 @@ typedef struct CreateArgs {
         unsigned vcpus;
         char **cmd; /* NULL: the image's */
         int n_cmd;
-        bool detach, remove, cold_start;
+        bool detach, remove, cold_start, no_share_pages;
 } CreateArgs;
 
 static int create_parse(Plctl *p, int argc, char *argv[], const char *verb, CreateArgs *a) {
@@ -197,6 +197,7 @@ static int create_parse(Plctl *p, int argc, char *argv[], const char *verb, Crea
                 {"memory", required_argument, NULL, 'm'}, {"cpus", required_argument, NULL, 'c'},
                 {"label", required_argument, NULL, 'l'},  {"detach", no_argument, NULL, 'd'},
                 {"rm", no_argument, NULL, 'R'},           {"cold-start", no_argument, NULL, 'C'},
+                {"no-share-pages", no_argument, NULL, 'P'},
                 PLCTL_COMMON_OPTIONS,
                 {},
         };
@@ -209,6 +210,7 @@ static int create_parse(Plctl *p, int argc, char *argv[], const char *verb, Crea
                 case 'w': a->workdir = optarg; break;
                 case 'u': a->user = optarg; break;
                 case 'C': a->cold_start = true; break;
+                case 'P': a->no_share_pages = true; break;
                 case 'e':
                 case 'l':
                         if (!strchr(optarg, '=') || optarg[0] == '=' ||
@@ -303,7 +305,7 @@ static int create_configure(PlctlClient *c, const char *handle, const CreateArgs
         if (json_object_size(ep) > 0 && (r = plctl_handle_put(c, handle, "entrypoint", ep, err)) < 0)
                 return r;
 
-        if (a->memory_mb || a->vcpus || a->cold_start) {
+        if (a->memory_mb || a->vcpus || a->cold_start || a->no_share_pages) {
                 _cleanup_json_ json_t *lim = json_object();
                 if (a->memory_mb)
                         json_object_set_new(lim, "memory_mb", json_integer((json_int_t) a->memory_mb));
@@ -311,6 +313,8 @@ static int create_configure(PlctlClient *c, const char *handle, const CreateArgs
                         json_object_set_new(lim, "vcpus", json_integer(a->vcpus));
                 if (a->cold_start)
                         json_object_set_new(lim, "cold_start", json_true());
+                if (a->no_share_pages)
+                        json_object_set_new(lim, "share_pages", json_false());
                 if ((r = plctl_handle_put(c, handle, "limits", lim, err)) < 0)
                         return r;
         }

@@ -17,6 +17,7 @@ static const Verb verbs[] = {
         {"inspect", 1, VERB_ANY, plctl_verb_inspect, "ID|NAME..."},
         {"create", 1, VERB_ANY, plctl_verb_create,
          "IMAGE [--name N] [-e K=V]... [-w DIR] [-u USER] [-m MIB] [--cpus N] [--label K=V]... [--cold-start]"
+         " [--no-share-pages]"
          " [-- CMD ARGS...]"},
         {"run", 1, VERB_ANY, plctl_verb_run, "[-d] [--rm] IMAGE [create's options] [-- CMD ARGS...]"},
         {"start", 1, VERB_ANY, plctl_verb_start, "ID|NAME..."},

@@ -244,8 +244,8 @@ dk 0 run -d --name web --label role=web "$IMG" \
         'trap "echo got-int; exit 7" INT; echo line1; echo err1 >&2; while :; do sleep 0.2; done'
 web=$(cat "$out")
 [ "${#web}" = 64 ] || fail "run -d printed no id"
-dk 0 inspect -f '{{.PortLayer.StartPath}} {{.PortLayer.ColdStart}}' web
-is "template false"
+dk 0 inspect -f '{{.PortLayer.StartPath}} {{.PortLayer.ColdStart}} {{.PortLayer.SharePages}}' web
+is "template false true"
 dk 0 inspect web
 py "j[0]['PortLayer']['Domain'].startswith('plp-')"
 dk 0 ps
@@ -376,14 +376,16 @@ dk 1 kill web2
 has_err "is not running"
 
 # logs -f ends when the container does, with its last line
-dk 0 run -d --name lf --label io.portlayer.cold-start=true "$IMG" 'for i in 1 2 3; do echo n$i; sleep 0.3; done; printf last'
+dk 0 run -d --name lf --label io.portlayer.cold-start=true --label io.portlayer.share-pages=false "$IMG" \
+        'for i in 1 2 3; do echo n$i; sleep 0.3; done; printf last'
 lf=$(cat "$out")
 step="logs -f"
 timeout 120 "$DOCKER" -H "unix://$dsock" logs -f lf >"$out" 2>"$err" || fail "logs -f did not end by itself"
 is "$(printf 'n1\nn2\nn3\nlast')"
-# the cold-start label booted its own VM, though the pool may have had a guest
-dk 0 inspect -f '{{.PortLayer.StartPath}} {{.PortLayer.ColdStart}} {{.PortLayer.Domain}}' lf
-is "cold true pl-${lf:0:16}"
+# the cold-start label booted its own VM, though the pool may have had a guest;
+# the share-pages label kept its RAM from KSM
+dk 0 inspect -f '{{.PortLayer.StartPath}} {{.PortLayer.ColdStart}} {{.PortLayer.Domain}} {{.PortLayer.SharePages}}' lf
+is "cold true pl-${lf:0:16} false"
 
 # events
 dk 0 events --since 0 --until "$(($(date +%s) + 1))" --filter container=lf

@@ -618,8 +618,10 @@ pc 0 run --rm --name r2 $IMG -- /bin/sh -c 'echo gone'
 has "^gone$"
 pc 0 ps -a
 lacks r2
-pc 0 run --json -d --name r3 -m 256 $IMG -- /bin/sh -c 'exit 0'
+pc 0 run --json -d --name r3 -m 256 --no-share-pages $IMG -- /bin/sh -c 'exit 0'
 py "j['name'] == 'r3'"
+# its RAM is kept from KSM, so no pool guest (they share) could take it
+inspect_py r3 "j[0]['config']['share_pages'] is False and j[0]['config']['memory_mb'] == 256 and j[0]['start_path'] == 'cold'"
 
 # --- events ---
 

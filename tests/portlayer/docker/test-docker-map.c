@@ -337,6 +337,45 @@ static void test_create_cold_start(void **state) {
         }
 }
 
+/* io.portlayer.share-pages likewise: "false" keeps the RAM from KSM
+ * (share_pages false), "true" and absent leave it out; both switches at once
+ * are independent. */
+static void test_create_share_pages(void **state) {
+        OciConfig img = image();
+        static const struct {
+                const char *body;
+                int share; /* 0 share_pages false, 1 not set, -1 -EINVAL */
+                bool cold;
+        } cases[] = {
+                {"{\"Labels\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"false\"}}", 0, false},
+                {"{\"HostConfig\": {\"Annotations\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"false\"}}}", 0, false},
+                {"{\"Labels\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"true\"}}", 1, false},
+                {"{\"Labels\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"false\", \"" DOCKER_LABEL_COLD_START "\": \"true\"}}",
+                 0, true},
+                {"{\"Labels\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"no\"}}", -1, false},
+                {"{\"Labels\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"false\"}, \"HostConfig\": {\"Annotations\": {\""
+                 DOCKER_LABEL_SHARE_PAGES "\": \"true\"}}}", -1, false},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+                json_t *f = NULL, *w = NULL;
+                int r = map(cases[i].body, &img, &f, &w);
+                if (cases[i].share < 0) {
+                        if (r != -EINVAL)
+                                fail_msg("not refused as invalid (%d): %s", r, cases[i].body);
+                        continue;
+                }
+                if (r < 0)
+                        fail_msg("refused (%d): %s", r, cases[i].body);
+                json_t *share = json_object_get(f, "share_pages");
+                if (cases[i].share ? share != NULL : !json_is_false(share))
+                        fail_msg("share_pages is %s for %s", share ? "set" : "not set", cases[i].body);
+                if (json_is_true(json_object_get(f, "cold_start")) != cases[i].cold)
+                        fail_msg("cold_start wrong for %s", cases[i].body);
+                json_decref(f);
+                json_decref(w);
+        }
+}
+
 /* How the container last started, in the inspect object's "PortLayer". */
 static void test_inspect_portlayer(void **state) {
         json_t *pl = pl_container("running", -1);
@@ -345,15 +384,18 @@ static void test_inspect_portlayer(void **state) {
         assert_string_equal(str(x, "StartPath"), ""); /* never started: start_path null */
         assert_string_equal(str(x, "Domain"), "");
         assert_true(json_is_false(json_object_get(x, "ColdStart")));
+        assert_true(json_is_true(json_object_get(x, "SharePages")));
         json_decref(d);
         (void) json_object_set_new(pl, "start_path", json_string("template"));
         (void) json_object_set_new(pl, "domain", json_string("plp-0123456789abcdef"));
         (void) json_object_set_new(json_object_get(pl, "config"), "cold_start", json_true());
+        (void) json_object_set_new(json_object_get(pl, "config"), "share_pages", json_false());
         d = docker_inspect_of(pl);
         x = json_object_get(d, "PortLayer");
         assert_string_equal(str(x, "StartPath"), "template");
         assert_string_equal(str(x, "Domain"), "plp-0123456789abcdef");
         assert_true(json_is_true(json_object_get(x, "ColdStart")));
+        assert_true(json_is_false(json_object_get(x, "SharePages")));
         json_decref(d);
         json_decref(pl);
 }
@@ -413,7 +455,8 @@ int main(void) {
                 cmocka_unit_test(test_create_full),     cmocka_unit_test(test_create_entrypoint_rules),
                 cmocka_unit_test(test_create_refused),
                 cmocka_unit_test(test_create_mounts),  cmocka_unit_test(test_inspect_and_ps),
-                cmocka_unit_test(test_create_cold_start), cmocka_unit_test(test_inspect_portlayer),
+                cmocka_unit_test(test_create_cold_start), cmocka_unit_test(test_create_share_pages),
+                cmocka_unit_test(test_inspect_portlayer),
                 cmocka_unit_test(test_states),          cmocka_unit_test(test_filters),
                 cmocka_unit_test(test_file_mode),
         };
