@@ -295,82 +295,56 @@ static void test_inspect_and_ps(void **state) {
         json_decref(pl);
 }
 
-/* io.portlayer.cold-start, as a label (--label) or an annotation
- * (--annotation): "true" asks for cold starts, "false" and absent leave the
- * daemon's default, anything else (or the two disagreeing) is refused. */
-static void test_create_cold_start(void **state) {
+/* io.portlayer.cold-start and io.portlayer.share-pages, as a label (--label)
+ * or an annotation (--annotation): a value other than the default ("true"
+ * for cold-start, "false" for share-pages) sets the field, the default and
+ * absent leave it out, anything else (or label and annotation disagreeing)
+ * is refused. The two are independent. */
+static void test_create_switches(void **state) {
         OciConfig img = image();
         static const struct {
                 const char *body;
-                int want; /* 1 cold_start true, 0 not set, -1 -EINVAL */
+                int cold;  /* 1 cold_start true, 0 not set, -1 -EINVAL */
+                int share; /* 0 share_pages false, 1 not set */
         } cases[] = {
-                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"true\"}}", 1},
-                {"{\"HostConfig\": {\"Annotations\": {\"" DOCKER_LABEL_COLD_START "\": \"true\"}}}", 1},
+                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"true\"}}", 1, 1},
+                {"{\"HostConfig\": {\"Annotations\": {\"" DOCKER_LABEL_COLD_START "\": \"true\"}}}", 1, 1},
                 {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"true\"}, \"HostConfig\": {\"Annotations\": {\""
-                 DOCKER_LABEL_COLD_START "\": \"true\"}}}", 1},
-                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"false\"}}", 0},
-                {"{\"HostConfig\": {\"Annotations\": {\"other\": \"x\"}}}", 0},
-                {"{\"Labels\": {\"a\": \"b\"}}", 0},
-                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"yes\"}}", -1},
-                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"\"}}", -1},
-                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"TRUE\"}}", -1},
-                {"{\"HostConfig\": {\"Annotations\": {\"" DOCKER_LABEL_COLD_START "\": 1}}}", -1},
-                {"{\"HostConfig\": {\"Annotations\": [\"" DOCKER_LABEL_COLD_START "=true\"]}}", -1},
+                 DOCKER_LABEL_COLD_START "\": \"true\"}}}", 1, 1},
+                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"false\"}}", 0, 1},
+                {"{\"HostConfig\": {\"Annotations\": {\"other\": \"x\"}}}", 0, 1},
+                {"{\"Labels\": {\"a\": \"b\"}}", 0, 1},
+                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"yes\"}}", -1, 1},
+                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"\"}}", -1, 1},
+                {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"TRUE\"}}", -1, 1},
+                {"{\"HostConfig\": {\"Annotations\": {\"" DOCKER_LABEL_COLD_START "\": 1}}}", -1, 1},
+                {"{\"HostConfig\": {\"Annotations\": [\"" DOCKER_LABEL_COLD_START "=true\"]}}", -1, 1},
                 {"{\"Labels\": {\"" DOCKER_LABEL_COLD_START "\": \"true\"}, \"HostConfig\": {\"Annotations\": {\""
-                 DOCKER_LABEL_COLD_START "\": \"false\"}}}", -1},
-        };
-        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-                json_t *f = NULL, *w = NULL;
-                int r = map(cases[i].body, &img, &f, &w);
-                if (cases[i].want < 0) {
-                        if (r != -EINVAL)
-                                fail_msg("not refused as invalid (%d): %s", r, cases[i].body);
-                        continue;
-                }
-                if (r < 0)
-                        fail_msg("refused (%d): %s", r, cases[i].body);
-                json_t *cold = json_object_get(f, "cold_start");
-                if (cases[i].want ? !json_is_true(cold) : cold != NULL)
-                        fail_msg("cold_start is %s for %s", cold ? "set" : "not set", cases[i].body);
-                json_decref(f);
-                json_decref(w);
-        }
-}
-
-/* io.portlayer.share-pages likewise: "false" keeps the RAM from KSM
- * (share_pages false), "true" and absent leave it out; both switches at once
- * are independent. */
-static void test_create_share_pages(void **state) {
-        OciConfig img = image();
-        static const struct {
-                const char *body;
-                int share; /* 0 share_pages false, 1 not set, -1 -EINVAL */
-                bool cold;
-        } cases[] = {
-                {"{\"Labels\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"false\"}}", 0, false},
-                {"{\"HostConfig\": {\"Annotations\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"false\"}}}", 0, false},
-                {"{\"Labels\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"true\"}}", 1, false},
+                 DOCKER_LABEL_COLD_START "\": \"false\"}}}", -1, 1},
+                {"{\"Labels\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"false\"}}", 0, 0},
+                {"{\"HostConfig\": {\"Annotations\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"false\"}}}", 0, 0},
+                {"{\"Labels\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"true\"}}", 0, 1},
                 {"{\"Labels\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"false\", \"" DOCKER_LABEL_COLD_START "\": \"true\"}}",
-                 0, true},
-                {"{\"Labels\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"no\"}}", -1, false},
+                 1, 0},
+                {"{\"Labels\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"no\"}}", -1, 1},
                 {"{\"Labels\": {\"" DOCKER_LABEL_SHARE_PAGES "\": \"false\"}, \"HostConfig\": {\"Annotations\": {\""
-                 DOCKER_LABEL_SHARE_PAGES "\": \"true\"}}}", -1, false},
+                 DOCKER_LABEL_SHARE_PAGES "\": \"true\"}}}", -1, 1},
         };
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
                 json_t *f = NULL, *w = NULL;
                 int r = map(cases[i].body, &img, &f, &w);
-                if (cases[i].share < 0) {
+                if (cases[i].cold < 0) {
                         if (r != -EINVAL)
                                 fail_msg("not refused as invalid (%d): %s", r, cases[i].body);
                         continue;
                 }
                 if (r < 0)
                         fail_msg("refused (%d): %s", r, cases[i].body);
-                json_t *share = json_object_get(f, "share_pages");
+                json_t *cold = json_object_get(f, "cold_start"), *share = json_object_get(f, "share_pages");
+                if (cases[i].cold ? !json_is_true(cold) : cold != NULL)
+                        fail_msg("cold_start is %s for %s", cold ? "set" : "not set", cases[i].body);
                 if (cases[i].share ? share != NULL : !json_is_false(share))
                         fail_msg("share_pages is %s for %s", share ? "set" : "not set", cases[i].body);
-                if (json_is_true(json_object_get(f, "cold_start")) != cases[i].cold)
-                        fail_msg("cold_start wrong for %s", cases[i].body);
                 json_decref(f);
                 json_decref(w);
         }
@@ -455,7 +429,7 @@ int main(void) {
                 cmocka_unit_test(test_create_full),     cmocka_unit_test(test_create_entrypoint_rules),
                 cmocka_unit_test(test_create_refused),
                 cmocka_unit_test(test_create_mounts),  cmocka_unit_test(test_inspect_and_ps),
-                cmocka_unit_test(test_create_cold_start), cmocka_unit_test(test_create_share_pages),
+                cmocka_unit_test(test_create_switches),
                 cmocka_unit_test(test_inspect_portlayer),
                 cmocka_unit_test(test_states),          cmocka_unit_test(test_filters),
                 cmocka_unit_test(test_file_mode),
