@@ -3,7 +3,8 @@
 # statistics helpers, and the raw QEMU boot every start is compared with.
 # The sourcing script sets dir (its temporary directory), B (the binaries),
 # sock (the daemon's REST socket) and dpid (its pid, for stop_daemon),
-# kernel, initrd, disk (the image's ext4) and a die() function, and keeps
+# kernel, kdir (its directory, for bench_initramfs), initrd, disk (the image's
+# ext4) and a die() function, and keeps
 # raw_pids=() for raw_start.
 
 # QEMU processes whose command line names $dir: the daemon's and ours.
@@ -40,6 +41,14 @@ end_leftover_qemus() {
                 echo "$1: ending leftover QEMU $p" >&2
                 kill -KILL "$p"
         done
+}
+
+# bench_initramfs: the agent's initramfs for the kernel in $kdir with the
+# virtio modules a raw QEMU guest needs (resolved as built in for our
+# module-free kernel), built once under $dir/initramfs; prints its path.
+bench_initramfs() {
+        "$B/pl-initramfs" --agent "$B/pl-agent" --kernel-dir "$kdir" --cache "$dir/initramfs" --module virtio_pci \
+                --module virtio_blk --module virtio_console --module virtio_rng | tail -n 1
 }
 
 now() { date +%s%N; }

@@ -28,8 +28,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-modules=(--module virtio_pci --module virtio_blk --module virtio_console --module virtio_rng)
-initrd=$("$B/pl-initramfs" --agent "$B/pl-agent" --kernel-dir "$kdir" --cache "$dir/initramfs" "${modules[@]}" | tail -n 1)
+initrd=$(bench_initramfs)
 rootfs=$(bash scripts/make-test-rootfs.sh "$dir/base.ext4" 64 2>/dev/null | tail -n 1)
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), guest kernel $(cat "$kdir/release"), TCG"
 

@@ -51,8 +51,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-modules=(--module virtio_pci --module virtio_blk --module virtio_console --module virtio_rng)
-initrd=$("$B/pl-initramfs" --agent "$B/pl-agent" --kernel-dir "$kdir" --cache "$dir/initramfs" "${modules[@]}" | tail -n 1)
+initrd=$(bench_initramfs)
 disk=$(bash scripts/make-test-rootfs.sh "$dir/base.ext4" 64 2>/dev/null | tail -n 1)
 # The pool-mode guest serves the initramfs, which has no shell: the probe
 # copies a static busybox into /tmp (the templates get it before the snapshot).
