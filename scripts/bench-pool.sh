@@ -30,6 +30,9 @@ trap 'exit 130' INT TERM
 
 initrd=$(bench_initramfs)
 rootfs=$(bash scripts/make-test-rootfs.sh "$dir/base.ext4" 64 2>/dev/null | tail -n 1)
+# bench-pool's guests' QEMUs run as a uid of their own (BENCH_UID), not
+# root: they must reach the base disk and the initramfs in here.
+chmod 711 "$dir" && chmod -R a+rX "$dir/initramfs" "$dir/base.ext4"
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), guest kernel $(cat "$kdir/release"), TCG"
 
 to_init=() to_agent=()

@@ -49,6 +49,21 @@ static void report(const char *what, uint64_t *us, int n) {
                us[n - 1] / 1e3);
 }
 
+/* The guests' QEMU runs as this uid (as the daemon's run as one of their
+ * own), outside the daemon's default range; it gets each guest's disk and
+ * run directory, and reads the shared files bench-pool.sh made readable. */
+#define BENCH_UID 266000u
+static const VmOwner bench_owner = {.uid = BENCH_UID, .gid = BENCH_UID};
+
+/* Every pool guest's QEMU runs as BENCH_UID too, so a taken one opens the
+ * disk config() gave that uid (one uid for all: this is a benchmark, not
+ * the daemon's isolation). */
+static int pool_owner_claim(void *userdata, const char *name, VmOwner *ret, Error **err) {
+        (void) userdata, (void) name, (void) err;
+        *ret = bench_owner;
+        return 0;
+}
+
 static GuestConfig config(int i, char *name, char *run, char *disk) {
         snprintf(name, 64, "pl-bench-%d-%d", (int) getpid(), i);
         snprintf(run, 512, "%s/%s", state, name);
@@ -57,9 +72,14 @@ static GuestConfig config(int i, char *name, char *run, char *disk) {
         snprintf(cmd, sizeof cmd, "qemu-img create -q -f qcow2 -F raw -b '%s' '%s' 1G", rootfs, disk);
         if (system(cmd) != 0)
                 die("qemu-img", NULL);
+        if (chown(disk, BENCH_UID, BENCH_UID) < 0 || chmod(disk, 0600) < 0) {
+                fprintf(stderr, "bench-pool: give %s to uid %u: %m\n", disk, BENCH_UID);
+                cleanup();
+                exit(1);
+        }
         return (GuestConfig){.name = name, .container_id = name, .kernel = kernel, .initrd = initrd,
                              .root_disk = disk, .root_format = VM_DISK_QCOW2, .run_dir = run,
-                             .boot_timeout_ms = 180000, .hostname = name};
+                             .boot_timeout_ms = 180000, .hostname = name, .owner = &bench_owner};
 }
 
 /* The container's main process: `sleep` started; returns once the agent
@@ -219,7 +239,8 @@ int main(int argc, char **argv) {
 
         snprintf(path, sizeof path, "%s/pool", state);
         char n0[64], r0[512], d0[600];
-        GuestPoolConfig pc = {.dir = path, .size = (unsigned) par, .guest = config(999, n0, r0, d0)};
+        GuestPoolConfig pc = {.dir = path, .size = (unsigned) par, .guest = config(999, n0, r0, d0),
+                              .owner_claim = pool_owner_claim};
         uint64_t t0 = now_usec();
         if (guest_pool_new(driver, &pc, &pool, &e) < 0)
                 die("pool", e);
