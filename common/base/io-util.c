@@ -25,6 +25,13 @@ uint64_t realtime_nsec(void) {
         return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
 }
 
+void realtime_after_usec(uint64_t usec, struct timespec *ret) {
+        clock_gettime(CLOCK_REALTIME, ret);
+        uint64_t ns = (uint64_t) ret->tv_nsec + usec * 1000u;
+        ret->tv_sec += (time_t) (ns / 1000000000u);
+        ret->tv_nsec = (long) (ns % 1000000000u);
+}
+
 uint64_t deadline_after_ms(int timeout_ms) {
         if (timeout_ms < 0)
                 return USEC_INFINITY;

@@ -14,6 +14,11 @@
 uint64_t now_usec(void);
 uint64_t realtime_nsec(void);
 
+struct timespec;
+/* The CLOCK_REALTIME time usec microseconds from now, for
+ * pthread_cond_timedwait() on a condition variable with the default clock. */
+void realtime_after_usec(uint64_t usec, struct timespec *ret);
+
 /* Deadline helpers: a deadline is an absolute now_usec() value; USEC_INFINITY
  * means none. deadline_after_ms(<0) gives USEC_INFINITY. */
 uint64_t deadline_after_ms(int timeout_ms);

@@ -237,10 +237,7 @@ bool container_host_wait_locked(ContainerHost *h, uint64_t deadline) {
         /* Bounded, so a lost wake-up costs at most this long. */
         ms = ms < 0 || ms > 500 ? 500 : ms;
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long) ms * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+        realtime_after_usec((uint64_t) ms * USEC_PER_MSEC, &ts);
         pthread_cond_timedwait(&h->changed, &h->lock, &ts);
         return true;
 }

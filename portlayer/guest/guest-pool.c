@@ -160,10 +160,7 @@ static void *pool_main(void *arg) {
                 uint64_t settled = p->last_take_usec + POOL_REFILL_SETTLE_USEC, now = now_usec();
                 if (p->taking > 0 || now < settled) {
                         struct timespec ts;
-                        clock_gettime(CLOCK_REALTIME, &ts);
-                        uint64_t ns = (uint64_t) ts.tv_nsec + (p->taking > 0 ? POOL_REFILL_SETTLE_USEC : settled - now) * 1000;
-                        ts.tv_sec += (time_t) (ns / 1000000000u);
-                        ts.tv_nsec = (long) (ns % 1000000000u);
+                        realtime_after_usec(p->taking > 0 ? POOL_REFILL_SETTLE_USEC : settled - now, &ts);
                         (void) pthread_cond_timedwait(&p->cond, &p->lock, &ts);
                         continue;
                 }
@@ -180,8 +177,7 @@ static void *pool_main(void *arg) {
                         log_warning("pool: booting a guest failed (%u in a row): %s", failures, error_text(e));
                         unsigned wait_s = MIN(POOL_RETRY_MAX_S, 2u * failures);
                         struct timespec ts;
-                        clock_gettime(CLOCK_REALTIME, &ts);
-                        ts.tv_sec += wait_s;
+                        realtime_after_usec(wait_s * USEC_PER_SEC, &ts);
                         if (!p->quit)
                                 (void) pthread_cond_timedwait(&p->cond, &p->lock, &ts);
                         continue;

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/base/io-util.h"
 #include "common/base/proc-util.h"
 #include "vm-xml-internal.h"
 
@@ -302,10 +303,7 @@ static void *reaper_main(void *arg) {
                 for (FakeDomain *dom = f->domains; dom; dom = dom->next)
                         agent_reap(f, dom);
                 struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 20 * 1000 * 1000;
-                ts.tv_sec += ts.tv_nsec / 1000000000L;
-                ts.tv_nsec %= 1000000000L;
+                realtime_after_usec(20 * USEC_PER_MSEC, &ts);
                 pthread_cond_timedwait(&f->reap, &f->lock, &ts);
         }
         pthread_mutex_unlock(&f->lock);

@@ -1,5 +1,6 @@
 /* test-error.c: the error type and logging helpers. */
 #include <stdarg.h>
+#include <time.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
@@ -76,6 +77,13 @@ static void test_deadlines(void **state) {
         assert_int_equal(deadline_poll_ms(now_usec() - 1), 0);
         int ms = deadline_poll_ms(deadline_after_ms(500));
         assert_true(ms > 400 && ms <= 500);
+        /* a realtime timespec, normalized across a second's boundary */
+        uint64_t before = realtime_nsec();
+        struct timespec ts;
+        realtime_after_usec(1500 * USEC_PER_MSEC, &ts);
+        assert_true(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+        uint64_t at = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+        assert_true(at >= before + 1500000000u && at < before + 1600000000u);
 }
 
 static void test_read_bounded(void **state) {
