@@ -14,6 +14,7 @@
 #include <sys/statvfs.h>
 
 #include "common/json/json-util.h"
+#include "images/boot/kernel-modules.h"
 #include "plctl-internal.h"
 #include "portlayer/vm/vm-driver.h"
 
@@ -143,24 +144,26 @@ static void check_versions(Doctor *d) {
                 report(d, LEVEL_WARN, "libvirt", "install libvirt (scripts/setup.sh)", "libvirt's version unknown");
 }
 
-/* The kernel portlayerd boots by default: ours (pl-current) when built,
- * else Debian's (current), as images/boot's kernel_default_dir picks it. */
+/* The kernel portlayerd boots by default (images/boot's kernel_default_dir:
+ * ours when built, else Debian's). */
 static void check_kernel(Doctor *d) {
-        const char *cache = getenv("PL_CACHE");
-        static const char *const links[] = {"pl-current", "current"};
+        _cleanup_error_ Error *e = NULL;
+        _cleanup_free_ char *dir = NULL;
+        if (kernel_default_dir(NULL, &dir, &e) < 0) {
+                report(d, LEVEL_FAIL, "kernel", "run scripts/build-kernel.sh (or scripts/fetch-kernel.sh)", "%s",
+                       error_text(e));
+                return;
+        }
         char path[4096];
         struct stat st;
-        for (size_t i = 0; i < ELEMENTSOF(links); i++) {
-                snprintf(path, sizeof path, "%s/kernel/%s/vmlinuz", cache && *cache ? cache : "/var/cache/portlayer",
-                         links[i]);
-                if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-                        report(d, LEVEL_OK, "kernel", NULL, "%s (%.1f MiB%s)", path, (double) st.st_size / 1048576.0,
-                               i == 0 ? ", ours" : ", Debian's: scripts/build-kernel.sh makes a smaller one");
-                        return;
-                }
-        }
-        report(d, LEVEL_FAIL, "kernel", "run scripts/build-kernel.sh (or scripts/fetch-kernel.sh)",
-               "no guest kernel under %s/kernel", cache && *cache ? cache : "/var/cache/portlayer");
+        snprintf(path, sizeof path, "%s/vmlinuz", dir);
+        bool ours = strcmp(strrchr(dir, '/'), "/pl-current") == 0;
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+                report(d, LEVEL_OK, "kernel", NULL, "%s (%.1f MiB%s)", path, (double) st.st_size / 1048576.0,
+                       ours ? ", ours" : ", Debian's: scripts/build-kernel.sh makes a smaller one");
+        else
+                report(d, LEVEL_FAIL, "kernel", "run scripts/build-kernel.sh (or scripts/fetch-kernel.sh)",
+                       "%s is empty or not a file", path);
 }
 
 static void check_disk(Doctor *d, const char *state_dir) {
